@@ -1,0 +1,577 @@
+/*
+ * Signature and MAC protection of PKIMessages over DER(ProtectedPart), the
+ * protecting-certificate lookup and certHash. All cryptography is libcrypto's.
+ */
+#include "cmp/cmp_protect.h"
+
+#include <openssl/asn1t.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/hmac.h>
+#include <openssl/objects.h>
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
+#include <string.h>
+
+#define CMP_SALT_LEN 16
+#define CMP_SALT_MAX 64
+
+int cmp_protect_sign(CMP_MSG *msg, cmp_sign_fn sign, void *arg)
+{
+    CMP_PROTPART pp;
+
+    X509_ALGOR_free(msg->header->protectionAlg);
+    ASN1_BIT_STRING_free(msg->protection);
+    msg->protection = NULL;
+    if ((msg->header->protectionAlg = X509_ALGOR_new()) == NULL
+        || (msg->protection = ASN1_BIT_STRING_new()) == NULL)
+        return 0;
+    /* The algorithm identifier is written into the header before the
+     * header is encoded for signing (as X509_sign does for tbsCertificate). */
+    pp.header = msg->header;
+    pp.body = msg->body;
+    return sign(arg, ASN1_ITEM_rptr(CMP_PROTPART), msg->header->protectionAlg,
+                NULL, msg->protection, &pp);
+}
+
+const char *cmp_protect_default_md(const EVP_PKEY *pkey)
+{
+    int bits;
+
+    if (EVP_PKEY_is_a(pkey, "ED25519") || EVP_PKEY_is_a(pkey, "ED448"))
+        return NULL;
+    if (EVP_PKEY_is_a(pkey, "EC")) {
+        bits = EVP_PKEY_get_bits(pkey);
+        return bits > 384 ? "SHA512" : bits > 256 ? "SHA384" : "SHA256";
+    }
+    return "SHA256";
+}
+
+int cmp_protect_sign_pkey_fn(void *arg, const ASN1_ITEM *it, X509_ALGOR *alg1,
+                             X509_ALGOR *alg2, ASN1_BIT_STRING *sig,
+                             const void *data)
+{
+    EVP_PKEY *pkey = arg;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int ok = 0;
+
+    if (ctx == NULL)
+        goto end;
+    if (EVP_DigestSignInit_ex(ctx, NULL, cmp_protect_default_md(pkey), NULL,
+                              NULL, pkey, NULL) <= 0)
+        goto end;
+    ok = ASN1_item_sign_ctx(it, alg1, alg2, sig, (void *)data, ctx) > 0;
+ end:
+    EVP_MD_CTX_free(ctx);
+    return ok;
+}
+
+/* Checks the hash inside RSASSA-PSS parameters. */
+static enum cmp_reason cmp_check_pss(const X509_ALGOR *alg)
+{
+    const ASN1_OBJECT *obj;
+    const void *pval;
+    int ptype, nid;
+    RSA_PSS_PARAMS *pss;
+    enum cmp_reason r = CMP_R_BAD_ALG;
+
+    X509_ALGOR_get0(&obj, &ptype, &pval, alg);
+    if (ptype != V_ASN1_SEQUENCE)
+        return CMP_R_BAD_ALG;
+    pss = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(RSA_PSS_PARAMS),
+                                    alg->parameter);
+    if (pss == NULL || pss->hashAlgorithm == NULL) /* default is SHA-1 */
+        goto end;
+    nid = OBJ_obj2nid(pss->hashAlgorithm->algorithm);
+    if (nid == NID_sha256 || nid == NID_sha384 || nid == NID_sha512)
+        r = CMP_R_OK;
+ end:
+    RSA_PSS_PARAMS_free(pss);
+    ERR_clear_error();
+    return r;
+}
+
+enum cmp_reason cmp_protect_check_sig_alg(const X509_ALGOR *alg)
+{
+    if (alg == NULL)
+        return CMP_R_UNPROTECTED;
+    switch (OBJ_obj2nid(alg->algorithm)) {
+    case NID_sha256WithRSAEncryption:
+    case NID_sha384WithRSAEncryption:
+    case NID_sha512WithRSAEncryption:
+    case NID_ecdsa_with_SHA256:
+    case NID_ecdsa_with_SHA384:
+    case NID_ecdsa_with_SHA512:
+    case NID_ED25519:
+    case NID_ED448:
+        return CMP_R_OK;
+    case NID_rsassaPss:
+        return cmp_check_pss(alg);
+    default:
+        return CMP_R_BAD_ALG;
+    }
+}
+
+int cmp_protect_is_mac(const CMP_MSG *msg)
+{
+    int nid;
+
+    if (msg->header->protectionAlg == NULL)
+        return 0;
+    nid = OBJ_obj2nid(msg->header->protectionAlg->algorithm);
+    return nid == NID_id_PasswordBasedMAC || nid == NID_pbmac1;
+}
+
+enum cmp_reason cmp_protect_find_signer(const CMP_MSG *msg, X509 **cert)
+{
+    const CMP_HDR *hdr = msg->header;
+    const ASN1_OCTET_STRING *kid = hdr->senderKID;
+    const X509_NAME *sender = NULL;
+    X509 *found = NULL;
+    int i, kid_seen_other = 0;
+
+    *cert = NULL;
+    if (hdr->sender != NULL && hdr->sender->type == GEN_DIRNAME
+        && X509_NAME_entry_count(hdr->sender->d.directoryName) > 0)
+        sender = hdr->sender->d.directoryName;
+    for (i = 0; i < sk_X509_num(msg->extraCerts) && found == NULL; i++) {
+        X509 *c = sk_X509_value(msg->extraCerts, i);
+        const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(c);
+
+        if (kid != NULL && ski != NULL) {
+            if (ASN1_OCTET_STRING_cmp(kid, ski) == 0)
+                found = c;
+            else
+                kid_seen_other = 1;
+        } else if (sender != NULL
+                   && X509_NAME_cmp(sender, X509_get_subject_name(c)) == 0) {
+            found = c;
+        }
+    }
+    ERR_clear_error();
+    if (found == NULL)
+        return kid != NULL && kid_seen_other && sender != NULL
+            ? CMP_R_SENDER_KID_MISMATCH : CMP_R_NO_SIGNER_CERT;
+    if (sender != NULL && X509_NAME_cmp(sender, X509_get_subject_name(found)) != 0)
+        return CMP_R_SENDER_MISMATCH;
+    *cert = found;
+    return CMP_R_OK;
+}
+
+enum cmp_reason cmp_protect_verify_sig(const CMP_MSG *msg, X509 *cert)
+{
+    CMP_PROTPART pp;
+    EVP_PKEY *pkey;
+    enum cmp_reason r;
+
+    if (msg->protection == NULL || msg->header->protectionAlg == NULL)
+        return CMP_R_UNPROTECTED;
+    if ((r = cmp_protect_check_sig_alg(msg->header->protectionAlg)) != CMP_R_OK)
+        return r;
+    if ((pkey = X509_get0_pubkey(cert)) == NULL) {
+        ERR_clear_error();
+        return CMP_R_BAD_SIGNATURE;
+    }
+    pp.header = msg->header;
+    pp.body = msg->body;
+    if (ASN1_item_verify_ex(ASN1_ITEM_rptr(CMP_PROTPART),
+                            msg->header->protectionAlg, msg->protection, &pp,
+                            NULL, pkey, NULL, NULL) <= 0) {
+        ERR_clear_error();
+        return CMP_R_BAD_SIGNATURE;
+    }
+    return CMP_R_OK;
+}
+
+/* DER(ProtectedPart) of |msg| into a new buffer; returns its length or -1. */
+static int cmp_protpart_der(const CMP_MSG *msg, unsigned char **der)
+{
+    CMP_PROTPART pp;
+
+    pp.header = msg->header;
+    pp.body = msg->body;
+    *der = NULL;
+    return ASN1_item_i2d((const ASN1_VALUE *)&pp, der,
+                         ASN1_ITEM_rptr(CMP_PROTPART));
+}
+
+static void cmp_mac_limits_fill(const struct cmp_mac_limits *in,
+                                struct cmp_mac_limits *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (in != NULL)
+        *out = *in;
+    if (out->min_iterations == 0)
+        out->min_iterations = 100;
+    if (out->max_iterations == 0)
+        out->max_iterations = 100000;
+    if (out->min_salt_len == 0)
+        out->min_salt_len = 8;
+}
+
+static int cmp_iterations_ok(const ASN1_INTEGER *ai,
+                             const struct cmp_mac_limits *lim, long *out)
+{
+    int64_t v;
+
+    if (ai == NULL || !ASN1_INTEGER_get_int64(&v, ai))
+        return 0;
+    if (v < lim->min_iterations || v > lim->max_iterations)
+        return 0;
+    *out = (long)v;
+    return 1;
+}
+
+/* Maps a PBM owf OID to a digest name, NULL if not allowed. */
+static const char *cmp_pbm_owf_name(const X509_ALGOR *alg)
+{
+    switch (OBJ_obj2nid(alg->algorithm)) {
+    case NID_sha1: return "SHA1";
+    case NID_sha256: return "SHA256";
+    case NID_sha384: return "SHA384";
+    case NID_sha512: return "SHA512";
+    default: return NULL;
+    }
+}
+
+/* Maps an HMAC OID to its digest name, NULL if not allowed. */
+static const char *cmp_hmac_md_name(const X509_ALGOR *alg)
+{
+    switch (OBJ_obj2nid(alg->algorithm)) {
+    case NID_hmac_sha1: case NID_hmacWithSHA1: return "SHA1";
+    case NID_hmacWithSHA256: return "SHA256";
+    case NID_hmacWithSHA384: return "SHA384";
+    case NID_hmacWithSHA512: return "SHA512";
+    default: return NULL;
+    }
+}
+
+/* PasswordBasedMac: key = owf^iterations(secret || salt), HMAC(key, data).
+ * Parameters are checked here, the computation is OpenSSL's. */
+static enum cmp_reason cmp_pbm_compute(const X509_ALGOR *alg,
+                                       const unsigned char *secret,
+                                       size_t secret_len,
+                                       const unsigned char *data, size_t len,
+                                       const struct cmp_mac_limits *lim,
+                                       unsigned char **mac, size_t *mac_len)
+{
+    const ASN1_STRING *pstr;
+    const unsigned char *p;
+    CMP_PBMPARAM *param = NULL;
+    OSSL_CRMF_PBMPARAMETER *pbmp = NULL;
+    enum cmp_reason r = CMP_R_BAD_MAC_PARAMS;
+    long iter;
+    int slen;
+
+    if (alg->parameter == NULL || alg->parameter->type != V_ASN1_SEQUENCE)
+        goto end;
+    pstr = alg->parameter->value.sequence;
+    p = ASN1_STRING_get0_data(pstr);
+    if ((param = d2i_CMP_PBMPARAM(NULL, &p, ASN1_STRING_length(pstr))) == NULL)
+        goto end;
+    slen = ASN1_STRING_length(param->salt);
+    if (slen < lim->min_salt_len || slen > CMP_SALT_MAX
+        || !cmp_iterations_ok(param->iterationCount, lim, &iter)
+        || cmp_pbm_owf_name(param->owf) == NULL
+        || cmp_hmac_md_name(param->mac) == NULL)
+        goto end;
+    p = ASN1_STRING_get0_data(pstr);
+    if ((pbmp = d2i_OSSL_CRMF_PBMPARAMETER(NULL, &p, ASN1_STRING_length(pstr))) == NULL)
+        goto end;
+    if (!OSSL_CRMF_pbm_new(NULL, NULL, pbmp, data, len, secret, secret_len,
+                           mac, mac_len)) {
+        r = CMP_R_SYSTEM_FAILURE;
+        goto end;
+    }
+    r = CMP_R_OK;
+ end:
+    CMP_PBMPARAM_free(param);
+    OSSL_CRMF_PBMPARAMETER_free(pbmp);
+    ERR_clear_error();
+    return r;
+}
+
+/* PBMAC1 (RFC 9481 6.1.1): PBKDF2 key, then HMAC over |data|. */
+static enum cmp_reason cmp_pbmac1_compute(const X509_ALGOR *alg,
+                                          const unsigned char *secret,
+                                          size_t secret_len,
+                                          const unsigned char *data, size_t len,
+                                          const struct cmp_mac_limits *lim,
+                                          unsigned char **mac, size_t *mac_len)
+{
+    CMP_PBMAC1PARAM *param = NULL;
+    PBKDF2PARAM *kdf = NULL;
+    const char *prf_md, *mac_md;
+    unsigned char key[64];
+    int64_t keylen;
+    long iter;
+    int slen;
+    enum cmp_reason r = CMP_R_BAD_MAC_PARAMS;
+
+    *mac = NULL;
+    if ((param = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(CMP_PBMAC1PARAM),
+                                           alg->parameter)) == NULL
+        || OBJ_obj2nid(param->keyDerivationFunc->algorithm) != NID_id_pbkdf2
+        || (kdf = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(PBKDF2PARAM),
+                                            param->keyDerivationFunc->parameter)) == NULL)
+        goto end;
+    if (kdf->salt == NULL || kdf->salt->type != V_ASN1_OCTET_STRING)
+        goto end;
+    slen = ASN1_STRING_length(kdf->salt->value.octet_string);
+    if (slen < lim->min_salt_len || slen > CMP_SALT_MAX
+        || !cmp_iterations_ok(kdf->iter, lim, &iter))
+        goto end;
+    if (kdf->keylength == NULL || !ASN1_INTEGER_get_int64(&keylen, kdf->keylength)
+        || keylen < 16 || keylen > (int64_t)sizeof(key))
+        goto end;
+    prf_md = kdf->prf == NULL ? "SHA1" : cmp_hmac_md_name(kdf->prf);
+    mac_md = cmp_hmac_md_name(param->messageAuthScheme);
+    if (prf_md == NULL || mac_md == NULL || strcmp(prf_md, "SHA1") == 0)
+        goto end;
+    r = CMP_R_SYSTEM_FAILURE;
+    if (!PKCS5_PBKDF2_HMAC((const char *)secret, (int)secret_len,
+                           ASN1_STRING_get0_data(kdf->salt->value.octet_string),
+                           slen, (int)iter, EVP_get_digestbyname(prf_md),
+                           (int)keylen, key))
+        goto end;
+    if ((*mac = OPENSSL_malloc(EVP_MAX_MD_SIZE)) == NULL)
+        goto end;
+    if (EVP_Q_mac(NULL, "HMAC", NULL, mac_md, NULL, key, (size_t)keylen,
+                  data, len, *mac, EVP_MAX_MD_SIZE, mac_len) == NULL) {
+        OPENSSL_free(*mac);
+        *mac = NULL;
+        goto end;
+    }
+    r = CMP_R_OK;
+ end:
+    OPENSSL_cleanse(key, sizeof(key));
+    CMP_PBMAC1PARAM_free(param);
+    PBKDF2PARAM_free(kdf);
+    ERR_clear_error();
+    return r;
+}
+
+static enum cmp_reason cmp_mac_compute(const CMP_MSG *msg,
+                                       const unsigned char *secret,
+                                       size_t secret_len,
+                                       const struct cmp_mac_limits *lim,
+                                       unsigned char **mac, size_t *mac_len)
+{
+    const X509_ALGOR *alg = msg->header->protectionAlg;
+    unsigned char *der = NULL;
+    enum cmp_reason r;
+    int len;
+
+    if ((len = cmp_protpart_der(msg, &der)) <= 0)
+        return CMP_R_SYSTEM_FAILURE;
+    if (OBJ_obj2nid(alg->algorithm) == NID_id_PasswordBasedMAC)
+        r = cmp_pbm_compute(alg, secret, secret_len, der, (size_t)len, lim,
+                            mac, mac_len);
+    else
+        r = cmp_pbmac1_compute(alg, secret, secret_len, der, (size_t)len, lim,
+                               mac, mac_len);
+    OPENSSL_free(der);
+    return r;
+}
+
+enum cmp_reason cmp_protect_verify_mac(const CMP_MSG *msg,
+                                       const unsigned char *secret,
+                                       size_t secret_len,
+                                       const struct cmp_mac_limits *limits)
+{
+    struct cmp_mac_limits lim;
+    unsigned char *mac = NULL;
+    size_t mac_len = 0;
+    enum cmp_reason r;
+
+    if (msg->protection == NULL || msg->header->protectionAlg == NULL)
+        return CMP_R_UNPROTECTED;
+    if (!cmp_protect_is_mac(msg))
+        return CMP_R_BAD_ALG;
+    cmp_mac_limits_fill(limits, &lim);
+    if ((r = cmp_mac_compute(msg, secret, secret_len, &lim, &mac, &mac_len))
+        != CMP_R_OK)
+        return r;
+    if ((size_t)ASN1_STRING_length(msg->protection) != mac_len
+        || (msg->protection->flags & 0x07) != 0 /* unused bits: not the MAC */
+        || CRYPTO_memcmp(ASN1_STRING_get0_data(msg->protection), mac,
+                         mac_len) != 0)
+        r = CMP_R_BAD_MAC;
+    OPENSSL_clear_free(mac, mac_len);
+    return r;
+}
+
+/* Stores |mac| as the protection bit string of |msg|. */
+static int cmp_set_protection(CMP_MSG *msg, unsigned char *mac, size_t len)
+{
+    ASN1_BIT_STRING_free(msg->protection);
+    if ((msg->protection = ASN1_BIT_STRING_new()) == NULL)
+        return 0;
+    ASN1_STRING_set0(msg->protection, mac, (int)len);
+    msg->protection->flags &= ~(ASN1_STRING_FLAG_BITS_LEFT | 0x07);
+    msg->protection->flags |= ASN1_STRING_FLAG_BITS_LEFT;
+    return 1;
+}
+
+int cmp_protect_mac_pbm(CMP_MSG *msg, const unsigned char *secret,
+                        size_t secret_len, const char *owf, const char *mac,
+                        long iterations)
+{
+    OSSL_CRMF_PBMPARAMETER *pbmp = NULL;
+    ASN1_STRING *pstr = NULL;
+    unsigned char *out = NULL;
+    size_t out_len = 0;
+    struct cmp_mac_limits lim;
+    int mac_nid = strcmp(mac, "SHA1") == 0 ? NID_hmac_sha1
+        : strcmp(mac, "SHA256") == 0 ? NID_hmacWithSHA256
+        : strcmp(mac, "SHA384") == 0 ? NID_hmacWithSHA384 : NID_hmacWithSHA512;
+    int ok = 0;
+
+    if ((pbmp = OSSL_CRMF_pbmp_new(NULL, CMP_SALT_LEN, OBJ_sn2nid(owf),
+                                   (int)iterations, mac_nid)) == NULL)
+        goto end;
+    if ((pstr = ASN1_item_pack(pbmp, ASN1_ITEM_rptr(OSSL_CRMF_PBMPARAMETER),
+                               NULL)) == NULL)
+        goto end;
+    X509_ALGOR_free(msg->header->protectionAlg);
+    if ((msg->header->protectionAlg = X509_ALGOR_new()) == NULL)
+        goto end;
+    if (!X509_ALGOR_set0(msg->header->protectionAlg,
+                         OBJ_nid2obj(NID_id_PasswordBasedMAC),
+                         V_ASN1_SEQUENCE, pstr))
+        goto end;
+    pstr = NULL;
+    memset(&lim, 0, sizeof(lim));
+    lim.max_iterations = iterations > 100000 ? iterations : 100000;
+    cmp_mac_limits_fill(&lim, &lim);
+    if (cmp_mac_compute(msg, secret, secret_len, &lim, &out, &out_len) != CMP_R_OK)
+        goto end;
+    ok = cmp_set_protection(msg, out, out_len);
+    if (ok)
+        out = NULL;
+ end:
+    OPENSSL_free(out);
+    ASN1_STRING_free(pstr);
+    OSSL_CRMF_PBMPARAMETER_free(pbmp);
+    return ok;
+}
+
+int cmp_protect_mac_pbmac1(CMP_MSG *msg, const unsigned char *secret,
+                           size_t secret_len, long iterations)
+{
+    CMP_PBMAC1PARAM *param = NULL;
+    PBKDF2PARAM *kdf = NULL;
+    ASN1_STRING *pstr = NULL;
+    unsigned char salt[CMP_SALT_LEN];
+    unsigned char *out = NULL;
+    size_t out_len = 0;
+    struct cmp_mac_limits lim;
+    int ok = 0;
+
+    if (RAND_bytes(salt, sizeof(salt)) <= 0
+        || (param = CMP_PBMAC1PARAM_new()) == NULL
+        || (kdf = PBKDF2PARAM_new()) == NULL
+        || (kdf->salt->value.octet_string = ASN1_OCTET_STRING_new()) == NULL
+        || !ASN1_OCTET_STRING_set(kdf->salt->value.octet_string, salt, sizeof(salt))
+        || !ASN1_INTEGER_set(kdf->iter, iterations)
+        || (kdf->keylength = ASN1_INTEGER_new()) == NULL
+        || !ASN1_INTEGER_set(kdf->keylength, 32)
+        || (kdf->prf = X509_ALGOR_new()) == NULL
+        || !X509_ALGOR_set0(kdf->prf, OBJ_nid2obj(NID_hmacWithSHA256), V_ASN1_NULL, NULL)
+        || !X509_ALGOR_set0(param->messageAuthScheme,
+                            OBJ_nid2obj(NID_hmacWithSHA256), V_ASN1_NULL, NULL))
+        goto end;
+    kdf->salt->type = V_ASN1_OCTET_STRING;
+    if ((pstr = ASN1_item_pack(kdf, ASN1_ITEM_rptr(PBKDF2PARAM), NULL)) == NULL
+        || !X509_ALGOR_set0(param->keyDerivationFunc, OBJ_nid2obj(NID_id_pbkdf2),
+                            V_ASN1_SEQUENCE, pstr))
+        goto end;
+    pstr = NULL;
+    if ((pstr = ASN1_item_pack(param, ASN1_ITEM_rptr(CMP_PBMAC1PARAM), NULL)) == NULL)
+        goto end;
+    X509_ALGOR_free(msg->header->protectionAlg);
+    if ((msg->header->protectionAlg = X509_ALGOR_new()) == NULL
+        || !X509_ALGOR_set0(msg->header->protectionAlg, OBJ_nid2obj(NID_pbmac1),
+                            V_ASN1_SEQUENCE, pstr))
+        goto end;
+    pstr = NULL;
+    memset(&lim, 0, sizeof(lim));
+    lim.max_iterations = iterations > 100000 ? iterations : 100000;
+    cmp_mac_limits_fill(&lim, &lim);
+    if (cmp_mac_compute(msg, secret, secret_len, &lim, &out, &out_len) != CMP_R_OK)
+        goto end;
+    ok = cmp_set_protection(msg, out, out_len);
+    if (ok)
+        out = NULL;
+ end:
+    OPENSSL_free(out);
+    ASN1_STRING_free(pstr);
+    CMP_PBMAC1PARAM_free(param);
+    PBKDF2PARAM_free(kdf);
+    return ok;
+}
+
+int cmp_certhash(const X509 *cert, unsigned char *out, unsigned int *out_len)
+{
+    int md_nid = NID_undef, pkey_nid = NID_undef;
+    const EVP_MD *md;
+    EVP_MD *fetched = NULL;
+    unsigned char *der = NULL;
+    int len, ok = 0;
+    size_t olen;
+
+    *out_len = 0;
+    if (!OBJ_find_sigid_algs(X509_get_signature_nid(cert), &md_nid, &pkey_nid))
+        return 0;
+    if (pkey_nid == NID_ED25519) {
+        md_nid = NID_sha512;
+    } else if (pkey_nid == NID_ED448) {
+        /* RFC 9481 2.3: SHAKE256 with 512-bit output for Ed448 */
+        if ((len = i2d_X509(cert, &der)) <= 0)
+            return 0;
+        fetched = EVP_MD_fetch(NULL, "SHAKE256", NULL);
+        olen = 64;
+        if (fetched != NULL) {
+            EVP_MD_CTX *c = EVP_MD_CTX_new();
+
+            ok = c != NULL && EVP_DigestInit_ex(c, fetched, NULL)
+                && EVP_DigestUpdate(c, der, (size_t)len)
+                && EVP_DigestFinalXOF(c, out, olen);
+            EVP_MD_CTX_free(c);
+        }
+        if (ok)
+            *out_len = (unsigned int)olen;
+        goto end;
+    } else if (md_nid == NID_undef && pkey_nid == NID_rsassaPss) {
+        /* RSASSA-PSS: the hash inside the parameters */
+        const X509_ALGOR *sigalg;
+        RSA_PSS_PARAMS *pss;
+
+        X509_get0_signature(NULL, &sigalg, cert);
+        pss = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(RSA_PSS_PARAMS),
+                                        sigalg->parameter);
+        md_nid = pss == NULL || pss->hashAlgorithm == NULL ? NID_sha1
+            : OBJ_obj2nid(pss->hashAlgorithm->algorithm);
+        RSA_PSS_PARAMS_free(pss);
+    }
+    if ((md = EVP_get_digestbynid(md_nid)) == NULL)
+        goto end;
+    ok = X509_digest(cert, md, out, out_len);
+ end:
+    OPENSSL_free(der);
+    EVP_MD_free(fetched);
+    ERR_clear_error();
+    return ok;
+}
+
+int cmp_certhash_matches(const X509 *cert, const unsigned char *hash,
+                         size_t len)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen;
+
+    if (!cmp_certhash(cert, md, &mdlen) || mdlen != len)
+        return 0;
+    return CRYPTO_memcmp(md, hash, len) == 0;
+}

@@ -1,0 +1,89 @@
+/*
+ * PKIMessage protection: signing and verifying over DER(ProtectedPart),
+ * finding the protecting certificate in extraCerts, the signature algorithm
+ * allow-list, PasswordBasedMac and PBMAC1, and certHash (RFC 9810 5.3.18).
+ */
+#ifndef CMPCA_CMP_PROTECT_H
+#define CMPCA_CMP_PROTECT_H
+
+#include "asn1/cmp_asn1.h"
+#include "cmp/cmp_reason.h"
+
+#include <openssl/evp.h>
+
+/* Signs |data| of type |it| into |sig| and fills |alg1| (and |alg2| if not
+ * NULL) with the signature AlgorithmIdentifier, like ASN1_item_sign_ctx.
+ * Returns 1 on success. The CA's signing interface has this shape. */
+typedef int (*cmp_sign_fn)(void *arg, const ASN1_ITEM *it, X509_ALGOR *alg1,
+                           X509_ALGOR *alg2, ASN1_BIT_STRING *sig,
+                           const void *data);
+
+/* Sets header.protectionAlg and protection of |msg| by signing
+ * DER(ProtectedPart) through |sign|. Returns 1 on success. */
+int cmp_protect_sign(CMP_MSG *msg, cmp_sign_fn sign, void *arg);
+
+/* A cmp_sign_fn for a plain EVP_PKEY passed as |arg| (tests, tools,
+ * clients); the digest follows the key (see cmp_protect_default_md). */
+int cmp_protect_sign_pkey_fn(void *arg, const ASN1_ITEM *it, X509_ALGOR *alg1,
+                             X509_ALGOR *alg2, ASN1_BIT_STRING *sig,
+                             const void *data);
+
+/* Returns the digest name to sign with |pkey|: NULL for Ed25519/Ed448,
+ * "SHA384" for P-384, "SHA512" for P-521, else "SHA256". */
+const char *cmp_protect_default_md(const EVP_PKEY *pkey);
+
+/* Returns CMP_R_OK if |alg| is an allowed signature algorithm (RSA PKCS#1
+ * v1.5 or PSS with SHA-256/384/512, ECDSA with SHA-256/384/512, Ed25519,
+ * Ed448), CMP_R_BAD_ALG otherwise (SHA-1, MD5, DSA, unknown). */
+enum cmp_reason cmp_protect_check_sig_alg(const X509_ALGOR *alg);
+
+/* Returns 1 if |msg| is MAC-protected (PasswordBasedMac or PBMAC1). */
+int cmp_protect_is_mac(const CMP_MSG *msg);
+
+/* Finds the protecting certificate in extraCerts (any position) by
+ * senderKID, else by sender name, and checks sender and senderKID against
+ * it. On CMP_R_OK *cert is set (borrowed from |msg|). */
+enum cmp_reason cmp_protect_find_signer(const CMP_MSG *msg, X509 **cert);
+
+/* Verifies the signature protection of |msg| with the public key of
+ * |cert|: protection present, algorithm allowed, signature correct.
+ * Does not validate |cert| itself. */
+enum cmp_reason cmp_protect_verify_sig(const CMP_MSG *msg, X509 *cert);
+
+/* Bounds for accepting MAC parameters. Zero fields take the defaults. */
+struct cmp_mac_limits {
+    long min_iterations;     /* default 100 */
+    long max_iterations;     /* default 100000 (DoS cap) */
+    int min_salt_len;        /* default 8 */
+};
+
+/* Verifies PasswordBasedMac or PBMAC1 protection with |secret|; the MAC is
+ * compared in constant time. */
+enum cmp_reason cmp_protect_verify_mac(const CMP_MSG *msg,
+                                       const unsigned char *secret,
+                                       size_t secret_len,
+                                       const struct cmp_mac_limits *limits);
+
+/* Protects |msg| with PasswordBasedMac (RFC 4211 4.4): |owf| and |mac| are
+ * digest names ("SHA256", "SHA1"); |iterations| and a fresh salt of 16
+ * octets. Returns 1 on success. */
+int cmp_protect_mac_pbm(CMP_MSG *msg, const unsigned char *secret,
+                        size_t secret_len, const char *owf, const char *mac,
+                        long iterations);
+
+/* Protects |msg| with PBMAC1 (PBKDF2 with HMAC-SHA256, HMAC-SHA256), a fresh
+ * 16-octet salt and |iterations|. Returns 1 on success. */
+int cmp_protect_mac_pbmac1(CMP_MSG *msg, const unsigned char *secret,
+                           size_t secret_len, long iterations);
+
+/* Computes certHash of |cert| per RFC 9810 5.3.18: the hash of the
+ * certificate's signature algorithm (SHA-512 for Ed25519, SHAKE256/512 bits
+ * for Ed448). |out| must hold EVP_MAX_MD_SIZE bytes. Returns 1 on success. */
+int cmp_certhash(const X509 *cert, unsigned char *out, unsigned int *out_len);
+
+/* Returns 1 if |hash| (|len| octets) equals certHash of |cert|, comparing in
+ * constant time; 0 otherwise. */
+int cmp_certhash_matches(const X509 *cert, const unsigned char *hash,
+                         size_t len);
+
+#endif

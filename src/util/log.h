@@ -1,0 +1,24 @@
+/*
+ * One logging function for the whole program. Lines go to stderr (or a file
+ * set at start-up); never pass key material or passwords to it.
+ */
+#ifndef CMPCA_UTIL_LOG_H
+#define CMPCA_UTIL_LOG_H
+
+#include <stdio.h>
+
+enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
+
+/* Sets the threshold: messages above |level| are dropped. Default LOG_INFO. */
+void log_set_level(enum log_level level);
+/* Sends log lines to |fp| instead of stderr (NULL restores stderr). */
+void log_set_stream(FILE *fp);
+/* Returns 1 if a message at |level| would be written. */
+int log_enabled(enum log_level level);
+/* Writes one line "TIME LEVEL message" (a newline is added). Thread-safe. */
+void log_msg(enum log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Logs |what| followed by the OpenSSL error queue (which it clears). */
+void log_ossl(enum log_level level, const char *what);
+
+#endif
