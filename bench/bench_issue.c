@@ -1,0 +1,239 @@
+/*
+ * Issuance benchmark: certificates per second from ca_issue() alone and with
+ * a durable SQLite store (one commit per certificate, and batched), for
+ * P-256 and RSA-2048 CA keys, 1 and 2 threads, next to the raw signing rate
+ * of the same key measured in-process. Prints a Markdown table.
+ */
+#include "ca/ca.h"
+#include "ca/ca_key.h"
+#include "conf/conf.h"
+#include "store/store.h"
+#include "util/log.h"
+#include "../tests/lib/testutil.h"
+
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double bench_secs = 1.5;
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+enum mode { M_RAW, M_ISSUE, M_STORE1, M_STOREB };
+
+struct job {
+    enum mode mode;
+    EVP_PKEY *cakey;
+    CA *ca;
+    CA_PROFILE *prof;
+    EVP_PKEY *devkey;
+    X509_PUBKEY *spki;
+    STORE *st;
+    double deadline;
+    long count;
+    int failed;
+};
+
+static const char *bench_vars(void *arg, const char *name)
+{
+    return strcmp(name, "device.id") == 0 ? "device-000042" : NULL;
+}
+
+static void *bench_thread(void *arg)
+{
+    struct job *j = arg;
+    unsigned char tbs[300], sig[1024];
+    struct ca_issue_req req;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    const char *md = ca_key_default_md(j->cakey);
+    char err[256];
+    size_t siglen;
+    int batch = j->mode == M_STOREB ? 64 : 1, i;
+
+    memset(tbs, 0x5a, sizeof(tbs));
+    memset(&req, 0, sizeof(req));
+    req.pubkey = j->devkey;
+    req.spki = j->spki;
+    req.vars = bench_vars;
+    while (now_s() < j->deadline) {
+        STORE_TX *tx = NULL;
+
+        switch (j->mode) {
+        case M_RAW:
+            siglen = sizeof(sig);
+            if (!EVP_DigestSignInit_ex(ctx, NULL, md, NULL, NULL, j->cakey, NULL)
+                || !EVP_DigestSign(ctx, sig, &siglen, tbs, sizeof(tbs)))
+                j->failed = 1;
+            j->count++;
+            break;
+        case M_ISSUE: {
+            X509 *x = NULL;
+
+            if (ca_issue(j->ca, j->prof, &req, &x, err, sizeof(err))
+                != CA_ISSUE_OK)
+                j->failed = 1;
+            X509_free(x);
+            j->count++;
+            break;
+        }
+        default:
+            if (store_begin(j->st, &tx) != STORE_OK) {
+                j->failed = 1;
+                break;
+            }
+            for (i = 0; i < batch; i++) {
+                if (ca_issue_store(j->ca, j->prof, &req, tx, 0, NULL, NULL,
+                                   err, sizeof(err)) != CA_ISSUE_OK)
+                    j->failed = 1;
+            }
+            if (store_commit(tx) != STORE_OK)
+                j->failed = 1;
+            else
+                j->count += batch;
+            break;
+        }
+        if (j->failed)
+            break;
+    }
+    EVP_MD_CTX_free(ctx);
+    return NULL;
+}
+
+/* Runs |mode| on |nthreads| threads; returns operations per second. */
+static X509_PUBKEY *bench_spki;
+
+static double bench_run(enum mode mode, int nthreads, EVP_PKEY *cakey, CA *ca,
+                        CA_PROFILE *prof, EVP_PKEY *devkey, STORE *st)
+{
+    struct job j[8];
+    pthread_t th[8];
+    double t0 = now_s(), t1;
+    long total = 0;
+    int i;
+
+    for (i = 0; i < nthreads; i++) {
+        memset(&j[i], 0, sizeof(j[i]));
+        j[i].mode = mode;
+        j[i].cakey = cakey;
+        j[i].ca = ca;
+        j[i].prof = prof;
+        j[i].devkey = devkey;
+        j[i].spki = bench_spki;
+        j[i].st = st;
+        j[i].deadline = t0 + bench_secs;
+        pthread_create(&th[i], NULL, bench_thread, &j[i]);
+    }
+    for (i = 0; i < nthreads; i++) {
+        pthread_join(th[i], NULL);
+        if (j[i].failed) {
+            fprintf(stderr, "bench_issue: mode %d failed\n", mode);
+            exit(1);
+        }
+        total += j[i].count;
+    }
+    t1 = now_s();
+    return (double)total / (t1 - t0);
+}
+
+int main(int argc, char **argv)
+{
+    static const char *const types[] = { "ec:P-256", "rsa:2048" };
+    char *dir = testutil_mkdtemp("bench_issue");
+    struct conf *conf = NULL;
+    CA_PROFILE *prof = NULL;
+    EVP_PKEY *devkey = NULL;
+    char err[512], path[600], keypath[600];
+    size_t t;
+    int threads;
+
+    if (argc > 1)
+        bench_secs = atof(argv[1]);
+    log_set_level(LOG_WARN);
+    if (dir == NULL
+        || !conf_load_string("bench", "[profile device]\nvalidity = 365d\n"
+                             "subject = CN=${device.id},O=Operator\n"
+                             "key_usage = digitalSignature\n"
+                             "ext_key_usage = clientAuth\n"
+                             "crl_url = http://crl.example/ca.crl\n",
+                             &conf, err, sizeof(err))
+        || !ca_profile_load(conf, "device", &prof, err, sizeof(err))
+        || !ca_key_generate("ec:P-256", &devkey, err, sizeof(err))
+        || !X509_PUBKEY_set(&bench_spki, devkey)) {
+        fprintf(stderr, "bench_issue: setup: %s\n", err);
+        return 1;
+    }
+    printf("Issuance benchmark (%.1f s per cell; store: SQLite WAL, "
+           "synchronous=FULL)\n\n", bench_secs);
+    printf("| CA key | threads | raw sign/s | ca_issue/s | issue vs raw "
+           "| issue+store, commit each /s | issue+store, 64 per commit /s |\n");
+    printf("|---|---|---|---|---|---|---|\n");
+    for (t = 0; t < sizeof(types) / sizeof(types[0]); t++) {
+        EVP_PKEY *k = NULL;
+        CA_SIGNER *s;
+        X509_NAME *n = NULL;
+        X509 *c;
+        CA *ca;
+        STORE *st = NULL;
+        STORE_TX *tx = NULL;
+        struct store_conf sc;
+        int64_t id;
+
+        if (!ca_key_generate(types[t], &k, err, sizeof(err))
+            || (s = ca_signer_new_pkey(k, NULL)) == NULL
+            || !ca_name_parse("/O=Bench/CN=Bench CA", &n, err, sizeof(err))
+            || (c = ca_make_ca_cert(n, k, 3650, NULL, s, -1, err,
+                                    sizeof(err))) == NULL) {
+            fprintf(stderr, "bench_issue: CA: %s\n", err);
+            return 1;
+        }
+        snprintf(path, sizeof(path), "%s/bench%zu.db", dir, t);
+        snprintf(keypath, sizeof(keypath), "%s/bench%zu.key", dir, t);
+        store_conf_init(&sc);
+        sc.path = path;
+        sc.synchronous_full = 1;
+        if (!ca_key_write(keypath, k, NULL, err, sizeof(err))
+            || store_open(&sc, &st, err, sizeof(err)) != STORE_OK
+            || store_begin(st, &tx) != STORE_OK
+            || ca_record_insert(tx, "bench", c, NULL, keypath, "bench", &id)
+               != STORE_OK
+            || store_commit(tx) != STORE_OK
+            || !ca_load(NULL, st, "bench", &ca, err, sizeof(err))) {
+            fprintf(stderr, "bench_issue: store/CA: %s\n", err);
+            return 1;
+        }
+        for (threads = 1; threads <= 2; threads++) {
+            double raw = bench_run(M_RAW, threads, k, ca, prof, devkey, st);
+            double iss = bench_run(M_ISSUE, threads, k, ca, prof, devkey, st);
+            double s1 = bench_run(M_STORE1, threads, k, ca, prof, devkey, st);
+            double sb = bench_run(M_STOREB, threads, k, ca, prof, devkey, st);
+
+            printf("| %s | %d | %.0f | %.0f | %.0f%% | %.0f | %.0f |\n",
+                   types[t], threads, raw, iss, 100.0 * iss / raw, s1, sb);
+            fflush(stdout);
+        }
+        ca_free(ca);
+        store_close(st);
+        X509_free(c);
+        X509_NAME_free(n);
+        ca_signer_free(s);
+        EVP_PKEY_free(k);
+    }
+    ca_profile_free(prof);
+    conf_free(conf);
+    EVP_PKEY_free(devkey);
+    X509_PUBKEY_free(bench_spki);
+    snprintf(path, sizeof(path), "rm -rf '%s'", dir);
+    if (system(path) != 0)
+        return 1;
+    free(dir);
+    return 0;
+}

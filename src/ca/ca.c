@@ -1,0 +1,357 @@
+/*
+ * Loading a CA once: certificate, chain to the root, CA key and CMP signer
+ * from the store and the [ca NAME] section, with everything the hot path
+ * needs (AKI, notAfter, extraCerts chain) cached.
+ */
+#include "ca/ca_int.h"
+#include "conf/conf.h"
+#include "util/log.h"
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void ca_free(CA *ca)
+{
+    if (ca == NULL)
+        return;
+    free(ca->name);
+    X509_free(ca->cert);
+    sk_X509_pop_free(ca->chain, X509_free);
+    sk_X509_pop_free(ca->cmp_chain, X509_free);
+    X509_free(ca->cmp_cert);
+    ca_signer_free(ca->signer);
+    ca_signer_free(ca->cmp_signer);
+    X509_EXTENSION_free(ca->aki);
+    free(ca->key_ref);
+    free(ca->signer_key_ref);
+    free(ca);
+}
+
+int64_t ca_get_id(const CA *ca) { return ca->id; }
+const char *ca_get0_name(const CA *ca) { return ca->name; }
+X509 *ca_get0_cert(const CA *ca) { return ca->cert; }
+STACK_OF(X509) *ca_get0_chain(const CA *ca) { return ca->chain; }
+X509 *ca_get0_root(const CA *ca) { return ca->root; }
+const CA_SIGNER *ca_get0_signer(const CA *ca) { return ca->signer; }
+X509 *ca_get0_cmp_signer_cert(const CA *ca) { return ca->cmp_cert; }
+const CA_SIGNER *ca_get0_cmp_signer(const CA *ca) { return ca->cmp_signer; }
+STACK_OF(X509) *ca_get0_cmp_chain(const CA *ca) { return ca->cmp_chain; }
+long ca_get_crl_validity(const CA *ca) { return ca->crl_validity; }
+
+int ca_has_separate_cmp_signer(const CA *ca)
+{
+    return ca->cmp_cert != ca->cert;
+}
+
+/* Decodes one DER certificate. */
+static X509 *ca_d2i(const unsigned char *der, size_t len)
+{
+    const unsigned char *p = der;
+    X509 *x;
+
+    if (der == NULL || len == 0 || len > 1L << 20)
+        return NULL;
+    x = d2i_X509(NULL, &p, (long)len);
+    if (x != NULL && p != der + len) {
+        X509_free(x);
+        x = NULL;
+    }
+    return x;
+}
+
+/* Checks that chain[0] verifies up to the self-signed chain[last]. */
+static int ca_chain_verify(STACK_OF(X509) *chain, char *err, size_t errlen)
+{
+    X509_STORE *xs = X509_STORE_new();
+    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    STACK_OF(X509) *untrusted = sk_X509_new_null();
+    int i, n = sk_X509_num(chain), ok = 0;
+    X509 *root = sk_X509_value(chain, n - 1);
+
+    if (xs == NULL || ctx == NULL || untrusted == NULL)
+        goto end;
+    if (X509_check_issued(root, root) != X509_V_OK) {
+        snprintf(err, errlen, "the chain does not end in a self-signed root");
+        goto end;
+    }
+    if (!X509_STORE_add_cert(xs, root))
+        goto end;
+    for (i = 1; i < n - 1; i++)
+        if (!sk_X509_push(untrusted, sk_X509_value(chain, i)))
+            goto end;
+    X509_STORE_set_flags(xs, X509_V_FLAG_NO_CHECK_TIME);
+    if (!X509_STORE_CTX_init(ctx, xs, sk_X509_value(chain, 0), untrusted))
+        goto end;
+    if (X509_verify_cert(ctx) != 1) {
+        snprintf(err, errlen, "the CA chain does not verify: %s",
+                 X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+        goto end;
+    }
+    ok = 1;
+ end:
+    if (!ok && err[0] == '\0')
+        snprintf(err, errlen, "cannot verify the CA chain");
+    sk_X509_free(untrusted);
+    X509_STORE_CTX_free(ctx);
+    X509_STORE_free(xs);
+    ERR_clear_error();
+    return ok;
+}
+
+/* Maps a signer load status to a load result. */
+static enum ca_load_rc ca_signer_rc(enum ca_signer_status st)
+{
+    switch (st) {
+    case CA_SIGNER_OK: return CA_LOAD_OK;
+    case CA_SIGNER_AUTH:
+    case CA_SIGNER_NOKEY:
+    case CA_SIGNER_MISMATCH: return CA_LOAD_AUTH;
+    default: return CA_LOAD_ERROR;
+    }
+}
+
+/* Opens key |ref| for |cert| and checks they match. */
+static enum ca_load_rc ca_open_key(const char *ref, const char *pass,
+                                   const char *module, const char *md,
+                                   const char *what, X509 *cert,
+                                   CA_SIGNER **out, char *err, size_t errlen)
+{
+    struct ca_signer_opts o = { pass, module, md, what };
+    enum ca_signer_status st;
+    char msg[512];
+
+    st = ca_signer_load(ref, &o, out, msg, sizeof(msg));
+    if (st != CA_SIGNER_OK) {
+        snprintf(err, errlen, "%s: %s", what, msg);
+        return ca_signer_rc(st);
+    }
+    if (!ca_signer_matches_cert(*out, cert)) {
+        snprintf(err, errlen, "%s: the key %s does not match its certificate",
+                 what, ref);
+        ca_signer_free(*out);
+        *out = NULL;
+        return CA_LOAD_AUTH;
+    }
+    return CA_LOAD_OK;
+}
+
+CA *ca_new(const char *name, X509 *cert, STACK_OF(X509) *above,
+           CA_SIGNER *signer, char *err, size_t errlen)
+{
+    CA *ca = calloc(1, sizeof(*ca));
+    X509 *x;
+    int64_t na;
+    int i, ok = 0;
+
+    if (errlen > 0)
+        err[0] = '\0';
+    if (ca == NULL)
+        return NULL;
+    ca->crl_validity = 7L * 86400;
+    if ((ca->name = strdup(name)) == NULL
+        || (ca->chain = sk_X509_new_null()) == NULL
+        || (ca->cmp_chain = sk_X509_new_null()) == NULL
+        || !X509_up_ref(cert))
+        goto end;
+    ca->cert = cert;
+    for (i = -1; i < (above != NULL ? sk_X509_num(above) : 0); i++) {
+        x = i < 0 ? cert : sk_X509_value(above, i);
+        if (!X509_up_ref(x))
+            goto end;
+        if (!sk_X509_push(ca->chain, x)) {
+            X509_free(x);
+            goto end;
+        }
+        if (!X509_up_ref(x))
+            goto end;
+        if (!sk_X509_push(ca->cmp_chain, x)) {
+            X509_free(x);
+            goto end;
+        }
+    }
+    ca->root = sk_X509_value(ca->chain, sk_X509_num(ca->chain) - 1);
+    if (!ca_chain_verify(ca->chain, err, errlen))
+        goto end;
+    if (!ca_signer_matches_cert(signer, cert)) {
+        snprintf(err, errlen, "the key does not match the CA certificate");
+        goto end;
+    }
+    if (!ca_asn1_time_to_unix(X509_get0_notAfter(cert), &na)
+        || (ca->aki = ca_make_aki(cert)) == NULL || !X509_up_ref(cert))
+        goto end;
+    ca->not_after = (time_t)na;
+    ca->cmp_cert = cert;
+    ca_signer_up_ref(signer);
+    ca->signer = signer;
+    ca_signer_up_ref(signer);
+    ca->cmp_signer = signer;
+    ok = 1;
+ end:
+    if (!ok) {
+        if (err[0] == '\0')
+            snprintf(err, errlen, "cannot set up CA %s", name);
+        ca_free(ca);
+        ca = NULL;
+    }
+    return ca;
+}
+
+int ca_load(const struct conf *conf, STORE *store, const char *name, CA **out,
+            char *err, size_t errlen)
+{
+    return ca_load_ex(conf, store, name, NULL, out, err, errlen) == CA_LOAD_OK;
+}
+
+enum ca_load_rc ca_load_ex(const struct conf *conf, STORE *store,
+                           const char *name, const struct ca_load_opts *opts,
+                           CA **out, char *err, size_t errlen)
+{
+    static const struct ca_load_opts defaults;
+    const struct conf_section *sec = NULL;
+    const char *key_pass = NULL, *signer_pass = NULL, *module = NULL;
+    const char *pin = NULL, *md = NULL, *pass;
+    struct store_ca *rec = NULL;
+    STORE_TX *tx = NULL;
+    CA *ca = NULL;
+    X509 *x;
+    int64_t na;
+    size_t i;
+    char what[300];
+    enum store_rc src;
+    enum ca_load_rc rc = CA_LOAD_ERROR;
+
+    *out = NULL;
+    if (errlen > 0)
+        err[0] = '\0';
+    if (opts == NULL)
+        opts = &defaults;
+    if ((ca = calloc(1, sizeof(*ca))) == NULL)
+        goto end;
+    ca->crl_validity = 7L * 86400;
+    if (conf != NULL && (sec = conf_find(conf, "ca", name)) != NULL) {
+        key_pass = conf_get(sec, "key_pass");
+        signer_pass = conf_get(sec, "signer_key_pass");
+        module = conf_get(sec, "pkcs11_module");
+        pin = conf_get(sec, "pkcs11_pin");
+        md = conf_get(sec, "digest");
+        if (!conf_get_duration(conf, sec, "crl_validity", 7L * 86400, 3600,
+                               366L * 86400, &ca->crl_validity, err, errlen)
+            || !conf_check_used(conf, sec, err, errlen)) {
+            rc = CA_LOAD_CONFIG;
+            goto end;
+        }
+    }
+    if ((src = store_begin_read(store, &tx)) != STORE_OK
+        || (src = store_ca_get_by_name(tx, name, &rec)) != STORE_OK) {
+        snprintf(err, errlen, src == STORE_NOTFOUND ? "no CA named '%s'"
+                 : "cannot read CA '%s' from the store", name);
+        rc = src == STORE_NOTFOUND ? CA_LOAD_NOTFOUND : CA_LOAD_STORE;
+        goto end;
+    }
+    store_rollback(tx);
+    tx = NULL;
+    ca->id = rec->id;
+    if ((ca->name = strdup(rec->name)) == NULL
+        || (rec->key_ref != NULL && (ca->key_ref = strdup(rec->key_ref)) == NULL)
+        || (rec->signer_key_ref != NULL
+            && (ca->signer_key_ref = strdup(rec->signer_key_ref)) == NULL)
+        || (ca->chain = sk_X509_new_null()) == NULL
+        || (ca->cmp_chain = sk_X509_new_null()) == NULL)
+        goto end;
+    if ((ca->cert = ca_d2i(rec->cert_der, rec->cert_len)) == NULL) {
+        snprintf(err, errlen, "CA %s: stored certificate is malformed", name);
+        goto end;
+    }
+    if (!X509_up_ref(ca->cert) || !sk_X509_push(ca->chain, ca->cert)) {
+        X509_free(ca->cert);
+        goto end;
+    }
+    for (i = 0; i < rec->nchain; i++) {
+        if ((x = ca_d2i(rec->chain[i].der, rec->chain[i].len)) == NULL) {
+            snprintf(err, errlen, "CA %s: stored chain is malformed", name);
+            goto end;
+        }
+        if (!sk_X509_push(ca->chain, x)) {
+            X509_free(x);
+            goto end;
+        }
+    }
+    ca->root = sk_X509_value(ca->chain, sk_X509_num(ca->chain) - 1);
+    if (!ca_chain_verify(ca->chain, err, errlen))
+        goto end;
+    if (!ca_asn1_time_to_unix(X509_get0_notAfter(ca->cert), &na)
+        || (ca->aki = ca_make_aki(ca->cert)) == NULL)
+        goto end;
+    ca->not_after = (time_t)na;
+
+    if (!opts->skip_key) {
+        if (ca->key_ref == NULL) {
+            snprintf(err, errlen, "CA %s has no key reference", name);
+            rc = CA_LOAD_AUTH;
+            goto end;
+        }
+        pass = opts->key_pass != NULL ? opts->key_pass
+            : strncmp(ca->key_ref, "pkcs11:", 7) == 0 ? pin : key_pass;
+        snprintf(what, sizeof(what), "key of CA %s", name);
+        if ((rc = ca_open_key(ca->key_ref, pass, module, md, what, ca->cert,
+                              &ca->signer, err, errlen)) != CA_LOAD_OK)
+            goto end;
+        rc = CA_LOAD_ERROR;
+    }
+    if (rec->signer_cert_der != NULL) {
+        if ((ca->cmp_cert = ca_d2i(rec->signer_cert_der,
+                                   rec->signer_cert_len)) == NULL) {
+            snprintf(err, errlen, "CA %s: stored CMP signer certificate is "
+                     "malformed", name);
+            goto end;
+        }
+        if (!opts->skip_key && !opts->skip_cmp_signer
+            && ca->signer_key_ref != NULL) {
+            pass = opts->signer_pass != NULL ? opts->signer_pass
+                : strncmp(ca->signer_key_ref, "pkcs11:", 7) == 0 ? pin
+                : signer_pass;
+            snprintf(what, sizeof(what), "CMP signer key of CA %s", name);
+            if ((rc = ca_open_key(ca->signer_key_ref, pass, module, NULL, what,
+                                  ca->cmp_cert, &ca->cmp_signer, err,
+                                  errlen)) != CA_LOAD_OK)
+                goto end;
+            rc = CA_LOAD_ERROR;
+        }
+        if (!X509_up_ref(ca->cmp_cert)
+            || !sk_X509_push(ca->cmp_chain, ca->cmp_cert)) {
+            X509_free(ca->cmp_cert);
+            goto end;
+        }
+    } else {
+        if (!X509_up_ref(ca->cert))
+            goto end;
+        ca->cmp_cert = ca->cert;
+        if (ca->signer != NULL) {
+            ca_signer_up_ref(ca->signer);
+            ca->cmp_signer = ca->signer;
+        }
+    }
+    for (i = 0; i < (size_t)sk_X509_num(ca->chain); i++) {
+        x = sk_X509_value(ca->chain, (int)i);
+        if (!X509_up_ref(x))
+            goto end;
+        if (!sk_X509_push(ca->cmp_chain, x)) {
+            X509_free(x);
+            goto end;
+        }
+    }
+    *out = ca;
+    ca = NULL;
+    rc = CA_LOAD_OK;
+ end:
+    if (rc != CA_LOAD_OK && err[0] == '\0')
+        snprintf(err, errlen, "cannot load CA %s", name);
+    store_rollback(tx);
+    store_ca_free(rec);
+    ca_free(ca);
+    ERR_clear_error();
+    return rc;
+}

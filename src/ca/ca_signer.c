@@ -1,0 +1,573 @@
+/*
+ * The signing interface implementation: software keys from PEM files (shared
+ * read-only between threads, a prepared signing context copied per call) and
+ * PKCS#11 keys through the libp11 engine (calls serialised by a lock).
+ */
+#define OPENSSL_SUPPRESS_DEPRECATED 1 /* the ENGINE API is what libp11 offers */
+
+#include "ca/ca_signer.h"
+#include "ca/ca_key.h"
+#include "util/log.h"
+#include "util/secret.h"
+
+#include <errno.h>
+#include <openssl/engine.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ui.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define CA_SIGNER_MAX_KEYFILE (1024 * 1024)
+
+struct ca_signer_st {
+    atomic_int refs;
+    EVP_PKEY *pkey;          /* private key (or token handle) */
+    EVP_PKEY *pub;           /* public part only, handed out by get0_pubkey */
+    EVP_MD *md;              /* fetched once; NULL for EdDSA */
+    char *mdname;
+    char *keyref;
+    ENGINE *engine;          /* functional reference when on a token */
+    EVP_MD_CTX *tmpl;        /* prepared DigestSign context, copied per call */
+    pthread_mutex_t lock;    /* serialises token operations */
+};
+
+/* The one libp11 engine of the process and the module it was set up for. */
+static pthread_mutex_t signer_engine_lock = PTHREAD_MUTEX_INITIALIZER;
+static ENGINE *signer_engine;
+static char *signer_engine_module;
+
+/* Copies the public half of |pkey| into a new key. Returns NULL on error. */
+static EVP_PKEY *signer_public_copy(EVP_PKEY *pkey)
+{
+    unsigned char *der = NULL;
+    const unsigned char *p;
+    EVP_PKEY *pub = NULL;
+    int len = i2d_PUBKEY(pkey, &der);
+
+    if (len > 0) {
+        p = der;
+        pub = d2i_PUBKEY(NULL, &p, len);
+    }
+    OPENSSL_free(der);
+    return pub;
+}
+
+/* Creates the prepared context used by software keys; leaves tmpl NULL when
+ * the key type cannot have its context copied (then each call initialises). */
+static void signer_prepare_tmpl(CA_SIGNER *s)
+{
+    EVP_MD_CTX *t = NULL, *probe = NULL;
+
+    EVP_MD_CTX_free(s->tmpl);
+    s->tmpl = NULL;
+    if (s->engine != NULL)
+        return;
+    t = EVP_MD_CTX_new();
+    probe = EVP_MD_CTX_new();
+    if (t == NULL || probe == NULL
+        || !EVP_DigestSignInit(t, NULL, s->md, NULL, s->pkey)
+        || !EVP_MD_CTX_copy_ex(probe, t)) {
+        EVP_MD_CTX_free(t);
+        t = NULL;
+    }
+    EVP_MD_CTX_free(probe);
+    ERR_clear_error();
+    s->tmpl = t;
+}
+
+int ca_signer_set_md(CA_SIGNER *s, const char *md)
+{
+    EVP_MD *fetched = NULL;
+    char *name = NULL;
+    int id = EVP_PKEY_get_base_id(s->pub);
+
+    if (id == EVP_PKEY_ED25519 || id == EVP_PKEY_ED448) {
+        if (md != NULL && *md != '\0' && strcasecmp(md, "none") != 0)
+            return 0;
+        md = NULL;
+    } else {
+        if (md == NULL || *md == '\0')
+            md = ca_key_default_md(s->pub);
+        if (strcasecmp(md, "md5") == 0 || strcasecmp(md, "sha1") == 0
+            || strcasecmp(md, "sha-1") == 0)
+            return 0;
+        if ((fetched = EVP_MD_fetch(NULL, md, NULL)) == NULL
+            || (name = strdup(md)) == NULL) {
+            EVP_MD_free(fetched);
+            ERR_clear_error();
+            return 0;
+        }
+    }
+    EVP_MD_free(s->md);
+    free(s->mdname);
+    s->md = fetched;
+    s->mdname = name;
+    signer_prepare_tmpl(s);
+    return 1;
+}
+
+/* Builds a signer around |pkey| (reference taken). Returns NULL on error. */
+static CA_SIGNER *signer_new(EVP_PKEY *pkey, ENGINE *engine, const char *keyref,
+                             const char *md)
+{
+    CA_SIGNER *s = calloc(1, sizeof(*s));
+
+    if (s == NULL)
+        return NULL;
+    atomic_init(&s->refs, 1);
+    pthread_mutex_init(&s->lock, NULL);
+    s->engine = engine;
+    if (!EVP_PKEY_up_ref(pkey)) {
+        s->engine = NULL;
+        ca_signer_free(s);
+        return NULL;
+    }
+    s->pkey = pkey;
+    if ((s->pub = signer_public_copy(pkey)) == NULL
+        || (s->keyref = strdup(keyref != NULL ? keyref : "")) == NULL
+        || !ca_signer_set_md(s, md)) {
+        s->engine = NULL;
+        ca_signer_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+CA_SIGNER *ca_signer_new_pkey(EVP_PKEY *pkey, const char *md)
+{
+    return pkey != NULL ? signer_new(pkey, NULL, "", md) : NULL;
+}
+
+int ca_signer_up_ref(CA_SIGNER *s)
+{
+    atomic_fetch_add(&s->refs, 1);
+    return 1;
+}
+
+void ca_signer_free(CA_SIGNER *s)
+{
+    if (s == NULL || atomic_fetch_sub(&s->refs, 1) > 1)
+        return;
+    EVP_MD_CTX_free(s->tmpl);
+    EVP_PKEY_free(s->pkey);
+    EVP_PKEY_free(s->pub);
+    EVP_MD_free(s->md);
+    free(s->mdname);
+    free(s->keyref);
+    if (s->engine != NULL)
+        ENGINE_finish(s->engine);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+EVP_PKEY *ca_signer_get0_pubkey(const CA_SIGNER *s)
+{
+    return s->pub;
+}
+
+const char *ca_signer_get0_keyref(const CA_SIGNER *s)
+{
+    return s->keyref;
+}
+
+const char *ca_signer_get0_md(const CA_SIGNER *s)
+{
+    return s->mdname;
+}
+
+int ca_signer_is_pkcs11(const CA_SIGNER *s)
+{
+    return s->engine != NULL;
+}
+
+/* Password callback data for PEM decoding. */
+struct signer_pw {
+    const char *pass;
+    int asked;
+};
+
+static int signer_pw_cb(char *buf, int size, int rwflag, void *u)
+{
+    struct signer_pw *pw = u;
+    size_t n;
+
+    pw->asked = 1;
+    if (pw->pass == NULL)
+        return -1;
+    n = strlen(pw->pass);
+    if (n > (size_t)size)
+        return -1;
+    memcpy(buf, pw->pass, n);
+    return (int)n;
+}
+
+/* Reads a bounded file into memory. Returns 1 or 0 (+ err). */
+static int signer_read_file(const char *path, char **out, size_t *outlen,
+                            char *err, size_t errlen)
+{
+    FILE *fp = fopen(path, "rb");
+    char *buf = NULL;
+    size_t n;
+    int ok = 0;
+
+    *out = NULL;
+    if (fp == NULL) {
+        snprintf(err, errlen, "cannot read key %s: %s", path, strerror(errno));
+        return 0;
+    }
+    if ((buf = malloc(CA_SIGNER_MAX_KEYFILE + 1)) == NULL)
+        goto end;
+    n = fread(buf, 1, CA_SIGNER_MAX_KEYFILE + 1, fp);
+    if (ferror(fp) || n > CA_SIGNER_MAX_KEYFILE || n == 0) {
+        snprintf(err, errlen, "cannot read key %s: %s", path,
+                 ferror(fp) ? strerror(errno) : n == 0 ? "empty file"
+                 : "file too large");
+        goto end;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *outlen = n;
+    buf = NULL;
+    ok = 1;
+ end:
+    free(buf);
+    fclose(fp);
+    return ok;
+}
+
+/* Loads a PEM private key file. */
+static enum ca_signer_status signer_load_pem(const char *path,
+                                             const struct ca_signer_opts *o,
+                                             CA_SIGNER **out, char *err,
+                                             size_t errlen)
+{
+    char pass[SECRET_MAX + 1];
+    struct signer_pw pw = { NULL, 0 };
+    char *buf = NULL;
+    size_t len = 0;
+    BIO *bio = NULL;
+    EVP_PKEY *pkey = NULL;
+    enum ca_signer_status st = CA_SIGNER_NOKEY;
+    int encrypted;
+
+    if (!signer_read_file(path, &buf, &len, err, errlen))
+        goto end;
+    encrypted = strstr(buf, "ENCRYPTED") != NULL;
+    if (encrypted) {
+        if (o->pass_spec == NULL) {
+            snprintf(err, errlen, "%s is encrypted and no passphrase is "
+                     "configured", path);
+            st = CA_SIGNER_AUTH;
+            goto end;
+        }
+        if (!secret_read(o->pass_spec, o->what != NULL ? o->what
+                         : "key passphrase", pass, sizeof(pass), err, errlen)) {
+            st = CA_SIGNER_AUTH;
+            goto end;
+        }
+        pw.pass = pass;
+    }
+    if ((bio = BIO_new_mem_buf(buf, (int)len)) == NULL) {
+        st = CA_SIGNER_ERROR;
+        goto end;
+    }
+    pkey = PEM_read_bio_PrivateKey(bio, NULL, signer_pw_cb, &pw);
+    if (pkey == NULL) {
+        if (encrypted) {
+            snprintf(err, errlen, "wrong passphrase for %s", path);
+            st = CA_SIGNER_AUTH;
+        } else {
+            snprintf(err, errlen, "%s holds no readable private key", path);
+        }
+        goto end;
+    }
+    if ((*out = signer_new(pkey, NULL, path, o->md)) == NULL) {
+        snprintf(err, errlen, "cannot use the key in %s (digest '%s'?)", path,
+                 o->md != NULL ? o->md : "default");
+        st = CA_SIGNER_ERROR;
+        goto end;
+    }
+    st = CA_SIGNER_OK;
+ end:
+    secret_wipe(pass, sizeof(pass));
+    if (buf != NULL) {
+        secret_wipe(buf, len);
+        free(buf);
+    }
+    BIO_free(bio);
+    EVP_PKEY_free(pkey);
+    ERR_clear_error();
+    return st;
+}
+
+/* Returns a functional reference to the libp11 engine set up for |module|,
+ * or NULL (+ err). Called with signer_engine_lock held. */
+static ENGINE *signer_engine_get(const char *module, char *err, size_t errlen)
+{
+    ENGINE *e = NULL;
+
+    if (signer_engine != NULL) {
+        if (strcmp(signer_engine_module, module) != 0) {
+            snprintf(err, errlen, "PKCS#11 module %s requested but %s is "
+                     "already in use (one module per process)", module,
+                     signer_engine_module);
+            return NULL;
+        }
+        return ENGINE_init(signer_engine) ? signer_engine : NULL;
+    }
+    ENGINE_load_builtin_engines();
+    e = ENGINE_by_id("pkcs11");
+    if (e == NULL) {
+        snprintf(err, errlen, "the OpenSSL pkcs11 engine (libengine-pkcs11-"
+                 "openssl) is not available");
+        return NULL;
+    }
+    if (!ENGINE_ctrl_cmd_string(e, "MODULE_PATH", module, 0)
+        || !ENGINE_init(e)) {
+        snprintf(err, errlen, "cannot load PKCS#11 module %s", module);
+        ENGINE_free(e);
+        return NULL;
+    }
+    if ((signer_engine_module = strdup(module)) == NULL) {
+        ENGINE_finish(e);
+        ENGINE_free(e);
+        return NULL;
+    }
+    signer_engine = e; /* keeps the structural reference for the process */
+    return ENGINE_init(e) ? e : NULL; /* one functional ref for the caller */
+}
+
+/* Returns 1 if the OpenSSL error queue mentions a PIN/login problem. */
+static int signer_err_is_pin(void)
+{
+    unsigned long e;
+    const char *r;
+    int pin = 0;
+
+    while ((e = ERR_get_error()) != 0) {
+        r = ERR_reason_error_string(e);
+        if (r != NULL && (strstr(r, "PIN") != NULL || strstr(r, "ogin") != NULL))
+            pin = 1;
+    }
+    return pin;
+}
+
+/* Loads a key from a PKCS#11 token through the libp11 engine. */
+static enum ca_signer_status signer_load_pkcs11(const char *uri,
+                                                const struct ca_signer_opts *o,
+                                                CA_SIGNER **out, char *err,
+                                                size_t errlen)
+{
+    char pin[SECRET_MAX + 1];
+    const char *module = o->pkcs11_module;
+    ENGINE *e = NULL;
+    EVP_PKEY *pkey = NULL;
+    enum ca_signer_status st = CA_SIGNER_ERROR;
+    int locked = 0;
+
+    pin[0] = '\0';
+    if (module == NULL || *module == '\0')
+        module = getenv("PKCS11_MODULE");
+    if (module == NULL || *module == '\0')
+        module = CA_SIGNER_DEFAULT_PKCS11_MODULE;
+    if (o->pass_spec == NULL && strstr(uri, "pin-value=") == NULL) {
+        snprintf(err, errlen, "no PIN configured for %s", uri);
+        st = CA_SIGNER_AUTH;
+        goto end;
+    }
+    if (o->pass_spec != NULL
+        && !secret_read(o->pass_spec, o->what != NULL ? o->what : "token PIN",
+                        pin, sizeof(pin), err, errlen)) {
+        st = CA_SIGNER_AUTH;
+        goto end;
+    }
+    pthread_mutex_lock(&signer_engine_lock);
+    locked = 1;
+    if ((e = signer_engine_get(module, err, errlen)) == NULL)
+        goto end;
+    ERR_clear_error();
+    if (pin[0] != '\0' && !ENGINE_ctrl_cmd_string(e, "PIN", pin, 0)) {
+        snprintf(err, errlen, "the pkcs11 engine refused the PIN");
+        goto end;
+    }
+    pkey = ENGINE_load_private_key(e, uri, (UI_METHOD *)UI_null(), NULL);
+    if (pkey == NULL) {
+        if (signer_err_is_pin()) {
+            snprintf(err, errlen, "PKCS#11 login failed for %s (wrong PIN?)",
+                     uri);
+            st = CA_SIGNER_AUTH;
+        } else {
+            snprintf(err, errlen, "no private key %s on the token (or wrong "
+                     "PIN)", uri);
+            st = CA_SIGNER_NOKEY;
+        }
+        goto end;
+    }
+    if ((*out = signer_new(pkey, e, uri, o->md)) == NULL) {
+        snprintf(err, errlen, "cannot use the token key %s", uri);
+        goto end;
+    }
+    e = NULL; /* the signer owns the functional reference now */
+    st = CA_SIGNER_OK;
+ end:
+    if (e != NULL)
+        ENGINE_finish(e);
+    if (locked)
+        pthread_mutex_unlock(&signer_engine_lock);
+    secret_wipe(pin, sizeof(pin));
+    EVP_PKEY_free(pkey);
+    ERR_clear_error();
+    return st;
+}
+
+enum ca_signer_status ca_signer_load(const char *keyref,
+                                     const struct ca_signer_opts *opts,
+                                     CA_SIGNER **out, char *err,
+                                     size_t errlen)
+{
+    static const struct ca_signer_opts none;
+
+    *out = NULL;
+    if (opts == NULL)
+        opts = &none;
+    if (keyref == NULL || *keyref == '\0') {
+        snprintf(err, errlen, "no key given");
+        return CA_SIGNER_NOKEY;
+    }
+    if (strncmp(keyref, "pkcs11:", 7) == 0)
+        return signer_load_pkcs11(keyref, opts, out, err, errlen);
+    return signer_load_pem(keyref, opts, out, err, errlen);
+}
+
+/* Prepares |ctx| for one signature. Returns 1 or 0. */
+static int signer_ctx_init(const CA_SIGNER *s, EVP_MD_CTX *ctx)
+{
+    if (s->tmpl != NULL)
+        return EVP_MD_CTX_copy_ex(ctx, s->tmpl);
+    return EVP_DigestSignInit(ctx, NULL, s->md, NULL, s->pkey);
+}
+
+/* Runs one signing operation under the token lock when needed. */
+enum signer_op { SIGNER_X509, SIGNER_CRL, SIGNER_ITEM, SIGNER_DATA };
+
+struct signer_job {
+    enum signer_op op;
+    void *obj;
+    const ASN1_ITEM *it;
+    X509_ALGOR *alg1, *alg2;
+    ASN1_BIT_STRING *sig;
+    const unsigned char *tbs;
+    size_t tbslen;
+    unsigned char **out;
+    size_t *outlen;
+};
+
+static int signer_run(const CA_SIGNER *s, struct signer_job *j)
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    CA_SIGNER *ms = (CA_SIGNER *)s; /* the lock is mutable state */
+    size_t len = 0;
+    int ok = 0;
+
+    if (ctx == NULL)
+        return 0;
+    if (s->engine != NULL)
+        pthread_mutex_lock(&ms->lock);
+    if (!signer_ctx_init(s, ctx))
+        goto end;
+    switch (j->op) {
+    case SIGNER_X509:
+        ok = X509_sign_ctx(j->obj, ctx) > 0;
+        break;
+    case SIGNER_CRL:
+        ok = X509_CRL_sign_ctx(j->obj, ctx) > 0;
+        break;
+    case SIGNER_ITEM:
+        ok = ASN1_item_sign_ctx(j->it, j->alg1, j->alg2, j->sig, j->obj,
+                                ctx) > 0;
+        break;
+    case SIGNER_DATA:
+        *j->out = NULL;
+        if (!EVP_DigestSign(ctx, NULL, &len, j->tbs, j->tbslen)
+            || (*j->out = OPENSSL_malloc(len)) == NULL)
+            goto end;
+        if (!EVP_DigestSign(ctx, *j->out, &len, j->tbs, j->tbslen)) {
+            OPENSSL_free(*j->out);
+            *j->out = NULL;
+            goto end;
+        }
+        *j->outlen = len;
+        ok = 1;
+        break;
+    }
+ end:
+    if (s->engine != NULL)
+        pthread_mutex_unlock(&ms->lock);
+    EVP_MD_CTX_free(ctx);
+    if (!ok)
+        log_ossl(LOG_ERROR, "signing failed");
+    return ok;
+}
+
+int ca_signer_sign_x509(const CA_SIGNER *s, X509 *x)
+{
+    struct signer_job j = { .op = SIGNER_X509, .obj = x };
+
+    return signer_run(s, &j);
+}
+
+int ca_signer_sign_crl(const CA_SIGNER *s, X509_CRL *crl)
+{
+    struct signer_job j = { .op = SIGNER_CRL, .obj = crl };
+
+    return signer_run(s, &j);
+}
+
+int ca_signer_sign_item(const CA_SIGNER *s, const ASN1_ITEM *it,
+                        X509_ALGOR *alg1, X509_ALGOR *alg2,
+                        ASN1_BIT_STRING *sig, const void *data)
+{
+    struct signer_job j = { .op = SIGNER_ITEM, .obj = (void *)data, .it = it,
+                            .alg1 = alg1, .alg2 = alg2, .sig = sig };
+
+    return signer_run(s, &j);
+}
+
+int ca_signer_sign_data(const CA_SIGNER *s, const unsigned char *tbs,
+                        size_t tbslen, unsigned char **sig, size_t *siglen)
+{
+    struct signer_job j = { .op = SIGNER_DATA, .tbs = tbs, .tbslen = tbslen,
+                            .out = sig, .outlen = siglen };
+
+    return signer_run(s, &j);
+}
+
+int ca_signer_matches_cert(const CA_SIGNER *s, X509 *cert)
+{
+    static const unsigned char probe[] = "cmpca key/certificate check";
+    EVP_PKEY *cpub = X509_get0_pubkey(cert);
+    EVP_MD_CTX *v = NULL;
+    unsigned char *sig = NULL;
+    size_t siglen = 0;
+    int ok = 0;
+
+    if (cpub == NULL || EVP_PKEY_eq(cpub, s->pub) != 1)
+        goto end;
+    if (!ca_signer_sign_data(s, probe, sizeof(probe), &sig, &siglen))
+        goto end;
+    if ((v = EVP_MD_CTX_new()) == NULL
+        || !EVP_DigestVerifyInit(v, NULL, s->md, NULL, cpub)
+        || EVP_DigestVerify(v, sig, siglen, probe, sizeof(probe)) != 1)
+        goto end;
+    ok = 1;
+ end:
+    EVP_MD_CTX_free(v);
+    OPENSSL_free(sig);
+    ERR_clear_error();
+    return ok;
+}

@@ -1,0 +1,91 @@
+/*
+ * The signing interface: the only code that touches a CA (or CMP signer)
+ * private key. Keys come from an encrypted PEM file or a PKCS#11 token (libp11
+ * engine); callers only ever ask for signatures, so a separate signer process
+ * can own the keys later. All signing functions are safe to call from many
+ * threads at once on one CA_SIGNER.
+ */
+#ifndef CMPCA_CA_SIGNER_H
+#define CMPCA_CA_SIGNER_H
+
+#include <stddef.h>
+#include <openssl/asn1.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+typedef struct ca_signer_st CA_SIGNER;
+
+/* Outcome of loading a key; each maps to one clear message. */
+enum ca_signer_status {
+    CA_SIGNER_OK = 0,
+    CA_SIGNER_AUTH,      /* wrong/missing passphrase or PIN */
+    CA_SIGNER_NOKEY,     /* key file unreadable/malformed, key not on token */
+    CA_SIGNER_MISMATCH,  /* key does not belong to the certificate */
+    CA_SIGNER_ERROR      /* anything else (engine missing, out of memory) */
+};
+
+/* Where a key comes from and how to unlock it. */
+struct ca_signer_opts {
+    const char *pass_spec;      /* secret spec (file:/env:/prompt) of the
+                                 * PEM passphrase or the token PIN; NULL =
+                                 * none (plain PEM only) */
+    const char *pkcs11_module;  /* PKCS#11 module; NULL = $PKCS11_MODULE or
+                                 * /usr/lib/softhsm/libsofthsm2.so */
+    const char *md;             /* digest name overriding the default for the
+                                 * key type; NULL = default */
+    const char *what;           /* names the key in prompts and messages */
+};
+
+/* Default PKCS#11 module when neither config nor $PKCS11_MODULE names one. */
+#define CA_SIGNER_DEFAULT_PKCS11_MODULE "/usr/lib/softhsm/libsofthsm2.so"
+
+/* Loads the key named by |keyref|: a PEM file path, or a "pkcs11:" URI.
+ * Returns CA_SIGNER_OK and sets *out, or another status with a message in
+ * |err| (*out NULL). Only one PKCS#11 module can be used per process. */
+enum ca_signer_status ca_signer_load(const char *keyref,
+                                     const struct ca_signer_opts *opts,
+                                     CA_SIGNER **out, char *err,
+                                     size_t errlen);
+
+/* Wraps an in-memory private key (takes a reference; for keys just
+ * generated). |md| as in ca_signer_opts. Returns NULL on error. */
+CA_SIGNER *ca_signer_new_pkey(EVP_PKEY *pkey, const char *md);
+
+/* Adds a reference. Returns 1. */
+int ca_signer_up_ref(CA_SIGNER *s);
+/* Drops a reference; frees on the last. NULL is harmless. */
+void ca_signer_free(CA_SIGNER *s);
+
+/* Returns the public key (public part only; never the private key). */
+EVP_PKEY *ca_signer_get0_pubkey(const CA_SIGNER *s);
+/* Returns the key reference given to ca_signer_load() ("" for in-memory). */
+const char *ca_signer_get0_keyref(const CA_SIGNER *s);
+/* Returns the digest name used ("SHA256", ...) or NULL for EdDSA. */
+const char *ca_signer_get0_md(const CA_SIGNER *s);
+/* Returns 1 if the key lives on a PKCS#11 token. */
+int ca_signer_is_pkcs11(const CA_SIGNER *s);
+/* Sets the digest ("SHA256", "SHA384", "SHA512"; NULL = default for the key
+ * type). Not for use while other threads sign. Returns 1 or 0. */
+int ca_signer_set_md(CA_SIGNER *s, const char *md);
+
+/* Returns 1 if |cert| holds this signer's public key and a test signature
+ * made with the private key verifies under it; else 0. */
+int ca_signer_matches_cert(const CA_SIGNER *s, X509 *cert);
+
+/* Signs |x| (sets its signature algorithms). Returns 1 or 0. */
+int ca_signer_sign_x509(const CA_SIGNER *s, X509 *x);
+/* Signs |crl|. Returns 1 or 0. */
+int ca_signer_sign_crl(const CA_SIGNER *s, X509_CRL *crl);
+/* Signs the DER of |data| (of ASN.1 type |it|), writing the algorithm to
+ * |alg1| and |alg2| (either may be NULL) and the signature to |sig|, like
+ * ASN1_item_sign_ctx(). Used by the CMP layer for ProtectedPart. Returns 1
+ * or 0. */
+int ca_signer_sign_item(const CA_SIGNER *s, const ASN1_ITEM *it,
+                        X509_ALGOR *alg1, X509_ALGOR *alg2,
+                        ASN1_BIT_STRING *sig, const void *data);
+/* Signs raw bytes |tbs| (digest-and-sign); the malloc'ed signature goes to
+ * *sig (OPENSSL_free it). Returns 1 or 0. */
+int ca_signer_sign_data(const CA_SIGNER *s, const unsigned char *tbs,
+                        size_t tbslen, unsigned char **sig, size_t *siglen);
+
+#endif

@@ -1,0 +1,31 @@
+/*
+ * Reading a passphrase or PIN from a "secret spec": "file:PATH" (first line),
+ * "env:VAR" or "prompt" (the terminal, echo off). Secrets never come from argv.
+ */
+#ifndef CMPCA_UTIL_SECRET_H
+#define CMPCA_UTIL_SECRET_H
+
+#include <stddef.h>
+
+/* Longest secret accepted (bytes, without the terminating NUL). */
+#define SECRET_MAX 1023
+
+/* Returns 1 if |spec| has a recognised form ("file:", "env:", "prompt"). */
+int secret_spec_valid(const char *spec);
+
+/* Reads the secret named by |spec| into |buf| (NUL-terminated, trailing
+ * CR/LF removed). |what| names the secret in the prompt and in messages
+ * (e.g. "passphrase for CA root"). Returns 1, or 0 with a reason in |err|
+ * (buf is wiped on failure). An empty secret is an error. */
+int secret_read(const char *spec, const char *what, char *buf, size_t buflen,
+                char *err, size_t errlen);
+
+/* Like secret_read() but for "prompt" asks twice and requires a match (for
+ * creating a new key). Other specs behave as secret_read(). */
+int secret_read_new(const char *spec, const char *what, char *buf,
+                    size_t buflen, char *err, size_t errlen);
+
+/* Overwrites |len| bytes of |buf| with zeros in a way the compiler keeps. */
+void secret_wipe(void *buf, size_t len);
+
+#endif
