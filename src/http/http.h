@@ -1,0 +1,100 @@
+/*
+ * The HTTP front end (RFC 9811 CMP over HTTP) on libmicrohttpd: routing,
+ * limits, keep-alive and graceful shutdown. Bytes in, bytes out: the layer
+ * never sees ASN.1; one callback turns a request body into a response body.
+ */
+#ifndef CMPCA_HTTP_H
+#define CMPCA_HTTP_H
+
+#include <stddef.h>
+
+/* Upper bound for an alias / profile label: 1-64 chars of [A-Za-z0-9._-]. */
+#define HTTP_LABEL_MAX 64
+
+struct http_server;
+
+/* Server settings. Zero fields take the defaults named here; fill the struct
+ * with http_conf_init() first and override what you need. */
+struct http_conf {
+    const char *bind_addr;     /* "127.0.0.1", "::1", "0.0.0.0", "::"; NULL = "0.0.0.0" */
+    unsigned short port;       /* 0 = pick a free port; http_server_port() tells */
+    unsigned threads;          /* worker threads; 0 = number of online CPUs */
+    size_t max_body;           /* request body limit in bytes, default 64 KiB */
+    unsigned max_conns;        /* default 1024; connections beyond are refused */
+    unsigned per_ip_conns;     /* per client address limit; 0 = no limit */
+    unsigned idle_timeout;     /* seconds a connection may be idle, default 30 */
+    size_t conn_mem_limit;     /* per-connection MHD memory (headers, buffers),
+                                  default 32 KiB; the body buffer is separate */
+    unsigned stop_grace;       /* seconds http_server_stop() waits for
+                                  in-flight requests, default 10 */
+    const char *default_alias; /* alias for /.well-known/cmp; NULL = that path
+                                  answers 404 */
+    /* Optional: appends extra Prometheus text to /metrics. Called with the
+     * |arg| given to http_server_start(); writes at most |cap| bytes to |buf|
+     * and returns the number written. NULL = none. */
+    size_t (*metrics_extra)(void *arg, char *buf, size_t cap);
+};
+
+/* One CMP request as the handler sees it; read-only, valid for the call. */
+struct http_request {
+    const char *alias;         /* routed alias name, never NULL */
+    const char *operation;     /* RFC 9811 / RFC 9483 operation label after the
+                                  alias (".../p/<alias>/<operation>",
+                                  "/.well-known/cmp/<operation>"), or NULL */
+    const unsigned char *body; /* the request body (NULL if body_len is 0) */
+    size_t body_len;
+    int reject_status;         /* 0, or 413 (body too large) / 415 (wrong
+                                  Content-Type) when the HTTP layer refused the
+                                  request: the handler must still produce a
+                                  (protected CMP error) body; body is empty */
+    const char *peer;          /* "ip:port" / "[ipv6]:port" text for logs */
+};
+
+/* The handler's answer. Starts as {NULL, 0, 500, 0}. */
+struct http_response {
+    unsigned char *body;       /* malloc'ed, freed by the HTTP layer; sent with
+                                  Content-Type application/pkixcmp. NULL with
+                                  body_len 0 sends an empty body. */
+    size_t body_len;
+    int status;                /* 200 for a CMP answer, 4xx/5xx with a CMP
+                                  error body (RFC 9811 3.3) */
+    int close;                 /* 1 = "Connection: close" after this answer
+                                  (RFC 9811 5: after an error the server
+                                  should close the connection) */
+};
+
+/* Turns one request into a response. Runs on MHD worker threads, several at
+ * once (one per worker thread), so it must be thread-safe; while it runs the
+ * other connections of that worker wait. */
+typedef void (*http_handler_fn)(void *arg, const struct http_request *req,
+                                struct http_response *rsp);
+/* Returns 1 if |alias| names a configured alias, else 0 (-> 404).
+ * Thread-safe; called for every CMP request before the body is read. */
+typedef int (*http_alias_fn)(void *arg, const char *alias);
+
+/* Fills |conf| with the defaults (all limits set, bind 0.0.0.0, port 0). */
+void http_conf_init(struct http_conf *conf);
+
+/* Starts listening and serving. |handler| answers CMP requests, |alias_known|
+ * (may be NULL = every well-formed label exists) checks aliases, |arg| goes to
+ * both and to conf->metrics_extra. |conf| strings must outlive the server.
+ * Returns the server, or NULL with a message in |err| (errlen bytes). */
+struct http_server *http_server_start(const struct http_conf *conf,
+                                      http_handler_fn handler,
+                                      http_alias_fn alias_known, void *arg,
+                                      char *err, size_t errlen);
+
+/* Returns the TCP port the server listens on (useful with conf->port 0). */
+unsigned short http_server_port(const struct http_server *srv);
+
+/* Returns the number of requests being received or answered right now. */
+unsigned http_server_inflight(const struct http_server *srv);
+
+/* Graceful stop: stops accepting (closes the listen socket), lets in-flight
+ * requests finish and be answered (waiting up to conf->stop_grace seconds;
+ * answers given meanwhile carry "Connection: close"), then stops the daemon
+ * and frees everything. NULL is harmless. Not async-signal-safe: call it from
+ * the main thread after a signal handler set a flag. */
+void http_server_stop(struct http_server *srv);
+
+#endif

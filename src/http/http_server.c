@@ -1,0 +1,600 @@
+/*
+ * The libmicrohttpd server behind http.h: thread pool, connection/memory/
+ * body/time limits, body accumulation, CMP/health/metrics responses, and the
+ * graceful stop (quiesce, drain in-flight requests, stop).
+ */
+#include "http/http.h"
+#include "http/http_int.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "util/log.h"
+#include "util/metrics.h"
+
+#define HTTP_DEFAULT_MAX_BODY   (64 * 1024)
+#define HTTP_DEFAULT_MAX_CONNS  1024
+#define HTTP_DEFAULT_IDLE       30
+#define HTTP_DEFAULT_CONN_MEM   (32 * 1024)
+#define HTTP_DEFAULT_STOP_GRACE 10
+#define HTTP_FIRST_CHUNK        4096      /* first buffer without Content-Length */
+#define HTTP_DISCARD_MAX        (1024 * 1024) /* body bytes read and dropped
+                                             after a 413/415 before giving up */
+#define HTTP_METRICS_EXTRA      (64 * 1024)
+#define HTTP_CT_CMP             "application/pkixcmp"
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    struct http_conf conf;              /* copy; strings borrowed */
+    http_handler_fn handler;
+    http_alias_fn alias_known;
+    void *arg;
+    unsigned short port;
+    atomic_uint inflight;               /* requests between first call and
+                                           completion */
+    atomic_int stopping;
+};
+
+/* Per CMP request: routing result, state and the body, in one allocation
+ * (the body grows with it, geometrically, never beyond max_body). */
+struct http_req {
+    int reject;                         /* 0, 413 or 415 */
+    int answered;                       /* response queued already */
+    size_t discarded;                   /* bytes dropped after a reject */
+    size_t len, cap;                    /* body bytes held / allocated */
+    char alias[HTTP_LABEL_MAX + 1];
+    char op[HTTP_LABEL_MAX + 1];
+    unsigned char body[];
+};
+
+/* Marks a request answered on the first call (nothing allocated). */
+static char http_marker_simple;
+
+void http_conf_init(struct http_conf *conf)
+{
+    memset(conf, 0, sizeof(*conf));
+    conf->bind_addr = "0.0.0.0";
+    conf->max_body = HTTP_DEFAULT_MAX_BODY;
+    conf->max_conns = HTTP_DEFAULT_MAX_CONNS;
+    conf->idle_timeout = HTTP_DEFAULT_IDLE;
+    conf->conn_mem_limit = HTTP_DEFAULT_CONN_MEM;
+    conf->stop_grace = HTTP_DEFAULT_STOP_GRACE;
+}
+
+/* Routes MHD's own diagnostics to our log. */
+static void http_mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+    char line[512];
+    size_t n;
+
+    vsnprintf(line, sizeof(line), fmt, ap);
+    n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    log_msg(LOG_WARN, "http: %s", line);
+}
+
+/* Sets TCP_NODELAY on every accepted socket: responses leave in one segment
+ * train without waiting for the peer's delayed ACK (Nagle). */
+static void http_notify_connection(void *cls, struct MHD_Connection *conn,
+                                   void **socket_context,
+                                   enum MHD_ConnectionNotificationCode code)
+{
+    const union MHD_ConnectionInfo *ci;
+    int one = 1;
+
+    if (code != MHD_CONNECTION_NOTIFY_STARTED)
+        return;
+    ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci == NULL)
+        return;
+    if (setsockopt(ci->connect_fd, IPPROTO_TCP, TCP_NODELAY, &one,
+                   sizeof(one)) != 0)
+        log_msg(LOG_DEBUG, "http: TCP_NODELAY: %s", strerror(errno));
+}
+
+/* Asks the kernel to ACK what it has received now instead of delaying the
+ * ACK: a client that writes headers and body separately without
+ * TCP_NODELAY (OpenSSL's HTTP client does) otherwise waits ~40 ms for it. */
+static void http_quickack(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci;
+    int one = 1;
+
+    ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci != NULL)
+        (void)setsockopt(ci->connect_fd, IPPROTO_TCP, TCP_QUICKACK, &one,
+                         sizeof(one));
+}
+
+/* Writes the client's "ip:port" to |buf|. */
+static void http_peer(struct MHD_Connection *conn, char *buf, size_t len)
+{
+    const union MHD_ConnectionInfo *ci;
+    char ip[INET6_ADDRSTRLEN];
+
+    snprintf(buf, len, "?");
+    ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci == NULL || ci->client_addr == NULL)
+        return;
+    if (ci->client_addr->sa_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const void *)ci->client_addr;
+        if (inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip)) != NULL)
+            snprintf(buf, len, "%s:%u", ip, ntohs(s4->sin_port));
+    } else if (ci->client_addr->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const void *)ci->client_addr;
+        if (inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip)) != NULL)
+            snprintf(buf, len, "[%s]:%u", ip, ntohs(s6->sin6_port));
+    }
+}
+
+/* Queues |rsp| with |status| (counted in the metrics) and drops our
+ * reference. Adds "Connection: close" when |close| or while stopping.
+ * Returns MHD's verdict. */
+static enum MHD_Result http_queue(struct http_server *srv,
+                                  struct MHD_Connection *conn,
+                                  struct MHD_Response *rsp, int status,
+                                  int close)
+{
+    enum MHD_Result ret;
+
+    if (rsp == NULL)
+        return MHD_NO;
+    if (close || atomic_load(&srv->stopping))
+        MHD_add_response_header(rsp, MHD_HTTP_HEADER_CONNECTION, "close");
+    ret = MHD_queue_response(conn, (unsigned)status, rsp);
+    MHD_destroy_response(rsp);
+    if (ret == MHD_YES)
+        metrics_http_status(status);
+    return ret;
+}
+
+/* Answers with a short text/plain body (404, 405, /health). |allow| adds an
+ * Allow header if not NULL. */
+static enum MHD_Result http_reply_text(struct http_server *srv,
+                                       struct MHD_Connection *conn, int status,
+                                       const char *text, const char *allow)
+{
+    struct MHD_Response *rsp;
+
+    rsp = MHD_create_response_from_buffer(strlen(text), (void *)text,
+                                          MHD_RESPMEM_PERSISTENT);
+    if (rsp == NULL)
+        return MHD_NO;
+    MHD_add_response_header(rsp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            "text/plain; charset=utf-8");
+    if (allow != NULL)
+        MHD_add_response_header(rsp, MHD_HTTP_HEADER_ALLOW, allow);
+    return http_queue(srv, conn, rsp, status, 0);
+}
+
+/* Answers GET /metrics: the registry plus the caller's extra text. */
+static enum MHD_Result http_reply_metrics(struct http_server *srv,
+                                          struct MHD_Connection *conn)
+{
+    struct MHD_Response *rsp;
+    char *text, *all;
+    size_t len = 0, extra = 0;
+
+    text = metrics_render(&len);
+    if (text == NULL)
+        return http_reply_text(srv, conn, 500, "out of memory\n", NULL);
+    if (srv->conf.metrics_extra != NULL) {
+        all = realloc(text, len + HTTP_METRICS_EXTRA + 1);
+        if (all == NULL) {
+            free(text);
+            return http_reply_text(srv, conn, 500, "out of memory\n", NULL);
+        }
+        text = all;
+        extra = srv->conf.metrics_extra(srv->arg, text + len,
+                                        HTTP_METRICS_EXTRA);
+        if (extra > HTTP_METRICS_EXTRA)
+            extra = HTTP_METRICS_EXTRA;
+        len += extra;
+    }
+    rsp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    if (rsp == NULL) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(rsp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8");
+    return http_queue(srv, conn, rsp, 200, 0);
+}
+
+/* Calls the handler for |req| and queues its answer. */
+static enum MHD_Result http_reply_cmp(struct http_server *srv,
+                                      struct MHD_Connection *conn,
+                                      struct http_req *hr)
+{
+    struct http_request req;
+    struct http_response out = { NULL, 0, 500, 0 };
+    struct MHD_Response *rsp;
+    char peer[INET6_ADDRSTRLEN + 16];
+
+    if (hr->answered)
+        return MHD_YES;
+    hr->answered = 1;
+    http_peer(conn, peer, sizeof(peer));
+    req.alias = hr->alias;
+    req.operation = hr->op[0] != '\0' ? hr->op : NULL;
+    req.reject_status = hr->reject;
+    req.body = (hr->reject == 0 && hr->len > 0) ? hr->body : NULL;
+    req.body_len = hr->reject == 0 ? hr->len : 0;
+    req.peer = peer;
+    srv->handler(srv->arg, &req, &out);
+
+    if (out.status < 200 || out.status > 599) {
+        log_msg(LOG_ERROR, "http: handler returned status %d for alias %s",
+                out.status, hr->alias);
+        free(out.body);
+        return http_reply_text(srv, conn, 500, "internal error\n", NULL);
+    }
+    if (out.body != NULL && out.body_len > 0)
+        rsp = MHD_create_response_from_buffer(out.body_len, out.body,
+                                              MHD_RESPMEM_MUST_FREE);
+    else {
+        free(out.body);
+        out.body = NULL;
+        rsp = MHD_create_response_from_buffer(0, NULL,
+                                              MHD_RESPMEM_PERSISTENT);
+    }
+    if (rsp == NULL) {
+        free(out.body);
+        return MHD_NO;
+    }
+    if (out.body != NULL)
+        MHD_add_response_header(rsp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                HTTP_CT_CMP);
+    return http_queue(srv, conn, rsp, out.status, out.close);
+}
+
+/* Returns the Content-Length header as a number in |*cl|; 1 if present. */
+static int http_content_length(struct MHD_Connection *conn, uint64_t *cl)
+{
+    const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                MHD_HTTP_HEADER_CONTENT_LENGTH);
+    char *end;
+    unsigned long long n;
+
+    if (v == NULL)
+        return 0;
+    errno = 0;
+    n = strtoull(v, &end, 10);
+    if (errno != 0 || end == v)
+        n = UINT64_MAX;                 /* MHD rejects these before us */
+    *cl = n;
+    return 1;
+}
+
+/* First call of a CMP request: method, alias and Content-Type checks; sets
+ * up the body buffer or answers at once. */
+static enum MHD_Result http_cmp_begin(struct http_server *srv,
+                                      struct MHD_Connection *conn,
+                                      const char *method, const char *alias,
+                                      const char *op, void **con_cls)
+{
+    struct http_req *hr;
+    uint64_t cl = 0;
+    int has_cl, reject = 0;
+    size_t cap = 0;
+    const char *expect;
+
+    if (srv->alias_known != NULL && !srv->alias_known(srv->arg, alias)) {
+        *con_cls = &http_marker_simple;
+        return http_reply_text(srv, conn, 404, "not found\n", NULL);
+    }
+    if (strcmp(method, MHD_HTTP_METHOD_POST) != 0) {
+        *con_cls = &http_marker_simple;
+        return http_reply_text(srv, conn, 405, "method not allowed\n",
+                               MHD_HTTP_METHOD_POST);
+    }
+    has_cl = http_content_length(conn, &cl);
+    if (!http_content_type_ok(MHD_lookup_connection_value(
+            conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE)))
+        reject = 415;
+    else if (has_cl && cl > srv->conf.max_body)
+        reject = 413;
+    else
+        cap = has_cl ? (size_t)cl
+                     : (srv->conf.max_body < HTTP_FIRST_CHUNK
+                        ? srv->conf.max_body : HTTP_FIRST_CHUNK);
+
+    hr = malloc(sizeof(*hr) + cap);
+    if (hr == NULL) {
+        log_msg(LOG_ERROR, "http: out of memory for a %zu byte body", cap);
+        *con_cls = &http_marker_simple;
+        return MHD_NO;
+    }
+    memset(hr, 0, sizeof(*hr));
+    hr->reject = reject;
+    hr->cap = cap;
+    strcpy(hr->alias, alias);           /* both bounded by http_route */
+    strcpy(hr->op, op);
+    *con_cls = hr;
+
+    /* A refused body is better not sent at all: answer now if the client
+     * waits for "100 Continue" or announced more than we would discard.
+     * MHD then closes the connection after the answer. */
+    expect = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                         MHD_HTTP_HEADER_EXPECT);
+    if (reject != 0 && ((has_cl && cl > HTTP_DISCARD_MAX)
+                        || (expect != NULL
+                            && strcasecmp(expect, "100-continue") == 0)))
+        return http_reply_cmp(srv, conn, hr);
+    if (!has_cl || cl > 0)
+        http_quickack(conn);
+    return MHD_YES;
+}
+
+/* Takes |n| more body bytes: appends them (growing the buffer up to
+ * max_body) or, past the limit or after a reject, drops them. Returns
+ * MHD_NO to abort a connection that keeps sending a refused body. */
+static enum MHD_Result http_cmp_data(struct http_server *srv, void **con_cls,
+                                     const char *data, size_t n)
+{
+    struct http_req *hr = *con_cls;
+
+    if (hr->reject == 0 && n > srv->conf.max_body - hr->len) {
+        hr->reject = 413;               /* chunked body over the limit */
+        hr->discarded = hr->len;
+        hr->len = 0;
+    }
+    if (hr->reject != 0) {
+        hr->discarded += n;
+        return hr->discarded > HTTP_DISCARD_MAX ? MHD_NO : MHD_YES;
+    }
+    if (n > hr->cap - hr->len) {
+        size_t want = hr->len + n, cap = hr->cap * 2;
+        struct http_req *nhr;
+
+        if (cap < want)
+            cap = want;
+        if (cap > srv->conf.max_body)
+            cap = srv->conf.max_body;
+        nhr = realloc(hr, sizeof(*hr) + cap);
+        if (nhr == NULL) {
+            log_msg(LOG_ERROR, "http: out of memory for a %zu byte body", cap);
+            return MHD_NO;
+        }
+        hr = nhr;
+        hr->cap = cap;
+        *con_cls = hr;
+    }
+    memcpy(hr->body + hr->len, data, n);
+    hr->len += n;
+    return MHD_YES;
+}
+
+/* MHD's access handler: called once with the headers, then per body piece,
+ * then once more with no data when the request is complete. */
+static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn,
+                                   const char *url, const char *method,
+                                   const char *version,
+                                   const char *upload_data,
+                                   size_t *upload_data_size, void **con_cls)
+{
+    struct http_server *srv = cls;
+    char alias[HTTP_LABEL_MAX + 1], op[HTTP_LABEL_MAX + 1];
+
+    if (*con_cls == NULL) {             /* first call: headers are in */
+        int get = strcmp(method, MHD_HTTP_METHOD_GET) == 0
+                  || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+
+        atomic_fetch_add(&srv->inflight, 1);
+        switch (http_route(url, srv->conf.default_alias, alias, op)) {
+        case HTTP_ROUTE_CMP:
+            return http_cmp_begin(srv, conn, method, alias, op, con_cls);
+        case HTTP_ROUTE_HEALTH:
+            *con_cls = &http_marker_simple;
+            return get ? http_reply_text(srv, conn, 200, "ok", NULL)
+                       : http_reply_text(srv, conn, 405,
+                                         "method not allowed\n", "GET, HEAD");
+        case HTTP_ROUTE_METRICS:
+            *con_cls = &http_marker_simple;
+            return get ? http_reply_metrics(srv, conn)
+                       : http_reply_text(srv, conn, 405,
+                                         "method not allowed\n", "GET, HEAD");
+        default:
+            *con_cls = &http_marker_simple;
+            return http_reply_text(srv, conn, 404, "not found\n", NULL);
+        }
+    }
+    if (*con_cls == &http_marker_simple) {  /* answered; drop any body */
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_data_size != 0) {
+        size_t n = *upload_data_size;
+
+        *upload_data_size = 0;
+        return http_cmp_data(srv, con_cls, upload_data, n);
+    }
+    return http_reply_cmp(srv, conn, *con_cls);
+}
+
+/* MHD's completion callback: frees the request state, ends "in flight". */
+static void http_completed(void *cls, struct MHD_Connection *conn,
+                           void **con_cls,
+                           enum MHD_RequestTerminationCode toe)
+{
+    struct http_server *srv = cls;
+
+    if (*con_cls != NULL && *con_cls != &http_marker_simple)
+        free(*con_cls);
+    *con_cls = NULL;
+    atomic_fetch_sub(&srv->inflight, 1);
+}
+
+struct http_server *http_server_start(const struct http_conf *conf,
+                                      http_handler_fn handler,
+                                      http_alias_fn alias_known, void *arg,
+                                      char *err, size_t errlen)
+{
+    struct http_server *srv = NULL;
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in4;
+        struct sockaddr_in6 in6;
+    } addr;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL
+                     | MHD_USE_ITC | MHD_USE_TURBO | MHD_USE_ERROR_LOG;
+    const union MHD_DaemonInfo *di;
+    struct MHD_OptionItem opt[12];
+    long ncpu;
+    size_t i;
+
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+    if (handler == NULL) {
+        snprintf(err, errlen, "no handler");
+        goto err;
+    }
+    srv = calloc(1, sizeof(*srv));
+    if (srv == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto err;
+    }
+    srv->conf = *conf;
+    srv->handler = handler;
+    srv->alias_known = alias_known;
+    srv->arg = arg;
+    if (srv->conf.bind_addr == NULL)
+        srv->conf.bind_addr = "0.0.0.0";
+    if (srv->conf.max_body == 0)
+        srv->conf.max_body = HTTP_DEFAULT_MAX_BODY;
+    if (srv->conf.max_conns == 0)
+        srv->conf.max_conns = HTTP_DEFAULT_MAX_CONNS;
+    if (srv->conf.idle_timeout == 0)
+        srv->conf.idle_timeout = HTTP_DEFAULT_IDLE;
+    if (srv->conf.conn_mem_limit == 0)
+        srv->conf.conn_mem_limit = HTTP_DEFAULT_CONN_MEM;
+    if (srv->conf.stop_grace == 0)
+        srv->conf.stop_grace = HTTP_DEFAULT_STOP_GRACE;
+    if (srv->conf.threads == 0) {
+        ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        srv->conf.threads = ncpu > 0 ? (unsigned)ncpu : 1;
+    }
+    if (srv->conf.default_alias != NULL
+        && !http_label_valid(srv->conf.default_alias,
+                             strlen(srv->conf.default_alias))) {
+        snprintf(err, errlen, "default alias \"%s\" is not a valid label "
+                 "(1-64 of A-Z a-z 0-9 . _ -)", srv->conf.default_alias);
+        goto err;
+    }
+
+    memset(&addr, 0, sizeof(addr));
+    if (inet_pton(AF_INET, srv->conf.bind_addr, &addr.in4.sin_addr) == 1) {
+        addr.in4.sin_family = AF_INET;
+        addr.in4.sin_port = htons(srv->conf.port);
+    } else if (inet_pton(AF_INET6, srv->conf.bind_addr,
+                         &addr.in6.sin6_addr) == 1) {
+        addr.in6.sin6_family = AF_INET6;
+        addr.in6.sin6_port = htons(srv->conf.port);
+        flags |= IN6_IS_ADDR_UNSPECIFIED(&addr.in6.sin6_addr)
+                 ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
+    } else {
+        snprintf(err, errlen, "bind address \"%s\" is not a numeric IPv4 or "
+                 "IPv6 address", srv->conf.bind_addr);
+        goto err;
+    }
+
+    /* the logger must come first to catch messages about later options */
+    i = 0;
+    opt[i++] = (struct MHD_OptionItem){ MHD_OPTION_EXTERNAL_LOGGER,
+                                        (intptr_t)http_mhd_logger, srv };
+    opt[i++] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, &addr.sa };
+    if (srv->conf.threads > 1)
+        opt[i++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE,
+                                            srv->conf.threads, NULL };
+    opt[i++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT,
+                                        srv->conf.max_conns, NULL };
+    opt[i++] = (struct MHD_OptionItem){ MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                                        srv->conf.per_ip_conns, NULL };
+    opt[i++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT,
+                                        srv->conf.idle_timeout, NULL };
+    opt[i++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                                        (intptr_t)srv->conf.conn_mem_limit,
+                                        NULL };
+    opt[i++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_COMPLETED,
+                                        (intptr_t)http_completed, srv };
+    opt[i++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_CONNECTION,
+                                        (intptr_t)http_notify_connection,
+                                        srv };
+    opt[i++] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
+    srv->daemon = MHD_start_daemon(flags, srv->conf.port, NULL, NULL,
+                                   http_access, srv, MHD_OPTION_ARRAY, opt,
+                                   MHD_OPTION_END);
+    if (srv->daemon == NULL) {
+        snprintf(err, errlen, "cannot listen on %s port %u (address in use, "
+                 "or a limit too small?)", srv->conf.bind_addr,
+                 (unsigned)srv->conf.port);
+        goto err;
+    }
+    di = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    srv->port = di != NULL ? di->port : srv->conf.port;
+    log_msg(LOG_INFO, "http: listening on %s port %u (%u threads, body limit "
+            "%zu, %u connections)", srv->conf.bind_addr, (unsigned)srv->port,
+            srv->conf.threads, srv->conf.max_body, srv->conf.max_conns);
+    return srv;
+
+ err:
+    free(srv);
+    return NULL;
+}
+
+unsigned short http_server_port(const struct http_server *srv)
+{
+    return srv != NULL ? srv->port : 0;
+}
+
+unsigned http_server_inflight(const struct http_server *srv)
+{
+    return srv != NULL ? atomic_load(&((struct http_server *)srv)->inflight)
+                       : 0;
+}
+
+void http_server_stop(struct http_server *srv)
+{
+    struct timespec t0, now, nap = { 0, 5 * 1000 * 1000 };
+    MHD_socket lsock;
+    unsigned left;
+
+    if (srv == NULL)
+        return;
+    atomic_store(&srv->stopping, 1);
+    /* MHD threads may still use the quiesced socket, so it is closed only
+     * after MHD_stop_daemon; shutdown() stops the kernel from queueing new
+     * connections meanwhile (they are refused, not left hanging). */
+    lsock = MHD_quiesce_daemon(srv->daemon);
+    if (lsock != MHD_INVALID_SOCKET)
+        (void)shutdown(lsock, SHUT_RDWR);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while ((left = atomic_load(&srv->inflight)) > 0) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - t0.tv_sec >= (time_t)srv->conf.stop_grace) {
+            log_msg(LOG_WARN, "http: stopping with %u request(s) unfinished",
+                    left);
+            break;
+        }
+        nanosleep(&nap, NULL);
+    }
+    MHD_stop_daemon(srv->daemon);
+    if (lsock != MHD_INVALID_SOCKET)
+        close(lsock);
+    log_msg(LOG_INFO, "http: stopped");
+    free(srv);
+}
