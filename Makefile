@@ -13,7 +13,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka)
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter
-CPPFLAGS += -DCMPCA_VERSION=\"0.1.0\" -D_GNU_SOURCE -DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED_3_0_IGNORE -Isrc -Iclient/include $(PKG_CFLAGS)
+CPPFLAGS += -DCMPCA_VERSION=\"0.1.0\" -D_GNU_SOURCE -DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED_3_0_IGNORE -Isrc -Iclient/include -Itests/lib $(PKG_CFLAGS)
 CFLAGS   += -std=c11 $(OPT) -g $(WARN) -fno-strict-aliasing -MMD -MP
 ifeq ($(FUZZ),1)
 CFLAGS   += -fsanitize=fuzzer-no-link

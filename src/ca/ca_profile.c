@@ -8,6 +8,7 @@
 
 #include <ctype.h>
 #include <openssl/err.h>
+#include <openssl/conf.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -336,12 +337,24 @@ static int ca_conf_line(const struct conf_section *sec, const char *key)
     return sec->line;
 }
 
-/* Encodes an extension from an OpenSSL config-style value. */
+/* Encodes an extension from an OpenSSL config-style value. The context
+ * carries an empty configuration database: a value naming a section
+ * ("@sec", or a bare word where a GeneralName is expected) then fails
+ * cleanly instead of dereferencing a missing database (found by fuzzing). */
 static int ca_ext_make(const struct conf *conf, const struct conf_section *sec,
                        const char *key, int nid, const char *value,
                        X509_EXTENSION **out, char *err, size_t errlen)
 {
-    *out = X509V3_EXT_nconf_nid(NULL, NULL, nid, value);
+    X509V3_CTX ctx;
+    CONF *empty = NCONF_new(NULL);
+
+    *out = NULL;
+    if (empty != NULL) {
+        X509V3_set_ctx(&ctx, NULL, NULL, NULL, NULL, 0);
+        X509V3_set_nconf(&ctx, empty);
+        *out = X509V3_EXT_nconf_nid(empty, &ctx, nid, value);
+    }
+    NCONF_free(empty);
     ERR_clear_error();
     if (*out == NULL)
         return conf_err(conf, ca_conf_line(sec, key), err, errlen,

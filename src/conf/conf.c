@@ -21,10 +21,50 @@ struct conf_parse {
     size_t errlen;
     int failed;
     int line;            /* lines handed to inih so far: the current line */
+    int headers;         /* "[...]" lines seen so far */
+    int cur_headers;     /* value of |headers| when |cur| began */
+    int header_line;     /* line of the last "[...]" */
     FILE *fp;            /* source when reading a file */
     const char *text;    /* source when reading a string */
     char cur_header[256];
 };
+
+static struct conf_section *conf_add_section(struct conf_parse *p,
+                                             const char *header, int line);
+
+/* Counts a line and notes section headers (inih does not report a
+ * repeated "[a]" right after "[a]", which must be refused as a duplicate). */
+static void conf_note_line(struct conf_parse *p, const char *line)
+{
+    while (*line == ' ' || *line == '\t')
+        line++;
+    p->line++;
+    if (*line == '[') {
+        const char *end = strchr(line + 1, ']');
+        char name[256];
+        size_t n;
+
+        p->headers++;
+        p->header_line = p->line;
+        if (end == NULL || p->failed)
+            return; /* inih reports the syntax error */
+        n = (size_t)(end - line - 1);
+        if (n >= sizeof(name)) {
+            conf_err(p->conf, p->line, p->err, p->errlen, "section name too long");
+            p->failed = 1;
+            return;
+        }
+        memcpy(name, line + 1, n);
+        name[n] = '\0';
+        /* created here, so that a section without keys exists too */
+        if ((p->cur = conf_add_section(p, name, p->line)) == NULL) {
+            p->failed = 1;
+            return;
+        }
+        snprintf(p->cur_header, sizeof(p->cur_header), "%s", name);
+        p->cur_headers = p->headers;
+    }
+}
 
 /* fgets-style readers for inih that count lines, since the packaged inih
  * does not pass line numbers to the handler. */
@@ -34,7 +74,7 @@ static char *conf_read_file(char *str, int num, void *stream)
     char *r = fgets(str, num, p->fp);
 
     if (r != NULL)
-        p->line++;
+        conf_note_line(p, r);
     return r;
 }
 
@@ -53,7 +93,7 @@ static char *conf_read_string(char *str, int num, void *stream)
     memcpy(str, p->text, n);
     str[n] = '\0';
     p->text += n;
-    p->line++;
+    conf_note_line(p, str);
     return str;
 }
 
@@ -147,9 +187,13 @@ static int conf_handler(void *user, const char *section, const char *key,
                  "key '%s' outside any [section]", key != NULL ? key : "");
         goto fail;
     }
-    if (p->cur == NULL || strcmp(p->cur_header, section) != 0) {
-        if ((p->cur = conf_add_section(p, section, line)) == NULL)
+    if (p->cur == NULL || strcmp(p->cur_header, section) != 0
+        || p->cur_headers != p->headers) {
+        if ((p->cur = conf_add_section(p, section,
+                                       p->header_line > 0 ? p->header_line
+                                                          : line)) == NULL)
             goto fail;
+        p->cur_headers = p->headers;
         snprintf(p->cur_header, sizeof(p->cur_header), "%s", section);
     }
     if (key == NULL) /* header only (INI_CALL_HANDLER_ON_NEW_SECTION) */

@@ -74,7 +74,10 @@ void http_conf_init(struct http_conf *conf)
     conf->stop_grace = HTTP_DEFAULT_STOP_GRACE;
 }
 
-/* Routes MHD's own diagnostics to our log. */
+/* Routes MHD's own diagnostics to our log (|fmt| comes from MHD). */
+static void http_mhd_logger(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
 static void http_mhd_logger(void *cls, const char *fmt, va_list ap)
 {
     char line[512];
