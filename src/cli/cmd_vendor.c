@@ -1,0 +1,394 @@
+/*
+ * `cmpca vendor`: register the vendor (factory) CAs whose device
+ * certificates are trusted for initial enrollment; list, show, remove.
+ */
+#include "cli/cli.h"
+
+#include "store/store.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void vendor_usage(FILE *fp)
+{
+    fprintf(fp,
+            "usage: cmpca vendor add --name NAME --ca FILE.pem [--ca FILE2.pem ...]\n"
+            "       cmpca vendor list [--json]\n"
+            "       cmpca vendor show NAME [--json]\n"
+            "       cmpca vendor remove NAME [--force]\n"
+            "\n"
+            "A vendor is a factory CA (with its chain) trusted to authenticate\n"
+            "devices on initial enrollment. --ca may repeat; a file may hold\n"
+            "several PEM certificates. remove refuses while devices of the\n"
+            "vendor are registered, unless --force (which removes them too).\n");
+}
+
+/* Parses the options of one action. |want| lists which are allowed. */
+struct vendor_opts {
+    const char *name;
+    const char **ca;
+    size_t nca;
+    int json, force;
+    const char *pos;          /* positional NAME */
+};
+
+static int vendor_parse(int argc, char **argv, struct vendor_opts *o,
+                        int allow_pos)
+{
+    static const struct option opts[] = {
+        { "name",  required_argument, NULL, 'n' },
+        { "ca",    required_argument, NULL, 'a' },
+        { "json",  no_argument,       NULL, 'j' },
+        { "force", no_argument,       NULL, 'f' },
+        { "help",  no_argument,       NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+    const char **nv;
+    int c;
+
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "n:a:jfh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'n':
+            o->name = optarg;
+            break;
+        case 'a':
+            if ((nv = realloc(o->ca, (o->nca + 1) * sizeof(*nv))) == NULL)
+                return CLI_ERR;
+            o->ca = nv;
+            o->ca[o->nca++] = optarg;
+            break;
+        case 'j':
+            o->json = 1;
+            break;
+        case 'f':
+            o->force = 1;
+            break;
+        case 'h':
+            vendor_usage(stdout);
+            return -1;
+        default:
+            vendor_usage(stderr);
+            return CLI_USAGE;
+        }
+    }
+    if (allow_pos && optind < argc)
+        o->pos = argv[optind++];
+    if (optind < argc) {
+        fprintf(stderr, "cmpca vendor: unexpected argument '%s'\n",
+                argv[optind]);
+        return CLI_USAGE;
+    }
+    return CLI_OK;
+}
+
+static int vendor_add(STORE *st, struct vendor_opts *o)
+{
+    struct store_vendor v;
+    struct store_der *certs = NULL, *one, *nv;
+    size_t ncerts = 0, n1, i;
+    STORE_TX *tx = NULL;
+    json_t *details = NULL, *arr;
+    char *djson = NULL;
+    int64_t id = 0;
+    enum store_rc rc;
+    int ret = CLI_ERR;
+
+    if (o->name == NULL || *o->name == '\0' || o->nca == 0) {
+        fprintf(stderr, "cmpca vendor add: --name and --ca are required\n");
+        return CLI_USAGE;
+    }
+    for (i = 0; i < o->nca; i++) {
+        if (!cli_read_certs(o->ca[i], &one, &n1))
+            goto end;
+        if ((nv = realloc(certs, (ncerts + n1) * sizeof(*nv))) == NULL) {
+            store_der_list_free(one, n1);
+            goto end;
+        }
+        certs = nv;
+        memcpy(certs + ncerts, one, n1 * sizeof(*one));
+        ncerts += n1;
+        free(one);
+    }
+    details = json_object();
+    arr = json_array();
+    for (i = 0; i < ncerts; i++)
+        json_array_append_new(arr, cli_cert_json(certs[i].der, certs[i].len));
+    json_object_set_new(details, "certs", arr);
+    for (i = 0; i < ncerts; i++)
+        if (!json_is_true(json_object_get(json_array_get(arr, i), "ca")))
+            fprintf(stderr, "cmpca vendor add: warning: certificate %zu "
+                    "(%s) is not a CA certificate\n", i + 1,
+                    json_string_value(json_object_get(json_array_get(arr, i),
+                                                      "subject")));
+    djson = json_dumps(details, JSON_COMPACT | JSON_SORT_KEYS);
+    memset(&v, 0, sizeof(v));
+    v.name = (char *)o->name;
+    v.certs = certs;
+    v.ncerts = ncerts;
+    if ((rc = store_begin(st, &tx)) != STORE_OK)
+        goto dberr;
+    rc = store_vendor_insert(tx, &v, &id);
+    if (rc == STORE_EXISTS) {
+        fprintf(stderr, "cmpca vendor add: vendor '%s' exists already\n",
+                o->name);
+        ret = CLI_EXISTS;
+        goto end;
+    }
+    if (rc != STORE_OK
+        || (rc = store_audit_append(tx, cli_actor(), "vendor.add", o->name,
+                                    djson)) != STORE_OK)
+        goto dberr;
+    rc = store_commit(tx);
+    tx = NULL;
+    if (rc != STORE_OK)
+        goto dberr;
+    printf("vendor '%s' added (id %lld, %zu certificate%s)\n", o->name,
+           (long long)id, ncerts, ncerts == 1 ? "" : "s");
+    ret = CLI_OK;
+    goto end;
+ dberr:
+    fprintf(stderr, "cmpca vendor add: %s: %s\n", store_rc_str(rc),
+            tx != NULL ? store_tx_errmsg(tx) : "");
+    ret = cli_store_exit(rc);
+ end:
+    store_rollback(tx);
+    store_der_list_free(certs, ncerts);
+    json_decref(details);
+    free(djson);
+    return ret;
+}
+
+/* Returns a JSON object for vendor |v| with its device counts. */
+static json_t *vendor_json(STORE_TX *tx, const struct store_vendor *v,
+                           int full)
+{
+    struct store_device_filter f;
+    json_t *o = json_object(), *arr, *counts;
+    char tbuf[32];
+    int64_t n = 0;
+    size_t i;
+    int s;
+
+    json_object_set_new(o, "id", json_integer(v->id));
+    json_object_set_new(o, "name", json_string(v->name));
+    cli_time(v->created, tbuf, sizeof(tbuf));
+    json_object_set_new(o, "created", json_string(tbuf));
+    store_device_filter_init(&f);
+    f.vendor_id = v->id;
+    if (store_device_count(tx, &f, &n) == STORE_OK)
+        json_object_set_new(o, "devices", json_integer(n));
+    if (!full) {
+        json_object_set_new(o, "certs", json_integer((json_int_t)v->ncerts));
+        return o;
+    }
+    counts = json_object();
+    for (s = STORE_DEV_REGISTERED; s <= STORE_DEV_DISABLED; s++) {
+        f.state = s;
+        if (store_device_count(tx, &f, &n) == STORE_OK)
+            json_object_set_new(counts, store_device_state_str(s),
+                                json_integer(n));
+    }
+    json_object_set_new(o, "device_states", counts);
+    arr = json_array();
+    for (i = 0; i < v->ncerts; i++)
+        json_array_append_new(arr, cli_cert_json(v->certs[i].der,
+                                                 v->certs[i].len));
+    json_object_set_new(o, "certs", arr);
+    return o;
+}
+
+static int vendor_list(STORE *st, const struct vendor_opts *o)
+{
+    struct store_vendor **v = NULL;
+    STORE_TX *tx = NULL;
+    json_t *arr = NULL, *j;
+    size_t n = 0, i;
+    enum store_rc rc;
+    int ret = CLI_STORE;
+
+    if ((rc = store_begin_read(st, &tx)) != STORE_OK
+        || (rc = store_vendor_list(tx, &v, &n)) != STORE_OK) {
+        fprintf(stderr, "cmpca vendor list: %s\n", store_rc_str(rc));
+        goto end;
+    }
+    arr = json_array();
+    for (i = 0; i < n; i++)
+        json_array_append_new(arr, vendor_json(tx, v[i], 0));
+    if (o->json) {
+        cli_json_print(arr);
+        arr = NULL;
+    } else {
+        printf("%-6s %-24s %-6s %-10s %s\n", "ID", "NAME", "CERTS",
+               "DEVICES", "CREATED");
+        json_array_foreach(arr, i, j) {
+            printf("%-6lld %-24s %-6lld %-10lld %s\n",
+                   (long long)json_integer_value(json_object_get(j, "id")),
+                   json_string_value(json_object_get(j, "name")),
+                   (long long)json_integer_value(json_object_get(j, "certs")),
+                   (long long)json_integer_value(json_object_get(j,
+                                                                 "devices")),
+                   json_string_value(json_object_get(j, "created")));
+        }
+    }
+    ret = CLI_OK;
+ end:
+    json_decref(arr);
+    store_vendor_list_free(v, n);
+    store_rollback(tx);
+    return ret;
+}
+
+static int vendor_show(STORE *st, const struct vendor_opts *o)
+{
+    struct store_vendor *v = NULL;
+    STORE_TX *tx = NULL;
+    json_t *j = NULL, *c, *states;
+    const char *k;
+    enum store_rc rc;
+    size_t i;
+    int ret;
+
+    if (o->pos == NULL) {
+        fprintf(stderr, "cmpca vendor show: NAME required\n");
+        return CLI_USAGE;
+    }
+    if ((rc = store_begin_read(st, &tx)) == STORE_OK)
+        rc = store_vendor_get_by_name(tx, o->pos, &v);
+    if (rc != STORE_OK) {
+        fprintf(stderr, "cmpca vendor show: %s: %s\n", o->pos,
+                rc == STORE_NOTFOUND ? "no such vendor" : store_rc_str(rc));
+        ret = cli_store_exit(rc);
+        goto end;
+    }
+    j = vendor_json(tx, v, 1);
+    if (o->json) {
+        cli_json_print(j);
+        j = NULL;
+    } else {
+        printf("vendor:   %s (id %lld)\ncreated:  %s\ndevices:  %lld\n",
+               v->name, (long long)v->id,
+               json_string_value(json_object_get(j, "created")),
+               (long long)json_integer_value(json_object_get(j, "devices")));
+        states = json_object_get(j, "device_states");
+        json_object_foreach(states, k, c)
+            printf("  %-10s %lld\n", k, (long long)json_integer_value(c));
+        json_array_foreach(json_object_get(j, "certs"), i, c) {
+            printf("cert %zu:   %s\n  issuer:  %s\n  valid:   %s .. %s\n"
+                   "  sha256:  %s\n", i + 1,
+                   json_string_value(json_object_get(c, "subject")),
+                   json_string_value(json_object_get(c, "issuer")),
+                   json_string_value(json_object_get(c, "not_before")),
+                   json_string_value(json_object_get(c, "not_after")),
+                   json_string_value(json_object_get(c, "sha256")));
+        }
+    }
+    ret = CLI_OK;
+ end:
+    json_decref(j);
+    store_vendor_free(v);
+    store_rollback(tx);
+    return ret;
+}
+
+static int vendor_remove(STORE *st, const struct vendor_opts *o)
+{
+    struct store_vendor *v = NULL;
+    struct store_device_filter f;
+    STORE_TX *tx = NULL;
+    char details[96];
+    int64_t ndev = 0;
+    enum store_rc rc;
+    int ret;
+
+    if (o->pos == NULL) {
+        fprintf(stderr, "cmpca vendor remove: NAME required\n");
+        return CLI_USAGE;
+    }
+    if ((rc = store_begin(st, &tx)) != STORE_OK)
+        goto dberr;
+    if ((rc = store_vendor_get_by_name(tx, o->pos, &v)) == STORE_NOTFOUND) {
+        fprintf(stderr, "cmpca vendor remove: %s: no such vendor\n", o->pos);
+        ret = CLI_NOTFOUND;
+        goto end;
+    }
+    store_device_filter_init(&f);
+    f.vendor_id = v != NULL ? v->id : 0;
+    if (rc != STORE_OK || (rc = store_device_count(tx, &f, &ndev)) != STORE_OK)
+        goto dberr;
+    rc = store_vendor_delete(tx, v->id, o->force);
+    if (rc == STORE_CONFLICT) {
+        fprintf(stderr, "cmpca vendor remove: %s has %lld registered "
+                "device(s); use --force to remove them too\n", o->pos,
+                (long long)ndev);
+        ret = CLI_EXISTS;
+        goto end;
+    }
+    snprintf(details, sizeof(details), "{\"devices_removed\":%lld}",
+             (long long)ndev);
+    if (rc != STORE_OK
+        || (rc = store_audit_append(tx, cli_actor(), "vendor.remove", o->pos,
+                                    details)) != STORE_OK)
+        goto dberr;
+    rc = store_commit(tx);
+    tx = NULL;
+    if (rc != STORE_OK)
+        goto dberr;
+    printf("vendor '%s' removed (%lld device%s)\n", o->pos, (long long)ndev,
+           ndev == 1 ? "" : "s");
+    ret = CLI_OK;
+    goto end;
+ dberr:
+    fprintf(stderr, "cmpca vendor remove: %s: %s\n", store_rc_str(rc),
+            tx != NULL ? store_tx_errmsg(tx) : "");
+    ret = cli_store_exit(rc);
+ end:
+    store_vendor_free(v);
+    store_rollback(tx);
+    return ret;
+}
+
+int cli_vendor(int argc, char **argv)
+{
+    struct vendor_opts o;
+    STORE *st = NULL;
+    const char *act;
+    int ret;
+
+    memset(&o, 0, sizeof(o));
+    if (argc < 2 || strcmp(argv[1], "--help") == 0
+        || strcmp(argv[1], "-h") == 0) {
+        vendor_usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? CLI_USAGE : CLI_OK;
+    }
+    act = argv[1];
+    if (strcmp(act, "add") != 0 && strcmp(act, "list") != 0
+        && strcmp(act, "show") != 0 && strcmp(act, "remove") != 0) {
+        fprintf(stderr, "cmpca vendor: unknown action '%s'\n", act);
+        vendor_usage(stderr);
+        return CLI_USAGE;
+    }
+    ret = vendor_parse(argc - 1, argv + 1, &o,
+                       strcmp(act, "show") == 0 || strcmp(act, "remove") == 0);
+    if (ret != CLI_OK) {
+        free(o.ca);
+        return ret < 0 ? CLI_OK : ret;
+    }
+    if ((ret = cli_store_open(NULL, &st)) != CLI_OK)
+        goto end;
+    if (strcmp(act, "add") == 0)
+        ret = vendor_add(st, &o);
+    else if (strcmp(act, "list") == 0)
+        ret = vendor_list(st, &o);
+    else if (strcmp(act, "show") == 0)
+        ret = vendor_show(st, &o);
+    else
+        ret = vendor_remove(st, &o);
+ end:
+    store_close(st);
+    free(o.ca);
+    return ret;
+}

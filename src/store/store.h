@@ -1,0 +1,558 @@
+/*
+ * The durable store: CAs, certificates, vendors, devices, RAs, CMP
+ * transactions, CRL numbers and the hash-chained audit trail, behind one
+ * interface (SQLite now, PostgreSQL later; callers never see which).
+ */
+#ifndef CMPCA_STORE_H
+#define CMPCA_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct conf;
+
+/*
+ * Conventions
+ * - Every record operation takes a STORE_TX (from store_begin or
+ *   store_begin_read) and returns an enum store_rc.
+ * - Ids are int64_t > 0; 0 in an id field means "none" (NULL in the db).
+ * - Times are unix seconds (int64_t). A "created"/"updated" field left 0 on
+ *   insert is set to the current time by the store.
+ * - Records returned by a get/list are malloc'ed; the caller frees them with
+ *   the matching _free (NULL harmless). Records passed to insert/update are
+ *   only read (borrowed).
+ * - Byte strings are (pointer, length) pairs; DER lists are arrays of
+ *   struct store_der.
+ * - On any rc other than STORE_OK, output pointers are set to NULL/0.
+ * - After STORE_ERROR or STORE_BUSY inside a write transaction the caller
+ *   should roll back; STORE_EXISTS, STORE_NOTFOUND and STORE_CONFLICT leave
+ *   the transaction usable (the failed statement changed nothing).
+ */
+
+typedef struct store STORE;
+typedef struct store_tx STORE_TX;
+
+enum store_rc {
+    STORE_OK = 0,
+    STORE_NOTFOUND,      /* no such row */
+    STORE_EXISTS,        /* a unique constraint refused the insert */
+    STORE_CONFLICT,      /* a conditional update matched nothing, or a
+                          * delete refused because rows depend on the object */
+    STORE_BUSY,          /* the database stayed locked for busy_timeout */
+    STORE_ERROR          /* anything else (I/O, corruption, out of memory) */
+};
+
+/* Returns a constant name for |rc| ("ok", "not found", "exists", ...). */
+const char *store_rc_str(enum store_rc rc);
+
+/* ------------------------------------------------------------------ */
+/* Configuration and lifetime                                          */
+
+/*
+ * How to open the store. Fill it with store_conf_init() + store_conf_load()
+ * or set the fields by hand (the strings are borrowed).
+ */
+struct store_conf {
+    const char *backend;     /* "sqlite" (default) */
+    const char *path;        /* sqlite: database file */
+    int synchronous_full;    /* sqlite: 1 = synchronous=FULL (default,
+                              * a commit survives power loss), 0 = NORMAL
+                              * (survives process crashes only) */
+    long busy_timeout_ms;    /* wait this long for a lock (default 5000) */
+    char *alloc_;            /* private: memory owned by store_conf_load */
+};
+
+/* Sets the defaults: backend "sqlite", path NULL, synchronous_full 1,
+ * busy_timeout_ms 5000. */
+void store_conf_init(struct store_conf *sc);
+/*
+ * Fills |sc| from the [store] section of |conf|. Keys:
+ *   backend = sqlite
+ *   path = FILE          (required; relative to the config file's directory)
+ *   synchronous = full | normal
+ *   busy_timeout = DURATION (e.g. "5s"; default 5s)
+ * Returns 1, or 0 with a "file:line: ..." message in |err| (no [store]
+ * section, missing path, bad value, unknown key). Release with
+ * store_conf_clear().
+ */
+int store_conf_load(const struct conf *conf, struct store_conf *sc,
+                    char *err, size_t errlen);
+/* Frees what store_conf_load allocated and resets |sc| to the defaults. */
+void store_conf_clear(struct store_conf *sc);
+
+/*
+ * Opens (creating if needed) the store and applies pending schema
+ * migrations inside one transaction. SQLite: WAL, foreign keys on,
+ * busy_timeout, synchronous per |sc|. Several processes may open the same
+ * file. The handle is thread-safe: read transactions borrow a connection
+ * from an internal pool (prepared statements cached per connection), so
+ * any number of threads may read at once; write transactions share one
+ * writer connection with group commit (see store_begin).
+ * Returns STORE_OK and sets *out, or another code with a message in |err|.
+ */
+enum store_rc store_open(const struct store_conf *sc, STORE **out,
+                         char *err, size_t errlen);
+/* Closes every pooled connection. All transactions must be finished.
+ * NULL is harmless. */
+void store_close(STORE *st);
+/* Returns the schema version the store is at (for diagnostics). */
+int store_schema_version(STORE *st);
+
+/* ------------------------------------------------------------------ */
+/* Transactions                                                        */
+
+/*
+ * Starts a write transaction. Writers are serialised up front (SQLite:
+ * BEGIN IMMEDIATE), so they never deadlock, and read the latest committed
+ * state. Within one STORE, write transactions run one after the other on
+ * one connection and share COMMITs (group commit): a transaction that ends
+ * while others wait joins their batch inside a SAVEPOINT, so its rollback
+ * stays private, and store_commit returns once the batch's single fsync
+ * made it durable. Keep write transactions short (no signing, no network
+ * inside). A thread may hold only one write transaction at a time (a
+ * second store_begin from it fails with STORE_ERROR rather than hang).
+ * STORE_BUSY if another process held the lock for busy_timeout.
+ */
+enum store_rc store_begin(STORE *st, STORE_TX **out);
+/* Starts a read-only transaction (a consistent snapshot; never blocks
+ * writers). Write operations on it fail with STORE_ERROR. */
+enum store_rc store_begin_read(STORE *st, STORE_TX **out);
+/* Commits and frees |tx|. Returns STORE_OK only once the change is durable
+ * (per synchronous). On failure the transaction is rolled back and freed
+ * all the same. */
+enum store_rc store_commit(STORE_TX *tx);
+/* Rolls back and frees |tx|. NULL is harmless. */
+void store_rollback(STORE_TX *tx);
+/* Returns the last database error message seen on |tx| ("" if none); valid
+ * until the next call on |tx|. */
+const char *store_tx_errmsg(const STORE_TX *tx);
+
+/* ------------------------------------------------------------------ */
+/* Shared types                                                        */
+
+#define STORE_SHA256_LEN 32
+#define STORE_SERIAL_MAX 64     /* longest serial number we store (octets) */
+#define STORE_TID_MAX 64        /* longest CMP transactionID */
+#define STORE_NONCE_MAX 64      /* longest CMP nonce */
+
+/* One DER object (a certificate). */
+struct store_der {
+    unsigned char *der;
+    size_t len;
+};
+
+/* Frees an array of |n| DER objects and the array (NULL harmless). */
+void store_der_list_free(struct store_der *v, size_t n);
+
+/* ------------------------------------------------------------------ */
+/* CAs (our own issuing CAs)                                           */
+
+struct store_ca {
+    int64_t id;
+    char *name;                    /* unique */
+    unsigned char *cert_der;       /* the CA certificate */
+    size_t cert_len;
+    struct store_der *chain;       /* issuer chain above the CA certificate,
+                                    * up to and including the root (empty
+                                    * for a self-signed root) */
+    size_t nchain;
+    char *key_ref;                 /* PEM file path or pkcs11: URI */
+    unsigned char *signer_cert_der;/* optional CMP signer (NULL = the CA
+                                    * itself signs CMP messages) */
+    size_t signer_cert_len;
+    char *signer_key_ref;          /* NULL when no separate signer */
+    int64_t created;
+};
+
+void store_ca_free(struct store_ca *ca);
+/* Frees an array of |n| CAs (from a list call) and the array. */
+void store_ca_list_free(struct store_ca **v, size_t n);
+/* Inserts |ca| (its id is ignored) and sets *id. STORE_EXISTS if the name
+ * is taken. */
+enum store_rc store_ca_insert(STORE_TX *tx, const struct store_ca *ca,
+                              int64_t *id);
+/* Replaces every field of CA |ca->id| except name and created (key or
+ * signer rollover). STORE_NOTFOUND if absent. */
+enum store_rc store_ca_update(STORE_TX *tx, const struct store_ca *ca);
+enum store_rc store_ca_get(STORE_TX *tx, int64_t id, struct store_ca **out);
+enum store_rc store_ca_get_by_name(STORE_TX *tx, const char *name,
+                                   struct store_ca **out);
+/* All CAs ordered by id. */
+enum store_rc store_ca_list(STORE_TX *tx, struct store_ca ***out, size_t *n);
+
+/* ------------------------------------------------------------------ */
+/* Certificates (every certificate we issued)                           */
+
+enum store_cert_status { STORE_CERT_VALID = 0, STORE_CERT_REVOKED = 1 };
+
+struct store_cert {
+    int64_t id;
+    int64_t ca_id;
+    /* Serial number magnitude, big-endian, no sign octet: exactly what
+     * ASN1_STRING_get0_data()/ASN1_STRING_length() give for a (positive)
+     * ASN1_INTEGER. 1..STORE_SERIAL_MAX octets. */
+    unsigned char serial[STORE_SERIAL_MAX];
+    size_t serial_len;
+    char *subject;                 /* one-line text (e.g. RFC 2253) */
+    int64_t not_before, not_after;
+    unsigned char *der;
+    size_t der_len;
+    unsigned char sha256[STORE_SHA256_LEN]; /* SHA-256 of der; computed by
+                                             * the store on insert */
+    int status;                    /* enum store_cert_status */
+    int64_t revoked_at;            /* 0 unless revoked */
+    int reason;                    /* RFC 5280 CRLReason code; -1 = none */
+    int64_t device_id;             /* 0 = not a device certificate */
+    char *profile;                 /* may be NULL */
+    int64_t created;
+};
+
+void store_cert_free(struct store_cert *c);
+void store_cert_list_free(struct store_cert **v, size_t n);
+/*
+ * Inserts |c| (id, sha256 ignored; status/revoked_at/reason are stored as
+ * given, normally VALID/0/-1) and sets *id. STORE_EXISTS if (ca_id, serial)
+ * is taken (random serial collision: pick a new serial, re-sign, retry) or
+ * the very same DER is already stored; STORE_NOTFOUND if ca_id or a
+ * non-zero device_id does not exist.
+ */
+enum store_rc store_cert_insert(STORE_TX *tx, const struct store_cert *c,
+                                int64_t *id);
+enum store_rc store_cert_get(STORE_TX *tx, int64_t id, struct store_cert **out);
+/* Lookup by issuing CA and serial (magnitude octets as above). */
+enum store_rc store_cert_get_by_serial(STORE_TX *tx, int64_t ca_id,
+                                       const unsigned char *serial,
+                                       size_t serial_len,
+                                       struct store_cert **out);
+/* Lookup by SHA-256 of the DER. */
+enum store_rc store_cert_get_by_sha256(STORE_TX *tx,
+                                       const unsigned char sha[STORE_SHA256_LEN],
+                                       struct store_cert **out);
+/*
+ * Marks certificate |id| revoked at |when| with RFC 5280 |reason|.
+ * STORE_NOTFOUND if absent; STORE_CONFLICT if it is already revoked.
+ */
+enum store_rc store_cert_revoke(STORE_TX *tx, int64_t id, int reason,
+                                int64_t when);
+
+/* Filter for store_cert_list/store_cert_count; zero it for "everything". */
+struct store_cert_filter {
+    int64_t ca_id;        /* 0 = any */
+    int64_t device_id;    /* 0 = any */
+    int status;           /* -1 = any (set it: 0 means VALID) */
+    int64_t expires_before; /* 0 = any; else not_after < this */
+    int skip_der;         /* 1 = do not load der (lighter listings) */
+    long limit;           /* 0 = no limit */
+    long offset;
+};
+
+/* Initialises |f| to match everything (status -1, rest 0). */
+void store_cert_filter_init(struct store_cert_filter *f);
+/* Certificates matching |f|, newest id first. */
+enum store_rc store_cert_list(STORE_TX *tx, const struct store_cert_filter *f,
+                              struct store_cert ***out, size_t *n);
+/* Number of certificates matching |f| (limit/offset ignored). */
+enum store_rc store_cert_count(STORE_TX *tx, const struct store_cert_filter *f,
+                               int64_t *n);
+
+/* One entry of a CRL. */
+struct store_revoked {
+    const unsigned char *serial;   /* borrowed for the callback's duration */
+    size_t serial_len;
+    int64_t revoked_at;
+    int reason;                    /* -1 = none */
+};
+/* Callback for store_cert_foreach_revoked: return 1 to go on, 0 to stop
+ * (the call then returns STORE_ERROR). */
+typedef int (*store_revoked_cb)(void *arg, const struct store_revoked *r);
+/* Calls |cb| for every revoked certificate of CA |ca_id| whose not_after is
+ * >= |not_after_min| (0 = all), in serial order. Streams: no size limit. */
+enum store_rc store_cert_foreach_revoked(STORE_TX *tx, int64_t ca_id,
+                                         int64_t not_after_min,
+                                         store_revoked_cb cb, void *arg);
+
+/* ------------------------------------------------------------------ */
+/* Vendors (external factory CAs we trust for initial enrollment)      */
+
+struct store_vendor {
+    int64_t id;
+    char *name;                    /* unique */
+    struct store_der *certs;       /* trusted CA certs: vendor CA + chain */
+    size_t ncerts;
+    int64_t created;
+};
+
+void store_vendor_free(struct store_vendor *v);
+void store_vendor_list_free(struct store_vendor **v, size_t n);
+/* Inserts |v| and sets *id. STORE_EXISTS if the name is taken. */
+enum store_rc store_vendor_insert(STORE_TX *tx, const struct store_vendor *v,
+                                  int64_t *id);
+/* Replaces the certificate list of vendor |v->id|. */
+enum store_rc store_vendor_update(STORE_TX *tx, const struct store_vendor *v);
+enum store_rc store_vendor_get(STORE_TX *tx, int64_t id,
+                               struct store_vendor **out);
+enum store_rc store_vendor_get_by_name(STORE_TX *tx, const char *name,
+                                       struct store_vendor **out);
+/* All vendors ordered by name. */
+enum store_rc store_vendor_list(STORE_TX *tx, struct store_vendor ***out,
+                                size_t *n);
+/* Deletes vendor |id|. With |force| 0 it refuses with STORE_CONFLICT while
+ * devices of the vendor exist; with |force| 1 the devices go too (their
+ * certificates stay, with device_id cleared). */
+enum store_rc store_vendor_delete(STORE_TX *tx, int64_t id, int force);
+
+/* ------------------------------------------------------------------ */
+/* Devices (the allow-list)                                            */
+
+enum store_device_state {
+    STORE_DEV_REGISTERED = 0,  /* allowed, never enrolled */
+    STORE_DEV_PENDING = 1,     /* certificate issued, certConf awaited */
+    STORE_DEV_ENROLLED = 2,    /* holds an operator certificate */
+    STORE_DEV_REVOKED = 3,     /* its certificate was revoked */
+    STORE_DEV_DISABLED = 4     /* refused by the operator */
+};
+/* "registered", "pending", ... ; NULL for an unknown value. */
+const char *store_device_state_str(int state);
+/* Parses a state name; returns the state or -1. */
+int store_device_state_parse(const char *s);
+
+struct store_device {
+    int64_t id;
+    int64_t vendor_id;
+    char *identifier;              /* unique per vendor (e.g. the vendor
+                                    * certificate's subject serialNumber) */
+    int state;                     /* enum store_device_state */
+    int64_t cert_id;               /* current operator certificate; 0 none */
+    int64_t created;
+    int64_t updated;
+};
+
+void store_device_free(struct store_device *d);
+void store_device_list_free(struct store_device **v, size_t n);
+/* Inserts a device in state REGISTERED and sets *id (may be NULL).
+ * STORE_EXISTS if the identifier is taken for this vendor; STORE_NOTFOUND
+ * if the vendor does not exist. Identifiers are 1..1024 octets. */
+enum store_rc store_device_insert(STORE_TX *tx, int64_t vendor_id,
+                                  const char *identifier, int64_t *id);
+enum store_rc store_device_get(STORE_TX *tx, int64_t id,
+                               struct store_device **out);
+enum store_rc store_device_get_by_ident(STORE_TX *tx, int64_t vendor_id,
+                                        const char *identifier,
+                                        struct store_device **out);
+
+/* Pass as |cert_id| to store_device_set_state to leave cert_id unchanged. */
+#define STORE_KEEP_CERT ((int64_t)-1)
+/*
+ * Moves device |id| from |from_state| to |to_state| and sets its cert_id
+ * (0 clears it; STORE_KEEP_CERT leaves it) in one conditional UPDATE.
+ * Returns STORE_OK, STORE_CONFLICT if the device is not in |from_state|
+ * (e.g. a concurrent enrollment won), or STORE_NOTFOUND if absent.
+ */
+enum store_rc store_device_set_state(STORE_TX *tx, int64_t id, int from_state,
+                                     int to_state, int64_t cert_id);
+/* Deletes device |id| (certificates keep their rows, device_id cleared). */
+enum store_rc store_device_delete(STORE_TX *tx, int64_t id);
+
+struct store_device_filter {
+    int64_t vendor_id;    /* 0 = any */
+    int state;            /* -1 = any */
+    long limit;           /* 0 = no limit */
+    long offset;
+};
+void store_device_filter_init(struct store_device_filter *f);
+/* Devices matching |f| ordered by (vendor, identifier). */
+enum store_rc store_device_list(STORE_TX *tx,
+                                const struct store_device_filter *f,
+                                struct store_device ***out, size_t *n);
+enum store_rc store_device_count(STORE_TX *tx,
+                                 const struct store_device_filter *f,
+                                 int64_t *n);
+
+/*
+ * Iterator for store_device_import: returns 1 with *ident (and its length
+ * *len) set to the next identifier (borrowed until the next call), 0 at
+ * the end, -1 on a parse error (the iterator records why).
+ */
+typedef int (*store_ident_next_fn)(void *arg, const char **ident, size_t *len);
+/*
+ * Bulk-inserts devices (state REGISTERED) for |vendor_id| in the caller's
+ * write transaction with one prepared statement. Returns STORE_OK with the
+ * number inserted in *count; STORE_EXISTS when an identifier is already
+ * registered or repeated in the input (the one the iterator returned last
+ * is the culprit); STORE_ERROR when the iterator returned -1 (or a db
+ * error). On any failure the caller must roll back (all-or-nothing).
+ * Empty identifiers or ones longer than 1024 octets are refused
+ * (STORE_ERROR with a message in store_tx_errmsg).
+ */
+enum store_rc store_device_import(STORE_TX *tx, int64_t vendor_id,
+                                  store_ident_next_fn next, void *arg,
+                                  uint64_t *count);
+
+/* ------------------------------------------------------------------ */
+/* RAs (registration authorities allowed to act for aliases)           */
+
+struct store_ra {
+    int64_t id;
+    char *name;                    /* unique */
+    unsigned char *cert_der;
+    size_t cert_len;
+    unsigned char sha256[STORE_SHA256_LEN]; /* of cert_der; set by the store;
+                                             * unique */
+    char **aliases;                /* aliases it may act for */
+    size_t naliases;
+    int64_t created;
+};
+
+void store_ra_free(struct store_ra *ra);
+void store_ra_list_free(struct store_ra **v, size_t n);
+/* Inserts |ra| and sets *id. STORE_EXISTS if the name or the certificate
+ * is taken. */
+enum store_rc store_ra_insert(STORE_TX *tx, const struct store_ra *ra,
+                              int64_t *id);
+enum store_rc store_ra_get(STORE_TX *tx, int64_t id, struct store_ra **out);
+enum store_rc store_ra_get_by_name(STORE_TX *tx, const char *name,
+                                   struct store_ra **out);
+/* Lookup by SHA-256 of the RA certificate (the protecting cert of a
+ * request). */
+enum store_rc store_ra_get_by_sha256(STORE_TX *tx,
+                                     const unsigned char sha[STORE_SHA256_LEN],
+                                     struct store_ra **out);
+/* All RAs ordered by name. */
+enum store_rc store_ra_list(STORE_TX *tx, struct store_ra ***out, size_t *n);
+enum store_rc store_ra_delete(STORE_TX *tx, int64_t id);
+
+/* ------------------------------------------------------------------ */
+/* CMP transactions (stateless server: any node continues any one)     */
+
+enum store_cmp_type {
+    STORE_CMP_IR = 0, STORE_CMP_CR, STORE_CMP_KUR, STORE_CMP_P10CR,
+    STORE_CMP_RR, STORE_CMP_GENM
+};
+enum store_cmp_state {
+    STORE_CMP_WAITING_CONFIRM = 0, /* certificate sent, certConf awaited */
+    STORE_CMP_CONFIRMED,           /* certConf accepted, pkiConf sent */
+    STORE_CMP_REJECTED,            /* certConf rejected the certificate */
+    STORE_CMP_EXPIRED,             /* no certConf before the deadline */
+    STORE_CMP_CLOSED               /* finished without confirmation (rr,
+                                    * genm, errors) */
+};
+/* Names ("ir", "waiting_confirm", ...); NULL for unknown values. */
+const char *store_cmp_type_str(int type);
+const char *store_cmp_state_str(int state);
+
+struct store_cmp_txn {
+    unsigned char tid[STORE_TID_MAX];  /* transactionID, 1..64 octets */
+    size_t tid_len;
+    char *alias;                       /* may be NULL */
+    int type;                          /* enum store_cmp_type */
+    int state;                         /* enum store_cmp_state */
+    int cert_req_id;                   /* 0, or -1 for p10cr */
+    int64_t created;
+    int64_t deadline;                  /* certConf must arrive before */
+    int64_t updated;
+    unsigned char requester_sha256[STORE_SHA256_LEN]; /* protecting cert */
+    int has_requester;                 /* 0 when not signature-protected */
+    unsigned char sender_nonce[STORE_NONCE_MAX]; /* our senderNonce in the
+                                                  * response (certConf's
+                                                  * recipNonce must match) */
+    size_t sender_nonce_len;
+    int64_t cert_id;                   /* issued certificate; 0 none */
+    int64_t old_cert_id;               /* kur: certificate renewed */
+    int64_t device_id;                 /* 0 none */
+};
+
+void store_cmp_txn_free(struct store_cmp_txn *t);
+void store_cmp_txn_list_free(struct store_cmp_txn **v, size_t n);
+/* Inserts |t|. STORE_EXISTS if the transactionID was ever used (answer
+ * transactionIdInUse) until store_cmp_txn_purge removes it. */
+enum store_rc store_cmp_txn_insert(STORE_TX *tx, const struct store_cmp_txn *t);
+enum store_rc store_cmp_txn_get(STORE_TX *tx, const unsigned char *tid,
+                                size_t tid_len, struct store_cmp_txn **out);
+/* Sets the state of transaction |tid| to |to_state| if it is |from_state|
+ * (updated = now). STORE_CONFLICT if it is not; STORE_NOTFOUND if absent. */
+enum store_rc store_cmp_txn_set_state(STORE_TX *tx, const unsigned char *tid,
+                                      size_t tid_len, int from_state,
+                                      int to_state);
+/* Rewrites the mutable fields of |t| (state, deadline, sender_nonce,
+ * cert_id, old_cert_id, device_id, alias; updated = now) if the stored
+ * state is |from_state|. STORE_CONFLICT / STORE_NOTFOUND as above. */
+enum store_rc store_cmp_txn_update(STORE_TX *tx, const struct store_cmp_txn *t,
+                                   int from_state);
+/* Up to |limit| WAITING_CONFIRM transactions whose deadline < |now|,
+ * oldest deadline first (for the expiry sweep). */
+enum store_rc store_cmp_txn_list_expired(STORE_TX *tx, int64_t now, long limit,
+                                         struct store_cmp_txn ***out,
+                                         size_t *n);
+/* Up to |limit| WAITING_CONFIRM transactions of device |device_id|, oldest
+ * first (an enrollment whose ip was lost, superseded by a new ir). */
+enum store_rc store_cmp_txn_list_waiting_device(STORE_TX *tx,
+                                                int64_t device_id, long limit,
+                                                struct store_cmp_txn ***out,
+                                                size_t *n);
+/* Deletes finished transactions (any state but WAITING_CONFIRM) last
+ * updated before |before|; *n (may be NULL) gets the number deleted. */
+enum store_rc store_cmp_txn_purge(STORE_TX *tx, int64_t before, int64_t *n);
+
+/* ------------------------------------------------------------------ */
+/* CRLs                                                                */
+
+/* Increments and returns the CRL number of CA |ca_id| (starts at 1). */
+enum store_rc store_crl_next_number(STORE_TX *tx, int64_t ca_id,
+                                    int64_t *number);
+
+struct store_crl {
+    int64_t ca_id;
+    int64_t number;
+    int64_t this_update, next_update;
+    unsigned char *der;
+    size_t der_len;
+};
+void store_crl_free(struct store_crl *crl);
+/* Stores |crl| as the latest CRL of its CA (replacing the previous one). */
+enum store_rc store_crl_put(STORE_TX *tx, const struct store_crl *crl);
+/* The latest CRL of CA |ca_id|; STORE_NOTFOUND if none was issued. */
+enum store_rc store_crl_get_last(STORE_TX *tx, int64_t ca_id,
+                                 struct store_crl **out);
+
+/* ------------------------------------------------------------------ */
+/* Audit trail                                                         */
+
+/*
+ * Appends one audit row in the write transaction |tx| (so it commits or
+ * rolls back with the change it records). Rows are numbered 1, 2, 3, ...
+ * and hash-chained:
+ *   hash = SHA-256(prev_hash || u64be(seq) || i64be(time) ||
+ *                  str(actor) || str(action) || str(object) || str(details))
+ * with prev_hash 32 zero octets for seq 1, str(s) = u32be(len) || s and
+ * str(NULL) = 0xFFFFFFFF. |actor| e.g. "cli:alice", "cmp:<fingerprint>";
+ * |action| e.g. "vendor.add"; |object| what it acted on; |details_json| a
+ * JSON object text or NULL.
+ */
+enum store_rc store_audit_append(STORE_TX *tx, const char *actor,
+                                 const char *action, const char *object,
+                                 const char *details_json);
+
+struct store_audit_row {
+    int64_t seq;
+    int64_t time;
+    char *actor, *action, *object, *details;  /* details may be NULL */
+    unsigned char hash[STORE_SHA256_LEN];
+};
+void store_audit_row_list_free(struct store_audit_row **v, size_t n);
+/* The last |limit| rows (0 = all) in ascending seq order. */
+enum store_rc store_audit_list(STORE_TX *tx, long limit,
+                               struct store_audit_row ***out, size_t *n);
+/*
+ * Recomputes the whole chain in one read transaction. Returns 1 if it is
+ * intact (*bad_seq = 0); 0 with *bad_seq = the first sequence number that
+ * does not verify (a modified, deleted, inserted or reordered row; for a
+ * truncated tail, the seq after the last row) and a message in |err|.
+ * The head (last seq + hash) is also kept in a separate row, so deleting
+ * the newest rows is detected too. Returns 0 with *bad_seq = 0 on a
+ * database error.
+ */
+int store_audit_verify(STORE *st, int64_t *bad_seq, char *err, size_t errlen);
+/* Number of audit rows and the newest seq (0, 0 when empty). */
+enum store_rc store_audit_count(STORE_TX *tx, int64_t *nrows, int64_t *last_seq);
+
+#endif
