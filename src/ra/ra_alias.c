@@ -1,0 +1,269 @@
+/*
+ * Aliases: parsing an [alias NAME] section, loading its CA, profile and
+ * trust anchors once at start, and reloading the vendor anchors from the
+ * store while the server runs.
+ */
+#include "ra/ra_local.h"
+
+#include "conf/conf.h"
+#include "util/log.h"
+
+#include <openssl/err.h>
+#include <openssl/objects.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct ra_mode ra_modes[] = {
+    /* TS 33.310: signature protection only, never implicit confirmation,
+     * first enrollment with a vendor certificate. */
+    { "3gpp", 0, 0, ra_auth_vendor_device },
+};
+
+static const struct ra_mode *ra_mode_find(const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(ra_modes) / sizeof(ra_modes[0]); i++)
+        if (strcmp(ra_modes[i].name, name) == 0)
+            return &ra_modes[i];
+    return NULL;
+}
+
+/* Splits a comma/space separated list into a malloc'ed array of strings. */
+static int ra_split_list(const char *s, char ***out, size_t *n)
+{
+    char *copy = strdup(s), *tok, *save = NULL;
+    char **v = NULL, **grown;
+    size_t cnt = 0;
+
+    *out = NULL;
+    *n = 0;
+    if (copy == NULL)
+        return 0;
+    for (tok = strtok_r(copy, ", \t", &save); tok != NULL;
+         tok = strtok_r(NULL, ", \t", &save)) {
+        if ((grown = realloc(v, (cnt + 1) * sizeof(*v))) == NULL)
+            goto err;
+        v = grown;
+        if ((v[cnt] = strdup(tok)) == NULL)
+            goto err;
+        cnt++;
+    }
+    free(copy);
+    *out = v;
+    *n = cnt;
+    return 1;
+ err:
+    while (cnt > 0)
+        free(v[--cnt]);
+    free(v);
+    free(copy);
+    return 0;
+}
+
+void ra_vendor_trust_free(struct ra_vendor_trust *vt)
+{
+    if (vt == NULL || __atomic_sub_fetch(&vt->refs, 1, __ATOMIC_ACQ_REL) > 0)
+        return;
+    X509_STORE_free(vt->store);
+    free(vt->anchors);
+    free(vt);
+}
+
+struct ra_vendor_trust *ra_alias_get1_vendor_trust(struct ra_alias *a)
+{
+    struct ra_vendor_trust *vt;
+
+    pthread_mutex_lock(&a->vt_lock);
+    vt = a->vt;
+    if (vt != NULL)
+        __atomic_add_fetch(&vt->refs, 1, __ATOMIC_ACQ_REL);
+    pthread_mutex_unlock(&a->vt_lock);
+    return vt;
+}
+
+/* Adds the certificates of |v| to |vt|. */
+static int ra_vendor_trust_add(struct ra_vendor_trust *vt,
+                               const struct store_vendor *v)
+{
+    struct ra_vendor_anchor *grown;
+    size_t i;
+
+    for (i = 0; i < v->ncerts; i++) {
+        const unsigned char *p = v->certs[i].der;
+        X509 *x = d2i_X509(NULL, &p, (long)v->certs[i].len);
+        unsigned int len = 0;
+        int ok;
+
+        if (x == NULL) {
+            log_msg(LOG_WARN, "vendor %s: certificate %zu does not parse",
+                    v->name, i);
+            ERR_clear_error();
+            continue;
+        }
+        grown = realloc(vt->anchors, (vt->nanchors + 1) * sizeof(*grown));
+        ok = grown != NULL && X509_STORE_add_cert(vt->store, x)
+            && X509_digest(x, EVP_sha256(), grown[vt->nanchors].sha256, &len);
+        if (grown != NULL)
+            vt->anchors = grown;
+        X509_free(x);
+        if (!ok)
+            return 0;
+        vt->anchors[vt->nanchors++].vendor_id = v->id;
+    }
+    return 1;
+}
+
+int ra_alias_reload_vendors(struct ra_alias *a, STORE *store)
+{
+    struct ra_vendor_trust *vt = calloc(1, sizeof(*vt)), *old;
+    struct store_vendor **list = NULL, *one;
+    STORE_TX *tx = NULL;
+    size_t n = 0, i;
+    int ok = 0;
+
+    if (vt == NULL || (vt->store = X509_STORE_new()) == NULL)
+        goto end;
+    vt->refs = 1;
+    /* A registered vendor CA is trusted as it is, even if it is not
+     * self-signed (the operator trusts that CA, not its whole hierarchy). */
+    X509_STORE_set_flags(vt->store, X509_V_FLAG_PARTIAL_CHAIN);
+    if (store_begin_read(store, &tx) != STORE_OK)
+        goto end;
+    if (a->all_vendors) {
+        if (store_vendor_list(tx, &list, &n) != STORE_OK)
+            goto end;
+        for (i = 0; i < n; i++)
+            if (!ra_vendor_trust_add(vt, list[i]))
+                goto end;
+    } else {
+        for (i = 0; i < a->nvendors; i++) {
+            enum store_rc rc = store_vendor_get_by_name(tx, a->vendors[i], &one);
+
+            if (rc == STORE_NOTFOUND)
+                continue; /* may be registered later */
+            if (rc != STORE_OK)
+                goto end;
+            ok = ra_vendor_trust_add(vt, one);
+            store_vendor_free(one);
+            if (!ok)
+                goto end;
+            ok = 0;
+        }
+    }
+    pthread_mutex_lock(&a->vt_lock);
+    old = a->vt;
+    a->vt = vt;
+    pthread_mutex_unlock(&a->vt_lock);
+    ra_vendor_trust_free(old);
+    vt = NULL;
+    ok = 1;
+ end:
+    store_rollback(tx);
+    store_vendor_list_free(list, n);
+    ra_vendor_trust_free(vt);
+    return ok;
+}
+
+int ra_alias_load(struct ra_alias *a, const struct conf *conf,
+                  const struct conf_section *sec, STORE *store, char *err,
+                  size_t errlen)
+{
+    const char *mode, *ca_name, *prof_name, *vendors, *attr, *ku;
+    long confirm_wait, tolerance;
+    int reenroll, revoke_kur;
+
+    memset(a, 0, sizeof(*a));
+    pthread_mutex_init(&a->vt_lock, NULL);
+    if ((a->name = strdup(sec->name)) == NULL)
+        return 0;
+    if (*sec->name == '\0')
+        return conf_err(conf, sec->line, err, errlen,
+                        "[alias] needs a name: [alias NAME]");
+    mode = conf_get(sec, "mode");
+    if ((a->mode = ra_mode_find(mode != NULL ? mode : "3gpp")) == NULL)
+        return conf_err(conf, sec->line, err, errlen,
+                        "[alias %s]: unknown mode '%s' (known: 3gpp)",
+                        sec->name, mode);
+    ca_name = conf_get(sec, "ca");
+    prof_name = conf_get(sec, "profile");
+    if (ca_name == NULL || prof_name == NULL)
+        return conf_err(conf, sec->line, err, errlen,
+                        "[alias %s]: 'ca' and 'profile' are required",
+                        sec->name);
+    vendors = conf_get(sec, "vendors");
+    if (vendors == NULL || strcmp(vendors, "*") == 0)
+        a->all_vendors = 1;
+    else if (!ra_split_list(vendors, &a->vendors, &a->nvendors))
+        return 0;
+    attr = conf_get(sec, "device_id_attr");
+    a->device_id_nid = NID_serialNumber;
+    if (attr != NULL && (a->device_id_nid = OBJ_txt2nid(attr)) == NID_undef)
+        return conf_err(conf, sec->line, err, errlen,
+                        "[alias %s]: unknown attribute '%s' for device_id_attr",
+                        sec->name, attr);
+    ku = conf_get(sec, "key_update");
+    a->require_new_key = 1;
+    if (ku != NULL) {
+        if (strcmp(ku, "new-key") == 0)
+            a->require_new_key = 1;
+        else if (strcmp(ku, "allow-reuse") == 0)
+            a->require_new_key = 0;
+        else
+            return conf_err(conf, sec->line, err, errlen,
+                            "[alias %s]: key_update must be new-key or "
+                            "allow-reuse", sec->name);
+    }
+    if (!conf_get_duration(conf, sec, "confirm_wait_time", 300, 1, 86400,
+                           &confirm_wait, err, errlen)
+        || !conf_get_duration(conf, sec, "time_tolerance", 600, 0, 86400 * 7,
+                              &tolerance, err, errlen)
+        || !conf_get_bool(conf, sec, "allow_reenroll", 0, &reenroll, err, errlen)
+        || !conf_get_bool(conf, sec, "revoke_on_kur", 1, &revoke_kur, err,
+                          errlen)
+        || !conf_check_used(conf, sec, err, errlen))
+        return 0;
+    a->confirm_wait = confirm_wait;
+    a->time_tolerance = tolerance;
+    a->allow_reenroll = reenroll;
+    a->revoke_on_kur = revoke_kur;
+    if (!ca_load(conf, store, ca_name, &a->ca, err, errlen))
+        return 0;
+    if (ca_get0_cmp_signer(a->ca) == NULL) {
+        snprintf(err, errlen, "[alias %s]: CA %s has no usable signing key",
+                 sec->name, ca_name);
+        return 0;
+    }
+    if (!ca_profile_load(conf, prof_name, &a->profile, err, errlen))
+        return 0;
+    if ((a->op_store = X509_STORE_new()) == NULL
+        || !X509_STORE_add_cert(a->op_store, ca_get0_root(a->ca))
+        || (a->ca_pubs = sk_X509_new_null()) == NULL
+        || !X509_add_cert(a->ca_pubs, ca_get0_root(a->ca), X509_ADD_FLAG_UP_REF)) {
+        snprintf(err, errlen, "[alias %s]: out of memory", sec->name);
+        return 0;
+    }
+    if (!ra_alias_reload_vendors(a, store)) {
+        snprintf(err, errlen, "[alias %s]: cannot load vendors from the store",
+                 sec->name);
+        return 0;
+    }
+    return 1;
+}
+
+void ra_alias_clear(struct ra_alias *a)
+{
+    size_t i;
+
+    for (i = 0; i < a->nvendors; i++)
+        free(a->vendors[i]);
+    free(a->vendors);
+    free(a->name);
+    ca_free(a->ca);
+    ca_profile_free(a->profile);
+    X509_STORE_free(a->op_store);
+    sk_X509_pop_free(a->ca_pubs, X509_free);
+    ra_vendor_trust_free(a->vt);
+    pthread_mutex_destroy(&a->vt_lock);
+    memset(a, 0, sizeof(*a));
+}

@@ -1,0 +1,338 @@
+/*
+ * Certificate confirmation: certConf (accept or reject), an error message
+ * from the client, and the sweep that expires transactions whose certConf
+ * never came. Every outcome is one durable store transaction; replays of a
+ * finished confirmation get the same answer and change nothing.
+ */
+#include "ra/ra_local.h"
+
+#include "cmp/cmp_build.h"
+#include "util/log.h"
+#include "util/metrics.h"
+
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <string.h>
+
+#define RA_REASON_CESSATION 5   /* RFC 5280 cessationOfOperation */
+#define RA_REASON_SUPERSEDED 4
+
+/* Loads the transaction of the request's transactionID in |tx|. */
+static enum cmp_reason ra_txn_load(struct ra_ctx *ctx, STORE_TX *tx,
+                                   struct store_cmp_txn **txn)
+{
+    const ASN1_OCTET_STRING *tid = ctx->req->header->transactionID;
+    enum store_rc rc;
+
+    rc = store_cmp_txn_get(tx, ASN1_STRING_get0_data(tid),
+                           (size_t)ASN1_STRING_length(tid), txn);
+    if (rc == STORE_NOTFOUND)
+        return ra_fail(ctx, CMP_R_UNKNOWN_TRANSACTION, NULL);
+    if (rc != STORE_OK)
+        return ra_store_reason(ctx, rc, "transaction lookup");
+    if ((*txn)->alias == NULL || strcmp((*txn)->alias, ctx->alias->name) != 0)
+        return ra_fail(ctx, CMP_R_UNKNOWN_TRANSACTION,
+                       "transaction belongs to another alias");
+    return CMP_R_OK;
+}
+
+/* The certConf must come from whoever made the request, answer our nonce,
+ * and name the certificate we issued. */
+static enum cmp_reason ra_confirm_check(struct ra_ctx *ctx,
+                                        const struct store_cmp_txn *txn)
+{
+    const ASN1_OCTET_STRING *rn = ctx->req->header->recipNonce;
+
+    if (CRYPTO_memcmp(txn->requester_sha256, ctx->signer_sha256, 32) != 0
+        || !txn->has_requester)
+        return ra_fail(ctx, CMP_R_NOT_AUTHORIZED,
+                       "certConf must be protected like the request");
+    if (rn == NULL || (size_t)ASN1_STRING_length(rn) != txn->sender_nonce_len
+        || memcmp(ASN1_STRING_get0_data(rn), txn->sender_nonce,
+                  txn->sender_nonce_len) != 0)
+        return ra_fail(ctx, CMP_R_BAD_RECIP_NONCE, NULL);
+    return CMP_R_OK;
+}
+
+/* Reads the single CertStatus: returns 1 (accepted), 0 (rejected) or -1
+ * (refused, reason set). */
+static int ra_confirm_verdict(struct ra_ctx *ctx, STORE_TX *tx,
+                              const struct store_cmp_txn *txn)
+{
+    STACK_OF(CMP_CERTSTATUS) *sts = ctx->req->body->value.certConf;
+    const CMP_CERTSTATUS *st;
+    struct store_cert *rec = NULL;
+    const unsigned char *p;
+    X509 *cert = NULL;
+    int64_t id;
+    int status, verdict = -1;
+    enum store_rc rc;
+
+    if (sk_CMP_CERTSTATUS_num(sts) == 0)
+        return 0; /* empty content: the client rejects all */
+    if (sk_CMP_CERTSTATUS_num(sts) != 1) {
+        ra_fail(ctx, CMP_R_BAD_REQUEST, "exactly one CertStatus expected");
+        return -1;
+    }
+    st = sk_CMP_CERTSTATUS_value(sts, 0);
+    if (!ASN1_INTEGER_get_int64(&id, st->certReqId) || id != txn->cert_req_id) {
+        ERR_clear_error();
+        ra_fail(ctx, CMP_R_BAD_CERT_REQ_ID, "certReqId does not match");
+        return -1;
+    }
+    if ((rc = store_cert_get(tx, txn->cert_id, &rec)) != STORE_OK) {
+        ra_store_reason(ctx, rc, "certificate lookup");
+        return -1;
+    }
+    p = rec->der;
+    if ((cert = d2i_X509(NULL, &p, (long)rec->der_len)) == NULL) {
+        ra_fail(ctx, CMP_R_SYSTEM_FAILURE, "stored certificate unreadable");
+        goto end;
+    }
+    if (!cmp_certhash_matches(cert, ASN1_STRING_get0_data(st->certHash),
+                              (size_t)ASN1_STRING_length(st->certHash))) {
+        ra_fail(ctx, CMP_R_BAD_CERT_ID, "certHash does not match");
+        goto end;
+    }
+    status = st->statusInfo == NULL ? CMP_STATUS_ACCEPTED
+                                    : cmp_pkisi_get_status(st->statusInfo);
+    if (status < 0) {
+        ra_fail(ctx, CMP_R_BAD_REQUEST, "bad status in CertStatus");
+        goto end;
+    }
+    verdict = status == CMP_STATUS_ACCEPTED
+        || status == CMP_STATUS_GRANTED_WITH_MODS;
+ end:
+    X509_free(cert);
+    store_cert_free(rec);
+    ERR_clear_error();
+    return verdict;
+}
+
+/* Applies "accepted" to a waiting transaction in |tx|. */
+static enum cmp_reason ra_confirm_accept(struct ra_ctx *ctx, STORE_TX *tx,
+                                         const struct store_cmp_txn *txn)
+{
+    struct store_device *dev = NULL;
+    enum store_rc rc = STORE_OK;
+    enum cmp_reason r = CMP_R_OK;
+    char actor[300];
+
+    if (txn->device_id != 0 && txn->type != STORE_CMP_CR) {
+        if ((rc = store_device_get(tx, txn->device_id, &dev)) != STORE_OK)
+            return ra_store_reason(ctx, rc, "device lookup");
+        rc = store_device_set_state(tx, dev->id, dev->state,
+                                    STORE_DEV_ENROLLED, txn->cert_id);
+        store_device_free(dev);
+        if (rc != STORE_OK)
+            return ra_store_reason(ctx, rc, "device state");
+    }
+    if (txn->type == STORE_CMP_KUR && txn->old_cert_id != 0
+        && ctx->alias->revoke_on_kur
+        && !ra_revoke_in_tx(ctx, tx, txn->old_cert_id, RA_REASON_SUPERSEDED,
+                            "superseded by key update"))
+        return ctx->reason;
+    if ((rc = store_audit_append(tx, ra_actor(ctx, actor, sizeof(actor)),
+                                 "cert.confirm", ctx->device_label, NULL))
+        != STORE_OK)
+        r = ra_store_reason(ctx, rc, "audit");
+    return r;
+}
+
+/* Applies "rejected" (or expired): revoke the new certificate and return
+ * the device to where it was before. */
+static enum cmp_reason ra_confirm_reject(struct ra_ctx *ctx, STORE_TX *tx,
+                                         const struct store_cmp_txn *txn,
+                                         const char *why)
+{
+    struct store_device *dev = NULL;
+    enum store_rc rc;
+
+    if (!ra_revoke_in_tx(ctx, tx, txn->cert_id, RA_REASON_CESSATION, why))
+        return ctx->reason;
+    if (txn->device_id != 0
+        && (txn->type == STORE_CMP_IR || txn->type == STORE_CMP_P10CR)) {
+        if ((rc = store_device_get(tx, txn->device_id, &dev)) != STORE_OK)
+            return ra_store_reason(ctx, rc, "device lookup");
+        /* back to "registered" unless it holds an earlier certificate */
+        rc = store_device_set_state(tx, dev->id, dev->state,
+                                    dev->cert_id != 0 ? STORE_DEV_ENROLLED
+                                                      : STORE_DEV_REGISTERED,
+                                    STORE_KEEP_CERT);
+        store_device_free(dev);
+        if (rc != STORE_OK)
+            return ra_store_reason(ctx, rc, "device state");
+    }
+    return CMP_R_OK;
+}
+
+/* Builds the pkiConf answer. */
+static enum cmp_reason ra_pkiconf(struct ra_ctx *ctx, CMP_MSG **rsp)
+{
+    if ((*rsp = ra_rsp_new(ctx, CMP_BODY_PKICONF)) == NULL)
+        return ra_fail(ctx, CMP_R_SYSTEM_FAILURE, "response");
+    return CMP_R_OK;
+}
+
+/* Shared by certConf and a client's error message: |verdict| 1 accept,
+ * 0 reject, -2 decide from the certConf content. */
+static enum cmp_reason ra_confirm_txn(struct ra_ctx *ctx, CMP_MSG **rsp,
+                                      int verdict)
+{
+    struct store_cmp_txn *txn = NULL;
+    STORE_TX *tx = NULL;
+    enum store_rc rc;
+    enum cmp_reason r;
+    int to_state;
+
+    if ((r = ra_auth_signature(ctx)) != CMP_R_OK)
+        return r;
+    if ((rc = store_begin(ctx->srv->store, &tx)) != STORE_OK)
+        return ra_store_reason(ctx, rc, "begin");
+    if ((r = ra_txn_load(ctx, tx, &txn)) != CMP_R_OK
+        || (r = ra_confirm_check(ctx, txn)) != CMP_R_OK)
+        goto end;
+    if (txn->device_id != 0) {
+        struct store_device *dev = NULL;
+
+        if (store_device_get(tx, txn->device_id, &dev) == STORE_OK)
+            snprintf(ctx->device_label, sizeof(ctx->device_label), "%s",
+                     dev->identifier);
+        store_device_free(dev);
+    }
+    if (txn->state == STORE_CMP_CONFIRMED || txn->state == STORE_CMP_REJECTED) {
+        /* A replay of a finished confirmation: same answer, no change. */
+        if (verdict == -2
+            && (verdict = ra_confirm_verdict(ctx, tx, txn)) < 0) {
+            r = ctx->reason;
+            goto end;
+        }
+        if ((verdict == 1) != (txn->state == STORE_CMP_CONFIRMED)) {
+            r = ra_fail(ctx, CMP_R_UNEXPECTED_BODY,
+                        "transaction already %s",
+                        store_cmp_state_str(txn->state));
+            goto end;
+        }
+        r = ra_pkiconf(ctx, rsp);
+        goto end;
+    }
+    if (txn->state != STORE_CMP_WAITING_CONFIRM) {
+        r = ra_fail(ctx, CMP_R_UNEXPECTED_BODY, "transaction %s",
+                    store_cmp_state_str(txn->state));
+        goto end;
+    }
+    if (txn->deadline < (int64_t)ctx->now) {
+        /* too late: the certificate counts as rejected */
+        if ((r = ra_confirm_reject(ctx, tx, txn, "certConf too late")) != CMP_R_OK)
+            goto end;
+        rc = store_cmp_txn_set_state(tx, txn->tid, txn->tid_len,
+                                     STORE_CMP_WAITING_CONFIRM,
+                                     STORE_CMP_EXPIRED);
+        if (rc != STORE_OK) {
+            r = ra_store_reason(ctx, rc, "expire");
+            goto end;
+        }
+        rc = store_commit(tx);
+        tx = NULL;
+        if (rc != STORE_OK) {
+            r = ra_store_reason(ctx, rc, "commit");
+            goto end;
+        }
+        r = ra_fail(ctx, CMP_R_UNEXPECTED_BODY,
+                    "confirmWaitTime passed; the certificate was revoked");
+        goto end;
+    }
+    if (verdict == -2 && (verdict = ra_confirm_verdict(ctx, tx, txn)) < 0) {
+        r = ctx->reason;
+        goto end;
+    }
+    r = verdict ? ra_confirm_accept(ctx, tx, txn)
+                : ra_confirm_reject(ctx, tx, txn, "rejected by the client");
+    if (r != CMP_R_OK)
+        goto end;
+    to_state = verdict ? STORE_CMP_CONFIRMED : STORE_CMP_REJECTED;
+    rc = store_cmp_txn_set_state(tx, txn->tid, txn->tid_len,
+                                 STORE_CMP_WAITING_CONFIRM, to_state);
+    if (rc != STORE_OK) {
+        r = ra_store_reason(ctx, rc, "transaction state");
+        goto end;
+    }
+    rc = store_commit(tx);
+    tx = NULL;
+    if (rc != STORE_OK) {
+        r = ra_store_reason(ctx, rc, "commit");
+        goto end;
+    }
+    r = ra_pkiconf(ctx, rsp);
+ end:
+    store_rollback(tx);
+    store_cmp_txn_free(txn);
+    return r;
+}
+
+enum cmp_reason ra_confirm(struct ra_ctx *ctx, CMP_MSG **rsp)
+{
+    return ra_confirm_txn(ctx, rsp, -2);
+}
+
+enum cmp_reason ra_client_error(struct ra_ctx *ctx, CMP_MSG **rsp)
+{
+    /* RFC 9810 5.3.21: the client gives up; if it was waiting for a
+     * certConf, that is a rejection. Answer pkiConf. */
+    return ra_confirm_txn(ctx, rsp, 0);
+}
+
+int ra_server_sweep(RA_SERVER *srv, time_t now)
+{
+    struct store_cmp_txn **list = NULL;
+    size_t n = 0, i, j;
+    STORE_TX *tx = NULL;
+    int done = 0;
+
+    if (store_begin_read(srv->store, &tx) != STORE_OK)
+        return -1;
+    if (store_cmp_txn_list_expired(tx, (int64_t)now, 256, &list, &n) != STORE_OK) {
+        store_rollback(tx);
+        return -1;
+    }
+    store_rollback(tx);
+    tx = NULL;
+    for (i = 0; i < n; i++) {
+        struct ra_ctx ctx;
+        struct ra_alias *a = NULL;
+
+        for (j = 0; j < srv->naliases; j++)
+            if (list[i]->alias != NULL
+                && strcmp(srv->aliases[j].name, list[i]->alias) == 0)
+                a = &srv->aliases[j];
+        if (a == NULL)
+            continue; /* alias no longer configured here */
+        memset(&ctx, 0, sizeof(ctx));
+        ctx.srv = srv;
+        ctx.alias = a;
+        ctx.now = now;
+        snprintf(ctx.device_label, sizeof(ctx.device_label), "sweeper");
+        if (store_begin(srv->store, &tx) != STORE_OK)
+            break;
+        /* the conditional update makes concurrent sweepers harmless */
+        if (store_cmp_txn_set_state(tx, list[i]->tid, list[i]->tid_len,
+                                    STORE_CMP_WAITING_CONFIRM,
+                                    STORE_CMP_EXPIRED) != STORE_OK
+            || ra_confirm_reject(&ctx, tx, list[i], "no certConf in time")
+               != CMP_R_OK
+            || store_commit(tx) != STORE_OK) {
+            store_rollback(tx);
+            tx = NULL;
+            continue;
+        }
+        tx = NULL;
+        done++;
+        metrics_cert_revoked(a->name);
+        log_msg(LOG_INFO, "alias=%s sweep: certificate %lld revoked, no certConf "
+                "before the deadline", a->name, (long long)list[i]->cert_id);
+    }
+    store_cmp_txn_list_free(list, n);
+    for (j = 0; j < srv->naliases; j++)
+        ra_alias_reload_vendors(&srv->aliases[j], srv->store);
+    return done;
+}

@@ -1,0 +1,179 @@
+/*
+ * General messages (RFC 9483 4.3): caCerts, rootCaCert -> rootCaKeyUpdate,
+ * certReqTemplate and crlStatusList -> crls. Answered from the loaded CA and
+ * the latest stored CRL; nothing changes state.
+ */
+#include "ra/ra_local.h"
+
+#include "cmp/cmp_build.h"
+
+#include <openssl/err.h>
+#include <openssl/objects.h>
+#include <string.h>
+
+/* id-it arcs (1.3.6.1.5.5.7.4.N); OpenSSL 3.0 lacks NIDs for some. */
+enum { IT_CA_CERTS = 17, IT_ROOT_CA_KEY_UPDATE = 18, IT_CERT_REQ_TEMPLATE = 19,
+       IT_ROOT_CA_CERT = 20, IT_CRL_STATUS_LIST = 22, IT_CRLS = 23 };
+
+/* Returns N for an id-it OID 1.3.6.1.5.5.7.4.N, else -1. */
+static int ra_it_arc(const ASN1_OBJECT *obj)
+{
+    static const char prefix[] = "1.3.6.1.5.5.7.4.";
+    char buf[64];
+    char *end;
+    long v;
+
+    if (OBJ_obj2txt(buf, sizeof(buf), obj, 1) <= 0
+        || strncmp(buf, prefix, sizeof(prefix) - 1) != 0)
+        return -1;
+    v = strtol(buf + sizeof(prefix) - 1, &end, 10);
+    return *end == '\0' && v > 0 && v < 100 ? (int)v : -1;
+}
+
+static CMP_ITAV *ra_itav_arc(int arc, ASN1_TYPE *value)
+{
+    char oid[40];
+    CMP_ITAV *itav;
+
+    snprintf(oid, sizeof(oid), "1.3.6.1.5.5.7.4.%d", arc);
+    if ((itav = CMP_ITAV_new()) == NULL) {
+        ASN1_TYPE_free(value);
+        return NULL;
+    }
+    ASN1_OBJECT_free(itav->infoType);
+    if ((itav->infoType = OBJ_txt2obj(oid, 1)) == NULL) {
+        CMP_ITAV_free(itav);
+        ASN1_TYPE_free(value);
+        return NULL;
+    }
+    itav->infoValue = value;
+    return itav;
+}
+
+/* Packs |val| of |it| as a SEQUENCE ASN1_TYPE. */
+static ASN1_TYPE *ra_pack(const void *val, const ASN1_ITEM *it)
+{
+    ASN1_STRING *s = ASN1_item_pack((void *)val, it, NULL);
+    ASN1_TYPE *t;
+
+    if (s == NULL)
+        return NULL;
+    if ((t = ASN1_TYPE_new()) == NULL) {
+        ASN1_STRING_free(s);
+        return NULL;
+    }
+    ASN1_TYPE_set(t, V_ASN1_SEQUENCE, s);
+    return t;
+}
+
+/* The latest CRL of the alias CA (generating the first one if needed). */
+static X509_CRL *ra_current_crl(struct ra_ctx *ctx)
+{
+    struct store_crl *crl = NULL;
+    X509_CRL *out = NULL;
+    STORE_TX *tx = NULL;
+    const unsigned char *p;
+    char err[256];
+
+    if (store_begin_read(ctx->srv->store, &tx) != STORE_OK)
+        return NULL;
+    if (store_crl_get_last(tx, ca_get_id(ctx->alias->ca), &crl) == STORE_OK) {
+        p = crl->der;
+        out = d2i_X509_CRL(NULL, &p, (long)crl->der_len);
+        store_crl_free(crl);
+        store_rollback(tx);
+        return out;
+    }
+    store_rollback(tx);
+    if (store_begin(ctx->srv->store, &tx) != STORE_OK)
+        return NULL;
+    if (!ca_crl_generate(ctx->alias->ca, tx, ctx->now, &out, err, sizeof(err))
+        || store_commit(tx) != STORE_OK) {
+        X509_CRL_free(out);
+        store_rollback(tx);
+        return NULL;
+    }
+    return out;
+}
+
+enum cmp_reason ra_genm(struct ra_ctx *ctx, CMP_MSG **rsp)
+{
+    STACK_OF(CMP_ITAV) *in = ctx->req->body->value.genm, *out = NULL;
+    const ASN1_OCTET_STRING *tid = ctx->req->header->transactionID;
+    struct store_cmp_txn *open_txn = NULL;
+    STACK_OF(X509_CRL) *crls = NULL;
+    STORE_TX *tx = NULL;
+    CMP_ITAV *itav;
+    X509_CRL *crl;
+    int64_t vendor_id;
+    enum cmp_reason r;
+    enum store_rc rc;
+    int i;
+
+    if ((r = ra_auth_signature(ctx)) != CMP_R_OK)
+        return r;
+    /* any operator certificate of ours, or any registered vendor device */
+    if (ra_auth_operator_cert(ctx) != CMP_R_OK) {
+        ctx->reason = CMP_R_OK;
+        ctx->detail[0] = '\0';
+        if ((r = ra_auth_vendor_path(ctx, &vendor_id)) != CMP_R_OK)
+            return r;
+    }
+    if ((rc = store_begin_read(ctx->srv->store, &tx)) != STORE_OK)
+        return ra_store_reason(ctx, rc, "begin");
+    rc = store_cmp_txn_get(tx, ASN1_STRING_get0_data(tid),
+                           (size_t)ASN1_STRING_length(tid), &open_txn);
+    store_rollback(tx);
+    store_cmp_txn_free(open_txn);
+    if (rc == STORE_OK)
+        return ra_fail(ctx, CMP_R_TRANSACTION_ID_IN_USE, NULL);
+    if ((out = sk_CMP_ITAV_new_null()) == NULL)
+        goto oom;
+    for (i = 0; i < sk_CMP_ITAV_num(in); i++) {
+        switch (ra_it_arc(sk_CMP_ITAV_value(in, i)->infoType)) {
+        case IT_CA_CERTS:
+            itav = ra_itav_arc(IT_CA_CERTS,
+                               ra_pack(ca_get0_chain(ctx->alias->ca),
+                                       ASN1_ITEM_rptr(CMP_CERTS)));
+            break;
+        case IT_ROOT_CA_CERT:
+            /* no root key update is pending: value absent */
+            itav = ra_itav_arc(IT_ROOT_CA_KEY_UPDATE, NULL);
+            break;
+        case IT_CERT_REQ_TEMPLATE:
+            /* the profile decides everything: no template to offer */
+            itav = ra_itav_arc(IT_CERT_REQ_TEMPLATE, NULL);
+            break;
+        case IT_CRL_STATUS_LIST:
+            if ((crl = ra_current_crl(ctx)) == NULL) {
+                sk_CMP_ITAV_pop_free(out, CMP_ITAV_free);
+                return ra_fail(ctx, CMP_R_SYSTEM_UNAVAIL, "no CRL");
+            }
+            crls = sk_X509_CRL_new_null();
+            if (crls == NULL || !sk_X509_CRL_push(crls, crl)) {
+                X509_CRL_free(crl);
+                goto oom;
+            }
+            itav = ra_itav_arc(IT_CRLS, ra_pack(crls, ASN1_ITEM_rptr(CMP_CRLS)));
+            sk_X509_CRL_pop_free(crls, X509_CRL_free);
+            crls = NULL;
+            break;
+        default:
+            continue; /* unknown requests are ignored (RFC 9810 5.3.19) */
+        }
+        if (itav == NULL || !sk_CMP_ITAV_push(out, itav)) {
+            CMP_ITAV_free(itav);
+            goto oom;
+        }
+    }
+    if ((*rsp = ra_rsp_new(ctx, CMP_BODY_GENP)) == NULL
+        || !cmp_body_set_genp(*rsp, out)) {
+        CMP_MSG_free(*rsp);
+        *rsp = NULL;
+        goto oom;
+    }
+    return CMP_R_OK;
+ oom:
+    sk_CMP_ITAV_pop_free(out, CMP_ITAV_free);
+    return ra_fail(ctx, CMP_R_SYSTEM_FAILURE, "genp");
+}

@@ -1,0 +1,142 @@
+/*
+ * Internals of the CMP server core shared by the src/ra/ files: aliases,
+ * vendor trust, and the per-request context that carries one message from
+ * decoding to the signed response.
+ */
+#ifndef CMPCA_RA_LOCAL_H
+#define CMPCA_RA_LOCAL_H
+
+#include "ra/ra.h"
+
+#include "asn1/cmp_asn1.h"
+#include "ca/ca.h"
+#include "cmp/cmp_msg.h"
+#include "cmp/cmp_protect.h"
+#include "cmp/cmp_reason.h"
+#include "store/store.h"
+
+#include <pthread.h>
+#include <stdint.h>
+
+struct ra_ctx;
+
+/*
+ * An alias mode: how requests of an alias are authenticated. "3gpp" is the
+ * TS 33.310 profile (signature only; ir from vendor certificates, kur/cr/rr
+ * from operator certificates). Further modes (MAC-based "client", "ra")
+ * add a row to ra_modes[] in ra_alias.c.
+ */
+struct ra_mode {
+    const char *name;
+    int allow_mac;                 /* accept MAC-protected requests */
+    int allow_implicit_confirm;    /* may grant implicitConfirm */
+    /* Authenticates the sender of an ir (who may ask for a first
+     * certificate) and sets ctx->device. */
+    enum cmp_reason (*auth_initial)(struct ra_ctx *ctx);
+};
+
+/* Vendor trust anchors of one alias, rebuilt on reload and swapped in;
+ * requests hold a reference while they use it. */
+struct ra_vendor_anchor {
+    unsigned char sha256[32];
+    int64_t vendor_id;
+};
+struct ra_vendor_trust {
+    int refs;                      /* atomic */
+    X509_STORE *store;
+    struct ra_vendor_anchor *anchors;
+    size_t nanchors;
+};
+
+struct ra_alias {
+    char *name;
+    const struct ra_mode *mode;
+    CA *ca;
+    CA_PROFILE *profile;
+    char **vendors;                /* vendor names; NULL with all_vendors */
+    size_t nvendors;
+    int all_vendors;
+    long confirm_wait;             /* seconds */
+    long time_tolerance;           /* seconds; 0 = messageTime not checked */
+    int allow_reenroll;
+    int require_new_key;
+    int revoke_on_kur;
+    int device_id_nid;             /* attribute of the vendor cert subject */
+    X509_STORE *op_store;          /* trusts the alias CA's root */
+    STACK_OF(X509) *ca_pubs;       /* the operator root, for caPubs */
+    pthread_mutex_t vt_lock;
+    struct ra_vendor_trust *vt;
+};
+
+struct ra_server {
+    STORE *store;
+    struct ra_alias *aliases;
+    size_t naliases;
+    char *default_alias;
+    struct cmp_limits limits;
+    struct cmp_mac_limits mac_limits;
+};
+
+/* Everything known about one request while it is handled. */
+struct ra_ctx {
+    RA_SERVER *srv;
+    struct ra_alias *alias;
+    const CMP_MSG *req;            /* NULL if it did not decode */
+    time_t now;
+    X509 *signer;                  /* protecting cert (borrowed from req) */
+    unsigned char signer_sha256[32];
+    struct store_device *device;   /* the device asking, if known */
+    struct store_cert *signer_cert;/* our record of signer, if ours */
+    X509 *vendor_cert;             /* == signer for 3GPP ir */
+    /* outcome, for the response and the log line */
+    enum cmp_reason reason;
+    char detail[200];
+    char device_label[256];
+    int issued;                    /* a certificate was issued */
+    int revoked;                   /* a certificate was revoked */
+};
+
+/* Sets the refusal reason and a detail text; returns |r|. */
+enum cmp_reason ra_fail(struct ra_ctx *ctx, enum cmp_reason r,
+                        const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ra_alias.c */
+int ra_alias_load(struct ra_alias *a, const struct conf *conf,
+                  const struct conf_section *sec, STORE *store, char *err,
+                  size_t errlen);
+void ra_alias_clear(struct ra_alias *a);
+int ra_alias_reload_vendors(struct ra_alias *a, STORE *store);
+struct ra_vendor_trust *ra_alias_get1_vendor_trust(struct ra_alias *a);
+void ra_vendor_trust_free(struct ra_vendor_trust *vt);
+
+/* ra_auth.c */
+enum cmp_reason ra_auth_signature(struct ra_ctx *ctx);
+enum cmp_reason ra_auth_vendor_device(struct ra_ctx *ctx);
+enum cmp_reason ra_auth_operator_cert(struct ra_ctx *ctx);
+/* Validates the signer against the vendor anchors only (no device check). */
+enum cmp_reason ra_auth_vendor_path(struct ra_ctx *ctx, int64_t *vendor_id);
+
+/* ra_enroll.c */
+enum cmp_reason ra_enroll(struct ra_ctx *ctx, CMP_MSG **rsp);
+/* ra_confirm.c */
+enum cmp_reason ra_confirm(struct ra_ctx *ctx, CMP_MSG **rsp);
+enum cmp_reason ra_client_error(struct ra_ctx *ctx, CMP_MSG **rsp);
+/* ra_revoke.c */
+enum cmp_reason ra_revoke(struct ra_ctx *ctx, CMP_MSG **rsp);
+/* ra_genm.c */
+enum cmp_reason ra_genm(struct ra_ctx *ctx, CMP_MSG **rsp);
+
+/* ra_handle.c: a new response to ctx->req of |type|. */
+CMP_MSG *ra_rsp_new(struct ra_ctx *ctx, int type);
+/* Revokes |cert_id| with |reason| in |tx| and, for rejections, returns the
+ * device to |dev_from| -> |dev_to| (dev_from < 0: leave the device). */
+int ra_revoke_in_tx(struct ra_ctx *ctx, STORE_TX *tx, int64_t cert_id,
+                    int reason, const char *why);
+/* Maps a store rc to a refusal reason (busy -> systemUnavail, ...). */
+enum cmp_reason ra_store_reason(struct ra_ctx *ctx, enum store_rc rc,
+                                const char *what);
+/* Formats "cmp:<alias>:<device>" as the audit actor into |buf|. */
+const char *ra_actor(const struct ra_ctx *ctx, char *buf, size_t len);
+
+#endif
