@@ -28,8 +28,11 @@ struct cmp_limits {
 
 /* Decodes |len| bytes at |der| into *out. Rejects input over the length
  * limit, undecodable input, trailing bytes, non-DER encodings (the message
- * must re-encode to the same bytes), empty SIZE(1..MAX) sequences and counts
- * over the limits. Returns CMP_R_OK or the reason; *out is NULL on failure. */
+ * must re-encode to the same bytes; OpenSSL keeps the received bytes of
+ * Names, certificates and CSRs, so BER inside those passes - signatures are
+ * still checked over exactly the bytes received), empty SIZE(1..MAX)
+ * sequences and counts over the limits. Returns CMP_R_OK or the reason;
+ * *out is NULL on failure. */
 enum cmp_reason cmp_msg_decode(const unsigned char *der, size_t len,
                                const struct cmp_limits *limits, CMP_MSG **out);
 

@@ -1,0 +1,860 @@
+/*
+ * Protection of PKIMessages: signature algorithms allowed and refused,
+ * signer lookup failures, PasswordBasedMac and PBMAC1 (with their DoS caps),
+ * certHash per signature algorithm, each refusal checked down to its
+ * failInfo bit through cmp_reason_fail_bit.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "cmp/cmp_build.h"
+#include "cmp/cmp_msg.h"
+#include "cmp/cmp_protect.h"
+#include "cmp/cmp_reason.h"
+#include "cmp_testpki.h"
+
+#include <openssl/crmf.h>
+#include <openssl/err.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
+#include <string.h>
+#include <time.h>
+
+static const unsigned char secret[] = "cmpca unit test secret";
+#define SECRET_LEN (sizeof(secret) - 1)
+
+static struct cmp_testpki ec_pki;
+
+static int setup(void **state)
+{
+    return cmp_testpki_init(&ec_pki, "EC") ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    cmp_testpki_free(&ec_pki);
+    return 0;
+}
+
+/* A genm request from |cert| (sender, senderKID from it), extraCerts =
+ * |cert| and |root|, unprotected. */
+static CMP_MSG *make_req(X509 *cert, X509 *root)
+{
+    CMP_MSG *msg = cmp_rsp_new(NULL, CMP_BODY_GENM, cert, time(NULL));
+    unsigned char tid[16];
+
+    assert_non_null(msg);
+    assert_true(cmp_body_set_genp(msg, NULL)); /* same representation */
+    assert_true(RAND_bytes(tid, sizeof(tid)) > 0);
+    msg->header->transactionID = ASN1_OCTET_STRING_new();
+    assert_true(ASN1_OCTET_STRING_set(msg->header->transactionID, tid,
+                                      sizeof(tid)));
+    if (cert != NULL || root != NULL) {
+        STACK_OF(X509) *sk = cmp_testpki_stack(cert, root, NULL);
+
+        assert_true(cmp_msg_set1_extracerts(msg, NULL, sk, NULL));
+        sk_X509_pop_free(sk, X509_free);
+    }
+    return msg;
+}
+
+/* Encodes, decodes (strict), finds the signer and verifies. */
+static enum cmp_reason wire_verify(const CMP_MSG *msg)
+{
+    unsigned char *der = NULL;
+    size_t len;
+    CMP_MSG *in = NULL;
+    X509 *signer;
+    enum cmp_reason r;
+
+    assert_true(cmp_msg_encode(msg, &der, &len));
+    r = cmp_msg_decode(der, len, NULL, &in);
+    OPENSSL_free(der);
+    if (r != CMP_R_OK)
+        return r;
+    if ((r = cmp_hdr_check_request(in->header, time(NULL), 300)) == CMP_R_OK
+        && (r = cmp_protect_find_signer(in, &signer)) == CMP_R_OK)
+        r = cmp_protect_verify_sig(in, signer);
+    CMP_MSG_free(in);
+    return r;
+}
+
+/* Signing with an explicit digest and optional PSS padding. */
+struct sign_arg {
+    EVP_PKEY *pkey;
+    const char *md;
+    int pss;
+};
+
+static int sign_md_fn(void *arg, const ASN1_ITEM *it, X509_ALGOR *alg1,
+                      X509_ALGOR *alg2, ASN1_BIT_STRING *sig, const void *data)
+{
+    struct sign_arg *a = arg;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    EVP_PKEY_CTX *pctx = NULL;
+    int ok = 0;
+
+    if (ctx == NULL
+        || EVP_DigestSignInit_ex(ctx, &pctx, a->md, NULL, NULL, a->pkey, NULL) <= 0)
+        goto end;
+    if (a->pss && (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) <= 0
+                   || EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) <= 0))
+        goto end;
+    ok = ASN1_item_sign_ctx(it, alg1, alg2, sig, (void *)data, ctx) > 0;
+ end:
+    EVP_MD_CTX_free(ctx);
+    return ok;
+}
+
+static void sign_with(CMP_MSG *msg, EVP_PKEY *pkey, const char *md, int pss)
+{
+    struct sign_arg a = { pkey, md, pss };
+
+    if (!cmp_protect_sign(msg, sign_md_fn, &a))
+        fail_msg("signing with %s/%s failed", EVP_PKEY_get0_type_name(pkey),
+                 md != NULL ? md : "-");
+}
+
+/* ---- signature: allowed algorithms ---- */
+
+static void round_trip_kind(const char *kind, int nid)
+{
+    struct cmp_testpki pki;
+    CMP_MSG *msg;
+
+    assert_true(cmp_testpki_init(&pki, kind));
+    msg = make_req(pki.dev, pki.root);
+    assert_true(cmp_protect_sign(msg, cmp_protect_sign_pkey_fn, pki.dev_key));
+    assert_int_equal(OBJ_obj2nid(msg->header->protectionAlg->algorithm), nid);
+    assert_int_equal(cmp_protect_check_sig_alg(msg->header->protectionAlg),
+                     CMP_R_OK);
+    assert_int_equal(wire_verify(msg), CMP_R_OK);
+    /* the signer may sit anywhere in extraCerts */
+    {
+        STACK_OF(X509) *sk = cmp_testpki_stack(pki.root, pki.srv, pki.dev, NULL);
+
+        assert_true(cmp_msg_set1_extracerts(msg, NULL, sk, NULL));
+        sk_X509_pop_free(sk, X509_free);
+        assert_int_equal(wire_verify(msg), CMP_R_OK);
+    }
+    /* the wrong key of the same kind */
+    assert_true(cmp_protect_sign(msg, cmp_protect_sign_pkey_fn, pki.srv_key));
+    assert_int_equal(wire_verify(msg), CMP_R_BAD_SIGNATURE);
+    CMP_MSG_free(msg);
+    cmp_testpki_free(&pki);
+}
+
+static void test_sig_p256(void **state) { round_trip_kind("EC", NID_ecdsa_with_SHA256); }
+static void test_sig_p384(void **state) { round_trip_kind("P-384", NID_ecdsa_with_SHA384); }
+static void test_sig_rsa(void **state) { round_trip_kind("RSA", NID_sha256WithRSAEncryption); }
+static void test_sig_rsa_pss_key(void **state) { round_trip_kind("RSA-PSS", NID_rsassaPss); }
+static void test_sig_ed25519(void **state) { round_trip_kind("ED25519", NID_ED25519); }
+static void test_sig_ed448(void **state) { round_trip_kind("ED448", NID_ED448); }
+
+static void test_sig_more_digests(void **state)
+{
+    struct cmp_testpki rsa;
+    CMP_MSG *msg;
+
+    assert_true(cmp_testpki_init(&rsa, "RSA"));
+    msg = make_req(rsa.dev, rsa.root);
+    sign_with(msg, rsa.dev_key, "SHA384", 0);
+    assert_int_equal(wire_verify(msg), CMP_R_OK);
+    sign_with(msg, rsa.dev_key, "SHA512", 0);
+    assert_int_equal(wire_verify(msg), CMP_R_OK);
+    /* PSS padding with an rsaEncryption key */
+    sign_with(msg, rsa.dev_key, "SHA256", 1);
+    assert_int_equal(OBJ_obj2nid(msg->header->protectionAlg->algorithm),
+                     NID_rsassaPss);
+    assert_int_equal(wire_verify(msg), CMP_R_OK);
+    CMP_MSG_free(msg);
+    msg = make_req(ec_pki.dev, ec_pki.root);
+    sign_with(msg, ec_pki.dev_key, "SHA384", 0);
+    assert_int_equal(wire_verify(msg), CMP_R_OK);
+    sign_with(msg, ec_pki.dev_key, "SHA512", 0);
+    assert_int_equal(wire_verify(msg), CMP_R_OK);
+    CMP_MSG_free(msg);
+    cmp_testpki_free(&rsa);
+}
+
+/* ---- signature: refused algorithms ---- */
+
+static void test_sig_bad_alg(void **state)
+{
+    struct cmp_testpki rsa;
+    CMP_MSG *msg;
+
+    assert_true(cmp_testpki_init(&rsa, "RSA"));
+    msg = make_req(rsa.dev, rsa.root);
+    sign_with(msg, rsa.dev_key, "SHA1", 0);
+    assert_int_equal(wire_verify(msg), CMP_R_BAD_ALG);
+    sign_with(msg, rsa.dev_key, "MD5", 0);
+    assert_int_equal(OBJ_obj2nid(msg->header->protectionAlg->algorithm),
+                     NID_md5WithRSAEncryption);
+    assert_int_equal(wire_verify(msg), CMP_R_BAD_ALG);
+    sign_with(msg, rsa.dev_key, "SHA224", 0);
+    assert_int_equal(wire_verify(msg), CMP_R_BAD_ALG);
+    /* PSS over SHA-1 */
+    sign_with(msg, rsa.dev_key, "SHA1", 1);
+    assert_int_equal(OBJ_obj2nid(msg->header->protectionAlg->algorithm),
+                     NID_rsassaPss);
+    assert_int_equal(wire_verify(msg), CMP_R_BAD_ALG);
+    CMP_MSG_free(msg);
+    msg = make_req(ec_pki.dev, ec_pki.root);
+    sign_with(msg, ec_pki.dev_key, "SHA1", 0);
+    assert_int_equal(OBJ_obj2nid(msg->header->protectionAlg->algorithm),
+                     NID_ecdsa_with_SHA1);
+    assert_int_equal(wire_verify(msg), CMP_R_BAD_ALG);
+    assert_int_equal(cmp_reason_fail_bit(CMP_R_BAD_ALG), CMP_FAIL_BAD_ALG);
+    /* PSS parameters absent (default SHA-1) and not a SEQUENCE */
+    X509_ALGOR_set0(msg->header->protectionAlg, OBJ_nid2obj(NID_rsassaPss),
+                    V_ASN1_UNDEF, NULL);
+    assert_int_equal(cmp_protect_check_sig_alg(msg->header->protectionAlg),
+                     CMP_R_BAD_ALG);
+    X509_ALGOR_set0(msg->header->protectionAlg, OBJ_nid2obj(NID_rsassaPss),
+                    V_ASN1_NULL, NULL);
+    assert_int_equal(cmp_protect_check_sig_alg(msg->header->protectionAlg),
+                     CMP_R_BAD_ALG);
+    /* an unknown OID */
+    X509_ALGOR_set0(msg->header->protectionAlg, OBJ_txt2obj("1.2.3.4.5", 1),
+                    V_ASN1_UNDEF, NULL);
+    assert_int_equal(wire_verify(msg), CMP_R_BAD_ALG);
+    CMP_MSG_free(msg);
+    cmp_testpki_free(&rsa);
+}
+
+/* The algorithm identifier names a different key type than the cert's. */
+static void test_sig_alg_key_mismatch(void **state)
+{
+    CMP_MSG *msg = make_req(ec_pki.dev, ec_pki.root);
+
+    assert_true(cmp_protect_sign(msg, cmp_protect_sign_pkey_fn, ec_pki.dev_key));
+    X509_ALGOR_set0(msg->header->protectionAlg,
+                    OBJ_nid2obj(NID_sha256WithRSAEncryption), V_ASN1_NULL, NULL);
+    assert_int_equal(wire_verify(msg), CMP_R_BAD_SIGNATURE);
+    X509_ALGOR_set0(msg->header->protectionAlg, OBJ_nid2obj(NID_ED25519),
+                    V_ASN1_UNDEF, NULL);
+    assert_int_equal(wire_verify(msg), CMP_R_BAD_SIGNATURE);
+    CMP_MSG_free(msg);
+}
+
+/* ---- signature: missing or inconsistent protection ---- */
+
+static void test_unprotected(void **state)
+{
+    CMP_MSG *msg = make_req(ec_pki.dev, ec_pki.root);
+
+    assert_int_equal(wire_verify(msg), CMP_R_UNPROTECTED);
+    assert_int_equal(cmp_reason_fail_bit(CMP_R_UNPROTECTED),
+                     CMP_FAIL_BAD_MESSAGE_CHECK);
+    assert_int_equal(cmp_protect_check_sig_alg(NULL), CMP_R_UNPROTECTED);
+    assert_int_equal(cmp_protect_verify_mac(msg, secret, SECRET_LEN, NULL),
+                     CMP_R_UNPROTECTED);
+    /* protectionAlg without protection and the reverse */
+    assert_true(cmp_protect_sign(msg, cmp_protect_sign_pkey_fn, ec_pki.dev_key));
+    {
+        ASN1_BIT_STRING *p = msg->protection;
+
+        msg->protection = NULL;
+        assert_int_equal(wire_verify(msg), CMP_R_UNPROTECTED);
+        msg->protection = p;
+    }
+    {
+        X509_ALGOR *a = msg->header->protectionAlg;
+
+        msg->header->protectionAlg = NULL;
+        assert_int_equal(wire_verify(msg), CMP_R_UNPROTECTED);
+        msg->header->protectionAlg = a;
+    }
+    assert_int_equal(wire_verify(msg), CMP_R_OK);
+    CMP_MSG_free(msg);
+}
+
+static void test_wrong_key(void **state)
+{
+    CMP_MSG *msg = make_req(ec_pki.dev, ec_pki.root);
+
+    assert_true(cmp_protect_sign(msg, cmp_protect_sign_pkey_fn, ec_pki.srv_key));
+    assert_int_equal(wire_verify(msg), CMP_R_BAD_SIGNATURE);
+    assert_int_equal(cmp_reason_fail_bit(CMP_R_BAD_SIGNATURE),
+                     CMP_FAIL_BAD_MESSAGE_CHECK);
+    CMP_MSG_free(msg);
+}
+
+static void test_sender_kid_mismatch(void **state)
+{
+    CMP_MSG *msg = make_req(ec_pki.dev, ec_pki.root);
+    static const unsigned char kid[20] = { 1, 2, 3 };
+
+    ASN1_OCTET_STRING_set(msg->header->senderKID, kid, sizeof(kid));
+    assert_true(cmp_protect_sign(msg, cmp_protect_sign_pkey_fn, ec_pki.dev_key));
+    assert_int_equal(wire_verify(msg), CMP_R_SENDER_KID_MISMATCH);
+    assert_int_equal(cmp_reason_fail_bit(CMP_R_SENDER_KID_MISMATCH),
+                     CMP_FAIL_BAD_MESSAGE_CHECK);
+    /* senderKID of another cert that is in extraCerts (the root's) */
+    ASN1_OCTET_STRING_free(msg->header->senderKID);
+    msg->header->senderKID =
+        ASN1_OCTET_STRING_dup(X509_get0_subject_key_id(ec_pki.root));
+    assert_true(cmp_protect_sign(msg, cmp_protect_sign_pkey_fn, ec_pki.dev_key));
+    assert_int_equal(wire_verify(msg), CMP_R_SENDER_MISMATCH);
+    CMP_MSG_free(msg);
+}
+
+static void test_sender_mismatch(void **state)
+{
+    CMP_MSG *msg = make_req(ec_pki.dev, ec_pki.root);
+    X509_NAME *other = X509_NAME_new();
+
+    X509_NAME_add_entry_by_txt(other, "CN", MBSTRING_ASC,
+                               (const unsigned char *)"someone else", -1, -1, 0);
+    GENERAL_NAME_free(msg->header->sender);
+    msg->header->sender = GENERAL_NAME_new();
+    GENERAL_NAME_set0_value(msg->header->sender, GEN_DIRNAME, other);
+    assert_true(cmp_protect_sign(msg, cmp_protect_sign_pkey_fn, ec_pki.dev_key));
+    assert_int_equal(wire_verify(msg), CMP_R_SENDER_MISMATCH);
+    assert_int_equal(cmp_reason_fail_bit(CMP_R_SENDER_MISMATCH),
+                     CMP_FAIL_BAD_MESSAGE_CHECK);
+    /* without senderKID the name alone selects: no cert has that subject */
+    ASN1_OCTET_STRING_free(msg->header->senderKID);
+    msg->header->senderKID = NULL;
+    assert_true(cmp_protect_sign(msg, cmp_protect_sign_pkey_fn, ec_pki.dev_key));
+    assert_int_equal(wire_verify(msg), CMP_R_NO_SIGNER_CERT);
+    CMP_MSG_free(msg);
+}
+
+static void test_signer_absent(void **state)
+{
+    CMP_MSG *msg = make_req(ec_pki.dev, ec_pki.root);
+    STACK_OF(X509) *sk = cmp_testpki_stack(ec_pki.root, ec_pki.srv, NULL);
+    X509 *found = (X509 *)1;
+
+    assert_true(cmp_msg_set1_extracerts(msg, NULL, sk, NULL));
+    assert_true(cmp_protect_sign(msg, cmp_protect_sign_pkey_fn, ec_pki.dev_key));
+    assert_int_not_equal(wire_verify(msg), CMP_R_OK);
+    assert_int_equal(cmp_protect_find_signer(msg, &found), CMP_R_SENDER_KID_MISMATCH);
+    assert_null(found);
+    /* no senderKID: looked up by name, not there */
+    ASN1_OCTET_STRING_free(msg->header->senderKID);
+    msg->header->senderKID = NULL;
+    assert_int_equal(cmp_protect_find_signer(msg, &found), CMP_R_NO_SIGNER_CERT);
+    /* no extraCerts at all */
+    assert_true(cmp_msg_set1_extracerts(msg, NULL, NULL, NULL));
+    assert_null(msg->extraCerts);
+    assert_int_equal(cmp_protect_find_signer(msg, &found), CMP_R_NO_SIGNER_CERT);
+    assert_int_equal(cmp_reason_fail_bit(CMP_R_NO_SIGNER_CERT),
+                     CMP_FAIL_BAD_MESSAGE_CHECK);
+    sk_X509_pop_free(sk, X509_free);
+    CMP_MSG_free(msg);
+}
+
+/* A cert without subjectKeyIdentifier is found by sender name. */
+static void test_signer_by_name(void **state)
+{
+    X509 *c = X509_dup(ec_pki.dev);
+    CMP_MSG *msg;
+    int idx = X509_get_ext_by_NID(c, NID_subject_key_identifier, -1);
+
+    X509_EXTENSION_free(X509_delete_ext(c, idx));
+    assert_true(X509_sign(c, ec_pki.root_key, EVP_sha256()) > 0);
+    assert_null(X509_get0_subject_key_id(c));
+    msg = make_req(c, ec_pki.root);
+    assert_null(msg->header->senderKID);
+    assert_true(cmp_protect_sign(msg, cmp_protect_sign_pkey_fn, ec_pki.dev_key));
+    assert_int_equal(wire_verify(msg), CMP_R_OK);
+    CMP_MSG_free(msg);
+    X509_free(c);
+}
+
+/* ---- MAC ---- */
+
+static void test_pbm_round_trip(void **state)
+{
+    CMP_MSG *msg = make_req(NULL, NULL);
+    static const char *const mds[][2] = {
+        { "SHA256", "SHA1" },    /* OpenSSL client default */
+        { "SHA256", "SHA256" }, { "SHA512", "SHA512" }, { "SHA1", "SHA1" }
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(mds) / sizeof(mds[0]); i++) {
+        assert_true(cmp_protect_mac_pbm(msg, secret, SECRET_LEN, mds[i][0],
+                                        mds[i][1], 500));
+        assert_true(cmp_protect_is_mac(msg));
+        assert_int_equal(cmp_protect_verify_mac(msg, secret, SECRET_LEN, NULL),
+                         CMP_R_OK);
+        assert_int_equal(cmp_protect_verify_mac(msg, secret, SECRET_LEN - 1, NULL),
+                         CMP_R_BAD_MAC);
+        assert_int_equal(cmp_protect_verify_mac(msg, (const unsigned char *)"x",
+                                                1, NULL), CMP_R_BAD_MAC);
+        /* a MAC is not a signature */
+        assert_int_equal(cmp_protect_verify_sig(msg, ec_pki.dev), CMP_R_BAD_ALG);
+    }
+    assert_int_equal(cmp_reason_fail_bit(CMP_R_BAD_MAC), CMP_FAIL_BAD_MESSAGE_CHECK);
+    /* and a signature is not a MAC */
+    assert_true(cmp_protect_sign(msg, cmp_protect_sign_pkey_fn, ec_pki.dev_key));
+    assert_false(cmp_protect_is_mac(msg));
+    assert_int_equal(cmp_protect_verify_mac(msg, secret, SECRET_LEN, NULL),
+                     CMP_R_BAD_ALG);
+    CMP_MSG_free(msg);
+}
+
+/* PBM protection made here with OpenSSL's own CRMF code, any salt length,
+ * iterations and algorithms. Returns 1 on success. */
+static int pbm_protect_raw(CMP_MSG *msg, int saltlen, int owf_nid, int iter,
+                           int mac_nid)
+{
+    OSSL_CRMF_PBMPARAMETER *pbmp = NULL;
+    ASN1_STRING *pstr = NULL;
+    CMP_PROTPART pp;
+    unsigned char *der = NULL, *mac = NULL;
+    size_t maclen;
+    int len, ok = 0;
+
+    /* OSSL_CRMF_pbmp_new refuses > 100000 iterations: set the count after */
+    if ((pbmp = OSSL_CRMF_pbmp_new(NULL, (size_t)saltlen, owf_nid,
+                                   iter > 100000 ? 100 : iter, mac_nid)) == NULL)
+        goto end;
+    if (iter > 100000) {
+        /* reach into the DER: re-pack with the big count */
+        CMP_PBMPARAM *p;
+        unsigned char *b = NULL;
+        const unsigned char *q;
+        int bl = i2d_OSSL_CRMF_PBMPARAMETER(pbmp, &b);
+
+        q = b;
+        p = d2i_CMP_PBMPARAM(NULL, &q, bl);
+        OPENSSL_free(b);
+        ASN1_INTEGER_set(p->iterationCount, iter);
+        pstr = ASN1_item_pack(p, ASN1_ITEM_rptr(CMP_PBMPARAM), NULL);
+        CMP_PBMPARAM_free(p);
+    } else {
+        pstr = ASN1_item_pack(pbmp, ASN1_ITEM_rptr(OSSL_CRMF_PBMPARAMETER), NULL);
+    }
+    if (pstr == NULL)
+        goto end;
+    X509_ALGOR_free(msg->header->protectionAlg);
+    msg->header->protectionAlg = X509_ALGOR_new();
+    X509_ALGOR_set0(msg->header->protectionAlg,
+                    OBJ_nid2obj(NID_id_PasswordBasedMAC), V_ASN1_SEQUENCE, pstr);
+    pstr = NULL;
+    pp.header = msg->header;
+    pp.body = msg->body;
+    if ((len = ASN1_item_i2d((ASN1_VALUE *)&pp, &der,
+                             ASN1_ITEM_rptr(CMP_PROTPART))) <= 0)
+        goto end;
+    ASN1_BIT_STRING_free(msg->protection);
+    msg->protection = ASN1_BIT_STRING_new();
+    if (iter <= 100000 && OSSL_CRMF_pbm_new(NULL, NULL, pbmp, der, (size_t)len,
+                                            secret, SECRET_LEN, &mac, &maclen)) {
+        ASN1_BIT_STRING_set(msg->protection, mac, (int)maclen);
+    } else {
+        ASN1_BIT_STRING_set(msg->protection, (unsigned char *)"0123456789abcdefghij", 20);
+    }
+    msg->protection->flags &= ~0x07;
+    msg->protection->flags |= ASN1_STRING_FLAG_BITS_LEFT;
+    ok = 1;
+ end:
+    OPENSSL_free(mac);
+    OPENSSL_free(der);
+    ASN1_STRING_free(pstr);
+    OSSL_CRMF_PBMPARAMETER_free(pbmp);
+    ERR_clear_error();
+    return ok;
+}
+
+static void test_pbm_params(void **state)
+{
+    CMP_MSG *msg = make_req(NULL, NULL);
+    struct cmp_mac_limits lim = { 0 };
+
+    /* made independently with OpenSSL's CRMF code: verifies */
+    assert_true(pbm_protect_raw(msg, 16, NID_sha256, 500, NID_hmac_sha1));
+    assert_int_equal(cmp_protect_verify_mac(msg, secret, SECRET_LEN, NULL), CMP_R_OK);
+    assert_true(pbm_protect_raw(msg, 8, NID_sha256, 100, NID_hmacWithSHA256));
+    assert_int_equal(cmp_protect_verify_mac(msg, secret, SECRET_LEN, NULL), CMP_R_OK);
+    /* salt too short */
+    assert_true(pbm_protect_raw(msg, 7, NID_sha256, 500, NID_hmacWithSHA256));
+    assert_int_equal(cmp_protect_verify_mac(msg, secret, SECRET_LEN, NULL),
+                     CMP_R_BAD_MAC_PARAMS);
+    assert_true(pbm_protect_raw(msg, 4, NID_sha256, 500, NID_hmacWithSHA256));
+    assert_int_equal(cmp_protect_verify_mac(msg, secret, SECRET_LEN, NULL),
+                     CMP_R_BAD_MAC_PARAMS);
+    assert_int_equal(cmp_reason_fail_bit(CMP_R_BAD_MAC_PARAMS), CMP_FAIL_BAD_ALG);
+    /* iteration count over the DoS cap (default 100000), and a tighter cap */
+    assert_true(pbm_protect_raw(msg, 16, NID_sha256, 100001, NID_hmacWithSHA256));
+    assert_int_equal(cmp_protect_verify_mac(msg, secret, SECRET_LEN, NULL),
+                     CMP_R_BAD_MAC_PARAMS);
+    assert_true(pbm_protect_raw(msg, 16, NID_sha256, 2000000000, NID_hmacWithSHA256));
+    {
+        clock_t t0 = clock();
+
+        assert_int_equal(cmp_protect_verify_mac(msg, secret, SECRET_LEN, NULL),
+                         CMP_R_BAD_MAC_PARAMS);
+        assert_true(clock() - t0 < CLOCKS_PER_SEC / 10); /* refused before work */
+    }
+    assert_true(pbm_protect_raw(msg, 16, NID_sha256, 5000, NID_hmacWithSHA256));
+    assert_int_equal(cmp_protect_verify_mac(msg, secret, SECRET_LEN, NULL), CMP_R_OK);
+    lim.max_iterations = 1000;
+    assert_int_equal(cmp_protect_verify_mac(msg, secret, SECRET_LEN, &lim),
+                     CMP_R_BAD_MAC_PARAMS);
+    /* too few iterations for a raised minimum */
+    lim.max_iterations = 0;
+    lim.min_iterations = 10000;
+    assert_int_equal(cmp_protect_verify_mac(msg, secret, SECRET_LEN, &lim),
+                     CMP_R_BAD_MAC_PARAMS);
+    /* owf MD5, mac HMAC-MD5 */
+    assert_true(pbm_protect_raw(msg, 16, NID_md5, 500, NID_hmacWithSHA256));
+    assert_int_equal(cmp_protect_verify_mac(msg, secret, SECRET_LEN, NULL),
+                     CMP_R_BAD_MAC_PARAMS);
+    assert_true(pbm_protect_raw(msg, 16, NID_sha256, 500, NID_hmacWithMD5));
+    assert_int_equal(cmp_protect_verify_mac(msg, secret, SECRET_LEN, NULL),
+                     CMP_R_BAD_MAC_PARAMS);
+    /* parameters missing or not a SEQUENCE */
+    X509_ALGOR_set0(msg->header->protectionAlg,
+                    OBJ_nid2obj(NID_id_PasswordBasedMAC), V_ASN1_UNDEF, NULL);
+    assert_int_equal(cmp_protect_verify_mac(msg, secret, SECRET_LEN, NULL),
+                     CMP_R_BAD_MAC_PARAMS);
+    X509_ALGOR_set0(msg->header->protectionAlg,
+                    OBJ_nid2obj(NID_id_PasswordBasedMAC), V_ASN1_NULL, NULL);
+    assert_int_equal(cmp_protect_verify_mac(msg, secret, SECRET_LEN, NULL),
+                     CMP_R_BAD_MAC_PARAMS);
+    CMP_MSG_free(msg);
+}
+
+/* A MAC bit string with unused bits is not the MAC (even when the masked
+ * bits happen to be zero). */
+static void test_mac_bits_left(void **state)
+{
+    CMP_MSG *msg = make_req(NULL, NULL);
+    const unsigned char *d;
+    int n;
+
+    /* a MAC whose last bit is zero, then one unused bit declared: the
+     * octets still match, the bit string does not */
+    do {
+        assert_true(cmp_protect_mac_pbm(msg, secret, SECRET_LEN, "SHA256",
+                                        "SHA256", 500));
+        n = ASN1_STRING_length(msg->protection);
+        d = ASN1_STRING_get0_data(msg->protection);
+    } while ((d[n - 1] & 1) != 0);
+    assert_int_equal(cmp_protect_verify_mac(msg, secret, SECRET_LEN, NULL), CMP_R_OK);
+    msg->protection->flags |= ASN1_STRING_FLAG_BITS_LEFT | 1;
+    assert_int_equal(cmp_protect_verify_mac(msg, secret, SECRET_LEN, NULL),
+                     CMP_R_BAD_MAC);
+    CMP_MSG_free(msg);
+}
+
+/* Protecting with more iterations than the verification default cap must
+ * work (cmp_protect_mac_pbm/pbmac1 raise the cap for themselves), and the
+ * default verifier must refuse the result. */
+static int msg_setup(void **state)
+{
+    *state = make_req(NULL, NULL);
+    return 0;
+}
+
+static int msg_teardown(void **state)
+{
+    CMP_MSG_free(*state);
+    return 0;
+}
+
+static void test_mac_protect_many_iterations(void **state)
+{
+    CMP_MSG *msg = *state;    /* freed by msg_teardown, also on failure */
+    struct cmp_mac_limits lim = { 0 };
+
+    lim.max_iterations = 300000;
+    assert_true(cmp_protect_mac_pbmac1(msg, secret, SECRET_LEN, 200000));
+    assert_int_equal(cmp_protect_verify_mac(msg, secret, SECRET_LEN, NULL),
+                     CMP_R_BAD_MAC_PARAMS);
+    assert_int_equal(cmp_protect_verify_mac(msg, secret, SECRET_LEN, &lim),
+                     CMP_R_OK);
+}
+
+/* PBMAC1 computed independently: PBKDF2-HMAC-SHA256 then HMAC-SHA256. */
+static void test_pbmac1(void **state)
+{
+    CMP_MSG *msg = make_req(NULL, NULL);
+    CMP_PBMAC1PARAM *param;
+    PBKDF2PARAM *kdf;
+    unsigned char key[32], mac[32], *der = NULL;
+    unsigned int maclen = 0;
+    CMP_PROTPART pp;
+    int len;
+
+    assert_true(cmp_protect_mac_pbmac1(msg, secret, SECRET_LEN, 1000));
+    assert_int_equal(OBJ_obj2nid(msg->header->protectionAlg->algorithm), NID_pbmac1);
+    assert_true(cmp_protect_is_mac(msg));
+    assert_int_equal(cmp_protect_verify_mac(msg, secret, SECRET_LEN, NULL), CMP_R_OK);
+    assert_int_equal(cmp_protect_verify_mac(msg, (const unsigned char *)"wrong", 5,
+                                            NULL), CMP_R_BAD_MAC);
+    /* independent computation */
+    param = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(CMP_PBMAC1PARAM),
+                                      msg->header->protectionAlg->parameter);
+    assert_non_null(param);
+    kdf = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(PBKDF2PARAM),
+                                    param->keyDerivationFunc->parameter);
+    assert_non_null(kdf);
+    assert_int_equal(ASN1_STRING_length(kdf->salt->value.octet_string), 16);
+    assert_int_equal(ASN1_INTEGER_get(kdf->iter), 1000);
+    assert_int_equal(ASN1_INTEGER_get(kdf->keylength), 32);
+    assert_int_equal(OBJ_obj2nid(kdf->prf->algorithm), NID_hmacWithSHA256);
+    assert_int_equal(OBJ_obj2nid(param->messageAuthScheme->algorithm),
+                     NID_hmacWithSHA256);
+    assert_true(PKCS5_PBKDF2_HMAC((const char *)secret, SECRET_LEN,
+                                  ASN1_STRING_get0_data(kdf->salt->value.octet_string),
+                                  16, 1000, EVP_sha256(), 32, key));
+    pp.header = msg->header;
+    pp.body = msg->body;
+    len = ASN1_item_i2d((ASN1_VALUE *)&pp, &der, ASN1_ITEM_rptr(CMP_PROTPART));
+    assert_non_null(HMAC(EVP_sha256(), key, 32, der, (size_t)len, mac, &maclen));
+    assert_int_equal(maclen, 32);
+    assert_int_equal(ASN1_STRING_length(msg->protection), 32);
+    assert_memory_equal(ASN1_STRING_get0_data(msg->protection), mac, 32);
+    OPENSSL_free(der);
+    /* on the wire too */
+    {
+        unsigned char *w = NULL;
+        size_t wl;
+        CMP_MSG *in = NULL;
+
+        assert_true(cmp_msg_encode(msg, &w, &wl));
+        assert_int_equal(cmp_msg_decode(w, wl, NULL, &in), CMP_R_OK);
+        assert_int_equal(cmp_protect_verify_mac(in, secret, SECRET_LEN, NULL), CMP_R_OK);
+        CMP_MSG_free(in);
+        OPENSSL_free(w);
+    }
+    /* iteration caps apply to PBMAC1 as well */
+    {
+        struct cmp_mac_limits lim = { 0 };
+
+        lim.max_iterations = 999;
+        assert_int_equal(cmp_protect_verify_mac(msg, secret, SECRET_LEN, &lim),
+                         CMP_R_BAD_MAC_PARAMS);
+    }
+    /* PRF HMAC-SHA1 is refused */
+    {
+        ASN1_STRING *ps = NULL;
+
+        X509_ALGOR_set0(kdf->prf, OBJ_nid2obj(NID_hmacWithSHA1), V_ASN1_NULL, NULL);
+        ps = ASN1_item_pack(kdf, ASN1_ITEM_rptr(PBKDF2PARAM), NULL);
+        X509_ALGOR_set0(param->keyDerivationFunc, OBJ_nid2obj(NID_id_pbkdf2),
+                        V_ASN1_SEQUENCE, ps);
+        ps = ASN1_item_pack(param, ASN1_ITEM_rptr(CMP_PBMAC1PARAM), NULL);
+        X509_ALGOR_set0(msg->header->protectionAlg, OBJ_nid2obj(NID_pbmac1),
+                        V_ASN1_SEQUENCE, ps);
+        assert_int_equal(cmp_protect_verify_mac(msg, secret, SECRET_LEN, NULL),
+                         CMP_R_BAD_MAC_PARAMS);
+        /* no PRF at all means HMAC-SHA1 too */
+        X509_ALGOR_free(kdf->prf);
+        kdf->prf = NULL;
+        ps = ASN1_item_pack(kdf, ASN1_ITEM_rptr(PBKDF2PARAM), NULL);
+        X509_ALGOR_set0(param->keyDerivationFunc, OBJ_nid2obj(NID_id_pbkdf2),
+                        V_ASN1_SEQUENCE, ps);
+        ps = ASN1_item_pack(param, ASN1_ITEM_rptr(CMP_PBMAC1PARAM), NULL);
+        X509_ALGOR_set0(msg->header->protectionAlg, OBJ_nid2obj(NID_pbmac1),
+                        V_ASN1_SEQUENCE, ps);
+        assert_int_equal(cmp_protect_verify_mac(msg, secret, SECRET_LEN, NULL),
+                         CMP_R_BAD_MAC_PARAMS);
+    }
+    OPENSSL_cleanse(key, sizeof(key));
+    PBKDF2PARAM_free(kdf);
+    CMP_PBMAC1PARAM_free(param);
+    CMP_MSG_free(msg);
+}
+
+/* ---- certHash ---- */
+
+static void certhash_case(const char *kind, int pss, unsigned int want_len,
+                          const char *want_md)
+{
+    EVP_PKEY *ca_key = cmp_testpki_key(kind);
+    EVP_PKEY *ee_key = cmp_testpki_key("EC");
+    X509 *ca, *ee;
+    unsigned char h[EVP_MAX_MD_SIZE], ref[EVP_MAX_MD_SIZE];
+    unsigned int hl = 0, rl = 0;
+
+    assert_non_null(ca_key);
+    ca = pss ? cmp_testpki_cert_pss(ca_key, "ca", NULL, NULL, 1, 10)
+             : cmp_testpki_cert(ca_key, "ca", NULL, NULL, 1, 10);
+    assert_non_null(ca);
+    ee = pss ? cmp_testpki_cert_pss(ee_key, "ee", ca, ca_key, 0, 10)
+             : cmp_testpki_cert(ee_key, "ee", ca, ca_key, 0, 10);
+    assert_non_null(ee);
+    assert_true(cmp_certhash(ee, h, &hl));
+    assert_int_equal(hl, want_len);
+    if (strcmp(want_md, "SHAKE256-512") == 0) {
+        EVP_MD_CTX *c = EVP_MD_CTX_new();
+        unsigned char *der = NULL;
+        int dl = i2d_X509(ee, &der);
+
+        assert_true(EVP_DigestInit_ex(c, EVP_shake256(), NULL));
+        assert_true(EVP_DigestUpdate(c, der, (size_t)dl));
+        assert_true(EVP_DigestFinalXOF(c, ref, 64));
+        rl = 64;
+        EVP_MD_CTX_free(c);
+        OPENSSL_free(der);
+    } else {
+        assert_true(X509_digest(ee, EVP_get_digestbyname(want_md), ref, &rl));
+    }
+    assert_int_equal(hl, rl);
+    assert_memory_equal(h, ref, hl);
+    assert_true(cmp_certhash_matches(ee, h, hl));
+    h[0] ^= 1;
+    assert_false(cmp_certhash_matches(ee, h, hl));
+    h[0] ^= 1;
+    assert_false(cmp_certhash_matches(ee, h, hl - 1));
+    assert_false(cmp_certhash_matches(ca, h, hl));
+    X509_free(ee);
+    X509_free(ca);
+    EVP_PKEY_free(ee_key);
+    EVP_PKEY_free(ca_key);
+}
+
+static void test_certhash_p256(void **state) { certhash_case("EC", 0, 32, "SHA256"); }
+static void test_certhash_p384(void **state) { certhash_case("P-384", 0, 48, "SHA384"); }
+static void test_certhash_rsa(void **state) { certhash_case("RSA", 0, 32, "SHA256"); }
+static void test_certhash_rsa_pss(void **state) { certhash_case("RSA", 1, 32, "SHA256"); }
+static void test_certhash_rsa_pss_key(void **state) { certhash_case("RSA-PSS", 0, 32, "SHA256"); }
+static void test_certhash_ed25519(void **state) { certhash_case("ED25519", 0, 64, "SHA512"); }
+static void test_certhash_ed448(void **state) { certhash_case("ED448", 0, 64, "SHAKE256-512"); }
+
+/* What OpenSSL 3.0's own client puts into certConf (X509_digest_sig):
+ * identical for every algorithm except Ed448, where it uses SHAKE256 with
+ * its 32-octet default output instead of RFC 8419's 64 octets. */
+static void test_certhash_vs_openssl(void **state)
+{
+    static const char *const kinds[] = { "EC", "RSA", "RSA-PSS", "ED25519", "ED448" };
+    size_t i;
+
+    for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        EVP_PKEY *k = cmp_testpki_key(kinds[i]);
+        X509 *c = cmp_testpki_cert(k, "x", NULL, NULL, 1, 10);
+        ASN1_OCTET_STRING *os = X509_digest_sig(c, NULL, NULL);
+        unsigned char h[EVP_MAX_MD_SIZE];
+        unsigned int hl;
+
+        assert_non_null(os);
+        assert_true(cmp_certhash(c, h, &hl));
+        if (strcmp(kinds[i], "ED448") == 0) {
+            print_message("Ed448 certHash: cmpca %u octets, OpenSSL %d octets\n",
+                          hl, ASN1_STRING_length(os));
+            assert_int_equal(hl, 64);
+            assert_int_equal(ASN1_STRING_length(os), 32);
+            /* same SHAKE256 stream: OpenSSL's is a prefix of ours */
+            assert_memory_equal(h, ASN1_STRING_get0_data(os), 32);
+        } else {
+            assert_int_equal((int)hl, ASN1_STRING_length(os));
+            assert_memory_equal(h, ASN1_STRING_get0_data(os), hl);
+        }
+        /* every algorithm matches, Ed448 through the 32-octet allowance */
+        assert_int_equal(cmp_certhash_matches(c, ASN1_STRING_get0_data(os),
+                                              (size_t)ASN1_STRING_length(os)),
+                         1);
+        ASN1_OCTET_STRING_free(os);
+        X509_free(c);
+        EVP_PKEY_free(k);
+    }
+}
+
+/* ---- tampering of in-memory messages for the algorithms the OpenSSL 3.0
+ * client cannot make (Ed25519, Ed448, RSA-PSS, PBMAC1) ---- */
+
+static void tamper_layer(CMP_MSG *msg, int is_mac, X509 *cert)
+{
+    unsigned char *der = NULL;
+    size_t len, i;
+    int passed = 0;
+
+    assert_true(cmp_msg_encode(msg, &der, &len));
+    for (i = 0; i < len; i++) {
+        CMP_MSG *in = NULL;
+        X509 *signer = NULL;
+        int ok = 0;
+
+        der[i] ^= 0x01;
+        if (cmp_msg_decode(der, len, NULL, &in) == CMP_R_OK) {
+            if (is_mac)
+                ok = cmp_protect_verify_mac(in, secret, SECRET_LEN, NULL) == CMP_R_OK;
+            else
+                ok = cmp_protect_find_signer(in, &signer) == CMP_R_OK
+                    && cmp_protect_verify_sig(in, signer) == CMP_R_OK
+                    && X509_cmp(signer, cert) == 0
+                    && i < len - (size_t)i2d_X509(cert, NULL) - 8;
+        }
+        passed += ok;
+        CMP_MSG_free(in);
+        der[i] ^= 0x01;
+    }
+    OPENSSL_free(der);
+    ERR_clear_error();
+    assert_int_equal(passed, 0);
+}
+
+static void test_tamper_more_algs(void **state)
+{
+    static const char *const kinds[] = { "ED25519", "ED448", "RSA-PSS" };
+    size_t k;
+
+    for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+        EVP_PKEY *key = cmp_testpki_key(kinds[k]);
+        X509 *c = cmp_testpki_cert(key, "tamper", NULL, NULL, 0, 10);
+        CMP_MSG *msg = make_req(c, NULL);
+
+        assert_true(cmp_protect_sign(msg, cmp_protect_sign_pkey_fn, key));
+        tamper_layer(msg, 0, c);
+        CMP_MSG_free(msg);
+        X509_free(c);
+        EVP_PKEY_free(key);
+    }
+    {
+        CMP_MSG *msg = make_req(NULL, NULL);
+
+        assert_true(cmp_protect_mac_pbmac1(msg, secret, SECRET_LEN, 100));
+        tamper_layer(msg, 1, NULL);
+        CMP_MSG_free(msg);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sig_p256),
+        cmocka_unit_test(test_sig_p384),
+        cmocka_unit_test(test_sig_rsa),
+        cmocka_unit_test(test_sig_rsa_pss_key),
+        cmocka_unit_test(test_sig_ed25519),
+        cmocka_unit_test(test_sig_ed448),
+        cmocka_unit_test(test_sig_more_digests),
+        cmocka_unit_test(test_sig_bad_alg),
+        cmocka_unit_test(test_sig_alg_key_mismatch),
+        cmocka_unit_test(test_unprotected),
+        cmocka_unit_test(test_wrong_key),
+        cmocka_unit_test(test_sender_kid_mismatch),
+        cmocka_unit_test(test_sender_mismatch),
+        cmocka_unit_test(test_signer_absent),
+        cmocka_unit_test(test_signer_by_name),
+        cmocka_unit_test(test_pbm_round_trip),
+        cmocka_unit_test(test_pbm_params),
+        cmocka_unit_test(test_mac_bits_left),
+        cmocka_unit_test(test_pbmac1),
+        cmocka_unit_test_setup_teardown(test_mac_protect_many_iterations,
+                                        msg_setup, msg_teardown),
+        cmocka_unit_test(test_certhash_p256),
+        cmocka_unit_test(test_certhash_p384),
+        cmocka_unit_test(test_certhash_rsa),
+        cmocka_unit_test(test_certhash_rsa_pss),
+        cmocka_unit_test(test_certhash_rsa_pss_key),
+        cmocka_unit_test(test_certhash_ed25519),
+        cmocka_unit_test(test_certhash_ed448),
+        cmocka_unit_test(test_certhash_vs_openssl),
+        cmocka_unit_test(test_tamper_more_algs),
+    };
+
+    return cmocka_run_group_tests_name("cmp_protect", tests, setup, teardown);
+}
