@@ -81,6 +81,7 @@ done
 
 for s in tests/e2e/*.sh; do
     [ -f "$s" ] || continue
+    case "$(basename "$s")" in lib*.sh) continue ;; esac  # sourced helpers
     name="e2e:$(basename "$s" .sh)"
     selected "$name" || continue
     out="$LOGDIR/$(echo "$name" | tr ':/' '__').out"

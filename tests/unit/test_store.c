@@ -138,12 +138,12 @@ static void test_migrations_idempotent(void **state)
 {
     struct fx *f = *state;
     STORE *st2;
-    int i;
+    int i, latest = store_schema_version(f->st);
 
-    assert_int_equal(store_schema_version(f->st), 1);
+    assert_true(latest >= 1);
     for (i = 0; i < 3; i++) {
         st2 = open_store(f->path);
-        assert_int_equal(store_schema_version(st2), 1);
+        assert_int_equal(store_schema_version(st2), latest);
         store_close(st2);
     }
     /* a database from the future is refused */
