@@ -182,6 +182,11 @@ typedef struct cmp_optvalidity_st {
     ASN1_TIME *notAfter;                   /* [1] */
 } CMP_OPTVALIDITY;
 
+typedef struct cmp_rawspki_st {           /* SubjectPublicKeyInfo, undecoded */
+    X509_ALGOR *algorithm;
+    ASN1_BIT_STRING *subjectPublicKey;
+} CMP_RAWSPKI;
+
 typedef struct cmp_certtemplate_st {
     ASN1_INTEGER *version;                 /* [0] */
     ASN1_INTEGER *serialNumber;            /* [1] */
@@ -189,7 +194,7 @@ typedef struct cmp_certtemplate_st {
     X509_NAME *issuer;                     /* [3] */
     CMP_OPTVALIDITY *validity;             /* [4] */
     X509_NAME *subject;                    /* [5] */
-    X509_PUBKEY *publicKey;                /* [6] */
+    CMP_RAWSPKI *publicKey;                /* [6], key not decoded */
     ASN1_BIT_STRING *issuerUID;            /* [7] */
     ASN1_BIT_STRING *subjectUID;           /* [8] */
     STACK_OF(X509_EXTENSION) *extensions;  /* [9] */
@@ -200,6 +205,7 @@ typedef struct cmp_certtemplate_st {
 DECLARE_ASN1_ITEM(CMP_CERTS)
 DECLARE_ASN1_ITEM(CMP_CRLS)
 
+DECLARE_ASN1_FUNCTIONS(CMP_RAWSPKI)
 DECLARE_ASN1_FUNCTIONS(CMP_OPTVALIDITY)
 DECLARE_ASN1_FUNCTIONS(CMP_CERTTEMPLATE)
 DECLARE_ASN1_FUNCTIONS(CMP_ITAV)

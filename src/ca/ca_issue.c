@@ -214,7 +214,7 @@ static int ca_copy_spki(X509 *x, const X509_PUBKEY *spki)
     const ASN1_OBJECT *ppkalg, *aobj;
     const unsigned char *pk;
     X509_ALGOR *palg;
-    const void *pval;
+    const void *pval = NULL;
     ASN1_OBJECT *obj = NULL;
     void *val = NULL;
     unsigned char *enc = NULL;

@@ -5,7 +5,9 @@
 #include "cmp/cmp_msg.h"
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/objects.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -130,6 +132,168 @@ static enum cmp_reason cmp_msg_check_limits(const CMP_MSG *msg,
     }
 }
 
+/*
+ * Certificates in extraCerts repeat: the vendor CA chain in every ir of a
+ * vendor's devices, a device's certificate in its ir and certConf, an RA's
+ * certificate in every message. OpenSSL 3.0 spends ~100 us decoding the
+ * public key of each certificate, so decoded certificates are kept in a
+ * small direct-mapped cache keyed by the SHA-256 of their DER. Entries are
+ * shared read-only between threads (X509 objects are reference counted).
+ */
+#define CMP_CERT_CACHE_SLOTS 4096
+
+struct cmp_cert_slot {
+    unsigned char sha256[32];
+    X509 *cert;
+};
+
+static struct cmp_cert_slot cmp_cert_cache[CMP_CERT_CACHE_SLOTS];
+static pthread_mutex_t cmp_cert_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Returns a new reference to the certificate encoded in exactly the |len|
+ * bytes at |der|, from the cache or freshly decoded; NULL if not a
+ * certificate. */
+static X509 *cmp_cert_cache_get1(const unsigned char *der, size_t len)
+{
+    struct cmp_cert_slot *slot;
+    unsigned char sha[32];
+    const unsigned char *p = der;
+    X509 *x = NULL, *old = NULL;
+
+    if (!EVP_Digest(der, len, sha, NULL, EVP_sha256(), NULL))
+        return NULL;
+    slot = &cmp_cert_cache[(((size_t)sha[0] << 8) | sha[1])
+                           % CMP_CERT_CACHE_SLOTS];
+    pthread_mutex_lock(&cmp_cert_cache_lock);
+    if (slot->cert != NULL && memcmp(slot->sha256, sha, sizeof(sha)) == 0
+        && X509_up_ref(slot->cert))
+        x = slot->cert;
+    pthread_mutex_unlock(&cmp_cert_cache_lock);
+    if (x != NULL)
+        return x;
+    if ((x = d2i_X509(NULL, &p, (long)len)) == NULL || (size_t)(p - der) != len) {
+        X509_free(x);
+        return NULL;
+    }
+    if (!X509_up_ref(x))
+        return x;
+    pthread_mutex_lock(&cmp_cert_cache_lock);
+    old = slot->cert;
+    slot->cert = x;
+    memcpy(slot->sha256, sha, sizeof(sha));
+    pthread_mutex_unlock(&cmp_cert_cache_lock);
+    X509_free(old);
+    return x;
+}
+
+/* One TLV inside |*p|..|end|: sets *tlv_len (header + content) and moves
+ * *p past it; returns the tag and class through the pointers, or 0 if the
+ * element is malformed or of indefinite length. */
+static int cmp_tlv(const unsigned char **p, const unsigned char *end,
+                   size_t *tlv_len, int *tag, int *xclass)
+{
+    const unsigned char *q = *p;
+    long clen;
+    int ret;
+
+    if (q >= end)
+        return 0;
+    ret = ASN1_get_object(&q, &clen, tag, xclass, (long)(end - q));
+    if ((ret & 0x80) != 0 || (ret & 0x01) != 0 || clen < 0
+        || (size_t)clen > (size_t)(end - q))
+        return 0;
+    *tlv_len = (size_t)(q - *p) + (size_t)clen;
+    *p = q + clen;
+    return 1;
+}
+
+/*
+ * Decodes a PKIMessage whose extraCerts go through the certificate cache:
+ * the [1] element is cut out, the rest decoded by the template, and the
+ * certificates taken from the cache. Returns 1 with *out set, 0 when the
+ * message has no extraCerts or does not split cleanly (the caller then
+ * decodes it whole), -1 on a limit violation.
+ */
+static int cmp_msg_decode_cached(const unsigned char *der, size_t len,
+                                 const struct cmp_limits *lim, CMP_MSG **out)
+{
+    const unsigned char *p = der, *end = der + len, *xc = NULL, *q, *qend;
+    unsigned char *buf = NULL, *w;
+    STACK_OF(X509) *certs = NULL;
+    CMP_MSG *msg = NULL;
+    size_t tl, xc_len = 0, hdr_len, inner;
+    long olen;
+    int tag, xclass, n = 0, ret = 0;
+
+    *out = NULL;
+    if (ASN1_get_object(&p, &olen, &tag, &xclass, (long)len) != V_ASN1_CONSTRUCTED)
+        return 0;
+    hdr_len = (size_t)(p - der);
+    while (p < end) {
+        const unsigned char *start = p;
+
+        if (!cmp_tlv(&p, end, &tl, &tag, &xclass))
+            return 0;
+        if (xclass == V_ASN1_CONTEXT_SPECIFIC && tag == 1 && p == end) {
+            xc = start;
+            xc_len = tl;
+        }
+    }
+    if (xc == NULL)
+        return 0;
+    /* [1] { SEQUENCE { cert, cert, ... } } */
+    q = xc;
+    if (ASN1_get_object(&q, &olen, &tag, &xclass, (long)xc_len) != V_ASN1_CONSTRUCTED
+        || ASN1_get_object(&q, &olen, &tag, &xclass, (long)(xc + xc_len - q))
+           != V_ASN1_CONSTRUCTED
+        || tag != V_ASN1_SEQUENCE || q + olen != xc + xc_len)
+        return 0;
+    qend = q + olen;
+    if ((certs = sk_X509_new_null()) == NULL)
+        return 0;
+    while (q < qend) {
+        const unsigned char *cstart = q;
+        X509 *x;
+
+        if (++n > lim->max_extra_certs) {
+            ret = -1;
+            goto end;
+        }
+        if (!cmp_tlv(&q, qend, &tl, &tag, &xclass) || tag != V_ASN1_SEQUENCE
+            || (x = cmp_cert_cache_get1(cstart, tl)) == NULL)
+            goto end;
+        if (!sk_X509_push(certs, x)) {
+            X509_free(x);
+            goto end;
+        }
+    }
+    if (sk_X509_num(certs) == 0)
+        goto end;
+    /* the message without its extraCerts, re-framed */
+    inner = len - hdr_len - xc_len;
+    if ((buf = OPENSSL_malloc(inner + 8)) == NULL)
+        goto end;
+    w = buf;
+    ASN1_put_object(&w, 1, (int)inner, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
+    memcpy(w, der + hdr_len, inner);
+    w += inner;
+    p = buf;
+    if ((msg = d2i_CMP_MSG(NULL, &p, (long)(w - buf))) == NULL || p != w
+        || msg->extraCerts != NULL)
+        goto end;
+    msg->extraCerts = certs;
+    certs = NULL;
+    *out = msg;
+    msg = NULL;
+    ret = 1;
+ end:
+    OPENSSL_free(buf);
+    CMP_MSG_free(msg);
+    sk_X509_pop_free(certs, X509_free);
+    ERR_clear_error();
+    return ret;
+}
+
 enum cmp_reason cmp_msg_decode(const unsigned char *der, size_t len,
                                const struct cmp_limits *limits, CMP_MSG **out)
 {
@@ -161,14 +325,22 @@ enum cmp_reason cmp_msg_decode(const unsigned char *der, size_t len,
         if ((size_t)(q - der) + (size_t)olen != len)
             return CMP_R_TRAILING_DATA;
     }
-    msg = d2i_CMP_MSG(NULL, &p, (long)len);
-    if (msg == NULL) {
-        r = CMP_R_NOT_DER;
+    switch (cmp_msg_decode_cached(der, len, &lim, &msg)) {
+    case -1:
+        r = CMP_R_LIMIT_EXCEEDED;
         goto err;
-    }
-    if ((size_t)(p - der) != len) {
-        r = CMP_R_TRAILING_DATA;
-        goto err;
+    case 1:
+        break;
+    default:
+        msg = d2i_CMP_MSG(NULL, &p, (long)len);
+        if (msg == NULL) {
+            r = CMP_R_NOT_DER;
+            goto err;
+        }
+        if ((size_t)(p - der) != len) {
+            r = CMP_R_TRAILING_DATA;
+            goto err;
+        }
     }
     relen = i2d_CMP_MSG(msg, &re);
     if (relen < 0 || (size_t)relen != len || memcmp(re, der, len) != 0) {

@@ -12,6 +12,7 @@
 #include <openssl/objects.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
+#include <limits.h>
 #include <string.h>
 
 #define CMP_SALT_LEN 16
@@ -71,7 +72,7 @@ int cmp_protect_sign_pkey_fn(void *arg, const ASN1_ITEM *it, X509_ALGOR *alg1,
 static enum cmp_reason cmp_check_pss(const X509_ALGOR *alg)
 {
     const ASN1_OBJECT *obj;
-    const void *pval;
+    const void *pval = NULL;
     int ptype, nid;
     RSA_PSS_PARAMS *pss;
     enum cmp_reason r = CMP_R_BAD_ALG;
@@ -526,57 +527,136 @@ int cmp_protect_mac_pbmac1(CMP_MSG *msg, const unsigned char *secret,
     return ok;
 }
 
-int cmp_certhash(const X509 *cert, unsigned char *out, unsigned int *out_len)
+/* Certificate ::= SEQUENCE { tbs, signatureAlgorithm, signature } read
+ * without decoding the public key (which costs OpenSSL 3.0 ~100 us). */
+typedef struct cmp_cert_light_st {
+    ASN1_TYPE *tbs;
+    X509_ALGOR *sigAlg;
+    ASN1_BIT_STRING *sig;
+} CMP_CERT_LIGHT;
+
+ASN1_SEQUENCE(CMP_CERT_LIGHT) = {
+    ASN1_SIMPLE(CMP_CERT_LIGHT, tbs, ASN1_ANY),
+    ASN1_SIMPLE(CMP_CERT_LIGHT, sigAlg, X509_ALGOR),
+    ASN1_SIMPLE(CMP_CERT_LIGHT, sig, ASN1_BIT_STRING)
+} ASN1_SEQUENCE_END(CMP_CERT_LIGHT)
+
+/* The certHash digest for signature algorithm |alg|: *md set, *xof_len 0;
+ * or for Ed448 SHAKE256 with *xof_len 64. Returns 1 or 0. */
+static int cmp_certhash_md(const X509_ALGOR *alg, EVP_MD **md, size_t *xof_len)
 {
     int md_nid = NID_undef, pkey_nid = NID_undef;
-    const EVP_MD *md;
-    EVP_MD *fetched = NULL;
-    unsigned char *der = NULL;
-    int len, ok = 0;
-    size_t olen;
 
-    *out_len = 0;
-    if (!OBJ_find_sigid_algs(X509_get_signature_nid(cert), &md_nid, &pkey_nid))
+    *md = NULL;
+    *xof_len = 0;
+    if (!OBJ_find_sigid_algs(OBJ_obj2nid(alg->algorithm), &md_nid, &pkey_nid))
         return 0;
     if (pkey_nid == NID_ED25519) {
         md_nid = NID_sha512;
     } else if (pkey_nid == NID_ED448) {
         /* RFC 9481 2.3: SHAKE256 with 512-bit output for Ed448 */
-        if ((len = i2d_X509(cert, &der)) <= 0)
-            return 0;
-        fetched = EVP_MD_fetch(NULL, "SHAKE256", NULL);
-        olen = 64;
-        if (fetched != NULL) {
-            EVP_MD_CTX *c = EVP_MD_CTX_new();
-
-            ok = c != NULL && EVP_DigestInit_ex(c, fetched, NULL)
-                && EVP_DigestUpdate(c, der, (size_t)len)
-                && EVP_DigestFinalXOF(c, out, olen);
-            EVP_MD_CTX_free(c);
-        }
-        if (ok)
-            *out_len = (unsigned int)olen;
-        goto end;
+        *xof_len = 64;
+        *md = EVP_MD_fetch(NULL, "SHAKE256", NULL);
+        return *md != NULL;
     } else if (md_nid == NID_undef && pkey_nid == NID_rsassaPss) {
-        /* RSASSA-PSS: the hash inside the parameters */
-        const X509_ALGOR *sigalg;
-        RSA_PSS_PARAMS *pss;
+        /* RSASSA-PSS: the hash inside the parameters (absent = SHA-1) */
+        RSA_PSS_PARAMS *pss = ASN1_TYPE_unpack_sequence(
+            ASN1_ITEM_rptr(RSA_PSS_PARAMS), alg->parameter);
 
-        X509_get0_signature(NULL, &sigalg, cert);
-        pss = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(RSA_PSS_PARAMS),
-                                        sigalg->parameter);
         md_nid = pss == NULL || pss->hashAlgorithm == NULL ? NID_sha1
             : OBJ_obj2nid(pss->hashAlgorithm->algorithm);
         RSA_PSS_PARAMS_free(pss);
     }
-    if ((md = EVP_get_digestbynid(md_nid)) == NULL)
+    if (md_nid == NID_undef)
+        return 0;
+    *md = EVP_MD_fetch(NULL, OBJ_nid2sn(md_nid), NULL);
+    return *md != NULL;
+}
+
+int cmp_certhash_der(const unsigned char *der, size_t len, unsigned char *out,
+                     unsigned int *out_len)
+{
+    const unsigned char *p = der;
+    CMP_CERT_LIGHT *c = NULL;
+    EVP_MD_CTX *ctx = NULL;
+    EVP_MD *md = NULL;
+    size_t xof = 0;
+    int ok = 0;
+
+    *out_len = 0;
+    if (len > LONG_MAX
+        || (c = (CMP_CERT_LIGHT *)ASN1_item_d2i(NULL, &p, (long)len,
+                                    ASN1_ITEM_rptr(CMP_CERT_LIGHT))) == NULL
+        || (size_t)(p - der) != len
+        || !cmp_certhash_md(c->sigAlg, &md, &xof)
+        || (ctx = EVP_MD_CTX_new()) == NULL
+        || !EVP_DigestInit_ex(ctx, md, NULL)
+        || !EVP_DigestUpdate(ctx, der, len))
         goto end;
-    ok = X509_digest(cert, md, out, out_len);
+    if (xof > 0) {
+        ok = EVP_DigestFinalXOF(ctx, out, xof);
+        *out_len = ok ? (unsigned int)xof : 0;
+    } else {
+        ok = EVP_DigestFinal_ex(ctx, out, out_len);
+    }
  end:
-    OPENSSL_free(der);
-    EVP_MD_free(fetched);
+    EVP_MD_CTX_free(ctx);
+    EVP_MD_free(md);
+    ASN1_item_free((ASN1_VALUE *)c, ASN1_ITEM_rptr(CMP_CERT_LIGHT));
     ERR_clear_error();
     return ok;
+}
+
+int cmp_certhash(const X509 *cert, unsigned char *out, unsigned int *out_len)
+{
+    unsigned char *der = NULL;
+    int len, ok;
+
+    *out_len = 0;
+    if ((len = i2d_X509(cert, &der)) <= 0)
+        return 0;
+    ok = cmp_certhash_der(der, (size_t)len, out, out_len);
+    OPENSSL_free(der);
+    return ok;
+}
+
+/* Compares |hash| with the certHash |md| (|mdlen| octets) in constant
+ * time, allowing OpenSSL 3.0's 32-octet SHAKE256 for Ed448. */
+static int cmp_certhash_equal(const unsigned char *md, unsigned int mdlen,
+                              int ed448, const unsigned char *hash, size_t len)
+{
+    /* OpenSSL 3.0 clients send 32 octets of SHAKE256 for Ed448 where RFC
+     * 9481 says 64; both are the same XOF output, so accept the prefix. */
+    if (ed448 && len == 32 && mdlen == 64)
+        mdlen = 32;
+    return mdlen == len && CRYPTO_memcmp(md, hash, len) == 0;
+}
+
+/* Returns 1 if the certificate |der| is signed with Ed448. */
+static int cmp_der_is_ed448(const unsigned char *der, size_t len)
+{
+    const unsigned char *p = der;
+    CMP_CERT_LIGHT *c = (CMP_CERT_LIGHT *)ASN1_item_d2i(NULL, &p, (long)len,
+                                             ASN1_ITEM_rptr(CMP_CERT_LIGHT));
+    int r = c != NULL && OBJ_obj2nid(c->sigAlg->algorithm) == NID_ED448;
+
+    ASN1_item_free((ASN1_VALUE *)c, ASN1_ITEM_rptr(CMP_CERT_LIGHT));
+    ERR_clear_error();
+    return r;
+}
+
+int cmp_certhash_matches_der(const unsigned char *der, size_t der_len,
+                             const unsigned char *hash, size_t len)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen;
+
+    if (!cmp_certhash_der(der, der_len, md, &mdlen))
+        return 0;
+    /* only Ed448 gives 64 octets from an XOF; SHA-512 also gives 64, but a
+     * 32-octet prefix of it is never accepted: check the algorithm */
+    return cmp_certhash_equal(md, mdlen, mdlen == 64 && len == 32
+                              && cmp_der_is_ed448(der, der_len), hash, len);
 }
 
 int cmp_certhash_matches(const X509 *cert, const unsigned char *hash,
@@ -587,12 +667,7 @@ int cmp_certhash_matches(const X509 *cert, const unsigned char *hash,
 
     if (!cmp_certhash(cert, md, &mdlen))
         return 0;
-    /* OpenSSL 3.0 clients send 32 octets of SHAKE256 for Ed448 where RFC
-     * 9481 says 64; both are the same XOF output, so accept the prefix. */
-    if (len == 32 && mdlen == 64
-        && X509_get_signature_nid(cert) == NID_ED448)
-        mdlen = 32;
-    if (mdlen != len)
-        return 0;
-    return CRYPTO_memcmp(md, hash, len) == 0;
+    return cmp_certhash_equal(md, mdlen,
+                              X509_get_signature_nid(cert) == NID_ED448,
+                              hash, len);
 }

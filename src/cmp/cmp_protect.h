@@ -81,6 +81,15 @@ int cmp_protect_mac_pbmac1(CMP_MSG *msg, const unsigned char *secret,
  * for Ed448). |out| must hold EVP_MAX_MD_SIZE bytes. Returns 1 on success. */
 int cmp_certhash(const X509 *cert, unsigned char *out, unsigned int *out_len);
 
+/* The same for a DER-encoded certificate, without decoding its public key
+ * (much cheaper with OpenSSL 3.0). Returns 1 on success. */
+int cmp_certhash_der(const unsigned char *der, size_t len, unsigned char *out,
+                     unsigned int *out_len);
+/* Returns 1 if |hash| (|len| octets) equals certHash of the DER-encoded
+ * certificate |der|, comparing in constant time; 0 otherwise. */
+int cmp_certhash_matches_der(const unsigned char *der, size_t der_len,
+                             const unsigned char *hash, size_t len);
+
 /* Returns 1 if |hash| (|len| octets) equals certHash of |cert|, comparing in
  * constant time; 0 otherwise. */
 int cmp_certhash_matches(const X509 *cert, const unsigned char *hash,

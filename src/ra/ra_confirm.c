@@ -12,6 +12,8 @@
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
 #include <string.h>
 
 #define RA_REASON_CESSATION 5   /* RFC 5280 cessationOfOperation */
@@ -54,6 +56,24 @@ static enum cmp_reason ra_confirm_check(struct ra_ctx *ctx,
     return CMP_R_OK;
 }
 
+/* certHash with the hashAlg a pvno 3 certConf names (RFC 9480 2.10): only
+ * SHA-2 is accepted. Returns 1 if it matches. */
+static int ra_certhash_with_alg(const struct store_cert *rec,
+                                const CMP_CERTSTATUS *st)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    int nid = OBJ_obj2nid(st->hashAlg->algorithm);
+
+    if (nid != NID_sha256 && nid != NID_sha384 && nid != NID_sha512)
+        return 0;
+    if (!EVP_Digest(rec->der, rec->der_len, md, &mdlen,
+                    EVP_get_digestbynid(nid), NULL))
+        return 0;
+    return (size_t)ASN1_STRING_length(st->certHash) == mdlen
+        && CRYPTO_memcmp(md, ASN1_STRING_get0_data(st->certHash), mdlen) == 0;
+}
+
 /* Reads the single CertStatus: returns 1 (accepted), 0 (rejected) or -1
  * (refused, reason set). */
 static int ra_confirm_verdict(struct ra_ctx *ctx, STORE_TX *tx,
@@ -62,8 +82,6 @@ static int ra_confirm_verdict(struct ra_ctx *ctx, STORE_TX *tx,
     STACK_OF(CMP_CERTSTATUS) *sts = ctx->req->body->value.certConf;
     const CMP_CERTSTATUS *st;
     struct store_cert *rec = NULL;
-    const unsigned char *p;
-    X509 *cert = NULL;
     int64_t id;
     int status, verdict = -1;
     enum store_rc rc;
@@ -84,13 +102,11 @@ static int ra_confirm_verdict(struct ra_ctx *ctx, STORE_TX *tx,
         ra_store_reason(ctx, rc, "certificate lookup");
         return -1;
     }
-    p = rec->der;
-    if ((cert = d2i_X509(NULL, &p, (long)rec->der_len)) == NULL) {
-        ra_fail(ctx, CMP_R_SYSTEM_FAILURE, "stored certificate unreadable");
-        goto end;
-    }
-    if (!cmp_certhash_matches(cert, ASN1_STRING_get0_data(st->certHash),
-                              (size_t)ASN1_STRING_length(st->certHash))) {
+    /* from the stored DER: no certificate (public key) decoding needed */
+    if (st->hashAlg != NULL ? !ra_certhash_with_alg(rec, st)
+        : !cmp_certhash_matches_der(rec->der, rec->der_len,
+                                    ASN1_STRING_get0_data(st->certHash),
+                                    (size_t)ASN1_STRING_length(st->certHash))) {
         ra_fail(ctx, CMP_R_BAD_CERT_ID, "certHash does not match");
         goto end;
     }
@@ -103,7 +119,6 @@ static int ra_confirm_verdict(struct ra_ctx *ctx, STORE_TX *tx,
     verdict = status == CMP_STATUS_ACCEPTED
         || status == CMP_STATUS_GRANTED_WITH_MODS;
  end:
-    X509_free(cert);
     store_cert_free(rec);
     ERR_clear_error();
     return verdict;

@@ -7,6 +7,7 @@
 #include "ra/ra_local.h"
 
 #include "cmp/cmp_build.h"
+#include "cmp/cmp_spki.h"
 #include "util/log.h"
 #include "util/metrics.h"
 
@@ -18,8 +19,10 @@
 /* What a certificate request asks for, from CRMF or PKCS#10. */
 struct ra_certreq {
     long cert_req_id;
-    EVP_PKEY *pubkey;                        /* borrowed from view/csr */
+    EVP_PKEY *pubkey;                        /* the requested key */
     const X509_PUBKEY *spki;                 /* the same, as encoded */
+    EVP_PKEY *pkey_owned;                    /* CRMF: pubkey, owned */
+    X509_PUBKEY *xpk_owned;                  /* CRMF: spki, owned */
     const X509_NAME *subject;                /* may be NULL */
     const STACK_OF(X509_EXTENSION) *exts;    /* may be NULL */
     CMP_CERTTEMPLATE *view;                  /* owned (CRMF) */
@@ -29,6 +32,8 @@ struct ra_certreq {
 static void ra_certreq_clear(struct ra_certreq *cr)
 {
     CMP_CERTTEMPLATE_free(cr->view);
+    EVP_PKEY_free(cr->pkey_owned);
+    X509_PUBKEY_free(cr->xpk_owned);
     sk_X509_EXTENSION_pop_free(cr->csr_exts, X509_EXTENSION_free);
     memset(cr, 0, sizeof(*cr));
 }
@@ -63,12 +68,12 @@ static enum cmp_reason ra_certreq_crmf(struct ra_ctx *ctx,
     }
     OPENSSL_free(der);
     if (cr->view->publicKey == NULL
-        || (cr->pubkey = X509_PUBKEY_get0(cr->view->publicKey)) == NULL) {
-        ERR_clear_error();
+        || !cmp_spki_get1(cr->view->publicKey, &cr->pkey_owned,
+                          &cr->xpk_owned))
         return ra_fail(ctx, CMP_R_BAD_CERT_TEMPLATE,
                        "certTemplate has no usable public key");
-    }
-    cr->spki = cr->view->publicKey;
+    cr->pubkey = cr->pkey_owned;
+    cr->spki = cr->xpk_owned;
     cr->subject = cr->view->subject;
     cr->exts = cr->view->extensions;
     if (!OSSL_CRMF_MSGS_verify_popo(msgs, 0, 0, NULL, NULL)) {
