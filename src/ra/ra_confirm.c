@@ -136,8 +136,13 @@ static enum cmp_reason ra_confirm_accept(struct ra_ctx *ctx, STORE_TX *tx,
     if (txn->device_id != 0 && txn->type != STORE_CMP_CR) {
         if ((rc = store_device_get(tx, txn->device_id, &dev)) != STORE_OK)
             return ra_store_reason(ctx, rc, "device lookup");
+        /* the new certificate becomes the device's main one, unless a kur
+         * renewed some other (cr-issued) certificate of the device */
         rc = store_device_set_state(tx, dev->id, dev->state,
-                                    STORE_DEV_ENROLLED, txn->cert_id);
+                                    STORE_DEV_ENROLLED,
+                                    txn->type == STORE_CMP_KUR
+                                        && dev->cert_id != txn->old_cert_id
+                                        ? STORE_KEEP_CERT : txn->cert_id);
         store_device_free(dev);
         if (rc != STORE_OK)
             return ra_store_reason(ctx, rc, "device state");

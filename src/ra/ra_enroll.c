@@ -409,12 +409,8 @@ enum cmp_reason ra_enroll(struct ra_ctx *ctx, CMP_MSG **rsp_out)
         r = ra_auth_operator_cert(ctx);
     if (r != CMP_R_OK)
         goto end;
-    if (type == CMP_BODY_KUR && ctx->device->cert_id != ctx->signer_cert->id) {
-        r = ra_fail(ctx, CMP_R_NOT_AUTHORIZED,
-                    "key update must be signed with the device's current "
-                    "certificate");
-        goto end;
-    }
+    /* kur renews the certificate that signs it: any valid certificate of
+     * this CA held by the device (its main one, or one from a cr). */
     if (type == CMP_BODY_CR && ctx->device->state != STORE_DEV_ENROLLED) {
         r = ra_fail(ctx, CMP_R_NOT_AUTHORIZED, "device %s is not enrolled",
                     ctx->device_label);

@@ -64,9 +64,9 @@ enum cmp_reason ra_revoke(struct ra_ctx *ctx, CMP_MSG **rsp)
     enum cmp_reason r;
     int reason;
 
-    if ((r = ra_auth_signature(ctx)) != CMP_R_OK
-        || (r = ra_auth_operator_cert(ctx)) != CMP_R_OK)
+    if ((r = ra_auth_signature(ctx)) != CMP_R_OK)
         return r;
+    r = ra_auth_operator_cert(ctx);
     if (sk_CMP_REVDETAILS_num(rds) != 1)
         return ra_fail(ctx, CMP_R_BAD_REQUEST, "exactly one RevDetails expected");
     rd = sk_CMP_REVDETAILS_value(rds, 0);
@@ -78,6 +78,21 @@ enum cmp_reason ra_revoke(struct ra_ctx *ctx, CMP_MSG **rsp)
         return ra_fail(ctx, CMP_R_BAD_CERT_ID, "issuer is not this CA");
     if ((reason = ra_rr_reason(rd)) == -2)
         return ra_fail(ctx, CMP_R_BAD_REQUEST, "bad reasonCode");
+    /* The rr must be signed by the certificate it revokes (RA-signed
+     * revocation comes with the ra mode). A certificate revoked already can
+     * still sign its own rr, to learn that it is revoked. */
+    if (ctx->signer_cert == NULL
+        || X509_NAME_cmp(issuer, X509_get_issuer_name(ctx->signer)) != 0
+        || ASN1_INTEGER_cmp(sn, X509_get0_serialNumber(ctx->signer)) != 0) {
+        if (r != CMP_R_OK)
+            return r;
+        return ra_fail(ctx, CMP_R_NOT_AUTHORIZED,
+                       "an rr must be signed by the certificate it revokes");
+    }
+    if (ctx->signer_cert->status == STORE_CERT_REVOKED)
+        return ra_fail(ctx, CMP_R_CERT_REVOKED, "already revoked");
+    if (r != CMP_R_OK)
+        return r;
     if (ASN1_STRING_length(sn) <= 0 || ASN1_STRING_length(sn) > STORE_SERIAL_MAX
         || ASN1_STRING_type(sn) == V_ASN1_NEG_INTEGER)
         return ra_fail(ctx, CMP_R_BAD_CERT_ID, "serial number out of range");
@@ -94,9 +109,9 @@ enum cmp_reason ra_revoke(struct ra_ctx *ctx, CMP_MSG **rsp)
         r = ra_store_reason(ctx, rc, "certificate lookup");
         goto end;
     }
-    if (rec->device_id == 0 || rec->device_id != ctx->device->id) {
+    if (rec->id != ctx->signer_cert->id) {
         r = ra_fail(ctx, CMP_R_NOT_AUTHORIZED,
-                    "a device may only revoke its own certificates");
+                    "an rr must be signed by the certificate it revokes");
         goto end;
     }
     if (rec->status == STORE_CERT_REVOKED) {
