@@ -169,7 +169,7 @@ int ra_alias_load(struct ra_alias *a, const struct conf *conf,
                   const struct conf_section *sec, STORE *store, char *err,
                   size_t errlen)
 {
-    const char *mode, *ca_name, *prof_name, *vendors, *attr, *ku;
+    const char *mode, *ca_name, *prof_name, *vendors, *attr, *ku, *rs;
     long confirm_wait, tolerance;
     int reenroll, revoke_kur;
 
@@ -214,6 +214,11 @@ int ra_alias_load(struct ra_alias *a, const struct conf *conf,
                             "[alias %s]: key_update must be new-key or "
                             "allow-reuse", sec->name);
     }
+    rs = conf_get(sec, "response_signer");
+    if (rs != NULL && strcmp(rs, "ca") != 0 && strcmp(rs, "cmp-signer") != 0)
+        return conf_err(conf, sec->line, err, errlen,
+                        "[alias %s]: response_signer must be cmp-signer or ca",
+                        sec->name);
     if (!conf_get_duration(conf, sec, "confirm_wait_time", 300, 1, 86400,
                            &confirm_wait, err, errlen)
         || !conf_get_duration(conf, sec, "time_tolerance", 600, 0, 86400 * 7,
@@ -229,7 +234,18 @@ int ra_alias_load(struct ra_alias *a, const struct conf *conf,
     a->revoke_on_kur = revoke_kur;
     if (!ca_load(conf, store, ca_name, &a->ca, err, errlen))
         return 0;
-    if (ca_get0_cmp_signer(a->ca) == NULL) {
+    /* responses are signed by the CA's designated CMP signer (the CA key
+     * itself when none is designated), or by the CA key on request */
+    if (rs != NULL && strcmp(rs, "ca") == 0) {
+        a->rsp_cert = ca_get0_cert(a->ca);
+        a->rsp_signer = ca_get0_signer(a->ca);
+        a->rsp_chain = ca_get0_chain(a->ca);
+    } else {
+        a->rsp_cert = ca_get0_cmp_signer_cert(a->ca);
+        a->rsp_signer = ca_get0_cmp_signer(a->ca);
+        a->rsp_chain = ca_get0_cmp_chain(a->ca);
+    }
+    if (a->rsp_signer == NULL || ca_get0_signer(a->ca) == NULL) {
         snprintf(err, errlen, "[alias %s]: CA %s has no usable signing key",
                  sec->name, ca_name);
         return 0;

@@ -53,8 +53,7 @@ const char *ra_actor(const struct ra_ctx *ctx, char *buf, size_t len)
 
 CMP_MSG *ra_rsp_new(struct ra_ctx *ctx, int type)
 {
-    return cmp_rsp_new(ctx->req, type, ca_get0_cmp_signer_cert(ctx->alias->ca),
-                       ctx->now);
+    return cmp_rsp_new(ctx->req, type, ctx->alias->rsp_cert, ctx->now);
 }
 
 static struct ra_alias *ra_alias_find(const RA_SERVER *srv, const char *name)
@@ -155,16 +154,17 @@ static int ra_sign_fn(void *arg, const ASN1_ITEM *it, X509_ALGOR *alg1,
     return ca_signer_sign_item(arg, it, alg1, alg2, sig, data);
 }
 
-/* Signs |msg| with the alias's CMP signer, sets extraCerts (signer, its
- * chain up to the root) and encodes it into a malloc'ed buffer. */
+/* Signs |msg| with the alias's response signer, sets extraCerts (signer,
+ * its chain up to the root, then the CA chain of issued certificates) and
+ * encodes it into a malloc'ed buffer. */
 static int ra_finish(struct ra_ctx *ctx, CMP_MSG *msg, struct ra_response *out)
 {
-    const CA *ca = ctx->alias->ca;
+    const struct ra_alias *a = ctx->alias;
     unsigned char *der = NULL;
     size_t len = 0;
 
-    if (!cmp_msg_set1_extracerts(msg, NULL, ca_get0_cmp_chain(ca), NULL)
-        || !cmp_protect_sign(msg, ra_sign_fn, (void *)ca_get0_cmp_signer(ca))
+    if (!cmp_msg_set1_extracerts(msg, NULL, a->rsp_chain, ca_get0_chain(a->ca))
+        || !cmp_protect_sign(msg, ra_sign_fn, (void *)a->rsp_signer)
         || !cmp_msg_encode(msg, &der, &len))
         goto err;
     if ((out->der = malloc(len)) == NULL)

@@ -62,6 +62,9 @@ struct ra_alias {
     int require_new_key;
     int revoke_on_kur;
     int device_id_nid;             /* attribute of the vendor cert subject */
+    X509 *rsp_cert;                /* protects responses (borrowed from ca) */
+    const CA_SIGNER *rsp_signer;   /* its key */
+    STACK_OF(X509) *rsp_chain;     /* rsp_cert, its chain to the root */
     X509_STORE *op_store;          /* trusts the alias CA's root */
     STACK_OF(X509) *ca_pubs;       /* the operator root, for caPubs */
     pthread_mutex_t vt_lock;
