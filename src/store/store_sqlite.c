@@ -821,6 +821,39 @@ static enum store_rc sq_collect(STORE_TX *tx, sqlite3_stmt *s, sq_reader rd,
     return rc;
 }
 
+/* Reads one row of |by_name| (|name| bound) or, when |name| is NULL, of
+ * |by_id| (|id| bound). */
+static enum store_rc sq_get_id_or_name(STORE_TX *tx, enum sq_stmt_id by_id,
+                                       enum sq_stmt_id by_name, int64_t id,
+                                       const char *name, sq_reader rd,
+                                       void **out, const char *what)
+{
+    sqlite3_stmt *s;
+
+    *out = NULL;
+    if ((s = sq_stmt(tx, name != NULL ? by_name : by_id)) == NULL)
+        return STORE_ERROR;
+    if (name != NULL)
+        sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_int64(s, 1, id);
+    return sq_get_one(tx, s, rd, out, what);
+}
+
+/* Collects every row of the parameterless statement |which|. */
+static enum store_rc sq_list_all(STORE_TX *tx, enum sq_stmt_id which,
+                                 sq_reader rd, sq_freer fr, void ***out,
+                                 size_t *n, const char *what)
+{
+    sqlite3_stmt *s;
+
+    *out = NULL;
+    *n = 0;
+    if ((s = sq_stmt(tx, which)) == NULL)
+        return STORE_ERROR;
+    return sq_collect(tx, s, rd, fr, out, n, what);
+}
+
 /* ------------------------------------------------------------------ */
 /* CAs                                                                 */
 
@@ -915,30 +948,15 @@ static enum store_rc sq_ca_update(STORE_TX *tx, const struct store_ca *ca)
 static enum store_rc sq_ca_get(STORE_TX *tx, int64_t id, const char *name,
                                struct store_ca **out)
 {
-    sqlite3_stmt *s;
-
-    *out = NULL;
-    if ((s = sq_stmt(tx, name != NULL ? SQ_CA_GET_NAME : SQ_CA_GET_ID))
-        == NULL)
-        return STORE_ERROR;
-    if (name != NULL)
-        sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_int64(s, 1, id);
-    return sq_get_one(tx, s, sq_read_ca, (void **)out, "ca_get");
+    return sq_get_id_or_name(tx, SQ_CA_GET_ID, SQ_CA_GET_NAME, id, name,
+                             sq_read_ca, (void **)out, "ca_get");
 }
 
 static enum store_rc sq_ca_list(STORE_TX *tx, struct store_ca ***out,
                                 size_t *n)
 {
-    sqlite3_stmt *s;
-
-    *out = NULL;
-    *n = 0;
-    if ((s = sq_stmt(tx, SQ_CA_LIST)) == NULL)
-        return STORE_ERROR;
-    return sq_collect(tx, s, sq_read_ca, (sq_freer)store_ca_free,
-                      (void ***)out, n, "ca_list");
+    return sq_list_all(tx, SQ_CA_LIST, sq_read_ca, (sq_freer)store_ca_free,
+                       (void ***)out, n, "ca_list");
 }
 
 /* ------------------------------------------------------------------ */
@@ -1269,30 +1287,16 @@ static enum store_rc sq_vendor_update(STORE_TX *tx,
 static enum store_rc sq_vendor_get(STORE_TX *tx, int64_t id, const char *name,
                                    struct store_vendor **out)
 {
-    sqlite3_stmt *s;
-
-    *out = NULL;
-    if ((s = sq_stmt(tx, name != NULL ? SQ_VENDOR_GET_NAME : SQ_VENDOR_GET_ID))
-        == NULL)
-        return STORE_ERROR;
-    if (name != NULL)
-        sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_int64(s, 1, id);
-    return sq_get_one(tx, s, sq_read_vendor, (void **)out, "vendor_get");
+    return sq_get_id_or_name(tx, SQ_VENDOR_GET_ID, SQ_VENDOR_GET_NAME, id, name,
+                             sq_read_vendor, (void **)out, "vendor_get");
 }
 
 static enum store_rc sq_vendor_list(STORE_TX *tx, struct store_vendor ***out,
                                     size_t *n)
 {
-    sqlite3_stmt *s;
-
-    *out = NULL;
-    *n = 0;
-    if ((s = sq_stmt(tx, SQ_VENDOR_LIST)) == NULL)
-        return STORE_ERROR;
-    return sq_collect(tx, s, sq_read_vendor, (sq_freer)store_vendor_free,
-                      (void ***)out, n, "vendor_list");
+    return sq_list_all(tx, SQ_VENDOR_LIST, sq_read_vendor,
+                       (sq_freer)store_vendor_free, (void ***)out, n,
+                       "vendor_list");
 }
 
 static enum store_rc sq_vendor_delete(STORE_TX *tx, int64_t id, int force)
@@ -1630,14 +1634,8 @@ static enum store_rc sq_ra_get(STORE_TX *tx, int64_t id, const char *name,
 static enum store_rc sq_ra_list(STORE_TX *tx, struct store_ra ***out,
                                 size_t *n)
 {
-    sqlite3_stmt *s;
-
-    *out = NULL;
-    *n = 0;
-    if ((s = sq_stmt(tx, SQ_RA_LIST)) == NULL)
-        return STORE_ERROR;
-    return sq_collect(tx, s, sq_read_ra, (sq_freer)store_ra_free,
-                      (void ***)out, n, "ra_list");
+    return sq_list_all(tx, SQ_RA_LIST, sq_read_ra, (sq_freer)store_ra_free,
+                       (void ***)out, n, "ra_list");
 }
 
 static enum store_rc sq_ra_delete(STORE_TX *tx, int64_t id)
