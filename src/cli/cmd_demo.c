@@ -278,21 +278,21 @@ static int demo_create(const char *dir, unsigned port)
     cli_set_config_path(conf_path);
     if ((rc = demo_run(cli_ca, "ca", "create", "--name", "operator-root",
                        "--subject", "/O=Demo Operator/CN=Demo Operator Root CA",
-                       "--days", "3650", "--key-out", root_key, NULL)) != CLI_OK
+                       "--days", "3650", "--key-out", root_key, (char *)NULL)) != CLI_OK
         || (rc = demo_run(cli_ca, "ca", "create", "--name", "operator-issuing",
                           "--parent", "operator-root", "--subject",
                           "/O=Demo Operator/CN=Demo Operator Issuing CA",
-                          "--days", "1825", "--key-out", issuing_key, NULL)) != CLI_OK
+                          "--days", "1825", "--key-out", issuing_key, (char *)NULL)) != CLI_OK
         || (rc = demo_run(cli_factory, "factory", "ca", "create", "--dir",
                           vendor_dir, "--name", "Demo Vendor", "--pass",
-                          pass_spec(pass), NULL)) != CLI_OK
+                          pass_spec(pass), (char *)NULL)) != CLI_OK
         || (rc = demo_run(cli_factory, "factory", "issue", "--dir", vendor_dir,
                           "--out", devices, "--count", "3", "--prefix", "DEMO-",
-                          "--pass", pass_spec(pass), "--quiet", NULL)) != CLI_OK
+                          "--pass", pass_spec(pass), "--quiet", (char *)NULL)) != CLI_OK
         || (rc = demo_run(cli_vendor, "vendor", "add", "--name", "demo-vendor",
-                          "--ca", chain, NULL)) != CLI_OK
+                          "--ca", chain, (char *)NULL)) != CLI_OK
         || (rc = demo_run(cli_device, "device", "import", "--vendor",
-                          "demo-vendor", allow, NULL)) != CLI_OK
+                          "demo-vendor", allow, (char *)NULL)) != CLI_OK
         || (rc = demo_write_root(root_pem)) != CLI_OK)
         return rc;
     return demo_device_keys(abs) ? CLI_OK : CLI_ERR;

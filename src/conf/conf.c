@@ -325,10 +325,11 @@ const struct conf_section *conf_find(const struct conf *conf, const char *type,
 const struct conf_section *conf_next(const struct conf *conf, const char *type,
                                      const struct conf_section *prev)
 {
-    size_t i = prev == NULL ? 0 : (size_t)(prev - conf->sec) + 1;
+    size_t i;
 
     if (conf == NULL)
         return NULL;
+    i = prev == NULL ? 0 : (size_t)(prev - conf->sec) + 1;
     for (; i < conf->nsec; i++)
         if (strcmp(conf->sec[i].type, type) == 0)
             return &conf->sec[i];
