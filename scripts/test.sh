@@ -64,6 +64,16 @@ if command -v clang-14 >/dev/null || command -v clang >/dev/null; then
     build fuzz || note_fail "build fuzz"
 fi
 
+# A throw-away PostgreSQL cluster for the PostgreSQL store tests (the e2e
+# script server_pg.sh starts its own).
+PGT=$(mktemp -d)
+if ./scripts/pg-test-server.sh start "$PGT/pg" >/dev/null 2>"$LOGDIR/pg-start.log"; then
+    . "$PGT/pg/env"; export CMPCA_TEST_PG
+else
+    note_fail "postgresql test cluster (see $LOGDIR/pg-start.log)"
+fi
+trap './scripts/pg-test-server.sh stop "$PGT/pg" >/dev/null 2>&1; rm -rf "$PGT"' EXIT
+
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export CMOCKA_MESSAGE_OUTPUT=TAP

@@ -111,6 +111,41 @@ static char *store_conf_resolve(const char *conf_path, const char *p)
     return r;
 }
 
+/* The postgresql keys of [store]: conninfo (required, without a
+ * password) and password (a file:/env: secret spec). Returns 1 or 0. */
+static int store_conf_load_pg(const struct conf *conf,
+                              const struct conf_section *sec,
+                              struct store_conf *sc, char *err, size_t errlen)
+{
+    const char *ci = conf_get(sec, "conninfo"), *pw = conf_get(sec, "password");
+    size_t cl, pl;
+
+    if (ci == NULL || *ci == '\0') {
+        conf_err(conf, sec->line, err, errlen,
+                 "[store] backend postgresql needs conninfo = ...");
+        return 0;
+    }
+    if (pw != NULL && strncmp(pw, "file:", 5) != 0
+        && strncmp(pw, "env:", 4) != 0) {
+        conf_err(conf, sec->line, err, errlen,
+                 "[store] password must be file:PATH or env:VAR");
+        return 0;
+    }
+    cl = strlen(ci);
+    pl = pw != NULL ? strlen(pw) : 0;
+    if ((sc->alloc_ = malloc(cl + pl + 2)) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return 0;
+    }
+    memcpy(sc->alloc_, ci, cl + 1);
+    sc->conninfo = sc->alloc_;
+    if (pw != NULL) {
+        memcpy(sc->alloc_ + cl + 1, pw, pl + 1);
+        sc->password = sc->alloc_ + cl + 1;
+    }
+    return 1;
+}
+
 int store_conf_load(const struct conf *conf, struct store_conf *sc,
                     char *err, size_t errlen)
 {
@@ -127,9 +162,16 @@ int store_conf_load(const struct conf *conf, struct store_conf *sc,
     }
     v = conf_get(sec, "backend");
     if (v != NULL) {
+        if (strcmp(v, "postgresql") == 0) {
+            sc->backend = "postgresql";
+            if (!store_conf_load_pg(conf, sec, sc, err, errlen))
+                goto end;
+            goto common;
+        }
         if (strcmp(v, "sqlite") != 0) {
             conf_err(conf, sec->line, err, errlen,
-                     "[store] backend '%s' is not supported (sqlite)", v);
+                     "[store] backend '%s' is not supported (sqlite, "
+                     "postgresql)", v);
             goto end;
         }
         sc->backend = "sqlite";
@@ -156,6 +198,7 @@ int store_conf_load(const struct conf *conf, struct store_conf *sc,
             goto end;
         }
     }
+ common:
     if (!conf_get_duration(conf, sec, "busy_timeout", 5, 0, 3600, &busy,
                            err, errlen))
         goto end;
@@ -178,13 +221,20 @@ enum store_rc store_open(const struct store_conf *sc, STORE **out,
     STORE *st = NULL;
     enum store_rc rc = STORE_ERROR;
 
+    const struct store_ops *ops = &store_sqlite_ops;
+
     *out = NULL;
-    if (sc->backend != NULL && strcmp(sc->backend, "sqlite") != 0) {
+    if (sc->backend != NULL && strcmp(sc->backend, "postgresql") == 0) {
+        ops = &store_pg_ops;
+        if (sc->conninfo == NULL || *sc->conninfo == '\0') {
+            snprintf(err, errlen, "store conninfo not set");
+            goto end;
+        }
+    } else if (sc->backend != NULL && strcmp(sc->backend, "sqlite") != 0) {
         snprintf(err, errlen, "store backend '%s' is not supported",
                  sc->backend);
         goto end;
-    }
-    if (sc->path == NULL || *sc->path == '\0') {
+    } else if (sc->path == NULL || *sc->path == '\0') {
         snprintf(err, errlen, "store path not set");
         goto end;
     }
@@ -192,7 +242,7 @@ enum store_rc store_open(const struct store_conf *sc, STORE **out,
         snprintf(err, errlen, "out of memory");
         goto end;
     }
-    st->ops = &store_sqlite_ops;
+    st->ops = ops;
     rc = st->ops->open(sc, &st->be, &st->schema_version, err, errlen);
     if (rc != STORE_OK)
         goto end;

@@ -53,8 +53,11 @@ const char *store_rc_str(enum store_rc rc);
  * or set the fields by hand (the strings are borrowed).
  */
 struct store_conf {
-    const char *backend;     /* "sqlite" (default) */
+    const char *backend;     /* "sqlite" (default) or "postgresql" */
     const char *path;        /* sqlite: database file */
+    const char *conninfo;    /* postgresql: libpq conninfo, no password */
+    const char *password;    /* postgresql: secret spec (file:PATH or
+                              * env:VAR) of the password, or NULL */
     int synchronous_full;    /* sqlite: 1 = synchronous=FULL (default,
                               * a commit survives power loss), 0 = NORMAL
                               * (survives process crashes only) */
@@ -67,10 +70,14 @@ struct store_conf {
 void store_conf_init(struct store_conf *sc);
 /*
  * Fills |sc| from the [store] section of |conf|. Keys:
- *   backend = sqlite
- *   path = FILE          (required; relative to the config file's directory)
- *   synchronous = full | normal
- *   busy_timeout = DURATION (e.g. "5s"; default 5s)
+ *   backend = sqlite | postgresql
+ *   path = FILE          (sqlite, required; relative to the config file's
+ *                         directory)
+ *   synchronous = full | normal          (sqlite)
+ *   conninfo = libpq conninfo (postgresql, required; no password in it)
+ *   password = file:PATH | env:VAR       (postgresql, optional)
+ *   busy_timeout = DURATION (e.g. "5s"; default 5s; postgresql: the
+ *                         lock_timeout of write transactions)
  * Returns 1, or 0 with a "file:line: ..." message in |err| (no [store]
  * section, missing path, bad value, unknown key). Release with
  * store_conf_clear().
@@ -88,6 +95,11 @@ void store_conf_clear(struct store_conf *sc);
  * from an internal pool (prepared statements cached per connection), so
  * any number of threads may read at once; write transactions share one
  * writer connection with group commit (see store_begin).
+ * PostgreSQL: the same interface over libpq; every transaction holds a
+ * pooled connection of its own (up to 32 per handle), writers run
+ * concurrently at READ COMMITTED (conditional UPDATEs give the same
+ * STORE_CONFLICT results) and the audit head row serialises appends; a
+ * deadlock or a lock held beyond busy_timeout gives STORE_BUSY.
  * Returns STORE_OK and sets *out, or another code with a message in |err|.
  */
 enum store_rc store_open(const struct store_conf *sc, STORE **out,

@@ -122,6 +122,7 @@ struct store_ops {
 };
 
 extern const struct store_ops store_sqlite_ops;
+extern const struct store_ops store_pg_ops;
 
 /* Test hook: runs EXPLAIN QUERY PLAN on every cached SQLite statement and
  * returns 0 with the statement in |err| if one scans a table it should
@@ -131,6 +132,10 @@ int store_sqlite_plan_check(STORE *st, char *err, size_t errlen);
  * with STORE_ERROR "injected fault" (BEGIN, SAVEPOINT, COMMIT included);
  * 0 turns injection off. */
 void store_sqlite_fault(long n);
+
+/* Test hook: the |n|th PostgreSQL statement from now on (BEGIN and COMMIT
+ * included) fails with STORE_ERROR "injected fault"; 0 turns it off. */
+void store_pg_fault(long n);
 
 /* Records a message on |tx| (store_tx_errmsg) and logs it at debug level.
  * Returns |rc|, for `return store_tx_fail(tx, STORE_ERROR, "...")`. */

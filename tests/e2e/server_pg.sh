@@ -1,0 +1,124 @@
+#!/bin/bash
+# End-to-end on the PostgreSQL store: a throw-away PostgreSQL 15 cluster
+# (scripts/pg-test-server.sh), `cmpca serve` with backend = postgresql and
+# the stock openssl cmp client (ir+certConf, kur), then two server processes
+# on the one database (ir on one, certConf on the other, concurrent ir).
+. "$(dirname "$0")/lib.sh"
+
+PGS=$REPO/scripts/pg-test-server.sh
+if [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
+    echo "1..1"; echo "ok 1 # SKIP PostgreSQL 15 server binaries not installed"
+    exit 0
+fi
+# servers first, then the cluster, then the temp dir
+pg_cleanup() {
+    local s
+    for s in $SERVERS; do srv_stop "$s"; done
+    "$PGS" stop "$T/pg" >/dev/null 2>&1
+    e2e_cleanup
+}
+trap pg_cleanup EXIT
+
+CI=$("$PGS" start "$T/pg" 2>"$T/pgstart.log") ||
+    { echo "Bail out! PostgreSQL did not start"; diag "$T/pgstart.log"; exit 1; }
+ok "PostgreSQL test cluster started ($CI)"
+PASSFILE=$T/pg/password
+psql_q() { PGPASSWORD=$(cat "$PASSFILE") psql "$CI" -qAt -c "$1"; }
+
+# e2e_pki with the [store] section pointing at PostgreSQL
+pki_src=$(declare -f e2e_pki | sed "s|^path = cmpca.db\$|backend = postgresql\\
+conninfo = $CI\\
+password = file:$PASSFILE|")
+case $pki_src in
+*"backend = postgresql"*) eval "$pki_src" ;;
+*) echo "Bail out! could not rewrite the [store] section"; exit 1 ;;
+esac
+e2e_pki 300s 12
+ok "PKI set up in PostgreSQL"
+[ ! -e "$T/cmpca.db" ] && ok "no SQLite file was created" || nok "cmpca.db exists"
+is "schema version in PostgreSQL" "$(psql_q 'SELECT max(version) FROM schema_version')" 1
+is "devices imported into PostgreSQL" "$(psql_q 'SELECT count(*) FROM device')" 12
+grep -q "$(cat "$PASSFILE")" "$T/cmpca.conf" "$T/pki.log" && nok "password leaked" || ok "password not in config or logs"
+
+srv_start a || { echo "Bail out! server did not start"; diag "$T/a.log"; exit 1; }
+is "/health answers 200" "$(health)" 200
+
+# ---- ir + certConf, kur ---------------------------------------------------------
+newkey k1.key
+c0=$(cert_count)
+check "ir+certConf with openssl cmp" ocmp -cmd ir $(dev_args SN-000001) \
+    -trusted oproot.pem -newkey k1.key -subject /CN=SN-000001 -certout op1.pem
+is "ir issued exactly one certificate" "$(cert_count)" $((c0 + 1))
+is "device SN-000001 enrolled" "$(dev_state SN-000001)" enrolled
+check "issued certificate verifies" \
+    openssl verify -CAfile "$T/oproot.pem" -untrusted "$T/issuing.pem" "$T/op1.pem"
+newkey k1b.key
+check "kur with openssl cmp" ocmp -cmd kur -cert op1.pem -key k1.key -extracerts opchain.pem \
+    -trusted oproot.pem -newkey k1b.key -certout op1b.pem
+is "kur issued one certificate" "$(cert_count)" $((c0 + 2))
+is "old certificate revoked after kur" "$(cert_status "$(serial_of op1.pem)")" revoked
+cur=$(cli device show --vendor acme SN-000001 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["cert"]["serial"])')
+is "device points at the renewed certificate" "$cur" "$(serial_of op1b.pem)"
+
+# ---- two server processes on one database -----------------------------------------
+ir_open() {
+    newkey "$2"
+    ocmp -cmd ir -disable_confirm $(dev_args "$1") -trusted oproot.pem -newkey "$2" \
+        -subject "/CN=$1" -certout "op-$1.pem" -reqout "ir-$1.der" -rspout "ip-$1.der" \
+        >"$T/o.out" 2>&1
+}
+certconf() {
+    local sn=$1 out=$2; shift 2
+    "$CRAFT" certconf --ip "$T/ip-$sn.der" --req "$T/ir-$sn.der" \
+        --key "$T/devs/$sn/key.pem" --out "$T/$out" "$@"
+}
+srv_start b || { echo "Bail out! second server did not start"; diag "$T/b.log"; exit 1; }
+PORT=$PORT_a
+check "ir (no certConf) on server A" ir_open SN-000002 k2.key
+is "SN-000002 pending after the ip" "$(dev_state SN-000002)" pending
+PORT=$PORT_b
+certconf SN-000002 cc2.der
+h=$(post cc2.der cc2.rsp)
+is "certConf on server B for A's transaction: pkiConf" "$h/$(field cc2.rsp body)" 200/pkiconf
+is "SN-000002 enrolled" "$(dev_state SN-000002)" enrolled
+PORT=$PORT_a
+h=$(post cc2.der cc2a.rsp)
+is "the same certConf replayed on A: pkiConf" "$h/$(field cc2a.rsp body)" 200/pkiconf
+PORT=$PORT_b
+h=$(post ir-SN-000002.der ir2b.rsp)
+expect_error "A's ir replayed on B" "$h" 200 ir2b.rsp transactionIdInUse
+
+# concurrent enrollments alternating between the servers
+c0=$(cert_count)
+pids=""
+for i in 03 04 05 06 07 08 09 10; do
+    sn=SN-0000$i
+    if [ $((10#$i % 2)) = 0 ]; then PORT=$PORT_a; else PORT=$PORT_b; fi
+    newkey "kc$i.key"
+    ( ocmp -cmd ir $(dev_args $sn) -trusted oproot.pem -newkey "kc$i.key" -subject "/CN=$sn" \
+        -certout "opc$i.pem" >"$T/c$i.out" 2>&1; echo $? >"$T/c$i.rc" ) &
+    pids="$pids $!"
+done
+wait $pids
+bad=0
+for i in 03 04 05 06 07 08 09 10; do
+    [ "$(cat "$T/c$i.rc")" = 0 ] && [ "$(dev_state SN-0000$i)" = enrolled ] || { bad=1; diag "$T/c$i.out"; }
+done
+[ $bad = 0 ] && ok "8 concurrent ir+certConf on two servers" || nok "concurrent enrollments"
+is "8 certificates issued" "$(cert_count)" $((c0 + 8))
+check "audit chain intact" cli audit verify
+is "audit rows in PostgreSQL" "$(psql_q 'SELECT count(*) FROM audit')" "$(audit_count)"
+
+# ---- a wrong password: the server refuses to start --------------------------------
+sed "s|^password = .*|password = env:CMPCA_PG_WRONG|" "$T/cmpca.conf" >"$T/bad.conf"
+if (cd "$T" && CMPCA_PG_WRONG=nope timeout 30 "$CMPCA" -c "$T/bad.conf" serve \
+    --port-file "$T/bad.port" >"$T/bad.log" 2>&1); then
+    nok "serve with a wrong password failed"
+else
+    grep -q "password authentication failed" "$T/bad.log" &&
+        ok "serve with a wrong password fails with the server's reason" ||
+        { nok "wrong password message"; diag "$T/bad.log"; }
+fi
+grep -q nope "$T/bad.log" && nok "wrong password echoed in the log" || ok "password not echoed"
+
+e2e_done
