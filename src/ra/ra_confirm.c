@@ -352,7 +352,7 @@ int ra_server_sweep(RA_SERVER *srv, time_t now)
                 "before the deadline", a->name, (long long)list[i]->cert_id);
     }
     store_cmp_txn_list_free(list, n);
-    for (j = 0; j < srv->naliases; j++)
-        ra_alias_reload_vendors(&srv->aliases[j], srv->store);
+    /* vendors registered or removed meanwhile (cmpca vendor ...) */
+    ra_server_reload_vendors(srv);
     return done;
 }

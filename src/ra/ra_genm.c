@@ -118,6 +118,8 @@ enum cmp_reason ra_genm(struct ra_ctx *ctx, CMP_MSG **rsp)
         ctx->detail[0] = '\0';
         if ((r = ra_auth_vendor_path(ctx, &vendor_id)) != CMP_R_OK)
             return r;
+        X509_NAME_oneline(X509_get_subject_name(ctx->signer),
+                          ctx->device_label, sizeof(ctx->device_label));
     }
     if ((rc = store_begin_read(ctx->srv->store, &tx)) != STORE_OK)
         return ra_store_reason(ctx, rc, "begin");

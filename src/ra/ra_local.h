@@ -132,8 +132,8 @@ enum cmp_reason ra_genm(struct ra_ctx *ctx, CMP_MSG **rsp);
 
 /* ra_handle.c: a new response to ctx->req of |type|. */
 CMP_MSG *ra_rsp_new(struct ra_ctx *ctx, int type);
-/* Revokes |cert_id| with |reason| in |tx| and, for rejections, returns the
- * device to |dev_from| -> |dev_to| (dev_from < 0: leave the device). */
+/* Revokes |cert_id| with RFC 5280 |reason| in |tx| (audit row included);
+ * returns 1, or 0 with the refusal set in |ctx| (|why| in its text). */
 int ra_revoke_in_tx(struct ra_ctx *ctx, STORE_TX *tx, int64_t cert_id,
                     int reason, const char *why);
 /* Maps a store rc to a refusal reason (busy -> systemUnavail, ...). */
