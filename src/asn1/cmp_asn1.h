@@ -128,6 +128,63 @@ typedef struct cmp_pollrep_st {            /* element of PollRepContent */
 } CMP_POLLREP;
 DEFINE_STACK_OF(CMP_POLLREP)
 
+/* CRMF CertTemplate (RFC 4211 5), with the public key undecoded. */
+typedef struct cmp_optvalidity_st {
+    ASN1_TIME *notBefore;                  /* [0] */
+    ASN1_TIME *notAfter;                   /* [1] */
+} CMP_OPTVALIDITY;
+
+typedef struct cmp_rawspki_st {           /* SubjectPublicKeyInfo, undecoded */
+    X509_ALGOR *algorithm;
+    ASN1_BIT_STRING *subjectPublicKey;
+} CMP_RAWSPKI;
+
+typedef struct cmp_certtemplate_st {
+    ASN1_INTEGER *version;                 /* [0] */
+    ASN1_INTEGER *serialNumber;            /* [1] */
+    X509_ALGOR *signingAlg;                /* [2] */
+    X509_NAME *issuer;                     /* [3] */
+    CMP_OPTVALIDITY *validity;             /* [4] */
+    X509_NAME *subject;                    /* [5] */
+    CMP_RAWSPKI *publicKey;                /* [6], key not decoded */
+    ASN1_BIT_STRING *issuerUID;            /* [7] */
+    ASN1_BIT_STRING *subjectUID;           /* [8] */
+    STACK_OF(X509_EXTENSION) *extensions;  /* [9] */
+} CMP_CERTTEMPLATE;
+
+/* CRMF CertReqMessages (RFC 4211) in cmpca's own types: the template's
+ * public key stays undecoded (OpenSSL 3.0 spends ~100 us decoding a key),
+ * and proof of possession is checked by cmpca (see ra_enroll.c).
+ * cmp_crmf.h converts to and from OpenSSL's OSSL_CRMF_MSGS. */
+typedef struct cmp_poposigningkey_st {     /* POPOSigningKey */
+    STACK_OF(ASN1_TYPE) *poposkInput;      /* [0] IMPLICIT, kept raw */
+    X509_ALGOR *algorithmIdentifier;
+    ASN1_BIT_STRING *signature;
+} CMP_POPOSIGNINGKEY;
+
+typedef struct cmp_popo_st {               /* ProofOfPossession */
+    int type;                              /* 0 raVerified, 1 signature,
+                                            * 2 keyEncipherment, 3 keyAgreement */
+    union {
+        ASN1_NULL *raVerified;             /* [0] */
+        CMP_POPOSIGNINGKEY *signature;     /* [1] */
+        ASN1_TYPE *other;                  /* [2], [3]: POPOPrivKey */
+    } value;
+} CMP_POPO;
+
+typedef struct cmp_certrequest_st {        /* CertRequest */
+    ASN1_INTEGER *certReqId;
+    CMP_CERTTEMPLATE *certTemplate;
+    STACK_OF(CMP_ITAV) *controls;          /* AttributeTypeAndValue */
+} CMP_CERTREQUEST;
+
+typedef struct cmp_certreqmsg_st {         /* CertReqMsg */
+    CMP_CERTREQUEST *certReq;
+    CMP_POPO *popo;
+    STACK_OF(CMP_ITAV) *regInfo;
+} CMP_CERTREQMSG;
+DEFINE_STACK_OF(CMP_CERTREQMSG)
+
 struct cmp_msg_st;
 typedef struct cmp_msg_st CMP_MSG;
 DEFINE_STACK_OF(CMP_MSG)
@@ -135,7 +192,7 @@ DEFINE_STACK_OF(CMP_MSG)
 typedef struct cmp_body_st {               /* PKIBody */
     int type;                              /* enum cmp_body_type */
     union {
-        OSSL_CRMF_MSGS *ir, *cr, *kur, *krr, *ccr;
+        STACK_OF(CMP_CERTREQMSG) *ir, *cr, *kur, *krr, *ccr;
         CMP_CERTREPMSG *ip, *cp, *kup, *ccp;
         X509_REQ *p10cr;
         STACK_OF(CMP_REVDETAILS) *rr;
@@ -175,30 +232,6 @@ typedef struct cmp_pbmac1param_st {        /* PBMAC1-params (RFC 8018 A.5) */
     X509_ALGOR *messageAuthScheme;
 } CMP_PBMAC1PARAM;
 
-/* A read-only view of CRMF CertTemplate (RFC 4211 5), used to reach the
- * fields OpenSSL 3.0 has no accessor for (publicKey, validity). */
-typedef struct cmp_optvalidity_st {
-    ASN1_TIME *notBefore;                  /* [0] */
-    ASN1_TIME *notAfter;                   /* [1] */
-} CMP_OPTVALIDITY;
-
-typedef struct cmp_rawspki_st {           /* SubjectPublicKeyInfo, undecoded */
-    X509_ALGOR *algorithm;
-    ASN1_BIT_STRING *subjectPublicKey;
-} CMP_RAWSPKI;
-
-typedef struct cmp_certtemplate_st {
-    ASN1_INTEGER *version;                 /* [0] */
-    ASN1_INTEGER *serialNumber;            /* [1] */
-    X509_ALGOR *signingAlg;                /* [2] */
-    X509_NAME *issuer;                     /* [3] */
-    CMP_OPTVALIDITY *validity;             /* [4] */
-    X509_NAME *subject;                    /* [5] */
-    CMP_RAWSPKI *publicKey;                /* [6], key not decoded */
-    ASN1_BIT_STRING *issuerUID;            /* [7] */
-    ASN1_BIT_STRING *subjectUID;           /* [8] */
-    STACK_OF(X509_EXTENSION) *extensions;  /* [9] */
-} CMP_CERTTEMPLATE;
 
 /* SEQUENCE OF Certificate / CertificateList, for genp values (caCerts,
  * crls): use with ASN1_item_pack on a STACK_OF(X509) / STACK_OF(X509_CRL). */
@@ -206,6 +239,13 @@ DECLARE_ASN1_ITEM(CMP_CERTS)
 DECLARE_ASN1_ITEM(CMP_CRLS)
 
 DECLARE_ASN1_FUNCTIONS(CMP_RAWSPKI)
+DECLARE_ASN1_FUNCTIONS(CMP_POPOSIGNINGKEY)
+DECLARE_ASN1_FUNCTIONS(CMP_POPO)
+DECLARE_ASN1_FUNCTIONS(CMP_CERTREQUEST)
+DECLARE_ASN1_FUNCTIONS(CMP_CERTREQMSG)
+DECLARE_ASN1_DUP_FUNCTION(CMP_CERTREQMSG)
+/* CertReqMessages as one item (SEQUENCE OF CertReqMsg) */
+DECLARE_ASN1_ITEM(CMP_CERTREQMSGS)
 DECLARE_ASN1_FUNCTIONS(CMP_OPTVALIDITY)
 DECLARE_ASN1_FUNCTIONS(CMP_CERTTEMPLATE)
 DECLARE_ASN1_FUNCTIONS(CMP_ITAV)

@@ -84,7 +84,7 @@ static enum cmp_reason cmp_msg_check_limits(const CMP_MSG *msg,
     switch (body->type) {
     case CMP_BODY_IR: case CMP_BODY_CR: case CMP_BODY_KUR:
     case CMP_BODY_KRR: case CMP_BODY_CCR:
-        return cmp_check_list(sk_OSSL_CRMF_MSG_num(body->value.ir),
+        return cmp_check_list(sk_CMP_CERTREQMSG_num(body->value.ir),
                               lim->max_requests);
     case CMP_BODY_IP: case CMP_BODY_CP: case CMP_BODY_KUP: case CMP_BODY_CCP:
         if ((r = cmp_check_count(body->value.ip->caPubs != NULL,

@@ -7,6 +7,7 @@
 #include "ra/ra_local.h"
 
 #include "cmp/cmp_build.h"
+#include "cmp/cmp_crmf.h"
 #include "cmp/cmp_spki.h"
 #include "util/log.h"
 #include "util/metrics.h"
@@ -25,13 +26,11 @@ struct ra_certreq {
     X509_PUBKEY *xpk_owned;                  /* CRMF: spki, owned */
     const X509_NAME *subject;                /* may be NULL */
     const STACK_OF(X509_EXTENSION) *exts;    /* may be NULL */
-    CMP_CERTTEMPLATE *view;                  /* owned (CRMF) */
     STACK_OF(X509_EXTENSION) *csr_exts;      /* owned (PKCS#10) */
 };
 
 static void ra_certreq_clear(struct ra_certreq *cr)
 {
-    CMP_CERTTEMPLATE_free(cr->view);
     EVP_PKEY_free(cr->pkey_owned);
     X509_PUBKEY_free(cr->xpk_owned);
     sk_X509_EXTENSION_pop_free(cr->csr_exts, X509_EXTENSION_free);
@@ -40,46 +39,35 @@ static void ra_certreq_clear(struct ra_certreq *cr)
 
 /* Reads one CertReqMsg: certReqId 0, a public key, POP by signature. */
 static enum cmp_reason ra_certreq_crmf(struct ra_ctx *ctx,
-                                       const OSSL_CRMF_MSGS *msgs,
+                                       const STACK_OF(CMP_CERTREQMSG) *msgs,
                                        struct ra_certreq *cr)
 {
-    const OSSL_CRMF_MSG *crm;
-    unsigned char *der = NULL;
-    const unsigned char *p;
-    int len;
+    const CMP_CERTREQMSG *crm;
+    const CMP_CERTTEMPLATE *t;
+    int64_t id;
+    enum cmp_reason r;
 
-    if (sk_OSSL_CRMF_MSG_num(msgs) != 1)
+    if (sk_CMP_CERTREQMSG_num(msgs) != 1)
         return ra_fail(ctx, CMP_R_BAD_REQUEST,
                        "exactly one CertReqMsg is accepted, got %d",
-                       sk_OSSL_CRMF_MSG_num(msgs));
-    crm = sk_OSSL_CRMF_MSG_value(msgs, 0);
-    if (OSSL_CRMF_MSG_get_certReqId(crm) != 0)
-        return ra_fail(ctx, CMP_R_BAD_CERT_REQ_ID, "certReqId must be 0");
-    cr->cert_req_id = 0;
-    /* OpenSSL 3.0 has no accessor for the template's public key: read the
-     * template through our own view of CertTemplate. */
-    len = i2d_OSSL_CRMF_CERTTEMPLATE(OSSL_CRMF_MSG_get0_tmpl(crm), &der);
-    p = der;
-    if (len <= 0
-        || (cr->view = d2i_CMP_CERTTEMPLATE(NULL, &p, len)) == NULL) {
-        OPENSSL_free(der);
+                       sk_CMP_CERTREQMSG_num(msgs));
+    crm = sk_CMP_CERTREQMSG_value(msgs, 0);
+    if (!ASN1_INTEGER_get_int64(&id, crm->certReq->certReqId) || id != 0) {
         ERR_clear_error();
-        return ra_fail(ctx, CMP_R_BAD_CERT_TEMPLATE, "unreadable certTemplate");
+        return ra_fail(ctx, CMP_R_BAD_CERT_REQ_ID, "certReqId must be 0");
     }
-    OPENSSL_free(der);
-    if (cr->view->publicKey == NULL
-        || !cmp_spki_get1(cr->view->publicKey, &cr->pkey_owned,
-                          &cr->xpk_owned))
+    cr->cert_req_id = 0;
+    t = crm->certReq->certTemplate;
+    if (t->publicKey == NULL
+        || !cmp_spki_get1(t->publicKey, &cr->pkey_owned, &cr->xpk_owned))
         return ra_fail(ctx, CMP_R_BAD_CERT_TEMPLATE,
                        "certTemplate has no usable public key");
     cr->pubkey = cr->pkey_owned;
     cr->spki = cr->xpk_owned;
-    cr->subject = cr->view->subject;
-    cr->exts = cr->view->extensions;
-    if (!OSSL_CRMF_MSGS_verify_popo(msgs, 0, 0, NULL, NULL)) {
-        ERR_clear_error();
-        return ra_fail(ctx, CMP_R_BAD_POP, NULL);
-    }
+    cr->subject = t->subject;
+    cr->exts = t->extensions;
+    if ((r = cmp_crmf_verify_popo(crm, cr->pubkey)) != CMP_R_OK)
+        return ra_fail(ctx, r, NULL);
     return CMP_R_OK;
 }
 
@@ -132,9 +120,12 @@ static const char *ra_vars_lookup(void *arg, const char *name)
 static enum cmp_reason ra_kur_check(struct ra_ctx *ctx,
                                     const struct ra_certreq *cr)
 {
-    const OSSL_CRMF_MSG *crm = sk_OSSL_CRMF_MSG_value(ctx->req->body->value.kur, 0);
-    OSSL_CRMF_CERTID *old = OSSL_CRMF_MSG_get0_regCtrl_oldCertID(crm);
+    const CMP_CERTREQMSG *crm = sk_CMP_CERTREQMSG_value(ctx->req->body->value.kur, 0);
+    int malformed;
+    OSSL_CRMF_CERTID *old = cmp_crmf_get1_old_cert_id(crm, &malformed);
 
+    if (malformed)
+        return ra_fail(ctx, CMP_R_BAD_REQUEST, "malformed oldCertID control");
     if (old != NULL) {
         const X509_NAME *iss = OSSL_CRMF_CERTID_get0_issuer(old);
         const ASN1_INTEGER *sn = OSSL_CRMF_CERTID_get0_serialNumber(old);
@@ -142,10 +133,12 @@ static enum cmp_reason ra_kur_check(struct ra_ctx *ctx,
         if (iss == NULL || sn == NULL
             || X509_NAME_cmp(iss, X509_get_issuer_name(ctx->signer)) != 0
             || ASN1_INTEGER_cmp(sn, X509_get0_serialNumber(ctx->signer)) != 0) {
+            OSSL_CRMF_CERTID_free(old);
             ERR_clear_error();
             return ra_fail(ctx, CMP_R_BAD_CERT_ID,
                            "oldCertID does not name the signing certificate");
         }
+        OSSL_CRMF_CERTID_free(old);
     }
     if (cr->subject != NULL && X509_NAME_entry_count(cr->subject) > 0
         && X509_NAME_cmp(cr->subject, X509_get_subject_name(ctx->signer)) != 0)

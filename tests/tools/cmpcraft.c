@@ -5,6 +5,7 @@
  * a saved ip/cp/kup. Uses cmpca's own ASN.1 and CMP layer.
  */
 #include "asn1/cmp_asn1.h"
+#include "cmp/cmp_crmf.h"
 #include "cmp/cmp_msg.h"
 #include "cmp/cmp_protect.h"
 
@@ -147,40 +148,45 @@ struct opts {
 
 static int apply_popo(CMP_MSG *msg, const char *how)
 {
-    OSSL_CRMF_MSGS *msgs;
+    OSSL_CRMF_MSGS *msgs = NULL;
     OSSL_CRMF_MSG *crm, *copy = NULL;
     unsigned char *der = NULL;
     const unsigned char *p;
-    int len;
+    int len, ok = 0;
 
     if (msg->body->type != CMP_BODY_IR && msg->body->type != CMP_BODY_CR
         && msg->body->type != CMP_BODY_KUR) {
         fprintf(stderr, "cmpcraft: --popo needs ir/cr/kur\n");
         return 0;
     }
-    msgs = msg->body->value.ir;
+    /* mutate through OpenSSL's CRMF API on a copy, then put it back */
+    if ((msgs = cmp_crmf_get1_ossl(msg->body->value.ir)) == NULL)
+        return 0;
     crm = sk_OSSL_CRMF_MSG_value(msgs, 0);
-    if (strcmp(how, "raverified") == 0)
-        return OSSL_CRMF_MSG_create_popo(OSSL_CRMF_POPO_RAVERIFIED, crm, NULL,
-                                         NULL, NULL, NULL);
-    if (strcmp(how, "none") == 0)
-        return OSSL_CRMF_MSG_create_popo(OSSL_CRMF_POPO_NONE, crm, NULL, NULL,
-                                         NULL, NULL);
-    if (strcmp(how, "bad") != 0)
-        return 0;
-    /* The POPOSigningKey is the last field of the CertReqMsg (no regInfo
-     * from the openssl client): flip the last signature byte. */
-    if ((len = i2d_OSSL_CRMF_MSG(crm, &der)) <= 0)
-        return 0;
-    der[len - 1] ^= 0x01;
-    p = der;
-    copy = d2i_OSSL_CRMF_MSG(NULL, &p, len);
-    OPENSSL_free(der);
-    if (copy == NULL)
-        return 0;
-    (void)sk_OSSL_CRMF_MSG_set(msgs, 0, copy);
-    OSSL_CRMF_MSG_free(crm);
-    return 1;
+    if (strcmp(how, "raverified") == 0) {
+        ok = OSSL_CRMF_MSG_create_popo(OSSL_CRMF_POPO_RAVERIFIED, crm, NULL,
+                                       NULL, NULL, NULL);
+    } else if (strcmp(how, "none") == 0) {
+        ok = OSSL_CRMF_MSG_create_popo(OSSL_CRMF_POPO_NONE, crm, NULL, NULL,
+                                       NULL, NULL);
+    } else if (strcmp(how, "bad") == 0) {
+        /* The POPOSigningKey is the last field of the CertReqMsg (no
+         * regInfo from the openssl client): flip the last signature byte. */
+        if ((len = i2d_OSSL_CRMF_MSG(crm, &der)) > 0) {
+            der[len - 1] ^= 0x01;
+            p = der;
+            copy = d2i_OSSL_CRMF_MSG(NULL, &p, len);
+        }
+        OPENSSL_free(der);
+        if (copy != NULL) {
+            (void)sk_OSSL_CRMF_MSG_set(msgs, 0, copy);
+            OSSL_CRMF_MSG_free(crm);
+            ok = 1;
+        }
+    }
+    ok = ok && cmp_crmf_set1_ossl(&msg->body->value.ir, msgs);
+    OSSL_CRMF_MSGS_free(msgs);
+    return ok;
 }
 
 /* Makes |cert| (then the certificates of |chain|) the message's signer. */
@@ -313,14 +319,16 @@ static int apply_opts(CMP_MSG *msg, const struct opts *o)
         }
     }
     if (o->has_crm_id
-        && !OSSL_CRMF_MSG_set_certReqId(sk_OSSL_CRMF_MSG_value(msg->body->value.ir, 0),
-                                        (int)o->crm_id))
+        && !ASN1_INTEGER_set(sk_CMP_CERTREQMSG_value(msg->body->value.ir, 0)
+                             ->certReq->certReqId, o->crm_id))
         return 0;
     if (o->two_reqs) {
-        OSSL_CRMF_MSG *d = OSSL_CRMF_MSG_dup(sk_OSSL_CRMF_MSG_value(msg->body->value.ir, 0));
+        CMP_CERTREQMSG *d = CMP_CERTREQMSG_dup(sk_CMP_CERTREQMSG_value(msg->body->value.ir, 0));
 
-        if (d == NULL || !sk_OSSL_CRMF_MSG_push(msg->body->value.ir, d))
+        if (d == NULL || !sk_CMP_CERTREQMSG_push(msg->body->value.ir, d)) {
+            CMP_CERTREQMSG_free(d);
             return 0;
+        }
     }
     if (o->bad_hash && msg->body->type == CMP_BODY_CERTCONF) {
         CMP_CERTSTATUS *st = sk_CMP_CERTSTATUS_value(msg->body->value.certConf, 0);

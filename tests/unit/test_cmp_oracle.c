@@ -12,9 +12,11 @@
 #include <cmocka.h>
 
 #include "cmp/cmp_build.h"
+#include "cmp/cmp_crmf.h"
 #include "cmp/cmp_msg.h"
 #include "cmp/cmp_protect.h"
 #include "cmp/cmp_reason.h"
+#include "cmp/cmp_spki.h"
 #include "cmp_testpki.h"
 
 #include <openssl/cmp.h>
@@ -110,6 +112,7 @@ static enum cmp_reason rsp_issue(struct responder *r, const CMP_MSG *req,
     const CMP_BODY *b = req->body;
     EVP_PKEY *pub = NULL;
     const X509_NAME *subj;
+    OSSL_CRMF_MSGS *msgs = NULL;
 
     X509_free(r->issued);
     r->issued = NULL;
@@ -120,21 +123,45 @@ static enum cmp_reason rsp_issue(struct responder *r, const CMP_MSG *req,
         subj = X509_REQ_get_subject_name(b->value.p10cr);
         *id = -1;
     } else {
-        OSSL_CRMF_MSG *crm = sk_OSSL_CRMF_MSG_value(b->value.ir, 0);
-        OSSL_CRMF_CERTTEMPLATE *t = OSSL_CRMF_MSG_get0_tmpl(crm);
+        /* OpenSSL's own CRMF code checks the request here, as an oracle
+         * independent of cmpca's (cmp_crmf_verify_popo is tested too) */
+        OSSL_CRMF_MSG *crm;
+        OSSL_CRMF_CERTTEMPLATE *t;
+        EVP_PKEY *k2 = NULL;
 
+        msgs = cmp_crmf_get1_ossl(b->value.ir);
+        crm = sk_OSSL_CRMF_MSG_value(msgs, 0);
+        t = OSSL_CRMF_MSG_get0_tmpl(crm);
         *id = OSSL_CRMF_MSG_get_certReqId(crm);
-        if (!OSSL_CRMF_MSGS_verify_popo(b->value.ir, (int)*id, 0, NULL, NULL))
+        if (!OSSL_CRMF_MSGS_verify_popo(msgs, (int)*id, 0, NULL, NULL)) {
+            OSSL_CRMF_MSGS_free(msgs);
             return CMP_R_BAD_POP;
+        }
         pub = tmpl_pubkey(t);
+        /* cmpca's own POP check agrees with OpenSSL's */
+        if (pub == NULL
+            || !cmp_spki_get1(sk_CMP_CERTREQMSG_value(b->value.ir, 0)
+                              ->certReq->certTemplate->publicKey, &k2, NULL)
+            || cmp_crmf_verify_popo(sk_CMP_CERTREQMSG_value(b->value.ir, 0),
+                                    k2) != CMP_R_OK) {
+            EVP_PKEY_free(k2);
+            EVP_PKEY_free(pub);
+            OSSL_CRMF_MSGS_free(msgs);
+            return CMP_R_BAD_POP;
+        }
+        EVP_PKEY_free(k2);
         subj = OSSL_CRMF_CERTTEMPLATE_get0_subject(t);
         if (subj == NULL && b->type == CMP_BODY_KUR) /* kur: keep subject */
             subj = cmp_hdr_get0_sender_name(req->header);
     }
-    if (pub == NULL || subj == NULL)
+    if (pub == NULL || subj == NULL) {
+        OSSL_CRMF_MSGS_free(msgs);
+        EVP_PKEY_free(pub);
         return CMP_R_BAD_CERT_TEMPLATE;
+    }
     r->issued = cmp_testpki_issue(pub, subj, r->ca, r->ca_key, 30);
     EVP_PKEY_free(pub);
+    OSSL_CRMF_MSGS_free(msgs);
     return r->issued != NULL ? CMP_R_OK : CMP_R_SYSTEM_FAILURE;
 }
 
