@@ -1,0 +1,792 @@
+/*
+ * Store tests shared by the SQLite (test_store.c) and PostgreSQL
+ * (test_store_pg.c) test programs: each defines struct fx (with |st|),
+ * open_store(), raw_sql(), verify(), the fixtures and these macros, then
+ * includes this file:
+ *   STORE_TEST_WHERE(f)          the database (file path or conninfo)
+ *   STORE_TEST_FAULT(n)          the backend's fault injection hook
+ *   STORE_TEST_TXN_STATEMENTS    statements of the faulted transaction
+ */
+
+static void test_cert_unique(void **state)
+{
+    struct fx *f = *state;
+    struct store_cert c, *got = NULL, **list = NULL;
+    struct store_cert_filter flt;
+    unsigned char der1[64], der2[64], sha[32];
+    STORE_TX *tx;
+    int64_t ca = add_ca(f->st, "ca1"), id1 = 0, id2 = 0, n = 0;
+    size_t nl = 0;
+
+    assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+    fake_cert(&c, ca, 0x11, der1, sizeof(der1));
+    assert_int_equal(store_cert_insert(tx, &c, &id1), STORE_OK);
+    /* same serial, other DER: collision -> EXISTS, tx still usable */
+    fake_cert(&c, ca, 0x11, der2, sizeof(der2));
+    der2[0] = 0x99;
+    assert_int_equal(store_cert_insert(tx, &c, &id2), STORE_EXISTS);
+    assert_int_equal(id2, 0);
+    c.serial[0] = 0x12;
+    assert_int_equal(store_cert_insert(tx, &c, &id2), STORE_OK);
+    /* the very same DER again -> EXISTS */
+    c.serial[0] = 0x13;
+    assert_int_equal(store_cert_insert(tx, &c, NULL), STORE_EXISTS);
+    assert_int_equal(store_commit(tx), STORE_OK);
+
+    assert_int_equal(store_begin_read(f->st, &tx), STORE_OK);
+    memset(sha, 0, sizeof(sha));
+    fake_cert(&c, ca, 0x11, der1, sizeof(der1));
+    assert_int_equal(store_cert_get_by_serial(tx, ca, c.serial, 20, &got),
+                     STORE_OK);
+    assert_int_equal(got->id, id1);
+    assert_int_equal(got->der_len, sizeof(der1));
+    assert_memory_equal(got->der, der1, sizeof(der1));
+    assert_int_equal(got->reason, -1);
+    memcpy(sha, got->sha256, 32);
+    store_cert_free(got);
+    assert_int_equal(store_cert_get_by_sha256(tx, sha, &got), STORE_OK);
+    assert_int_equal(got->id, id1);
+    store_cert_free(got);
+    sha[0] ^= 1;
+    assert_int_equal(store_cert_get_by_sha256(tx, sha, &got), STORE_NOTFOUND);
+    assert_null(got);
+    store_cert_filter_init(&flt);
+    flt.ca_id = ca;
+    assert_int_equal(store_cert_count(tx, &flt, &n), STORE_OK);
+    assert_int_equal(n, 2);
+    flt.limit = 1;
+    flt.skip_der = 1;
+    assert_int_equal(store_cert_list(tx, &flt, &list, &nl), STORE_OK);
+    assert_int_equal(nl, 1);
+    assert_int_equal(list[0]->id, id2); /* newest first */
+    assert_null(list[0]->der);
+    store_cert_list_free(list, nl);
+    /* writes refused in a read transaction */
+    assert_int_equal(store_cert_revoke(tx, id1, 1, 0), STORE_ERROR);
+    store_rollback(tx);
+}
+
+static int count_revoked(void *arg, const struct store_revoked *r)
+{
+    int *n = arg;
+
+    assert_int_equal(r->serial_len, 20);
+    assert_int_equal(r->reason, 4);
+    (*n)++;
+    return 1;
+}
+
+static void test_cert_revoke_crl(void **state)
+{
+    struct fx *f = *state;
+    struct store_cert c;
+    struct store_crl crl = { 0 }, *got = NULL;
+    unsigned char der[40], crlder[] = { 0x30, 0x00 };
+    STORE_TX *tx;
+    int64_t ca = add_ca(f->st, "ca1"), id = 0, num = 0;
+    int n = 0;
+
+    assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+    fake_cert(&c, ca, 0x21, der, sizeof(der));
+    assert_int_equal(store_cert_insert(tx, &c, &id), STORE_OK);
+    assert_int_equal(store_cert_revoke(tx, id, 4, 12345), STORE_OK);
+    assert_int_equal(store_cert_revoke(tx, id, 4, 12345), STORE_CONFLICT);
+    assert_int_equal(store_cert_revoke(tx, 999, 4, 12345), STORE_NOTFOUND);
+    assert_int_equal(store_cert_foreach_revoked(tx, ca, 0, count_revoked, &n),
+                     STORE_OK);
+    assert_int_equal(n, 1);
+    n = 0;
+    assert_int_equal(store_cert_foreach_revoked(tx, ca, 2000000001,
+                                                count_revoked, &n), STORE_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(store_crl_next_number(tx, ca, &num), STORE_OK);
+    assert_int_equal(num, 1);
+    assert_int_equal(store_crl_next_number(tx, ca, &num), STORE_OK);
+    assert_int_equal(num, 2);
+    assert_int_equal(store_crl_get_last(tx, ca, &got), STORE_NOTFOUND);
+    crl.ca_id = ca;
+    crl.number = 2;
+    crl.this_update = 10;
+    crl.next_update = 20;
+    crl.der = crlder;
+    crl.der_len = sizeof(crlder);
+    assert_int_equal(store_crl_put(tx, &crl), STORE_OK);
+    assert_int_equal(store_crl_get_last(tx, ca, &got), STORE_OK);
+    assert_int_equal(got->number, 2);
+    assert_int_equal(got->der_len, 2);
+    store_crl_free(got);
+    assert_int_equal(store_commit(tx), STORE_OK);
+}
+
+static void test_ca_roundtrip(void **state)
+{
+    struct fx *f = *state;
+    struct store_ca *ca = NULL, **list = NULL;
+    STORE_TX *tx;
+    size_t n = 0;
+    int64_t id = add_ca(f->st, "issuing");
+
+    assert_int_equal(store_begin_read(f->st, &tx), STORE_OK);
+    assert_int_equal(store_ca_get_by_name(tx, "issuing", &ca), STORE_OK);
+    assert_int_equal(ca->id, id);
+    assert_int_equal(ca->nchain, 1);
+    assert_int_equal(ca->chain[0].len, 5);
+    assert_string_equal(ca->key_ref, "ca.key");
+    assert_null(ca->signer_cert_der);
+    assert_null(ca->signer_key_ref);
+    store_ca_free(ca);
+    assert_int_equal(store_ca_list(tx, &list, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    store_ca_list_free(list, n);
+    store_rollback(tx);
+    /* duplicate name */
+    {
+        unsigned char cert[] = { 0x30, 0x00 };
+        struct store_ca c2;
+
+        memset(&c2, 0, sizeof(c2));
+        c2.name = "issuing";
+        c2.cert_der = cert;
+        c2.cert_len = 2;
+        c2.key_ref = "k";
+        assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+        assert_int_equal(store_ca_insert(tx, &c2, NULL), STORE_EXISTS);
+        store_rollback(tx);
+    }
+}
+
+static void test_device_states(void **state)
+{
+    struct fx *f = *state;
+    struct store_device *d = NULL;
+    STORE_TX *tx;
+    int64_t v = add_vendor(f->st, "acme"), id = 0;
+
+    assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+    {
+        STORE_TX *tx2 = NULL;
+
+        /* a nested write transaction in one thread is refused, not hung */
+        assert_int_equal(store_begin(f->st, &tx2), STORE_ERROR);
+        assert_null(tx2);
+    }
+    assert_int_equal(store_device_insert(tx, v, "SN1", &id), STORE_OK);
+    assert_int_equal(store_device_insert(tx, v, "SN1", NULL), STORE_EXISTS);
+    assert_int_equal(store_device_insert(tx, 4242, "SN1", NULL),
+                     STORE_NOTFOUND);
+    assert_int_equal(store_device_set_state(tx, id, STORE_DEV_REGISTERED,
+                                            STORE_DEV_PENDING, 0), STORE_OK);
+    /* a second enrollment racing the first loses */
+    assert_int_equal(store_device_set_state(tx, id, STORE_DEV_REGISTERED,
+                                            STORE_DEV_PENDING, 0),
+                     STORE_CONFLICT);
+    assert_int_equal(store_device_set_state(tx, 777, STORE_DEV_REGISTERED,
+                                            STORE_DEV_PENDING, 0),
+                     STORE_NOTFOUND);
+    assert_int_equal(store_device_get_by_ident(tx, v, "SN1", &d), STORE_OK);
+    assert_int_equal(d->state, STORE_DEV_PENDING);
+    assert_int_equal(d->cert_id, 0);
+    store_device_free(d);
+    assert_int_equal(store_commit(tx), STORE_OK);
+
+    /* vendor delete refused while devices exist, forced works */
+    assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+    assert_int_equal(store_vendor_delete(tx, v, 0), STORE_CONFLICT);
+    assert_int_equal(store_vendor_delete(tx, v, 1), STORE_OK);
+    assert_int_equal(store_device_get(tx, id, &d), STORE_NOTFOUND);
+    assert_int_equal(store_commit(tx), STORE_OK);
+}
+
+struct arr_iter {
+    const char *const *v;
+    size_t n, i;
+};
+
+static int arr_next(void *arg, const char **ident, size_t *len)
+{
+    struct arr_iter *it = arg;
+
+    if (it->i == it->n)
+        return 0;
+    *ident = it->v[it->i++];
+    *len = strlen(*ident);
+    return 1;
+}
+
+static void test_import_all_or_nothing(void **state)
+{
+    struct fx *f = *state;
+    static const char *const good[] = { "A1", "A2", "A3" };
+    static const char *const dup_in[] = { "B1", "B2", "B1" };
+    static const char *const dup_db[] = { "C1", "A2" };
+    struct store_device_filter flt;
+    struct arr_iter it;
+    STORE_TX *tx;
+    uint64_t cnt = 0;
+    int64_t v = add_vendor(f->st, "acme"), n = 0;
+
+    assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+    it = (struct arr_iter){ good, 3, 0 };
+    assert_int_equal(store_device_import(tx, v, arr_next, &it, &cnt),
+                     STORE_OK);
+    assert_int_equal(cnt, 3);
+    assert_int_equal(store_commit(tx), STORE_OK);
+
+    assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+    it = (struct arr_iter){ dup_in, 3, 0 };
+    assert_int_equal(store_device_import(tx, v, arr_next, &it, &cnt),
+                     STORE_EXISTS);
+    assert_int_equal(it.i, 3); /* the culprit is the last one returned */
+    store_rollback(tx);
+
+    assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+    it = (struct arr_iter){ dup_db, 2, 0 };
+    assert_int_equal(store_device_import(tx, v, arr_next, &it, &cnt),
+                     STORE_EXISTS);
+    store_rollback(tx);
+
+    assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+    it = (struct arr_iter){ good, 3, 0 };
+    assert_int_equal(store_device_import(tx, 999, arr_next, &it, &cnt),
+                     STORE_NOTFOUND);
+    store_rollback(tx);
+
+    assert_int_equal(store_begin_read(f->st, &tx), STORE_OK);
+    store_device_filter_init(&flt);
+    assert_int_equal(store_device_count(tx, &flt, &n), STORE_OK);
+    assert_int_equal(n, 3);
+    store_rollback(tx);
+}
+
+static void test_rollback_leaves_nothing(void **state)
+{
+    struct fx *f = *state;
+    struct store_vendor *v = NULL;
+    STORE_TX *tx;
+    int64_t vid = add_vendor(f->st, "acme"), nrows = 0, last = 0;
+
+    assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+    assert_int_equal(store_device_insert(tx, vid, "X", NULL), STORE_OK);
+    assert_int_equal(store_audit_append(tx, "test", "device.add", "X", NULL),
+                     STORE_OK);
+    assert_int_equal(store_vendor_delete(tx, vid, 1), STORE_OK);
+    store_rollback(tx);
+    assert_int_equal(store_begin_read(f->st, &tx), STORE_OK);
+    assert_int_equal(store_vendor_get(tx, vid, &v), STORE_OK);
+    store_vendor_free(v);
+    {
+        struct store_device *d = NULL;
+
+        assert_int_equal(store_device_get_by_ident(tx, vid, "X", &d),
+                         STORE_NOTFOUND);
+    }
+    assert_int_equal(store_audit_count(tx, &nrows, &last), STORE_OK);
+    assert_int_equal(nrows, 0);
+    store_rollback(tx);
+}
+
+static void test_ra(void **state)
+{
+    struct fx *f = *state;
+    unsigned char cert[] = { 0x30, 0x01, 0x05 };
+    char *aliases[] = { "factory", "lab" };
+    struct store_ra ra, *got = NULL;
+    STORE_TX *tx;
+    int64_t id = 0;
+
+    memset(&ra, 0, sizeof(ra));
+    ra.name = "ra1";
+    ra.cert_der = cert;
+    ra.cert_len = sizeof(cert);
+    ra.aliases = aliases;
+    ra.naliases = 2;
+    assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+    assert_int_equal(store_ra_insert(tx, &ra, &id), STORE_OK);
+    ra.name = "ra2"; /* same certificate */
+    assert_int_equal(store_ra_insert(tx, &ra, NULL), STORE_EXISTS);
+    assert_int_equal(store_ra_get_by_name(tx, "ra1", &got), STORE_OK);
+    assert_int_equal(got->naliases, 2);
+    assert_string_equal(got->aliases[0], "factory");
+    {
+        struct store_ra *g2 = NULL;
+
+        assert_int_equal(store_ra_get_by_sha256(tx, got->sha256, &g2),
+                         STORE_OK);
+        assert_int_equal(g2->id, id);
+        store_ra_free(g2);
+    }
+    store_ra_free(got);
+    assert_int_equal(store_ra_delete(tx, id), STORE_OK);
+    assert_int_equal(store_ra_delete(tx, id), STORE_NOTFOUND);
+    assert_int_equal(store_commit(tx), STORE_OK);
+}
+
+static void test_cmp_txn(void **state)
+{
+    struct fx *f = *state;
+    struct store_cmp_txn t, *got = NULL, **list = NULL;
+    STORE_TX *tx;
+    size_t n = 0;
+    int64_t purged = 0;
+
+    memset(&t, 0, sizeof(t));
+    memset(t.tid, 0xab, 16);
+    t.tid_len = 16;
+    t.alias = "default";
+    t.type = STORE_CMP_IR;
+    t.state = STORE_CMP_WAITING_CONFIRM;
+    t.deadline = 100;
+    memset(t.sender_nonce, 0x5a, 16);
+    t.sender_nonce_len = 16;
+    memset(t.requester_sha256, 0x01, 32);
+    t.has_requester = 1;
+    t.cert_id = 5;
+    assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+    assert_int_equal(store_cmp_txn_insert(tx, &t), STORE_OK);
+    assert_int_equal(store_cmp_txn_insert(tx, &t), STORE_EXISTS);
+    assert_int_equal(store_cmp_txn_get(tx, t.tid, 16, &got), STORE_OK);
+    assert_int_equal(got->sender_nonce_len, 16);
+    assert_int_equal(got->has_requester, 1);
+    assert_int_equal(got->cert_id, 5);
+    assert_int_equal(got->device_id, 0);
+    assert_string_equal(got->alias, "default");
+    store_cmp_txn_free(got);
+    assert_int_equal(store_cmp_txn_list_expired(tx, 101, 10, &list, &n),
+                     STORE_OK);
+    assert_int_equal(n, 1);
+    store_cmp_txn_list_free(list, n);
+    assert_int_equal(store_cmp_txn_list_expired(tx, 100, 10, &list, &n),
+                     STORE_OK);
+    assert_int_equal(n, 0);
+    store_cmp_txn_list_free(list, n);
+    assert_int_equal(store_cmp_txn_set_state(tx, t.tid, 16,
+                                             STORE_CMP_WAITING_CONFIRM,
+                                             STORE_CMP_CONFIRMED), STORE_OK);
+    /* a replayed certConf finds it confirmed already */
+    assert_int_equal(store_cmp_txn_set_state(tx, t.tid, 16,
+                                             STORE_CMP_WAITING_CONFIRM,
+                                             STORE_CMP_CONFIRMED),
+                     STORE_CONFLICT);
+    t.tid[0] = 0;
+    assert_int_equal(store_cmp_txn_set_state(tx, t.tid, 16,
+                                             STORE_CMP_WAITING_CONFIRM,
+                                             STORE_CMP_CONFIRMED),
+                     STORE_NOTFOUND);
+    t.tid[0] = 0xab;
+    t.state = STORE_CMP_CLOSED;
+    t.device_id = 9;
+    assert_int_equal(store_cmp_txn_update(tx, &t, STORE_CMP_WAITING_CONFIRM),
+                     STORE_CONFLICT);
+    assert_int_equal(store_cmp_txn_update(tx, &t, STORE_CMP_CONFIRMED),
+                     STORE_OK);
+    assert_int_equal(store_cmp_txn_purge(tx, (int64_t)time(NULL) + 10,
+                                         &purged), STORE_OK);
+    assert_int_equal(purged, 1);
+    /* too long a transactionID is refused before the database */
+    t.tid_len = STORE_TID_MAX + 1;
+    assert_int_equal(store_cmp_txn_insert(tx, &t), STORE_ERROR);
+    assert_int_equal(store_commit(tx), STORE_OK);
+}
+
+static void append_rows(STORE *st, int n)
+{
+    STORE_TX *tx;
+    char obj[32];
+    int i;
+
+    for (i = 0; i < n; i++) {
+        snprintf(obj, sizeof(obj), "obj%d", i);
+        assert_int_equal(store_begin(st, &tx), STORE_OK);
+        assert_int_equal(store_audit_append(tx, "test", "thing.do", obj,
+                                            i % 2 ? "{\"k\":1}" : NULL),
+                         STORE_OK);
+        assert_int_equal(store_commit(tx), STORE_OK);
+    }
+}
+
+static int64_t verify(STORE *st)
+{
+    char err[256];
+    int64_t bad = -1;
+    int ok = store_audit_verify(st, &bad, err, sizeof(err));
+
+    assert_int_equal(ok, bad == 0);
+    return bad;
+}
+
+static void test_audit_modify(void **state)
+{
+    struct fx *f = *state;
+
+    append_rows(f->st, 6);
+    assert_int_equal(verify(f->st), 0);
+    raw_sql(STORE_TEST_WHERE(f), "UPDATE audit SET actor = 'mallory' WHERE seq = 3");
+    assert_int_equal(verify(f->st), 3);
+}
+
+static void test_audit_delete(void **state)
+{
+    struct fx *f = *state;
+
+    append_rows(f->st, 6);
+    raw_sql(STORE_TEST_WHERE(f), "DELETE FROM audit WHERE seq = 4");
+    assert_int_equal(verify(f->st), 4);
+}
+
+static void test_audit_delete_tail(void **state)
+{
+    struct fx *f = *state;
+
+    append_rows(f->st, 6);
+    raw_sql(STORE_TEST_WHERE(f), "DELETE FROM audit WHERE seq = 6");
+    assert_int_equal(verify(f->st), 6);
+}
+
+static void test_audit_reorder(void **state)
+{
+    struct fx *f = *state;
+
+    append_rows(f->st, 6);
+    raw_sql(STORE_TEST_WHERE(f), "UPDATE audit SET seq = -2 WHERE seq = 2;"
+            "UPDATE audit SET seq = 2 WHERE seq = 3;"
+            "UPDATE audit SET seq = 3 WHERE seq = -2;");
+    assert_int_equal(verify(f->st), 2);
+}
+
+static void test_audit_insert(void **state)
+{
+    struct fx *f = *state;
+
+    append_rows(f->st, 3);
+    /* a forged row that copies row 3's hash onto a new row 4 */
+    raw_sql(STORE_TEST_WHERE(f), "INSERT INTO audit(seq,time,actor,action,object,"
+            "details,hash) SELECT 4,time,actor,action,'forged',details,hash "
+            "FROM audit WHERE seq = 3");
+    assert_int_equal(verify(f->st), 4);
+}
+
+struct thr_arg {
+    STORE *st;
+    int64_t vendor;
+    int idx, n;
+    int conflicts, rolled_back;
+};
+
+/* Each thread registers its own devices and audits each in the same tx;
+ * all threads also race for device 1's state change. */
+static void *thr_main(void *p)
+{
+    struct thr_arg *a = p;
+    STORE_TX *tx;
+    char ident[32];
+    enum store_rc rc;
+    int i;
+
+    for (i = 0; i < a->n; i++) {
+        snprintf(ident, sizeof(ident), "T%d-%d", a->idx, i);
+        while ((rc = store_begin(a->st, &tx)) == STORE_BUSY)
+            ;
+        if (rc != STORE_OK)
+            return (void *)1;
+        if (i % 3 == 2) {
+            /* a transaction that gives up: nothing of it may survive, even
+             * when it shared a group commit with others */
+            if (store_device_insert(tx, a->vendor, "ROLLED-BACK", NULL)
+                != STORE_OK
+                || store_audit_append(tx, "thread", "device.add", "rb", NULL)
+                != STORE_OK) {
+                store_rollback(tx);
+                return (void *)1;
+            }
+            store_rollback(tx);
+            a->rolled_back++;
+            continue;
+        }
+        if (store_device_insert(tx, a->vendor, ident, NULL) != STORE_OK
+            || store_audit_append(tx, "thread", "device.add", ident, NULL)
+            != STORE_OK) {
+            store_rollback(tx);
+            return (void *)1;
+        }
+        rc = store_device_set_state(tx, 1, STORE_DEV_REGISTERED,
+                                    STORE_DEV_PENDING, STORE_KEEP_CERT);
+        if (rc == STORE_CONFLICT)
+            a->conflicts++;
+        else if (rc != STORE_OK) {
+            store_rollback(tx);
+            return (void *)1;
+        }
+        if (store_commit(tx) != STORE_OK)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+/* Returns the number of transactions committed. */
+static int run_threads(STORE *st1, STORE *st2, int64_t vendor, int nthr,
+                       int per)
+{
+    pthread_t th[8];
+    struct thr_arg args[8];
+    int i, conflicts = 0, rolled = 0;
+    void *r;
+
+    for (i = 0; i < nthr; i++) {
+        args[i] = (struct thr_arg){ i % 2 ? st2 : st1, vendor, i, per, 0, 0 };
+        assert_int_equal(pthread_create(&th[i], NULL, thr_main, &args[i]), 0);
+    }
+    for (i = 0; i < nthr; i++) {
+        assert_int_equal(pthread_join(th[i], &r), 0);
+        assert_null(r);
+        conflicts += args[i].conflicts;
+        rolled += args[i].rolled_back;
+    }
+    /* exactly one transaction won the race for device 1 */
+    assert_int_equal(conflicts, nthr * per - rolled - 1);
+    return nthr * per - rolled;
+}
+
+static void test_threads_and_two_handles(void **state)
+{
+    struct fx *f = *state;
+    struct store_device_filter flt;
+    STORE *st2 = open_store(STORE_TEST_WHERE(f));
+    STORE_TX *tx;
+    int64_t v = add_vendor(f->st, "acme"), n = 0, nrows = 0, last = 0;
+    int committed;
+
+    assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+    assert_int_equal(store_device_insert(tx, v, "RACE", NULL), STORE_OK);
+    assert_int_equal(store_commit(tx), STORE_OK);
+    /* the second handle (like a second process) sees the commit */
+    assert_int_equal(store_begin_read(st2, &tx), STORE_OK);
+    store_device_filter_init(&flt);
+    assert_int_equal(store_device_count(tx, &flt, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    store_rollback(tx);
+
+    committed = run_threads(f->st, st2, v, 8, 60);
+    assert_int_equal(committed, 8 * 40);
+    assert_int_equal(store_begin_read(f->st, &tx), STORE_OK);
+    assert_int_equal(store_device_count(tx, &flt, &n), STORE_OK);
+    assert_int_equal(n, 1 + committed);
+    assert_int_equal(store_audit_count(tx, &nrows, &last), STORE_OK);
+    assert_int_equal(nrows, committed);
+    assert_int_equal(last, committed);
+    {
+        struct store_device *d = NULL;
+
+        assert_int_equal(store_device_get_by_ident(tx, v, "ROLLED-BACK", &d),
+                         STORE_NOTFOUND);
+    }
+    store_rollback(tx);
+    assert_int_equal(verify(st2), 0);
+    store_close(st2);
+}
+
+/* One enrollment-like write transaction; returns the commit outcome. */
+static enum store_rc fault_enroll(STORE *st, int64_t ca, int64_t dev, int i)
+{
+    struct store_cert c;
+    struct store_cmp_txn t;
+    unsigned char der[48];
+    STORE_TX *tx = NULL;
+    int64_t cid = 0;
+    enum store_rc rc;
+
+    fake_cert(&c, ca, (unsigned char)i, der, sizeof(der));
+    memset(&t, 0, sizeof(t));
+    t.tid[0] = (unsigned char)i;
+    t.tid_len = 1;
+    t.type = STORE_CMP_IR;
+    t.state = STORE_CMP_WAITING_CONFIRM;
+    if ((rc = store_begin(st, &tx)) != STORE_OK)
+        return rc;
+    if ((rc = store_device_set_state(tx, dev, STORE_DEV_REGISTERED,
+                                     STORE_DEV_PENDING, STORE_KEEP_CERT))
+        != STORE_OK
+        || (rc = store_cert_insert(tx, &c, &cid)) != STORE_OK
+        || (rc = store_cmp_txn_insert(tx, &t)) != STORE_OK
+        || (rc = store_audit_append(tx, "test", "cert.issue", "x", NULL))
+        != STORE_OK) {
+        store_rollback(tx);
+        return rc;
+    }
+    return store_commit(tx);
+}
+
+/* Fails each statement of the transaction in turn: each time, either all
+ * of it is durable or none of it, and the audit chain stays intact. */
+static void test_fault_atomic(void **state)
+{
+    struct fx *f = *state;
+    struct store_cert_filter cf;
+    struct store_device *d = NULL;
+    STORE_TX *tx;
+    int64_t ca = add_ca(f->st, "ca"), v = add_vendor(f->st, "acme");
+    int64_t dev = 0, ncert = 0, nrows = 0, last = 0, expect = 0;
+    enum store_rc rc;
+    int n, failures = 0;
+
+    assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+    assert_int_equal(store_device_insert(tx, v, "D", &dev), STORE_OK);
+    assert_int_equal(store_commit(tx), STORE_OK);
+    store_cert_filter_init(&cf);
+    for (n = 1; n <= 12; n++) {
+        STORE_TEST_FAULT(n);
+        rc = fault_enroll(f->st, ca, dev, n);
+        STORE_TEST_FAULT(0);
+        if (rc == STORE_OK)
+            expect++;
+        else
+            failures++;
+        assert_int_equal(store_begin_read(f->st, &tx), STORE_OK);
+        assert_int_equal(store_cert_count(tx, &cf, &ncert), STORE_OK);
+        assert_int_equal(store_audit_count(tx, &nrows, &last), STORE_OK);
+        assert_int_equal(store_device_get(tx, dev, &d), STORE_OK);
+        assert_int_equal(ncert, expect);
+        assert_int_equal(nrows, expect);
+        assert_int_equal(d->state, rc == STORE_OK ? STORE_DEV_PENDING
+                                                  : STORE_DEV_REGISTERED);
+        store_device_free(d);
+        store_rollback(tx);
+        assert_int_equal(verify(f->st), 0);
+        if (rc == STORE_OK) {
+            assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+            assert_int_equal(store_device_set_state(tx, dev,
+                                                    STORE_DEV_PENDING,
+                                                    STORE_DEV_REGISTERED,
+                                                    STORE_KEEP_CERT),
+                             STORE_OK);
+            assert_int_equal(store_commit(tx), STORE_OK);
+        }
+    }
+    /* each statement of the transaction (BEGIN .. COMMIT) failed once */
+    assert_true(failures >= STORE_TEST_TXN_STATEMENTS);
+}
+
+struct fthr {
+    STORE *st;
+    int64_t vendor;
+    int idx;
+};
+
+/* Each transaction adds device "F<t>-<i>" and an audit row naming it. */
+static void *fault_thread(void *p)
+{
+    struct fthr *a = p;
+    STORE_TX *tx;
+    char id[32];
+    int i;
+
+    for (i = 0; i < 40; i++) {
+        snprintf(id, sizeof(id), "F%d-%d", a->idx, i);
+        if (store_begin(a->st, &tx) != STORE_OK)
+            continue;
+        if (store_device_insert(tx, a->vendor, id, NULL) != STORE_OK
+            || store_audit_append(tx, "t", "device.add", id, NULL)
+            != STORE_OK) {
+            store_rollback(tx);
+            continue;
+        }
+        store_commit(tx);
+    }
+    return NULL;
+}
+
+/* Faults while threads share group commits: every device that exists has
+ * its audit row and the reverse, whatever failed. */
+static void test_fault_group_commit(void **state)
+{
+    struct fx *f = *state;
+    struct store_device_filter df;
+    struct store_device **devs = NULL;
+    struct store_audit_row **rows = NULL;
+    struct fthr a[4];
+    pthread_t th[4];
+    STORE_TX *tx;
+    size_t nd = 0, nr = 0, i, k;
+    int64_t v = add_vendor(f->st, "acme");
+    int round, t, found;
+
+    for (round = 1; round <= 30; round += 3) {
+        STORE_TEST_FAULT(round * 7);
+        for (t = 0; t < 4; t++) {
+            a[t] = (struct fthr){ f->st, v, round * 10 + t };
+            assert_int_equal(pthread_create(&th[t], NULL, fault_thread,
+                                            &a[t]), 0);
+        }
+        for (t = 0; t < 4; t++)
+            pthread_join(th[t], NULL);
+        STORE_TEST_FAULT(0);
+    }
+    assert_int_equal(store_begin_read(f->st, &tx), STORE_OK);
+    store_device_filter_init(&df);
+    assert_int_equal(store_device_list(tx, &df, &devs, &nd), STORE_OK);
+    assert_int_equal(store_audit_list(tx, 0, &rows, &nr), STORE_OK);
+    assert_int_equal(nd, nr);
+    assert_true(nd < 10 * 4 * 40);       /* some did fail */
+    for (i = 0; i < nd; i++) {
+        found = 0;
+        for (k = 0; k < nr && !found; k++)
+            found = strcmp(rows[k]->object, devs[i]->identifier) == 0;
+        assert_true(found);
+    }
+    store_device_list_free(devs, nd);
+    store_audit_row_list_free(rows, nr);
+    store_rollback(tx);
+    assert_int_equal(verify(f->st), 0);
+}
+
+/* Two real processes (fork) append to one file at the same time: the
+ * chain stays intact and nothing is lost. */
+static void test_two_processes(void **state)
+{
+    struct fx *f = *state;
+    struct store_device_filter df;
+    STORE_TX *tx;
+    pid_t pid[2];
+    int64_t v = add_vendor(f->st, "acme"), n = 0, nrows = 0, last = 0;
+    int p, status;
+
+    for (p = 0; p < 2; p++) {
+        pid[p] = fork();
+        assert_true(pid[p] >= 0);
+        if (pid[p] == 0) {
+            STORE *st = open_store(STORE_TEST_WHERE(f));
+            char id[32];
+            int i, bad = 0;
+
+            for (i = 0; i < 150; i++) {
+                snprintf(id, sizeof(id), "P%d-%d", p, i);
+                if (store_begin(st, &tx) != STORE_OK) {
+                    bad++;
+                    continue;
+                }
+                if (store_device_insert(tx, v, id, NULL) != STORE_OK
+                    || store_audit_append(tx, "proc", "device.add", id, NULL)
+                    != STORE_OK) {
+                    store_rollback(tx);
+                    bad++;
+                    continue;
+                }
+                if (store_commit(tx) != STORE_OK)
+                    bad++;
+            }
+            store_close(st);
+            _exit(bad == 0 ? 0 : 1);
+        }
+    }
+    for (p = 0; p < 2; p++) {
+        assert_int_equal(waitpid(pid[p], &status, 0), pid[p]);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    assert_int_equal(store_begin_read(f->st, &tx), STORE_OK);
+    store_device_filter_init(&df);
+    assert_int_equal(store_device_count(tx, &df, &n), STORE_OK);
+    assert_int_equal(n, 300);
+    assert_int_equal(store_audit_count(tx, &nrows, &last), STORE_OK);
+    assert_int_equal(nrows, 300);
+    store_rollback(tx);
+    assert_int_equal(verify(f->st), 0);
+}
