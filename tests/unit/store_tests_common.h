@@ -8,6 +8,59 @@
  *   STORE_TEST_TXN_STATEMENTS    statements of the faulted transaction
  */
 
+static int64_t add_vendor(STORE *st, const char *name)
+{
+    static unsigned char der[] = { 0x30, 0x03, 0x02, 0x01, 0x05 };
+    struct store_der cert = { der, sizeof(der) };
+    struct store_vendor v = { 0, (char *)name, &cert, 1, 0 };
+    STORE_TX *tx;
+    int64_t id = 0;
+
+    assert_int_equal(store_begin(st, &tx), STORE_OK);
+    assert_int_equal(store_vendor_insert(tx, &v, &id), STORE_OK);
+    assert_int_equal(store_commit(tx), STORE_OK);
+    return id;
+}
+
+static int64_t add_ca(STORE *st, const char *name)
+{
+    static unsigned char root[] = { 0x30, 0x03, 0x02, 0x01, 0x07 };
+    unsigned char cert[] = { 0x30, 0x03, 0x02, 0x01, 0x09 };
+    struct store_der chain = { root, sizeof(root) };
+    struct store_ca ca;
+    STORE_TX *tx;
+    int64_t id = 0;
+
+    memset(&ca, 0, sizeof(ca));
+    ca.name = (char *)name;
+    ca.cert_der = cert;
+    ca.cert_len = sizeof(cert);
+    ca.chain = &chain;
+    ca.nchain = 1;
+    ca.key_ref = "ca.key";
+    assert_int_equal(store_begin(st, &tx), STORE_OK);
+    assert_int_equal(store_ca_insert(tx, &ca, &id), STORE_OK);
+    assert_int_equal(store_commit(tx), STORE_OK);
+    return id;
+}
+
+/* A fake certificate record with |serial_byte| as serial and DER tail. */
+static void fake_cert(struct store_cert *c, int64_t ca_id, unsigned char sb,
+                      unsigned char *der, size_t derlen)
+{
+    memset(c, 0, sizeof(*c));
+    c->ca_id = ca_id;
+    memset(c->serial, sb, 20);
+    c->serial_len = 20;
+    c->subject = "CN=dev";
+    c->not_before = 1000;
+    c->not_after = 2000000000;
+    memset(der, sb, derlen);
+    c->der = der;
+    c->der_len = derlen;
+    c->reason = -1;
+}
+
 static void test_cert_unique(void **state)
 {
     struct fx *f = *state;
