@@ -896,3 +896,29 @@ enum store_rc store_audit_count(STORE_TX *tx, int64_t *nrows, int64_t *last_seq)
 {
     return OPS(tx)->audit_count(tx, nrows, last_seq);
 }
+
+int store_schema_too_new(int v, int latest, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "database schema version %d is newer than this "
+             "cmpca (%d)", v, latest);
+    return 0;
+}
+
+int store_migrate_steps(int from, int latest, const char *const *migrations,
+                        store_exec_fn exec, void *db, char *err,
+                        size_t errlen)
+{
+    char sql[96];
+    int v;
+
+    for (v = from; v < latest; v++) {
+        if (!exec(db, migrations[v], err, errlen))
+            return 0;
+        snprintf(sql, sizeof(sql), "DELETE FROM schema_version;"
+                 "INSERT INTO schema_version VALUES(%d)", v + 1);
+        if (!exec(db, sql, err, errlen))
+            return 0;
+        log_msg(LOG_INFO, "store: schema migrated to version %d", v + 1);
+    }
+    return 1;
+}

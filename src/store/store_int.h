@@ -150,6 +150,18 @@ int store_der_split(const unsigned char *buf, size_t len,
                     struct store_der **out, size_t *n);
 /* Concatenates |n| DER objects into one malloc'ed buffer; returns 1 or 0
  * if an element is not exactly one DER TLV. */
+/* Runs the schema migrations |from| .. |latest|-1 of |migrations| through
+ * |exec| (a backend's "execute this SQL" on connection |db|), recording
+ * each new version in schema_version, inside the caller's transaction.
+ * Returns 1, or 0 with a message in |err|. */
+typedef int (*store_exec_fn)(void *db, const char *sql, char *err,
+                             size_t errlen);
+int store_migrate_steps(int from, int latest, const char *const *migrations,
+                        store_exec_fn exec, void *db, char *err,
+                        size_t errlen);
+/* The schema version |v| found is newer than |latest|: formats why. */
+int store_schema_too_new(int v, int latest, char *err, size_t errlen);
+
 int store_der_join(const struct store_der *v, size_t n, unsigned char **out,
                    size_t *len);
 

@@ -568,6 +568,14 @@ static enum store_rc pg_conn_open(struct pg_store *s, struct pg_conn **out,
 }
 
 /* Runs |sql| (simple protocol, no rows expected) on a bare connection. */
+static int pg_exec_raw(PGconn *db, const char *sql, char *err, size_t errlen);
+
+/* pg_exec_raw as a store_exec_fn for store_migrate_steps. */
+static int pg_exec_fn(void *db, const char *sql, char *err, size_t errlen)
+{
+    return pg_exec_raw(db, sql, err, errlen);
+}
+
 static int pg_exec_raw(PGconn *db, const char *sql, char *err, size_t errlen)
 {
     PGresult *res = PQexec(db, sql);
@@ -615,22 +623,14 @@ static enum store_rc pg_migrate(struct pg_conn *c, int *version, char *err,
     PQclear(res);
     res = NULL;
     if (v > latest) {
-        snprintf(err, errlen, "database schema version %d is newer than "
-                 "this cmpca (%d)", v, latest);
+        store_schema_too_new(v, latest, err, errlen);
         goto end;
     }
-    for (; v < latest; v++) {
-        if (!pg_exec_raw(c->db, store_pg_migrations[v], err, errlen))
-            goto end;
-        snprintf(sql, sizeof(sql), "DELETE FROM schema_version;"
-                 "INSERT INTO schema_version VALUES(%d)", v + 1);
-        if (!pg_exec_raw(c->db, sql, err, errlen))
-            goto end;
-        log_msg(LOG_INFO, "store: schema migrated to version %d", v + 1);
-    }
-    if (!pg_exec_raw(c->db, "COMMIT", err, errlen))
+    if (!store_migrate_steps(v, latest, store_pg_migrations, pg_exec_fn,
+                             c->db, err, errlen)
+        || !pg_exec_raw(c->db, "COMMIT", err, errlen))
         goto end;
-    *version = v;
+    *version = latest;
     rc = STORE_OK;
  end:
     PQclear(res);

@@ -316,6 +316,14 @@ static void sq_conn_close(struct sq_conn *c)
 }
 
 /* Runs |sql| (no rows expected) on a bare connection. */
+static int sq_exec(sqlite3 *db, const char *sql, char *err, size_t errlen);
+
+/* sq_exec as a store_exec_fn for store_migrate_steps. */
+static int sq_exec_fn(void *db, const char *sql, char *err, size_t errlen)
+{
+    return sq_exec(db, sql, err, errlen);
+}
+
 static int sq_exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
 {
     char *msg = NULL;
@@ -388,7 +396,6 @@ static enum store_rc sq_migrate(struct sq_conn *c, int *version, char *err,
     const int latest = (int)(sizeof(store_sqlite_migrations)
                              / sizeof(store_sqlite_migrations[0]));
     sqlite3_stmt *st = NULL;
-    char sql[96];
     int v = 0, r;
     enum store_rc rc = STORE_ERROR;
 
@@ -410,22 +417,14 @@ static enum store_rc sq_migrate(struct sq_conn *c, int *version, char *err,
     sqlite3_finalize(st);
     st = NULL;
     if (v > latest) {
-        snprintf(err, errlen, "database schema version %d is newer than "
-                 "this cmpca (%d)", v, latest);
+        store_schema_too_new(v, latest, err, errlen);
         goto end;
     }
-    for (; v < latest; v++) {
-        if (!sq_exec(c->db, store_sqlite_migrations[v], err, errlen))
-            goto end;
-        snprintf(sql, sizeof(sql), "DELETE FROM schema_version;"
-                 "INSERT INTO schema_version VALUES(%d)", v + 1);
-        if (!sq_exec(c->db, sql, err, errlen))
-            goto end;
-        log_msg(LOG_INFO, "store: schema migrated to version %d", v + 1);
-    }
-    if (!sq_exec(c->db, "COMMIT", err, errlen))
+    if (!store_migrate_steps(v, latest, store_sqlite_migrations, sq_exec_fn,
+                             c->db, err, errlen)
+        || !sq_exec(c->db, "COMMIT", err, errlen))
         goto end;
-    *version = v;
+    *version = latest;
     rc = STORE_OK;
  end:
     sqlite3_finalize(st);
