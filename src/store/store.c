@@ -503,7 +503,7 @@ void store_crl_free(struct store_crl *crl)
     free(crl);
 }
 
-static void store_audit_row_free(struct store_audit_row *r)
+void store_audit_row_free(struct store_audit_row *r)
 {
     if (r == NULL)
         return;
@@ -512,6 +512,25 @@ static void store_audit_row_free(struct store_audit_row *r)
     free(r->object);
     free(r->details);
     free(r);
+}
+
+struct store_audit_row *store_audit_row_dup(const struct store_audit_row *b)
+{
+    struct store_audit_row *r = calloc(1, sizeof(*r));
+
+    if (r == NULL)
+        return NULL;
+    r->seq = b->seq;
+    r->time = b->time;
+    memcpy(r->hash, b->hash, STORE_SHA256_LEN);
+    if ((b->actor != NULL && (r->actor = strdup(b->actor)) == NULL)
+        || (b->action != NULL && (r->action = strdup(b->action)) == NULL)
+        || (b->object != NULL && (r->object = strdup(b->object)) == NULL)
+        || (b->details != NULL && (r->details = strdup(b->details)) == NULL)) {
+        store_audit_row_free(r);
+        return NULL;
+    }
+    return r;
 }
 
 #define STORE_LIST_FREE(fn, type, elemfree)        \

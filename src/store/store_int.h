@@ -162,6 +162,12 @@ int store_migrate_steps(int from, int latest, const char *const *migrations,
 /* The schema version |v| found is newer than |latest|: formats why. */
 int store_schema_too_new(int v, int latest, char *err, size_t errlen);
 
+/* Frees an audit row (NULL harmless). */
+void store_audit_row_free(struct store_audit_row *r);
+/* Returns an owned copy of the row |b| whose strings are borrowed (a
+ * backend's result buffers), or NULL. */
+struct store_audit_row *store_audit_row_dup(const struct store_audit_row *b);
+
 int store_der_join(const struct store_der *v, size_t n, unsigned char **out,
                    size_t *len);
 

@@ -2143,37 +2143,18 @@ static enum store_rc pg_audit_foreach(STORE_TX *tx, store_audit_cb cb,
                      "audit_foreach");
 }
 
+/* store_audit_row_free as a list element freer. */
 static void pg_audit_row_free(void *p)
 {
-    struct store_audit_row *r = p;
-
-    if (r == NULL)
-        return;
-    free(r->actor);
-    free(r->action);
-    free(r->object);
-    free(r->details);
-    free(r);
+    store_audit_row_free(p);
 }
 
 static void *pg_read_audit(STORE_TX *tx, const PGresult *res, int i)
 {
-    struct store_audit_row b, *r = calloc(1, sizeof(*r));
+    struct store_audit_row b;
 
-    if (r == NULL)
-        return NULL;
     pg_audit_borrow(res, i, &b);
-    r->seq = b.seq;
-    r->time = b.time;
-    memcpy(r->hash, b.hash, STORE_SHA256_LEN);
-    if ((b.actor != NULL && (r->actor = strdup(b.actor)) == NULL)
-        || (b.action != NULL && (r->action = strdup(b.action)) == NULL)
-        || (b.object != NULL && (r->object = strdup(b.object)) == NULL)
-        || (b.details != NULL && (r->details = strdup(b.details)) == NULL)) {
-        pg_audit_row_free(r);
-        return NULL;
-    }
-    return r;
+    return store_audit_row_dup(&b);
 }
 
 static enum store_rc pg_audit_list(STORE_TX *tx, long limit,

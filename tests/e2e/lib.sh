@@ -209,3 +209,63 @@ else: print("none")' "$1"
 }
 serial_of() { openssl x509 -in "$T/$1" -noout -serial | sed 's/serial=//' | tr 'A-F' 'a-f'; }
 health() { curl -s --max-time 10 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/health"; }
+
+# ir_open SN KEY: ir without certConf (saves ir-SN.der, ip-SN.der, op-SN.pem)
+ir_open() {
+    newkey "$2"
+    ocmp -cmd ir -disable_confirm $(dev_args "$1") -trusted oproot.pem -newkey "$2" \
+        -subject "/CN=$1" -certout "op-$1.pem" -reqout "ir-$1.der" -rspout "ip-$1.der" \
+        >"$T/o.out" 2>&1
+}
+# certconf SN OUT [opts]: certConf for SN's open transaction (cmpcraft)
+certconf() {
+    local sn=$1 out=$2; shift 2
+    "$CRAFT" certconf --ip "$T/ip-$sn.der" --req "$T/ir-$sn.der" \
+        --key "$T/devs/$sn/key.pem" --out "$T/$out" "$@"
+}
+
+# two_server_checks SN KEY FIRST: with servers a and b on one store, the ir
+# of SN on A is confirmed on B (and the replays answered alike), then eight
+# devices FIRST..FIRST+7 enroll at once, alternating between A and B.
+two_server_checks() {
+    local sn=$1 key=$2 first=$3 i s h c0 good=0 pids=""
+    PORT=$PORT_a
+    check "ir (no certConf) on server A" ir_open "$sn" "$key"
+    is "$sn pending after the ip" "$(dev_state "$sn")" pending
+    PORT=$PORT_b
+    certconf "$sn" "cc-$sn.der"
+    h=$(post "cc-$sn.der" "cc-$sn.rsp")
+    is "certConf on server B for A's transaction: pkiConf" "$h/$(field "cc-$sn.rsp" body)" 200/pkiconf
+    is "$sn enrolled" "$(dev_state "$sn")" enrolled
+    PORT=$PORT_a
+    h=$(post "cc-$sn.der" "cc-$sn-a.rsp")
+    is "the same certConf replayed on A: pkiConf" "$h/$(field "cc-$sn-a.rsp" body)" 200/pkiconf
+    PORT=$PORT_b
+    h=$(post "ir-$sn.der" "ir-$sn-b.rsp")
+    expect_error "A's ir replayed on B" "$h" 200 "ir-$sn-b.rsp" transactionIdInUse
+    c0=$(cert_count)
+    for i in $(seq "$first" $((first + 7))); do
+        s=$(printf 'SN-%06d' "$i")
+        if [ $((i % 2)) = 0 ]; then PORT=$PORT_a; else PORT=$PORT_b; fi
+        newkey "kc$i.key"
+        ( ocmp -cmd ir $(dev_args "$s") -trusted oproot.pem -newkey "kc$i.key" -subject "/CN=$s" \
+            -certout "opc$i.pem" >"$T/c$i.out" 2>&1; echo $? >"$T/c$i.rc" ) &
+        pids="$pids $!"
+    done
+    wait $pids
+    for i in $(seq "$first" $((first + 7))); do
+        s=$(printf 'SN-%06d' "$i")
+        if [ "$(cat "$T/c$i.rc")" = 0 ] && [ "$(dev_state "$s")" = enrolled ]; then
+            good=$((good + 1))
+        else
+            diag "$T/c$i.out" | tail -3
+        fi
+    done
+    is "8 concurrent enrollments on two servers succeed" "$good" 8
+    is "8 certificates issued" "$(cert_count)" $((c0 + 8))
+    if grep -h "outcome=error" "$T/a.log" "$T/b.log" >"$T/errs"; then
+        nok "no store errors under concurrency"; diag "$T/errs"
+    else
+        ok "no store errors under concurrency"
+    fi
+}

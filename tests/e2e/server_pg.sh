@@ -61,51 +61,8 @@ cur=$(cli device show --vendor acme SN-000001 --json | python3 -c 'import json,s
 is "device points at the renewed certificate" "$cur" "$(serial_of op1b.pem)"
 
 # ---- two server processes on one database -----------------------------------------
-ir_open() {
-    newkey "$2"
-    ocmp -cmd ir -disable_confirm $(dev_args "$1") -trusted oproot.pem -newkey "$2" \
-        -subject "/CN=$1" -certout "op-$1.pem" -reqout "ir-$1.der" -rspout "ip-$1.der" \
-        >"$T/o.out" 2>&1
-}
-certconf() {
-    local sn=$1 out=$2; shift 2
-    "$CRAFT" certconf --ip "$T/ip-$sn.der" --req "$T/ir-$sn.der" \
-        --key "$T/devs/$sn/key.pem" --out "$T/$out" "$@"
-}
 srv_start b || { echo "Bail out! second server did not start"; diag "$T/b.log"; exit 1; }
-PORT=$PORT_a
-check "ir (no certConf) on server A" ir_open SN-000002 k2.key
-is "SN-000002 pending after the ip" "$(dev_state SN-000002)" pending
-PORT=$PORT_b
-certconf SN-000002 cc2.der
-h=$(post cc2.der cc2.rsp)
-is "certConf on server B for A's transaction: pkiConf" "$h/$(field cc2.rsp body)" 200/pkiconf
-is "SN-000002 enrolled" "$(dev_state SN-000002)" enrolled
-PORT=$PORT_a
-h=$(post cc2.der cc2a.rsp)
-is "the same certConf replayed on A: pkiConf" "$h/$(field cc2a.rsp body)" 200/pkiconf
-PORT=$PORT_b
-h=$(post ir-SN-000002.der ir2b.rsp)
-expect_error "A's ir replayed on B" "$h" 200 ir2b.rsp transactionIdInUse
-
-# concurrent enrollments alternating between the servers
-c0=$(cert_count)
-pids=""
-for i in 03 04 05 06 07 08 09 10; do
-    sn=SN-0000$i
-    if [ $((10#$i % 2)) = 0 ]; then PORT=$PORT_a; else PORT=$PORT_b; fi
-    newkey "kc$i.key"
-    ( ocmp -cmd ir $(dev_args $sn) -trusted oproot.pem -newkey "kc$i.key" -subject "/CN=$sn" \
-        -certout "opc$i.pem" >"$T/c$i.out" 2>&1; echo $? >"$T/c$i.rc" ) &
-    pids="$pids $!"
-done
-wait $pids
-bad=0
-for i in 03 04 05 06 07 08 09 10; do
-    [ "$(cat "$T/c$i.rc")" = 0 ] && [ "$(dev_state SN-0000$i)" = enrolled ] || { bad=1; diag "$T/c$i.out"; }
-done
-[ $bad = 0 ] && ok "8 concurrent ir+certConf on two servers" || nok "concurrent enrollments"
-is "8 certificates issued" "$(cert_count)" $((c0 + 8))
+two_server_checks SN-000002 k2.key 3
 check "audit chain intact" cli audit verify
 is "audit rows in PostgreSQL" "$(psql_q 'SELECT count(*) FROM audit')" "$(audit_count)"
 

@@ -7,20 +7,6 @@
 
 e2e_pki 300s 21
 
-# ir_open SN KEY: ir without certConf (saves irSN.der / ipSN.der)
-ir_open() {
-    newkey "$2"
-    ocmp -cmd ir -disable_confirm $(dev_args "$1") -trusted oproot.pem -newkey "$2" \
-        -subject "/CN=$1" -certout "op-$1.pem" -reqout "ir-$1.der" -rspout "ip-$1.der" \
-        >"$T/o.out" 2>&1
-}
-# certconf SN OUT [opts]: certConf for SN's open transaction
-certconf() {
-    local sn=$1 out=$2; shift 2
-    "$CRAFT" certconf --ip "$T/ip-$sn.der" --req "$T/ir-$sn.der" \
-        --key "$T/devs/$sn/key.pem" --out "$T/$out" "$@"
-}
-
 # ---- restart between ip and certConf ------------------------------------------------
 srv_start a || { echo "Bail out! server did not start"; exit 1; }
 check "ir (no certConf) on the first server" ir_open SN-000001 k1.key
@@ -74,42 +60,7 @@ is "error message: SN-000014 back to registered" "$(dev_state SN-000014)" regist
 
 # ---- two processes on one store -----------------------------------------------------
 srv_start b || { echo "Bail out! second server did not start"; exit 1; }
-PORT=$PORT_a
-check "ir (no certConf) on server A" ir_open SN-000003 k3.key
-PORT=$PORT_b
-certconf SN-000003 cc3.der
-h=$(post cc3.der cc3.rsp)
-is "certConf on server B for A's transaction: pkiConf" "$h/$(field cc3.rsp body)" 200/pkiconf
-is "SN-000003 enrolled" "$(dev_state SN-000003)" enrolled
-PORT=$PORT_a
-h=$(post cc3.der cc3a.rsp)
-is "the same certConf replayed on A: pkiConf" "$h/$(field cc3a.rsp body)" 200/pkiconf
-PORT=$PORT_b
-h=$(post ir-SN-000003.der ir3b.rsp)
-expect_error "A's ir replayed on B" "$h" 200 ir3b.rsp transactionIdInUse
-
-# concurrent enrollments, alternating between the two servers
-c0=$(cert_count)
-pids=""
-for i in 04 05 06 07 08 09 10 11; do
-    sn=SN-0000$i
-    if [ $((10#$i % 2)) = 0 ]; then PORT=$PORT_a; else PORT=$PORT_b; fi
-    newkey "kc$i.key"
-    ( ocmp -cmd ir $(dev_args $sn) -trusted oproot.pem -newkey "kc$i.key" -subject "/CN=$sn" \
-        -certout "opc$i.pem" >"$T/c$i.out" 2>&1; echo $? >"$T/c$i.rc" ) &
-    pids="$pids $!"
-done
-wait $pids
-good=0
-for i in 04 05 06 07 08 09 10 11; do [ "$(cat "$T/c$i.rc")" = 0 ] && good=$((good + 1)); done
-is "8 concurrent enrollments on two servers succeed" "$good" 8
-[ "$good" = 8 ] || for i in 04 05 06 07 08 09 10 11; do diag "$T/c$i.out" | tail -3; done
-is "8 certificates issued" "$(cert_count)" $((c0 + 8))
-if grep -h "outcome=error" "$T/a.log" "$T/b.log" >"$T/errs"; then
-    nok "no store errors under concurrency"; diag "$T/errs"
-else
-    ok "no store errors under concurrency"
-fi
+two_server_checks SN-000003 k3.key 4
 
 # racing accept (on A) and reject (on B) of one transaction, four times
 for i in 04 05 06 07; do
