@@ -128,10 +128,9 @@ enum cmp_reason ra_auth_vendor_device(struct ra_ctx *ctx)
                        "vendor certificate subject has no %s",
                        OBJ_nid2sn(a->device_id_nid));
     snprintf(ctx->device_label, sizeof(ctx->device_label), "%s", ident);
-    if ((rc = store_begin_read(ctx->srv->store, &tx)) != STORE_OK)
+    if ((rc = ra_read_tx(ctx, &tx)) != STORE_OK)
         return ra_store_reason(ctx, rc, "begin");
     rc = store_device_get_by_ident(tx, vendor_id, ident, &ctx->device);
-    store_rollback(tx);
     if (rc == STORE_NOTFOUND)
         return ra_fail(ctx, CMP_R_NOT_AUTHORIZED, "device %s is not registered",
                        ident);
@@ -168,12 +167,11 @@ enum cmp_reason ra_auth_operator_cert(struct ra_ctx *ctx)
 
     /* The signer must be a certificate this CA issued: matching our stored
      * DER by SHA-256 proves that more strongly than a path check. */
-    if ((rc = store_begin_read(ctx->srv->store, &tx)) != STORE_OK)
+    if ((rc = ra_read_tx(ctx, &tx)) != STORE_OK)
         return ra_store_reason(ctx, rc, "begin");
     rc = store_cert_get_by_sha256(tx, ctx->signer_sha256, &ctx->signer_cert);
     if (rc == STORE_OK && ctx->signer_cert->device_id != 0)
         rc = store_device_get(tx, ctx->signer_cert->device_id, &ctx->device);
-    store_rollback(tx);
     if (rc == STORE_NOTFOUND && ctx->signer_cert == NULL)
         return ra_fail(ctx, CMP_R_SIGNER_NOT_TRUSTED,
                        "signer certificate not issued by CA %s",

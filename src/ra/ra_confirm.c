@@ -207,7 +207,7 @@ static enum cmp_reason ra_confirm_txn(struct ra_ctx *ctx, CMP_MSG **rsp,
 
     if ((r = ra_auth_signature(ctx)) != CMP_R_OK)
         return r;
-    if ((rc = store_begin(ctx->srv->store, &tx)) != STORE_OK)
+    if ((rc = ra_write_begin(ctx, &tx)) != STORE_OK)
         return ra_store_reason(ctx, rc, "begin");
     if ((r = ra_txn_load(ctx, tx, &txn)) != CMP_R_OK
         || (r = ra_confirm_check(ctx, txn)) != CMP_R_OK)

@@ -160,11 +160,10 @@ static enum cmp_reason ra_txn_check_unused(struct ra_ctx *ctx)
     STORE_TX *tx = NULL;
     enum store_rc rc;
 
-    if ((rc = store_begin_read(ctx->srv->store, &tx)) != STORE_OK)
+    if ((rc = ra_read_tx(ctx, &tx)) != STORE_OK)
         return ra_store_reason(ctx, rc, "begin");
     rc = store_cmp_txn_get(tx, ASN1_STRING_get0_data(tid),
                            (size_t)ASN1_STRING_length(tid), &txn);
-    store_rollback(tx);
     store_cmp_txn_free(txn);
     if (rc == STORE_OK)
         return ra_fail(ctx, CMP_R_TRANSACTION_ID_IN_USE, NULL);
@@ -305,7 +304,7 @@ static enum cmp_reason ra_enroll_commit(struct ra_ctx *ctx,
     int64_t cert_id = 0;
 
     memset(&txn, 0, sizeof(txn));
-    if ((rc = store_begin(ctx->srv->store, &tx)) != STORE_OK)
+    if ((rc = ra_write_begin(ctx, &tx)) != STORE_OK)
         return ra_store_reason(ctx, rc, "begin");
     if ((type == CMP_BODY_IR || type == CMP_BODY_P10CR)
         && ctx->device->state == STORE_DEV_PENDING

@@ -85,7 +85,7 @@ static X509_CRL *ra_current_crl(struct ra_ctx *ctx)
         return out;
     }
     store_rollback(tx);
-    if (store_begin(ctx->srv->store, &tx) != STORE_OK)
+    if (ra_write_begin(ctx, &tx) != STORE_OK)
         return NULL;
     if (!ca_crl_generate(ctx->alias->ca, tx, ctx->now, &out, err, sizeof(err))
         || store_commit(tx) != STORE_OK) {

@@ -51,6 +51,28 @@ const char *ra_actor(const struct ra_ctx *ctx, char *buf, size_t len)
     return buf;
 }
 
+enum store_rc ra_read_tx(struct ra_ctx *ctx, STORE_TX **tx)
+{
+    enum store_rc rc = STORE_OK;
+
+    if (ctx->rtx == NULL)
+        rc = store_begin_read(ctx->srv->store, &ctx->rtx);
+    *tx = rc == STORE_OK ? ctx->rtx : NULL;
+    return rc;
+}
+
+void ra_read_end(struct ra_ctx *ctx)
+{
+    store_rollback(ctx->rtx);
+    ctx->rtx = NULL;
+}
+
+enum store_rc ra_write_begin(struct ra_ctx *ctx, STORE_TX **tx)
+{
+    ra_read_end(ctx);
+    return store_begin(ctx->srv->store, tx);
+}
+
 CMP_MSG *ra_rsp_new(struct ra_ctx *ctx, int type)
 {
     return cmp_rsp_new(ctx->req, type, ctx->alias->rsp_cert, ctx->now);
@@ -303,6 +325,7 @@ void ra_server_handle(RA_SERVER *srv, const struct ra_request *req,
                                : cmp_reason_text(ctx.reason), detail,
                                sizeof(detail)) : "",
             ctx.reason != CMP_R_OK ? "\"" : "");
+    ra_read_end(&ctx);
     metrics_observe_cmp(ctx.alias->name, type, outcome, us / 1e6);
     for (; ctx.revoked > 0; ctx.revoked--)
         metrics_cert_revoked(ctx.alias->name);

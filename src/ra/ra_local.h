@@ -91,6 +91,8 @@ struct ra_ctx {
     struct store_device *device;   /* the device asking, if known */
     struct store_cert *signer_cert;/* our record of signer, if ours */
     X509 *vendor_cert;             /* == signer for 3GPP ir */
+    STORE_TX *rtx;                 /* the request's read transaction, opened
+                                    * by the first lookup (ra_read_tx) */
     /* outcome, for the response and the log line */
     enum cmp_reason reason;
     char detail[200];
@@ -103,6 +105,15 @@ struct ra_ctx {
 enum cmp_reason ra_fail(struct ra_ctx *ctx, enum cmp_reason r,
                         const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* The request's read transaction: every lookup of one request shares it
+ * (one snapshot, one connection checkout). Opened on first use; sets *tx
+ * (borrowed) and returns STORE_OK or the store's error. */
+enum store_rc ra_read_tx(struct ra_ctx *ctx, STORE_TX **tx);
+/* Ends the request's read transaction, if open. */
+void ra_read_end(struct ra_ctx *ctx);
+/* Ends the read transaction, then begins a write transaction (*tx). */
+enum store_rc ra_write_begin(struct ra_ctx *ctx, STORE_TX **tx);
 
 /* ra_alias.c */
 int ra_alias_load(struct ra_alias *a, const struct conf *conf,

@@ -96,7 +96,7 @@ enum cmp_reason ra_revoke(struct ra_ctx *ctx, CMP_MSG **rsp)
     if (ASN1_STRING_length(sn) <= 0 || ASN1_STRING_length(sn) > STORE_SERIAL_MAX
         || ASN1_STRING_type(sn) == V_ASN1_NEG_INTEGER)
         return ra_fail(ctx, CMP_R_BAD_CERT_ID, "serial number out of range");
-    if ((rc = store_begin(ctx->srv->store, &tx)) != STORE_OK)
+    if ((rc = ra_write_begin(ctx, &tx)) != STORE_OK)
         return ra_store_reason(ctx, rc, "begin");
     rc = store_cert_get_by_serial(tx, ca_get_id(ctx->alias->ca),
                                   ASN1_STRING_get0_data(sn),
