@@ -125,7 +125,9 @@ struct sq_conn {
 
 /* The shared writer connection and its group-commit state (under mu). */
 struct sq_writer {
-    pthread_cond_t cv;
+    pthread_cond_t cv_free;        /* signalled (one waiter at a time) when
+                                    * the writer may have become free */
+    pthread_cond_t cv_done;        /* broadcast when a batch's COMMIT ended */
     struct sq_conn *conn;
     int busy;                      /* a logical write tx holds conn */
     pthread_t owner;               /* the thread holding it (when busy) */
@@ -445,7 +447,8 @@ static void sq_close(void *be)
         sq_conn_close(c);
     }
     sq_conn_close(s->w.conn);
-    pthread_cond_destroy(&s->w.cv);
+    pthread_cond_destroy(&s->w.cv_free);
+    pthread_cond_destroy(&s->w.cv_done);
     pthread_mutex_destroy(&s->mu);
     free(s->path);
     free(s);
@@ -468,7 +471,8 @@ static enum store_rc sq_open(const struct store_conf *sc, void **be,
     s->sync_full = sc->synchronous_full;
     s->busy_ms = sc->busy_timeout_ms > 0 ? sc->busy_timeout_ms : 5000;
     pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->w.cv, NULL);
+    pthread_cond_init(&s->w.cv_free, NULL);
+    pthread_cond_init(&s->w.cv_done, NULL);
     if ((rc = sq_conn_open(s, 1, &c, err, errlen)) != STORE_OK)
         goto end;
     if ((rc = sq_migrate(c, schema_version, err, errlen)) != STORE_OK)
@@ -558,7 +562,9 @@ static void sq_batch_commit(STORE_TX *tx, struct sq_store *s)
     if (!ok)
         w->failed_batch = w->batch;
     w->done_batch = w->batch;
-    pthread_cond_broadcast(&w->cv);
+    pthread_cond_broadcast(&w->cv_done);
+    if (w->waiters > 0)
+        pthread_cond_signal(&w->cv_free);
 }
 
 /* Maximum number of transactions sharing one COMMIT (bounds latency). */
@@ -579,7 +585,7 @@ static enum store_rc sq_begin_write(STORE_TX *tx)
     }
     w->waiters++;
     while (w->busy || w->committing)
-        pthread_cond_wait(&w->cv, &s->mu);
+        pthread_cond_wait(&w->cv_free, &s->mu);
     w->waiters--;
     w->busy = 1;
     w->owner = pthread_self();
@@ -608,7 +614,7 @@ static enum store_rc sq_begin_write(STORE_TX *tx)
         if (w->in_tx && w->waiters == 0 && tx->conn != NULL)
             sq_batch_commit(tx, s);   /* others' work must not linger */
         tx->conn = NULL;
-        pthread_cond_broadcast(&w->cv);
+        pthread_cond_signal(&w->cv_free);
     }
     pthread_mutex_unlock(&s->mu);
     return rc;
@@ -663,7 +669,8 @@ static enum store_rc sq_end_write(STORE_TX *tx, int keep)
             w->done_batch = w->batch;
             w->pending = 0;
         }
-        pthread_cond_broadcast(&w->cv);
+        pthread_cond_broadcast(&w->cv_done);
+        pthread_cond_signal(&w->cv_free);
         pthread_mutex_unlock(&s->mu);
         tx->conn = NULL;
         return want ? STORE_ERROR : STORE_OK;
@@ -674,11 +681,11 @@ static enum store_rc sq_end_write(STORE_TX *tx, int keep)
         if (w->pending > 0 || w->in_tx)
             sq_batch_commit(tx, s);
     } else {
-        pthread_cond_broadcast(&w->cv);  /* let a waiter join the batch */
+        pthread_cond_signal(&w->cv_free);  /* let a waiter join the batch */
     }
     if (keep) {
         while (w->done_batch < my)
-            pthread_cond_wait(&w->cv, &s->mu);
+            pthread_cond_wait(&w->cv_done, &s->mu);
         if (w->failed_batch == my) {
             char why[sizeof(tx->errmsg)];
 
