@@ -13,7 +13,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka)
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter
-CPPFLAGS += -DCMPCA_VERSION=\"0.1.0\" -D_GNU_SOURCE -DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED_3_0_IGNORE -Isrc -Iclient/include -Itests/lib $(PKG_CFLAGS)
+CPPFLAGS += -DCMPCA_VERSION=\"0.1.0\" -D_GNU_SOURCE -DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED_3_0_IGNORE -Isrc -Iclient/include -Itests/lib -Ibench/lib $(PKG_CFLAGS)
 CFLAGS   += -std=c11 $(OPT) -g $(WARN) -fno-strict-aliasing -MMD -MP
 ifeq ($(FUZZ),1)
 CFLAGS   += -fsanitize=fuzzer-no-link
@@ -32,6 +32,7 @@ TEST_SRC   := $(sort $(wildcard tests/unit/test_*.c))
 TESTLIB_SRC := $(sort $(wildcard tests/lib/*.c))
 TOOL_SRC   := $(sort $(wildcard tests/tools/*.c))
 BENCH_SRC  := $(sort $(wildcard bench/*.c))
+BENCHLIB_SRC := $(sort $(wildcard bench/lib/*.c))
 FUZZ_SRC   := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
@@ -39,6 +40,7 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 LIB      := $(BUILD)/libcmpca.a
 CLIENTLIB := $(BUILD)/libcmpclient.a
 TESTLIB  := $(BUILD)/libcmpcatest.a
+BENCHLIB := $(BUILD)/libcmpcabench.a
 CMPCA    := $(BUILD)/cmpca
 CMPENROLL := $(BUILD)/cmpenroll
 TESTS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRC))
@@ -73,6 +75,10 @@ $(TESTLIB): $(call obj,$(TESTLIB_SRC))
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
+$(BENCHLIB): $(call obj,$(BENCHLIB_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
 $(CMPCA): $(call obj,$(CLI_SRC)) $(LIB) $(CLIENTLIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -87,7 +93,7 @@ $(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(TESTLIB) $(LIB) $(CLIENTLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(TESTLIB) $(LIB) $(CLIENTLIB)
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BENCHLIB) $(TESTLIB) $(LIB) $(CLIENTLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

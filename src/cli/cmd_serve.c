@@ -100,7 +100,7 @@ static void serve_usage(FILE *fp)
             "SIGTERM/SIGINT stop gracefully; SIGHUP reloads vendor CAs.\n"
             "\n"
             "  --listen ADDR:PORT  override [server] listen (port 0 = any free port)\n"
-            "  --threads N         override [server] threads (0 = one per CPU)\n"
+            "  --threads N         override [server] threads (0 = 4 per CPU)\n"
             "  --port-file FILE    write the port actually bound to FILE\n");
 }
 

@@ -18,7 +18,7 @@ struct http_server;
 struct http_conf {
     const char *bind_addr;     /* "127.0.0.1", "::1", "0.0.0.0", "::"; NULL = "0.0.0.0" */
     unsigned short port;       /* 0 = pick a free port; http_server_port() tells */
-    unsigned threads;          /* worker threads; 0 = number of online CPUs */
+    unsigned threads;          /* worker threads; 0 = 4 per online CPU */
     size_t max_body;           /* request body limit in bytes, default 64 KiB */
     unsigned max_conns;        /* default 1024; connections beyond are refused */
     unsigned per_ip_conns;     /* per client address limit; 0 = no limit */

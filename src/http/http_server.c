@@ -28,6 +28,7 @@
 #define HTTP_DEFAULT_MAX_BODY   (64 * 1024)
 #define HTTP_DEFAULT_MAX_CONNS  1024
 #define HTTP_DEFAULT_IDLE       30
+#define HTTP_THREADS_PER_CPU    4     /* default worker threads per CPU */
 #define HTTP_DEFAULT_CONN_MEM   (32 * 1024)
 #define HTTP_DEFAULT_STOP_GRACE 10
 #define HTTP_FIRST_CHUNK        4096      /* first buffer without Content-Length */
@@ -488,8 +489,10 @@ struct http_server *http_server_start(const struct http_conf *conf,
     if (srv->conf.stop_grace == 0)
         srv->conf.stop_grace = HTTP_DEFAULT_STOP_GRACE;
     if (srv->conf.threads == 0) {
+        /* Handlers wait for the group commit's fsync: with a few threads
+         * per CPU the CPUs stay busy meanwhile and commits batch up. */
         ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-        srv->conf.threads = ncpu > 0 ? (unsigned)ncpu : 1;
+        srv->conf.threads = HTTP_THREADS_PER_CPU * (ncpu > 0 ? (unsigned)ncpu : 1);
     }
     if (srv->conf.default_alias != NULL
         && !http_label_valid(srv->conf.default_alias,
