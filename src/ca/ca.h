@@ -154,12 +154,54 @@ enum ca_issue_rc ca_issue(const CA *ca, const CA_PROFILE *prof,
  * transaction |tx|, re-issuing with a fresh serial when the store reports
  * a collision (STORE_EXISTS; a few tries). |device_id| (0 = none) is
  * recorded with the certificate. Sets *out and *cert_id (either may be
- * NULL). The caller commits.
+ * NULL; with |out| NULL it issues through ca_issue_der(), which stores the
+ * same certificate without building an X509). The caller commits.
  */
 enum ca_issue_rc ca_issue_store(const CA *ca, const CA_PROFILE *prof,
                                 const struct ca_issue_req *req, STORE_TX *tx,
                                 int64_t device_id, X509 **out,
                                 int64_t *cert_id, char *err, size_t errlen);
+
+/*
+ * The same certificate as ca_issue() (same checks, error codes and
+ * messages; same serial rules, validity, subject, extensions in the same
+ * order and criticality, signature algorithm), built without an X509
+ * object: the TBSCertificate DER is assembled from parts the profile and CA
+ * encoded once plus the per-certificate values and signed once as bytes.
+ * Does not touch the store. On CA_ISSUE_OK |rec| (zeroed first) holds what
+ * ca_store_cert_fill() would make from that certificate, ready for
+ * store_cert_insert():
+ *   der/der_len   the Certificate DER (OPENSSL_malloc'ed)
+ *   serial        magnitude octets, 19 or 20, positive, no sign octet
+ *   subject       RFC 2253 text as X509_NAME_print_ex(XN_FLAG_RFC2253)
+ *                 prints it (malloc'ed)
+ *   not_before/not_after   unix seconds of the encoded validity
+ *   sha256        SHA-256 of der
+ *   ca_id, device_id (0 = none), status VALID, reason -1, revoked_at 0,
+ *   profile       borrowed from |prof| (do not free), id/created 0.
+ * Free with ca_store_cert_clear(). On failure |rec| is zeroed and |err|
+ * says why. Note that d2i_X509() of the DER costs far more than issuing
+ * (OpenSSL 3.0 decodes the key through its provider decoder); pass the
+ * bytes on as they are.
+ */
+enum ca_issue_rc ca_issue_der(const CA *ca, const CA_PROFILE *prof,
+                              const struct ca_issue_req *req,
+                              int64_t device_id, struct store_cert *rec,
+                              char *err, size_t errlen);
+
+/*
+ * ca_issue_der() followed by store_cert_insert() in the caller's write
+ * transaction |tx|, re-issuing with a fresh serial when the store reports a
+ * collision (STORE_EXISTS; a few tries). On CA_ISSUE_OK sets *cert_id (may
+ * be NULL) and, if |rec| is not NULL, leaves the stored record in it (as
+ * ca_issue_der() describes, with rec->id set; free with
+ * ca_store_cert_clear()). The caller commits; nothing is durable before.
+ */
+enum ca_issue_rc ca_issue_store_der(const CA *ca, const CA_PROFILE *prof,
+                                    const struct ca_issue_req *req,
+                                    STORE_TX *tx, int64_t device_id,
+                                    struct store_cert *rec, int64_t *cert_id,
+                                    char *err, size_t errlen);
 
 /* Fills |rec| (a store record, zeroed first) from |cert|: serial, subject,
  * validity, DER (malloc'ed; free with store_cert_free-compatible fields:

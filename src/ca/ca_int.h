@@ -34,6 +34,8 @@ struct ca_keyspec {
     int min_bits, max_bits;
 };
 
+struct ca_tbs_prof;
+
 struct ca_profile_st {
     char *name;
     long validity;                  /* seconds */
@@ -47,6 +49,8 @@ struct ca_profile_st {
     size_t nsan;
     struct ca_keyspec *keys;
     size_t nkeys;
+    struct ca_tbs_prof *tbs;        /* parts encoded once for ca_issue_der()
+                                     * (ca_tbs.c) */
 };
 
 struct ca_st {

@@ -1,20 +1,19 @@
 /*
- * Issuing certificates: random serials, subject from the profile template
- * or the request, validity, extensions (fixed ones prebuilt at load), and
- * the store insert with retry on serial collision.
+ * Issuing certificates as X509 objects: random serials, subject from the
+ * profile template or the request, validity, extensions (fixed ones
+ * prebuilt at load), and the store insert with retry on serial collision.
+ * ca_issue_der.c makes the same certificates straight to DER.
  */
 #include "ca/ca_int.h"
+#include "ca/ca_tbs.h"
 #include "util/log.h"
 
-#include <openssl/bn.h>
 #include <openssl/err.h>
-#include <openssl/rand.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define CA_SERIAL_LEN 20
 #define CA_ISSUE_TRIES 5
 
 const char *ca_issue_rc_str(enum ca_issue_rc rc)
@@ -32,20 +31,15 @@ const char *ca_issue_rc_str(enum ca_issue_rc rc)
 
 int ca_serial_random(X509 *x)
 {
-    unsigned char buf[CA_SERIAL_LEN];
-    BIGNUM *bn = NULL;
-    int ok = 0;
+    unsigned char mag[CA_SERIAL_LEN];
+    ASN1_INTEGER *sn = X509_get_serialNumber(x);
+    size_t len = 0;
 
-    do {
-        if (RAND_bytes(buf, sizeof(buf)) != 1)
-            return 0;
-        buf[0] &= 0x7f; /* positive: DER needs no sign octet, <= 20 octets */
-    } while (buf[0] == 0 && buf[1] == 0); /* never short by more than 1 */
-    if ((bn = BN_bin2bn(buf, sizeof(buf), NULL)) != NULL
-        && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) != NULL)
-        ok = 1;
-    BN_free(bn);
-    return ok;
+    /* magnitude octets, as BN_to_ASN1_INTEGER() would store them */
+    if (!ca_serial_next(mag, &len) || !ASN1_STRING_set(sn, mag, (int)len))
+        return 0;
+    sn->type = V_ASN1_INTEGER;
+    return 1;
 }
 
 /* Adds the subject key identifier (SHA-1 of the public key bits). */
@@ -403,8 +397,10 @@ enum ca_issue_rc ca_issue_store(const CA *ca, const CA_PROFILE *prof,
     enum store_rc src = STORE_EXISTS;
     int i;
 
-    if (out != NULL)
-        *out = NULL;
+    if (out == NULL) /* no X509 wanted: the cheaper path */
+        return ca_issue_store_der(ca, prof, req, tx, device_id, NULL, cert_id,
+                                  err, errlen);
+    *out = NULL;
     if (cert_id != NULL)
         *cert_id = 0;
     for (i = 0; i < CA_ISSUE_TRIES && src == STORE_EXISTS; i++) {
@@ -427,10 +423,8 @@ enum ca_issue_rc ca_issue_store(const CA *ca, const CA_PROFILE *prof,
         rc = CA_ISSUE_STORE;
         goto end;
     }
-    if (out != NULL) {
-        *out = x;
-        x = NULL;
-    }
+    *out = x;
+    x = NULL;
     if (cert_id != NULL)
         *cert_id = id;
     rc = CA_ISSUE_OK;

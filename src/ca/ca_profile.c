@@ -4,6 +4,7 @@
  */
 #include "ca/ca_int.h"
 #include "ca/ca_key.h"
+#include "ca/ca_tbs.h"
 #include "conf/conf.h"
 
 #include <ctype.h>
@@ -313,6 +314,7 @@ void ca_profile_free(CA_PROFILE *p)
         free(p->san[i].value);
     free(p->san);
     free(p->keys);
+    ca_tbs_prof_free(p->tbs);
     free(p);
 }
 
@@ -645,6 +647,8 @@ int ca_profile_from_conf(const struct conf *conf,
     }
     if (!conf_check_used(conf, sec, err, errlen))
         goto end;
+    if (!ca_tbs_prof_new(p, &p->tbs))
+        goto oom;
     *out = p;
     p = NULL;
     ok = 1;

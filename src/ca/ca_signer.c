@@ -34,6 +34,12 @@ struct ca_signer_st {
     ENGINE *engine;          /* functional reference when on a token */
     EVP_MD_CTX *tmpl;        /* prepared DigestSign context, copied per call */
     pthread_mutex_t lock;    /* serialises token operations */
+    /* DER AlgorithmIdentifier of this signer's signatures, learned on first
+     * use by ca_signer_get0_sigalg_der() (NULL until then; reset when the
+     * digest changes) */
+    _Atomic(unsigned char *) sigalg;
+    size_t sigalg_len;
+    pthread_mutex_t sigalg_lock;
 };
 
 /* The one libp11 engine of the process and the module it was set up for. */
@@ -107,6 +113,8 @@ int ca_signer_set_md(CA_SIGNER *s, const char *md)
     free(s->mdname);
     s->md = fetched;
     s->mdname = name;
+    OPENSSL_free(atomic_exchange(&s->sigalg, NULL));
+    s->sigalg_len = 0;
     signer_prepare_tmpl(s);
     return 1;
 }
@@ -120,7 +128,9 @@ static CA_SIGNER *signer_new(EVP_PKEY *pkey, ENGINE *engine, const char *keyref,
     if (s == NULL)
         return NULL;
     atomic_init(&s->refs, 1);
+    atomic_init(&s->sigalg, NULL);
     pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->sigalg_lock, NULL);
     s->engine = engine;
     if (!EVP_PKEY_up_ref(pkey)) {
         s->engine = NULL;
@@ -161,7 +171,9 @@ void ca_signer_free(CA_SIGNER *s)
     free(s->keyref);
     if (s->engine != NULL)
         ENGINE_finish(s->engine);
+    OPENSSL_free(atomic_load(&s->sigalg));
     pthread_mutex_destroy(&s->lock);
+    pthread_mutex_destroy(&s->sigalg_lock);
     free(s);
 }
 
@@ -453,7 +465,8 @@ static int signer_ctx_init(const CA_SIGNER *s, EVP_MD_CTX *ctx)
 }
 
 /* Runs one signing operation under the token lock when needed. */
-enum signer_op { SIGNER_X509, SIGNER_CRL, SIGNER_ITEM, SIGNER_DATA };
+enum signer_op { SIGNER_X509, SIGNER_CRL, SIGNER_ITEM, SIGNER_DATA,
+                 SIGNER_BUF };
 
 struct signer_job {
     enum signer_op op;
@@ -464,6 +477,7 @@ struct signer_job {
     const unsigned char *tbs;
     size_t tbslen;
     unsigned char **out;
+    unsigned char *buf;
     size_t *outlen;
 };
 
@@ -503,6 +517,11 @@ static int signer_run(const CA_SIGNER *s, struct signer_job *j)
         }
         *j->outlen = len;
         ok = 1;
+        break;
+    case SIGNER_BUF:
+        /* the context signs once: no copy of the key context in Final */
+        EVP_MD_CTX_set_flags(ctx, EVP_MD_CTX_FLAG_FINALISE);
+        ok = EVP_DigestSign(ctx, j->buf, j->outlen, j->tbs, j->tbslen) == 1;
         break;
     }
  end:
@@ -545,6 +564,76 @@ int ca_signer_sign_data(const CA_SIGNER *s, const unsigned char *tbs,
                             .out = sig, .outlen = siglen };
 
     return signer_run(s, &j);
+}
+
+size_t ca_signer_max_sig_len(const CA_SIGNER *s)
+{
+    int n = EVP_PKEY_get_size(s->pub);
+
+    return n > 0 ? (size_t)n : 0;
+}
+
+int ca_signer_sign_buf(const CA_SIGNER *s, const unsigned char *tbs,
+                       size_t tbslen, unsigned char *sig, size_t *siglen)
+{
+    struct signer_job j = { .op = SIGNER_BUF, .tbs = tbs, .tbslen = tbslen,
+                            .buf = sig, .outlen = siglen };
+
+    if (*siglen < ca_signer_max_sig_len(s))
+        return 0;
+    return signer_run(s, &j);
+}
+
+/* Learns the AlgorithmIdentifier by signing a probe the way certificates
+ * are signed (ASN1_item_sign_ctx on the prepared context). */
+static int signer_learn_sigalg(const CA_SIGNER *s, unsigned char **der,
+                               size_t *len)
+{
+    static const unsigned char probe[] = "cmpca signature algorithm probe";
+    X509_ALGOR *alg = X509_ALGOR_new();
+    ASN1_BIT_STRING *sig = ASN1_BIT_STRING_new();
+    ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
+    int n, ok = 0;
+
+    *der = NULL;
+    if (alg == NULL || sig == NULL || os == NULL
+        || !ASN1_OCTET_STRING_set(os, probe, sizeof(probe))
+        || !ca_signer_sign_item(s, ASN1_ITEM_rptr(ASN1_OCTET_STRING), alg,
+                                NULL, sig, os)
+        || (n = i2d_X509_ALGOR(alg, der)) <= 0)
+        goto end;
+    *len = (size_t)n;
+    ok = 1;
+ end:
+    X509_ALGOR_free(alg);
+    ASN1_BIT_STRING_free(sig);
+    ASN1_OCTET_STRING_free(os);
+    ERR_clear_error();
+    return ok;
+}
+
+int ca_signer_get0_sigalg_der(const CA_SIGNER *s, const unsigned char **der,
+                              size_t *len)
+{
+    CA_SIGNER *ms = (CA_SIGNER *)s; /* the cache is mutable state */
+    unsigned char *d = atomic_load(&ms->sigalg), *nd = NULL;
+    size_t nlen = 0;
+
+    if (d == NULL) {
+        pthread_mutex_lock(&ms->sigalg_lock);
+        d = atomic_load(&ms->sigalg);
+        if (d == NULL && signer_learn_sigalg(s, &nd, &nlen)) {
+            ms->sigalg_len = nlen;
+            atomic_store(&ms->sigalg, nd);
+            d = nd;
+        }
+        pthread_mutex_unlock(&ms->sigalg_lock);
+        if (d == NULL)
+            return 0;
+    }
+    *der = d;
+    *len = ms->sigalg_len;
+    return 1;
 }
 
 int ca_signer_matches_cert(const CA_SIGNER *s, X509 *cert)

@@ -88,4 +88,23 @@ int ca_signer_sign_item(const CA_SIGNER *s, const ASN1_ITEM *it,
 int ca_signer_sign_data(const CA_SIGNER *s, const unsigned char *tbs,
                         size_t tbslen, unsigned char **sig, size_t *siglen);
 
+/* Returns the largest signature this signer can make, in bytes (0 on
+ * error). */
+size_t ca_signer_max_sig_len(const CA_SIGNER *s);
+/* Signs raw bytes |tbs| (digest-and-sign, the same operation and padding as
+ * ca_signer_sign_x509() applies to a TBSCertificate) into the caller's
+ * buffer |sig| of *siglen bytes, which must be at least
+ * ca_signer_max_sig_len(); sets *siglen to the signature length. Works for
+ * software and PKCS#11 keys. Returns 1 or 0. */
+int ca_signer_sign_buf(const CA_SIGNER *s, const unsigned char *tbs,
+                       size_t tbslen, unsigned char *sig, size_t *siglen);
+/* Points *der at the DER AlgorithmIdentifier that ca_signer_sign_x509()
+ * would write into a certificate's signature fields (and that matches the
+ * signatures ca_signer_sign_buf() makes), sets *len. Learned with one probe
+ * signature on first use, then cached until ca_signer_set_md(); the bytes
+ * stay valid as long as the signer and its digest. Thread-safe. Returns 1
+ * or 0. */
+int ca_signer_get0_sigalg_der(const CA_SIGNER *s, const unsigned char **der,
+                              size_t *len);
+
 #endif

@@ -1,7 +1,8 @@
 /*
  * Unit tests of the CA engine: keys and key files, CA chains for every key
  * type, profiles (errors with file:line, templates), serials, issuance with
- * the store, revocation and CRL content, and a CA key on a SoftHSM2 token.
+ * the store, revocation and CRL content, a CA key on a SoftHSM2 token, and
+ * ca_issue_der() against ca_issue() byte for byte.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,12 +18,14 @@
 #include "../lib/testutil.h"
 
 #include <openssl/err.h>
+#include <openssl/rsa.h>
 #include <openssl/x509v3.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static const char *const key_types[] = {
@@ -91,6 +94,24 @@ static void profile_fails(const char *text, const char *needle)
     conf_free(conf);
 }
 
+/* Generates a key of |type|: what ca_key_generate() knows, plus
+ * "rsa-pss:BITS" (an RSASSA-PSS key: the signer then signs with PSS). */
+static int gen_key(const char *type, EVP_PKEY **out, char *err, size_t errlen)
+{
+    if (strncmp(type, "rsa-pss:", 8) == 0) {
+        EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_name(NULL, "RSA-PSS", NULL);
+        int ok;
+
+        *out = NULL;
+        ok = c != NULL && EVP_PKEY_keygen_init(c) > 0
+            && EVP_PKEY_CTX_set_rsa_keygen_bits(c, atoi(type + 8)) > 0
+            && EVP_PKEY_generate(c, out) > 0;
+        EVP_PKEY_CTX_free(c);
+        return ok;
+    }
+    return ca_key_generate(type, out, err, errlen);
+}
+
 /* Makes a root CA and an issuing CA under it, both of |type|. */
 static void make_chain(const char *type, CA **root, CA **sub)
 {
@@ -101,8 +122,8 @@ static void make_chain(const char *type, CA **root, CA **sub)
     STACK_OF(X509) *above = sk_X509_new_null();
     char err[512], buf[128];
 
-    assert_int_equal(ca_key_generate(type, &rk, err, sizeof(err)), 1);
-    assert_int_equal(ca_key_generate(type, &sk, err, sizeof(err)), 1);
+    assert_int_equal(gen_key(type, &rk, err, sizeof(err)), 1);
+    assert_int_equal(gen_key(type, &sk, err, sizeof(err)), 1);
     rs = ca_signer_new_pkey(rk, NULL);
     ss = ca_signer_new_pkey(sk, NULL);
     assert_non_null(rs);
@@ -738,6 +759,786 @@ static void test_store_issue_revoke_crl(void **state)
     store_close(st);
 }
 
+/* ------------------------------------------------------------------ */
+/* ca_issue_der(): the same certificate as ca_issue(), without an X509  */
+
+/* Template variables from a NULL-terminated name, value, name, ... list. */
+static const char *kv_lookup(void *arg, const char *name)
+{
+    const char *const *p = arg;
+
+    for (; p != NULL && p[0] != NULL; p += 2)
+        if (strcmp(p[0], name) == 0)
+            return p[1];
+    return NULL;
+}
+
+/* Finds the TBSCertificate TLV inside Certificate |der|, checking the outer
+ * definite length covers the input exactly. */
+static void tbs_of(const unsigned char *der, size_t len,
+                   const unsigned char **tbs, size_t *tbslen)
+{
+    const unsigned char *p = der, *start;
+    long n;
+    int tag, xclass;
+
+    assert_int_equal(ASN1_get_object(&p, &n, &tag, &xclass, (long)len) & 0x80,
+                     0);
+    assert_int_equal(tag, V_ASN1_SEQUENCE);
+    assert_true(p + n == der + len);
+    start = p;
+    assert_int_equal(ASN1_get_object(&p, &n, &tag, &xclass,
+                                     (long)(der + len - p)) & 0x80, 0);
+    assert_int_equal(tag, V_ASN1_SEQUENCE);
+    *tbs = start;
+    *tbslen = (size_t)(p - start) + (size_t)n;
+}
+
+/* Returns the DER of extension |i| of |x| (OPENSSL_free it) and its size. */
+static int ext_der(X509 *x, int i, unsigned char **out)
+{
+    *out = NULL;
+    return i2d_X509_EXTENSION(X509_get_ext(x, i), out);
+}
+
+/*
+ * Issues |req| under |ca| with |p| through ca_issue() and ca_issue_der()
+ * and checks they made the same certificate: every field, each extension's
+ * DER in order, the signature algorithms, then the whole TBSCertificate
+ * byte for byte once the (random) serial is aligned; that OpenSSL parses
+ * the DER back to the same bytes; that the signature and the chain verify;
+ * and that the record equals ca_store_cert_fill() on the result.
+ */
+static void compare_paths(CA *ca, const CA_PROFILE *p,
+                          const struct ca_issue_req *req, const char *what)
+{
+    X509 *old = NULL, *neu = NULL;
+    struct store_cert rec, fill, fill_old;
+    char err[512];
+    const unsigned char *dp, *tbs_new;
+    unsigned char *der2 = NULL, *tbs_old = NULL, sha[32];
+    const X509_ALGOR *a_old, *a_new;
+    const ASN1_BIT_STRING *sig;
+    ASN1_INTEGER *sn;
+    size_t tbs_new_len;
+    unsigned int shalen = 0;
+    int len, i;
+
+    if (ca_issue(ca, p, req, &old, err, sizeof(err)) != CA_ISSUE_OK)
+        fail_msg("%s: ca_issue: %s", what, err);
+    if (ca_issue_der(ca, p, req, 42, &rec, err, sizeof(err)) != CA_ISSUE_OK)
+        fail_msg("%s: ca_issue_der: %s", what, err);
+    /* OpenSSL parses it and encodes it back to the same bytes */
+    dp = rec.der;
+    neu = d2i_X509(NULL, &dp, (long)rec.der_len);
+    assert_non_null(neu);
+    assert_ptr_equal(dp, rec.der + rec.der_len);
+    len = i2d_X509(neu, &der2);
+    assert_int_equal(len, (int)rec.der_len);
+    assert_memory_equal(der2, rec.der, rec.der_len);
+    OPENSSL_free(der2);
+    /* the signature, and the chain up to the root */
+    assert_int_equal(X509_verify(neu, X509_get0_pubkey(ca_get0_cert(ca))), 1);
+    if (verify_leaf(ca, neu, NULL) != X509_V_OK)
+        fail_msg("%s: chain: %s", what,
+                 X509_verify_cert_error_string(verify_leaf(ca, neu, NULL)));
+    /* field by field */
+    assert_int_equal(X509_get_version(neu), X509_VERSION_3);
+    assert_int_equal(X509_NAME_cmp(X509_get_issuer_name(neu),
+                                   X509_get_subject_name(ca_get0_cert(ca))), 0);
+    assert_int_equal(X509_NAME_cmp(X509_get_issuer_name(neu),
+                                   X509_get_issuer_name(old)), 0);
+    assert_int_equal(X509_NAME_cmp(X509_get_subject_name(neu),
+                                   X509_get_subject_name(old)), 0);
+    assert_int_equal(ASN1_TIME_compare(X509_get0_notBefore(neu),
+                                       X509_get0_notBefore(old)), 0);
+    assert_int_equal(ASN1_TIME_compare(X509_get0_notAfter(neu),
+                                       X509_get0_notAfter(old)), 0);
+    assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(neu), req->pubkey), 1);
+    assert_int_equal(X509_get_ext_count(neu), X509_get_ext_count(old));
+    for (i = 0; i < X509_get_ext_count(old); i++) {
+        unsigned char *bo = NULL, *bn = NULL;
+        int lo = ext_der(old, i, &bo), ln = ext_der(neu, i, &bn);
+
+        if (lo <= 0 || lo != ln || memcmp(bo, bn, (size_t)lo) != 0)
+            fail_msg("%s: extension %d (%s) differs", what, i,
+                     OBJ_nid2sn(OBJ_obj2nid(X509_EXTENSION_get_object(
+                         X509_get_ext(old, i)))));
+        OPENSSL_free(bo);
+        OPENSSL_free(bn);
+    }
+    X509_get0_signature(&sig, &a_old, old);
+    X509_get0_signature(&sig, &a_new, neu);
+    assert_int_equal(X509_ALGOR_cmp(a_old, a_new), 0);
+    assert_int_equal(X509_ALGOR_cmp(X509_get0_tbs_sigalg(neu),
+                                    X509_get0_tbs_sigalg(old)), 0);
+    /* the serial: positive, 19 or 20 magnitude octets, as the record says */
+    sn = ASN1_INTEGER_dup(X509_get0_serialNumber(neu));
+    assert_int_equal(ASN1_STRING_type(sn), V_ASN1_INTEGER);
+    assert_true(ASN1_STRING_length(sn) == 19 || ASN1_STRING_length(sn) == 20);
+    assert_int_equal((size_t)ASN1_STRING_length(sn), rec.serial_len);
+    assert_memory_equal(ASN1_STRING_get0_data(sn), rec.serial, rec.serial_len);
+    /* the whole TBSCertificate, byte for byte, with the serial aligned */
+    assert_int_equal(X509_set_serialNumber(old, sn), 1);
+    ASN1_INTEGER_free(sn);
+    len = i2d_re_X509_tbs(old, &tbs_old);
+    tbs_of(rec.der, rec.der_len, &tbs_new, &tbs_new_len);
+    if (len != (int)tbs_new_len
+        || memcmp(tbs_old, tbs_new, tbs_new_len) != 0)
+        fail_msg("%s: TBSCertificate differs (%d vs %zu bytes)", what, len,
+                 tbs_new_len);
+    OPENSSL_free(tbs_old);
+    /* the record, against what ca_store_cert_fill() makes */
+    assert_int_equal(ca_store_cert_fill(ca, neu, ca_profile_get0_name(p), 42,
+                                        &fill), 1);
+    assert_int_equal(ca_store_cert_fill(ca, old, ca_profile_get0_name(p), 42,
+                                        &fill_old), 1);
+    assert_int_equal(rec.id, 0);
+    assert_int_equal(rec.ca_id, fill.ca_id);
+    assert_int_equal(rec.serial_len, fill.serial_len);
+    assert_memory_equal(rec.serial, fill.serial, rec.serial_len);
+    assert_string_equal(rec.subject, fill.subject);
+    assert_string_equal(rec.subject, fill_old.subject);
+    assert_int_equal(rec.not_before, fill.not_before);
+    assert_int_equal(rec.not_after, fill.not_after);
+    assert_int_equal(rec.not_before, fill_old.not_before);
+    assert_int_equal(rec.not_after, fill_old.not_after);
+    assert_int_equal(rec.der_len, fill.der_len);
+    assert_memory_equal(rec.der, fill.der, rec.der_len);
+    assert_int_equal(rec.status, fill.status);
+    assert_int_equal(rec.reason, fill.reason);
+    assert_int_equal(rec.revoked_at, 0);
+    assert_int_equal(rec.device_id, 42);
+    assert_string_equal(rec.profile, fill.profile);
+    assert_int_equal(EVP_Digest(rec.der, rec.der_len, sha, &shalen,
+                                EVP_sha256(), NULL), 1);
+    assert_memory_equal(sha, rec.sha256, sizeof(sha));
+    ca_store_cert_clear(&fill);
+    ca_store_cert_clear(&fill_old);
+    ca_store_cert_clear(&rec);
+    X509_free(old);
+    X509_free(neu);
+}
+
+/* Profiles for the comparisons: with and without SAN (template, copy),
+ * CRL DP, AIA (OCSP, caIssuers, both), EKU, requested/forced subjects,
+ * constant attributes with characters RFC 2253 escapes. */
+static const char der_profiles[] =
+    "[profile full]\n"
+    "validity = 30d\nbackdate = 5m\n"
+    "key_usage = digitalSignature,keyAgreement\n"
+    "ext_key_usage = clientAuth,serverAuth\n"
+    "crl_url = http://crl.example/ca.crl\n"
+    "ocsp_url = http://ocsp.example/\n"
+    "ca_issuers_url = http://ca.example/ca.cer\n"
+    "subject = /C=DE/O=Operator/OU=${alias}/CN=${device.id}"
+    "/serialNumber=${vendor.serialNumber}\n"
+    "san = DNS:${device.id}.example.net,URI:urn:dev:${device.id},"
+    "email:dev@example.com,IP:10.0.0.1,IP:2001:db8::1\n"
+    "[profile min]\n"
+    "validity = 100y\nbackdate = 0\n"
+    "key_usage = none\nbasic_constraints = none\n"
+    "san = copy\n"
+    "[profile req]\n"
+    "subject = CN=${device.id}\nallow_requested_subject = yes\n"
+    "key_usage = critical,digitalSignature,keyEncipherment\n"
+    "ext_key_usage = 1.3.6.1.5.5.7.3.2\n"
+    "ca_issuers_url = http://ca.example/ca.cer\n"
+    "[profile const]\n"
+    "subject = /O=Acme, Inc./OU=R&D <lab>;x=\"q\"\\\\/CN=#fixed+name\n"
+    "basic_constraints = critical,CA:FALSE\n"
+    "ocsp_url = http://ocsp.example/\n"
+    "crl_url = http://crl.example/a.crl\n"
+    "san = DNS:fixed.example\n"
+    "[profile text]\n"
+    "subject = /C=${vendor.C}/ST=${vendor.ST}/O=${vendor.O}/OU=${alias}"
+    "/CN=${request.CN}/emailAddress=${vendor.emailAddress}"
+    "/DC=${vendor.DC}/serialNumber=${device.id}\n"
+    "key_usage = none\n";
+
+/* Makes a requested subjectAltName extension list (critical or not). */
+static STACK_OF(X509_EXTENSION) *req_san(int crit)
+{
+    STACK_OF(X509_EXTENSION) *exts = NULL;
+    X509_EXTENSION *ext;
+    X509V3_CTX ctx;
+
+    X509V3_set_ctx(&ctx, NULL, NULL, NULL, NULL, 0);
+    ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_alt_name,
+                              crit ? "critical,DNS:req.example,IP:192.0.2.7"
+                                   : "DNS:req.example,email:a@b.example");
+    assert_non_null(ext);
+    assert_non_null(X509v3_add_ext(&exts, ext, -1));
+    X509_EXTENSION_free(ext);
+    return exts;
+}
+
+static void test_der_matches_x509(void **state)
+{
+    static const char *const ca_types[] = {
+        "ec:P-256", "ec:P-384", "ec:P-521", "rsa:2048", "rsa-pss:2048",
+        "ed25519", "ed448"
+    };
+    static const char *const dev_types[] = {
+        "ec:P-256", "rsa:2048", "ed25519", "ec:P-384"
+    };
+    static const char *const vars[] = {
+        "alias", "3gpp", "device.id", "dev-7", "vendor.serialNumber",
+        "SN0042", NULL
+    };
+    struct conf *conf = NULL;
+    CA_PROFILE *full, *min, *req_p, *cnst;
+    EVP_PKEY *dk[4] = { NULL, NULL, NULL, NULL };
+    X509_NAME *reqn = NULL, *force = NULL;
+    STACK_OF(X509_EXTENSION) *san_c = req_san(1), *san_n = req_san(0);
+    char err[512], what[128];
+    size_t i, j;
+    time_t now = time(NULL);
+
+    assert_int_equal(conf_load_string("der.conf", der_profiles, &conf, err,
+                                      sizeof(err)), 1);
+    assert_int_equal(ca_profile_load(conf, "full", &full, err, sizeof(err)), 1);
+    assert_int_equal(ca_profile_load(conf, "min", &min, err, sizeof(err)), 1);
+    assert_int_equal(ca_profile_load(conf, "req", &req_p, err, sizeof(err)), 1);
+    assert_int_equal(ca_profile_load(conf, "const", &cnst, err, sizeof(err)),
+                     1);
+    for (j = 0; j < 4; j++)
+        assert_int_equal(ca_key_generate(dev_types[j], &dk[j], err,
+                                         sizeof(err)), 1);
+    assert_int_equal(ca_name_parse("/C=FI/O=Req Org/CN=requested", &reqn, err,
+                                   sizeof(err)), 1);
+    assert_int_equal(ca_name_parse("/O=Old/CN=kept subject", &force, err,
+                                   sizeof(err)), 1);
+    for (i = 0; i < sizeof(ca_types) / sizeof(ca_types[0]); i++) {
+        CA *root = NULL, *sub = NULL;
+
+        make_chain(ca_types[i], &root, &sub);
+        for (j = 0; j < 4; j++) {
+            struct ca_issue_req r = { 0 };
+            X509_PUBKEY *spki = NULL;
+            int k;
+
+            for (k = 0; k < 2; k++) { /* the key encoded or not */
+                X509_PUBKEY_free(spki);
+                spki = NULL;
+                if (k == 0)
+                    assert_int_equal(X509_PUBKEY_set(&spki, dk[j]), 1);
+                memset(&r, 0, sizeof(r));
+                r.pubkey = dk[j];
+                r.spki = spki;
+                r.vars = kv_lookup;
+                r.vars_arg = (void *)vars;
+                r.now = now;
+                r.subject = reqn; /* ignored unless allowed */
+                snprintf(what, sizeof(what), "%s/%s/%s full", ca_types[i],
+                         dev_types[j], k == 0 ? "spki" : "pkey");
+                compare_paths(sub, full, &r, what);
+                r.force_subject = force;
+                snprintf(what, sizeof(what), "%s/%s full forced", ca_types[i],
+                         dev_types[j]);
+                compare_paths(sub, full, &r, what);
+                r.force_subject = NULL;
+                r.exts = j % 2 == 0 ? san_c : san_n;
+                snprintf(what, sizeof(what), "%s/%s min", ca_types[i],
+                         dev_types[j]);
+                compare_paths(sub, min, &r, what);
+                r.exts = NULL; /* copy of nothing: no SAN */
+                compare_paths(sub, min, &r, what);
+                snprintf(what, sizeof(what), "%s/%s req", ca_types[i],
+                         dev_types[j]);
+                compare_paths(sub, req_p, &r, what);
+                r.subject = NULL; /* the template then */
+                compare_paths(sub, req_p, &r, what);
+                snprintf(what, sizeof(what), "%s/%s const", ca_types[i],
+                         dev_types[j]);
+                compare_paths(sub, cnst, &r, what);
+                compare_paths(root, cnst, &r, "root const");
+            }
+            X509_PUBKEY_free(spki);
+        }
+        ca_free(root);
+        ca_free(sub);
+    }
+    for (j = 0; j < 4; j++)
+        EVP_PKEY_free(dk[j]);
+    sk_X509_EXTENSION_pop_free(san_c, X509_EXTENSION_free);
+    sk_X509_EXTENSION_pop_free(san_n, X509_EXTENSION_free);
+    X509_NAME_free(reqn);
+    X509_NAME_free(force);
+    ca_profile_free(full);
+    ca_profile_free(min);
+    ca_profile_free(req_p);
+    ca_profile_free(cnst);
+    conf_free(conf);
+}
+
+/* The subject text (RFC 2253 as X509_NAME_print_ex prints it) and DER for
+ * values that need escaping, non-ASCII and control characters, over string
+ * types UTF8String, PrintableString and IA5String. */
+static void test_der_subject_text(void **state)
+{
+    static const char *const values[][8] = {
+        /* C, ST, O, OU, CN, emailAddress, DC, serialNumber */
+        { "DE", "Bayern", "Acme, Inc.", "R+D", "a\"b", "x@y.example",
+          "example", "SN 1" },
+        { "FI", " lead", "trail ", "#hash", "semi;colon", "q@x",
+          "dc", "A-1" },
+        { "SE", "M\xc3\xbcller", "\xe6\x97\xa5\xe6\x9c\xac", "back\\slash",
+          "<angle>", "u@v", "x", "(1)" },
+        { "NO", "ctl\x01" "char", "eq=sign", "#", " ", "a@b", "y", "1" },
+        { "DK", "tab\there", "mix , + ; < > \\ \"", "  two  ", "z#",
+          "m@n", "ex", "=" },
+    };
+    struct conf *conf = NULL;
+    CA_PROFILE *p;
+    CA *root = NULL, *sub = NULL;
+    EVP_PKEY *dk = NULL;
+    char err[512];
+    size_t i;
+
+    assert_int_equal(conf_load_string("der.conf", der_profiles, &conf, err,
+                                      sizeof(err)), 1);
+    assert_int_equal(ca_profile_load(conf, "text", &p, err, sizeof(err)), 1);
+    make_chain("ec:P-256", &root, &sub);
+    assert_int_equal(ca_key_generate("ec:P-256", &dk, err, sizeof(err)), 1);
+    for (i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        const char *vars[] = {
+            "vendor.C", values[i][0], "vendor.ST", values[i][1],
+            "vendor.O", values[i][2], "alias", values[i][3],
+            "request.CN", values[i][4], "vendor.emailAddress", values[i][5],
+            "vendor.DC", values[i][6], "device.id", values[i][7], NULL
+        };
+        struct ca_issue_req r = { 0 };
+        char what[64];
+
+        r.pubkey = dk;
+        r.vars = kv_lookup;
+        r.vars_arg = vars;
+        r.now = time(NULL);
+        snprintf(what, sizeof(what), "subject text %zu", i);
+        compare_paths(sub, p, &r, what);
+    }
+    EVP_PKEY_free(dk);
+    ca_free(root);
+    ca_free(sub);
+    ca_profile_free(p);
+    conf_free(conf);
+}
+
+/* Runs both paths expecting the same failure code and message. */
+static void same_failure(CA *ca, const CA_PROFILE *p,
+                         const struct ca_issue_req *r, enum ca_issue_rc want,
+                         const char *needle)
+{
+    X509 *x = (X509 *)1;
+    struct store_cert rec;
+    char e1[512], e2[512];
+
+    memset(&rec, 0xa5, sizeof(rec));
+    assert_int_equal(ca_issue(ca, p, r, &x, e1, sizeof(e1)), want);
+    assert_null(x);
+    assert_int_equal(ca_issue_der(ca, p, r, 0, &rec, e2, sizeof(e2)), want);
+    assert_string_equal(e1, e2);
+    if (strstr(e2, needle) == NULL)
+        fail_msg("error '%s' lacks '%s'", e2, needle);
+    assert_null(rec.der);
+    assert_null(rec.subject);
+}
+
+static void test_der_errors(void **state)
+{
+    static const char *const ok_vars[] = { "alias", "10.1.2.3", "device.id",
+                                           "d1", NULL };
+    static const char *const deu[] = { "alias", "DEU", "device.id", "d1",
+                                       NULL };
+    static const char *const noip[] = { "alias", "not-an-ip", "device.id",
+                                        "d1", NULL };
+    CA *root = NULL, *sub = NULL;
+    CA_PROFILE *p384 = profile_from("[profile k]\nsubject = CN=x\n"
+                                    "key_types = ec:P-384\n", "k");
+    CA_PROFILE *pc = profile_from("[profile c]\nsubject = /C=${alias}/CN=y\n",
+                                  "c");
+    CA_PROFILE *pcc = profile_from("[profile cc]\nsubject = /C=DEU/CN=y\n",
+                                   "cc");
+    CA_PROFILE *pmin = profile_from("[profile m]\nsan = copy\n", "m");
+    CA_PROFILE *pip = profile_from("[profile i]\nsubject = CN=${device.id}\n"
+                                   "san = IP:${alias}\n", "i");
+    EVP_PKEY *dk = NULL;
+    struct ca_issue_req r = { 0 };
+    STACK_OF(X509_EXTENSION) *bad = NULL;
+    ASN1_OCTET_STRING *junk = ASN1_OCTET_STRING_new();
+    X509_EXTENSION *ext;
+    int64_t na;
+    char err[256];
+
+    make_chain("ec:P-256", &root, &sub);
+    assert_int_equal(ca_key_generate("ec:P-256", &dk, err, sizeof(err)), 1);
+    r.pubkey = dk;
+    r.vars = kv_lookup;
+    r.vars_arg = (void *)ok_vars;
+    same_failure(sub, p384, &r, CA_ISSUE_BAD_KEY, "not allowed by profile k");
+    r.vars_arg = NULL;
+    same_failure(sub, pip, &r, CA_ISSUE_BAD_SUBJECT, "${device.id}");
+    r.vars_arg = (void *)deu;
+    same_failure(sub, pc, &r, CA_ISSUE_BAD_SUBJECT, "value 'DEU' not valid");
+    same_failure(sub, pcc, &r, CA_ISSUE_BAD_SUBJECT, "value 'DEU' not valid");
+    same_failure(sub, pmin, &r, CA_ISSUE_BAD_SUBJECT, "no subject template");
+    r.vars_arg = (void *)noip;
+    same_failure(sub, pip, &r, CA_ISSUE_BAD_SUBJECT, "not an IP address");
+    /* a requested SAN that does not decode */
+    assert_int_equal(ASN1_OCTET_STRING_set(junk, (const unsigned char *)
+                                           "\x30\x03\x01", 3), 1);
+    ext = X509_EXTENSION_create_by_NID(NULL, NID_subject_alt_name, 0, junk);
+    assert_non_null(ext);
+    assert_non_null(X509v3_add_ext(&bad, ext, -1));
+    r.exts = bad;
+    assert_int_equal(ca_name_parse("/CN=r", (X509_NAME **)&r.subject, err,
+                                   sizeof(err)), 1);
+    same_failure(sub, pmin, &r, CA_ISSUE_BAD_EXT, "malformed");
+    /* the CA has expired */
+    r.exts = NULL;
+    {
+        struct tm tm;
+
+        assert_int_equal(ASN1_TIME_to_tm(X509_get0_notAfter(ca_get0_cert(sub)),
+                                         &tm), 1);
+        na = (int64_t)timegm(&tm);
+    }
+    r.now = (time_t)na;
+    same_failure(sub, pmin, &r, CA_ISSUE_EXPIRED, "has expired");
+    /* works again with everything right */
+    r.now = time(NULL);
+    r.vars_arg = (void *)ok_vars;
+    compare_paths(sub, pip, &r, "after failures");
+    X509_NAME_free((X509_NAME *)r.subject);
+    sk_X509_EXTENSION_pop_free(bad, X509_EXTENSION_free);
+    X509_EXTENSION_free(ext);
+    ASN1_OCTET_STRING_free(junk);
+    EVP_PKEY_free(dk);
+    ca_profile_free(p384);
+    ca_profile_free(pc);
+    ca_profile_free(pcc);
+    ca_profile_free(pmin);
+    ca_profile_free(pip);
+    ca_free(root);
+    ca_free(sub);
+}
+
+/* Checks that stored certificate |id| is |rec|. */
+static void check_stored(STORE *st, int64_t id, const struct store_cert *rec)
+{
+    STORE_TX *tx = NULL;
+    struct store_cert *got = NULL, *by_sha = NULL;
+
+    assert_int_equal(store_begin_read(st, &tx), STORE_OK);
+    assert_int_equal(store_cert_get(tx, id, &got), STORE_OK);
+    assert_int_equal(store_cert_get_by_sha256(tx, rec->sha256, &by_sha),
+                     STORE_OK);
+    store_rollback(tx);
+    assert_int_equal(by_sha->id, id);
+    assert_int_equal(got->der_len, rec->der_len);
+    assert_memory_equal(got->der, rec->der, rec->der_len);
+    assert_int_equal(got->serial_len, rec->serial_len);
+    assert_memory_equal(got->serial, rec->serial, rec->serial_len);
+    assert_string_equal(got->subject, rec->subject);
+    assert_int_equal(got->not_before, rec->not_before);
+    assert_int_equal(got->not_after, rec->not_after);
+    assert_memory_equal(got->sha256, rec->sha256, sizeof(rec->sha256));
+    assert_string_equal(got->profile, rec->profile);
+    assert_int_equal(got->status, STORE_CERT_VALID);
+    store_cert_free(got);
+    store_cert_free(by_sha);
+}
+
+static void test_der_store(void **state)
+{
+    STORE *st = open_store("der.db");
+    STORE_TX *tx = NULL;
+    EVP_PKEY *rk = NULL, *dk = NULL;
+    X509_NAME *rn = NULL;
+    X509 *rc, *leaf = NULL;
+    CA_SIGNER *rs;
+    CA *ca = NULL;
+    CA_PROFILE *p = profile_from("[profile d]\nsubject = CN=${device.id}\n"
+                                 "san = DNS:${device.id}.example\n", "d");
+    struct ca_issue_req req = { 0 };
+    struct store_cert rec[3], fill;
+    int64_t id = 0, cid[3], xid = 0, nid = 0;
+    char err[512];
+    int i;
+
+    assert_int_equal(ca_key_generate("ec:P-256", &rk, err, sizeof(err)), 1);
+    assert_int_equal(ca_key_write(tpath("der-root.pem"), rk, NULL, err,
+                                  sizeof(err)), 1);
+    rs = ca_signer_new_pkey(rk, NULL);
+    assert_int_equal(ca_name_parse("/CN=DER Root", &rn, err, sizeof(err)), 1);
+    rc = ca_make_ca_cert(rn, rk, 365, NULL, rs, -1, err, sizeof(err));
+    assert_non_null(rc);
+    assert_int_equal(store_begin(st, &tx), STORE_OK);
+    assert_int_equal(ca_record_insert(tx, "der", rc, NULL,
+                                      tpath("der-root.pem"), "test", &id),
+                     STORE_OK);
+    assert_int_equal(store_commit(tx), STORE_OK);
+    if (!ca_load(NULL, st, "der", &ca, err, sizeof(err)))
+        fail_msg("load: %s", err);
+    assert_int_equal(ca_key_generate("ed25519", &dk, err, sizeof(err)), 1);
+    req.pubkey = dk;
+    req.vars = test_vars;
+    /* three through ca_issue_store_der, one each through ca_issue_store
+     * with and without an X509 wanted, in one transaction */
+    assert_int_equal(store_begin(st, &tx), STORE_OK);
+    for (i = 0; i < 3; i++) {
+        assert_int_equal(ca_issue_store_der(ca, p, &req, tx, 0, &rec[i],
+                                            &cid[i], err, sizeof(err)),
+                         CA_ISSUE_OK);
+        assert_true(cid[i] > 0);
+        assert_int_equal(rec[i].id, cid[i]);
+        assert_int_equal(rec[i].ca_id, id);
+    }
+    assert_int_equal(ca_issue_store_der(ca, p, &req, tx, 0, NULL, NULL, err,
+                                        sizeof(err)), CA_ISSUE_OK);
+    assert_int_equal(ca_issue_store(ca, p, &req, tx, 0, NULL, &nid, err,
+                                    sizeof(err)), CA_ISSUE_OK);
+    assert_int_equal(ca_issue_store(ca, p, &req, tx, 0, &leaf, &xid, err,
+                                    sizeof(err)), CA_ISSUE_OK);
+    assert_true(nid > 0 && xid > nid);
+    /* a device id that does not exist: the store refuses, nothing leaks */
+    assert_int_equal(ca_issue_store_der(ca, p, &req, tx, 987654, &fill, &id,
+                                        err, sizeof(err)), CA_ISSUE_STORE);
+    assert_null(fill.der);
+    assert_int_equal(id, 0);
+    store_rollback(tx);
+    assert_int_equal(store_begin(st, &tx), STORE_OK);
+    for (i = 0; i < 3; i++) {
+        ca_store_cert_clear(&rec[i]);
+        assert_int_equal(ca_issue_store_der(ca, p, &req, tx, 0, &rec[i],
+                                            &cid[i], err, sizeof(err)),
+                         CA_ISSUE_OK);
+    }
+    assert_int_equal(store_commit(tx), STORE_OK);
+    for (i = 0; i < 3; i++) {
+        check_stored(st, cid[i], &rec[i]);
+        ca_store_cert_clear(&rec[i]);
+    }
+    X509_free(leaf);
+    ca_free(ca);
+    ca_profile_free(p);
+    X509_free(rc);
+    X509_NAME_free(rn);
+    ca_signer_free(rs);
+    EVP_PKEY_free(rk);
+    EVP_PKEY_free(dk);
+    store_close(st);
+}
+
+/* Thread body: issues DER certificates concurrently from one CA, keeping
+ * the serials. */
+struct der_thr {
+    CA *ca;
+    CA_PROFILE *p;
+    EVP_PKEY *k;
+    unsigned char serials[100][20];
+    int ok;
+};
+
+static void *thr_issue_der(void *arg)
+{
+    struct der_thr *t = arg;
+    struct ca_issue_req req = { 0 };
+    X509_PUBKEY *spki = NULL;
+    char err[256];
+    int i;
+
+    t->ok = X509_PUBKEY_set(&spki, t->k);
+    req.pubkey = t->k;
+    req.spki = spki;
+    for (i = 0; i < 100 && t->ok; i++) {
+        struct store_cert rec;
+        const unsigned char *p;
+        X509 *x = NULL;
+
+        if (ca_issue_der(t->ca, t->p, &req, 0, &rec, err, sizeof(err))
+            != CA_ISSUE_OK) {
+            t->ok = 0;
+            break;
+        }
+        memset(t->serials[i], 0, 20);
+        memcpy(t->serials[i] + 20 - rec.serial_len, rec.serial,
+               rec.serial_len);
+        p = rec.der;
+        x = d2i_X509(NULL, &p, (long)rec.der_len);
+        if (x == NULL || verify_leaf(t->ca, x, NULL) != X509_V_OK)
+            t->ok = 0;
+        X509_free(x);
+        ca_store_cert_clear(&rec);
+    }
+    X509_PUBKEY_free(spki);
+    return NULL;
+}
+
+static int cmp20(const void *a, const void *b)
+{
+    return memcmp(a, b, 20);
+}
+
+static void test_der_threads(void **state)
+{
+    CA *root = NULL, *sub = NULL;
+    CA_PROFILE *p = profile_from("[profile s]\nsubject = CN=x\n", "s");
+    static struct der_thr t[4];
+    unsigned char (*all)[20] = malloc(sizeof(t[0].serials) * 4);
+    pthread_t th[4];
+    EVP_PKEY *k = NULL;
+    char err[256];
+    int i;
+
+    make_chain("ec:P-256", &root, &sub);
+    assert_int_equal(ca_key_generate(NULL, &k, err, sizeof(err)), 1);
+    for (i = 0; i < 4; i++) {
+        t[i].ca = sub;
+        t[i].p = p;
+        t[i].k = k;
+        pthread_create(&th[i], NULL, thr_issue_der, &t[i]);
+    }
+    for (i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(t[i].ok, 1);
+        memcpy(all[i * 100], t[i].serials, sizeof(t[i].serials));
+    }
+    /* every serial distinct across threads */
+    qsort(all, 400, 20, cmp20);
+    for (i = 1; i < 400; i++)
+        assert_memory_not_equal(all[i - 1], all[i], 20);
+    free(all);
+    EVP_PKEY_free(k);
+    ca_profile_free(p);
+    ca_free(root);
+    ca_free(sub);
+}
+
+/* A forked child must not reuse serials its parent drew in advance. */
+static void test_der_fork_serials(void **state)
+{
+    CA *root = NULL, *sub = NULL;
+    CA_PROFILE *p = profile_from("[profile s]\nsubject = CN=x\n", "s");
+    struct ca_issue_req req = { 0 };
+    struct store_cert rec;
+    EVP_PKEY *k = NULL;
+    unsigned char child[20];
+    char err[256];
+    int fds[2], status = 0;
+    pid_t pid;
+
+    make_chain("ec:P-256", &root, &sub);
+    assert_int_equal(ca_key_generate(NULL, &k, err, sizeof(err)), 1);
+    req.pubkey = k;
+    /* draw once so this thread holds serials in advance */
+    assert_int_equal(ca_issue_der(sub, p, &req, 0, &rec, err, sizeof(err)),
+                     CA_ISSUE_OK);
+    ca_store_cert_clear(&rec);
+    assert_int_equal(pipe(fds), 0);
+    fflush(NULL);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        unsigned char s[20] = { 0 };
+
+        close(fds[0]);
+        if (ca_issue_der(sub, p, &req, 0, &rec, err, sizeof(err))
+            == CA_ISSUE_OK)
+            memcpy(s + 20 - rec.serial_len, rec.serial, rec.serial_len);
+        _exit(write(fds[1], s, 20) == 20 ? 0 : 1);
+    }
+    close(fds[1]);
+    assert_int_equal(read(fds[0], child, 20), 20);
+    close(fds[0]);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(ca_issue_der(sub, p, &req, 0, &rec, err, sizeof(err)),
+                     CA_ISSUE_OK);
+    {
+        unsigned char mine[20] = { 0 }, zero[20] = { 0 };
+
+        memcpy(mine + 20 - rec.serial_len, rec.serial, rec.serial_len);
+        assert_memory_not_equal(child, zero, 20);
+        assert_memory_not_equal(child, mine, 20);
+    }
+    ca_store_cert_clear(&rec);
+    EVP_PKEY_free(k);
+    ca_profile_free(p);
+    ca_free(root);
+    ca_free(sub);
+}
+
+/* The signer's AlgorithmIdentifier for each key kind, and signing into a
+ * buffer: PSS for an RSA-PSS key, v1.5 for RSA, ECDSA, EdDSA. */
+static void test_signer_sign_buf(void **state)
+{
+    static const struct { const char *type; int nid; } kinds[] = {
+        { "ec:P-256", NID_ecdsa_with_SHA256 },
+        { "ec:P-384", NID_ecdsa_with_SHA384 },
+        { "rsa:2048", NID_sha256WithRSAEncryption },
+        { "rsa-pss:2048", NID_rsassaPss },
+        { "ed25519", NID_ED25519 },
+        { "ed448", NID_ED448 },
+    };
+    static const unsigned char msg[] = "to be signed";
+    size_t i;
+
+    for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        EVP_PKEY *k = NULL;
+        CA_SIGNER *s;
+        const unsigned char *der, *dp;
+        size_t len = 0, siglen;
+        unsigned char sig[600];
+        X509_ALGOR *alg;
+        EVP_MD_CTX *v = EVP_MD_CTX_new();
+        char err[256];
+
+        assert_int_equal(gen_key(kinds[i].type, &k, err, sizeof(err)), 1);
+        s = ca_signer_new_pkey(k, NULL);
+        assert_non_null(s);
+        assert_int_equal(ca_signer_get0_sigalg_der(s, &der, &len), 1);
+        dp = der;
+        alg = d2i_X509_ALGOR(NULL, &dp, (long)len);
+        assert_non_null(alg);
+        assert_int_equal(OBJ_obj2nid(alg->algorithm), kinds[i].nid);
+        X509_ALGOR_free(alg);
+        /* cached: the same bytes again */
+        assert_int_equal(ca_signer_get0_sigalg_der(s, &dp, &siglen), 1);
+        assert_ptr_equal(dp, der);
+        assert_true(ca_signer_max_sig_len(s) <= sizeof(sig));
+        siglen = ca_signer_max_sig_len(s) - 1;
+        assert_int_equal(ca_signer_sign_buf(s, msg, sizeof(msg), sig,
+                                            &siglen), 0); /* too small */
+        siglen = sizeof(sig);
+        assert_int_equal(ca_signer_sign_buf(s, msg, sizeof(msg), sig,
+                                            &siglen), 1);
+        assert_true(siglen > 0 && siglen <= ca_signer_max_sig_len(s));
+        assert_int_equal(EVP_DigestVerifyInit(v, NULL,
+                                              ca_signer_get0_md(s) == NULL
+                                              ? NULL
+                                              : EVP_get_digestbyname(
+                                                    ca_signer_get0_md(s)),
+                                              NULL, k), 1);
+        assert_int_equal(EVP_DigestVerify(v, sig, siglen, msg, sizeof(msg)),
+                         1);
+        /* a new digest forgets the cached identifier */
+        if (strcmp(kinds[i].type, "rsa:2048") == 0) {
+            assert_int_equal(ca_signer_set_md(s, "SHA384"), 1);
+            assert_int_equal(ca_signer_get0_sigalg_der(s, &der, &len), 1);
+            dp = der;
+            alg = d2i_X509_ALGOR(NULL, &dp, (long)len);
+            assert_int_equal(OBJ_obj2nid(alg->algorithm),
+                             NID_sha384WithRSAEncryption);
+            X509_ALGOR_free(alg);
+        }
+        EVP_MD_CTX_free(v);
+        ca_signer_free(s);
+        EVP_PKEY_free(k);
+    }
+}
+
 /* Runs a shell command quietly; returns its exit status. */
 static int run(const char *fmt, ...)
 {
@@ -812,6 +1613,9 @@ static void test_pkcs11(void **state)
     req.pubkey = dk;
     assert_int_equal(ca_issue(ca, p, &req, &leaf, err, sizeof(err)), CA_ISSUE_OK);
     assert_int_equal(verify_leaf(ca, leaf, NULL), X509_V_OK);
+    /* the DER path signs through the token too, the same certificate */
+    req.now = time(NULL);
+    compare_paths(ca, p, &req, "pkcs11");
     /* a software key does not match the token CA's certificate */
     make_chain("ec:P-256", &root, &sub);
     assert_int_equal(ca_signer_matches_cert(ca_get0_signer(sub), c), 0);
@@ -838,6 +1642,13 @@ int main(void)
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_store_issue_revoke_crl),
         cmocka_unit_test(test_pkcs11),
+        cmocka_unit_test(test_der_matches_x509),
+        cmocka_unit_test(test_der_subject_text),
+        cmocka_unit_test(test_der_errors),
+        cmocka_unit_test(test_der_store),
+        cmocka_unit_test(test_der_threads),
+        cmocka_unit_test(test_der_fork_serials),
+        cmocka_unit_test(test_signer_sign_buf),
     };
 
     return cmocka_run_group_tests_name("ca", tests, setup, teardown);
