@@ -40,6 +40,8 @@ struct bench_ctx {
     X509 *srv;
     EVP_PKEY *srv_key;
     X509 *issued;
+    unsigned char *issued_der;     /* issued, as the CA hands it over */
+    size_t issued_len;
     STACK_OF(X509) *chain;     /* root */
     EVP_PKEY *verify_key;      /* the ir signer's public key */
     unsigned char *tbs;        /* data of the ProtectedPart's size */
@@ -103,7 +105,7 @@ static int op_build_ip(struct bench_ctx *b)
     size_t len;
     int ok = rsp != NULL
         && cmp_body_set_certrep(rsp, 0, cmp_pkisi_new(CMP_STATUS_ACCEPTED, -1, NULL),
-                                b->issued, b->chain)
+                                b->issued_der, b->issued_len, b->chain)
         && cmp_msg_set1_extracerts(rsp, b->srv, b->chain, NULL)
         && cmp_protect_sign(rsp, cmp_protect_sign_pkey_fn, b->srv_key)
         && cmp_msg_encode(rsp, &der, &len);
@@ -184,6 +186,9 @@ static int bench_setup(struct bench_ctx *b)
     b->srv = pki.srv;
     b->srv_key = pki.srv_key;
     b->issued = pki.dev;           /* a typical end-entity cert */
+    if ((len = i2d_X509(b->issued, &b->issued_der)) <= 0)
+        return 0;
+    b->issued_len = (size_t)len;
     b->chain = cmp_testpki_stack(pki.root, NULL);
     pki.srv = NULL;
     pki.srv_key = NULL;
@@ -250,6 +255,7 @@ int main(int argc, char **argv)
     X509_free(b.srv);
     EVP_PKEY_free(b.srv_key);
     X509_free(b.issued);
+    OPENSSL_free(b.issued_der);
     sk_X509_pop_free(b.chain, X509_free);
     EVP_PKEY_free(b.verify_key);
     OPENSSL_free(b.tbs);

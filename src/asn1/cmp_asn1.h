@@ -66,7 +66,10 @@ DEFINE_STACK_OF(CMP_PKISI)
 typedef struct cmp_certorenccert_st {      /* CertOrEncCert */
     int type;                              /* 0 certificate, 1 encryptedCert */
     union {
-        X509 *certificate;
+        ASN1_TYPE *certificate;            /* CMPCertificate kept as encoded
+                                            * (V_ASN1_SEQUENCE): a server
+                                            * sends its DER as issued, a
+                                            * reader decodes it on demand */
         ASN1_TYPE *encryptedCert;
     } value;
 } CMP_CERTORENCCERT;

@@ -8,6 +8,7 @@
 #include <openssl/err.h>
 #include <openssl/objects.h>
 #include <openssl/rand.h>
+#include <limits.h>
 #include <string.h>
 
 #define CMP_RSP_NONCE_LEN 16
@@ -184,10 +185,12 @@ static STACK_OF(X509) *cmp_x509_stack_copy(const STACK_OF(X509) *in)
 }
 
 int cmp_body_set_certrep(CMP_MSG *rsp, long cert_req_id, CMP_PKISI *si,
-                         X509 *cert, const STACK_OF(X509) *ca_pubs)
+                         const unsigned char *cert, size_t cert_len,
+                         const STACK_OF(X509) *ca_pubs)
 {
     CMP_CERTREPMSG *rep = NULL;
     CMP_CERTRESP *resp = NULL;
+    ASN1_STRING *seq = NULL;
 
     if ((rep = CMP_CERTREPMSG_new()) == NULL
         || (resp = CMP_CERTRESP_new()) == NULL
@@ -197,11 +200,18 @@ int cmp_body_set_certrep(CMP_MSG *rsp, long cert_req_id, CMP_PKISI *si,
     resp->status = si;
     si = NULL;
     if (cert != NULL) {
-        if ((resp->certifiedKeyPair = CMP_CERTKEYPAIR_new()) == NULL
-            || !X509_up_ref(cert))
+        /* an ANY holding a SEQUENCE is written out as it is */
+        if (cert_len > INT_MAX
+            || (resp->certifiedKeyPair = CMP_CERTKEYPAIR_new()) == NULL
+            || (seq = ASN1_STRING_type_new(V_ASN1_SEQUENCE)) == NULL
+            || !ASN1_STRING_set(seq, cert, (int)cert_len)
+            || (resp->certifiedKeyPair->certOrEncCert->value.certificate
+                = ASN1_TYPE_new()) == NULL)
             goto err;
+        ASN1_TYPE_set(resp->certifiedKeyPair->certOrEncCert->value.certificate,
+                      V_ASN1_SEQUENCE, seq);
+        seq = NULL;
         resp->certifiedKeyPair->certOrEncCert->type = 0;
-        resp->certifiedKeyPair->certOrEncCert->value.certificate = cert;
     }
     if (!sk_CMP_CERTRESP_push(rep->response, resp))
         goto err;
@@ -212,6 +222,7 @@ int cmp_body_set_certrep(CMP_MSG *rsp, long cert_req_id, CMP_PKISI *si,
     rsp->body->value.ip = rep;
     return 1;
  err:
+    ASN1_STRING_free(seq);
     CMP_PKISI_free(si);
     CMP_CERTRESP_free(resp);
     CMP_CERTREPMSG_free(rep);

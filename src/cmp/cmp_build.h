@@ -31,11 +31,13 @@ int cmp_hdr_push_confirm_wait_time(CMP_HDR *hdr, time_t deadline);
 CMP_PKISI *cmp_pkisi_new(int status, int fail_bit, const char *text);
 
 /* Fills an ip/cp/kup body of |rsp| with one CertResponse: |cert_req_id|,
- * status |si| (taken over), |cert| (copied reference, may be NULL) and
- * caPubs |ca_pubs| (copied references, may be NULL). Returns 1 on success;
- * |si| is freed on failure too. */
+ * status |si| (taken over), the certificate as DER |cert|/|cert_len|
+ * (copied; NULL for none; sent as it is) and caPubs |ca_pubs| (copied
+ * references, may be NULL). Returns 1 on success; |si| is freed on
+ * failure too. */
 int cmp_body_set_certrep(CMP_MSG *rsp, long cert_req_id, CMP_PKISI *si,
-                         X509 *cert, const STACK_OF(X509) *ca_pubs);
+                         const unsigned char *cert, size_t cert_len,
+                         const STACK_OF(X509) *ca_pubs);
 /* Fills an error body for refusal |reason| with an optional |detail| text
  * appended to the reason's text. Returns 1 on success. */
 int cmp_body_set_error(CMP_MSG *rsp, enum cmp_reason reason,

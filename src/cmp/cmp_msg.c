@@ -475,6 +475,36 @@ int cmp_pkisi_get_failinfo(const CMP_PKISI *si)
     return mask;
 }
 
+const unsigned char *cmp_certorenccert_get0_der(const CMP_CERTORENCCERT *c,
+                                                size_t *len)
+{
+    const ASN1_TYPE *t;
+
+    *len = 0;
+    if (c == NULL || c->type != 0 || (t = c->value.certificate) == NULL
+        || t->type != V_ASN1_SEQUENCE || t->value.sequence == NULL
+        || t->value.sequence->length <= 0)
+        return NULL;
+    *len = (size_t)t->value.sequence->length;
+    return t->value.sequence->data;
+}
+
+X509 *cmp_certorenccert_get1_cert(const CMP_CERTORENCCERT *c)
+{
+    size_t len;
+    const unsigned char *der = cmp_certorenccert_get0_der(c, &len), *p = der;
+    X509 *x;
+
+    if (der == NULL)
+        return NULL;
+    x = d2i_X509(NULL, &p, (long)len);
+    if (x != NULL && p != der + len) {
+        X509_free(x);
+        x = NULL;
+    }
+    return x;
+}
+
 int cmp_pkisi_get_status(const CMP_PKISI *si)
 {
     int64_t v;

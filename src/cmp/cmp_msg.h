@@ -62,4 +62,12 @@ int cmp_pkisi_get_failinfo(const CMP_PKISI *si);
 /* Returns the status of a PKIStatusInfo, or -1 if malformed. */
 int cmp_pkisi_get_status(const CMP_PKISI *si);
 
+/* The certificate of a CertOrEncCert as received: its DER (borrowed from
+ * |c|, *len set), or NULL if |c| holds no plain certificate. */
+const unsigned char *cmp_certorenccert_get0_der(const CMP_CERTORENCCERT *c,
+                                                size_t *len);
+/* The certificate of a CertOrEncCert decoded (the caller frees it), or
+ * NULL if there is none or it does not decode as exactly one Certificate. */
+X509 *cmp_certorenccert_get1_cert(const CMP_CERTORENCCERT *c);
+
 #endif

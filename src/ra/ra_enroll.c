@@ -190,19 +190,18 @@ static enum cmp_reason ra_issue_reason(struct ra_ctx *ctx, enum ca_issue_rc rc,
     }
 }
 
-/* Appends the issuance audit row. */
+/* Appends the issuance audit row for certificate |rec|. */
 static enum store_rc ra_audit_issue(struct ra_ctx *ctx, STORE_TX *tx,
-                                    X509 *cert, int type)
+                                    const struct store_cert *rec, int type)
 {
     char actor[300], serial[2 * STORE_SERIAL_MAX + 1], tid[40];
-    const ASN1_INTEGER *sn = X509_get0_serialNumber(cert);
     json_t *j;
     char *details;
     enum store_rc rc;
-    int i, n = ASN1_STRING_length(sn);
+    size_t i;
 
-    for (i = 0; i < n && i < STORE_SERIAL_MAX; i++)
-        snprintf(serial + 2 * i, 3, "%02x", ASN1_STRING_get0_data(sn)[i]);
+    for (i = 0; i < rec->serial_len && i < STORE_SERIAL_MAX; i++)
+        snprintf(serial + 2 * i, 3, "%02x", rec->serial[i]);
     serial[2 * i] = '\0';
     j = json_pack("{s:s, s:s, s:s, s:s}", "alias", ctx->alias->name,
                   "request", cmp_body_type_name(type), "device",
@@ -217,34 +216,35 @@ static enum store_rc ra_audit_issue(struct ra_ctx *ctx, STORE_TX *tx,
     return rc;
 }
 
-/* Inserts |*cert| and re-issues it with a fresh serial on the (2^-159)
+/* Issues a certificate for |ireq| into |rec| (cleared first). */
+static enum cmp_reason ra_cert_issue(struct ra_ctx *ctx,
+                                     const struct ca_issue_req *ireq,
+                                     struct store_cert *rec)
+{
+    char err[256];
+    enum ca_issue_rc irc;
+
+    ca_store_cert_clear(rec);
+    irc = ca_issue_der(ctx->alias->ca, ctx->alias->profile, ireq,
+                       ctx->device != NULL ? ctx->device->id : 0, rec, err,
+                       sizeof(err));
+    return ra_issue_reason(ctx, irc, err);
+}
+
+/* Inserts |rec| and re-issues it with a fresh serial on the (2^-159)
  * chance of a collision. */
 static enum cmp_reason ra_cert_insert(struct ra_ctx *ctx, STORE_TX *tx,
                                       const struct ca_issue_req *ireq,
-                                      X509 **cert, int64_t *cert_id)
+                                      struct store_cert *rec, int64_t *cert_id)
 {
-    struct store_cert rec;
-    char err[256];
     enum store_rc rc = STORE_EXISTS;
-    enum ca_issue_rc irc;
-    int64_t device_id = ctx->device != NULL ? ctx->device->id : 0;
+    enum cmp_reason r;
     int tries;
 
     for (tries = 0; tries < 4 && rc == STORE_EXISTS; tries++) {
-        if (tries > 0) {
-            X509_free(*cert);
-            *cert = NULL;
-            irc = ca_issue(ctx->alias->ca, ctx->alias->profile, ireq, cert,
-                           err, sizeof(err));
-            if (irc != CA_ISSUE_OK)
-                return ra_issue_reason(ctx, irc, err);
-        }
-        if (!ca_store_cert_fill(ctx->alias->ca, *cert,
-                                ca_profile_get0_name(ctx->alias->profile),
-                                device_id, &rec))
-            return ra_fail(ctx, CMP_R_SYSTEM_FAILURE, "certificate record");
-        rc = store_cert_insert(tx, &rec, cert_id);
-        ca_store_cert_clear(&rec);
+        if (tries > 0 && (r = ra_cert_issue(ctx, ireq, rec)) != CMP_R_OK)
+            return r;
+        rc = store_cert_insert(tx, rec, cert_id);
     }
     return rc == STORE_OK ? CMP_R_OK : ra_store_reason(ctx, rc, "store certificate");
 }
@@ -291,7 +291,8 @@ static enum cmp_reason ra_supersede_pending(struct ra_ctx *ctx, STORE_TX *tx)
  * durable transaction. */
 static enum cmp_reason ra_enroll_commit(struct ra_ctx *ctx,
                                         const struct ca_issue_req *ireq,
-                                        X509 **cert, const CMP_MSG *rsp,
+                                        struct store_cert *cert,
+                                        const CMP_MSG *rsp,
                                         long cert_req_id, int implicit)
 {
     const CMP_HDR *rh = rsp->header;
@@ -362,7 +363,7 @@ static enum cmp_reason ra_enroll_commit(struct ra_ctx *ctx,
         r = ra_fail(ctx, CMP_R_TRANSACTION_ID_IN_USE, NULL);
         goto err;
     }
-    if (rc != STORE_OK || (rc = ra_audit_issue(ctx, tx, *cert, type)) != STORE_OK) {
+    if (rc != STORE_OK || (rc = ra_audit_issue(ctx, tx, cert, type)) != STORE_OK) {
         r = ra_store_reason(ctx, rc, "record transaction");
         goto err;
     }
@@ -383,13 +384,12 @@ enum cmp_reason ra_enroll(struct ra_ctx *ctx, CMP_MSG **rsp_out)
     struct ra_vars vars;
     struct ca_issue_req ireq;
     CMP_MSG *rsp = NULL;
-    X509 *cert = NULL;
-    char err[256];
-    enum ca_issue_rc irc;
+    struct store_cert cert;         /* the issued certificate, as stored */
     enum cmp_reason r;
     int type = body->type, rsp_type, implicit;
 
     memset(&cr, 0, sizeof(cr));
+    memset(&cert, 0, sizeof(cert));
     *rsp_out = NULL;
     /* who is asking, and is this a new transaction? */
     if ((r = ra_auth_signature(ctx)) != CMP_R_OK
@@ -437,8 +437,7 @@ enum cmp_reason ra_enroll(struct ra_ctx *ctx, CMP_MSG **rsp_out)
     ireq.now = ctx->now;
     if (type == CMP_BODY_KUR)
         ireq.force_subject = X509_get_subject_name(ctx->signer);
-    irc = ca_issue(a->ca, a->profile, &ireq, &cert, err, sizeof(err));
-    if ((r = ra_issue_reason(ctx, irc, err)) != CMP_R_OK)
+    if ((r = ra_cert_issue(ctx, &ireq, &cert)) != CMP_R_OK)
         goto end;
     /* the response header first: its senderNonce goes into the state */
     rsp_type = type == CMP_BODY_IR ? CMP_BODY_IP
@@ -459,7 +458,7 @@ enum cmp_reason ra_enroll(struct ra_ctx *ctx, CMP_MSG **rsp_out)
                                                     ctx->now + a->confirm_wait))
         || !cmp_body_set_certrep(rsp, cr.cert_req_id,
                                  cmp_pkisi_new(CMP_STATUS_ACCEPTED, -1, NULL),
-                                 cert,
+                                 cert.der, cert.der_len,
                                  type == CMP_BODY_KUR || type == CMP_BODY_CR
                                      ? NULL : a->ca_pubs)) {
         /* stored but not delivered: the sweeper revokes it unconfirmed */
@@ -470,7 +469,7 @@ enum cmp_reason ra_enroll(struct ra_ctx *ctx, CMP_MSG **rsp_out)
     rsp = NULL;
  end:
     ra_certreq_clear(&cr);
-    X509_free(cert);
+    ca_store_cert_clear(&cert);
     CMP_MSG_free(rsp);
     return r;
 }

@@ -417,6 +417,7 @@ static CMP_MSG *build_certconf(const CMP_MSG *req, const CMP_MSG *rsp,
     unsigned char hash[EVP_MAX_MD_SIZE];
     unsigned int hlen = 0;
     int64_t crid = 0;
+    int ok;
 
     if (cc == NULL)
         return NULL;
@@ -430,7 +431,14 @@ static CMP_MSG *build_certconf(const CMP_MSG *req, const CMP_MSG *rsp,
     if (cr == NULL || cr->certifiedKeyPair == NULL
         || cr->certifiedKeyPair->certOrEncCert->type != 0)
         goto err;
-    cert = cr->certifiedKeyPair->certOrEncCert->value.certificate;
+    /* certHash over the certificate as received */
+    if ((cert = cmp_certorenccert_get1_cert(cr->certifiedKeyPair->certOrEncCert))
+        == NULL)
+        goto err;
+    ok = cmp_certhash(cert, hash, &hlen);
+    X509_free(cert);
+    if (!ok)
+        goto err;
     ASN1_INTEGER_get_int64(&crid, cr->certReqId);
     if (o->has_crid)
         crid = o->cert_req_id;
@@ -459,7 +467,7 @@ static CMP_MSG *build_certconf(const CMP_MSG *req, const CMP_MSG *rsp,
         goto err;
     if (o->empty)
         return cc;
-    if ((st = CMP_CERTSTATUS_new()) == NULL || !cmp_certhash(cert, hash, &hlen)
+    if ((st = CMP_CERTSTATUS_new()) == NULL
         || !ASN1_OCTET_STRING_set(st->certHash, hash, (int)hlen)
         || !ASN1_INTEGER_set_int64(st->certReqId, crid))
         goto err;

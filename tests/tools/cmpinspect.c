@@ -216,7 +216,8 @@ int main(int argc, char **argv)
             if (cr->certifiedKeyPair != NULL
                 && cr->certifiedKeyPair->certOrEncCert != NULL
                 && cr->certifiedKeyPair->certOrEncCert->type == 0)
-                cert = cr->certifiedKeyPair->certOrEncCert->value.certificate;
+                cert = cmp_certorenccert_get1_cert(cr->certifiedKeyPair
+                                                   ->certOrEncCert);
         }
         break;
     }
@@ -359,6 +360,7 @@ int main(int argc, char **argv)
     CMP_MSG_free(msg);
     CMP_MSG_free(req);
     X509_free(root);
+    X509_free(cert);
     free(der);
     free(rder);
     return ret;

@@ -191,6 +191,8 @@ static int responder_handle(struct responder *r, const unsigned char *der,
         int rtype = type == CMP_BODY_IR ? CMP_BODY_IP
             : type == CMP_BODY_KUR ? CMP_BODY_KUP : CMP_BODY_CP;
         STACK_OF(X509) *capubs = NULL;
+        unsigned char *cder;
+        int clen;
 
         if ((rs = rsp_issue(r, req, &id)) != CMP_R_OK)
             goto error;
@@ -199,10 +201,13 @@ static int responder_handle(struct responder *r, const unsigned char *der,
                                                      sk_X509_num(r->chain) - 1),
                                        NULL);
         rsp = cmp_rsp_new(req, rtype, r->srv, time(NULL));
-        ok = rsp != NULL
+        cder = NULL;
+        clen = i2d_X509(r->issued, &cder);
+        ok = rsp != NULL && clen > 0
             && cmp_body_set_certrep(rsp, id,
                                     cmp_pkisi_new(CMP_STATUS_ACCEPTED, -1, NULL),
-                                    r->issued, capubs);
+                                    cder, (size_t)clen, capubs);
+        OPENSSL_free(cder);
         sk_X509_pop_free(capubs, X509_free);
         break;
     }
