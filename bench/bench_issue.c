@@ -1,10 +1,11 @@
 /*
  * Issuance benchmark: certificates per second from ca_issue() (X509) and
- * ca_issue_der() (DER) alone and with a durable SQLite store (one commit
- * per certificate, and 64 per commit; the X509 path as the server used it:
- * ca_issue + ca_store_cert_fill + store_cert_insert), for P-256 and
- * RSA-2048 CA keys, 1 and 2 threads, next to the raw signing rate of the
- * same key measured in-process. Prints a Markdown table.
+ * ca_issue_der() (DER) alone and with a durable SQLite store: one commit per
+ * certificate; 64 per commit signed inside the write transaction; and 64
+ * per commit signed outside it, as the CMP server does, so that the group
+ * commit overlaps one thread's fsync with the others' signing. P-256 and
+ * RSA-2048 CA keys, 1, 2 and 4 threads, next to the raw signing rate of the
+ * same key with the same number of threads. Prints a Markdown table.
  */
 #include "ca/ca.h"
 #include "ca/ca_key.h"
@@ -30,7 +31,9 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-enum mode { M_RAW, M_ISSUE, M_DER, M_XSTOREB, M_STORE1, M_STOREB };
+enum mode { M_RAW, M_ISSUE, M_DER, M_STORE1, M_STOREB, M_PIPE };
+
+#define BENCH_BATCH 64
 
 struct job {
     enum mode mode;
@@ -59,7 +62,8 @@ static void *bench_thread(void *arg)
     const char *md = ca_key_default_md(j->cakey);
     char err[256];
     size_t siglen;
-    int batch = j->mode == M_STORE1 ? 1 : 64, i;
+    int batch = j->mode == M_STORE1 ? 1 : BENCH_BATCH, i;
+    struct store_cert recs[BENCH_BATCH];
 
     memset(tbs, 0x5a, sizeof(tbs));
     memset(&req, 0, sizeof(req));
@@ -97,34 +101,42 @@ static void *bench_thread(void *arg)
             j->count++;
             break;
         }
+        case M_PIPE:
+            /* as the CMP server does it: sign outside the transaction,
+             * then insert; the store's group commit lets one thread's
+             * fsync overlap the others' signing */
+            for (i = 0; i < batch; i++)
+                if (ca_issue_der(j->ca, j->prof, &req, 0, &recs[i], err,
+                                 sizeof(err)) != CA_ISSUE_OK) {
+                    j->failed = 1;
+                    batch = i;
+                }
+            if (!j->failed && store_begin(j->st, &tx) == STORE_OK) {
+                for (i = 0; i < batch; i++)
+                    if (store_cert_insert(tx, &recs[i], NULL) != STORE_OK)
+                        j->failed = 1;
+                if (j->failed)
+                    store_rollback(tx);
+                else if (store_commit(tx) != STORE_OK)
+                    j->failed = 1;
+                else
+                    j->count += batch;
+            } else {
+                j->failed = 1;
+            }
+            for (i = 0; i < batch; i++)
+                ca_store_cert_clear(&recs[i]);
+            break;
         default:
+            /* signed inside the write transaction */
             if (store_begin(j->st, &tx) != STORE_OK) {
                 j->failed = 1;
                 break;
             }
-            for (i = 0; i < batch; i++) {
-                struct store_cert rec;
-                X509 *x = NULL;
-
-                if (j->mode != M_XSTOREB) {
-                    if (ca_issue_store_der(j->ca, j->prof, &req, tx, 0, NULL,
-                                           NULL, err, sizeof(err))
-                        != CA_ISSUE_OK)
-                        j->failed = 1;
-                    continue;
-                }
-                /* the X509 path: issue, describe, insert */
-                if (ca_issue(j->ca, j->prof, &req, &x, err, sizeof(err))
-                    != CA_ISSUE_OK
-                    || !ca_store_cert_fill(j->ca, x, "device", 0, &rec)) {
+            for (i = 0; i < batch; i++)
+                if (ca_issue_store_der(j->ca, j->prof, &req, tx, 0, NULL, NULL,
+                                       err, sizeof(err)) != CA_ISSUE_OK)
                     j->failed = 1;
-                } else {
-                    if (store_cert_insert(tx, &rec, NULL) != STORE_OK)
-                        j->failed = 1;
-                    ca_store_cert_clear(&rec);
-                }
-                X509_free(x);
-            }
             if (store_commit(tx) != STORE_OK)
                 j->failed = 1;
             else
@@ -203,11 +215,11 @@ int main(int argc, char **argv)
     }
     printf("Issuance benchmark (%.1f s per cell; store: SQLite WAL, "
            "synchronous=FULL)\n\n", bench_secs);
-    printf("| CA key | threads | raw sign/s | ca_issue/s | vs raw "
-           "| ca_issue_der/s | vs raw | X509 path + store, 64 per commit /s "
-           "| der + store, commit each /s | der + store, 64 per commit /s "
-           "| vs raw |\n");
-    printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
+    printf("| CA key | threads | raw sign/s | ca_issue/s (X509) "
+           "| ca_issue_der/s | vs raw | durable, commit each /s "
+           "| durable, signed in the tx, 64 per commit /s "
+           "| durable, signed outside, 64 per commit /s | vs raw |\n");
+    printf("|---|---|---|---|---|---|---|---|---|---|\n");
     for (t = 0; t < sizeof(types) / sizeof(types[0]); t++) {
         EVP_PKEY *k = NULL;
         CA_SIGNER *s;
@@ -242,18 +254,17 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench_issue: store/CA: %s\n", err);
             return 1;
         }
-        for (threads = 1; threads <= 2; threads++) {
+        for (threads = 1; threads <= 4; threads *= 2) {
             double raw = bench_run(M_RAW, threads, k, ca, prof, devkey, st);
             double iss = bench_run(M_ISSUE, threads, k, ca, prof, devkey, st);
             double der = bench_run(M_DER, threads, k, ca, prof, devkey, st);
-            double xb = bench_run(M_XSTOREB, threads, k, ca, prof, devkey, st);
             double s1 = bench_run(M_STORE1, threads, k, ca, prof, devkey, st);
             double sb = bench_run(M_STOREB, threads, k, ca, prof, devkey, st);
+            double sp = bench_run(M_PIPE, threads, k, ca, prof, devkey, st);
 
-            printf("| %s | %d | %.0f | %.0f | %.0f%% | %.0f | %.0f%% | %.0f "
-                   "| %.0f | %.0f | %.0f%% |\n", types[t], threads, raw, iss,
-                   100.0 * iss / raw, der, 100.0 * der / raw, xb, s1, sb,
-                   100.0 * sb / raw);
+            printf("| %s | %d | %.0f | %.0f | %.0f | %.0f%% | %.0f | %.0f "
+                   "| %.0f | %.0f%% |\n", types[t], threads, raw, iss, der,
+                   100.0 * der / raw, s1, sb, sp, 100.0 * sp / raw);
             fflush(stdout);
         }
         ca_free(ca);

@@ -140,10 +140,30 @@ struct sq_writer {
     uint64_t failed_batch;         /* last batch whose COMMIT failed */
 };
 
+/* WAL frames after which the checkpointer copies the log into the
+ * database (SQLite's own autocheckpoint default). */
+#define SQ_CKPT_FRAMES 1000
+/* WAL frames after which a commit waits for the checkpointer to catch up
+ * (back-pressure: writers must not outrun it, or the WAL grows forever). */
+#define SQ_CKPT_FRAMES_MAX (4 * SQ_CKPT_FRAMES)
+
+/* The background checkpointer (under its own mutex): commits only append
+ * to the WAL; copying the WAL back into the database, with its fsync, runs
+ * on this thread instead of inside whichever commit crossed the limit. */
+struct sq_ckpt {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t th;
+    pthread_cond_t done_cv;        /* broadcast after each checkpoint */
+    int started, stop, want, busy;
+    unsigned long runs;            /* checkpoints done */
+};
+
 struct sq_store {
     char *path;
     int sync_full;
     long busy_ms;
+    struct sq_ckpt ck;
     pthread_mutex_t mu;
     struct sq_conn *idle;          /* read connections not held by a tx */
     struct sq_writer w;
@@ -435,6 +455,95 @@ static enum store_rc sq_migrate(struct sq_conn *c, int *version, char *err,
     return rc;
 }
 
+/* The checkpointer thread: PASSIVE checkpoints (they neither wait for nor
+ * block readers and writers) whenever the writer reports a long WAL. */
+static void *sq_ckpt_main(void *arg)
+{
+    struct sq_store *s = arg;
+    struct sq_ckpt *k = &s->ck;
+    struct sq_conn *c = NULL;
+    char err[256];
+    int nlog, nckpt, r;
+
+    pthread_mutex_lock(&k->mu);
+    for (;;) {
+        while (!k->want && !k->stop)
+            pthread_cond_wait(&k->cv, &k->mu);
+        if (k->stop)
+            break;
+        k->want = 0;
+        k->busy = 1;
+        pthread_mutex_unlock(&k->mu);
+        if (c == NULL && sq_conn_open(s, 0, &c, err, sizeof(err)) != STORE_OK)
+            log_msg(LOG_WARN, "store: checkpointer: %s", err);
+        r = c != NULL ? sqlite3_wal_checkpoint_v2(c->db, NULL,
+                                                  SQLITE_CHECKPOINT_PASSIVE,
+                                                  &nlog, &nckpt)
+                      : SQLITE_ERROR;
+        /* BUSY: another connection (or process) is checkpointing */
+        if (r != SQLITE_OK && (r & 0xff) != SQLITE_BUSY && c != NULL)
+            log_msg(LOG_WARN, "store: checkpoint: %s", sqlite3_errmsg(c->db));
+        /* frames still uncopied (written meanwhile, or pinned by a reader)
+         * wait for the next commit's wake-up: no spinning here */
+        pthread_mutex_lock(&k->mu);
+        k->busy = 0;
+        k->runs++;
+        pthread_cond_broadcast(&k->done_cv);
+    }
+    k->busy = 0;
+    pthread_cond_broadcast(&k->done_cv);
+    pthread_mutex_unlock(&k->mu);
+    sq_conn_close(c);
+    return NULL;
+}
+
+/* sqlite3_wal_hook of the writer connection: runs after each COMMIT with
+ * the WAL's length in frames; wakes (or starts) the checkpointer, and past
+ * SQ_CKPT_FRAMES_MAX waits for a checkpoint that began after this commit
+ * (the group commit holds the writer meanwhile, so that one copies the
+ * whole WAL and the next write transaction starts the WAL afresh). */
+static int sq_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    struct sq_store *s = arg;
+    struct sq_ckpt *k = &s->ck;
+    unsigned long target;
+
+    if (frames < SQ_CKPT_FRAMES)
+        return SQLITE_OK;
+    pthread_mutex_lock(&k->mu);
+    if (!k->started && !k->stop) {
+        if (pthread_create(&k->th, NULL, sq_ckpt_main, s) == 0)
+            k->started = 1;
+        else if (sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+                                           NULL, NULL) == SQLITE_OK)
+            k->runs++;          /* no thread: checkpoint here, as before */
+    }
+    k->want = 1;
+    pthread_cond_signal(&k->cv);
+    if (frames >= SQ_CKPT_FRAMES_MAX && k->started) {
+        target = k->runs + (k->busy ? 2 : 1);
+        while (k->runs < target && !k->stop)
+            pthread_cond_wait(&k->done_cv, &k->mu);
+    }
+    pthread_mutex_unlock(&k->mu);
+    return SQLITE_OK;
+}
+
+/* Stops the checkpointer thread, if any. */
+static void sq_ckpt_stop(struct sq_store *s)
+{
+    struct sq_ckpt *k = &s->ck;
+    int started;
+
+    pthread_mutex_lock(&k->mu);
+    k->stop = 1;
+    started = k->started;
+    pthread_cond_signal(&k->cv);
+    pthread_mutex_unlock(&k->mu);
+    if (started)
+        pthread_join(k->th, NULL);
+}
+
 static void sq_close(void *be)
 {
     struct sq_store *s = be;
@@ -442,6 +551,7 @@ static void sq_close(void *be)
 
     if (s == NULL)
         return;
+    sq_ckpt_stop(s);
     while ((c = s->idle) != NULL) {
         s->idle = c->next;
         sq_conn_close(c);
@@ -449,6 +559,9 @@ static void sq_close(void *be)
     sq_conn_close(s->w.conn);
     pthread_cond_destroy(&s->w.cv_free);
     pthread_cond_destroy(&s->w.cv_done);
+    pthread_cond_destroy(&s->ck.cv);
+    pthread_cond_destroy(&s->ck.done_cv);
+    pthread_mutex_destroy(&s->ck.mu);
     pthread_mutex_destroy(&s->mu);
     free(s->path);
     free(s);
@@ -471,6 +584,9 @@ static enum store_rc sq_open(const struct store_conf *sc, void **be,
     s->sync_full = sc->synchronous_full;
     s->busy_ms = sc->busy_timeout_ms > 0 ? sc->busy_timeout_ms : 5000;
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->ck.mu, NULL);
+    pthread_cond_init(&s->ck.cv, NULL);
+    pthread_cond_init(&s->ck.done_cv, NULL);
     pthread_cond_init(&s->w.cv_free, NULL);
     pthread_cond_init(&s->w.cv_done, NULL);
     if ((rc = sq_conn_open(s, 1, &c, err, errlen)) != STORE_OK)
@@ -590,9 +706,12 @@ static enum store_rc sq_begin_write(STORE_TX *tx)
     w->busy = 1;
     w->owner = pthread_self();
     pthread_mutex_unlock(&s->mu);
-    if (w->conn == NULL
-        && (rc = sq_conn_open(s, 0, &w->conn, err, sizeof(err))) != STORE_OK)
-        store_tx_fail(tx, rc, "%s", err);
+    if (w->conn == NULL) {
+        if ((rc = sq_conn_open(s, 0, &w->conn, err, sizeof(err))) != STORE_OK)
+            store_tx_fail(tx, rc, "%s", err);
+        else  /* replaces SQLite's autocheckpoint on this connection */
+            sqlite3_wal_hook(w->conn->db, sq_wal_hook, s);
+    }
     tx->conn = w->conn;
     tx->be_flags = 0;
     if (rc == STORE_OK && !w->in_tx) {
