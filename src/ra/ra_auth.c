@@ -7,6 +7,7 @@
 
 #include "util/log.h"
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/objects.h>
 #include <stdio.h>
@@ -162,14 +163,28 @@ enum cmp_reason ra_auth_vendor_device(struct ra_ctx *ctx)
 enum cmp_reason ra_auth_operator_cert(struct ra_ctx *ctx)
 {
     struct ra_alias *a = ctx->alias;
+    const ASN1_INTEGER *sn = X509_get0_serialNumber(ctx->signer);
     STORE_TX *tx = NULL;
     enum store_rc rc;
 
-    /* The signer must be a certificate this CA issued: matching our stored
-     * DER by SHA-256 proves that more strongly than a path check. */
+    /* The signer must be a certificate this CA issued: our record under its
+     * serial number must be this very DER (SHA-256), which proves it more
+     * strongly than a path check. */
     if ((rc = ra_read_tx(ctx, &tx)) != STORE_OK)
         return ra_store_reason(ctx, rc, "begin");
-    rc = store_cert_get_by_sha256(tx, ctx->signer_sha256, &ctx->signer_cert);
+    rc = ASN1_STRING_type(sn) == V_ASN1_INTEGER
+        ? store_cert_get_by_serial(tx, ca_get_id(a->ca),
+                                   ASN1_STRING_get0_data(sn),
+                                   (size_t)ASN1_STRING_length(sn),
+                                   &ctx->signer_cert)
+        : STORE_NOTFOUND;
+    if (rc == STORE_OK
+        && CRYPTO_memcmp(ctx->signer_cert->sha256, ctx->signer_sha256,
+                         STORE_SHA256_LEN) != 0) {
+        store_cert_free(ctx->signer_cert);
+        ctx->signer_cert = NULL;
+        rc = STORE_NOTFOUND;
+    }
     if (rc == STORE_OK && ctx->signer_cert->device_id != 0)
         rc = store_device_get(tx, ctx->signer_cert->device_id, &ctx->device);
     if (rc == STORE_NOTFOUND && ctx->signer_cert == NULL)

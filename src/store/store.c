@@ -626,7 +626,7 @@ enum store_rc store_cert_insert(STORE_TX *tx, const struct store_cert *c,
 
 enum store_rc store_cert_get(STORE_TX *tx, int64_t id, struct store_cert **out)
 {
-    return OPS(tx)->cert_get(tx, id, 0, NULL, 0, NULL, out);
+    return OPS(tx)->cert_get(tx, id, 0, NULL, 0, out);
 }
 
 enum store_rc store_cert_get_by_serial(STORE_TX *tx, int64_t ca_id,
@@ -637,14 +637,7 @@ enum store_rc store_cert_get_by_serial(STORE_TX *tx, int64_t ca_id,
     *out = NULL;
     if (serial == NULL || serial_len == 0 || serial_len > STORE_SERIAL_MAX)
         return STORE_NOTFOUND;
-    return OPS(tx)->cert_get(tx, 0, ca_id, serial, serial_len, NULL, out);
-}
-
-enum store_rc store_cert_get_by_sha256(STORE_TX *tx,
-                                       const unsigned char sha[STORE_SHA256_LEN],
-                                       struct store_cert **out)
-{
-    return OPS(tx)->cert_get(tx, 0, 0, NULL, 0, sha, out);
+    return OPS(tx)->cert_get(tx, 0, ca_id, serial, serial_len, out);
 }
 
 enum store_rc store_cert_revoke(STORE_TX *tx, int64_t id, int reason,

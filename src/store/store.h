@@ -224,9 +224,9 @@ void store_cert_list_free(struct store_cert **v, size_t n);
 /*
  * Inserts |c| (id, sha256 ignored; status/revoked_at/reason are stored as
  * given, normally VALID/0/-1) and sets *id. STORE_EXISTS if (ca_id, serial)
- * is taken (random serial collision: pick a new serial, re-sign, retry) or
- * the very same DER is already stored; STORE_NOTFOUND if ca_id or a
- * non-zero device_id does not exist.
+ * is taken (random serial collision: pick a new serial, re-sign, retry; the
+ * same certificate again has the same serial); STORE_NOTFOUND if ca_id or
+ * a non-zero device_id does not exist.
  */
 enum store_rc store_cert_insert(STORE_TX *tx, const struct store_cert *c,
                                 int64_t *id);
@@ -235,10 +235,6 @@ enum store_rc store_cert_get(STORE_TX *tx, int64_t id, struct store_cert **out);
 enum store_rc store_cert_get_by_serial(STORE_TX *tx, int64_t ca_id,
                                        const unsigned char *serial,
                                        size_t serial_len,
-                                       struct store_cert **out);
-/* Lookup by SHA-256 of the DER. */
-enum store_rc store_cert_get_by_sha256(STORE_TX *tx,
-                                       const unsigned char sha[STORE_SHA256_LEN],
                                        struct store_cert **out);
 /*
  * Marks certificate |id| revoked at |when| with RFC 5280 |reason|.

@@ -47,10 +47,9 @@ struct store_ops {
 
     enum store_rc (*cert_insert)(STORE_TX *, const struct store_cert *,
                                  const unsigned char *sha, int64_t *);
-    /* by id (id > 0), by serial (serial != NULL) or by sha256 */
+    /* by id (id > 0) or by serial (serial != NULL) */
     enum store_rc (*cert_get)(STORE_TX *, int64_t id, int64_t ca_id,
                               const unsigned char *serial, size_t serial_len,
-                              const unsigned char *sha,
                               struct store_cert **);
     enum store_rc (*cert_revoke)(STORE_TX *, int64_t, int, int64_t);
     enum store_rc (*cert_list)(STORE_TX *, const struct store_cert_filter *,

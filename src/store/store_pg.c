@@ -54,7 +54,6 @@
     X(CERT_GET_ID, "SELECT " PG_CERT_COLS " FROM cert WHERE id=$1")         \
     X(CERT_GET_SERIAL, "SELECT " PG_CERT_COLS                               \
       " FROM cert WHERE ca_id=$1 AND serial=$2")                            \
-    X(CERT_GET_SHA, "SELECT " PG_CERT_COLS " FROM cert WHERE sha256=$1")    \
     X(CERT_REVOKE, "UPDATE cert SET status=1,revoked_at=$1,reason=$2 "      \
       "WHERE id=$3 AND status=0")                                           \
     X(CERT_EXISTS, "SELECT 1 FROM cert WHERE id=$1")                        \
@@ -1238,8 +1237,7 @@ static enum store_rc pg_cert_insert(STORE_TX *tx, const struct store_cert *c,
 
 static enum store_rc pg_cert_get(STORE_TX *tx, int64_t id, int64_t ca_id,
                                  const unsigned char *serial,
-                                 size_t serial_len, const unsigned char *sha,
-                                 struct store_cert **out)
+                                 size_t serial_len, struct store_cert **out)
 {
     struct pg_params p = { 0 };
     enum pg_stmt_id s;
@@ -1248,9 +1246,6 @@ static enum store_rc pg_cert_get(STORE_TX *tx, int64_t id, int64_t ca_id,
         s = PG_CERT_GET_SERIAL;
         pp_i64(&p, ca_id);
         pp_bytes(&p, serial, serial_len);
-    } else if (sha != NULL) {
-        s = PG_CERT_GET_SHA;
-        pp_bytes(&p, sha, STORE_SHA256_LEN);
     } else {
         s = PG_CERT_GET_ID;
         pp_i64(&p, id);

@@ -105,6 +105,8 @@ static const char *const store_pg_migrations[] = {
     "  hash bytea NOT NULL);"
     "INSERT INTO audit_head(id,seq,hash)"
     " VALUES(1, 0, decode(repeat('00', 32), 'hex'));",
+    /* 2: as SQLite's 3: certificates are found by (ca_id, serial) only */
+    "DROP INDEX cert_sha256;",
 };
 
 #endif

@@ -47,7 +47,6 @@
     X(CERT_GET_ID, "SELECT " SQ_CERT_COLS " FROM cert WHERE id=?")          \
     X(CERT_GET_SERIAL, "SELECT " SQ_CERT_COLS                               \
       " FROM cert WHERE ca_id=? AND serial=?")                              \
-    X(CERT_GET_SHA, "SELECT " SQ_CERT_COLS " FROM cert WHERE sha256=?")     \
     X(CERT_REVOKE, "UPDATE cert SET status=1,revoked_at=?,reason=? "        \
       "WHERE id=? AND status=0")                                            \
     X(CERT_EXISTS, "SELECT 1 FROM cert WHERE id=?")                         \
@@ -1148,8 +1147,7 @@ static enum store_rc sq_cert_insert(STORE_TX *tx, const struct store_cert *c,
 
 static enum store_rc sq_cert_get(STORE_TX *tx, int64_t id, int64_t ca_id,
                                  const unsigned char *serial,
-                                 size_t serial_len, const unsigned char *sha,
-                                 struct store_cert **out)
+                                 size_t serial_len, struct store_cert **out)
 {
     sqlite3_stmt *s;
 
@@ -1159,10 +1157,6 @@ static enum store_rc sq_cert_get(STORE_TX *tx, int64_t id, int64_t ca_id,
             return STORE_ERROR;
         sqlite3_bind_int64(s, 1, ca_id);
         sqlite3_bind_blob(s, 2, serial, (int)serial_len, SQLITE_STATIC);
-    } else if (sha != NULL) {
-        if ((s = sq_stmt(tx, SQ_CERT_GET_SHA)) == NULL)
-            return STORE_ERROR;
-        sqlite3_bind_blob(s, 1, sha, STORE_SHA256_LEN, SQLITE_STATIC);
     } else {
         if ((s = sq_stmt(tx, SQ_CERT_GET_ID)) == NULL)
             return STORE_ERROR;

@@ -1232,8 +1232,10 @@ static void check_stored(STORE *st, int64_t id, const struct store_cert *rec)
 
     assert_int_equal(store_begin_read(st, &tx), STORE_OK);
     assert_int_equal(store_cert_get(tx, id, &got), STORE_OK);
-    assert_int_equal(store_cert_get_by_sha256(tx, rec->sha256, &by_sha),
+    assert_int_equal(store_cert_get_by_serial(tx, rec->ca_id, rec->serial,
+                                              rec->serial_len, &by_sha),
                      STORE_OK);
+    assert_memory_equal(by_sha->sha256, rec->sha256, 32);
     store_rollback(tx);
     assert_int_equal(by_sha->id, id);
     assert_int_equal(got->der_len, rec->der_len);
