@@ -2,6 +2,8 @@
 # Standard enrollment benchmark (`make bench`): throughput, latency, server
 # CPU against the crypto floor, the openssl cmp mock server side by side,
 # RSA CA, store scale and idle connections. Writes bench/out/results.md.
+# Every scenario uses loadgen's lean client; `ir_ossl` repeats the closed-
+# loop ir with OpenSSL's client for comparison.
 # Env: BUILD (build/release), QUICK=1 (< 1 min), RUNS, DUR, SCALE_CERTS,
 # IDLE_CONNS, THREADS, KEEP=1 (keep the temp dir).
 set -eu
@@ -20,7 +22,7 @@ else
     RUNS=${RUNS:-3}; DUR=${DUR:-8}; NDEV=${NDEV:-2000}; WARM=${WARM:-1}
     SCALE_CERTS=${SCALE_CERTS:-10000000}; IDLE_CONNS=${IDLE_CONNS:-10000}
 fi
-THREADS=${THREADS:-4}          # closed-loop workers (connections)
+THREADS=${THREADS:-8}          # closed-loop workers (connections)
 OPEN_THREADS=${OPEN_THREADS:-64}
 RATE=${RATE:-1000}
 OUT=$ROOT/bench/out
@@ -58,7 +60,6 @@ make_server() {
     cat > "$d/cmpca.conf" <<EOF
 [server]
 listen = 127.0.0.1:0
-threads = 2
 $extra
 [store]
 path = cmpca.db
@@ -103,13 +104,14 @@ stop_server() {
     wait "$SPID" 2>/dev/null || true
 }
 
-# lg NAME DIR ARGS...: one loadgen run against the server in DIR, RESULT
-# line appended to $T/NAME.res, report to $OUT/NAME.log
+# lg NAME DIR ARGS...: one loadgen run (lean client unless ARGS say
+# otherwise) against the server in DIR, RESULT line appended to
+# $T/NAME.res, report to $OUT/NAME.log
 lg() {
     local name=$1 d=$2; shift 2
     "$LG" --url "http://127.0.0.1:$SPORT${URLPATH:-/.well-known/cmp/p/3gpp}" \
         --devices "$T/DEVS" --trusted "$d/root.pem" --server-pid "$SPID" \
-        --warmup "$WARM" --label "$name" "$@" >> "$OUT/$name.log" 2>&1 \
+        --warmup "$WARM" --label "$name" --client lean "$@" >> "$OUT/$name.log" 2>&1 \
         || { echo "run.sh: loadgen $name failed:" >&2; tail -20 "$OUT/$name.log" >&2; exit 1; }
     grep '^RESULT' "$OUT/$name.log" | tail -1 >> "$T/$name.res"
 }
@@ -133,6 +135,8 @@ for r in $(seq "$RUNS"); do
     log "ir closed-loop run $r/$RUNS"
     lg ir "$T/p256" --threads "$THREADS" --duration "$DUR" --floor
 done
+log "ir closed-loop, OpenSSL's CMP client"
+lg ir_ossl "$T/p256" --threads "$THREADS" --duration "$DUR" --floor --client openssl
 log "kur closed-loop"
 lg kur "$T/p256" --mode kur --threads "$THREADS" --duration "$DUR" --floor \
     --max-devices $((THREADS * 64))
@@ -187,6 +191,19 @@ for r in $(seq "$RUNS"); do
 done
 stop_server
 
+# the same RSA-2048 CA, with a P-256 CMP signer (id-kp-cmcRA) for the
+# responses: one RSA signature per enrollment instead of three
+log "RSA-2048 CA with a P-256 CMP signer"
+make_server "$T/rsas" rsa:2048
+(cd "$T/rsas" && "$B" ca signer --ca issuing --key-type ec:P-256 \
+    --no-passphrase --key-out "$T/rsas/signer.key" >/dev/null)
+start_server "$T/rsas"
+for r in $(seq "$RUNS"); do
+    log "RSA CA + P-256 signer ir closed-loop run $r/$RUNS"
+    lg rsa_signer "$T/rsas" --threads "$THREADS" --duration "$DUR"
+done
+stop_server
+
 # --- scale: empty store vs SCALE_CERTS certificates --------------------------
 # two identical servers, one seeded; runs alternate so that changing load
 # on the shared machine hits both alike
@@ -222,41 +239,46 @@ idle_get() { echo "$IDLE_RES" | grep -o " $1=[^ ]*" | cut -d= -f2; }
 # --- results ------------------------------------------------------------------
 IR_TPS=$(med ir tps); IR_RATIO=$(med ir ratio); IR_CPU=$(med ir server_cpu_ms)
 FLOOR=$(med ir floor_ms); CLI_CPU=$(med ir client_cpu_ms)
+CLI_FLOOR=$(med ir client_floor_ms); CLI_RATIO=$(med ir client_ratio)
+OSSL_CPU=$(med ir_ossl client_cpu_ms); OSSL_TPS=$(med ir_ossl tps)
 OPEN_P99=$(med open txn_p99); OPEN_TPS=$(med open tps)
 S_CMPCA=$(med single_cmpca tps); S_MOCK=$(med single_mock tps)
 PEER=$(ratio "$S_CMPCA" "$S_MOCK")
-RSA_TPS=$(med rsa tps); RSA_RATIO=$(med rsa ratio)
+RSA_TPS=$(med rsa tps); RSA_RATIO=$(med rsa ratio); RSAS_TPS=$(med rsa_signer tps)
 SC0=$(med scale0 tps); SCN=$(med scaleN tps)
 SCALE=$(ratio "$SCN" "$SC0")
 SCALE_CPU=$(ratio "$(med scale0 server_cpu_ms)" "$(med scaleN server_cpu_ms)")
 SCALE_PCT=$(awk -v r="$SCALE" 'BEGIN { if (r == "n/a") print "n/a"; else printf "%.0f", r * 100 }')
 row() {  # NAME: one latency/throughput row from the medians
-    printf '| %s | %s | %s | %s/%s/%s | %s/%s | %s/%s | %s | %s | %s |\n' "$2" \
+    printf '| %s | %s | %s | %s/%s/%s | %s/%s | %s/%s | %s | %s | %s | %s |\n' "$2" \
         "$(med "$1" tps)" "$(med "$1" errors)" "$(med "$1" txn_p50)" \
         "$(med "$1" txn_p90)" "$(med "$1" txn_p99)" "$(med "$1" req_p50)" \
         "$(med "$1" req_p99)" "$(med "$1" conf_p50)" "$(med "$1" conf_p99)" \
         "$(med "$1" server_cpu_ms)" "$(med "$1" ratio)" \
-        "$(med "$1" busy_pct) ($(med "$1" our_pct))"
+        "$(med "$1" client_cpu_ms)" "$(med "$1" busy_pct) ($(med "$1" our_pct))"
 }
 {
     echo "# cmpca enrollment benchmark"
     echo
     echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), OpenSSL $(openssl version | cut -d' ' -f2), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src 2>/dev/null || echo '+dirty')"
-    echo "Generator on the same machine; durable SQLite (synchronous=FULL); server threads=2; median of $RUNS run(s) of ${DUR}s; QUICK=$QUICK."
+    echo "Generator on the same machine; durable SQLite (synchronous=FULL); server threads: the default (4 per CPU); median of $RUNS run(s) of ${DUR}s; QUICK=$QUICK."
     echo
-    echo "| run | tx/s | errors | txn ms p50/p90/p99 | request msg ms p50/p99 | certConf msg ms p50/p99 | server CPU ms/tx | CPU/floor | machine busy % (ours) |"
-    echo "|---|---|---|---|---|---|---|---|---|"
+    echo "| run | tx/s | errors | txn ms p50/p90/p99 | request msg ms p50/p99 | certConf msg ms p50/p99 | server CPU ms/tx | CPU/floor | client CPU ms/tx | machine busy % (ours) |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
     row ir "ir+certConf, P-256, closed loop, $THREADS conns"
+    row ir_ossl "the same with OpenSSL's CMP client (1 run)"
     row kur "kur+certConf, P-256, closed loop, $THREADS conns"
     row mix "50% kur / 50% ir, closed loop, $THREADS conns"
     row open "ir+certConf, open loop $RATE/s Poisson, $OPEN_THREADS conns"
     row rsa "ir+certConf, RSA-2048 CA key, closed loop"
+    row rsa_signer "the same CA, responses signed by a P-256 CMP signer"
     row single_cmpca "cmpca, one identity, 1 conn"
     row single_mock "openssl cmp mock server, one identity, 1 conn"
     row scale0 "scale: empty store"
     row scaleN "scale: $SCALE_CERTS certificates in the store"
     echo
-    echo "Crypto floor per ir+certConf (server: 5 verifies + 3 signs, measured in-process): $FLOOR ms; client CPU per transaction: $CLI_CPU ms."
+    echo "Crypto floor per ir+certConf (server: 4 verifies + 3 signs, measured in-process): $FLOOR ms."
+    echo "Client CPU per ir+certConf: lean client $CLI_CPU ms (its own floor, 3 signs + 3 verifies: $CLI_FLOOR ms, ratio $CLI_RATIO); OpenSSL's client $OSSL_CPU ms ($OSSL_TPS tx/s in the same closed loop). Every row but ir_ossl uses the lean client."
     echo "Derived capacity on this machine with nothing else running: 2 cores / (server + client CPU per ir) = $(awk -v s="$IR_CPU" -v c="$CLI_CPU" 'BEGIN { if (s + c > 0) printf "%.0f", 2000 / (s + c); else print "n/a" }') tx/s; with the generator elsewhere, 2 cores / server CPU = $(awk -v s="$IR_CPU" 'BEGIN { if (s > 0) printf "%.0f", 2000 / s; else print "n/a" }') tx/s. 'machine busy' is all processes; '(ours)' is server + generator: the difference is other load on the shared machine."
     echo "Open-loop latency counts from the scheduled arrival (queueing included)."
     echo "Seeding: $SEED_LINE; store directory $DBSIZE."
@@ -269,7 +291,7 @@ row() {  # NAME: one latency/throughput row from the medians
     echo "| p99 at $RATE/s open loop | $OPEN_P99 ms ($OPEN_TPS tx/s done) | <= 10 ms | $(le "$OPEN_P99" 10) |"
     echo "| vs openssl cmp mock (1 identity, 1 conn) | ${PEER}x ($S_CMPCA vs $S_MOCK tx/s) | >= 5x | $(ge "$PEER" 5) |"
     echo "| $SCALE_CERTS certs vs empty | ${SCALE_PCT}% ($SCN vs $SC0 tx/s; by server CPU per tx: $SCALE_CPU) | >= 90% | $(ge "$SCALE" 0.9) |"
-    echo "| RSA-2048 CA key | $RSA_TPS tx/s (CPU/floor $RSA_RATIO) | >= 1000 | $(ge "$RSA_TPS" 1000) |"
+    echo "| RSA-2048 CA key | $RSA_TPS tx/s (CPU/floor $RSA_RATIO); with a P-256 CMP signer $RSAS_TPS tx/s | >= 1000 | $(ge "$RSA_TPS" 1000) |"
     echo "| server RSS, $(idle_get conns) idle connections | $(idle_get rss1_kb) kB | (reported) | |"
 } > "$OUT/results.md"
 log "done; per-run reports in $OUT/*.log"
