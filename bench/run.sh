@@ -22,9 +22,10 @@ else
     RUNS=${RUNS:-3}; DUR=${DUR:-8}; NDEV=${NDEV:-2000}; WARM=${WARM:-1}
     SCALE_CERTS=${SCALE_CERTS:-10000000}; IDLE_CONNS=${IDLE_CONNS:-10000}
 fi
-THREADS=${THREADS:-8}          # closed-loop workers (connections)
+THREADS=${THREADS:-16}         # closed-loop workers (connections)
 OPEN_THREADS=${OPEN_THREADS:-64}
 RATE=${RATE:-1000}
+RATE_LOW=${RATE_LOW:-500}      # a second open-loop rate below saturation
 OUT=$ROOT/bench/out
 mkdir -p "$OUT"
 for x in "$B" "$LG" "$SEED" "$IDLE"; do
@@ -146,6 +147,8 @@ lg mix "$T/p256" --mode mix --threads "$THREADS" --duration "$DUR" --floor \
 for r in $(seq "$RUNS"); do
     log "ir open-loop $RATE/s run $r/$RUNS"
     lg open "$T/p256" --rate "$RATE" --threads "$OPEN_THREADS" --duration "$DUR"
+    log "ir open-loop $RATE_LOW/s run $r/$RUNS"
+    lg open_low "$T/p256" --rate "$RATE_LOW" --threads "$OPEN_THREADS" --duration "$DUR"
 done
 stop_server
 
@@ -270,6 +273,7 @@ row() {  # NAME: one latency/throughput row from the medians
     row kur "kur+certConf, P-256, closed loop, $THREADS conns"
     row mix "50% kur / 50% ir, closed loop, $THREADS conns"
     row open "ir+certConf, open loop $RATE/s Poisson, $OPEN_THREADS conns"
+    row open_low "ir+certConf, open loop $RATE_LOW/s Poisson, $OPEN_THREADS conns"
     row rsa "ir+certConf, RSA-2048 CA key, closed loop"
     row rsa_signer "the same CA, responses signed by a P-256 CMP signer"
     row single_cmpca "cmpca, one identity, 1 conn"
@@ -288,7 +292,7 @@ row() {  # NAME: one latency/throughput row from the medians
     echo "|---|---|---|---|"
     echo "| ir+certConf/s closed loop (P-256) | $IR_TPS | >= 2000 | $(ge "$IR_TPS" 2000) |"
     echo "| server CPU / crypto floor | $IR_RATIO ($IR_CPU / $FLOOR ms) | <= 1.3 | $(le "$IR_RATIO" 1.3) |"
-    echo "| p99 at $RATE/s open loop | $OPEN_P99 ms ($OPEN_TPS tx/s done) | <= 10 ms | $(le "$OPEN_P99" 10) |"
+    echo "| p99 at $RATE/s open loop | $OPEN_P99 ms ($OPEN_TPS tx/s done; at $RATE_LOW/s: $(med open_low txn_p99) ms) | <= 10 ms | $(le "$OPEN_P99" 10) |"
     echo "| vs openssl cmp mock (1 identity, 1 conn) | ${PEER}x ($S_CMPCA vs $S_MOCK tx/s) | >= 5x | $(ge "$PEER" 5) |"
     echo "| $SCALE_CERTS certs vs empty | ${SCALE_PCT}% ($SCN vs $SC0 tx/s; by server CPU per tx: $SCALE_CPU) | >= 90% | $(ge "$SCALE" 0.9) |"
     echo "| RSA-2048 CA key | $RSA_TPS tx/s (CPU/floor $RSA_RATIO); with a P-256 CMP signer $RSAS_TPS tx/s | >= 1000 | $(ge "$RSA_TPS" 1000) |"

@@ -127,19 +127,21 @@ static enum ca_issue_rc ca_build_subject(const CA_PROFILE *p,
     return CA_ISSUE_OK;
 }
 
-/* Adds the subjectAltName per the profile's san rule. */
-static enum ca_issue_rc ca_build_san(const CA_PROFILE *p,
-                                     const struct ca_issue_req *req, X509 *x,
-                                     char *err, size_t errlen)
+enum ca_issue_rc ca_san_names(const CA_PROFILE *p,
+                              const struct ca_issue_req *req,
+                              GENERAL_NAMES **out, int *crit, char *err,
+                              size_t errlen)
 {
     GENERAL_NAMES *gens = NULL;
     GENERAL_NAME *gen = NULL;
     X509_EXTENSION *ext;
     char val[1024];
     size_t i;
-    int idx, crit = 0;
+    int idx;
     enum ca_issue_rc rc = CA_ISSUE_ERROR;
 
+    *out = NULL;
+    *crit = 0;
     if (p->san_mode == CA_SAN_NONE)
         return CA_ISSUE_OK;
     if (p->san_mode == CA_SAN_COPY) {
@@ -154,7 +156,7 @@ static enum ca_issue_rc ca_build_san(const CA_PROFILE *p,
             ERR_clear_error();
             return CA_ISSUE_BAD_EXT;
         }
-        crit = X509_EXTENSION_get_critical(ext);
+        *crit = X509_EXTENSION_get_critical(ext);
     } else {
         if ((gens = GENERAL_NAMES_new()) == NULL)
             return CA_ISSUE_ERROR;
@@ -175,26 +177,43 @@ static enum ca_issue_rc ca_build_san(const CA_PROFILE *p,
                 }
                 GENERAL_NAME_set0_value(gen, GEN_IPADD, ip);
             } else {
-                ASN1_IA5STRING *s = ASN1_IA5STRING_new();
+                ASN1_IA5STRING *ia5 = ASN1_IA5STRING_new();
 
-                if (s == NULL || !ASN1_STRING_set(s, val, -1)
+                if (ia5 == NULL || !ASN1_STRING_set(ia5, val, -1)
                     || (gen = GENERAL_NAME_new()) == NULL) {
-                    ASN1_IA5STRING_free(s);
+                    ASN1_IA5STRING_free(ia5);
                     goto end;
                 }
-                GENERAL_NAME_set0_value(gen, p->san[i].type, s);
+                GENERAL_NAME_set0_value(gen, p->san[i].type, ia5);
             }
             if (!sk_GENERAL_NAME_push(gens, gen))
                 goto end;
             gen = NULL;
         }
     }
-    if (X509_add1_ext_i2d(x, NID_subject_alt_name, gens, crit,
-                          X509V3_ADD_DEFAULT) != 1)
-        goto end;
+    *out = gens;
+    gens = NULL;
     rc = CA_ISSUE_OK;
  end:
     GENERAL_NAME_free(gen);
+    GENERAL_NAMES_free(gens);
+    ERR_clear_error();
+    return rc;
+}
+
+/* Adds the subjectAltName per the profile's san rule. */
+static enum ca_issue_rc ca_build_san(const CA_PROFILE *p,
+                                     const struct ca_issue_req *req, X509 *x,
+                                     char *err, size_t errlen)
+{
+    GENERAL_NAMES *gens = NULL;
+    int crit;
+    enum ca_issue_rc rc = ca_san_names(p, req, &gens, &crit, err, errlen);
+
+    if (rc == CA_ISSUE_OK && gens != NULL
+        && X509_add1_ext_i2d(x, NID_subject_alt_name, gens, crit,
+                             X509V3_ADD_DEFAULT) != 1)
+        rc = CA_ISSUE_ERROR;
     GENERAL_NAMES_free(gens);
     ERR_clear_error();
     return rc;

@@ -144,65 +144,16 @@ static enum ca_issue_rc ca_der_san(const CA_PROFILE *p,
 {
     const struct ca_tbs_const *g = ca_tbs_const_get();
     GENERAL_NAMES *gens = NULL;
-    GENERAL_NAME *gen = NULL;
-    X509_EXTENSION *ext;
     unsigned char *v = NULL;
-    char val[1024];
-    size_t i;
-    int idx, vlen, crit = 0;
-    enum ca_issue_rc rc = CA_ISSUE_ERROR;
+    int vlen, crit;
+    enum ca_issue_rc rc;
 
     sp->off = s->len;
     sp->len = 0;
-    if (p->san_mode == CA_SAN_NONE)
-        return CA_ISSUE_OK;
-    if (p->san_mode == CA_SAN_COPY) {
-        if (req->exts == NULL)
-            return CA_ISSUE_OK;
-        idx = X509v3_get_ext_by_NID(req->exts, NID_subject_alt_name, -1);
-        if (idx < 0)
-            return CA_ISSUE_OK;
-        ext = X509v3_get_ext(req->exts, idx);
-        if ((gens = X509V3_EXT_d2i(ext)) == NULL) {
-            snprintf(err, errlen, "requested subjectAltName is malformed");
-            ERR_clear_error();
-            return CA_ISSUE_BAD_EXT;
-        }
-        crit = X509_EXTENSION_get_critical(ext);
-    } else {
-        if ((gens = GENERAL_NAMES_new()) == NULL)
-            return CA_ISSUE_ERROR;
-        for (i = 0; i < p->nsan; i++) {
-            if (!ca_template_expand(p->san[i].value, req->vars, req->vars_arg,
-                                    val, sizeof(val), err, errlen)) {
-                rc = CA_ISSUE_BAD_SUBJECT;
-                goto end;
-            }
-            if (p->san[i].type == GEN_IPADD) {
-                ASN1_OCTET_STRING *ip = a2i_IPADDRESS(val);
-
-                if (ip == NULL || (gen = GENERAL_NAME_new()) == NULL) {
-                    ASN1_OCTET_STRING_free(ip);
-                    snprintf(err, errlen, "'%s' is not an IP address", val);
-                    rc = CA_ISSUE_BAD_SUBJECT;
-                    goto end;
-                }
-                GENERAL_NAME_set0_value(gen, GEN_IPADD, ip);
-            } else {
-                ASN1_IA5STRING *ia5 = ASN1_IA5STRING_new();
-
-                if (ia5 == NULL || !ASN1_STRING_set(ia5, val, -1)
-                    || (gen = GENERAL_NAME_new()) == NULL) {
-                    ASN1_IA5STRING_free(ia5);
-                    goto end;
-                }
-                GENERAL_NAME_set0_value(gen, p->san[i].type, ia5);
-            }
-            if (!sk_GENERAL_NAME_push(gens, gen))
-                goto end;
-            gen = NULL;
-        }
-    }
+    if ((rc = ca_san_names(p, req, &gens, &crit, err, errlen)) != CA_ISSUE_OK
+        || gens == NULL)
+        return rc;
+    rc = CA_ISSUE_ERROR;
     /* the extnValue X509V3_EXT_i2d() would encode: the GeneralNames DER */
     if (g == NULL || (vlen = i2d_GENERAL_NAMES(gens, &v)) <= 0
         || !ca_der_ext(s, g->oid_san, g->oid_san_len, crit, v, (size_t)vlen))
@@ -211,7 +162,6 @@ static enum ca_issue_rc ca_der_san(const CA_PROFILE *p,
     rc = CA_ISSUE_OK;
  end:
     OPENSSL_free(v);
-    GENERAL_NAME_free(gen);
     GENERAL_NAMES_free(gens);
     ERR_clear_error();
     return rc;

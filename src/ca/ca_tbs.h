@@ -10,7 +10,9 @@
 #include <stddef.h>
 #include <openssl/bio.h>
 #include <openssl/evp.h>
+#include <openssl/x509v3.h>
 
+#include "ca/ca.h"
 #include "ca/ca_profile.h"
 
 /* Serial numbers: 20 random octets, top bit clear, never two leading zero
@@ -102,5 +104,14 @@ void ca_tbs_prof_free(struct ca_tbs_prof *t);
  */
 int ca_tbs_rdn(int nid, const char *val, struct ca_buf *der,
                struct ca_buf *text);
+
+/* The subjectAltName names of a certificate for |req| per the profile's
+ * san rule: *out (the caller frees it) and its criticality, or *out NULL
+ * when the certificate gets none. Shared by ca_issue() and ca_issue_der().
+ * Returns CA_ISSUE_OK or the refusal (message in |err|). */
+enum ca_issue_rc ca_san_names(const CA_PROFILE *p,
+                              const struct ca_issue_req *req,
+                              GENERAL_NAMES **out, int *crit, char *err,
+                              size_t errlen);
 
 #endif
