@@ -97,8 +97,8 @@ static const char *const store_sqlite_migrations[] = {
     "  seq INTEGER NOT NULL,"
     "  hash BLOB NOT NULL);",
     /* 2: find a device's unconfirmed enrollment (a lost ip, a new ir) */
-    "CREATE INDEX cmp_txn_device_waiting ON cmp_txn(device_id)"
-    " WHERE state = 0;",
+    ("CREATE INDEX cmp_txn_device_waiting ON cmp_txn(device_id)"
+     " WHERE state = 0;"),
     /* 3: certificates are found by (ca_id, serial), which also stands for
      * the DER; a second random-keyed index only cost a page write per
      * issuance */
