@@ -97,7 +97,7 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BENCHLIB) $(TESTLIB) $(LIB) $(CLIENTL
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-build/fuzz/fuzz/%: build/fuzz/obj/tests/fuzz/%.o $(TESTLIB) $(LIB) $(CLIENTLIB)
+build/fuzz/fuzz/%: build/fuzz/obj/tests/fuzz/%.o $(BENCHLIB) $(TESTLIB) $(LIB) $(CLIENTLIB)
 	@mkdir -p $(dir $@)
 	$(CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
 

@@ -536,7 +536,7 @@ LGCMP_IDENT *lgcmp_ident_new(X509 *cert, EVP_PKEY *key,
     LGCMP_IDENT *id = calloc(1, sizeof(*id));
     const ASN1_OCTET_STRING *ski;
     unsigned char *der = NULL;
-    int i, len;
+    int i, len, n = chain != NULL ? sk_X509_num(chain) : 0;
 
     if (id == NULL || !lgcmp_signer_init(&id->signer, key)) {
         free(id);
@@ -549,7 +549,7 @@ LGCMP_IDENT *lgcmp_ident_new(X509 *cert, EVP_PKEY *key,
     if ((ski = X509_get0_subject_key_id(cert)) != NULL
         && (id->skid = ASN1_OCTET_STRING_dup(ski)) == NULL)
         goto err;
-    for (i = -1; i < sk_X509_num(chain); i++) {
+    for (i = -1; i < n; i++) {
         X509 *x = i < 0 ? cert : sk_X509_value(chain, i);
 
         /* like OpenSSL's client (X509_ADD_FLAG_NO_SS): no self-signed
@@ -990,7 +990,8 @@ static int lgcmp_msg_finish(LGCMP_CLIENT *c, CMP_MSG *msg, LGCMP_IDENT *id,
         goto end;
     p = ppder;
     if (ASN1_get_object(&p, &clen, &tag, &xclass, pplen) != V_ASN1_CONSTRUCTED
-        || (p - ppder) + clen != pplen || id->xcerts_len > INT_MAX / 4)
+        || (p - ppder) + clen != pplen || id->xcerts_len == 0
+        || id->xcerts_len > INT_MAX / 4)
         goto end;
     prot_len = ASN1_object_size(1, siglen, 0);
     seq_len = ASN1_object_size(1, (int)id->xcerts_len, V_ASN1_SEQUENCE);

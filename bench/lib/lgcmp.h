@@ -89,8 +89,9 @@ EVP_PKEY *lgcmp_client_get0_issuer_pubkey(const LGCMP_CLIENT *c);
 long lgcmp_client_get_validations(const LGCMP_CLIENT *c);
 
 /* Runs one transaction: an ir (|kur| 0) or kur (|kur| 1) signed by |id|
- * asking to certify |newkey|, then certConf. Fills |res| (cleared first;
- * release it with lgcmp_result_clear). Returns 1 if the outcome is
+ * asking to certify |newkey|, then certConf. Fills |res|, which must be
+ * zeroed or hold an earlier result (it is cleared first; release it with
+ * lgcmp_result_clear). Returns 1 if the outcome is
  * LGCMP_OK, else 0. */
 int lgcmp_enroll(LGCMP_CLIENT *c, int kur, const LGCMP_IDENT *id,
                  const LGCMP_KEY *newkey, struct lgcmp_result *res);
