@@ -15,19 +15,8 @@ cleanup() {
     rm -rf "$T"
 }
 trap cleanup EXIT
-n=0
-failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-nok() { n=$((n + 1)); echo "not ok $n - $1"; failed=1; }
+. "$(dirname "$0")/lib_tap.sh"
 # expect DESC CODE CMD...: runs CMD, wants exit code CODE
-expect() {
-    local d=$1 code=$2; shift 2
-    "$@" >"$T/out" 2>"$T/err"; local rc=$?
-    if [ "$rc" = "$code" ]; then ok "$d"
-    else nok "$d (exit $rc, wanted $code)"; sed 's/^/# /' "$T/out" "$T/err"; fi
-}
-# grep_ok DESC PATTERN FILE
-grep_ok() { if grep -q -- "$2" "$3"; then ok "$1"; else nok "$1"; sed 's/^/# /' "$3"; fi; }
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
@@ -103,45 +92,45 @@ VENDOR=(--vendor-key dev.key --vendor-cert dev.pem --vendor-chain devchain.pem)
 # ---- enrollment with a pre-provisioned operator root ------------------------
 expect "enroll with pre-provisioned root" 0 "$E" enroll -s "$MOCK_IR" -d st1 \
     --trusted oproot.pem "${VENDOR[@]}" --key new.key -v
-grep_ok "verbose shows the ir" "-> ir transactionID=" "$T/err"
-grep_ok "verbose shows the ip" "<- ip" "$T/err"
-grep_ok "verbose shows certConf/pkiConf" "<- pkiconf" "$T/err"
-grep_ok "pre-provisioned root used" "pre-provisioned" "$T/out"
+grep_ok "verbose shows the ir" "-> ir transactionID=" "$T/.stderr"
+grep_ok "verbose shows the ip" "<- ip" "$T/.stderr"
+grep_ok "verbose shows certConf/pkiConf" "<- pkiconf" "$T/.stderr"
+grep_ok "pre-provisioned root used" "pre-provisioned" "$T/.stdout"
 cmp -s st1/cert.pem new.pem && ok "installed cert is the issued one" || nok "installed cert"
 cmp -s st1/root.pem oproot.pem && ok "root.pem is the operator root" || nok "root.pem"
 openssl x509 -in st1/chain.pem -noout -subject 2>/dev/null | grep -q "Operator CA" \
     && ok "chain.pem holds the operator CA" || nok "chain.pem"
 [ "$(stat -L -c %a st1/key.pem)" = 600 ] && ok "key.pem mode 0600" || nok "key.pem mode $(stat -L -c %a st1/key.pem)"
 expect "status of an enrolled device" 0 "$E" status -d st1
-grep_ok "status says valid" "state: *valid" "$T/out"
-grep_ok "status shows expiry" "not after:" "$T/out"
+grep_ok "status says valid" "state: *valid" "$T/.stdout"
+grep_ok "status shows expiry" "not after:" "$T/.stdout"
 
 # ---- renewal -----------------------------------------------------------------
 expect "renew --if-expiring-within 30d: not due, no network" 0 "$E" renew \
     -s http://127.0.0.1:1/ -d st1 --if-expiring-within 30d
-grep_ok "renew says not due" "not due" "$T/out"
+grep_ok "renew says not due" "not due" "$T/.stdout"
 expect "renew --if-expiring-within 400d renews (kur)" 0 "$E" renew -s "$MOCK_OP" \
     -d st1 --key new.key --if-expiring-within 400d -v
-grep_ok "renewal used kur" "-> kur" "$T/err"
+grep_ok "renewal used kur" "-> kur" "$T/.stderr"
 [ "$(ls -d st1/.gen-* | wc -l)" = 1 ] && ok "old generation removed" || nok "generations: $(ls -a st1)"
 expect "renew with a bad duration" 2 "$E" renew -s "$MOCK_OP" -d st1 --if-expiring-within 3x
 
 # ---- revocation --------------------------------------------------------------
 expect "revoke" 0 "$E" revoke -s "$MOCK_OP" -d st1 --reason 1 -v
-grep_ok "revocation used rr" "-> rr" "$T/err"
+grep_ok "revocation used rr" "-> rr" "$T/.stderr"
 expect "status after revocation" 9 "$E" status -d st1
-grep_ok "status says revoked" "revoked" "$T/out"
+grep_ok "status says revoked" "revoked" "$T/.stdout"
 
 # ---- 3GPP: root delivered in the ip -------------------------------------------
 expect "enroll without root: root taken from the ip" 0 "$E" enroll -s "$MOCK_IR" \
     -d st2 "${VENDOR[@]}" --key new.key
-grep_ok "reports the root came from the ip" "taken from the ip" "$T/out"
+grep_ok "reports the root came from the ip" "taken from the ip" "$T/.stdout"
 cmp -s st2/root.pem oproot.pem && ok "delivered root installed" || nok "delivered root"
 expect "renew trusts the installed root" 0 "$E" renew -s "$MOCK_OP" -d st2 --key new.key
 
 expect "no root and an ip without root: abort" 6 "$E" enroll -s "$MOCK_NOROOT" \
     -d st3 "${VENDOR[@]}" --key new.key
-grep_ok "clear error for missing root" "no operator root" "$T/err"
+grep_ok "clear error for missing root" "no operator root" "$T/.stderr"
 [ ! -e st3/cert.pem ] && ok "nothing installed after abort" || nok "st3 has files"
 expect "no root and --no-root-from-ip: abort before sending" 6 "$E" enroll \
     -s http://127.0.0.1:1/ -d st3 --no-root-from-ip "${VENDOR[@]}" --key new.key
@@ -150,14 +139,14 @@ expect "wrong pre-provisioned root: not trusted" 6 "$E" enroll -s "$MOCK_IR" \
 [ ! -e st3/cert.pem ] && ok "nothing installed when untrusted" || nok "st3 has files"
 expect "issued cert for another key is rejected in certConf" 6 "$E" enroll \
     -s "$MOCK_IR" -d st3 --trusted oproot.pem "${VENDOR[@]}" --key-type ec:P-256
-grep_ok "explains the key mismatch" "does not certify the key" "$T/err"
+grep_ok "explains the key mismatch" "does not certify the key" "$T/.stderr"
 
 # ---- rejection: never retried ------------------------------------------------
 expect "server rejection gives exit code 5" 5 "$E" enroll -s "$MOCK_REJ" -d st4 \
     --trusted oproot.pem "${VENDOR[@]}" --key new.key --retries 4 --backoff 10 -v
-grep_ok "rejection reason shown" "notAuthorized" "$T/err"
-[ "$(grep -c -- '-> ir' "$T/err")" = 1 ] && ok "rejection not retried" \
-    || nok "rejection retried $(grep -c -- '-> ir' "$T/err") times"
+grep_ok "rejection reason shown" "notAuthorized" "$T/.stderr"
+[ "$(grep -c -- '-> ir' "$T/.stderr")" = 1 ] && ok "rejection not retried" \
+    || nok "rejection retried $(grep -c -- '-> ir' "$T/.stderr") times"
 
 # ---- network failures: bounded retries -----------------------------------------
 DOWN=$(free_port)
@@ -165,11 +154,11 @@ start=$(date +%s%N)
 expect "server down: exit code 4" 4 "$E" enroll -s "http://127.0.0.1:$DOWN/pkix/" -d st5 \
     --trusted oproot.pem "${VENDOR[@]}" --key new.key --retries 3 --backoff 100 -v
 ms=$(( ($(date +%s%N) - start) / 1000000 ))
-[ "$(grep -c -- '-> ir' "$T/err")" = 3 ] && ok "exactly 3 attempts" \
-    || nok "attempts: $(grep -c -- '-> ir' "$T/err")"
-[ "$(grep -o 'transactionID=[0-9A-F]*' "$T/err" | sort -u | wc -l)" = 3 ] \
+[ "$(grep -c -- '-> ir' "$T/.stderr")" = 3 ] && ok "exactly 3 attempts" \
+    || nok "attempts: $(grep -c -- '-> ir' "$T/.stderr")"
+[ "$(grep -o 'transactionID=[0-9A-F]*' "$T/.stderr" | sort -u | wc -l)" = 3 ] \
     && ok "each retry of an unanswered ir is a new transaction" || nok "transaction IDs"
-grep_ok "clear error: did not answer" "did not answer the enrollment (ir) after 3 attempts" "$T/err"
+grep_ok "clear error: did not answer" "did not answer the enrollment (ir) after 3 attempts" "$T/.stderr"
 [ "$ms" -ge 300 ] && [ "$ms" -lt 5000 ] && ok "backoff 100+200 ms respected ($ms ms)" \
     || nok "timing $ms ms"
 # a server that accepts connections but never answers: the timeout applies
@@ -191,7 +180,7 @@ secs=$(( $(date +%s) - start ))
 touch afile
 expect "store path under a file: exit code 8" 8 "$E" enroll -s "$MOCK_IR" \
     -d afile/st --trusted oproot.pem "${VENDOR[@]}" --key new.key
-grep_ok "says it could not store" "cannot store" "$T/err"
+grep_ok "says it could not store" "cannot store" "$T/.stderr"
 cp -a st2 st2.before
 if chattr +i st2 2>/dev/null; then
     expect "immutable store: renewal fails with exit code 8" 8 "$E" renew -s "$MOCK_OP" \

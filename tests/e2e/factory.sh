@@ -7,17 +7,7 @@ BUILD=${BUILD:-build/release}
 CMPCA=$(realpath "$BUILD/cmpca")
 T=$(mktemp -d "${TMPDIR:-/tmp}/factory.XXXXXX")
 trap 'rm -rf "$T"' EXIT
-n=0
-failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-nok() { n=$((n + 1)); echo "not ok $n - $1"; failed=1; }
-expect() {
-    local d=$1 code=$2; shift 2
-    "$@" >"$T/.stdout" 2>"$T/.stderr"; local rc=$?
-    if [ "$rc" = "$code" ]; then ok "$d"
-    else nok "$d (exit $rc, wanted $code)"; sed 's/^/# /' "$T/.stdout" "$T/.stderr"; fi
-}
-grep_ok() { if grep -q -- "$2" "$3"; then ok "$1"; else nok "$1"; sed 's/^/# /' "$3"; fi; }
+. "$(dirname "$0")/lib_tap.sh"
 
 cd "$T"
 echo "vendor secret" > ca.pass

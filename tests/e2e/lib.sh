@@ -21,12 +21,9 @@ for f in "$CMPCA" "$CRAFT" "$INSPECT"; do
 done
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/cmpca-e2e.XXXXXX")
-n=0
-failed=0
 SERVERS=""
 
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-nok() { n=$((n + 1)); echo "not ok $n - $1"; failed=1; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib_tap.sh"
 diag() { sed 's/^/# /' "$@" 2>/dev/null; }
 # check DESC CMD...: ok if CMD exits 0
 check() {

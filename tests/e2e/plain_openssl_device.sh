@@ -15,16 +15,7 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/plain_openssl.XXXXXX")
 SRV=""
 cleanup() { [ -n "$SRV" ] && kill "$SRV" 2>/dev/null && wait "$SRV" 2>/dev/null; rm -rf "$T"; }
 trap cleanup EXIT
-n=0
-failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-nok() { n=$((n + 1)); echo "not ok $n - $1"; failed=1; }
-expect() {
-    local d=$1 code=$2; shift 2
-    "$@" >"$T/.stdout" 2>"$T/.stderr"; local rc=$?
-    if [ "$rc" = "$code" ]; then ok "$d"
-    else nok "$d (exit $rc, wanted $code)"; sed 's/^/# /' "$T/.stdout" "$T/.stderr" | tail -20; fi
-}
+. "$(dirname "$0")/lib_tap.sh"
 
 # ---- cmpca configuration: the one place that knows the server's keys ----------
 write_config() {
