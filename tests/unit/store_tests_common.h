@@ -846,3 +846,24 @@ static void test_two_processes(void **state)
     store_rollback(tx);
     assert_int_equal(verify(f->st), 0);
 }
+
+/* The shared tests, for the including program's test array (with its own
+ * setup/teardown). */
+#define STORE_COMMON_TESTS \
+    cmocka_unit_test_setup_teardown(test_ca_roundtrip, setup, teardown), \
+    cmocka_unit_test_setup_teardown(test_cert_unique, setup, teardown), \
+    cmocka_unit_test_setup_teardown(test_cert_revoke_crl, setup, teardown), \
+    cmocka_unit_test_setup_teardown(test_device_states, setup, teardown), \
+    cmocka_unit_test_setup_teardown(test_import_all_or_nothing, setup, teardown), \
+    cmocka_unit_test_setup_teardown(test_rollback_leaves_nothing, setup, teardown), \
+    cmocka_unit_test_setup_teardown(test_ra, setup, teardown), \
+    cmocka_unit_test_setup_teardown(test_cmp_txn, setup, teardown), \
+    cmocka_unit_test_setup_teardown(test_audit_modify, setup, teardown), \
+    cmocka_unit_test_setup_teardown(test_audit_delete, setup, teardown), \
+    cmocka_unit_test_setup_teardown(test_audit_delete_tail, setup, teardown), \
+    cmocka_unit_test_setup_teardown(test_audit_reorder, setup, teardown), \
+    cmocka_unit_test_setup_teardown(test_audit_insert, setup, teardown), \
+    cmocka_unit_test_setup_teardown(test_threads_and_two_handles, setup, teardown), \
+    cmocka_unit_test_setup_teardown(test_two_processes, setup, teardown), \
+    cmocka_unit_test_setup_teardown(test_fault_atomic, setup, teardown), \
+    cmocka_unit_test_setup_teardown(test_fault_group_commit, setup, teardown)
