@@ -597,13 +597,12 @@ static int ca_import(int argc, char **argv)
     if ((src = store_begin(st, &tx)) != STORE_OK
         || (src = ca_record_insert(tx, name, cert, above, keyref, cli_actor(),
                                    NULL)) != STORE_OK
-        || (src = store_commit(tx)) != STORE_OK) {
+        || (src = store_commit_clear(&tx)) != STORE_OK) {
         fprintf(stderr, "cmpca: storing CA %s failed: %s\n", name,
                 store_rc_str(src));
         ret = cli_store_exit(src);
         goto end;
     }
-    tx = NULL;
     X509_NAME_oneline(X509_get_subject_name(cert), err, sizeof(err));
     printf("imported CA %s: %s (chain of %d)\nkey: %s\n", name, err,
            sk_X509_num(built), keyref);
@@ -734,13 +733,12 @@ static int ca_signer_cmd(int argc, char **argv)
         || (src = ca_cli_record_cert(tx, ca, cert, "cmp-signer")) != STORE_OK
         || (src = ca_record_set_cmp_signer(tx, ca, cert, keyref, cli_actor()))
            != STORE_OK
-        || (src = store_commit(tx)) != STORE_OK) {
+        || (src = store_commit_clear(&tx)) != STORE_OK) {
         fprintf(stderr, "cmpca: recording the CMP signer failed: %s\n",
                 store_rc_str(src));
         ret = cli_store_exit(src);
         goto end;
     }
-    tx = NULL;
     X509_NAME_oneline(X509_get_subject_name(cert), err, sizeof(err));
     printf("CMP signer of CA %s: %s\nkey: %s\n", name, err, keyref);
     if (ko.pkcs11 != NULL)

@@ -300,7 +300,8 @@ static int cert_issue(int argc, char **argv)
     BIO *bio = NULL;
     FILE *fp = NULL;
     int64_t id = 0;
-    char err[1024], details[256], hex[2 * STORE_SERIAL_MAX + 1];
+    char err[1024], *details = NULL, hex[2 * STORE_SERIAL_MAX + 1];
+    json_t *jd = NULL;
     const ASN1_INTEGER *sn;
     int c, ret;
     enum ca_issue_rc irc;
@@ -368,10 +369,13 @@ static int cert_issue(int argc, char **argv)
     }
     sn = X509_get0_serialNumber(cert);
     cli_hex(ASN1_STRING_get0_data(sn), (size_t)ASN1_STRING_length(sn), hex);
-    snprintf(details, sizeof(details), "{\"cert_id\":%lld,\"profile\":\"%s\"}",
-             (long long)id, prof_name);
-    if ((src = store_audit_append(tx, cli_actor(), "cert.issue", hex, details))
-        != STORE_OK || (src = store_commit(tx)) != STORE_OK) {
+    jd = json_pack("{s:I, s:s}", "cert_id", (json_int_t)id, "profile",
+                   prof_name);
+    details = jd != NULL ? json_dumps(jd, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    if ((src = details == NULL ? STORE_ERROR
+                : store_audit_append(tx, cli_actor(), "cert.issue", hex,
+                                     details)) != STORE_OK || (src = store_commit_clear(&tx)) != STORE_OK) {
+        store_rollback(tx);     /* the audit row failed: nothing stays */
         tx = NULL;
         fprintf(stderr, "cmpca: storing the certificate failed: %s\n",
                 store_rc_str(src));
@@ -390,6 +394,8 @@ static int cert_issue(int argc, char **argv)
     ret = CLI_OK;
  end:
     store_rollback(tx);
+    free(details);
+    json_decref(jd);
     sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
     X509_free(cert);
     X509_REQ_free(req);

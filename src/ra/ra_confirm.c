@@ -302,6 +302,35 @@ enum cmp_reason ra_client_error(struct ra_ctx *ctx, CMP_MSG **rsp)
     return ra_confirm_txn(ctx, rsp, 0);
 }
 
+/* Issues a new CRL for the CA of every alias that revoked certificates
+ * outside an rr since the last one (once per CA). */
+static void ra_server_refresh_crls(RA_SERVER *srv, time_t now)
+{
+    STORE_TX *tx = NULL;
+    char err[256];
+    size_t i, j;
+
+    for (i = 0; i < srv->naliases; i++) {
+        struct ra_alias *a = &srv->aliases[i];
+
+        if (!atomic_exchange(&a->crl_dirty, 0))
+            continue;
+        for (j = 0; j < i; j++)         /* the CA's CRL is done already */
+            if (srv->aliases[j].ca == a->ca)
+                break;
+        if (j < i)
+            continue;
+        if (store_begin(srv->store, &tx) != STORE_OK
+            || !ca_crl_generate(a->ca, tx, now, NULL, err, sizeof(err))
+            || store_commit_clear(&tx) != STORE_OK) {
+            store_rollback(tx);
+            tx = NULL;
+            atomic_store(&a->crl_dirty, 1);     /* next sweep tries again */
+            log_msg(LOG_WARN, "alias=%s sweep: new CRL failed", a->name);
+        }
+    }
+}
+
 int ra_server_sweep(RA_SERVER *srv, time_t now)
 {
     struct store_cmp_txn **list = NULL;
@@ -340,18 +369,19 @@ int ra_server_sweep(RA_SERVER *srv, time_t now)
                                     STORE_CMP_EXPIRED) != STORE_OK
             || ra_confirm_reject(&ctx, tx, list[i], "no certConf in time")
                != CMP_R_OK
-            || store_commit(tx) != STORE_OK) {
+            || store_commit_clear(&tx) != STORE_OK) {
             store_rollback(tx);
             tx = NULL;
             continue;
         }
-        tx = NULL;
         done++;
+        atomic_store(&a->crl_dirty, 1);
         metrics_cert_revoked(a->name);
         log_msg(LOG_INFO, "alias=%s sweep: certificate %lld revoked, no certConf "
                 "before the deadline", a->name, (long long)list[i]->cert_id);
     }
     store_cmp_txn_list_free(list, n);
+    ra_server_refresh_crls(srv, now);
     /* vendors registered or removed meanwhile (cmpca vendor ...) */
     ra_server_reload_vendors(srv);
     return done;

@@ -151,9 +151,7 @@ static enum cmp_reason ra_kur_check(struct ra_ctx *ctx,
     return CMP_R_OK;
 }
 
-/* A new transaction must not reuse a transactionID (replays included).
- * The insert at commit enforces it too; checking first spares the work. */
-static enum cmp_reason ra_txn_check_unused(struct ra_ctx *ctx)
+enum cmp_reason ra_txn_check_unused(struct ra_ctx *ctx)
 {
     const ASN1_OCTET_STRING *tid = ctx->req->header->transactionID;
     struct store_cmp_txn *txn = NULL;

@@ -88,7 +88,7 @@ static X509_CRL *ra_current_crl(struct ra_ctx *ctx)
     if (ra_write_begin(ctx, &tx) != STORE_OK)
         return NULL;
     if (!ca_crl_generate(ctx->alias->ca, tx, ctx->now, &out, err, sizeof(err))
-        || store_commit(tx) != STORE_OK) {
+        || store_commit_clear(&tx) != STORE_OK) {
         X509_CRL_free(out);
         store_rollback(tx);
         return NULL;
@@ -99,21 +99,24 @@ static X509_CRL *ra_current_crl(struct ra_ctx *ctx)
 enum cmp_reason ra_genm(struct ra_ctx *ctx, CMP_MSG **rsp)
 {
     STACK_OF(CMP_ITAV) *in = ctx->req->body->value.genm, *out = NULL;
-    const ASN1_OCTET_STRING *tid = ctx->req->header->transactionID;
-    struct store_cmp_txn *open_txn = NULL;
     STACK_OF(X509_CRL) *crls = NULL;
-    STORE_TX *tx = NULL;
     CMP_ITAV *itav;
     X509_CRL *crl;
     int64_t vendor_id;
     enum cmp_reason r;
-    enum store_rc rc;
     int i;
 
     if ((r = ra_auth_signature(ctx)) != CMP_R_OK)
         return r;
-    /* any operator certificate of ours, or any registered vendor device */
-    if (ra_auth_operator_cert(ctx) != CMP_R_OK) {
+    /* any operator certificate of ours, or any registered vendor device;
+     * only "not ours" falls back to the vendor path, a store error stays */
+    if ((r = ra_auth_operator_cert(ctx)) != CMP_R_OK) {
+        if (r != CMP_R_SIGNER_NOT_TRUSTED && r != CMP_R_NOT_AUTHORIZED)
+            return r;
+        store_cert_free(ctx->signer_cert);
+        ctx->signer_cert = NULL;
+        store_device_free(ctx->device);
+        ctx->device = NULL;
         ctx->reason = CMP_R_OK;
         ctx->detail[0] = '\0';
         if ((r = ra_auth_vendor_path(ctx, &vendor_id)) != CMP_R_OK)
@@ -121,14 +124,8 @@ enum cmp_reason ra_genm(struct ra_ctx *ctx, CMP_MSG **rsp)
         X509_NAME_oneline(X509_get_subject_name(ctx->signer),
                           ctx->device_label, sizeof(ctx->device_label));
     }
-    if ((rc = store_begin_read(ctx->srv->store, &tx)) != STORE_OK)
-        return ra_store_reason(ctx, rc, "begin");
-    rc = store_cmp_txn_get(tx, ASN1_STRING_get0_data(tid),
-                           (size_t)ASN1_STRING_length(tid), &open_txn);
-    store_rollback(tx);
-    store_cmp_txn_free(open_txn);
-    if (rc == STORE_OK)
-        return ra_fail(ctx, CMP_R_TRANSACTION_ID_IN_USE, NULL);
+    if ((r = ra_txn_check_unused(ctx)) != CMP_R_OK)
+        return r;
     if ((out = sk_CMP_ITAV_new_null()) == NULL)
         goto oom;
     for (i = 0; i < sk_CMP_ITAV_num(in); i++) {

@@ -327,6 +327,10 @@ void ra_server_handle(RA_SERVER *srv, const struct ra_request *req,
             ctx.reason != CMP_R_OK ? "\"" : "");
     ra_read_end(&ctx);
     metrics_observe_cmp(ctx.alias->name, type, outcome, us / 1e6);
+    /* an rr issues its CRL in its own transaction; other revocations
+     * (kur, rejected or superseded enrollments) leave it to the sweeper */
+    if (ctx.revoked > 0 && ctx.req != NULL && ctx.req->body->type != CMP_BODY_RR)
+        atomic_store(&ctx.alias->crl_dirty, 1);
     for (; ctx.revoked > 0; ctx.revoked--)
         metrics_cert_revoked(ctx.alias->name);
     store_device_free(ctx.device);

@@ -16,6 +16,7 @@
 #include "store/store.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 struct ra_ctx;
@@ -69,6 +70,8 @@ struct ra_alias {
     STACK_OF(X509) *ca_pubs;       /* the operator root, for caPubs */
     pthread_mutex_t vt_lock;
     struct ra_vendor_trust *vt;
+    atomic_int crl_dirty;          /* revoked outside an rr since the last
+                                    * CRL: the sweeper issues a new one */
 };
 
 struct ra_server {
@@ -133,6 +136,11 @@ enum cmp_reason ra_auth_vendor_path(struct ra_ctx *ctx, int64_t *vendor_id);
 
 /* ra_enroll.c */
 enum cmp_reason ra_enroll(struct ra_ctx *ctx, CMP_MSG **rsp);
+/* A new transaction must not reuse a transactionID (replays included):
+ * CMP_R_TRANSACTION_ID_IN_USE, a store reason, or CMP_R_OK. The insert at
+ * commit enforces it too for requests that store a transaction; checking
+ * first spares the work. */
+enum cmp_reason ra_txn_check_unused(struct ra_ctx *ctx);
 /* ra_confirm.c */
 enum cmp_reason ra_confirm(struct ra_ctx *ctx, CMP_MSG **rsp);
 enum cmp_reason ra_client_error(struct ra_ctx *ctx, CMP_MSG **rsp);

@@ -56,7 +56,6 @@ enum cmp_reason ra_revoke(struct ra_ctx *ctx, CMP_MSG **rsp)
     const ASN1_INTEGER *sn;
     const X509_NAME *issuer;
     const ASN1_OCTET_STRING *tid = ctx->req->header->transactionID;
-    struct store_cert *rec = NULL;
     struct store_cmp_txn txn;
     STORE_TX *tx = NULL;
     char err[256];
@@ -93,31 +92,10 @@ enum cmp_reason ra_revoke(struct ra_ctx *ctx, CMP_MSG **rsp)
         return ra_fail(ctx, CMP_R_CERT_REVOKED, "already revoked");
     if (r != CMP_R_OK)
         return r;
-    if (ASN1_STRING_length(sn) <= 0 || ASN1_STRING_length(sn) > STORE_SERIAL_MAX
-        || ASN1_STRING_type(sn) == V_ASN1_NEG_INTEGER)
-        return ra_fail(ctx, CMP_R_BAD_CERT_ID, "serial number out of range");
+    /* the certificate is ctx->signer_cert; ca_revoke re-reads it under the
+     * write lock and refuses it if a concurrent rr revoked it meanwhile */
     if ((rc = ra_write_begin(ctx, &tx)) != STORE_OK)
         return ra_store_reason(ctx, rc, "begin");
-    rc = store_cert_get_by_serial(tx, ca_get_id(ctx->alias->ca),
-                                  ASN1_STRING_get0_data(sn),
-                                  (size_t)ASN1_STRING_length(sn), &rec);
-    if (rc == STORE_NOTFOUND) {
-        r = ra_fail(ctx, CMP_R_BAD_CERT_ID, "no such certificate");
-        goto end;
-    }
-    if (rc != STORE_OK) {
-        r = ra_store_reason(ctx, rc, "certificate lookup");
-        goto end;
-    }
-    if (rec->id != ctx->signer_cert->id) {
-        r = ra_fail(ctx, CMP_R_NOT_AUTHORIZED,
-                    "an rr must be signed by the certificate it revokes");
-        goto end;
-    }
-    if (rec->status == STORE_CERT_REVOKED) {
-        r = ra_fail(ctx, CMP_R_CERT_REVOKED, "already revoked");
-        goto end;
-    }
     memset(&txn, 0, sizeof(txn));
     memcpy(txn.tid, ASN1_STRING_get0_data(tid), (size_t)ASN1_STRING_length(tid));
     txn.tid_len = (size_t)ASN1_STRING_length(tid);
@@ -128,18 +106,19 @@ enum cmp_reason ra_revoke(struct ra_ctx *ctx, CMP_MSG **rsp)
     txn.deadline = ctx->now;
     memcpy(txn.requester_sha256, ctx->signer_sha256, 32);
     txn.has_requester = 1;
-    txn.cert_id = rec->id;
+    txn.cert_id = ctx->signer_cert->id;
     txn.device_id = ctx->device->id;
     if ((rc = store_cmp_txn_insert(tx, &txn)) != STORE_OK) {
         r = rc == STORE_EXISTS ? ra_fail(ctx, CMP_R_TRANSACTION_ID_IN_USE, NULL)
                                : ra_store_reason(ctx, rc, "transaction");
         goto end;
     }
-    if (!ra_revoke_in_tx(ctx, tx, rec->id, reason, "revocation request")) {
+    if (!ra_revoke_in_tx(ctx, tx, ctx->signer_cert->id, reason,
+                         "revocation request")) {
         r = ctx->reason;
         goto end;
     }
-    if (rec->id == ctx->device->cert_id
+    if (ctx->signer_cert->id == ctx->device->cert_id
         && (rc = store_device_set_state(tx, ctx->device->id, ctx->device->state,
                                         STORE_DEV_REVOKED, STORE_KEEP_CERT))
            != STORE_OK) {
@@ -164,6 +143,5 @@ enum cmp_reason ra_revoke(struct ra_ctx *ctx, CMP_MSG **rsp)
     r = CMP_R_OK;
  end:
     store_rollback(tx);
-    store_cert_free(rec);
     return r;
 }

@@ -308,6 +308,14 @@ enum store_rc store_commit(STORE_TX *tx)
     return rc;
 }
 
+enum store_rc store_commit_clear(STORE_TX **tx)
+{
+    enum store_rc rc = store_commit(*tx);
+
+    *tx = NULL;
+    return rc;
+}
+
 void store_rollback(STORE_TX *tx)
 {
     if (tx == NULL)

@@ -133,6 +133,9 @@ enum store_rc store_begin_read(STORE *st, STORE_TX **out);
  * (per synchronous). On failure the transaction is rolled back and freed
  * all the same. */
 enum store_rc store_commit(STORE_TX *tx);
+/* store_commit(*tx), then *tx = NULL whatever the outcome: for a commit at
+ * the end of an || chain whose failure path calls store_rollback(*tx). */
+enum store_rc store_commit_clear(STORE_TX **tx);
 /* Rolls back and frees |tx|. NULL is harmless. */
 void store_rollback(STORE_TX *tx);
 /* Returns the last database error message seen on |tx| ("" if none); valid

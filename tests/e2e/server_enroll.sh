@@ -104,6 +104,12 @@ cur=$(cli device show --vendor acme SN-000001 --json | python3 -c 'import json,s
 is "device points at the renewed certificate" "$cur" "$(serial_of op1b.pem)"
 check "renewed certificate verifies" \
     openssl verify -CAfile "$T/oproot.pem" -untrusted "$T/issuing.pem" "$T/op1b.pem"
+# the sweeper (every second here) issues a CRL that lists the replaced one
+sleep 2.5
+cli crl --ca issuing --last -o "$T/kurcrl.pem" >/dev/null 2>&1
+check "CRL after the kur lists the replaced certificate" \
+    sh -c "openssl crl -in '$T/kurcrl.pem' -noout -text | tr -d ' :' | tr 'A-F' 'a-f' \
+           | grep -qi 'serialnumber$(serial_of op1.pem)'"
 
 # ---- cr -------------------------------------------------------------------------
 newkey k2c.key
