@@ -387,7 +387,15 @@ static enum ca_signer_status signer_load_pkcs11(const char *uri,
         module = getenv("PKCS11_MODULE");
     if (module == NULL || *module == '\0')
         module = CA_SIGNER_DEFAULT_PKCS11_MODULE;
-    if (o->pass_spec == NULL && strstr(uri, "pin-value=") == NULL) {
+    /* the key reference is stored, logged and printed: no PIN in it */
+    if (strcasestr(uri, "pin-value=") != NULL
+        || strcasestr(uri, "pin-source=") != NULL) {
+        snprintf(err, errlen, "the PKCS#11 URI must not carry the PIN (it is "
+                 "stored and printed): give it with pkcs11_pin / --pin "
+                 "(file:, env: or the prompt)");
+        goto end;
+    }
+    if (o->pass_spec == NULL) {
         snprintf(err, errlen, "no PIN configured for %s", uri);
         st = CA_SIGNER_AUTH;
         goto end;

@@ -66,15 +66,38 @@ static void conf_note_line(struct conf_parse *p, const char *line)
     }
 }
 
+/* The packaged inih reads lines into a fixed buffer and would parse the
+ * rest of a longer line as a line of its own: refuse it instead. |more| is
+ * whether input follows |chunk|. Returns 1 if |chunk| is a whole line. */
+static int conf_whole_line(struct conf_parse *p, const char *chunk, int num,
+                           int more)
+{
+    size_t n = strlen(chunk);
+
+    if ((n > 0 && chunk[n - 1] == '\n') || !more)
+        return 1;
+    conf_err(p->conf, p->line + 1, p->err, p->errlen,
+             "line longer than %d characters", num - 2);
+    p->failed = 1;
+    return 0;
+}
+
 /* fgets-style readers for inih that count lines, since the packaged inih
  * does not pass line numbers to the handler. */
 static char *conf_read_file(char *str, int num, void *stream)
 {
     struct conf_parse *p = stream;
     char *r = fgets(str, num, p->fp);
+    int c;
 
-    if (r != NULL)
-        conf_note_line(p, r);
+    if (r == NULL)
+        return NULL;
+    c = getc(p->fp);          /* is there more after a full buffer? */
+    if (c != EOF)
+        ungetc(c, p->fp);
+    if (!conf_whole_line(p, r, num, c != EOF))
+        return NULL;
+    conf_note_line(p, r);
     return r;
 }
 
@@ -93,6 +116,8 @@ static char *conf_read_string(char *str, int num, void *stream)
     memcpy(str, p->text, n);
     str[n] = '\0';
     p->text += n;
+    if (!conf_whole_line(p, str, num, *p->text != '\0'))
+        return NULL;
     conf_note_line(p, str);
     return str;
 }

@@ -31,7 +31,10 @@
 #define HTTP_THREADS_PER_CPU    4     /* default worker threads per CPU */
 #define HTTP_DEFAULT_CONN_MEM   (32 * 1024)
 #define HTTP_DEFAULT_STOP_GRACE 10
-#define HTTP_FIRST_CHUNK        4096      /* first buffer without Content-Length */
+#define HTTP_FIRST_CHUNK        4096      /* first buffer without Content-Length
+                                             or with a large one */
+#define HTTP_PREALLOC_MAX       (64 * 1024) /* announced bodies up to this size
+                                             get their buffer at once */
 #define HTTP_DISCARD_MAX        (1024 * 1024) /* body bytes read and dropped
                                              after a 413/415 before giving up */
 #define HTTP_METRICS_EXTRA      (64 * 1024)
@@ -312,10 +315,10 @@ static enum MHD_Result http_cmp_begin(struct http_server *srv,
         reject = 415;
     else if (has_cl && cl > srv->conf.max_body)
         reject = 413;
-    else
-        cap = has_cl ? (size_t)cl
-                     : (srv->conf.max_body < HTTP_FIRST_CHUNK
-                        ? srv->conf.max_body : HTTP_FIRST_CHUNK);
+    else  /* what arrives, not what is announced, grows it further */
+        cap = has_cl && cl < HTTP_PREALLOC_MAX ? (size_t)cl
+            : (srv->conf.max_body < HTTP_FIRST_CHUNK
+               ? srv->conf.max_body : HTTP_FIRST_CHUNK);
 
     hr = malloc(sizeof(*hr) + cap);
     if (hr == NULL) {

@@ -134,6 +134,9 @@ struct sq_writer {
     int in_tx;                     /* an SQLite transaction is open */
     int waiters;                   /* threads waiting to begin a write */
     int pending;                   /* finished txs awaiting the COMMIT */
+    int members;                   /* txs ended in this batch, kept or
+                                    * undone: bounds the batch even when
+                                    * most of them roll back */
     uint64_t batch;                /* number of the open/last batch */
     uint64_t done_batch;           /* last batch whose COMMIT ended */
     uint64_t failed_batch;         /* last batch whose COMMIT failed */
@@ -674,6 +677,7 @@ static void sq_batch_commit(STORE_TX *tx, struct sq_store *s)
     w->committing = 0;
     w->in_tx = 0;
     w->pending = 0;
+    w->members = 0;
     if (!ok)
         w->failed_batch = w->batch;
     w->done_batch = w->batch;
@@ -787,6 +791,7 @@ static enum store_rc sq_end_write(STORE_TX *tx, int keep)
             w->done_batch = w->batch;
             w->pending = 0;
         }
+        w->members = 0;
         pthread_cond_broadcast(&w->cv_done);
         pthread_cond_signal(&w->cv_free);
         pthread_mutex_unlock(&s->mu);
@@ -795,7 +800,8 @@ static enum store_rc sq_end_write(STORE_TX *tx, int keep)
     }
     if (keep)
         w->pending++;
-    if (w->waiters == 0 || w->pending >= SQ_BATCH_MAX) {
+    w->members++;
+    if (w->waiters == 0 || w->members >= SQ_BATCH_MAX) {
         if (w->pending > 0 || w->in_tx)
             sq_batch_commit(tx, s);
     } else {

@@ -99,6 +99,13 @@ static int secret_from_tty(const char *prompt, char *buf, size_t buflen,
         snprintf(err, errlen, "no input at the prompt");
         goto end;
     }
+    /* as file: and env: do, refuse rather than cut a secret too long */
+    if (strchr(buf, '\n') == NULL && !feof(fp)) {
+        secret_wipe(buf, buflen);
+        snprintf(err, errlen, "the secret is longer than %zu characters",
+                 buflen - 2);
+        goto end;
+    }
     ret = 1;
  end:
     if (restore)

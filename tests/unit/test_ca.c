@@ -1596,6 +1596,14 @@ static void test_pkcs11(void **state)
     assert_int_equal(ca_signer_load("pkcs11:token=cmpca;object=ca;type=private",
                                     &o, &s, err, sizeof(err)), CA_SIGNER_AUTH);
     assert_null(s);
+    /* a PIN inside the URI (it would be stored and printed) is refused,
+     * even the right one */
+    assert_int_equal(ca_signer_load("pkcs11:token=cmpca;object=ca;type=private;"
+                                    "pin-value=1234", &o, &s, err, sizeof(err)),
+                     CA_SIGNER_ERROR);
+    assert_null(s);
+    assert_non_null(strstr(err, "must not carry the PIN"));
+    assert_null(strstr(err, "1234"));
     /* no such key */
     o.pass_spec = pinfile;
     assert_int_equal(ca_signer_load("pkcs11:token=cmpca;object=nokey;type=private",

@@ -9,7 +9,10 @@
 
 #include "conf/conf.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static struct conf *load_ok(const char *text)
 {
@@ -57,6 +60,39 @@ static void test_errors_have_lines(void **state)
     load_fails("[a]\nx = 1\n[a]\ny = 2\n", "t.conf:3: section [a] repeats the one at line 1");
     load_fails("x = 1\n", "t.conf:1: key 'x' outside");
     load_fails("[a]\nnot a key value line\n", "t.conf:2:");
+}
+
+/* inih reads lines into a fixed buffer: a longer line is refused with its
+ * number, not parsed as two lines (the tail "[x]" would become a section) */
+static void test_long_line(void **state)
+{
+    char text[700], path[] = "/tmp/test_conf.XXXXXX";
+    struct conf *c = NULL;
+    char err[256] = "";
+    FILE *fp;
+    int fd;
+
+    (void)state;
+    memset(text, 0, sizeof(text));
+    strcpy(text, "[a]\nx = 1\npkcs11_module = ");
+    memset(text + strlen(text), 'm', 300);
+    strcat(text, "[x]\ny = 2\n");
+    load_fails(text, "t.conf:3: line longer than");
+    /* the same from a file */
+    assert_true((fd = mkstemp(path)) >= 0);
+    assert_non_null(fp = fdopen(fd, "w"));
+    fputs(text, fp);
+    fclose(fp);
+    assert_int_equal(conf_load(path, &c, err, sizeof(err)), 0);
+    unlink(path);
+    if (strstr(err, ":3: line longer than") == NULL)
+        fail_msg("error '%s'", err);
+    /* a long last line without a newline is cut the same way */
+    text[strlen(text) - 11] = '\0';
+    load_fails(text, "t.conf:3: line longer than");
+    /* lines up to the limit still load */
+    c = load_ok("[a]\nx = 1\n");
+    conf_free(c);
 }
 
 static void test_empty_section(void **state)
@@ -117,6 +153,7 @@ int main(void)
         cmocka_unit_test(test_errors_have_lines),
         cmocka_unit_test(test_empty_section),
         cmocka_unit_test(test_unknown_key),
+        cmocka_unit_test(test_long_line),
         cmocka_unit_test(test_typed),
     };
 
