@@ -150,12 +150,12 @@ enum ca_issue_rc ca_issue(const CA *ca, const CA_PROFILE *prof,
                           char *err, size_t errlen);
 
 /*
- * ca_issue() followed by store_cert_insert() in the caller's write
- * transaction |tx|, re-issuing with a fresh serial when the store reports
- * a collision (STORE_EXISTS; a few tries). |device_id| (0 = none) is
- * recorded with the certificate. Sets *out and *cert_id (either may be
- * NULL; with |out| NULL it issues through ca_issue_der(), which stores the
- * same certificate without building an X509). The caller commits.
+ * ca_issue_store_der() (issue, insert into the caller's write transaction
+ * |tx|, re-issue with a fresh serial on a collision), then the stored DER
+ * decoded into *out if |out| is not NULL (OpenSSL 3.0 decodes the key
+ * then: fine for one certificate, not for a hot path). |device_id| (0 =
+ * none) is recorded with the certificate. Sets *out and *cert_id (either
+ * may be NULL). The caller commits.
  */
 enum ca_issue_rc ca_issue_store(const CA *ca, const CA_PROFILE *prof,
                                 const struct ca_issue_req *req, STORE_TX *tx,

@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CA_ISSUE_TRIES 5
 
 const char *ca_issue_rc_str(enum ca_issue_rc rc)
 {
@@ -275,18 +274,12 @@ static int ca_add_ext(X509 *x, X509_EXTENSION *ext)
     return ext == NULL || X509_add_ext(x, ext, -1);
 }
 
-enum ca_issue_rc ca_issue(const CA *ca, const CA_PROFILE *p,
-                          const struct ca_issue_req *req, X509 **out,
-                          char *err, size_t errlen)
+enum ca_issue_rc ca_issue_prepare(const CA *ca, const CA_PROFILE *p,
+                                  const struct ca_issue_req *req, time_t *nb,
+                                  time_t *na, char *err, size_t errlen)
 {
-    X509 *x = NULL;
     time_t now = req->now != 0 ? req->now : time(NULL);
-    time_t nb, na;
-    enum ca_issue_rc rc = CA_ISSUE_ERROR;
 
-    *out = NULL;
-    if (errlen > 0)
-        err[0] = '\0';
     if (ca->signer == NULL || req->pubkey == NULL) {
         snprintf(err, errlen, "CA %s was loaded without its key", ca->name);
         return CA_ISSUE_ERROR;
@@ -297,10 +290,28 @@ enum ca_issue_rc ca_issue(const CA *ca, const CA_PROFILE *p,
         snprintf(err, errlen, "CA %s has expired", ca->name);
         return CA_ISSUE_EXPIRED;
     }
-    nb = now - p->backdate;
-    na = now + p->validity;
-    if (na > ca->not_after)
-        na = ca->not_after;
+    *nb = now - p->backdate;
+    *na = now + p->validity;
+    if (*na > ca->not_after)
+        *na = ca->not_after;
+    return CA_ISSUE_OK;
+}
+
+enum ca_issue_rc ca_issue(const CA *ca, const CA_PROFILE *p,
+                          const struct ca_issue_req *req, X509 **out,
+                          char *err, size_t errlen)
+{
+    X509 *x = NULL;
+    time_t nb, na;
+    enum ca_issue_rc rc;
+
+    *out = NULL;
+    if (errlen > 0)
+        err[0] = '\0';
+    if ((rc = ca_issue_prepare(ca, p, req, &nb, &na, err, errlen))
+        != CA_ISSUE_OK)
+        return rc;
+    rc = CA_ISSUE_ERROR;
     if ((x = X509_new()) == NULL
         || !X509_set_version(x, X509_VERSION_3)
         || !ca_serial_random(x)
@@ -410,45 +421,25 @@ enum ca_issue_rc ca_issue_store(const CA *ca, const CA_PROFILE *prof,
                                 int64_t *cert_id, char *err, size_t errlen)
 {
     struct store_cert rec;
-    X509 *x = NULL;
-    int64_t id = 0;
-    enum ca_issue_rc rc = CA_ISSUE_ERROR;
-    enum store_rc src = STORE_EXISTS;
-    int i;
+    const unsigned char *p;
+    enum ca_issue_rc rc;
 
     if (out == NULL) /* no X509 wanted: the cheaper path */
         return ca_issue_store_der(ca, prof, req, tx, device_id, NULL, cert_id,
                                   err, errlen);
     *out = NULL;
-    if (cert_id != NULL)
-        *cert_id = 0;
-    for (i = 0; i < CA_ISSUE_TRIES && src == STORE_EXISTS; i++) {
-        X509_free(x);
-        x = NULL;
-        if ((rc = ca_issue(ca, prof, req, &x, err, errlen)) != CA_ISSUE_OK)
-            goto end;
-        if (!ca_store_cert_fill(ca, x, ca_profile_get0_name(prof), device_id,
-                                &rec)) {
-            snprintf(err, errlen, "cannot describe the certificate");
-            rc = CA_ISSUE_ERROR;
-            goto end;
-        }
-        src = store_cert_insert(tx, &rec, &id);
-        ca_store_cert_clear(&rec);
+    /* the stored DER, decoded once (CLI callers want an X509) */
+    rc = ca_issue_store_der(ca, prof, req, tx, device_id, &rec, cert_id, err,
+                            errlen);
+    if (rc != CA_ISSUE_OK)
+        return rc;
+    p = rec.der;
+    if ((*out = d2i_X509(NULL, &p, (long)rec.der_len)) == NULL) {
+        snprintf(err, errlen, "cannot decode the issued certificate");
+        rc = CA_ISSUE_ERROR;
     }
-    if (src != STORE_OK) {
-        snprintf(err, errlen, "storing the certificate failed: %s (%s)",
-                 store_rc_str(src), store_tx_errmsg(tx));
-        rc = CA_ISSUE_STORE;
-        goto end;
-    }
-    *out = x;
-    x = NULL;
-    if (cert_id != NULL)
-        *cert_id = id;
-    rc = CA_ISSUE_OK;
- end:
-    X509_free(x);
+    ca_store_cert_clear(&rec);
+    ERR_clear_error();
     return rc;
 }
 

@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CA_ISSUE_TRIES 5
 
 /* Signatures up to this size are made on the stack. */
 #define CA_SIG_STACK 1024
@@ -452,7 +451,6 @@ enum ca_issue_rc ca_issue_der(const CA *ca, const CA_PROFILE *p,
     unsigned char *der = NULL;
     size_t der_len = 0;
     unsigned int mdlen = 0;
-    time_t now = req->now != 0 ? req->now : time(NULL);
     time_t nb, na;
     int sign_failed = 0;
     enum ca_issue_rc rc = CA_ISSUE_ERROR;
@@ -461,20 +459,10 @@ enum ca_issue_rc ca_issue_der(const CA *ca, const CA_PROFILE *p,
     memset(&pt, 0, sizeof(pt));
     if (errlen > 0)
         err[0] = '\0';
-    if (ca->signer == NULL || req->pubkey == NULL) {
-        snprintf(err, errlen, "CA %s was loaded without its key", ca->name);
-        return CA_ISSUE_ERROR;
-    }
-    if (!ca_profile_check_key(p, req->pubkey, err, errlen))
-        return CA_ISSUE_BAD_KEY;
-    if (now >= ca->not_after) {
-        snprintf(err, errlen, "CA %s has expired", ca->name);
-        return CA_ISSUE_EXPIRED;
-    }
-    nb = now - p->backdate;
-    na = now + p->validity;
-    if (na > ca->not_after)
-        na = ca->not_after;
+    if ((rc = ca_issue_prepare(ca, p, req, &nb, &na, err, errlen))
+        != CA_ISSUE_OK)
+        return rc;
+    rc = CA_ISSUE_ERROR;
     if (g == NULL)
         goto end;
     if (t == NULL) { /* a profile not made by ca_profile_from_conf() */

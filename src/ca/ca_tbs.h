@@ -18,6 +18,8 @@
 /* Serial numbers: 20 random octets, top bit clear, never two leading zero
  * octets. */
 #define CA_SERIAL_LEN 20
+/* Issuances tried when the store reports a serial collision. */
+#define CA_ISSUE_TRIES 5
 
 /* A growable byte buffer; zero-initialise it. */
 struct ca_buf {
@@ -113,5 +115,13 @@ enum ca_issue_rc ca_san_names(const CA_PROFILE *p,
                               const struct ca_issue_req *req,
                               GENERAL_NAMES **out, int *crit, char *err,
                               size_t errlen);
+
+/* The checks and validity shared by ca_issue() and ca_issue_der(): the CA
+ * has its key, the key is allowed, the CA has not expired; *nb and *na are
+ * notBefore (backdated) and notAfter (capped at the CA's). Returns
+ * CA_ISSUE_OK or the refusal (message in |err|). */
+enum ca_issue_rc ca_issue_prepare(const CA *ca, const CA_PROFILE *p,
+                                  const struct ca_issue_req *req, time_t *nb,
+                                  time_t *na, char *err, size_t errlen);
 
 #endif
