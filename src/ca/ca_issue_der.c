@@ -208,6 +208,7 @@ static int ca_der_spki(const struct ca_issue_req *req, struct ca_buf *s,
             goto end;
         /* SEQUENCE { algorithm, subjectPublicKey BIT STRING (0 unused) } */
         if ((n = i2d_X509_ALGOR(palg, NULL)) <= 0
+            || ca_der_size(V_ASN1_BIT_STRING, (size_t)pklen + 1) == 0
             || !ca_buf_hdr(s, 1, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL,
                            (size_t)n + ca_der_size(V_ASN1_BIT_STRING,
                                                    (size_t)pklen + 1))
@@ -361,7 +362,8 @@ static int ca_der_assemble(const CA *ca, const struct ca_tbs_const *g,
     validity = ca_der_size(V_ASN1_SEQUENCE, pt->nb_len + pt->na_len);
     exts = t->ext_pre_len + pt->ski.len + pt->aki.len + t->ext_post_len
         + pt->san.len;
-    extblk = ca_der_size(3, ca_der_size(V_ASN1_SEQUENCE, exts));
+    extblk = ca_der_size(V_ASN1_SEQUENCE, exts);
+    extblk = extblk != 0 ? ca_der_size(3, extblk) : 0;  /* 0: too large */
     tbs_content = g->version_len + pt->ser_len + pt->sigalg_len
         + pt->issuer_len + validity + pt->subj.len + pt->spki.len + extblk;
     tbs_total = ca_der_size(V_ASN1_SEQUENCE, tbs_content);
