@@ -6,6 +6,7 @@
 #define CMPCA_CLI_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 /* Exit codes that mean something to scripts. */
 enum cli_exit {
@@ -64,6 +65,17 @@ struct store;
 int cli_store_open(struct conf **conf, struct store **st);
 /* Maps a store result code to an exit code (CLI_NOTFOUND, CLI_EXISTS, ...). */
 int cli_store_exit(int store_rc);
+struct store_tx;
+/* Prints "cmpca CMD WHAT: <store result>[: <database message>]" to stderr
+ * (|tx| may be NULL) and returns cli_store_exit(rc). */
+int cli_dberr(const char *cmd, const char *what, const struct store_tx *tx,
+              int rc);
+/* The action of `cmpca CMD ACTION ...`: argv[1], one of the NULL-terminated
+ * |acts|. Returns CLI_OK with *act set; -1 after printing help to stdout
+ * (the caller exits CLI_OK); CLI_USAGE after printing |usage| to stderr. */
+int cli_pick_action(int argc, char **argv, const char *cmd,
+                    const char *const *acts, void (*usage)(FILE *),
+                    const char **act);
 /* The audit actor for this command line user: "cli:<login name>". */
 const char *cli_actor(void);
 struct store_der;

@@ -67,6 +67,40 @@ int cli_store_exit(int rc)
     }
 }
 
+int cli_dberr(const char *cmd, const char *what, const STORE_TX *tx, int rc)
+{
+    const char *msg = tx != NULL ? store_tx_errmsg(tx) : "";
+
+    fprintf(stderr, "cmpca %s %s: %s%s%s\n", cmd, what,
+            store_rc_str((enum store_rc)rc), *msg ? ": " : "", msg);
+    return cli_store_exit(rc);
+}
+
+int cli_pick_action(int argc, char **argv, const char *cmd,
+                    const char *const *acts, void (*usage)(FILE *),
+                    const char **act)
+{
+    size_t i;
+
+    *act = NULL;
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(stdout);
+        return -1;
+    }
+    for (i = 0; acts[i] != NULL; i++)
+        if (strcmp(argv[1], acts[i]) == 0) {
+            *act = acts[i];
+            return CLI_OK;
+        }
+    fprintf(stderr, "cmpca %s: unknown action '%s'\n", cmd, argv[1]);
+    usage(stderr);
+    return CLI_USAGE;
+}
+
 const char *cli_actor(void)
 {
     static char actor[96];

@@ -108,17 +108,11 @@ int cli_audit(int argc, char **argv)
     long limit = 50;
     int c, json = 0, ret;
 
-    if (argc < 2 || strcmp(argv[1], "--help") == 0
-        || strcmp(argv[1], "-h") == 0) {
-        audit_usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? CLI_USAGE : CLI_OK;
-    }
-    act = argv[1];
-    if (strcmp(act, "verify") != 0 && strcmp(act, "list") != 0) {
-        fprintf(stderr, "cmpca audit: unknown action '%s'\n", act);
-        audit_usage(stderr);
-        return CLI_USAGE;
-    }
+    static const char *const acts[] = { "verify", "list", NULL };
+
+    if ((ret = cli_pick_action(argc, argv, "audit", acts, audit_usage, &act))
+        != CLI_OK)
+        return ret < 0 ? CLI_OK : ret;
     optind = 0;
     while ((c = getopt_long(argc - 1, argv + 1, "l:jh", opts, NULL)) != -1) {
         switch (c) {

@@ -147,10 +147,7 @@ static int device_vendor(STORE_TX *tx, const char *name, int64_t *id)
 /* Prints a store failure and returns the exit code for it. */
 static int device_dberr(const char *what, STORE_TX *tx, enum store_rc rc)
 {
-    fprintf(stderr, "cmpca device %s: %s%s%s\n", what, store_rc_str(rc),
-            tx != NULL && *store_tx_errmsg(tx) ? ": " : "",
-            tx != NULL ? store_tx_errmsg(tx) : "");
-    return cli_store_exit(rc);
+    return cli_dberr("device", what, tx, rc);
 }
 
 static int device_add(STORE *st, const struct device_opts *o)
@@ -666,30 +663,18 @@ static int device_change(STORE *st, const struct device_opts *o,
 int cli_device(int argc, char **argv)
 {
     static const char *const acts[] = {
-        "add", "import", "list", "show", "disable", "enable", "remove"
+        "add", "import", "list", "show", "disable", "enable", "remove", NULL
     };
     struct device_opts o;
     STORE *st = NULL;
     const char *act;
-    size_t i;
     int ret;
 
     memset(&o, 0, sizeof(o));
     o.limit = -1;
-    if (argc < 2 || strcmp(argv[1], "--help") == 0
-        || strcmp(argv[1], "-h") == 0) {
-        device_usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? CLI_USAGE : CLI_OK;
-    }
-    act = argv[1];
-    for (i = 0; i < sizeof(acts) / sizeof(acts[0]); i++)
-        if (strcmp(act, acts[i]) == 0)
-            break;
-    if (i == sizeof(acts) / sizeof(acts[0])) {
-        fprintf(stderr, "cmpca device: unknown action '%s'\n", act);
-        device_usage(stderr);
-        return CLI_USAGE;
-    }
+    if ((ret = cli_pick_action(argc, argv, "device", acts, device_usage,
+                               &act)) != CLI_OK)
+        return ret < 0 ? CLI_OK : ret;
     if ((ret = device_parse(argc - 1, argv + 1, &o)) != CLI_OK)
         return ret < 0 ? CLI_OK : ret;
     if (strcmp(act, "list") == 0 && o.pos != NULL) {

@@ -82,10 +82,7 @@ static int ra_parse(int argc, char **argv, struct ra_opts *o, int allow_pos)
 
 static int ra_dberr(const char *what, STORE_TX *tx, enum store_rc rc)
 {
-    fprintf(stderr, "cmpca ra %s: %s%s%s\n", what, store_rc_str(rc),
-            tx != NULL && *store_tx_errmsg(tx) ? ": " : "",
-            tx != NULL ? store_tx_errmsg(tx) : "");
-    return cli_store_exit(rc);
+    return cli_dberr("ra", what, tx, rc);
 }
 
 static int ra_add(STORE *st, const struct ra_opts *o)
@@ -316,19 +313,11 @@ int cli_ra(int argc, char **argv)
     const char *act;
     int ret;
 
+    static const char *const acts[] = { "add", "list", "show", "remove", NULL };
+
     memset(&o, 0, sizeof(o));
-    if (argc < 2 || strcmp(argv[1], "--help") == 0
-        || strcmp(argv[1], "-h") == 0) {
-        ra_usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? CLI_USAGE : CLI_OK;
-    }
-    act = argv[1];
-    if (strcmp(act, "add") != 0 && strcmp(act, "list") != 0
-        && strcmp(act, "show") != 0 && strcmp(act, "remove") != 0) {
-        fprintf(stderr, "cmpca ra: unknown action '%s'\n", act);
-        ra_usage(stderr);
-        return CLI_USAGE;
-    }
+    if ((ret = cli_pick_action(argc, argv, "ra", acts, ra_usage, &act)) != CLI_OK)
+        return ret < 0 ? CLI_OK : ret;
     ret = ra_parse(argc - 1, argv + 1, &o,
                    strcmp(act, "show") == 0 || strcmp(act, "remove") == 0);
     if (ret != CLI_OK) {

@@ -151,9 +151,7 @@ static int vendor_add(STORE *st, struct vendor_opts *o)
     ret = CLI_OK;
     goto end;
  dberr:
-    fprintf(stderr, "cmpca vendor add: %s: %s\n", store_rc_str(rc),
-            tx != NULL ? store_tx_errmsg(tx) : "");
-    ret = cli_store_exit(rc);
+    ret = cli_dberr("vendor", "add", tx, rc);
  end:
     store_rollback(tx);
     store_der_list_free(certs, ncerts);
@@ -342,9 +340,7 @@ static int vendor_remove(STORE *st, const struct vendor_opts *o)
     ret = CLI_OK;
     goto end;
  dberr:
-    fprintf(stderr, "cmpca vendor remove: %s: %s\n", store_rc_str(rc),
-            tx != NULL ? store_tx_errmsg(tx) : "");
-    ret = cli_store_exit(rc);
+    ret = cli_dberr("vendor", "remove", tx, rc);
  end:
     store_vendor_free(v);
     store_rollback(tx);
@@ -358,19 +354,12 @@ int cli_vendor(int argc, char **argv)
     const char *act;
     int ret;
 
+    static const char *const acts[] = { "add", "list", "show", "remove", NULL };
+
     memset(&o, 0, sizeof(o));
-    if (argc < 2 || strcmp(argv[1], "--help") == 0
-        || strcmp(argv[1], "-h") == 0) {
-        vendor_usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? CLI_USAGE : CLI_OK;
-    }
-    act = argv[1];
-    if (strcmp(act, "add") != 0 && strcmp(act, "list") != 0
-        && strcmp(act, "show") != 0 && strcmp(act, "remove") != 0) {
-        fprintf(stderr, "cmpca vendor: unknown action '%s'\n", act);
-        vendor_usage(stderr);
-        return CLI_USAGE;
-    }
+    if ((ret = cli_pick_action(argc, argv, "vendor", acts, vendor_usage,
+                               &act)) != CLI_OK)
+        return ret < 0 ? CLI_OK : ret;
     ret = vendor_parse(argc - 1, argv + 1, &o,
                        strcmp(act, "show") == 0 || strcmp(act, "remove") == 0);
     if (ret != CLI_OK) {
