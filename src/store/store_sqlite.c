@@ -140,6 +140,7 @@ struct sq_writer {
     uint64_t batch;                /* number of the open/last batch */
     uint64_t done_batch;           /* last batch whose COMMIT ended */
     uint64_t failed_batch;         /* last batch whose COMMIT failed */
+    char commit_err[256];          /* why it failed (for every member) */
 };
 
 /* WAL frames after which the checkpointer copies the log into the
@@ -201,8 +202,6 @@ static enum store_rc sq_fail(STORE_TX *tx, int rc, const char *what)
                                           : sqlite3_errstr(rc));
 }
 
-/* Returns the cached statement |id| of the tx's connection, reset and ready
- * to bind, or NULL (message recorded). */
 /* Fault injection for tests (store_sqlite_fault): fail the Nth call. */
 static long sq_fault_at, sq_fault_calls;
 
@@ -212,6 +211,8 @@ void store_sqlite_fault(long n)
     __atomic_store_n(&sq_fault_at, n, __ATOMIC_SEQ_CST);
 }
 
+/* Returns the cached statement |id| of the tx's connection, reset and ready
+ * to bind, or NULL (message recorded). */
 static sqlite3_stmt *sq_stmt(STORE_TX *tx, enum sq_stmt_id id)
 {
     struct sq_conn *c = tx->conn;
@@ -221,6 +222,13 @@ static sqlite3_stmt *sq_stmt(STORE_TX *tx, enum sq_stmt_id id)
     if (at > 0 && __atomic_add_fetch(&sq_fault_calls, 1, __ATOMIC_SEQ_CST)
         == at) {
         store_tx_fail(tx, STORE_ERROR, "injected fault");
+        return NULL;
+    }
+    /* After a full disk or an I/O error SQLite rolls the transaction back
+     * by itself; a further statement would run (and commit) on its own. */
+    if (tx->write && id != SQ_BEGIN_W && sqlite3_get_autocommit(c->db)) {
+        store_tx_fail(tx, STORE_ERROR, "transaction lost: %s",
+                      sqlite3_errmsg(c->db));
         return NULL;
     }
 
@@ -678,8 +686,14 @@ static void sq_batch_commit(STORE_TX *tx, struct sq_store *s)
     w->in_tx = 0;
     w->pending = 0;
     w->members = 0;
-    if (!ok)
+    if (!ok) {
+        /* the committer may be a member that rolled back or failed to
+         * begin: the reason is kept for all and logged once */
+        snprintf(w->commit_err, sizeof(w->commit_err), "%s", tx->errmsg);
+        log_msg(LOG_ERROR, "store: group commit of batch %llu failed: %s",
+                (unsigned long long)w->batch, w->commit_err);
         w->failed_batch = w->batch;
+    }
     w->done_batch = w->batch;
     pthread_cond_broadcast(&w->cv_done);
     if (w->waiters > 0)
@@ -787,6 +801,9 @@ static enum store_rc sq_end_write(STORE_TX *tx, int keep)
         }
         w->in_tx = 0;
         if (w->pending > 0) {
+            snprintf(w->commit_err, sizeof(w->commit_err), "%s", tx->errmsg);
+            log_msg(LOG_ERROR, "store: batch %llu rolled back: %s",
+                    (unsigned long long)w->batch, w->commit_err);
             w->failed_batch = w->batch;
             w->done_batch = w->batch;
             w->pending = 0;
@@ -810,13 +827,9 @@ static enum store_rc sq_end_write(STORE_TX *tx, int keep)
     if (keep) {
         while (w->done_batch < my)
             pthread_cond_wait(&w->cv_done, &s->mu);
-        if (w->failed_batch == my) {
-            char why[sizeof(tx->errmsg)];
-
-            snprintf(why, sizeof(why), "%s", tx->errmsg);
+        if (w->failed_batch == my)
             rc = store_tx_fail(tx, STORE_ERROR, "group commit failed%s%s",
-                               *why ? ": " : "", why);
-        }
+                               *w->commit_err ? ": " : "", w->commit_err);
     }
     pthread_mutex_unlock(&s->mu);
     tx->conn = NULL;
