@@ -511,6 +511,11 @@ void store_crl_free(struct store_crl *crl)
     free(crl);
 }
 
+void store_audit_row_free_elem(void *row)
+{
+    store_audit_row_free(row);
+}
+
 void store_audit_row_free(struct store_audit_row *r)
 {
     if (r == NULL)
@@ -716,7 +721,7 @@ enum store_rc store_device_insert(STORE_TX *tx, int64_t vendor_id,
 {
     STORE_NEED_WRITE(tx);
     if (identifier == NULL || *identifier == '\0'
-        || strlen(identifier) > 1024)
+        || strlen(identifier) > STORE_IDENT_MAX)
         return store_tx_fail(tx, STORE_ERROR, "bad device identifier");
     return OPS(tx)->device_insert(tx, vendor_id, identifier, id);
 }
@@ -764,24 +769,60 @@ enum store_rc store_device_count(STORE_TX *tx,
     return OPS(tx)->device_count(tx, f, n);
 }
 
+/* The caller's identifier iterator, with the identifier checked for both
+ * backends: 1..STORE_IDENT_MAX octets, no NUL. */
+struct store_ident_check {
+    store_ident_next_fn next;
+    void *arg;
+    int bad;
+};
+
+static int store_ident_checked(void *p, const char **ident, size_t *len)
+{
+    struct store_ident_check *c = p;
+    int r = c->next(c->arg, ident, len);
+
+    if (r == 1 && (*len == 0 || *len > STORE_IDENT_MAX
+                   || memchr(*ident, '\0', *len) != NULL)) {
+        c->bad = 1;
+        return -1;
+    }
+    return r;
+}
+
 enum store_rc store_device_import(STORE_TX *tx, int64_t vendor_id,
                                   store_ident_next_fn next, void *arg,
                                   uint64_t *count)
 {
+    struct store_ident_check c = { next, arg, 0 };
+    enum store_rc rc;
+
     if (count != NULL)
         *count = 0;
     STORE_NEED_WRITE(tx);
-    return OPS(tx)->device_import(tx, vendor_id, next, arg, count);
+    rc = OPS(tx)->device_import(tx, vendor_id, store_ident_checked, &c, count);
+    if (c.bad)
+        rc = store_tx_fail(tx, STORE_ERROR, "identifier empty, longer than %d "
+                           "octets or containing NUL", STORE_IDENT_MAX);
+    return rc;
 }
 
 enum store_rc store_ra_insert(STORE_TX *tx, const struct store_ra *ra,
                               int64_t *id)
 {
     unsigned char sha[STORE_SHA256_LEN];
+    size_t i;
 
     STORE_NEED_WRITE(tx);
     if (id != NULL)
         *id = 0;
+    if (ra->name == NULL || *ra->name == '\0')
+        return store_tx_fail(tx, STORE_ERROR, "ra_insert: no name");
+    /* the SQLite backend inserts aliases with OR IGNORE: check them here */
+    for (i = 0; i < ra->naliases; i++)
+        if (ra->aliases == NULL || ra->aliases[i] == NULL
+            || *ra->aliases[i] == '\0')
+            return store_tx_fail(tx, STORE_ERROR, "ra_insert: empty alias");
     if (ra->cert_der == NULL || ra->cert_len == 0
         || !store_sha256(ra->cert_der, ra->cert_len, sha))
         return store_tx_fail(tx, STORE_ERROR, "ra_insert: bad certificate");

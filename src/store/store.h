@@ -385,6 +385,8 @@ enum store_rc store_device_count(STORE_TX *tx,
  * the end, -1 on a parse error (the iterator records why).
  */
 typedef int (*store_ident_next_fn)(void *arg, const char **ident, size_t *len);
+/* Longest device identifier, in octets. */
+#define STORE_IDENT_MAX 1024
 /*
  * Bulk-inserts devices (state REGISTERED) for |vendor_id| in the caller's
  * write transaction with one prepared statement. Returns STORE_OK with the
@@ -392,8 +394,8 @@ typedef int (*store_ident_next_fn)(void *arg, const char **ident, size_t *len);
  * registered or repeated in the input (the one the iterator returned last
  * is the culprit); STORE_ERROR when the iterator returned -1 (or a db
  * error). On any failure the caller must roll back (all-or-nothing).
- * Empty identifiers or ones longer than 1024 octets are refused
- * (STORE_ERROR with a message in store_tx_errmsg).
+ * Empty identifiers, ones longer than STORE_IDENT_MAX octets or with a NUL
+ * are refused (STORE_ERROR with a message in store_tx_errmsg).
  */
 enum store_rc store_device_import(STORE_TX *tx, int64_t vendor_id,
                                   store_ident_next_fn next, void *arg,

@@ -10,6 +10,19 @@
 
 #include <stdarg.h>
 
+/* Column lists of the tables, in the order both backends read them. */
+#define STORE_CERT_COLS "id,ca_id,serial,subject,not_before,not_after,der," \
+    "sha256,status,revoked_at,reason,device_id,profile,created"
+#define STORE_CA_COLS "id,name,cert,chain,key_ref,signer_cert,signer_key_ref," \
+    "created"
+#define STORE_VENDOR_COLS "id,name,certs,created"
+#define STORE_DEVICE_COLS "id,vendor_id,identifier,state,cert_id,created," \
+    "updated"
+#define STORE_RA_COLS "id,name,cert,sha256,created"
+#define STORE_TXN_COLS "tid,alias,type,state,cert_req_id,created,deadline," \
+    "updated,requester,sender_nonce,cert_id,old_cert_id,device_id"
+#define STORE_AUDIT_COLS "seq,time,actor,action,object,details,hash"
+
 struct store_ops;
 
 struct store {
@@ -166,6 +179,8 @@ void store_audit_row_free(struct store_audit_row *r);
 /* Returns an owned copy of the row |b| whose strings are borrowed (a
  * backend's result buffers), or NULL. */
 struct store_audit_row *store_audit_row_dup(const struct store_audit_row *b);
+/* store_audit_row_free with the signature of a list element freer. */
+void store_audit_row_free_elem(void *row);
 
 int store_der_join(const struct store_der *v, size_t n, unsigned char **out,
                    size_t *len);

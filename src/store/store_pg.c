@@ -17,16 +17,6 @@
 #include <string.h>
 #include <time.h>
 
-#define PG_CERT_COLS "id,ca_id,serial,subject,not_before,not_after,der," \
-    "sha256,status,revoked_at,reason,device_id,profile,created"
-#define PG_CA_COLS "id,name,cert,chain,key_ref,signer_cert,signer_key_ref," \
-    "created"
-#define PG_VENDOR_COLS "id,name,certs,created"
-#define PG_DEVICE_COLS "id,vendor_id,identifier,state,cert_id,created,updated"
-#define PG_RA_COLS "id,name,cert,sha256,created"
-#define PG_TXN_COLS "tid,alias,type,state,cert_req_id,created,deadline," \
-    "updated,requester,sender_nonce,cert_id,old_cert_id,device_id"
-#define PG_AUDIT_COLS "seq,time,actor,action,object,details,hash"
 
 /* Inserts never raise a unique violation (that would abort the whole
  * transaction): ON CONFLICT DO NOTHING, and no row back means "exists".
@@ -37,9 +27,9 @@
       "ON CONFLICT DO NOTHING RETURNING id")                                \
     X(CA_UPDATE, "UPDATE ca SET cert=$1,chain=$2,key_ref=$3,"               \
       "signer_cert=$4,signer_key_ref=$5 WHERE id=$6")                       \
-    X(CA_GET_ID, "SELECT " PG_CA_COLS " FROM ca WHERE id=$1")               \
-    X(CA_GET_NAME, "SELECT " PG_CA_COLS " FROM ca WHERE name=$1")           \
-    X(CA_LIST, "SELECT " PG_CA_COLS " FROM ca ORDER BY id")                 \
+    X(CA_GET_ID, "SELECT " STORE_CA_COLS " FROM ca WHERE id=$1")               \
+    X(CA_GET_NAME, "SELECT " STORE_CA_COLS " FROM ca WHERE name=$1")           \
+    X(CA_LIST, "SELECT " STORE_CA_COLS " FROM ca ORDER BY id")                 \
     X(CERT_INSERT, "INSERT INTO cert(ca_id,serial,subject,not_before,"      \
       "not_after,der,sha256,status,revoked_at,reason,device_id,profile,"    \
       "created) SELECT $1::bigint,$2::bytea,$3::text,$4::bigint,"           \
@@ -51,8 +41,8 @@
     X(CERT_REFS, "SELECT EXISTS(SELECT 1 FROM ca WHERE id=$1::bigint) AND " \
       "($2::bigint IS NULL OR EXISTS(SELECT 1 FROM device "                 \
       "WHERE id=$2::bigint))")                                              \
-    X(CERT_GET_ID, "SELECT " PG_CERT_COLS " FROM cert WHERE id=$1")         \
-    X(CERT_GET_SERIAL, "SELECT " PG_CERT_COLS                               \
+    X(CERT_GET_ID, "SELECT " STORE_CERT_COLS " FROM cert WHERE id=$1")         \
+    X(CERT_GET_SERIAL, "SELECT " STORE_CERT_COLS                               \
       " FROM cert WHERE ca_id=$1 AND serial=$2")                            \
     X(CERT_REVOKE, "UPDATE cert SET status=1,revoked_at=$1,reason=$2 "      \
       "WHERE id=$3 AND status=0")                                           \
@@ -62,10 +52,10 @@
     X(VENDOR_INSERT, "INSERT INTO vendor(name,certs,created) "              \
       "VALUES($1,$2,$3) ON CONFLICT DO NOTHING RETURNING id")               \
     X(VENDOR_UPDATE, "UPDATE vendor SET certs=$1 WHERE id=$2")              \
-    X(VENDOR_GET_ID, "SELECT " PG_VENDOR_COLS " FROM vendor WHERE id=$1")   \
-    X(VENDOR_GET_NAME, "SELECT " PG_VENDOR_COLS                             \
+    X(VENDOR_GET_ID, "SELECT " STORE_VENDOR_COLS " FROM vendor WHERE id=$1")   \
+    X(VENDOR_GET_NAME, "SELECT " STORE_VENDOR_COLS                             \
       " FROM vendor WHERE name=$1")                                         \
-    X(VENDOR_LIST, "SELECT " PG_VENDOR_COLS " FROM vendor ORDER BY name")   \
+    X(VENDOR_LIST, "SELECT " STORE_VENDOR_COLS " FROM vendor ORDER BY name")   \
     X(VENDOR_EXISTS, "SELECT 1 FROM vendor WHERE id=$1")                    \
     X(VENDOR_HAS_DEV, "SELECT 1 FROM device WHERE vendor_id=$1 LIMIT 1")    \
     X(VENDOR_DELETE, "DELETE FROM vendor WHERE id=$1")                      \
@@ -73,8 +63,8 @@
       "cert_id,created,updated) SELECT $1::bigint,$2::text,0,NULL,"         \
       "$3::bigint,$3::bigint WHERE EXISTS(SELECT 1 FROM vendor "            \
       "WHERE id=$1::bigint) ON CONFLICT DO NOTHING RETURNING id")           \
-    X(DEVICE_GET_ID, "SELECT " PG_DEVICE_COLS " FROM device WHERE id=$1")   \
-    X(DEVICE_GET_IDENT, "SELECT " PG_DEVICE_COLS                            \
+    X(DEVICE_GET_ID, "SELECT " STORE_DEVICE_COLS " FROM device WHERE id=$1")   \
+    X(DEVICE_GET_IDENT, "SELECT " STORE_DEVICE_COLS                            \
       " FROM device WHERE vendor_id=$1 AND identifier=$2")                  \
     X(DEVICE_SET_STATE, "UPDATE device SET state=$1,cert_id=CASE "          \
       "WHEN $2::bigint<0 THEN cert_id WHEN $2::bigint=0 THEN NULL "         \
@@ -85,25 +75,25 @@
       "VALUES($1,$2,$3,$4) ON CONFLICT DO NOTHING RETURNING id")            \
     X(RA_ALIAS_INSERT, "INSERT INTO ra_alias(ra_id,alias) VALUES($1,$2) "   \
       "ON CONFLICT DO NOTHING")                                             \
-    X(RA_GET_ID, "SELECT " PG_RA_COLS " FROM ra WHERE id=$1")               \
-    X(RA_GET_NAME, "SELECT " PG_RA_COLS " FROM ra WHERE name=$1")           \
-    X(RA_GET_SHA, "SELECT " PG_RA_COLS " FROM ra WHERE sha256=$1")          \
-    X(RA_LIST, "SELECT " PG_RA_COLS " FROM ra ORDER BY name")               \
+    X(RA_GET_ID, "SELECT " STORE_RA_COLS " FROM ra WHERE id=$1")               \
+    X(RA_GET_NAME, "SELECT " STORE_RA_COLS " FROM ra WHERE name=$1")           \
+    X(RA_GET_SHA, "SELECT " STORE_RA_COLS " FROM ra WHERE sha256=$1")          \
+    X(RA_LIST, "SELECT " STORE_RA_COLS " FROM ra ORDER BY name")               \
     X(RA_ALIASES, "SELECT alias FROM ra_alias WHERE ra_id=$1 ORDER BY alias") \
     X(RA_DELETE, "DELETE FROM ra WHERE id=$1")                              \
-    X(TXN_INSERT, "INSERT INTO cmp_txn(" PG_TXN_COLS ") "                   \
+    X(TXN_INSERT, "INSERT INTO cmp_txn(" STORE_TXN_COLS ") "                   \
       "VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) "                 \
       "ON CONFLICT DO NOTHING RETURNING 1")                                 \
-    X(TXN_GET, "SELECT " PG_TXN_COLS " FROM cmp_txn WHERE tid=$1")          \
+    X(TXN_GET, "SELECT " STORE_TXN_COLS " FROM cmp_txn WHERE tid=$1")          \
     X(TXN_EXISTS, "SELECT 1 FROM cmp_txn WHERE tid=$1")                     \
     X(TXN_SET_STATE, "UPDATE cmp_txn SET state=$1,updated=$2 "              \
       "WHERE tid=$3 AND state=$4")                                          \
     X(TXN_UPDATE, "UPDATE cmp_txn SET state=$1,deadline=$2,"                \
       "sender_nonce=$3,cert_id=$4,old_cert_id=$5,device_id=$6,alias=$7,"    \
       "updated=$8 WHERE tid=$9 AND state=$10")                              \
-    X(TXN_EXPIRED, "SELECT " PG_TXN_COLS " FROM cmp_txn WHERE state=0 "     \
+    X(TXN_EXPIRED, "SELECT " STORE_TXN_COLS " FROM cmp_txn WHERE state=0 "     \
       "AND deadline<$1 ORDER BY deadline LIMIT $2")                         \
-    X(TXN_WAITING_DEV, "SELECT " PG_TXN_COLS " FROM cmp_txn WHERE state=0 " \
+    X(TXN_WAITING_DEV, "SELECT " STORE_TXN_COLS " FROM cmp_txn WHERE state=0 " \
       "AND device_id=$1 ORDER BY created LIMIT $2")                         \
     X(TXN_PURGE, "DELETE FROM cmp_txn WHERE state<>0 AND updated<$1")       \
     X(CRL_NEXT, "INSERT INTO crl_counter(ca_id,number) SELECT $1::bigint,1 " \
@@ -121,12 +111,12 @@
     X(AUDIT_HEAD, "SELECT seq,hash FROM audit_head WHERE id=1")             \
     X(AUDIT_HEAD_LOCK, "SELECT seq,hash FROM audit_head WHERE id=1 "        \
       "FOR UPDATE")                                                         \
-    X(AUDIT_INSERT, "INSERT INTO audit(" PG_AUDIT_COLS ") "                 \
+    X(AUDIT_INSERT, "INSERT INTO audit(" STORE_AUDIT_COLS ") "                 \
       "VALUES($1,$2,$3,$4,$5,$6,$7)")                                       \
     X(AUDIT_SET_HEAD, "INSERT INTO audit_head(id,seq,hash) VALUES(1,$1,$2) " \
       "ON CONFLICT(id) DO UPDATE SET seq=excluded.seq,hash=excluded.hash")  \
-    X(AUDIT_ALL, "SELECT " PG_AUDIT_COLS " FROM audit ORDER BY seq")        \
-    X(AUDIT_LAST, "SELECT * FROM (SELECT " PG_AUDIT_COLS " FROM audit "     \
+    X(AUDIT_ALL, "SELECT " STORE_AUDIT_COLS " FROM audit ORDER BY seq")        \
+    X(AUDIT_LAST, "SELECT * FROM (SELECT " STORE_AUDIT_COLS " FROM audit "     \
       "ORDER BY seq DESC LIMIT $1) t ORDER BY seq")                         \
     X(AUDIT_COUNT, "SELECT count(*),coalesce(max(seq),0) FROM audit")
 
@@ -135,7 +125,6 @@
 enum pg_stmt_id { PG_STMTS(PG_ENUM) PG_NSTMT };
 static const char *const pg_sql[] = { PG_STMTS(PG_TEXT) };
 
-#define PG_IDENT_MAX 1024      /* longest device identifier */
 #define PG_MAXP 16             /* most parameters of one statement */
 #define PG_POOL_MAX 32         /* connections per STORE */
 #define PG_MIGRATE_LOCK 0x636d706361LL /* advisory lock key ("cmpca") */
@@ -1637,7 +1626,7 @@ static enum store_rc pg_device_list(STORE_TX *tx,
                                     struct store_device ***out, size_t *n)
 {
     struct pg_params p = { 0 };
-    char sql[300] = "SELECT " PG_DEVICE_COLS " FROM device";
+    char sql[300] = "SELECT " STORE_DEVICE_COLS " FROM device";
     enum store_rc rc;
     PGresult *res;
 
@@ -1686,12 +1675,6 @@ static enum store_rc pg_device_import(STORE_TX *tx, int64_t vendor_id,
                             (long long)vendor_id)
             : rc;
     while ((r = next(arg, &ident, &len)) == 1) {
-        if (len == 0 || len > PG_IDENT_MAX)
-            return store_tx_fail(tx, STORE_ERROR,
-                                 "identifier empty or longer than %d octets",
-                                 PG_IDENT_MAX);
-        if (memchr(ident, '\0', len) != NULL)
-            return store_tx_fail(tx, STORE_ERROR, "NUL in identifier");
         if ((rc = pg_device_add(tx, vendor_id, ident, len, now, NULL))
             != STORE_OK)
             return rc;
@@ -2138,12 +2121,6 @@ static enum store_rc pg_audit_foreach(STORE_TX *tx, store_audit_cb cb,
                      "audit_foreach");
 }
 
-/* store_audit_row_free as a list element freer. */
-static void pg_audit_row_free(void *p)
-{
-    store_audit_row_free(p);
-}
-
 static void *pg_read_audit(STORE_TX *tx, const PGresult *res, int i)
 {
     struct store_audit_row b;
@@ -2161,8 +2138,8 @@ static enum store_rc pg_audit_list(STORE_TX *tx, long limit,
         pp_i64(&p, limit);
     else
         pp_null(&p);
-    return pg_list(tx, PG_AUDIT_LAST, &p, pg_read_audit, pg_audit_row_free,
-                   (void ***)out, n, "audit_list");
+    return pg_list(tx, PG_AUDIT_LAST, &p, pg_read_audit,
+                   store_audit_row_free_elem, (void ***)out, n, "audit_list");
 }
 
 static enum store_rc pg_audit_count(STORE_TX *tx, int64_t *nrows,

@@ -16,15 +16,6 @@
 #include <time.h>
 
 /* Cached statements. */
-#define SQ_CERT_COLS "id,ca_id,serial,subject,not_before,not_after,der," \
-    "sha256,status,revoked_at,reason,device_id,profile,created"
-#define SQ_CA_COLS "id,name,cert,chain,key_ref,signer_cert,signer_key_ref,created"
-#define SQ_VENDOR_COLS "id,name,certs,created"
-#define SQ_DEVICE_COLS "id,vendor_id,identifier,state,cert_id,created,updated"
-#define SQ_RA_COLS "id,name,cert,sha256,created"
-#define SQ_TXN_COLS "tid,alias,type,state,cert_req_id,created,deadline," \
-    "updated,requester,sender_nonce,cert_id,old_cert_id,device_id"
-#define SQ_AUDIT_COLS "seq,time,actor,action,object,details,hash"
 
 #define SQ_STMTS(X)                                                         \
     X(BEGIN_W, "BEGIN IMMEDIATE")                                           \
@@ -38,14 +29,14 @@
       "signer_key_ref,created) VALUES(?,?,?,?,?,?,?)")                      \
     X(CA_UPDATE, "UPDATE ca SET cert=?,chain=?,key_ref=?,signer_cert=?,"    \
       "signer_key_ref=? WHERE id=?")                                        \
-    X(CA_GET_ID, "SELECT " SQ_CA_COLS " FROM ca WHERE id=?")                \
-    X(CA_GET_NAME, "SELECT " SQ_CA_COLS " FROM ca WHERE name=?")            \
-    X(CA_LIST, "SELECT " SQ_CA_COLS " FROM ca ORDER BY id")                 \
+    X(CA_GET_ID, "SELECT " STORE_CA_COLS " FROM ca WHERE id=?")                \
+    X(CA_GET_NAME, "SELECT " STORE_CA_COLS " FROM ca WHERE name=?")            \
+    X(CA_LIST, "SELECT " STORE_CA_COLS " FROM ca ORDER BY id")                 \
     X(CERT_INSERT, "INSERT INTO cert(ca_id,serial,subject,not_before,"      \
       "not_after,der,sha256,status,revoked_at,reason,device_id,profile,"    \
       "created) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)")                         \
-    X(CERT_GET_ID, "SELECT " SQ_CERT_COLS " FROM cert WHERE id=?")          \
-    X(CERT_GET_SERIAL, "SELECT " SQ_CERT_COLS                               \
+    X(CERT_GET_ID, "SELECT " STORE_CERT_COLS " FROM cert WHERE id=?")          \
+    X(CERT_GET_SERIAL, "SELECT " STORE_CERT_COLS                               \
       " FROM cert WHERE ca_id=? AND serial=?")                              \
     X(CERT_REVOKE, "UPDATE cert SET status=1,revoked_at=?,reason=? "        \
       "WHERE id=? AND status=0")                                            \
@@ -54,15 +45,15 @@
       "WHERE ca_id=? AND status=1 AND not_after>=? ORDER BY serial")        \
     X(VENDOR_INSERT, "INSERT INTO vendor(name,certs,created) VALUES(?,?,?)") \
     X(VENDOR_UPDATE, "UPDATE vendor SET certs=? WHERE id=?")                \
-    X(VENDOR_GET_ID, "SELECT " SQ_VENDOR_COLS " FROM vendor WHERE id=?")    \
-    X(VENDOR_GET_NAME, "SELECT " SQ_VENDOR_COLS " FROM vendor WHERE name=?") \
-    X(VENDOR_LIST, "SELECT " SQ_VENDOR_COLS " FROM vendor ORDER BY name")   \
+    X(VENDOR_GET_ID, "SELECT " STORE_VENDOR_COLS " FROM vendor WHERE id=?")    \
+    X(VENDOR_GET_NAME, "SELECT " STORE_VENDOR_COLS " FROM vendor WHERE name=?") \
+    X(VENDOR_LIST, "SELECT " STORE_VENDOR_COLS " FROM vendor ORDER BY name")   \
     X(VENDOR_HAS_DEV, "SELECT EXISTS(SELECT 1 FROM device WHERE vendor_id=?)") \
     X(VENDOR_DELETE, "DELETE FROM vendor WHERE id=?")                       \
     X(DEVICE_INSERT, "INSERT INTO device(vendor_id,identifier,state,"       \
       "cert_id,created,updated) VALUES(?1,?2,0,NULL,?3,?3)")                \
-    X(DEVICE_GET_ID, "SELECT " SQ_DEVICE_COLS " FROM device WHERE id=?")    \
-    X(DEVICE_GET_IDENT, "SELECT " SQ_DEVICE_COLS                            \
+    X(DEVICE_GET_ID, "SELECT " STORE_DEVICE_COLS " FROM device WHERE id=?")    \
+    X(DEVICE_GET_IDENT, "SELECT " STORE_DEVICE_COLS                            \
       " FROM device WHERE vendor_id=? AND identifier=?")                    \
     X(DEVICE_SET_STATE, "UPDATE device SET state=?1,cert_id=CASE "          \
       "WHEN ?2<0 THEN cert_id WHEN ?2=0 THEN NULL ELSE ?2 END,updated=?3 "  \
@@ -72,24 +63,24 @@
     X(RA_INSERT, "INSERT INTO ra(name,cert,sha256,created) VALUES(?,?,?,?)") \
     X(RA_ALIAS_INSERT, "INSERT OR IGNORE INTO ra_alias(ra_id,alias) "       \
       "VALUES(?,?)")                                                        \
-    X(RA_GET_ID, "SELECT " SQ_RA_COLS " FROM ra WHERE id=?")                \
-    X(RA_GET_NAME, "SELECT " SQ_RA_COLS " FROM ra WHERE name=?")            \
-    X(RA_GET_SHA, "SELECT " SQ_RA_COLS " FROM ra WHERE sha256=?")           \
-    X(RA_LIST, "SELECT " SQ_RA_COLS " FROM ra ORDER BY name")               \
+    X(RA_GET_ID, "SELECT " STORE_RA_COLS " FROM ra WHERE id=?")                \
+    X(RA_GET_NAME, "SELECT " STORE_RA_COLS " FROM ra WHERE name=?")            \
+    X(RA_GET_SHA, "SELECT " STORE_RA_COLS " FROM ra WHERE sha256=?")           \
+    X(RA_LIST, "SELECT " STORE_RA_COLS " FROM ra ORDER BY name")               \
     X(RA_ALIASES, "SELECT alias FROM ra_alias WHERE ra_id=? ORDER BY alias") \
     X(RA_DELETE, "DELETE FROM ra WHERE id=?")                               \
-    X(TXN_INSERT, "INSERT INTO cmp_txn(" SQ_TXN_COLS ") "                   \
+    X(TXN_INSERT, "INSERT INTO cmp_txn(" STORE_TXN_COLS ") "                   \
       "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)")                                  \
-    X(TXN_GET, "SELECT " SQ_TXN_COLS " FROM cmp_txn WHERE tid=?")           \
+    X(TXN_GET, "SELECT " STORE_TXN_COLS " FROM cmp_txn WHERE tid=?")           \
     X(TXN_EXISTS, "SELECT 1 FROM cmp_txn WHERE tid=?")                      \
     X(TXN_SET_STATE, "UPDATE cmp_txn SET state=?,updated=? "                \
       "WHERE tid=? AND state=?")                                            \
     X(TXN_UPDATE, "UPDATE cmp_txn SET state=?,deadline=?,sender_nonce=?,"   \
       "cert_id=?,old_cert_id=?,device_id=?,alias=?,updated=? "              \
       "WHERE tid=? AND state=?")                                            \
-    X(TXN_EXPIRED, "SELECT " SQ_TXN_COLS " FROM cmp_txn WHERE state=0 "     \
+    X(TXN_EXPIRED, "SELECT " STORE_TXN_COLS " FROM cmp_txn WHERE state=0 "     \
       "AND deadline<? ORDER BY deadline LIMIT ?")                           \
-    X(TXN_WAITING_DEV, "SELECT " SQ_TXN_COLS " FROM cmp_txn WHERE state=0 " \
+    X(TXN_WAITING_DEV, "SELECT " STORE_TXN_COLS " FROM cmp_txn WHERE state=0 " \
       "AND device_id=? ORDER BY created LIMIT ?")                           \
     X(TXN_PURGE, "DELETE FROM cmp_txn WHERE state<>0 AND updated<?")        \
     X(CRL_NEXT, "INSERT INTO crl_counter(ca_id,number) VALUES(?,1) "        \
@@ -99,12 +90,12 @@
     X(CRL_GET, "SELECT ca_id,number,this_update,next_update,der FROM crl "  \
       "WHERE ca_id=?")                                                      \
     X(AUDIT_HEAD, "SELECT seq,hash FROM audit_head WHERE id=1")             \
-    X(AUDIT_INSERT, "INSERT INTO audit(" SQ_AUDIT_COLS ") "                 \
+    X(AUDIT_INSERT, "INSERT INTO audit(" STORE_AUDIT_COLS ") "                 \
       "VALUES(?,?,?,?,?,?,?)")                                              \
     X(AUDIT_SET_HEAD, "INSERT INTO audit_head(id,seq,hash) VALUES(1,?,?) "  \
       "ON CONFLICT(id) DO UPDATE SET seq=excluded.seq,hash=excluded.hash")  \
-    X(AUDIT_ALL, "SELECT " SQ_AUDIT_COLS " FROM audit ORDER BY seq")        \
-    X(AUDIT_LAST, "SELECT * FROM (SELECT " SQ_AUDIT_COLS " FROM audit "     \
+    X(AUDIT_ALL, "SELECT " STORE_AUDIT_COLS " FROM audit ORDER BY seq")        \
+    X(AUDIT_LAST, "SELECT * FROM (SELECT " STORE_AUDIT_COLS " FROM audit "     \
       "ORDER BY seq DESC LIMIT ?) ORDER BY seq")                            \
     X(AUDIT_COUNT, "SELECT count(*),coalesce(max(seq),0) FROM audit")
 
@@ -114,7 +105,6 @@ enum sq_stmt_id { SQ_STMTS(SQ_ENUM) SQ_NSTMT };
 static const char *const sq_sql[] = { SQ_STMTS(SQ_TEXT) };
 
 /* Longest device identifier accepted. */
-#define SQ_IDENT_MAX 1024
 
 struct sq_conn {
     sqlite3 *db;
@@ -1585,7 +1575,7 @@ static enum store_rc sq_device_list(STORE_TX *tx,
                                     const struct store_device_filter *f,
                                     struct store_device ***out, size_t *n)
 {
-    char sql[256] = "SELECT " SQ_DEVICE_COLS " FROM device";
+    char sql[256] = "SELECT " STORE_DEVICE_COLS " FROM device";
     sqlite3_stmt *s = NULL;
     enum store_rc rc;
     int i, r;
@@ -1645,12 +1635,6 @@ static enum store_rc sq_device_import(STORE_TX *tx, int64_t vendor_id,
     sqlite3_bind_int64(s, 1, vendor_id);
     sqlite3_bind_int64(s, 3, sq_now());
     while ((r = next(arg, &ident, &len)) == 1) {
-        if (len == 0 || len > SQ_IDENT_MAX) {
-            sqlite3_clear_bindings(s);
-            return store_tx_fail(tx, STORE_ERROR,
-                                 "identifier empty or longer than %d octets",
-                                 SQ_IDENT_MAX);
-        }
         sqlite3_bind_text(s, 2, ident, (int)len, SQLITE_STATIC);
         r = sqlite3_step(s);
         sqlite3_reset(s);
@@ -2131,13 +2115,6 @@ static enum store_rc sq_audit_foreach(STORE_TX *tx, store_audit_cb cb,
     return rc;
 }
 
-/* Frees one audit row (list free takes an array we do not have here). */
-/* store_audit_row_free as a list element freer. */
-static void sq_audit_row_free(void *p)
-{
-    store_audit_row_free(p);
-}
-
 static void *sq_read_audit(STORE_TX *tx, sqlite3_stmt *s)
 {
     struct store_audit_row b;
@@ -2156,7 +2133,7 @@ static enum store_rc sq_audit_list(STORE_TX *tx, long limit,
     if ((s = sq_stmt(tx, SQ_AUDIT_LAST)) == NULL)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, limit > 0 ? limit : -1);
-    return sq_collect(tx, s, sq_read_audit, sq_audit_row_free,
+    return sq_collect(tx, s, sq_read_audit, store_audit_row_free_elem,
                       (void ***)out, n, "audit_list");
 }
 

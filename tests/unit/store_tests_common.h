@@ -269,6 +269,25 @@ static int arr_next(void *arg, const char **ident, size_t *len)
     return 1;
 }
 
+/* One identifier of an explicit length (may hold a NUL). */
+struct raw_iter {
+    const char *p;
+    size_t len;
+    int done;
+};
+
+static int raw_next(void *arg, const char **ident, size_t *len)
+{
+    struct raw_iter *it = arg;
+
+    if (it->done)
+        return 0;
+    it->done = 1;
+    *ident = it->p;
+    *len = it->len;
+    return 1;
+}
+
 static void test_import_all_or_nothing(void **state)
 {
     struct fx *f = *state;
@@ -306,6 +325,25 @@ static void test_import_all_or_nothing(void **state)
     assert_int_equal(store_device_import(tx, 999, arr_next, &it, &cnt),
                      STORE_NOTFOUND);
     store_rollback(tx);
+
+    /* identifiers the store refuses, whoever calls it: empty, too long,
+     * with a NUL inside */
+    {
+        static char longid[STORE_IDENT_MAX + 1];
+        struct raw_iter bad[] = {
+            { "", 0, 0 }, { longid, sizeof(longid), 0 }, { "D\0E", 3, 0 }
+        };
+        size_t k;
+
+        memset(longid, 'x', sizeof(longid));
+        for (k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+            assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+            assert_int_equal(store_device_import(tx, v, raw_next, &bad[k],
+                                                 &cnt), STORE_ERROR);
+            assert_non_null(strstr(store_tx_errmsg(tx), "identifier"));
+            store_rollback(tx);
+        }
+    }
 
     assert_int_equal(store_begin_read(f->st, &tx), STORE_OK);
     store_device_filter_init(&flt);
