@@ -8,6 +8,7 @@
  * same key with the same number of threads. Prints a Markdown table.
  */
 #include "ca/ca.h"
+#include "util/pkey_md.h"
 #include "ca/ca_key.h"
 #include "conf/conf.h"
 #include "store/store.h"
@@ -59,7 +60,7 @@ static void *bench_thread(void *arg)
     unsigned char tbs[300], sig[1024];
     struct ca_issue_req req;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    const char *md = ca_key_default_md(j->cakey);
+    const char *md = pkey_default_md(j->cakey);
     char err[256];
     size_t siglen;
     int batch = j->mode == M_STORE1 ? 1 : BENCH_BATCH, i;

@@ -6,6 +6,7 @@
  * digests with contexts made once per key.
  */
 #include "lgcmp.h"
+#include "util/pkey_md.h"
 
 #include "asn1/cmp_asn1.h"
 #include "cmp/cmp_build.h"
@@ -302,7 +303,7 @@ static int lgcmp_signer_init(struct lgcmp_signer *s, EVP_PKEY *pkey)
     s->pkey = pkey;
     pthread_mutex_init(&s->lock, NULL);
     if (!EVP_PKEY_is_a(pkey, "EC")
-        || (mdname = cmp_protect_default_md(pkey)) == NULL)
+        || (mdname = pkey_default_md(pkey)) == NULL)
         return 1;
     md_nid = OBJ_sn2nid(mdname);
     if (!OBJ_find_sigid_by_algs(&s->sig_nid, md_nid, NID_X9_62_id_ecPublicKey)

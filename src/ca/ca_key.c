@@ -101,26 +101,6 @@ int ca_key_describe(const EVP_PKEY *pkey, char *buf, size_t buflen)
     }
 }
 
-const char *ca_key_default_md(const EVP_PKEY *pkey)
-{
-    int bits;
-
-    switch (EVP_PKEY_get_base_id(pkey)) {
-    case EVP_PKEY_ED25519:
-    case EVP_PKEY_ED448:
-        return NULL;
-    case EVP_PKEY_EC:
-        bits = EVP_PKEY_get_bits(pkey);
-        if (bits > 384)
-            return "SHA512";
-        if (bits > 256)
-            return "SHA384";
-        return "SHA256";
-    default:
-        return "SHA256";
-    }
-}
-
 int ca_key_write(const char *path, EVP_PKEY *pkey, const char *pass,
                  char *err, size_t errlen)
 {

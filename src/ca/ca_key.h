@@ -21,10 +21,6 @@ int ca_key_generate(const char *type, EVP_PKEY **out, char *err, size_t errlen);
  * Returns 1, or 0 for a key type cmpca does not know. */
 int ca_key_describe(const EVP_PKEY *pkey, char *buf, size_t buflen);
 
-/* Returns the default signature digest name for |pkey|: "SHA256" for P-256
- * and RSA, "SHA384" for P-384, "SHA512" for P-521, NULL for EdDSA. */
-const char *ca_key_default_md(const EVP_PKEY *pkey);
-
 /* Writes the private key of |pkey| to a new file |path| as PKCS#8 PEM,
  * encrypted with AES-256-CBC under |pass| unless |pass| is NULL. The file is
  * created with O_CREAT|O_EXCL and mode 0600; an existing file is an error.

@@ -6,6 +6,7 @@
 #define OPENSSL_SUPPRESS_DEPRECATED 1 /* the ENGINE API is what libp11 offers */
 
 #include "ca/ca_signer.h"
+#include "util/pkey_md.h"
 #include "ca/ca_key.h"
 #include "util/log.h"
 #include "util/secret.h"
@@ -98,7 +99,7 @@ int ca_signer_set_md(CA_SIGNER *s, const char *md)
         md = NULL;
     } else {
         if (md == NULL || *md == '\0')
-            md = ca_key_default_md(s->pub);
+            md = pkey_default_md(s->pub);
         if (strcasecmp(md, "md5") == 0 || strcasecmp(md, "sha1") == 0
             || strcasecmp(md, "sha-1") == 0)
             return 0;

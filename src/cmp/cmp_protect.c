@@ -3,6 +3,7 @@
  * protecting-certificate lookup and certHash. All cryptography is libcrypto's.
  */
 #include "cmp/cmp_protect.h"
+#include "util/pkey_md.h"
 
 #include <openssl/asn1t.h>
 #include <openssl/core_names.h>
@@ -36,19 +37,6 @@ int cmp_protect_sign(CMP_MSG *msg, cmp_sign_fn sign, void *arg)
                 NULL, msg->protection, &pp);
 }
 
-const char *cmp_protect_default_md(const EVP_PKEY *pkey)
-{
-    int bits;
-
-    if (EVP_PKEY_is_a(pkey, "ED25519") || EVP_PKEY_is_a(pkey, "ED448"))
-        return NULL;
-    if (EVP_PKEY_is_a(pkey, "EC")) {
-        bits = EVP_PKEY_get_bits(pkey);
-        return bits > 384 ? "SHA512" : bits > 256 ? "SHA384" : "SHA256";
-    }
-    return "SHA256";
-}
-
 int cmp_protect_sign_pkey_fn(void *arg, const ASN1_ITEM *it, X509_ALGOR *alg1,
                              X509_ALGOR *alg2, ASN1_BIT_STRING *sig,
                              const void *data)
@@ -59,7 +47,7 @@ int cmp_protect_sign_pkey_fn(void *arg, const ASN1_ITEM *it, X509_ALGOR *alg1,
 
     if (ctx == NULL)
         goto end;
-    if (EVP_DigestSignInit_ex(ctx, NULL, cmp_protect_default_md(pkey), NULL,
+    if (EVP_DigestSignInit_ex(ctx, NULL, pkey_default_md(pkey), NULL,
                               NULL, pkey, NULL) <= 0)
         goto end;
     ok = ASN1_item_sign_ctx(it, alg1, alg2, sig, (void *)data, ctx) > 0;

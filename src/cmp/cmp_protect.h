@@ -23,14 +23,10 @@ typedef int (*cmp_sign_fn)(void *arg, const ASN1_ITEM *it, X509_ALGOR *alg1,
 int cmp_protect_sign(CMP_MSG *msg, cmp_sign_fn sign, void *arg);
 
 /* A cmp_sign_fn for a plain EVP_PKEY passed as |arg| (tests, tools,
- * clients); the digest follows the key (see cmp_protect_default_md). */
+ * clients); the digest follows the key (see pkey_default_md). */
 int cmp_protect_sign_pkey_fn(void *arg, const ASN1_ITEM *it, X509_ALGOR *alg1,
                              X509_ALGOR *alg2, ASN1_BIT_STRING *sig,
                              const void *data);
-
-/* Returns the digest name to sign with |pkey|: NULL for Ed25519/Ed448,
- * "SHA384" for P-384, "SHA512" for P-521, else "SHA256". */
-const char *cmp_protect_default_md(const EVP_PKEY *pkey);
 
 /* Returns CMP_R_OK if |alg| is an allowed signature algorithm (RSA PKCS#1
  * v1.5 or PSS with SHA-256/384/512, ECDSA with SHA-256/384/512, Ed25519,

@@ -3,6 +3,7 @@
  * for issuance, key generation, passphrase specs and device serial lists.
  */
 #include "factory/factory.h"
+#include "util/pkey_md.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -52,11 +53,9 @@ EVP_PKEY *factory_keygen(const char *spec)
 /* Returns the digest to sign with |key| (NULL for EdDSA). */
 static const EVP_MD *factory_md(EVP_PKEY *key)
 {
-    if (EVP_PKEY_is_a(key, "ED25519") || EVP_PKEY_is_a(key, "ED448"))
-        return NULL;
-    if (EVP_PKEY_get_bits(key) >= 384 && EVP_PKEY_is_a(key, "EC"))
-        return EVP_sha384();
-    return EVP_sha256();
+    const char *md = pkey_default_md(key);
+
+    return md != NULL ? EVP_get_digestbyname(md) : NULL;
 }
 
 /* Adds extension |nid| = |value| to |x| in the context |issuer| -> |x|. */

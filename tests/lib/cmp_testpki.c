@@ -3,6 +3,7 @@
  * Everything is made with libcrypto in memory; no files are written.
  */
 #include "cmp_testpki.h"
+#include "util/pkey_md.h"
 
 #include "cmp/cmp_protect.h"
 
@@ -121,7 +122,7 @@ X509 *cmp_testpki_cert(EVP_PKEY *key, const char *cn, X509 *issuer,
     if (cert == NULL)
         return NULL;
     if ((ctx = EVP_MD_CTX_new()) == NULL
-        || EVP_DigestSignInit_ex(ctx, NULL, cmp_protect_default_md(signer),
+        || EVP_DigestSignInit_ex(ctx, NULL, pkey_default_md(signer),
                                  NULL, NULL, signer, NULL) <= 0
         || X509_sign_ctx(cert, ctx) <= 0) {
         X509_free(cert);
@@ -140,7 +141,7 @@ X509 *cmp_testpki_issue(EVP_PKEY *pub, const X509_NAME *subject,
     if (cert == NULL)
         return NULL;
     if ((ctx = EVP_MD_CTX_new()) == NULL
-        || EVP_DigestSignInit_ex(ctx, NULL, cmp_protect_default_md(issuer_key),
+        || EVP_DigestSignInit_ex(ctx, NULL, pkey_default_md(issuer_key),
                                  NULL, NULL, issuer_key, NULL) <= 0
         || X509_sign_ctx(cert, ctx) <= 0) {
         X509_free(cert);

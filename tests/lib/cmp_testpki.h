@@ -16,7 +16,7 @@ EVP_PKEY *cmp_testpki_key(const char *kind);
  * |issuer|/|issuer_key| (self-signed if |issuer| is NULL, then |issuer_key|
  * is ignored and |key| signs). |is_ca| adds CA basic constraints; every cert
  * gets subjectKeyIdentifier, and authorityKeyIdentifier when issued. The
- * signature digest follows the signing key (cmp_protect_default_md). Valid
+ * signature digest follows the signing key (pkey_default_md). Valid
  * from one hour ago for |days| days. NULL on error. */
 X509 *cmp_testpki_cert(EVP_PKEY *key, const char *cn, X509 *issuer,
                        EVP_PKEY *issuer_key, int is_ca, int days);

@@ -5,6 +5,7 @@
  * a saved ip/cp/kup. Uses cmpca's own ASN.1 and CMP layer.
  */
 #include "asn1/cmp_asn1.h"
+#include "util/pkey_md.h"
 #include "cmp/cmp_crmf.h"
 #include "cmp/cmp_msg.h"
 #include "cmp/cmp_protect.h"
@@ -370,7 +371,7 @@ static int protect_and_write(CMP_MSG *msg, const struct opts *o)
             goto end;
         }
         a.pkey = key;
-        a.md = o->md != NULL ? o->md : cmp_protect_default_md(key);
+        a.md = o->md != NULL ? o->md : pkey_default_md(key);
         X509_ALGOR_free(msg->header->protectionAlg);
         msg->header->protectionAlg = NULL;
         if (!cmp_protect_sign(msg, sign_md_fn, &a))

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "cmp/cmp_build.h"
+#include "util/pkey_md.h"
 #include "cmp/cmp_crmf.h"
 #include "cmp/cmp_msg.h"
 #include "cmp/cmp_protect.h"
@@ -472,8 +473,8 @@ static void full_sessions(const char *kind)
                                    (const unsigned char *)"oracle p10", -1, -1, 0);
         X509_REQ_set_subject_name(csr, n);
         X509_REQ_set_pubkey(csr, k2);
-        assert_true(X509_REQ_sign(csr, k2, cmp_protect_default_md(k2) == NULL ? NULL
-                                  : EVP_get_digestbyname(cmp_protect_default_md(k2))) > 0);
+        assert_true(X509_REQ_sign(csr, k2, pkey_default_md(k2) == NULL ? NULL
+                                  : EVP_get_digestbyname(pkey_default_md(k2))) > 0);
         assert_true(OSSL_CMP_CTX_set1_p10CSR(ctx, csr));
         X509_REQ_free(csr);
         X509_NAME_free(n);
