@@ -295,7 +295,12 @@ static int demo_create(const char *dir, unsigned port)
                           "demo-vendor", allow, (char *)NULL)) != CLI_OK
         || (rc = demo_write_root(root_pem)) != CLI_OK)
         return rc;
-    return demo_device_keys(abs) ? CLI_OK : CLI_ERR;
+    /* written last: only a complete demo is ever reused */
+    if (!demo_device_keys(abs)
+        || !demo_path(path, sizeof(path), "%s/demo.ready", abs)
+        || !demo_write(path, "complete\n", 0644))
+        return CLI_ERR;
+    return CLI_OK;
 }
 
 int cli_demo(int argc, char **argv)
@@ -308,6 +313,7 @@ int cli_demo(int argc, char **argv)
         { NULL, 0, NULL, 0 }
     };
     static char conf[PATH_MAX];
+    char ready[PATH_MAX];
     const char *dir = "cmpca-demo";
     char listen[64];
     unsigned port = 8080;
@@ -338,12 +344,17 @@ int cli_demo(int argc, char **argv)
             return CLI_USAGE;
         }
     }
-    if (!demo_path(conf, sizeof(conf), "%s/cmpca.conf", dir))
+    if (!demo_path(conf, sizeof(conf), "%s/cmpca.conf", dir)
+        || !demo_path(ready, sizeof(ready), "%s/demo.ready", dir))
         return CLI_USAGE;
-    if (stat(conf, &sb) == 0) {
+    if (stat(ready, &sb) == 0) {
         printf("[demo] reusing the demo in %s/ (remove it to start afresh)\n",
                dir);
         cli_set_config_path(conf);
+    } else if (stat(dir, &sb) == 0) {
+        fprintf(stderr, "cmpca demo: %s/ exists but holds no complete demo "
+                "(an earlier run failed?): remove it and run again\n", dir);
+        return CLI_ERR;
     } else if ((rc = demo_create(dir, port)) != CLI_OK) {
         fprintf(stderr, "cmpca demo: could not create the demo in %s/\n", dir);
         return rc;
