@@ -102,9 +102,17 @@ int main(int argc, char **argv)
         if (strcmp(argv[optind], cli_cmds[i].name) == 0) {
             int sub_argc = argc - optind;
             char **sub_argv = argv + optind;
+            int ret;
 
             optind = 0; /* full reset of getopt for the subcommand */
-            return cli_cmds[i].fn(sub_argc, sub_argv);
+            ret = cli_cmds[i].fn(sub_argc, sub_argv);
+            /* output that did not reach stdout (full disk, closed pipe)
+             * is a failure, whatever the command thought */
+            if ((fflush(stdout) != 0 || ferror(stdout)) && ret == CLI_OK) {
+                fprintf(stderr, "cmpca: writing the output failed\n");
+                ret = CLI_ERR;
+            }
+            return ret;
         }
     }
     fprintf(stderr, "cmpca: unknown command '%s' (see cmpca --help)\n",
