@@ -182,7 +182,6 @@ static int ca_der_spki(const struct ca_issue_req *req, struct ca_buf *s,
     const unsigned char *pk;
     const void *pval;
     X509_ALGOR *palg;
-    unsigned char *w;
     unsigned int mdlen = 0;
     int pklen, ptype, n, ok = 0;
 
@@ -191,11 +190,8 @@ static int ca_der_spki(const struct ca_issue_req *req, struct ca_buf *s,
         return 0;
     if (spki == NULL) {
         if (!X509_PUBKEY_set(&own, req->pubkey)
-            || (n = i2d_X509_PUBKEY(own, NULL)) <= 0
-            || (w = ca_buf_room(s, (size_t)n)) == NULL
-            || i2d_X509_PUBKEY(own, &w) != n)
+            || !ca_buf_item(s, own, ASN1_ITEM_rptr(X509_PUBKEY)))
             goto end;
-        s->len += (size_t)n;
         spki = own;
     }
     if (!X509_PUBKEY_get0_param(NULL, &pk, &pklen, &palg, spki)
@@ -212,10 +208,8 @@ static int ca_der_spki(const struct ca_issue_req *req, struct ca_buf *s,
             || !ca_buf_hdr(s, 1, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL,
                            (size_t)n + ca_der_size(V_ASN1_BIT_STRING,
                                                    (size_t)pklen + 1))
-            || (w = ca_buf_room(s, (size_t)n)) == NULL
-            || i2d_X509_ALGOR(palg, &w) != n)
+            || !ca_buf_item(s, palg, ASN1_ITEM_rptr(X509_ALGOR)))
             goto end;
-        s->len += (size_t)n;
         if (!ca_buf_hdr(s, 0, V_ASN1_BIT_STRING, V_ASN1_UNIVERSAL,
                         (size_t)pklen + 1)
             || !ca_buf_add(s, "", 1) || !ca_buf_add(s, pk, (size_t)pklen))
@@ -236,16 +230,10 @@ static int ca_der_spki(const struct ca_issue_req *req, struct ca_buf *s,
 static int ca_der_ext_obj(const X509_EXTENSION *ext, struct ca_buf *s,
                           struct ca_span *sp)
 {
-    unsigned char *w;
-    int n;
-
     sp->off = s->len;
-    if ((n = i2d_X509_EXTENSION(ext, NULL)) <= 0
-        || (w = ca_buf_room(s, (size_t)n)) == NULL
-        || i2d_X509_EXTENSION(ext, &w) != n)
+    if (!ca_buf_item(s, ext, ASN1_ITEM_rptr(X509_EXTENSION)))
         return 0;
-    s->len += (size_t)n;
-    sp->len = (size_t)n;
+    sp->len = s->len - sp->off;
     return 1;
 }
 

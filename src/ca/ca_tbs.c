@@ -53,6 +53,18 @@ int ca_buf_add(struct ca_buf *b, const void *d, size_t n)
     return 1;
 }
 
+int ca_buf_item(struct ca_buf *b, const void *obj, const ASN1_ITEM *it)
+{
+    unsigned char *w;
+    int n = ASN1_item_i2d((const ASN1_VALUE *)obj, NULL, it);
+
+    if (n <= 0 || (w = ca_buf_room(b, (size_t)n)) == NULL
+        || ASN1_item_i2d((const ASN1_VALUE *)obj, &w, it) != n)
+        return 0;
+    b->len += (size_t)n;
+    return 1;
+}
+
 size_t ca_der_size(int tag, size_t len)
 {
     int n;
@@ -266,7 +278,6 @@ int ca_tbs_rdn(int nid, const char *val, struct ca_buf *der,
 {
     X509_NAME_ENTRY *ne;
     const char *sn;
-    unsigned char *p;
     BIO *bio = NULL;
     int n, rc = -1;
 
@@ -280,10 +291,8 @@ int ca_tbs_rdn(int nid, const char *val, struct ca_buf *der,
         /* RelativeDistinguishedName ::= SET SIZE (1..MAX) OF ATAV; one */
         if ((n = i2d_X509_NAME_ENTRY(ne, NULL)) <= 0
             || !ca_buf_hdr(der, 1, V_ASN1_SET, V_ASN1_UNIVERSAL, (size_t)n)
-            || (p = ca_buf_room(der, (size_t)n)) == NULL
-            || i2d_X509_NAME_ENTRY(ne, &p) != n)
+            || !ca_buf_item(der, ne, ASN1_ITEM_rptr(X509_NAME_ENTRY)))
             goto end;
-        der->len += (size_t)n;
     }
     if (text != NULL) {
         /* what X509_NAME_print_ex(XN_FLAG_RFC2253) prints for a known
@@ -321,17 +330,7 @@ void ca_tbs_prof_free(struct ca_tbs_prof *t)
 /* Appends the DER of |ext| when it is set. */
 static int ca_tbs_add_ext(struct ca_buf *b, const X509_EXTENSION *ext)
 {
-    unsigned char *p;
-    int n;
-
-    if (ext == NULL)
-        return 1;
-    if ((n = i2d_X509_EXTENSION(ext, NULL)) <= 0
-        || (p = ca_buf_room(b, (size_t)n)) == NULL
-        || i2d_X509_EXTENSION(ext, &p) != n)
-        return 0;
-    b->len += (size_t)n;
-    return 1;
+    return ext == NULL || ca_buf_item(b, ext, ASN1_ITEM_rptr(X509_EXTENSION));
 }
 
 int ca_tbs_prof_new(const CA_PROFILE *p, struct ca_tbs_prof **out)

@@ -32,6 +32,8 @@ struct ca_buf {
 unsigned char *ca_buf_room(struct ca_buf *b, size_t n);
 /* Appends |n| bytes. Returns 1 or 0. */
 int ca_buf_add(struct ca_buf *b, const void *d, size_t n);
+/* Appends the DER of |obj| of type |it|. Returns 1 or 0. */
+int ca_buf_item(struct ca_buf *b, const void *obj, const ASN1_ITEM *it);
 /* Appends a DER identifier and definite length (ASN1_put_object) for
  * content of |len| octets. Returns 1 or 0. */
 int ca_buf_hdr(struct ca_buf *b, int constructed, int tag, int xclass,
