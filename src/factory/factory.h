@@ -64,8 +64,19 @@ int factory_ca_load(struct factory_ca *ca, const char *dir, const char *pass,
 /* Frees the contents of |ca|; harmless on a cleared one. */
 void factory_ca_clear(struct factory_ca *ca);
 
-/* Returns a new key for |spec| ("ec:P-256", "ec:P-384", "rsa:2048".."rsa:8192",
- * "ed25519"), NULL for an unknown spec or on failure. */
+/* A key type of the factory: "ec:P-256" (default), "ec:P-384", "ec:P-521",
+ * "rsa:2048".."rsa:8192", "ed25519". */
+struct factory_keyspec {
+    const char *alg;            /* "EC", "RSA", "ED25519" */
+    const char *group;          /* EC curve or NULL */
+    unsigned int bits;          /* RSA bits or 0 */
+};
+/* Parses |spec| (NULL: ec:P-256) into |ks|; returns 1, or 0 if unknown. */
+int factory_keyspec_parse(const char *spec, struct factory_keyspec *ks);
+/* Returns a key generation context for |ks| (the caller frees it), or
+ * NULL. */
+EVP_PKEY_CTX *factory_keyspec_ctx(const struct factory_keyspec *ks);
+/* Returns a new key for |spec|, NULL for an unknown spec or on failure. */
 EVP_PKEY *factory_keygen(const char *spec);
 
 /* Returns 1 if |s| is an acceptable device serial number: 1..64 characters

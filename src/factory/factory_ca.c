@@ -30,24 +30,60 @@ static int factory_path(char *buf, size_t len, const char *dir, const char *name
     return n > 0 && (size_t)n < len;
 }
 
-EVP_PKEY *factory_keygen(const char *spec)
+int factory_keyspec_parse(const char *spec, struct factory_keyspec *ks)
 {
     const char *s = spec != NULL ? spec : "ec:P-256";
 
+    memset(ks, 0, sizeof(*ks));
     if (strcmp(s, "ec:P-256") == 0 || strcmp(s, "ec:P-384") == 0
-        || strcmp(s, "ec:P-521") == 0)
-        return EVP_PKEY_Q_keygen(NULL, NULL, "EC", s + 3);
+        || strcmp(s, "ec:P-521") == 0) {
+        ks->alg = "EC";
+        ks->group = s + 3;
+        return 1;
+    }
     if (strncmp(s, "rsa:", 4) == 0) {
         char *end;
         long bits = strtol(s + 4, &end, 10);
 
         if (*end != '\0' || bits < 2048 || bits > 8192)
-            return NULL;
-        return EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)bits);
+            return 0;
+        ks->alg = "RSA";
+        ks->bits = (unsigned int)bits;
+        return 1;
     }
-    if (strcmp(s, "ed25519") == 0)
-        return EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
-    return NULL;
+    if (strcmp(s, "ed25519") == 0) {
+        ks->alg = "ED25519";
+        return 1;
+    }
+    return 0;
+}
+
+EVP_PKEY_CTX *factory_keyspec_ctx(const struct factory_keyspec *ks)
+{
+    EVP_PKEY_CTX *k = EVP_PKEY_CTX_new_from_name(NULL, ks->alg, NULL);
+
+    if (k == NULL || EVP_PKEY_keygen_init(k) <= 0
+        || (ks->group != NULL && EVP_PKEY_CTX_set_group_name(k, ks->group) <= 0)
+        || (ks->bits != 0
+            && EVP_PKEY_CTX_set_rsa_keygen_bits(k, (int)ks->bits) <= 0)) {
+        EVP_PKEY_CTX_free(k);
+        return NULL;
+    }
+    return k;
+}
+
+EVP_PKEY *factory_keygen(const char *spec)
+{
+    struct factory_keyspec ks;
+    EVP_PKEY_CTX *k;
+    EVP_PKEY *pkey = NULL;
+
+    if (!factory_keyspec_parse(spec, &ks) || (k = factory_keyspec_ctx(&ks)) == NULL)
+        return NULL;
+    if (EVP_PKEY_keygen(k, &pkey) <= 0)
+        pkey = NULL;
+    EVP_PKEY_CTX_free(k);
+    return pkey;
 }
 
 /* Returns the digest to sign with |key| (NULL for EdDSA). */
@@ -163,14 +199,15 @@ static int factory_save(const char *dir, const char *name, EVP_PKEY *key,
     else
         ok = PEM_write_bio_X509(b, c1) && (c2 == NULL || PEM_write_bio_X509(b, c2));
     len = BIO_get_mem_data(b, &data);
-    if (!ok || !factory_write_new(path, data, (size_t)len, key != NULL ? 0600 : 0644)) {
-        snprintf(err, errlen, "cannot write %s: %s", path,
-                 ok ? strerror(errno) : "encoding failed");
-        BIO_free(b);
-        return 0;
-    }
+    if (!ok)
+        snprintf(err, errlen, "cannot write %s: encoding failed", path);
+    else if (!(ok = factory_write_new(path, data, (size_t)len,
+                                      key != NULL ? 0600 : 0644)))
+        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+    if (key != NULL && len > 0)
+        OPENSSL_cleanse(data, (size_t)len);    /* no key left in freed memory */
     BIO_free(b);
-    return 1;
+    return ok;
 }
 
 int factory_ca_create(const char *dir, const char *vendor,

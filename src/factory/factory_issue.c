@@ -37,9 +37,7 @@ struct factory_job {
     char *chain_pem;            /* issuing CA + root, PEM */
     long chain_len;
     STACK_OF(X509) *chain;      /* for PKCS#12 */
-    const char *kalg;           /* "EC", "RSA", "ED25519" */
-    const char *kgroup;         /* EC curve or NULL */
-    unsigned int kbits;         /* RSA bits or 0 */
+    struct factory_keyspec key; /* device key type */
     atomic_size_t next;         /* next serial index to take */
     atomic_size_t done;         /* devices completely written */
     atomic_int stop;            /* set on the first failure */
@@ -56,48 +54,6 @@ static void factory_fail(struct factory_job *job, const char *msg)
         snprintf(job->err, sizeof(job->err), "%s", msg);
     pthread_mutex_unlock(&job->lock);
     atomic_store(&job->stop, 1);
-}
-
-/* Parses the device key spec into |job|; returns 1 or 0. */
-static int factory_keyspec(struct factory_job *job, const char *spec)
-{
-    const char *s = spec != NULL ? spec : "ec:P-256";
-
-    if (strcmp(s, "ec:P-256") == 0 || strcmp(s, "ec:P-384") == 0
-        || strcmp(s, "ec:P-521") == 0) {
-        job->kalg = "EC";
-        job->kgroup = s + 3;
-        return 1;
-    }
-    if (strncmp(s, "rsa:", 4) == 0) {
-        char *end;
-        long bits = strtol(s + 4, &end, 10);
-
-        if (*end != '\0' || bits < 2048 || bits > 8192)
-            return 0;
-        job->kalg = "RSA";
-        job->kbits = (unsigned int)bits;
-        return 1;
-    }
-    if (strcmp(s, "ed25519") == 0) {
-        job->kalg = "ED25519";
-        return 1;
-    }
-    return 0;
-}
-
-/* Returns a key generation context for the worker's own use, or NULL. */
-static EVP_PKEY_CTX *factory_keyctx(const struct factory_job *job)
-{
-    EVP_PKEY_CTX *k = EVP_PKEY_CTX_new_from_name(NULL, job->kalg, NULL);
-
-    if (k == NULL || EVP_PKEY_keygen_init(k) <= 0
-        || (job->kgroup != NULL && EVP_PKEY_CTX_set_group_name(k, job->kgroup) <= 0)
-        || (job->kbits != 0 && EVP_PKEY_CTX_set_rsa_keygen_bits(k, (int)job->kbits) <= 0)) {
-        EVP_PKEY_CTX_free(k);
-        return NULL;
-    }
-    return k;
 }
 
 /*
@@ -272,7 +228,9 @@ static int factory_one(struct factory_job *job, int outfd, EVP_PKEY_CTX *kctx,
             goto end;
         }
         len = BIO_get_mem_data(mem, &data);
-        if (!factory_put(dfd, "key.pem", data, len, 0600))
+        ok = factory_put(dfd, "key.pem", data, len, 0600);
+        OPENSSL_cleanse(data, (size_t)len);   /* the buffer is reused */
+        if (!ok)
             goto ioerr;
         (void)BIO_reset(mem);
         if (!PEM_write_bio_X509(mem, cert)) {
@@ -308,7 +266,7 @@ static int factory_one(struct factory_job *job, int outfd, EVP_PKEY_CTX *kctx,
 static void *factory_worker(void *arg)
 {
     struct factory_job *job = arg;
-    EVP_PKEY_CTX *kctx = factory_keyctx(job);
+    EVP_PKEY_CTX *kctx = factory_keyspec_ctx(&job->key);
     BIO *mem = BIO_new(BIO_s_mem());
     int outfd = open(job->o->outdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     char err[512];
@@ -420,7 +378,7 @@ int factory_issue(const struct factory_ca *ca, const struct factory_issue_opts *
         snprintf(err, errlen, "no devices to issue");
         goto end;
     }
-    if (!factory_keyspec(&job, o->key_type)) {
+    if (!factory_keyspec_parse(o->key_type, &job.key)) {
         snprintf(err, errlen, "unknown device key type '%s' (ec:P-256, ec:P-384, "
                  "rsa:BITS, ed25519)", o->key_type);
         goto end;
