@@ -124,17 +124,36 @@ static int ra_confirm_verdict(struct ra_ctx *ctx, STORE_TX *tx,
     return verdict;
 }
 
+/* The device of |txn| as read in |tx|: ctx->device when the request loaded
+ * it already, else read now into *own (the caller frees it). */
+static enum store_rc ra_txn_device(struct ra_ctx *ctx, STORE_TX *tx,
+                                   const struct store_cmp_txn *txn,
+                                   struct store_device **own,
+                                   const struct store_device **dev)
+{
+    enum store_rc rc = STORE_OK;
+
+    *own = NULL;
+    *dev = ctx->device;
+    if (*dev == NULL || (*dev)->id != txn->device_id) {
+        rc = store_device_get(tx, txn->device_id, own);
+        *dev = *own;
+    }
+    return rc;
+}
+
 /* Applies "accepted" to a waiting transaction in |tx|. */
 static enum cmp_reason ra_confirm_accept(struct ra_ctx *ctx, STORE_TX *tx,
                                          const struct store_cmp_txn *txn)
 {
-    struct store_device *dev = NULL;
+    struct store_device *own = NULL;
+    const struct store_device *dev;
     enum store_rc rc = STORE_OK;
     enum cmp_reason r = CMP_R_OK;
     char actor[300];
 
     if (txn->device_id != 0 && txn->type != STORE_CMP_CR) {
-        if ((rc = store_device_get(tx, txn->device_id, &dev)) != STORE_OK)
+        if ((rc = ra_txn_device(ctx, tx, txn, &own, &dev)) != STORE_OK)
             return ra_store_reason(ctx, rc, "device lookup");
         /* the new certificate becomes the device's main one, unless a kur
          * renewed some other (cr-issued) certificate of the device */
@@ -143,7 +162,7 @@ static enum cmp_reason ra_confirm_accept(struct ra_ctx *ctx, STORE_TX *tx,
                                     txn->type == STORE_CMP_KUR
                                         && dev->cert_id != txn->old_cert_id
                                         ? STORE_KEEP_CERT : txn->cert_id);
-        store_device_free(dev);
+        store_device_free(own);
         if (rc != STORE_OK)
             return ra_store_reason(ctx, rc, "device state");
     }
@@ -165,21 +184,22 @@ static enum cmp_reason ra_confirm_reject(struct ra_ctx *ctx, STORE_TX *tx,
                                          const struct store_cmp_txn *txn,
                                          const char *why)
 {
-    struct store_device *dev = NULL;
+    struct store_device *own = NULL;
+    const struct store_device *dev;
     enum store_rc rc;
 
     if (!ra_revoke_in_tx(ctx, tx, txn->cert_id, RA_REASON_CESSATION, why))
         return ctx->reason;
     if (txn->device_id != 0
         && (txn->type == STORE_CMP_IR || txn->type == STORE_CMP_P10CR)) {
-        if ((rc = store_device_get(tx, txn->device_id, &dev)) != STORE_OK)
+        if ((rc = ra_txn_device(ctx, tx, txn, &own, &dev)) != STORE_OK)
             return ra_store_reason(ctx, rc, "device lookup");
         /* back to "registered" unless it holds an earlier certificate */
         rc = store_device_set_state(tx, dev->id, dev->state,
                                     dev->cert_id != 0 ? STORE_DEV_ENROLLED
                                                       : STORE_DEV_REGISTERED,
                                     STORE_KEEP_CERT);
-        store_device_free(dev);
+        store_device_free(own);
         if (rc != STORE_OK)
             return ra_store_reason(ctx, rc, "device state");
     }
@@ -212,14 +232,11 @@ static enum cmp_reason ra_confirm_txn(struct ra_ctx *ctx, CMP_MSG **rsp,
     if ((r = ra_txn_load(ctx, tx, &txn)) != CMP_R_OK
         || (r = ra_confirm_check(ctx, txn)) != CMP_R_OK)
         goto end;
-    if (txn->device_id != 0) {
-        struct store_device *dev = NULL;
-
-        if (store_device_get(tx, txn->device_id, &dev) == STORE_OK)
-            snprintf(ctx->device_label, sizeof(ctx->device_label), "%s",
-                     dev->identifier);
-        store_device_free(dev);
-    }
+    /* the device, read once for the log label and the state change */
+    if (txn->device_id != 0 && ctx->device == NULL
+        && store_device_get(tx, txn->device_id, &ctx->device) == STORE_OK)
+        snprintf(ctx->device_label, sizeof(ctx->device_label), "%s",
+                 ctx->device->identifier);
     if (txn->state == STORE_CMP_CONFIRMED || txn->state == STORE_CMP_REJECTED) {
         /* A replay of a finished confirmation: same answer, no change. */
         if (verdict == -2
