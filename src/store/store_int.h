@@ -140,6 +140,8 @@ extern const struct store_ops store_pg_ops;
  * returns 0 with the statement in |err| if one scans a table it should
  * look up through an index (so lookups stay flat at 10M rows); else 1. */
 int store_sqlite_plan_check(STORE *st, char *err, size_t errlen);
+/* Test hook: how many passes the background checkpointer has made. */
+unsigned long store_sqlite_checkpoints(STORE *st);
 /* Test hook: the |n|th use of a cached SQLite statement from now on fails
  * with STORE_ERROR "injected fault" (BEGIN, SAVEPOINT, COMMIT included);
  * 0 turns injection off. */

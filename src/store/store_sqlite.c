@@ -133,8 +133,9 @@ struct sq_writer {
     char commit_err[256];          /* why it failed (for every member) */
 };
 
-/* WAL frames after which the checkpointer copies the log into the
- * database (SQLite's own autocheckpoint default). */
+/* New WAL frames (beyond those the last pass copied) after which the
+ * checkpointer copies the log into the database (SQLite's own
+ * autocheckpoint default). */
 #define SQ_CKPT_FRAMES 1000
 /* WAL frames after which a commit waits for the checkpointer to catch up
  * (back-pressure: writers must not outrun it, or the WAL grows forever). */
@@ -150,6 +151,8 @@ struct sq_ckpt {
     pthread_cond_t done_cv;        /* broadcast after each checkpoint */
     int started, stop, want, busy;
     unsigned long runs;            /* checkpoints done */
+    int wal_frames;                /* WAL length at the last commit */
+    int backfilled;                /* of those, copied by the last pass */
 };
 
 struct sq_store {
@@ -476,6 +479,7 @@ static void *sq_ckpt_main(void *arg)
         pthread_mutex_unlock(&k->mu);
         if (c == NULL && sq_conn_open(s, 0, &c, err, sizeof(err)) != STORE_OK)
             log_msg(LOG_WARN, "store: checkpointer: %s", err);
+        nlog = nckpt = -1;
         r = c != NULL ? sqlite3_wal_checkpoint_v2(c->db, NULL,
                                                   SQLITE_CHECKPOINT_PASSIVE,
                                                   &nlog, &nckpt)
@@ -486,6 +490,10 @@ static void *sq_ckpt_main(void *arg)
         /* frames still uncopied (written meanwhile, or pinned by a reader)
          * wait for the next commit's wake-up: no spinning here */
         pthread_mutex_lock(&k->mu);
+        /* unless the WAL restarted meanwhile, the next pass is due once
+         * SQ_CKPT_FRAMES more frames follow the ones copied now */
+        if (r == SQLITE_OK && nckpt >= 0 && nckpt <= k->wal_frames)
+            k->backfilled = nckpt;
         k->busy = 0;
         k->runs++;
         pthread_cond_broadcast(&k->done_cv);
@@ -507,16 +515,28 @@ static int sq_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
     struct sq_store *s = arg;
     struct sq_ckpt *k = &s->ck;
     unsigned long target;
+    int nlog = -1, nckpt = -1;
 
-    if (frames < SQ_CKPT_FRAMES)
-        return SQLITE_OK;
     pthread_mutex_lock(&k->mu);
+    if (frames < k->wal_frames)
+        k->backfilled = 0;      /* the WAL restarted from its beginning */
+    k->wal_frames = frames;
+    /* a pass per SQ_CKPT_FRAMES new frames, not one per commit once the
+     * WAL is long: each pass costs two fsyncs */
+    if (frames - k->backfilled < SQ_CKPT_FRAMES
+        && frames < SQ_CKPT_FRAMES_MAX) {
+        pthread_mutex_unlock(&k->mu);
+        return SQLITE_OK;
+    }
     if (!k->started && !k->stop) {
         if (pthread_create(&k->th, NULL, sq_ckpt_main, s) == 0)
             k->started = 1;
         else if (sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE,
-                                           NULL, NULL) == SQLITE_OK)
+                                           &nlog, &nckpt) == SQLITE_OK) {
             k->runs++;          /* no thread: checkpoint here, as before */
+            if (nckpt >= 0 && nckpt <= frames)
+                k->backfilled = nckpt;
+        }
     }
     k->want = 1;
     pthread_cond_signal(&k->cv);
@@ -2217,6 +2237,17 @@ static int sq_plan_scan_ok(enum sq_stmt_id id)
     default:
         return 0;
     }
+}
+
+unsigned long store_sqlite_checkpoints(STORE *st)
+{
+    struct sq_store *s = st->be;
+    unsigned long n;
+
+    pthread_mutex_lock(&s->ck.mu);
+    n = s->ck.runs;
+    pthread_mutex_unlock(&s->ck.mu);
+    return n;
 }
 
 int store_sqlite_plan_check(STORE *st, char *err, size_t errlen)

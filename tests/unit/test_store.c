@@ -110,7 +110,6 @@ static void test_wal_checkpointed(void **state)
             assert_int_equal(store_audit_append(tx, "test", "bulk", NULL,
                                                 details), STORE_OK);
         assert_int_equal(store_commit(tx), STORE_OK);
-        if (getenv("TEST_DEBUG") && stat(walpath, &wst) == 0) fprintf(stderr, "wal %ld\n", (long)wst.st_size);
         if (stat(walpath, &wst) == 0 && wst.st_size > wal_max)
             wal_max = wst.st_size;
     }
@@ -119,6 +118,36 @@ static void test_wal_checkpointed(void **state)
      * held more than a few checkpoint intervals */
     assert_true(dst.st_size > 20 * 1024 * 1024);
     assert_true(wal_max < 20 * 1024 * 1024);
+    free(details);
+}
+
+/* The checkpointer makes one pass per SQ_CKPT_FRAMES (1000) new WAL
+ * frames, not one per commit once the WAL is long: each pass costs two
+ * fsyncs that the commits' own fsyncs queue behind. */
+static void test_checkpoint_passes_bounded(void **state)
+{
+    struct fx *f = *state;
+    char *details = malloc(3801);
+    STORE_TX *tx;
+    unsigned long passes;
+    int i, j;
+
+    assert_non_null(details);
+    memset(details, 'x', 3800);
+    details[3800] = '\0';
+    /* 400 commits of 10 rows of 3.8 kB: about 4 frames a row, 16,000
+     * frames in all */
+    for (i = 0; i < 400; i++) {
+        assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+        for (j = 0; j < 10; j++)
+            assert_int_equal(store_audit_append(tx, "test", "bulk", NULL,
+                                                details), STORE_OK);
+        assert_int_equal(store_commit(tx), STORE_OK);
+    }
+    passes = store_sqlite_checkpoints(f->st);
+    print_message("checkpoint passes: %lu for 400 commits\n", passes);
+    assert_true(passes >= 4);
+    assert_true(passes <= 24);
     free(details);
 }
 
@@ -205,6 +234,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_migrations_idempotent, setup,
                                         teardown),
         cmocka_unit_test(test_conf),
+        cmocka_unit_test_setup_teardown(test_checkpoint_passes_bounded, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_wal_checkpointed, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_query_plans, setup, teardown),
