@@ -684,11 +684,10 @@ static void sq_batch_commit(STORE_TX *tx, struct sq_store *s)
             && sqlite3_exec(w->conn->db, "ROLLBACK", NULL, NULL, NULL)
                != SQLITE_OK
             && !sqlite3_get_autocommit(w->conn->db)) {
-            pthread_mutex_lock(&s->mu);
+            /* nobody else touches the writer while committing is set */
             sq_conn_close(w->conn);     /* closing rolls back */
             w->conn = NULL;
             tx->conn = NULL;
-            pthread_mutex_unlock(&s->mu);
         }
     }
     pthread_mutex_lock(&s->mu);
@@ -800,15 +799,18 @@ static enum store_rc sq_end_write(STORE_TX *tx, int keep)
                 abort_batch = 1;
         }
     }
+    /* Still the writer's only user (busy, and no commit runs while a
+     * transaction is open): the rollback's I/O stays outside the mutex
+     * that every reader takes for a connection. */
+    if (abort_batch && !sqlite3_get_autocommit(db)
+        && sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK
+        && !sqlite3_get_autocommit(db)) {
+        sq_conn_close(w->conn);         /* closing rolls back */
+        w->conn = NULL;
+    }
     pthread_mutex_lock(&s->mu);
     w->busy = 0;
     if (abort_batch) {
-        if (!sqlite3_get_autocommit(db)
-            && sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK
-            && !sqlite3_get_autocommit(db)) {
-            sq_conn_close(w->conn);     /* closing rolls back */
-            w->conn = NULL;
-        }
         w->in_tx = 0;
         if (w->pending > 0) {
             snprintf(w->commit_err, sizeof(w->commit_err), "%s", tx->errmsg);
