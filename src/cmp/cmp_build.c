@@ -291,21 +291,79 @@ int cmp_body_set_genp(CMP_MSG *rsp, STACK_OF(CMP_ITAV) *itavs)
     return 1;
 }
 
-int cmp_msg_set1_extracerts(CMP_MSG *msg, X509 *first,
-                            const STACK_OF(X509) *chain,
-                            const STACK_OF(X509) *extra)
+/* |first|, then |chain|, then |extra| in a new stack of new references,
+ * each certificate once; NULL on failure. */
+static STACK_OF(X509) *cmp_certs_merge(X509 *first, const STACK_OF(X509) *chain,
+                                       const STACK_OF(X509) *extra)
 {
     const int flags = X509_ADD_FLAG_UP_REF | X509_ADD_FLAG_NO_DUP;
     STACK_OF(X509) *sk = sk_X509_new_null();
 
     if (sk == NULL)
-        return 0;
+        return NULL;
     if ((first != NULL && !X509_add_cert(sk, first, flags))
         || !X509_add_certs(sk, (STACK_OF(X509) *)chain, flags)
         || !X509_add_certs(sk, (STACK_OF(X509) *)extra, flags)) {
         sk_X509_pop_free(sk, X509_free);
-        return 0;
+        return NULL;
     }
+    return sk;
+}
+
+int cmp_extracerts_der(X509 *first, const STACK_OF(X509) *chain,
+                       const STACK_OF(X509) *extra, unsigned char **der,
+                       size_t *len)
+{
+    STACK_OF(X509) *sk = cmp_certs_merge(first, chain, extra);
+    unsigned char *out = NULL, *w;
+    size_t certs = 0;
+    int i, n, seq, tot, ok = 0;
+
+    *der = NULL;
+    *len = 0;
+    if (sk == NULL)
+        return 0;
+    if (sk_X509_num(sk) == 0) {
+        ok = 1;                 /* no extraCerts: the element is absent */
+        goto end;
+    }
+    for (i = 0; i < sk_X509_num(sk); i++) {
+        if ((n = i2d_X509(sk_X509_value(sk, i), NULL)) <= 0
+            || (size_t)n > (size_t)INT_MAX / 4 - certs)
+            goto end;
+        certs += (size_t)n;
+    }
+    /* [1] EXPLICIT SEQUENCE OF Certificate */
+    if ((seq = ASN1_object_size(1, (int)certs, V_ASN1_SEQUENCE)) <= 0
+        || (tot = ASN1_object_size(1, seq, 1)) <= 0
+        || (out = OPENSSL_malloc((size_t)tot)) == NULL)
+        goto end;
+    w = out;
+    ASN1_put_object(&w, 1, seq, 1, V_ASN1_CONTEXT_SPECIFIC);
+    ASN1_put_object(&w, 1, (int)certs, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
+    for (i = 0; i < sk_X509_num(sk); i++)
+        if (i2d_X509(sk_X509_value(sk, i), &w) <= 0)
+            goto end;
+    if (w != out + tot)
+        goto end;
+    *der = out;
+    *len = (size_t)tot;
+    out = NULL;
+    ok = 1;
+ end:
+    OPENSSL_free(out);
+    sk_X509_pop_free(sk, X509_free);
+    return ok;
+}
+
+int cmp_msg_set1_extracerts(CMP_MSG *msg, X509 *first,
+                            const STACK_OF(X509) *chain,
+                            const STACK_OF(X509) *extra)
+{
+    STACK_OF(X509) *sk = cmp_certs_merge(first, chain, extra);
+
+    if (sk == NULL)
+        return 0;
     sk_X509_pop_free(msg->extraCerts, X509_free);
     msg->extraCerts = sk_X509_num(sk) > 0 ? sk : NULL;
     if (msg->extraCerts == NULL)

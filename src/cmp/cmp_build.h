@@ -49,6 +49,15 @@ int cmp_body_set_pollrep(CMP_MSG *rsp, long cert_req_id, long seconds);
 /* Fills a genp body with |itavs| (taken over, freed on failure). */
 int cmp_body_set_genp(CMP_MSG *rsp, STACK_OF(CMP_ITAV) *itavs);
 
+/* Encodes the extraCerts element ([1] EXPLICIT SEQUENCE OF Certificate)
+ * that cmp_msg_set1_extracerts() would set for the same certificates, for
+ * messages assembled by cmp_protect_sign_encode(). Sets *der (OPENSSL_free
+ * it) and *len; both stay NULL/0 when there is no certificate. Returns 1
+ * or 0. */
+int cmp_extracerts_der(X509 *first, const STACK_OF(X509) *chain,
+                       const STACK_OF(X509) *extra, unsigned char **der,
+                       size_t *len);
+
 /* Sets extraCerts to |first|, then |chain|, then |extra|, skipping
  * duplicates (copied references; any may be NULL). Returns 1 on success. */
 int cmp_msg_set1_extracerts(CMP_MSG *msg, X509 *first,

@@ -37,6 +37,91 @@ int cmp_protect_sign(CMP_MSG *msg, cmp_sign_fn sign, void *arg)
                 NULL, msg->protection, &pp);
 }
 
+int cmp_protect_sign_encode(CMP_MSG *msg, const unsigned char *alg,
+                            size_t alg_len, cmp_sign_buf_fn sign, void *arg,
+                            size_t max_sig, const unsigned char *extra,
+                            size_t extra_len, unsigned char **der,
+                            size_t *len)
+{
+    CMP_PROTPART pp;
+    X509_ALGOR *a = NULL;
+    ASN1_BIT_STRING *prot = NULL;
+    const unsigned char *p = alg, *content;
+    unsigned char *ppder = NULL, *sig = NULL, *out = NULL, *w;
+    size_t siglen = max_sig, inner;
+    long clen;
+    int pplen, tag, xclass, bits, exp, tot, ok = 0;
+
+    *der = NULL;
+    *len = 0;
+    if (msg->extraCerts != NULL && sk_X509_num(msg->extraCerts) > 0)
+        goto end;               /* they would not be encoded */
+    if (alg_len > INT_MAX || max_sig == 0 || max_sig > INT_MAX / 4
+        || extra_len > INT_MAX / 4
+        || (a = d2i_X509_ALGOR(NULL, &p, (long)alg_len)) == NULL
+        || p != alg + alg_len)
+        goto end;
+    X509_ALGOR_free(msg->header->protectionAlg);
+    msg->header->protectionAlg = a;
+    /* header and body encoded once: signed, then reused as they are */
+    pp.header = msg->header;
+    pp.body = msg->body;
+    if ((pplen = ASN1_item_i2d((const ASN1_VALUE *)&pp, &ppder,
+                               ASN1_ITEM_rptr(CMP_PROTPART))) <= 0)
+        goto end;
+    content = ppder;
+    if (ASN1_get_object(&content, &clen, &tag, &xclass, pplen)
+        != V_ASN1_CONSTRUCTED || content + clen != ppder + pplen)
+        goto end;
+    if ((sig = OPENSSL_malloc(max_sig)) == NULL
+        || !sign(arg, ppder, (size_t)pplen, sig, &siglen)
+        || siglen == 0 || siglen > max_sig)
+        goto end;
+    /* keep the message object in step with the bytes */
+    if ((prot = ASN1_BIT_STRING_new()) == NULL
+        || !ASN1_BIT_STRING_set(prot, sig, (int)siglen))
+        goto end;
+    prot->flags &= ~(long)0x07;         /* whole octets, as ASN1_item_sign */
+    prot->flags |= ASN1_STRING_FLAG_BITS_LEFT;
+    ASN1_BIT_STRING_free(msg->protection);
+    msg->protection = prot;
+    prot = NULL;
+    /* SEQUENCE { header, body, [0] BIT STRING (no unused bits), extra } */
+    bits = ASN1_object_size(0, (int)siglen + 1, V_ASN1_BIT_STRING);
+    exp = ASN1_object_size(1, bits, 0);
+    inner = (size_t)clen + (size_t)exp + extra_len;
+    if (bits <= 0 || exp <= 0 || inner > INT_MAX / 2
+        || (tot = ASN1_object_size(1, (int)inner, V_ASN1_SEQUENCE)) <= 0
+        || (out = OPENSSL_malloc((size_t)tot)) == NULL)
+        goto end;
+    w = out;
+    ASN1_put_object(&w, 1, (int)inner, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
+    memcpy(w, content, (size_t)clen);
+    w += clen;
+    ASN1_put_object(&w, 1, bits, 0, V_ASN1_CONTEXT_SPECIFIC);
+    ASN1_put_object(&w, 0, (int)siglen + 1, V_ASN1_BIT_STRING,
+                    V_ASN1_UNIVERSAL);
+    *w++ = 0;
+    memcpy(w, sig, siglen);
+    w += siglen;
+    if (extra_len > 0) {
+        memcpy(w, extra, extra_len);
+        w += extra_len;
+    }
+    if (w != out + tot)
+        goto end;
+    *der = out;
+    *len = (size_t)tot;
+    out = NULL;
+    ok = 1;
+ end:
+    ASN1_BIT_STRING_free(prot);
+    OPENSSL_free(ppder);
+    OPENSSL_free(sig);
+    OPENSSL_free(out);
+    return ok;
+}
+
 int cmp_protect_sign_pkey_fn(void *arg, const ASN1_ITEM *it, X509_ALGOR *alg1,
                              X509_ALGOR *alg2, ASN1_BIT_STRING *sig,
                              const void *data)

@@ -22,6 +22,27 @@ typedef int (*cmp_sign_fn)(void *arg, const ASN1_ITEM *it, X509_ALGOR *alg1,
  * DER(ProtectedPart) through |sign|. Returns 1 on success. */
 int cmp_protect_sign(CMP_MSG *msg, cmp_sign_fn sign, void *arg);
 
+/* Signs the |tbslen| bytes at |tbs| into |sig| (room for *siglen bytes),
+ * sets *siglen. Returns 1 on success. ca_signer_sign_buf() has this shape. */
+typedef int (*cmp_sign_buf_fn)(void *arg, const unsigned char *tbs,
+                               size_t tbslen, unsigned char *sig,
+                               size_t *siglen);
+
+/* Protects |msg| and encodes it in one pass, for responses: sets
+ * header.protectionAlg from the DER AlgorithmIdentifier |alg|/|alg_len|,
+ * encodes ProtectedPart once, signs it through |sign| (signatures of at
+ * most |max_sig| bytes) and builds the PKIMessage from those same bytes,
+ * the protection and |extra|/|extra_len|: the extraCerts element as
+ * cmp_extracerts_der() encodes it (NULL/0: none; msg->extraCerts must then
+ * be empty, it is not encoded). The result is the DER that i2d_CMP_MSG
+ * would produce for the protected message. Sets *der (OPENSSL_free it) and
+ * *len. Returns 1 on success. */
+int cmp_protect_sign_encode(CMP_MSG *msg, const unsigned char *alg,
+                            size_t alg_len, cmp_sign_buf_fn sign, void *arg,
+                            size_t max_sig, const unsigned char *extra,
+                            size_t extra_len, unsigned char **der,
+                            size_t *len);
+
 /* A cmp_sign_fn for a plain EVP_PKEY passed as |arg| (tests, tools,
  * clients); the digest follows the key (see pkey_default_md). */
 int cmp_protect_sign_pkey_fn(void *arg, const ASN1_ITEM *it, X509_ALGOR *alg1,

@@ -5,6 +5,7 @@
  */
 #include "ra/ra_local.h"
 
+#include "cmp/cmp_build.h"
 #include "conf/conf.h"
 #include "util/log.h"
 
@@ -250,6 +251,13 @@ int ra_alias_load(struct ra_alias *a, const struct conf *conf,
                  sec->name, ca_name);
         return 0;
     }
+    /* the same in every response: encoded once */
+    if (!cmp_extracerts_der(NULL, a->rsp_chain, ca_get0_chain(a->ca),
+                            &a->rsp_extra, &a->rsp_extra_len)) {
+        snprintf(err, errlen, "[alias %s]: cannot encode the response "
+                 "certificates", sec->name);
+        return 0;
+    }
     if (!ca_profile_load(conf, prof_name, &a->profile, err, errlen))
         return 0;
     if ((a->op_store = X509_STORE_new()) == NULL
@@ -279,6 +287,7 @@ void ra_alias_clear(struct ra_alias *a)
     ca_profile_free(a->profile);
     X509_STORE_free(a->op_store);
     sk_X509_pop_free(a->ca_pubs, X509_free);
+    OPENSSL_free(a->rsp_extra);
     ra_vendor_trust_free(a->vt);
     pthread_mutex_destroy(&a->vt_lock);
     memset(a, 0, sizeof(*a));

@@ -170,24 +170,28 @@ int ra_server_reload_vendors(RA_SERVER *srv)
     return ok;
 }
 
-static int ra_sign_fn(void *arg, const ASN1_ITEM *it, X509_ALGOR *alg1,
-                      X509_ALGOR *alg2, ASN1_BIT_STRING *sig, const void *data)
+static int ra_sign_buf_fn(void *arg, const unsigned char *tbs, size_t tbslen,
+                          unsigned char *sig, size_t *siglen)
 {
-    return ca_signer_sign_item(arg, it, alg1, alg2, sig, data);
+    return ca_signer_sign_buf(arg, tbs, tbslen, sig, siglen);
 }
 
-/* Signs |msg| with the alias's response signer, sets extraCerts (signer,
- * its chain up to the root, then the CA chain of issued certificates) and
- * encodes it into a malloc'ed buffer. */
+/* Signs |msg| with the alias's response signer and encodes it, with the
+ * alias's extraCerts (signer, its chain up to the root, then the CA chain
+ * of issued certificates), into a malloc'ed buffer. */
 static int ra_finish(struct ra_ctx *ctx, CMP_MSG *msg, struct ra_response *out)
 {
     const struct ra_alias *a = ctx->alias;
+    const unsigned char *alg = NULL;
     unsigned char *der = NULL;
-    size_t len = 0;
+    size_t alg_len = 0, len = 0;
 
-    if (!cmp_msg_set1_extracerts(msg, NULL, a->rsp_chain, ca_get0_chain(a->ca))
-        || !cmp_protect_sign(msg, ra_sign_fn, (void *)a->rsp_signer)
-        || !cmp_msg_encode(msg, &der, &len))
+    if (!ca_signer_get0_sigalg_der(a->rsp_signer, &alg, &alg_len)
+        || !cmp_protect_sign_encode(msg, alg, alg_len, ra_sign_buf_fn,
+                                    (void *)a->rsp_signer,
+                                    ca_signer_max_sig_len(a->rsp_signer),
+                                    a->rsp_extra, a->rsp_extra_len, &der,
+                                    &len))
         goto err;
     if ((out->der = malloc(len)) == NULL)
         goto err;

@@ -66,6 +66,9 @@ struct ra_alias {
     X509 *rsp_cert;                /* protects responses (borrowed from ca) */
     const CA_SIGNER *rsp_signer;   /* its key */
     STACK_OF(X509) *rsp_chain;     /* rsp_cert, its chain to the root */
+    unsigned char *rsp_extra;      /* responses' extraCerts element (DER):
+                                    * rsp_chain, then the CA chain */
+    size_t rsp_extra_len;
     X509_STORE *op_store;          /* trusts the alias CA's root */
     STACK_OF(X509) *ca_pubs;       /* the operator root, for caPubs */
     pthread_mutex_t vt_lock;

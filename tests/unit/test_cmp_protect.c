@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "ca/ca_signer.h"
 #include "cmp/cmp_build.h"
 #include "cmp/cmp_msg.h"
 #include "cmp/cmp_protect.h"
@@ -82,6 +83,84 @@ static enum cmp_reason wire_verify(const CMP_MSG *msg)
     CMP_MSG_free(in);
     return r;
 }
+
+static int signer_buf_fn(void *arg, const unsigned char *tbs, size_t tbslen,
+                         unsigned char *sig, size_t *siglen)
+{
+    return ca_signer_sign_buf(arg, tbs, tbslen, sig, siglen);
+}
+
+/* cmp_protect_sign_encode, the one-pass path of the server's responses:
+ * the bytes verify, are strict DER (decoded and re-encoded unchanged) and
+ * equal what the generic path encodes for the same message. */
+static void sign_encode_kind(const char *kind, int nid)
+{
+    struct cmp_testpki pki;
+    CMP_MSG *msg, *in = NULL;
+    CA_SIGNER *s;
+    STACK_OF(X509) *sk;
+    const unsigned char *alg;
+    unsigned char *extra = NULL, *der = NULL, *re = NULL, *gen = NULL;
+    size_t alg_len, extra_len, len, relen, genlen;
+    X509 *signer;
+
+    assert_true(cmp_testpki_init(&pki, kind));
+    assert_non_null(s = ca_signer_new_pkey(pki.srv_key, NULL));
+    assert_true(ca_signer_get0_sigalg_der(s, &alg, &alg_len));
+    msg = make_req(pki.srv, NULL);
+    sk_X509_pop_free(msg->extraCerts, X509_free);
+    msg->extraCerts = NULL;
+    sk = cmp_testpki_stack(pki.srv, pki.root, NULL);
+    assert_true(cmp_extracerts_der(NULL, sk, NULL, &extra, &extra_len));
+    assert_true(cmp_protect_sign_encode(msg, alg, alg_len, signer_buf_fn, s,
+                                        ca_signer_max_sig_len(s), extra,
+                                        extra_len, &der, &len));
+    assert_int_equal(OBJ_obj2nid(msg->header->protectionAlg->algorithm), nid);
+    /* verifies after a strict decode */
+    assert_int_equal(cmp_msg_decode(der, len, NULL, &in), CMP_R_OK);
+    assert_int_equal(cmp_protect_check_sig_alg(in->header->protectionAlg),
+                     CMP_R_OK);
+    assert_int_equal(cmp_protect_find_signer(in, &signer), CMP_R_OK);
+    assert_int_equal(cmp_protect_verify_sig(in, signer), CMP_R_OK);
+    assert_int_equal(sk_X509_num(in->extraCerts), 2);
+    assert_true(cmp_msg_encode(in, &re, &relen));
+    assert_int_equal(relen, len);
+    assert_memory_equal(re, der, len);
+    /* the generic encoder makes the same bytes of the same message */
+    assert_true(cmp_msg_set1_extracerts(msg, NULL, sk, NULL));
+    assert_true(cmp_msg_encode(msg, &gen, &genlen));
+    assert_int_equal(genlen, len);
+    assert_memory_equal(gen, der, len);
+    /* extraCerts set on the object would be left out: refused */
+    OPENSSL_free(der);
+    der = NULL;
+    assert_false(cmp_protect_sign_encode(msg, alg, alg_len, signer_buf_fn, s,
+                                         ca_signer_max_sig_len(s), extra,
+                                         extra_len, &der, &len));
+    assert_null(der);
+    /* a signature that fails fails the call */
+    sk_X509_pop_free(msg->extraCerts, X509_free);
+    msg->extraCerts = NULL;
+    assert_false(cmp_protect_sign_encode(msg, alg, alg_len, signer_buf_fn, s,
+                                         8, extra, extra_len, &der, &len));
+    assert_null(der);
+    OPENSSL_free(gen);
+    OPENSSL_free(re);
+    OPENSSL_free(extra);
+    CMP_MSG_free(in);
+    CMP_MSG_free(msg);
+    sk_X509_pop_free(sk, X509_free);
+    ca_signer_free(s);
+    cmp_testpki_free(&pki);
+    ERR_clear_error();
+}
+
+static void test_sign_encode_p256(void **state) { sign_encode_kind("EC", NID_ecdsa_with_SHA256); }
+static void test_sign_encode_p384(void **state) { sign_encode_kind("P-384", NID_ecdsa_with_SHA384); }
+static void test_sign_encode_rsa(void **state) { sign_encode_kind("RSA", NID_sha256WithRSAEncryption); }
+static void test_sign_encode_rsa_pss(void **state) { sign_encode_kind("RSA-PSS", NID_rsassaPss); }
+static void test_sign_encode_ed25519(void **state) { sign_encode_kind("ED25519", NID_ED25519); }
+static void test_sign_encode_ed448(void **state) { sign_encode_kind("ED448", NID_ED448); }
 
 /* Signing with an explicit digest and optional PSS padding. */
 struct sign_arg {
@@ -830,6 +909,12 @@ int main(void)
         cmocka_unit_test(test_sig_rsa_pss_key),
         cmocka_unit_test(test_sig_ed25519),
         cmocka_unit_test(test_sig_ed448),
+        cmocka_unit_test(test_sign_encode_p256),
+        cmocka_unit_test(test_sign_encode_p384),
+        cmocka_unit_test(test_sign_encode_rsa),
+        cmocka_unit_test(test_sign_encode_rsa_pss),
+        cmocka_unit_test(test_sign_encode_ed25519),
+        cmocka_unit_test(test_sign_encode_ed448),
         cmocka_unit_test(test_sig_more_digests),
         cmocka_unit_test(test_sig_bad_alg),
         cmocka_unit_test(test_sig_alg_key_mismatch),
