@@ -138,13 +138,49 @@ static enum ca_load_rc ca_open_key(const char *ref, const char *pass,
     return CA_LOAD_OK;
 }
 
+/*
+ * Sets up what ca_new() and ca_load_ex() both build in |ca|: the chain
+ * (|cert| then |above|, which may be NULL) checked to verify up to its
+ * self-signed last certificate, the root, the notAfter and AKI caches, the
+ * CMP signer certificate (|cmp_cert|, or |cert| when NULL) and the
+ * extraCerts chain (that certificate when separate, then the chain).
+ * Takes references of its own; the signers are the caller's business.
+ * Returns 1, or 0 with |err| set when the chain does not verify (left as it
+ * was on other errors).
+ */
+static int ca_setup(CA *ca, X509 *cert, STACK_OF(X509) *above,
+                    X509 *cmp_cert, char *err, size_t errlen)
+{
+    int64_t na;
+
+    if (cmp_cert == NULL)
+        cmp_cert = cert;
+    if ((ca->chain = sk_X509_new_null()) == NULL
+        || (ca->cmp_chain = sk_X509_new_null()) == NULL
+        || !X509_add_cert(ca->chain, cert, X509_ADD_FLAG_UP_REF)
+        || !X509_add_certs(ca->chain, above, X509_ADD_FLAG_UP_REF)
+        || !X509_up_ref(cert))
+        return 0;
+    ca->cert = cert;
+    ca->root = sk_X509_value(ca->chain, sk_X509_num(ca->chain) - 1);
+    if (!ca_chain_verify(ca->chain, err, errlen)
+        || !ca_asn1_time_to_unix(X509_get0_notAfter(cert), &na)
+        || (ca->aki = ca_make_aki(cert)) == NULL)
+        return 0;
+    ca->not_after = (time_t)na;
+    if (!X509_up_ref(cmp_cert))
+        return 0;
+    ca->cmp_cert = cmp_cert;
+    return (cmp_cert == cert
+            || X509_add_cert(ca->cmp_chain, cmp_cert, X509_ADD_FLAG_UP_REF))
+        && X509_add_certs(ca->cmp_chain, ca->chain, X509_ADD_FLAG_UP_REF);
+}
+
 CA *ca_new(const char *name, X509 *cert, STACK_OF(X509) *above,
            CA_SIGNER *signer, char *err, size_t errlen)
 {
     CA *ca = calloc(1, sizeof(*ca));
-    X509 *x;
-    int64_t na;
-    int i, ok = 0;
+    int ok = 0;
 
     if (errlen > 0)
         err[0] = '\0';
@@ -152,38 +188,12 @@ CA *ca_new(const char *name, X509 *cert, STACK_OF(X509) *above,
         return NULL;
     ca->crl_validity = 7L * 86400;
     if ((ca->name = strdup(name)) == NULL
-        || (ca->chain = sk_X509_new_null()) == NULL
-        || (ca->cmp_chain = sk_X509_new_null()) == NULL
-        || !X509_up_ref(cert))
-        goto end;
-    ca->cert = cert;
-    for (i = -1; i < (above != NULL ? sk_X509_num(above) : 0); i++) {
-        x = i < 0 ? cert : sk_X509_value(above, i);
-        if (!X509_up_ref(x))
-            goto end;
-        if (!sk_X509_push(ca->chain, x)) {
-            X509_free(x);
-            goto end;
-        }
-        if (!X509_up_ref(x))
-            goto end;
-        if (!sk_X509_push(ca->cmp_chain, x)) {
-            X509_free(x);
-            goto end;
-        }
-    }
-    ca->root = sk_X509_value(ca->chain, sk_X509_num(ca->chain) - 1);
-    if (!ca_chain_verify(ca->chain, err, errlen))
+        || !ca_setup(ca, cert, above, NULL, err, errlen))
         goto end;
     if (!ca_signer_matches_cert(signer, cert)) {
         snprintf(err, errlen, "the key does not match the CA certificate");
         goto end;
     }
-    if (!ca_asn1_time_to_unix(X509_get0_notAfter(cert), &na)
-        || (ca->aki = ca_make_aki(cert)) == NULL || !X509_up_ref(cert))
-        goto end;
-    ca->not_after = (time_t)na;
-    ca->cmp_cert = cert;
     ca_signer_up_ref(signer);
     ca->signer = signer;
     ca_signer_up_ref(signer);
@@ -216,8 +226,8 @@ enum ca_load_rc ca_load_ex(const struct conf *conf, STORE *store,
     struct store_ca *rec = NULL;
     STORE_TX *tx = NULL;
     CA *ca = NULL;
-    X509 *x;
-    int64_t na;
+    X509 *x, *cert = NULL, *cmp_cert = NULL;
+    STACK_OF(X509) *above = NULL;
     size_t i;
     char what[300];
     enum store_rc src;
@@ -258,15 +268,10 @@ enum ca_load_rc ca_load_ex(const struct conf *conf, STORE *store,
         || (rec->key_ref != NULL && (ca->key_ref = strdup(rec->key_ref)) == NULL)
         || (rec->signer_key_ref != NULL
             && (ca->signer_key_ref = strdup(rec->signer_key_ref)) == NULL)
-        || (ca->chain = sk_X509_new_null()) == NULL
-        || (ca->cmp_chain = sk_X509_new_null()) == NULL)
+        || (above = sk_X509_new_null()) == NULL)
         goto end;
-    if ((ca->cert = ca_d2i(rec->cert_der, rec->cert_len)) == NULL) {
+    if ((cert = ca_d2i(rec->cert_der, rec->cert_len)) == NULL) {
         snprintf(err, errlen, "CA %s: stored certificate is malformed", name);
-        goto end;
-    }
-    if (!X509_up_ref(ca->cert) || !sk_X509_push(ca->chain, ca->cert)) {
-        X509_free(ca->cert);
         goto end;
     }
     for (i = 0; i < rec->nchain; i++) {
@@ -274,18 +279,20 @@ enum ca_load_rc ca_load_ex(const struct conf *conf, STORE *store,
             snprintf(err, errlen, "CA %s: stored chain is malformed", name);
             goto end;
         }
-        if (!sk_X509_push(ca->chain, x)) {
+        if (!sk_X509_push(above, x)) {
             X509_free(x);
             goto end;
         }
     }
-    ca->root = sk_X509_value(ca->chain, sk_X509_num(ca->chain) - 1);
-    if (!ca_chain_verify(ca->chain, err, errlen))
+    if (rec->signer_cert_der != NULL
+        && (cmp_cert = ca_d2i(rec->signer_cert_der,
+                              rec->signer_cert_len)) == NULL) {
+        snprintf(err, errlen, "CA %s: stored CMP signer certificate is "
+                 "malformed", name);
         goto end;
-    if (!ca_asn1_time_to_unix(X509_get0_notAfter(ca->cert), &na)
-        || (ca->aki = ca_make_aki(ca->cert)) == NULL)
+    }
+    if (!ca_setup(ca, cert, above, cmp_cert, err, errlen))
         goto end;
-    ca->not_after = (time_t)na;
 
     if (!opts->skip_key) {
         if (ca->key_ref == NULL) {
@@ -301,13 +308,7 @@ enum ca_load_rc ca_load_ex(const struct conf *conf, STORE *store,
             goto end;
         rc = CA_LOAD_ERROR;
     }
-    if (rec->signer_cert_der != NULL) {
-        if ((ca->cmp_cert = ca_d2i(rec->signer_cert_der,
-                                   rec->signer_cert_len)) == NULL) {
-            snprintf(err, errlen, "CA %s: stored CMP signer certificate is "
-                     "malformed", name);
-            goto end;
-        }
+    if (cmp_cert != NULL) {
         if (!opts->skip_key && !opts->skip_cmp_signer
             && ca->signer_key_ref != NULL) {
             pass = opts->signer_pass != NULL ? opts->signer_pass
@@ -320,28 +321,9 @@ enum ca_load_rc ca_load_ex(const struct conf *conf, STORE *store,
                 goto end;
             rc = CA_LOAD_ERROR;
         }
-        if (!X509_up_ref(ca->cmp_cert)
-            || !sk_X509_push(ca->cmp_chain, ca->cmp_cert)) {
-            X509_free(ca->cmp_cert);
-            goto end;
-        }
-    } else {
-        if (!X509_up_ref(ca->cert))
-            goto end;
-        ca->cmp_cert = ca->cert;
-        if (ca->signer != NULL) {
-            ca_signer_up_ref(ca->signer);
-            ca->cmp_signer = ca->signer;
-        }
-    }
-    for (i = 0; i < (size_t)sk_X509_num(ca->chain); i++) {
-        x = sk_X509_value(ca->chain, (int)i);
-        if (!X509_up_ref(x))
-            goto end;
-        if (!sk_X509_push(ca->cmp_chain, x)) {
-            X509_free(x);
-            goto end;
-        }
+    } else if (ca->signer != NULL) {
+        ca_signer_up_ref(ca->signer);
+        ca->cmp_signer = ca->signer;
     }
     *out = ca;
     ca = NULL;
@@ -351,6 +333,9 @@ enum ca_load_rc ca_load_ex(const struct conf *conf, STORE *store,
         snprintf(err, errlen, "cannot load CA %s", name);
     store_rollback(tx);
     store_ca_free(rec);
+    X509_free(cert);
+    X509_free(cmp_cert);
+    sk_X509_pop_free(above, X509_free);
     ca_free(ca);
     ERR_clear_error();
     return rc;

@@ -208,6 +208,11 @@ int ca_rdn_parse(const char *s, int allow_vars, struct ca_rdn_tmpl **out,
             goto end;
         }
         *eq = '\0';
+        if (*ca_trim(attr) == '\0') {
+            snprintf(err, errlen, "empty attribute type before '=%s'",
+                     ca_trim(eq + 1));
+            goto end;
+        }
         if (nv == cap) {
             struct ca_rdn_tmpl *nvv;
 
@@ -296,6 +301,44 @@ int ca_name_parse(const char *s, X509_NAME **out, char *err, size_t errlen)
 
 /* ------------------------------------------------------------------ */
 /* Profiles                                                            */
+
+/* Encodes each constant attribute of the subject template with
+ * ca_tbs_rdn(), the encoder of ca_issue_der() (ca_issue() makes the same
+ * X509_NAME_ENTRY_create_by_NID(MBSTRING_UTF8) entry), so that a value its
+ * type refuses (C not two letters, too long, not printable, not UTF-8...)
+ * fails at load rather than at the first issuance. Attributes holding a
+ * ${variable} can only be checked once expanded. Returns 1, or 0 with the
+ * reason in |bad|. */
+static int ca_subject_check(const CA_PROFILE *p, char *bad, size_t badlen)
+{
+    const struct ca_rdn_tmpl *a;
+    const char *data = NULL;
+    char why[160] = "";
+    unsigned long e;
+    size_t i;
+    int flags = 0;
+
+    for (i = 0; i < p->nsubj; i++) {
+        a = &p->subj[i];
+        if (strstr(a->value, "${") != NULL)
+            continue;
+        ERR_clear_error();
+        if (ca_tbs_rdn(a->nid, a->value, NULL, NULL) > 0)
+            continue;
+        /* OpenSSL says why: "string too long" with "maxsize=2", ... */
+        e = ERR_peek_last_error_data(&data, &flags);
+        if ((flags & ERR_TXT_STRING) == 0 || data == NULL)
+            data = "";
+        if (e != 0 && ERR_reason_error_string(e) != NULL)
+            snprintf(why, sizeof(why), " (%s%s%s)", ERR_reason_error_string(e),
+                     *data != '\0' ? ": " : "", data);
+        ERR_clear_error();
+        snprintf(bad, badlen, "value '%.64s%s' not valid for %s%s", a->value,
+                 strlen(a->value) > 64 ? "..." : "", OBJ_nid2sn(a->nid), why);
+        return 0;
+    }
+    return 1;
+}
 
 void ca_profile_free(CA_PROFILE *p)
 {
@@ -622,9 +665,10 @@ int ca_profile_from_conf(const struct conf *conf,
     v = conf_get(sec, "subject");
     if (v != NULL) {
         bad[0] = '\0';
-        if (!ca_rdn_parse(v, 1, &p->subj, &p->nsubj, bad, sizeof(bad))) {
+        if (!ca_rdn_parse(v, 1, &p->subj, &p->nsubj, bad, sizeof(bad))
+            || !ca_subject_check(p, bad, sizeof(bad))) {
             conf_err(conf, ca_conf_line(sec, "subject"), err, errlen,
-                     "subject: %s", bad);
+                     "subject: %s in [profile %s]", bad, p->name);
             goto end;
         }
     }

@@ -32,9 +32,12 @@ int ca_profile_var_known(const char *name);
  * Builds a profile from the [profile NAME] section |sec| of |conf|. Keys
  * (all optional): validity, backdate, key_usage, ext_key_usage,
  * basic_constraints, crl_url, ocsp_url, ca_issuers_url, subject,
- * allow_requested_subject, san, key_types. Returns 1 and sets *out, or 0
- * with "file:line: ..." in |err| (unknown key, bad value, unknown
- * variable).
+ * allow_requested_subject, san, key_types. Every constant attribute of
+ * the subject template is encoded here as issuance encodes it, so a value
+ * its type refuses (C=DEU, an over-long CN...) fails now, not at the first
+ * issuance. Returns 1 and sets *out, or 0 with "file:line: ..." in |err|
+ * (unknown key, bad value, unknown variable or attribute; subject errors
+ * also name the profile).
  */
 int ca_profile_from_conf(const struct conf *conf,
                          const struct conf_section *sec, CA_PROFILE **out,

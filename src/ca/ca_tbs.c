@@ -283,10 +283,8 @@ int ca_tbs_rdn(int nid, const char *val, struct ca_buf *der,
 
     ne = X509_NAME_ENTRY_create_by_NID(NULL, nid, MBSTRING_UTF8,
                                        (const unsigned char *)val, -1);
-    if (ne == NULL) {
-        ERR_clear_error();
+    if (ne == NULL) /* the error queue says why; the caller clears it */
         return 0;
-    }
     if (der != NULL) {
         /* RelativeDistinguishedName ::= SET SIZE (1..MAX) OF ATAV; one */
         if ((n = i2d_X509_NAME_ENTRY(ne, NULL)) <= 0
@@ -360,9 +358,10 @@ int ca_tbs_prof_new(const CA_PROFILE *p, struct ca_tbs_prof **out)
         t->rdn[i].nid = p->subj[i].nid;
         if (strstr(p->subj[i].value, "${") != NULL)
             continue;
-        /* a constant: its expansion is the text itself; a value the
-         * attribute refuses stays unencoded and fails at issue time, with
-         * the same message as before */
+        /* a constant: its expansion is the text itself. A value the
+         * attribute refuses is refused by ca_profile_from_conf() at load;
+         * in a profile made otherwise it stays unencoded and fails at
+         * issue time, with the same message as in ca_issue() */
         r = ca_tbs_rdn(p->subj[i].nid, p->subj[i].value, &der, &text);
         if (r < 0)
             goto end;

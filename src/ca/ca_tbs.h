@@ -104,7 +104,10 @@ void ca_tbs_prof_free(struct ca_tbs_prof *t);
 /*
  * Appends the RDN for attribute |nid| = |val| (UTF-8) to |der| and its
  * RFC 2253 text "SN=value" to |text| (either may be NULL). Returns 1, 0 if
- * the value is not valid for the attribute, -1 on other errors.
+ * the value is not valid for the attribute (OpenSSL's error queue then says
+ * why: the caller reads and clears it), -1 on other errors. ca_issue_der()
+ * and the profile check at load encode subject attributes with it
+ * (ca_issue() makes the same X509_NAME_ENTRY through OpenSSL).
  */
 int ca_tbs_rdn(int nid, const char *val, struct ca_buf *der,
                struct ca_buf *text);
