@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -146,32 +147,64 @@ void cli_time(long long t, char *out, size_t outlen)
 /* Largest certificate file we read. */
 #define CLI_CERTFILE_MAX (1L << 20)
 
+/* Reads the regular file |path| (at most CLI_CERTFILE_MAX bytes) into a new
+ * buffer |*buf| of |*len| bytes, opening it once. Returns 1, or 0 after
+ * printing why. */
+static int cli_read_file(const char *path, unsigned char **buf, size_t *len)
+{
+    FILE *fp = fopen(path, "rb");
+    struct stat sb;
+    size_t n = 0;
+    int ok = 0;
+
+    *buf = NULL;
+    *len = 0;
+    if (fp == NULL || fstat(fileno(fp), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fprintf(stderr, "cmpca: %s: cannot read\n", path);
+        goto end;
+    }
+    if (sb.st_size > CLI_CERTFILE_MAX) {
+        fprintf(stderr, "cmpca: %s: larger than %ld bytes\n", path,
+                CLI_CERTFILE_MAX);
+        goto end;
+    }
+    /* the size bounds the read: a file growing meanwhile is cut there */
+    if ((*buf = malloc((size_t)sb.st_size + 1)) == NULL) {
+        fprintf(stderr, "cmpca: %s: cannot read\n", path);
+        goto end;
+    }
+    n = fread(*buf, 1, (size_t)sb.st_size, fp);
+    if (ferror(fp)) {
+        fprintf(stderr, "cmpca: %s: cannot read\n", path);
+        goto end;
+    }
+    *len = n;
+    ok = 1;
+ end:
+    if (fp != NULL)
+        fclose(fp);
+    if (!ok) {
+        free(*buf);
+        *buf = NULL;
+    }
+    return ok;
+}
+
 int cli_read_certs(const char *path, struct store_der **out, size_t *n)
 {
     BIO *bio = NULL;
     X509 *x = NULL;
     struct store_der *v = NULL, *nv;
-    unsigned char *der = NULL;
-    size_t cnt = 0;
-    FILE *fp = NULL;
-    long sz;
+    unsigned char *der = NULL, *data = NULL;
+    const unsigned char *p;
+    size_t cnt = 0, dlen = 0;
     int len, ok = 0;
 
     *out = NULL;
     *n = 0;
-    if ((fp = fopen(path, "rb")) == NULL || fseek(fp, 0, SEEK_END) != 0
-        || (sz = ftell(fp)) < 0) {
-        fprintf(stderr, "cmpca: %s: cannot read\n", path);
+    if (!cli_read_file(path, &data, &dlen))
         goto end;
-    }
-    if (sz > CLI_CERTFILE_MAX) {
-        fprintf(stderr, "cmpca: %s: larger than %ld bytes\n", path,
-                CLI_CERTFILE_MAX);
-        goto end;
-    }
-    fclose(fp);
-    fp = NULL;
-    if ((bio = BIO_new_file(path, "rb")) == NULL) {
+    if ((bio = BIO_new_mem_buf(data, (int)dlen)) == NULL) {
         fprintf(stderr, "cmpca: %s: cannot read\n", path);
         goto end;
     }
@@ -193,7 +226,8 @@ int cli_read_certs(const char *path, struct store_der **out, size_t *n)
     }
     if (cnt == 0) {
         /* Not PEM: try one DER certificate. */
-        if (BIO_reset(bio) < 0 || (x = d2i_X509_bio(bio, NULL)) == NULL)
+        p = data;
+        if ((x = d2i_X509(NULL, &p, (long)dlen)) == NULL)
             goto bad;
         if ((len = i2d_X509(x, &der)) <= 0
             || (v = malloc(sizeof(*v))) == NULL)
@@ -213,11 +247,10 @@ int cli_read_certs(const char *path, struct store_der **out, size_t *n)
     fprintf(stderr, "cmpca: %s: no certificate found (PEM or DER)\n", path);
  end:
     ERR_clear_error();
-    if (fp != NULL)
-        fclose(fp);
     OPENSSL_free(der);
     X509_free(x);
     BIO_free(bio);
+    free(data);
     store_der_list_free(v, cnt);
     return ok;
 }

@@ -146,23 +146,132 @@ struct ca_cli_keyopts {
     const char *pin;
 };
 
-/* Sets up the new key: *signer and the key reference (malloc'ed) plus the
- * in-memory key to be written later (*pkey, NULL for tokens). */
-static int ca_cli_new_key(const struct conf *conf, const char *name,
-                          const char *what, const char *pass_key,
-                          const struct ca_cli_keyopts *ko, const char *suffix,
-                          CA_SIGNER **signer, EVP_PKEY **pkey, char **keyref,
-                          char *pass, size_t passlen)
+/* The options for the new key in the option tables of `ca create` and
+ * `ca signer` (parsed by ca_cli_keycmd_parse). */
+#define CA_CLI_NEWKEY_OPTIONS \
+    { "key-out", required_argument, NULL, 'k' }, \
+    { "pass", required_argument, NULL, 'p' }, \
+    { "no-passphrase", no_argument, NULL, 'N' }, \
+    { "pkcs11", required_argument, NULL, 'u' }, \
+    { "pin", required_argument, NULL, 'i' }
+
+/* The command line shared by `ca create` and `ca signer` (the CA, the new
+ * certificate, how its key is made) and the new key once made. */
+struct ca_cli_keycmd {
+    const char *name;           /* create: --name, signer: --ca */
+    const char *subject;        /* --subject */
+    const char *parent;         /* create: --parent */
+    const char *other_pass;     /* create: --parent-pass, signer: --ca-pass */
+    long days;                  /* --days (the caller presets the default) */
+    long pathlen;               /* create: --pathlen (-1: not given) */
+    struct ca_cli_keyopts ko;
+    X509_NAME *dn;              /* the parsed subject */
+    CA_SIGNER *signer;          /* the new key ... */
+    EVP_PKEY *pkey;             /* ... in memory, to be written (NULL: token) */
+    char *keyref;               /* its file name or URI (malloc'ed) */
+    int wrote_key;              /* the key file was written by this command */
+    char pass[SECRET_MAX + 1];  /* its passphrase (wiped by _clear) */
+};
+
+/* Empties |kc| with |days| as the default validity. */
+static void ca_cli_keycmd_init(struct ca_cli_keycmd *kc, long days)
 {
+    memset(kc, 0, sizeof(*kc));
+    kc->days = days;
+    kc->pathlen = -1;
+}
+
+/* Frees what |kc| holds and wipes the passphrase; the key file is removed
+ * if this command wrote it and |failed|. */
+static void ca_cli_keycmd_clear(struct ca_cli_keycmd *kc, int failed)
+{
+    if (failed && kc->wrote_key)
+        unlink(kc->keyref);
+    secret_wipe(kc->pass, sizeof(kc->pass));
+    free(kc->keyref);
+    X509_NAME_free(kc->dn);
+    EVP_PKEY_free(kc->pkey);
+    ca_signer_free(kc->signer);
+    memset(kc, 0, sizeof(*kc));
+}
+
+/* Parses the options |opts| of `ca create` or `ca signer` into |kc| (each
+ * command's table names the options it takes). Returns CLI_OK; -1 after
+ * printing help to stdout (the caller exits CLI_OK); CLI_USAGE after a
+ * message. */
+static int ca_cli_keycmd_parse(int argc, char **argv, const struct option *opts,
+                               void (*usage)(FILE *), struct ca_cli_keycmd *kc)
+{
+    char *end;
+    int c;
+
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'n': case 'a': kc->name = optarg; break;
+        case 's': kc->subject = optarg; break;
+        case 'P': kc->parent = optarg; break;
+        case 't': kc->ko.key_type = optarg; break;
+        case 'd':
+            kc->days = strtol(optarg, &end, 10);
+            if (*end != '\0' || kc->days <= 0 || kc->days > 36500) {
+                fprintf(stderr, "cmpca: --days must be 1..36500\n");
+                return CLI_USAGE;
+            }
+            break;
+        case 'l':
+            kc->pathlen = strtol(optarg, &end, 10);
+            if (*end != '\0' || kc->pathlen < 0 || kc->pathlen > 10) {
+                fprintf(stderr, "cmpca: --pathlen must be 0..10\n");
+                return CLI_USAGE;
+            }
+            break;
+        case 'k': kc->ko.key_out = optarg; break;
+        case 'p': kc->ko.pass = optarg; break;
+        case 'N': kc->ko.no_pass = 1; break;
+        case 'u': kc->ko.pkcs11 = optarg; break;
+        case 'i': kc->ko.pin = optarg; break;
+        case 'q': kc->other_pass = optarg; break;
+        case 'h': usage(stdout); return -1;
+        default: usage(stderr); return CLI_USAGE;
+        }
+    }
+    return CLI_OK;
+}
+
+/* Checks the --pass spec and parses the subject (|dflt| if none was
+ * given) into kc->dn. Returns CLI_OK or CLI_USAGE after a message. */
+static int ca_cli_keycmd_subject(struct ca_cli_keycmd *kc, const char *dflt)
+{
+    char err[1024];
+
+    if (kc->ko.pass != NULL && !secret_spec_valid(kc->ko.pass)) {
+        fprintf(stderr, "cmpca: --pass takes file:PATH, env:VAR or prompt\n");
+        return CLI_USAGE;
+    }
+    if (!ca_name_parse(kc->subject != NULL ? kc->subject : dflt, &kc->dn, err,
+                       sizeof(err))) {
+        fprintf(stderr, "cmpca: --subject: %s\n", err);
+        return CLI_USAGE;
+    }
+    return CLI_OK;
+}
+
+/* Sets up the new key of kc->name: kc->signer and kc->keyref plus the
+ * in-memory key to be written later (kc->pkey, NULL for tokens) and its
+ * passphrase (|what| at a prompt; |pass_key| is the [ca] setting that may
+ * name it; |suffix| ends the default key file name). Returns CLI_OK or an
+ * exit code after a message. */
+static int ca_cli_new_key(const struct conf *conf, struct ca_cli_keycmd *kc,
+                          const char *what, const char *pass_key,
+                          const char *suffix)
+{
+    const struct ca_cli_keyopts *ko = &kc->ko;
+    const char *name = kc->name;
     struct ca_signer_opts so = { 0 };
     char err[1024];
     const char *spec;
     enum ca_signer_status st;
 
-    *signer = NULL;
-    *pkey = NULL;
-    *keyref = NULL;
-    pass[0] = '\0';
     if (ko->pkcs11 != NULL) {
         if (strncmp(ko->pkcs11, "pkcs11:", 7) != 0) {
             fprintf(stderr, "cmpca: --pkcs11 takes a pkcs11: URI\n");
@@ -177,12 +286,12 @@ static int ca_cli_new_key(const struct conf *conf, const char *name,
                     "prompt)\n");
             return CLI_USAGE;
         }
-        st = ca_signer_load(ko->pkcs11, &so, signer, err, sizeof(err));
+        st = ca_signer_load(ko->pkcs11, &so, &kc->signer, err, sizeof(err));
         if (st != CA_SIGNER_OK) {
             fprintf(stderr, "cmpca: %s\n", err);
             return st == CA_SIGNER_ERROR ? CLI_ERR : CLI_AUTH;
         }
-        if ((*keyref = strdup(ko->pkcs11)) == NULL)
+        if ((kc->keyref = strdup(ko->pkcs11)) == NULL)
             return CLI_ERR;
         return CLI_OK;
     }
@@ -197,29 +306,54 @@ static int ca_cli_new_key(const struct conf *conf, const char *name,
                     "set %s in [ca %s]), or --no-passphrase\n", pass_key, name);
             return CLI_USAGE;
         }
-        if (!secret_read_new(spec, what, pass, passlen, err, sizeof(err))) {
+        if (!secret_read_new(spec, what, kc->pass, sizeof(kc->pass), err,
+                             sizeof(err))) {
             fprintf(stderr, "cmpca: %s\n", err);
             return secret_spec_valid(spec) ? CLI_AUTH : CLI_USAGE;
         }
     }
-    *keyref = ko->key_out != NULL ? ca_cli_abspath(ko->key_out)
+    kc->keyref = ko->key_out != NULL ? ca_cli_abspath(ko->key_out)
         : ca_cli_default_key(name, suffix);
-    if (*keyref == NULL)
+    if (kc->keyref == NULL)
         return CLI_ERR;
-    if (access(*keyref, F_OK) == 0) {
-        fprintf(stderr, "cmpca: key file %s exists already\n", *keyref);
+    if (access(kc->keyref, F_OK) == 0) {
+        fprintf(stderr, "cmpca: key file %s exists already\n", kc->keyref);
         return CLI_EXISTS;
     }
-    if (!ca_key_generate(ko->key_type, pkey, err, sizeof(err))) {
+    if (!ca_key_generate(ko->key_type, &kc->pkey, err, sizeof(err))) {
         fprintf(stderr, "cmpca: %s\n", err);
         return CLI_USAGE;
     }
-    if ((*signer = ca_signer_new_pkey(*pkey, ca_cli_conf(conf, name, "digest")))
+    if ((kc->signer = ca_signer_new_pkey(kc->pkey,
+                                         ca_cli_conf(conf, name, "digest")))
         == NULL) {
         fprintf(stderr, "cmpca: cannot use the new key (digest setting?)\n");
         return CLI_CONFIG;
     }
     return CLI_OK;
+}
+
+/* Once the certificate |cert| for the new key is made (NULL: |why| says
+ * why not), writes the key of |kc| to its file (nothing for a token key).
+ * Returns 1, or 0 after a message. */
+static int ca_cli_keycmd_write(struct ca_cli_keycmd *kc, const X509 *cert,
+                               const char *why)
+{
+    char err[1024];
+
+    if (cert == NULL) {
+        fprintf(stderr, "cmpca: %s\n", why);
+        return 0;
+    }
+    if (kc->pkey == NULL)
+        return 1;
+    if (!ca_key_write(kc->keyref, kc->pkey, kc->ko.no_pass ? NULL : kc->pass,
+                      err, sizeof(err))) {
+        fprintf(stderr, "cmpca: %s\n", err);
+        return 0;
+    }
+    kc->wrote_key = 1;
+    return 1;
 }
 
 /* Returns 1 if a CA named |name| exists (0 no, -1 error). */
@@ -249,6 +383,18 @@ static void ca_cli_hint(const struct conf *conf, const char *name,
     else
         printf("note: set %s in [ca %s] in %s so the server can open the "
                "key\n", key, name, cli_config_path());
+}
+
+/* Prints the hint about the PIN or passphrase setting (|pass_key|) the
+ * server will need for the new key of |kc|. */
+static void ca_cli_keycmd_hint(const struct conf *conf,
+                               const struct ca_cli_keycmd *kc,
+                               const char *pass_key)
+{
+    if (kc->ko.pkcs11 != NULL)
+        ca_cli_hint(conf, kc->name, "pkcs11_pin", kc->ko.pin);
+    else if (!kc->ko.no_pass)
+        ca_cli_hint(conf, kc->name, pass_key, kc->ko.pass);
 }
 
 /* Inserts |cert| (issued by |issuer|) into the certificates table. */
@@ -287,147 +433,88 @@ static int ca_create(int argc, char **argv)
         { "key-type", required_argument, NULL, 't' },
         { "days", required_argument, NULL, 'd' },
         { "pathlen", required_argument, NULL, 'l' },
-        { "key-out", required_argument, NULL, 'k' },
-        { "pass", required_argument, NULL, 'p' },
-        { "no-passphrase", no_argument, NULL, 'N' },
-        { "pkcs11", required_argument, NULL, 'u' },
-        { "pin", required_argument, NULL, 'i' },
+        CA_CLI_NEWKEY_OPTIONS,
         { "parent-pass", required_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
-    struct ca_cli_keyopts ko = { 0 };
-    const char *name = NULL, *subject = NULL, *parent = NULL, *ppass = NULL;
-    long days = 0, pathlen = -1;
+    struct ca_cli_keycmd kc;
     struct conf *conf = NULL;
     STORE *st = NULL;
     STORE_TX *tx = NULL;
     CA *pca = NULL;
-    CA_SIGNER *signer = NULL;
-    EVP_PKEY *pkey = NULL;
-    X509_NAME *dn = NULL;
     X509 *cert = NULL;
-    char *keyref = NULL, pass[SECRET_MAX + 1], err[1024], *end;
-    int c, ret = CLI_USAGE, wrote_key = 0, ex;
+    char err[1024];
+    int ret, ex;
     enum store_rc src;
 
-    pass[0] = '\0';
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'n': name = optarg; break;
-        case 's': subject = optarg; break;
-        case 'P': parent = optarg; break;
-        case 't': ko.key_type = optarg; break;
-        case 'd':
-            days = strtol(optarg, &end, 10);
-            if (*end != '\0' || days <= 0 || days > 36500) {
-                fprintf(stderr, "cmpca: --days must be 1..36500\n");
-                return CLI_USAGE;
-            }
-            break;
-        case 'l':
-            pathlen = strtol(optarg, &end, 10);
-            if (*end != '\0' || pathlen < 0 || pathlen > 10) {
-                fprintf(stderr, "cmpca: --pathlen must be 0..10\n");
-                return CLI_USAGE;
-            }
-            break;
-        case 'k': ko.key_out = optarg; break;
-        case 'p': ko.pass = optarg; break;
-        case 'N': ko.no_pass = 1; break;
-        case 'u': ko.pkcs11 = optarg; break;
-        case 'i': ko.pin = optarg; break;
-        case 'q': ppass = optarg; break;
-        case 'h': ca_create_usage(stdout); return CLI_OK;
-        default: ca_create_usage(stderr); return CLI_USAGE;
-        }
+    ca_cli_keycmd_init(&kc, 0);
+    if ((ret = ca_cli_keycmd_parse(argc, argv, opts, ca_create_usage, &kc))
+        != CLI_OK) {
+        ret = ret < 0 ? CLI_OK : ret;
+        goto end;
     }
-    if (optind != argc || !ca_cli_name_ok(name) || subject == NULL) {
-        if (name != NULL && !ca_cli_name_ok(name))
+    if (optind != argc || !ca_cli_name_ok(kc.name) || kc.subject == NULL) {
+        if (kc.name != NULL && !ca_cli_name_ok(kc.name))
             fprintf(stderr, "cmpca: CA names are 1-64 of A-Z a-z 0-9 . _ -\n");
         ca_create_usage(stderr);
-        return CLI_USAGE;
-    }
-    if (ko.pass != NULL && !secret_spec_valid(ko.pass)) {
-        fprintf(stderr, "cmpca: --pass takes file:PATH, env:VAR or prompt\n");
-        return CLI_USAGE;
-    }
-    if (!ca_name_parse(subject, &dn, err, sizeof(err))) {
-        fprintf(stderr, "cmpca: --subject: %s\n", err);
-        return CLI_USAGE;
-    }
-    if ((ret = cli_store_open(&conf, &st)) != CLI_OK)
+        ret = CLI_USAGE;
         goto end;
-    ex = ca_cli_exists(st, name);
+    }
+    if ((ret = ca_cli_keycmd_subject(&kc, NULL)) != CLI_OK
+        || (ret = cli_store_open(&conf, &st)) != CLI_OK)
+        goto end;
+    ex = ca_cli_exists(st, kc.name);
     if (ex != 0) {
         fprintf(stderr, ex > 0 ? "cmpca: CA '%s' exists already\n"
-                : "cmpca: cannot read the store (CA '%s')\n", name);
+                : "cmpca: cannot read the store (CA '%s')\n", kc.name);
         ret = ex > 0 ? CLI_EXISTS : CLI_STORE;
         goto end;
     }
-    if (parent != NULL
-        && (ret = cli_ca_load(conf, st, parent, ppass, 0, &pca)) != CLI_OK)
+    if (kc.parent != NULL
+        && (ret = cli_ca_load(conf, st, kc.parent, kc.other_pass, 0, &pca))
+           != CLI_OK)
         goto end;
-    if ((ret = ca_cli_new_key(conf, name, "passphrase for the new CA key",
-                              "key_pass", &ko, ".key.pem", &signer, &pkey,
-                              &keyref, pass, sizeof(pass))) != CLI_OK)
+    if ((ret = ca_cli_new_key(conf, &kc, "passphrase for the new CA key",
+                              "key_pass", ".key.pem")) != CLI_OK)
         goto end;
     ret = CLI_ERR;
-    if (days == 0)
-        days = parent != NULL ? 1825 : 3650;
-    cert = ca_make_ca_cert(dn, ca_signer_get0_pubkey(signer), days,
+    if (kc.days == 0)
+        kc.days = kc.parent != NULL ? 1825 : 3650;
+    cert = ca_make_ca_cert(kc.dn, ca_signer_get0_pubkey(kc.signer), kc.days,
                            pca != NULL ? ca_get0_cert(pca) : NULL,
-                           pca != NULL ? ca_get0_signer(pca) : signer,
-                           (int)pathlen, err, sizeof(err));
-    if (cert == NULL) {
-        fprintf(stderr, "cmpca: %s\n", err);
+                           pca != NULL ? ca_get0_signer(pca) : kc.signer,
+                           (int)kc.pathlen, err, sizeof(err));
+    if (!ca_cli_keycmd_write(&kc, cert, err))
         goto end;
-    }
-    if (pkey != NULL) {
-        if (!ca_key_write(keyref, pkey, ko.no_pass ? NULL : pass, err,
-                          sizeof(err))) {
-            fprintf(stderr, "cmpca: %s\n", err);
-            goto end;
-        }
-        wrote_key = 1;
-    }
     if ((src = store_begin(st, &tx)) != STORE_OK
-        || (src = ca_record_insert(tx, name, cert,
+        || (src = ca_record_insert(tx, kc.name, cert,
                                    pca != NULL ? ca_get0_chain(pca) : NULL,
-                                   keyref, cli_actor(), NULL)) != STORE_OK
+                                   kc.keyref, cli_actor(), NULL)) != STORE_OK
         || (pca != NULL
             && (src = ca_cli_record_cert(tx, pca, cert, "ca")) != STORE_OK)
         || (src = store_commit(tx)) != STORE_OK) {
         if (src != STORE_OK && tx != NULL)
-            fprintf(stderr, "cmpca: storing CA %s failed: %s %s\n", name,
+            fprintf(stderr, "cmpca: storing CA %s failed: %s %s\n", kc.name,
                     store_rc_str(src), store_tx_errmsg(tx));
         else
-            fprintf(stderr, "cmpca: storing CA %s failed: %s\n", name,
+            fprintf(stderr, "cmpca: storing CA %s failed: %s\n", kc.name,
                     store_rc_str(src));
         ret = cli_store_exit(src);
         goto end;
     }
     tx = NULL;
     X509_NAME_oneline(X509_get_subject_name(cert), err, sizeof(err));
-    printf("created CA %s (%s%s): %s\nkey: %s\n", name,
+    printf("created CA %s (%s%s): %s\nkey: %s\n", kc.name,
            pca != NULL ? "issued by " : "self-signed root",
-           pca != NULL ? parent : "", err, keyref);
-    if (ko.pkcs11 != NULL)
-        ca_cli_hint(conf, name, "pkcs11_pin", ko.pin);
-    else if (!ko.no_pass)
-        ca_cli_hint(conf, name, "key_pass", ko.pass);
+           pca != NULL ? kc.parent : "", err, kc.keyref);
+    ca_cli_keycmd_hint(conf, &kc, "key_pass");
     ret = CLI_OK;
  end:
     if (tx != NULL)
         store_rollback(tx);
-    if (ret != CLI_OK && wrote_key)
-        unlink(keyref);
-    secret_wipe(pass, sizeof(pass));
-    free(keyref);
+    ca_cli_keycmd_clear(&kc, ret != CLI_OK);
     X509_free(cert);
-    X509_NAME_free(dn);
-    EVP_PKEY_free(pkey);
-    ca_signer_free(signer);
     ca_free(pca);
     store_close(st);
     conf_free(conf);
@@ -641,97 +728,50 @@ static int ca_signer_cmd(int argc, char **argv)
         { "subject", required_argument, NULL, 's' },
         { "key-type", required_argument, NULL, 't' },
         { "days", required_argument, NULL, 'd' },
-        { "key-out", required_argument, NULL, 'k' },
-        { "pass", required_argument, NULL, 'p' },
-        { "no-passphrase", no_argument, NULL, 'N' },
-        { "pkcs11", required_argument, NULL, 'u' },
-        { "pin", required_argument, NULL, 'i' },
+        CA_CLI_NEWKEY_OPTIONS,
         { "ca-pass", required_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
-    struct ca_cli_keyopts ko = { 0 };
-    const char *name = NULL, *subject = NULL, *capass = NULL;
-    long days = 730;
+    struct ca_cli_keycmd kc;
     struct conf *conf = NULL;
     STORE *st = NULL;
     STORE_TX *tx = NULL;
     CA *ca = NULL;
-    CA_SIGNER *signer = NULL;
-    EVP_PKEY *pkey = NULL;
-    X509_NAME *dn = NULL;
     X509 *cert = NULL;
-    char *keyref = NULL, pass[SECRET_MAX + 1], err[1024], *end, dflt[256];
-    char suffix[32];
-    int c, ret = CLI_USAGE, wrote_key = 0;
+    char err[1024], dflt[256], suffix[32];
+    int ret;
     enum store_rc src;
 
-    pass[0] = '\0';
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'a': name = optarg; break;
-        case 's': subject = optarg; break;
-        case 't': ko.key_type = optarg; break;
-        case 'd':
-            days = strtol(optarg, &end, 10);
-            if (*end != '\0' || days <= 0 || days > 36500) {
-                fprintf(stderr, "cmpca: --days must be 1..36500\n");
-                return CLI_USAGE;
-            }
-            break;
-        case 'k': ko.key_out = optarg; break;
-        case 'p': ko.pass = optarg; break;
-        case 'N': ko.no_pass = 1; break;
-        case 'u': ko.pkcs11 = optarg; break;
-        case 'i': ko.pin = optarg; break;
-        case 'q': capass = optarg; break;
-        case 'h': ca_signer_usage(stdout); return CLI_OK;
-        default: ca_signer_usage(stderr); return CLI_USAGE;
-        }
+    ca_cli_keycmd_init(&kc, 730);
+    if ((ret = ca_cli_keycmd_parse(argc, argv, opts, ca_signer_usage, &kc))
+        != CLI_OK) {
+        ret = ret < 0 ? CLI_OK : ret;
+        goto end;
     }
-    if (optind != argc || !ca_cli_name_ok(name)) {
+    if (optind != argc || !ca_cli_name_ok(kc.name)) {
         ca_signer_usage(stderr);
-        return CLI_USAGE;
+        ret = CLI_USAGE;
+        goto end;
     }
-    if (ko.pass != NULL && !secret_spec_valid(ko.pass)) {
-        fprintf(stderr, "cmpca: --pass takes file:PATH, env:VAR or prompt\n");
-        return CLI_USAGE;
-    }
-    if (subject == NULL) {
-        snprintf(dflt, sizeof(dflt), "/CN=%s CMP signer", name);
-        subject = dflt;
-    }
-    if (!ca_name_parse(subject, &dn, err, sizeof(err))) {
-        fprintf(stderr, "cmpca: --subject: %s\n", err);
-        return CLI_USAGE;
-    }
-    if ((ret = cli_store_open(&conf, &st)) != CLI_OK
-        || (ret = cli_ca_load(conf, st, name, capass, 0, &ca)) != CLI_OK)
+    snprintf(dflt, sizeof(dflt), "/CN=%s CMP signer", kc.name);
+    if ((ret = ca_cli_keycmd_subject(&kc, dflt)) != CLI_OK
+        || (ret = cli_store_open(&conf, &st)) != CLI_OK
+        || (ret = cli_ca_load(conf, st, kc.name, kc.other_pass, 0, &ca)) != CLI_OK)
         goto end;
     /* the key file name carries a timestamp so signers can be rolled over */
     snprintf(suffix, sizeof(suffix), "-cmp-%ld.key.pem", (long)time(NULL));
-    if ((ret = ca_cli_new_key(conf, name, "passphrase for the CMP signer key",
-                              "signer_key_pass", &ko, suffix, &signer, &pkey,
-                              &keyref, pass, sizeof(pass))) != CLI_OK)
+    if ((ret = ca_cli_new_key(conf, &kc, "passphrase for the CMP signer key",
+                              "signer_key_pass", suffix)) != CLI_OK)
         goto end;
     ret = CLI_ERR;
-    cert = ca_make_cmp_signer_cert(ca, dn, ca_signer_get0_pubkey(signer), days,
-                                   err, sizeof(err));
-    if (cert == NULL) {
-        fprintf(stderr, "cmpca: %s\n", err);
+    cert = ca_make_cmp_signer_cert(ca, kc.dn, ca_signer_get0_pubkey(kc.signer),
+                                   kc.days, err, sizeof(err));
+    if (!ca_cli_keycmd_write(&kc, cert, err))
         goto end;
-    }
-    if (pkey != NULL) {
-        if (!ca_key_write(keyref, pkey, ko.no_pass ? NULL : pass, err,
-                          sizeof(err))) {
-            fprintf(stderr, "cmpca: %s\n", err);
-            goto end;
-        }
-        wrote_key = 1;
-    }
     if ((src = store_begin(st, &tx)) != STORE_OK
         || (src = ca_cli_record_cert(tx, ca, cert, "cmp-signer")) != STORE_OK
-        || (src = ca_record_set_cmp_signer(tx, ca, cert, keyref, cli_actor()))
+        || (src = ca_record_set_cmp_signer(tx, ca, cert, kc.keyref, cli_actor()))
            != STORE_OK
         || (src = store_commit_clear(&tx)) != STORE_OK) {
         fprintf(stderr, "cmpca: recording the CMP signer failed: %s\n",
@@ -740,22 +780,13 @@ static int ca_signer_cmd(int argc, char **argv)
         goto end;
     }
     X509_NAME_oneline(X509_get_subject_name(cert), err, sizeof(err));
-    printf("CMP signer of CA %s: %s\nkey: %s\n", name, err, keyref);
-    if (ko.pkcs11 != NULL)
-        ca_cli_hint(conf, name, "pkcs11_pin", ko.pin);
-    else if (!ko.no_pass)
-        ca_cli_hint(conf, name, "signer_key_pass", ko.pass);
+    printf("CMP signer of CA %s: %s\nkey: %s\n", kc.name, err, kc.keyref);
+    ca_cli_keycmd_hint(conf, &kc, "signer_key_pass");
     ret = CLI_OK;
  end:
     store_rollback(tx);
-    if (ret != CLI_OK && wrote_key)
-        unlink(keyref);
-    secret_wipe(pass, sizeof(pass));
-    free(keyref);
+    ca_cli_keycmd_clear(&kc, ret != CLI_OK);
     X509_free(cert);
-    X509_NAME_free(dn);
-    EVP_PKEY_free(pkey);
-    ca_signer_free(signer);
     ca_free(ca);
     store_close(st);
     conf_free(conf);

@@ -11,6 +11,7 @@
 #include "conf/conf.h"
 #include "store/store.h"
 #include "util/log.h"
+#include "util/secret.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -98,19 +99,25 @@ static int demo_write(const char *path, const char *text, mode_t mode)
     return ok;
 }
 
-/* A random passphrase for the demo CA keys, stored 0600 in secrets/. */
+/* A random passphrase for the demo CA keys, stored 0600 in secrets/; no
+ * copy of it is left on the stack. */
 static int demo_passphrase(const char *path)
 {
     unsigned char raw[24];
     char hex[2 * sizeof(raw) + 2];
     size_t i;
+    int ok = 0;
 
     if (RAND_bytes(raw, sizeof(raw)) <= 0)
-        return 0;
+        goto end;
     for (i = 0; i < sizeof(raw); i++)
         snprintf(hex + 2 * i, 3, "%02x", raw[i]);
     strcat(hex, "\n");
-    return demo_write(path, hex, 0600);
+    ok = demo_write(path, hex, 0600);
+ end:
+    secret_wipe(raw, sizeof(raw));
+    secret_wipe(hex, sizeof(hex));
+    return ok;
 }
 
 static int demo_config(const char *dir, const char *pass, unsigned port)

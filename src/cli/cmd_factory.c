@@ -73,6 +73,18 @@ static void cli_factory_progress(void *arg, size_t done, size_t total)
     fflush(stderr);
 }
 
+/* Maps a factory result code to an exit code. */
+static int cli_factory_exit(enum factory_rc rc)
+{
+    switch (rc) {
+    case FACTORY_OK:       return CLI_OK;
+    case FACTORY_EXISTS:   return CLI_EXISTS;
+    case FACTORY_AUTH:     return CLI_AUTH;
+    case FACTORY_NOTFOUND: return CLI_NOTFOUND;
+    default:               return CLI_ERR;
+    }
+}
+
 /* Reads the passphrase for |spec| into |buf| (empty when |spec| is NULL);
  * |confirm| asks twice at a prompt. Returns 1 or 0 (message printed). */
 static int cli_factory_pass(const char *spec, int confirm, const char *what,
@@ -103,7 +115,8 @@ static int cli_factory_ca(int argc, char **argv)
     };
     const char *dir = NULL, *name = NULL, *key_type = NULL, *pass_spec = NULL;
     char pass[1024], err[512];
-    int c, ret;
+    enum factory_rc rc;
+    int c;
 
     if (argc < 2 || strcmp(argv[1], "create") != 0) {
         cli_factory_usage(stderr);
@@ -129,12 +142,12 @@ static int cli_factory_ca(int argc, char **argv)
     if (pass_spec == NULL)
         fprintf(stderr, "cmpca factory: warning: CA keys are not encrypted "
                 "(use --pass file:PATH|env:VAR|prompt); they are mode 0600\n");
-    ret = factory_ca_create(dir, name, key_type, pass_spec != NULL ? pass : NULL,
-                            err, sizeof(err));
+    rc = factory_ca_create(dir, name, key_type, pass_spec != NULL ? pass : NULL,
+                           err, sizeof(err));
     secret_wipe(pass, sizeof(pass));
-    if (!ret) {
+    if (rc != FACTORY_OK) {
         fprintf(stderr, "cmpca factory ca create: %s\n", err);
-        return strstr(err, "exists") != NULL ? CLI_EXISTS : CLI_ERR;
+        return cli_factory_exit(rc);
     }
     printf("created the vendor CA for \"%s\" in %s: %s, %s, %s\n", name, dir,
            FACTORY_ROOT_CERT, FACTORY_CA_CERT, FACTORY_CHAIN);
@@ -183,7 +196,8 @@ static int cli_factory_issue(int argc, char **argv)
     char pass[1024], p12pass[1024], err[512];
     char **serials = NULL;
     size_t nserials = 0, done = 0;
-    int c, quiet = 0, ret = CLI_ERR, ok;
+    int c, quiet = 0, ret = CLI_ERR;
+    enum factory_rc rc;
     double secs;
 
     memset(&o, 0, sizeof(o));
@@ -258,9 +272,10 @@ static int cli_factory_issue(int argc, char **argv)
         ret = CLI_AUTH;
         goto end;
     }
-    if (!factory_ca_load(&ca, dir, pass_spec != NULL ? pass : NULL, err, sizeof(err))) {
+    if ((rc = factory_ca_load(&ca, dir, pass_spec != NULL ? pass : NULL, err,
+                              sizeof(err))) != FACTORY_OK) {
         fprintf(stderr, "cmpca factory issue: %s\n", err);
-        ret = strstr(err, "passphrase") != NULL ? CLI_AUTH : CLI_NOTFOUND;
+        ret = cli_factory_exit(rc);
         goto end;
     }
     o.outdir = out;
@@ -273,14 +288,14 @@ static int cli_factory_issue(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &bar.start);
     o.progress = cli_factory_progress;
     o.progress_arg = &bar;
-    ok = factory_issue(&ca, &o, &done, err, sizeof(err));
+    rc = factory_issue(&ca, &o, &done, err, sizeof(err));
     secs = cli_factory_elapsed(&bar.start);
     if (bar.tty)
         fputc('\n', stderr);
-    if (!ok) {
+    if (rc != FACTORY_OK) {
         fprintf(stderr, "cmpca factory issue: %s (%zu of %zu devices written; "
                 "re-run with the remaining serials)\n", err, done, nserials);
-        ret = strstr(err, "exists") != NULL ? CLI_EXISTS : CLI_ERR;
+        ret = cli_factory_exit(rc);
         goto end;
     }
     if (!quiet)

@@ -30,6 +30,18 @@ struct factory_ca {
     char vendor[256];       /* vendor name (O= of the CA subject) */
 };
 
+/* Result of factory_ca_create, factory_ca_load and factory_issue; every
+ * code other than FACTORY_OK comes with a message in |err|. */
+enum factory_rc {
+    FACTORY_OK = 0,
+    FACTORY_EXISTS,     /* a CA file or device directory exists already */
+    FACTORY_AUTH,       /* the CA key is unusable: it cannot be read with the
+                         * passphrase given (wrong or missing passphrase, or a
+                         * damaged key file) or does not match the CA cert */
+    FACTORY_NOTFOUND,   /* a CA file (or the CA directory) is missing */
+    FACTORY_ERROR       /* anything else (bad input, I/O, crypto, memory) */
+};
+
 /* Output formats of factory_issue. */
 enum factory_format { FACTORY_PEM = 0, FACTORY_P12 = 1 };
 
@@ -53,14 +65,18 @@ struct factory_issue_opts {
 /* Creates a vendor root and issuing CA for |vendor| in |dir| (created if
  * missing; existing CA files are never overwritten). |key_type| as for
  * factory_keygen (NULL: ec:P-256); keys encrypted with |pass| (NULL:
- * unencrypted), always mode 0600. Returns 1, or 0 with a message in |err|. */
-int factory_ca_create(const char *dir, const char *vendor,
-                      const char *key_type, const char *pass,
-                      char *err, size_t errlen);
+ * unencrypted), always mode 0600. Returns FACTORY_OK; FACTORY_EXISTS if a
+ * CA file is in |dir| already; FACTORY_ERROR otherwise (message in |err|). */
+enum factory_rc factory_ca_create(const char *dir, const char *vendor,
+                                  const char *key_type, const char *pass,
+                                  char *err, size_t errlen);
 /* Loads the issuing CA of |dir| (key decrypted with |pass|, may be NULL).
- * Returns 1, or 0 with a message in |err| and |ca| cleared. */
-int factory_ca_load(struct factory_ca *ca, const char *dir, const char *pass,
-                    char *err, size_t errlen);
+ * Returns FACTORY_OK; FACTORY_NOTFOUND if |dir| or a CA file is missing;
+ * FACTORY_AUTH if the key cannot be read with |pass| or does not match the
+ * certificate; FACTORY_ERROR otherwise (unreadable or damaged certificates).
+ * On failure |err| says why and |ca| is cleared. */
+enum factory_rc factory_ca_load(struct factory_ca *ca, const char *dir,
+                                const char *pass, char *err, size_t errlen);
 /* Frees the contents of |ca|; harmless on a cleared one. */
 void factory_ca_clear(struct factory_ca *ca);
 
@@ -100,10 +116,12 @@ void factory_serials_free(char **serials, size_t count);
  * 0600, cert.pem, chain.pem, or device.p12), in parallel, then rewrites
  * |o->outdir|/allowlist.csv and syncs the file system once. A device whose
  * directory exists already stops the run (nothing is overwritten); a device
- * that fails half-way is removed. Returns 1, or 0 with a message in |err|;
- * |*done| is the number of devices completely written. */
-int factory_issue(const struct factory_ca *ca, const struct factory_issue_opts *o,
-                  size_t *done, char *err, size_t errlen);
+ * that fails half-way is removed. Returns FACTORY_OK; FACTORY_EXISTS if a
+ * device directory exists already; FACTORY_ERROR otherwise (message in
+ * |err|). |*done| is the number of devices completely written. */
+enum factory_rc factory_issue(const struct factory_ca *ca,
+                              const struct factory_issue_opts *o,
+                              size_t *done, char *err, size_t errlen);
 
 /* Writes the allow-list of the devices found in |outdir| (header line
  * "identifier", then the sorted serials) to |fp|. Returns the number of

@@ -174,22 +174,33 @@ static int factory_write_new(const char *path, const void *data, size_t len,
     return 0;
 }
 
-/* Serialises a key (encrypted when |pass|) or certs into memory and writes
- * it to |dir|/|name|. Returns 1 or 0 with |err| set. */
-static int factory_save(const char *dir, const char *name, EVP_PKEY *key,
-                        const char *pass, X509 *c1, X509 *c2,
-                        char *err, size_t errlen)
+/* One file written by factory_ca_create: a key (encrypted when |pass|) or
+ * one or two certificates. */
+struct factory_out {
+    const char *name;
+    EVP_PKEY *key;
+    const char *pass;
+    X509 *c1, *c2;
+};
+
+/* Serialises |out| into memory and writes it to the new file |dir|/name.
+ * Returns FACTORY_OK; FACTORY_EXISTS if the file exists; FACTORY_ERROR
+ * otherwise (|err| set in both cases). */
+static enum factory_rc factory_save(const char *dir, const struct factory_out *out,
+                                    char *err, size_t errlen)
 {
     char path[4096];
     BIO *b = BIO_new(BIO_s_mem());
+    EVP_PKEY *key = out->key;
+    const char *pass = out->pass;
     char *data;
     long len;
-    int ok;
+    int ok, saved = 0;
 
-    if (b == NULL || !factory_path(path, sizeof(path), dir, name)) {
+    if (b == NULL || !factory_path(path, sizeof(path), dir, out->name)) {
         BIO_free(b);
         snprintf(err, errlen, "path too long or out of memory");
-        return 0;
+        return FACTORY_ERROR;
     }
     if (key != NULL)
         ok = pass != NULL
@@ -197,50 +208,54 @@ static int factory_save(const char *dir, const char *name, EVP_PKEY *key,
                                             NULL, (void *)pass)
             : PEM_write_bio_PrivateKey(b, key, NULL, NULL, 0, NULL, NULL);
     else
-        ok = PEM_write_bio_X509(b, c1) && (c2 == NULL || PEM_write_bio_X509(b, c2));
+        ok = PEM_write_bio_X509(b, out->c1)
+            && (out->c2 == NULL || PEM_write_bio_X509(b, out->c2));
     len = BIO_get_mem_data(b, &data);
-    if (!ok)
+    if (!ok) {
         snprintf(err, errlen, "cannot write %s: encoding failed", path);
-    else if (!(ok = factory_write_new(path, data, (size_t)len,
-                                      key != NULL ? 0600 : 0644)))
-        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+    } else if (!(ok = factory_write_new(path, data, (size_t)len,
+                                        key != NULL ? 0600 : 0644))) {
+        saved = errno;
+        snprintf(err, errlen, "cannot write %s: %s", path, strerror(saved));
+    }
     if (key != NULL && len > 0)
         OPENSSL_cleanse(data, (size_t)len);    /* no key left in freed memory */
     BIO_free(b);
-    return ok;
+    return ok ? FACTORY_OK : saved == EEXIST ? FACTORY_EXISTS : FACTORY_ERROR;
 }
 
-int factory_ca_create(const char *dir, const char *vendor,
-                      const char *key_type, const char *pass,
-                      char *err, size_t errlen)
+enum factory_rc factory_ca_create(const char *dir, const char *vendor,
+                                  const char *key_type, const char *pass,
+                                  char *err, size_t errlen)
 {
     static const char *const files[] = {
         FACTORY_ROOT_CERT, FACTORY_ROOT_KEY, FACTORY_CA_CERT, FACTORY_CA_KEY,
         FACTORY_CHAIN
     };
+    struct factory_out out[sizeof(files) / sizeof(files[0])];
     EVP_PKEY *rkey = NULL, *ckey = NULL;
     X509 *root = NULL, *ca = NULL;
     X509_NAME *rname = NULL, *cname = NULL;
     char cn[320], path[4096];
-    size_t i;
-    int ret = 0, written = 0;
+    size_t i, written = 0;
+    enum factory_rc ret = FACTORY_ERROR;
 
     if (vendor == NULL || *vendor == '\0' || strlen(vendor) > 200) {
         snprintf(err, errlen, "the vendor name must have 1..200 characters");
-        return 0;
+        return FACTORY_ERROR;
     }
     if (!factory_mkdirs(dir, 0700)) {
         snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
-        return 0;
+        return FACTORY_ERROR;
     }
     for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         if (!factory_path(path, sizeof(path), dir, files[i])) {
             snprintf(err, errlen, "path too long");
-            return 0;
+            return FACTORY_ERROR;
         }
         if (access(path, F_OK) == 0) {
             snprintf(err, errlen, "%s exists already; refusing to overwrite a CA", path);
-            return 0;
+            return FACTORY_EXISTS;
         }
     }
     if ((rkey = factory_keygen(key_type)) == NULL
@@ -275,19 +290,22 @@ int factory_ca_create(const char *dir, const char *vendor,
         snprintf(err, errlen, "cannot make the CA certificates");
         goto end;
     }
-    written = 1;
-    if (!factory_save(dir, FACTORY_ROOT_KEY, rkey, pass, NULL, NULL, err, errlen)
-        || !factory_save(dir, FACTORY_CA_KEY, ckey, pass, NULL, NULL, err, errlen)
-        || !factory_save(dir, FACTORY_ROOT_CERT, NULL, NULL, root, NULL, err, errlen)
-        || !factory_save(dir, FACTORY_CA_CERT, NULL, NULL, ca, NULL, err, errlen)
-        || !factory_save(dir, FACTORY_CHAIN, NULL, NULL, ca, root, err, errlen))
-        goto end;
-    ret = 1;
+    out[0] = (struct factory_out){ FACTORY_ROOT_KEY, rkey, pass, NULL, NULL };
+    out[1] = (struct factory_out){ FACTORY_CA_KEY, ckey, pass, NULL, NULL };
+    out[2] = (struct factory_out){ FACTORY_ROOT_CERT, NULL, NULL, root, NULL };
+    out[3] = (struct factory_out){ FACTORY_CA_CERT, NULL, NULL, ca, NULL };
+    out[4] = (struct factory_out){ FACTORY_CHAIN, NULL, NULL, ca, root };
+    for (; written < sizeof(out) / sizeof(out[0]); written++) {
+        if ((ret = factory_save(dir, &out[written], err, errlen)) != FACTORY_OK)
+            goto end;
+    }
+    ret = FACTORY_OK;
  end:
-    if (!ret && written) {
-        /* all or nothing: remove what this call wrote */
-        for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-            if (factory_path(path, sizeof(path), dir, files[i]))
+    if (ret != FACTORY_OK) {
+        /* all or nothing: remove what this call wrote (and only that: a file
+         * that appeared meanwhile is someone else's) */
+        for (i = 0; i < written; i++) {
+            if (factory_path(path, sizeof(path), dir, out[i].name))
                 unlink(path);
         }
     }
@@ -315,41 +333,64 @@ static int factory_pem_pass(char *buf, int size, int rwflag, void *u)
     return (int)len;
 }
 
-/* Reads the first certificate of |dir|/|name|; NULL on failure. */
-static X509 *factory_read_cert(const char *dir, const char *name)
+/* Opens |path| for reading into |*b|. Returns FACTORY_OK; FACTORY_NOTFOUND
+ * if it (or its directory) does not exist; FACTORY_ERROR otherwise. */
+static enum factory_rc factory_open(const char *path, BIO **b)
 {
-    char path[4096];
-    X509 *x = NULL;
-    BIO *b;
+    FILE *fp = fopen(path, "r");
 
-    if (!factory_path(path, sizeof(path), dir, name)
-        || (b = BIO_new_file(path, "r")) == NULL)
-        return NULL;
-    x = PEM_read_bio_X509(b, NULL, NULL, NULL);
-    BIO_free(b);
-    return x;
+    *b = NULL;
+    if (fp == NULL)
+        return errno == ENOENT || errno == ENOTDIR ? FACTORY_NOTFOUND : FACTORY_ERROR;
+    if ((*b = BIO_new_fp(fp, BIO_CLOSE)) == NULL) {
+        fclose(fp);
+        return FACTORY_ERROR;
+    }
+    return FACTORY_OK;
 }
 
-int factory_ca_load(struct factory_ca *ca, const char *dir, const char *pass,
-                    char *err, size_t errlen)
+/* Reads the first certificate of |dir|/|name| into |*x|. Returns FACTORY_OK;
+ * FACTORY_NOTFOUND if the file is missing; FACTORY_ERROR otherwise. */
+static enum factory_rc factory_read_cert(const char *dir, const char *name, X509 **x)
+{
+    char path[4096];
+    enum factory_rc rc = FACTORY_ERROR;
+    BIO *b = NULL;
+
+    *x = NULL;
+    if (factory_path(path, sizeof(path), dir, name)
+        && (rc = factory_open(path, &b)) == FACTORY_OK
+        && (*x = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL)
+        rc = FACTORY_ERROR;
+    BIO_free(b);
+    return rc;
+}
+
+enum factory_rc factory_ca_load(struct factory_ca *ca, const char *dir,
+                                const char *pass, char *err, size_t errlen)
 {
     char path[4096];
     X509_NAME *subj;
     BIO *b = NULL;
+    enum factory_rc rc;
     int i;
 
     memset(ca, 0, sizeof(*ca));
-    if ((ca->cert = factory_read_cert(dir, FACTORY_CA_CERT)) == NULL
-        || (ca->root = factory_read_cert(dir, FACTORY_ROOT_CERT)) == NULL) {
+    if ((rc = factory_read_cert(dir, FACTORY_CA_CERT, &ca->cert)) != FACTORY_OK
+        || (rc = factory_read_cert(dir, FACTORY_ROOT_CERT, &ca->root)) != FACTORY_OK) {
         snprintf(err, errlen, "cannot read %s/%s and %s (create them with "
                  "`cmpca factory ca create`)", dir, FACTORY_CA_CERT, FACTORY_ROOT_CERT);
         goto err;
     }
+    rc = FACTORY_ERROR;
     if (!factory_path(path, sizeof(path), dir, FACTORY_CA_KEY)
-        || (b = BIO_new_file(path, "r")) == NULL) {
+        || (rc = factory_open(path, &b)) != FACTORY_OK) {
         snprintf(err, errlen, "cannot open %s", path);
         goto err;
     }
+    /* a key that cannot be read is unusable: wrong, missing passphrase or
+     * damaged file look the same to the PEM decoder */
+    rc = FACTORY_AUTH;
     ca->key = PEM_read_bio_PrivateKey(b, NULL, factory_pem_pass, (void *)pass);
     if (ca->key == NULL) {
         snprintf(err, errlen, "cannot read the key %s (wrong or missing passphrase?)",
@@ -360,6 +401,7 @@ int factory_ca_load(struct factory_ca *ca, const char *dir, const char *pass,
         snprintf(err, errlen, "%s does not match %s", FACTORY_CA_KEY, FACTORY_CA_CERT);
         goto err;
     }
+    rc = FACTORY_ERROR;
     subj = X509_get_subject_name(ca->cert);
     if ((i = X509_NAME_get_index_by_NID(subj, NID_organizationName, -1)) >= 0) {
         unsigned char *utf8 = NULL;
@@ -376,12 +418,12 @@ int factory_ca_load(struct factory_ca *ca, const char *dir, const char *pass,
     }
     BIO_free(b);
     ERR_clear_error();
-    return 1;
+    return FACTORY_OK;
  err:
     BIO_free(b);
     ERR_clear_error();
     factory_ca_clear(ca);
-    return 0;
+    return rc;
 }
 
 void factory_ca_clear(struct factory_ca *ca)

@@ -42,16 +42,21 @@ struct factory_job {
     atomic_size_t done;         /* devices completely written */
     atomic_int stop;            /* set on the first failure */
     atomic_int running;         /* workers still running */
-    pthread_mutex_t lock;       /* guards err */
+    pthread_mutex_t lock;       /* guards rc and err */
+    enum factory_rc rc;         /* code of the first failure */
     char err[512];
 };
 
-/* Records the first failure of the run and stops the other workers. */
-static void factory_fail(struct factory_job *job, const char *msg)
+/* Records the first failure of the run (|rc|, |msg|) and stops the other
+ * workers. */
+static void factory_fail(struct factory_job *job, enum factory_rc rc,
+                         const char *msg)
 {
     pthread_mutex_lock(&job->lock);
-    if (job->err[0] == '\0')
+    if (job->err[0] == '\0') {
+        job->rc = rc;
         snprintf(job->err, sizeof(job->err), "%s", msg);
+    }
     pthread_mutex_unlock(&job->lock);
     atomic_store(&job->stop, 1);
 }
@@ -180,25 +185,29 @@ static const char *const factory_device_files[] = {
     "key.pem", "cert.pem", "chain.pem", "device.p12"
 };
 
-/* Issues one device into |outfd|/|serial|/. Returns 1, or 0 with |err|
+/* Issues one device into |outfd|/|serial|/. Returns FACTORY_OK, or
+ * FACTORY_EXISTS (the device exists already) or FACTORY_ERROR with |err|
  * set; a failed device leaves no directory behind. */
-static int factory_one(struct factory_job *job, int outfd, EVP_PKEY_CTX *kctx,
-                       BIO *mem, const char *serial, char *err, size_t errlen)
+static enum factory_rc factory_one(struct factory_job *job, int outfd,
+                                   EVP_PKEY_CTX *kctx, BIO *mem,
+                                   const char *serial, char *err, size_t errlen)
 {
     EVP_PKEY *key = NULL;
     X509 *cert = NULL;
     PKCS12 *p12 = NULL;
     char *data;
     long len;
-    int dfd = -1, ok = 0;
+    int dfd = -1, ok = 0, saved;
+    enum factory_rc rc = FACTORY_ERROR;
     size_t i;
 
     if (mkdirat(outfd, serial, 0700) != 0) {
-        snprintf(err, errlen, errno == EEXIST
+        saved = errno;
+        snprintf(err, errlen, saved == EEXIST
                  ? "device %s exists already in %s; refusing to overwrite"
                  : "cannot create the directory of %s in %s: %s", serial,
-                 job->o->outdir, strerror(errno));
-        return 0;
+                 job->o->outdir, strerror(saved));
+        return saved == EEXIST ? FACTORY_EXISTS : FACTORY_ERROR;
     }
     if ((dfd = openat(outfd, serial, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
         snprintf(err, errlen, "cannot open %s/%s: %s", job->o->outdir, serial,
@@ -245,8 +254,11 @@ static int factory_one(struct factory_job *job, int outfd, EVP_PKEY_CTX *kctx,
     ok = 1;
     goto end;
  ioerr:
+    saved = errno;
     snprintf(err, errlen, "cannot write the files of %s in %s: %s", serial,
-             job->o->outdir, strerror(errno));
+             job->o->outdir, strerror(saved));
+    if (saved == EEXIST)
+        rc = FACTORY_EXISTS;
  end:
     if (!ok) {
         /* all or nothing per device */
@@ -259,7 +271,7 @@ static int factory_one(struct factory_job *job, int outfd, EVP_PKEY_CTX *kctx,
     PKCS12_free(p12);
     X509_free(cert);
     EVP_PKEY_free(key);
-    return ok;
+    return ok ? FACTORY_OK : rc;
 }
 
 /* Worker thread: takes serial indexes until done or stopped. */
@@ -270,9 +282,11 @@ static void *factory_worker(void *arg)
     BIO *mem = BIO_new(BIO_s_mem());
     int outfd = open(job->o->outdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     char err[512];
+    enum factory_rc rc;
 
     if (kctx == NULL || mem == NULL || outfd < 0) {
-        factory_fail(job, "cannot set up a worker (key type or output directory)");
+        factory_fail(job, FACTORY_ERROR,
+                     "cannot set up a worker (key type or output directory)");
         goto end;
     }
     while (!atomic_load(&job->stop)) {
@@ -280,8 +294,9 @@ static void *factory_worker(void *arg)
 
         if (i >= job->o->count)
             break;
-        if (!factory_one(job, outfd, kctx, mem, job->o->serials[i], err, sizeof(err))) {
-            factory_fail(job, err);
+        if ((rc = factory_one(job, outfd, kctx, mem, job->o->serials[i], err,
+                              sizeof(err))) != FACTORY_OK) {
+            factory_fail(job, rc, err);
             break;
         }
         atomic_fetch_add(&job->done, 1);
@@ -360,12 +375,14 @@ static void factory_job_clear(struct factory_job *job)
     free(job->chain_pem);
 }
 
-int factory_issue(const struct factory_ca *ca, const struct factory_issue_opts *o,
-                  size_t *done, char *err, size_t errlen)
+enum factory_rc factory_issue(const struct factory_ca *ca,
+                              const struct factory_issue_opts *o,
+                              size_t *done, char *err, size_t errlen)
 {
     struct factory_job job;
     pthread_t tids[FACTORY_MAX_THREADS];
-    int nthreads = o->threads, started = 0, i, fd, ret = 0;
+    int nthreads = o->threads, started = 0, i, fd;
+    enum factory_rc ret = FACTORY_ERROR;
     long listed;
     char lerr[256];
 
@@ -412,7 +429,7 @@ int factory_issue(const struct factory_ca *ca, const struct factory_issue_opts *
     for (i = 0; i < nthreads; i++) {
         if (pthread_create(&tids[i], NULL, factory_worker, &job) != 0) {
             atomic_fetch_sub(&job.running, nthreads - i);
-            factory_fail(&job, "cannot start worker threads");
+            factory_fail(&job, FACTORY_ERROR, "cannot start worker threads");
             break;
         }
         started++;
@@ -431,21 +448,24 @@ int factory_issue(const struct factory_ca *ca, const struct factory_issue_opts *
         o->progress(o->progress_arg, *done, o->count);
     /* one sync for the whole batch instead of one per file */
     if ((fd = open(o->outdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
-        if (syncfs(fd) != 0 && job.err[0] == '\0')
+        if (syncfs(fd) != 0 && job.err[0] == '\0') {
+            job.rc = FACTORY_ERROR;
             snprintf(job.err, sizeof(job.err), "cannot sync %s: %s", o->outdir,
                      strerror(errno));
+        }
         close(fd);
     }
     listed = factory_allowlist_write(o->outdir, lerr, sizeof(lerr));
     if (job.err[0] != '\0') {
         snprintf(err, errlen, "%s", job.err);
+        ret = job.rc != FACTORY_OK ? job.rc : FACTORY_ERROR;
         goto end;
     }
     if (listed < 0) {
         snprintf(err, errlen, "%s", lerr);
         goto end;
     }
-    ret = 1;
+    ret = FACTORY_OK;
  end:
     factory_job_clear(&job);
     pthread_mutex_destroy(&job.lock);

@@ -182,5 +182,20 @@ check "audit verify detects a tampered row" 1 c audit verify
 grep -q "seq 2" "$TMP/err" && ok "first bad seq reported" \
     || { notok "first bad seq reported"; sed 's/^/# /' "$TMP/err"; }
 
+# --- certificate files (cli_read_certs): DER, size bound, not a file
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -subj "/O=Der/CN=Der Factory CA" -days 30 \
+    -addext basicConstraints=critical,CA:TRUE -outform DER \
+    -keyout "$TMP/der.key" -out "$TMP/der.cer" 2>/dev/null
+check "vendor add with a DER certificate" 0 c vendor add --name der --ca "$TMP/der.cer"
+head -c 1048577 /dev/zero >"$TMP/big.pem"
+check "vendor add with a file over 1 MiB fails" 1 c vendor add --name big --ca "$TMP/big.pem"
+grep -q "larger than 1048576 bytes" "$TMP/err" && ok "says the file is too large" \
+    || { notok "says the file is too large"; sed 's/^/# /' "$TMP/err"; }
+check "vendor add with a directory fails" 1 c vendor add --name dir --ca "$TMP"
+grep -q "cannot read" "$TMP/err" && ok "says the directory cannot be read" \
+    || { notok "says the directory cannot be read"; sed 's/^/# /' "$TMP/err"; }
+check "vendor add with a missing file fails" 1 c vendor add --name none --ca "$TMP/none.pem"
+
 echo "1..$n"
 [ "$failed" -eq 0 ]

@@ -114,6 +114,17 @@ touch afile
 expect "output under a file fails cleanly" 1 "$CMPCA" factory issue --dir rca \
     --out afile/out --count 2 --prefix G-
 expect "missing CA directory" 3 "$CMPCA" factory issue --dir nope --out x --count 1 --prefix G-
+cp -r rca nokey && rm nokey/vendor-ca.key
+expect "missing CA key: not found" 3 "$CMPCA" factory issue --dir nokey --out x \
+    --count 1 --prefix G-
+cp -r rca swapped && cp rca/vendor-root.key swapped/vendor-ca.key
+expect "CA key not matching its certificate: exit 5" 5 "$CMPCA" factory issue \
+    --dir swapped --out x --count 1 --prefix G-
+grep_ok "says the key does not match" "does not match" "$T/.stderr"
+cp -r rca badcert && echo garbage > badcert/vendor-ca.pem
+expect "damaged CA certificate: exit 1" 1 "$CMPCA" factory issue --dir badcert --out x \
+    --count 1 --prefix G-
+[ ! -e x ] && ok "nothing issued after CA load failures" || nok "x was created"
 
 # ---- a factory-made device enrolls with cmpenroll (openssl mock server) ----------------
 E=$BUILD/cmpenroll

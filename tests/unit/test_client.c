@@ -42,15 +42,15 @@ static int setup(void **state)
     assert_non_null(f);
     f->dir = testutil_mkdtemp("test_client");
     snprintf(path, sizeof(path), "%s/ca", f->dir);
-    assert_true(factory_ca_create(path, "Test Vendor", NULL, NULL, err, sizeof(err)));
-    assert_true(factory_ca_load(&ca, path, NULL, err, sizeof(err)));
+    assert_int_equal(factory_ca_create(path, "Test Vendor", NULL, NULL, err, sizeof(err)), FACTORY_OK);
+    assert_int_equal(factory_ca_load(&ca, path, NULL, err, sizeof(err)), FACTORY_OK);
     memset(&o, 0, sizeof(o));
     snprintf(out, sizeof(out), "%s/out", f->dir);
     o.outdir = out;
     o.serials = serials;
     o.count = 1;
     o.threads = 1;
-    assert_true(factory_issue(&ca, &o, &done, err, sizeof(err)));
+    assert_int_equal(factory_issue(&ca, &o, &done, err, sizeof(err)), FACTORY_OK);
     snprintf(path, sizeof(path), "%s/DEV-1/key.pem", out);
     f->id.key = cmpclient_load_key(path);
     snprintf(path, sizeof(path), "%s/DEV-1/cert.pem", out);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "factory/factory.h"
 #include "../lib/testutil.h"
@@ -115,11 +116,15 @@ static void test_ca_and_issue(void **state)
     int idx;
 
     snprintf(dir, sizeof(dir), "%s/vca", tmpdir);
-    assert_true(factory_ca_create(dir, "Unit Vendor", "ec:P-256", "secret", err, sizeof(err)));
-    assert_false(factory_ca_create(dir, "Unit Vendor", NULL, NULL, err, sizeof(err)));
+    assert_int_equal(factory_ca_create(dir, "Unit Vendor", "ec:P-256", "secret",
+                                       err, sizeof(err)), FACTORY_OK);
+    assert_int_not_equal(factory_ca_create(dir, "Unit Vendor", NULL, NULL, err,
+                                           sizeof(err)), FACTORY_OK);
     assert_non_null(strstr(err, "exists"));
-    assert_false(factory_ca_load(&ca, dir, "wrong", err, sizeof(err)));
-    assert_true(factory_ca_load(&ca, dir, "secret", err, sizeof(err)));
+    assert_int_not_equal(factory_ca_load(&ca, dir, "wrong", err, sizeof(err)),
+                         FACTORY_OK);
+    assert_int_equal(factory_ca_load(&ca, dir, "secret", err, sizeof(err)),
+                     FACTORY_OK);
     assert_string_equal(ca.vendor, "Unit Vendor");
 
     serials = factory_serials_range("U-", 1, 40, 4, err, sizeof(err));
@@ -130,7 +135,7 @@ static void test_ca_and_issue(void **state)
     o.serials = serials;
     o.count = 40;
     o.threads = 3;
-    assert_true(factory_issue(&ca, &o, &done, err, sizeof(err)));
+    assert_int_equal(factory_issue(&ca, &o, &done, err, sizeof(err)), FACTORY_OK);
     assert_int_equal(done, 40);
 
     snprintf(path, sizeof(path), "%s/U-0040/key.pem", out);
@@ -150,7 +155,7 @@ static void test_ca_and_issue(void **state)
     X509_free(x);
 
     /* same serials again: refused, nothing overwritten, nothing added */
-    assert_false(factory_issue(&ca, &o, &done, err, sizeof(err)));
+    assert_int_equal(factory_issue(&ca, &o, &done, err, sizeof(err)), FACTORY_EXISTS);
     assert_non_null(strstr(err, "exists"));
     assert_int_equal(done, 0);
     assert_int_equal(factory_allowlist_write(out, err, sizeof(err)), 40);
@@ -181,6 +186,48 @@ static void test_allowlist(void **state)
     assert_int_equal(factory_allowlist_print("/nonexistent/dir", stdout, err, sizeof(err)), -1);
 }
 
+/* The result codes the CLI maps to exit codes: EXISTS, AUTH, NOTFOUND. */
+static void test_result_codes(void **state)
+{
+    char dir[2048], path[4096], err[512];
+    struct factory_ca ca;
+    FILE *fp;
+
+    snprintf(dir, sizeof(dir), "%s/codes", tmpdir);
+    assert_int_equal(factory_ca_create(dir, "Code Vendor", NULL, "right", err,
+                                       sizeof(err)), FACTORY_OK);
+    /* create twice in the same directory */
+    assert_int_equal(factory_ca_create(dir, "Code Vendor", NULL, "right", err,
+                                       sizeof(err)), FACTORY_EXISTS);
+    assert_non_null(strstr(err, "exists already"));
+    /* wrong and missing passphrase for the encrypted CA key */
+    assert_int_equal(factory_ca_load(&ca, dir, "wrong", err, sizeof(err)),
+                     FACTORY_AUTH);
+    assert_non_null(strstr(err, "passphrase"));
+    assert_null(ca.key);
+    assert_null(ca.cert);
+    assert_int_equal(factory_ca_load(&ca, dir, NULL, err, sizeof(err)),
+                     FACTORY_AUTH);
+    /* missing CA directory, and a directory without the key */
+    snprintf(path, sizeof(path), "%s/no-such-ca", tmpdir);
+    assert_int_equal(factory_ca_load(&ca, path, "right", err, sizeof(err)),
+                     FACTORY_NOTFOUND);
+    assert_non_null(strstr(err, "factory ca create"));
+    snprintf(path, sizeof(path), "%s/%s", dir, FACTORY_CA_KEY);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(factory_ca_load(&ca, dir, "right", err, sizeof(err)),
+                     FACTORY_NOTFOUND);
+    /* a damaged certificate is an error, not a missing file */
+    snprintf(path, sizeof(path), "%s/%s", dir, FACTORY_CA_CERT);
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("not a certificate\n", fp);
+    fclose(fp);
+    assert_int_equal(factory_ca_load(&ca, dir, "right", err, sizeof(err)),
+                     FACTORY_ERROR);
+    factory_ca_clear(&ca);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -189,6 +236,7 @@ int main(void)
         cmocka_unit_test(test_serials_read),
         cmocka_unit_test(test_ca_and_issue),
         cmocka_unit_test(test_allowlist),
+        cmocka_unit_test(test_result_codes),
     };
 
     return cmocka_run_group_tests_name("factory", tests, setup, teardown);
