@@ -152,6 +152,16 @@ for r in $(seq "$RUNS"); do
 done
 stop_server
 
+# --- first enrollments: every device once, on a fresh server and store -----
+# (no certificate of the request is in the server's decode cache yet, as in
+# a real roll-out; the rows above enroll the same devices again and again)
+log "first enrollment of each device"
+make_server "$T/first" ec:P-256
+start_server "$T/first"
+lg first "$T/first" --warmup 0 --threads "$THREADS" --duration 120 \
+    --count $((NDEV - NDEV / 10)) --floor
+stop_server
+
 # --- side by side with the openssl cmp mock server -------------------------
 # one device identity, one connection, one thread, the same fixed new key
 log "peer: single identity, single connection"
@@ -270,6 +280,7 @@ row() {  # NAME: one latency/throughput row from the medians
     echo "|---|---|---|---|---|---|---|---|---|---|"
     row ir "ir+certConf, P-256, closed loop, $THREADS conns"
     row ir_ossl "the same with OpenSSL's CMP client (1 run)"
+    row first "ir+certConf, first enrollment of each device (1 run)"
     row kur "kur+certConf, P-256, closed loop, $THREADS conns"
     row mix "50% kur / 50% ir, closed loop, $THREADS conns"
     row open "ir+certConf, open loop $RATE/s Poisson, $OPEN_THREADS conns"
