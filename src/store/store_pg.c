@@ -113,8 +113,6 @@
       "FOR UPDATE")                                                         \
     X(AUDIT_INSERT, "INSERT INTO audit(" STORE_AUDIT_COLS ") "                 \
       "VALUES($1,$2,$3,$4,$5,$6,$7)")                                       \
-    X(AUDIT_SET_HEAD, "INSERT INTO audit_head(id,seq,hash) VALUES(1,$1,$2) " \
-      "ON CONFLICT(id) DO UPDATE SET seq=excluded.seq,hash=excluded.hash")  \
     X(AUDIT_ALL, "SELECT " STORE_AUDIT_COLS " FROM audit ORDER BY seq")        \
     X(AUDIT_LAST, "SELECT * FROM (SELECT " STORE_AUDIT_COLS " FROM audit "     \
       "ORDER BY seq DESC LIMIT $1) t ORDER BY seq")                         \
@@ -132,8 +130,20 @@ static const char *const pg_sql[] = { PG_STMTS(PG_TEXT) };
 struct pg_conn {
     PGconn *db;
     unsigned char prepared[PG_NSTMT];
+    /* the audit head as the current write transaction leaves it; valid
+     * while the tx has PG_TXF_HEAD_LOCKED (see pg_audit_head) */
+    int64_t head_seq;
+    unsigned char head_hash[STORE_SHA256_LEN];
+    unsigned int ncursor;          /* names the cursors of pg_stream */
     struct pg_conn *next;
 };
+
+/* tx->be_flags: the tx holds the audit head row lock and conn->head_*
+ * are current; the tx appended rows and the head row must be written at
+ * commit */
+#define PG_TXF_HEAD_LOCKED 1
+#define PG_TXF_HEAD_DIRTY 2
+#define PG_FETCH_ROWS 1000     /* rows per FETCH of a streamed query */
 
 struct pg_store {
     char *conninfo;
@@ -879,12 +889,40 @@ static enum store_rc pg_begin(STORE_TX *tx)
     return STORE_OK;
 }
 
+/* Writes into |sql| the statement that moves the audit head row to |seq|,
+ * |hash| (literals: both are ours, the hash goes in as hex), then
+ * COMMIT. */
+static void pg_head_commit_sql(char *sql, size_t len, int64_t seq,
+                               const unsigned char hash[STORE_SHA256_LEN])
+{
+    char hex[2 * STORE_SHA256_LEN + 1];
+    size_t i;
+
+    for (i = 0; i < STORE_SHA256_LEN; i++)
+        snprintf(hex + 2 * i, 3, "%02x", hash[i]);
+    snprintf(sql, len, "INSERT INTO audit_head(id,seq,hash) VALUES(1,%lld,"
+             "decode('%s','hex')) ON CONFLICT(id) DO UPDATE SET "
+             "seq=excluded.seq,hash=excluded.hash;COMMIT", (long long)seq,
+             hex);
+}
+
 static enum store_rc pg_commit(STORE_TX *tx)
 {
+    struct pg_conn *c = tx->conn;
     PGresult *res;
     enum store_rc rc = STORE_OK;
+    char sql[320];
 
-    res = pg_simple(tx, "COMMIT", "commit");
+    /* audit rows were appended: the head row (locked since the first
+     * append) is written once, in the COMMIT's round trip; if it fails,
+     * the server skips the COMMIT and the release rolls back. A failed
+     * transaction gets the bare COMMIT (the server answers ROLLBACK). */
+    if ((tx->be_flags & PG_TXF_HEAD_DIRTY) != 0
+        && PQtransactionStatus(c->db) == PQTRANS_INTRANS)
+        pg_head_commit_sql(sql, sizeof(sql), c->head_seq, c->head_hash);
+    else
+        snprintf(sql, sizeof(sql), "COMMIT");
+    res = pg_simple(tx, sql, "commit");
     if (res == NULL) {
         rc = STORE_ERROR;
     } else if (strcmp(PQcmdStatus(res), "COMMIT") != 0) {
@@ -1017,40 +1055,81 @@ static enum store_rc pg_insert_id(STORE_TX *tx, enum pg_stmt_id stmt,
     return STORE_OK;
 }
 
-/* Streams the rows of statement |id| one at a time (single-row mode) to
- * |each|; returns STORE_CONFLICT if |each| stopped. */
-typedef int (*pg_row_fn)(void *arg, const PGresult *r);
+/* Runs the cursor command |sql| (DECLARE with |p|, FETCH, CLOSE) with
+ * binary results; returns the result or NULL (*rc set, message recorded). */
+static PGresult *pg_cursor_cmd(STORE_TX *tx, const char *sql,
+                               const struct pg_params *p, const char *what,
+                               enum store_rc *rc)
+{
+    PGresult *res;
+    ExecStatusType s;
 
+    res = PQexecParams(PG_DB(tx), sql, p != NULL ? p->n : 0, NULL,
+                       p != NULL ? p->val : NULL, p != NULL ? p->len : NULL,
+                       p != NULL ? p->fmt : NULL, 1);
+    s = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK) {
+        *rc = pg_fail(tx, res, what);
+        PQclear(res);
+        return NULL;
+    }
+    *rc = STORE_OK;
+    return res;
+}
+
+/* Called for row |row| of |r| by pg_stream: return 1 to go on, 0 to stop. */
+typedef int (*pg_row_fn)(void *arg, const PGresult *r, int row);
+
+/*
+ * Streams the rows of statement |id| to |each| through a cursor of the
+ * transaction, PG_FETCH_ROWS rows per round trip (memory stays bounded
+ * whatever the table size). When |each| stops, the cursor is closed at
+ * once: the server computes no further rows and the transaction stays
+ * usable. Returns STORE_CONFLICT if |each| stopped.
+ */
 static enum store_rc pg_stream(STORE_TX *tx, enum pg_stmt_id id,
                                const struct pg_params *p, pg_row_fn each,
                                void *arg, const char *what)
 {
-    PGconn *db;
-    PGresult *res;
-    ExecStatusType s;
-    char name[16];
-    enum store_rc rc = STORE_OK;
-    int stopped = 0;
+    struct pg_conn *c = tx->conn;
+    PGresult *res = NULL;
+    char cur[24], sql[512];
+    enum store_rc rc = STORE_ERROR;
+    int i, n, stopped = 0, open = 0;
 
-    if (pg_fault(tx) || !pg_prepare(tx, id))
+    if (pg_fault(tx))
         return STORE_ERROR;
-    db = PG_DB(tx);
-    snprintf(name, sizeof(name), "s%d", (int)id);
-    if (!PQsendQueryPrepared(db, name, p->n, p->val, p->len, p->fmt, 1))
-        return pg_fail(tx, NULL, what);
-    PQsetSingleRowMode(db);
-    while ((res = PQgetResult(db)) != NULL) {
-        s = PQresultStatus(res);
-        if (s == PGRES_SINGLE_TUPLE) {
-            if (rc == STORE_OK && !stopped && !each(arg, res))
-                stopped = 1;
-        } else if (s != PGRES_TUPLES_OK && rc == STORE_OK) {
-            rc = pg_fail(tx, res, what);
-        }
+    snprintf(cur, sizeof(cur), "cmpca_c%u", ++c->ncursor);
+    if ((size_t)snprintf(sql, sizeof(sql), "DECLARE %s NO SCROLL CURSOR FOR "
+                         "%s", cur, pg_sql[id]) >= sizeof(sql))
+        return store_tx_fail(tx, STORE_ERROR, "%s: statement too long",
+                             what);
+    if ((res = pg_cursor_cmd(tx, sql, p, what, &rc)) == NULL)
+        goto end;
+    PQclear(res);
+    open = 1;
+    snprintf(sql, sizeof(sql), "FETCH FORWARD %d FROM %s", PG_FETCH_ROWS,
+             cur);
+    do {
+        if ((res = pg_cursor_cmd(tx, sql, NULL, what, &rc)) == NULL)
+            goto end;
+        n = PQntuples(res);
+        for (i = 0; i < n && !stopped; i++)
+            stopped = !each(arg, res, i);
+        PQclear(res);
+    } while (!stopped && n == PG_FETCH_ROWS);
+    rc = stopped ? STORE_CONFLICT : STORE_OK;
+ end:
+    if (open && PQtransactionStatus(PG_DB(tx)) == PQTRANS_INTRANS) {
+        /* frees the portal now rather than at the end of the transaction
+         * (a transaction may stream many times) */
+        enum store_rc crc;
+
+        snprintf(sql, sizeof(sql), "CLOSE %s", cur);
+        if ((res = pg_cursor_cmd(tx, sql, NULL, what, &crc)) == NULL)
+            rc = rc == STORE_OK || rc == STORE_CONFLICT ? crc : rc;
         PQclear(res);
     }
-    if (rc == STORE_OK && stopped)
-        rc = STORE_CONFLICT;
     return rc;
 }
 
@@ -1365,15 +1444,15 @@ struct pg_revoked_walk {
     void *arg;
 };
 
-static int pg_revoked_row(void *arg, const PGresult *r)
+static int pg_revoked_row(void *arg, const PGresult *r, int i)
 {
     struct pg_revoked_walk *w = arg;
     struct store_revoked rv;
 
-    rv.serial = (const unsigned char *)PQgetvalue(r, 0, 0);
-    rv.serial_len = (size_t)PQgetlength(r, 0, 0);
-    rv.revoked_at = pg_id(r, 0, 1);
-    rv.reason = (int)pg_int(r, 0, 2, -1);
+    rv.serial = (const unsigned char *)PQgetvalue(r, i, 0);
+    rv.serial_len = (size_t)PQgetlength(r, i, 0);
+    rv.revoked_at = pg_id(r, i, 1);
+    rv.reason = (int)pg_int(r, i, 2, -1);
     return w->cb(w->arg, &rv);
 }
 
@@ -2029,17 +2108,32 @@ static enum store_rc pg_crl_get_last(STORE_TX *tx, int64_t ca_id,
 /* ------------------------------------------------------------------ */
 /* Audit primitives                                                    */
 
-/* In a write transaction the head row is locked (FOR UPDATE) until the
- * commit: appenders of all processes chain one after the other. */
+/*
+ * Appending costs one round trip per row: the first audit_head of a write
+ * transaction locks the head row (SELECT ... FOR UPDATE, one round trip),
+ * so appenders of all processes chain one after the other, and from then
+ * on only this transaction can move the head. Its value is kept on the
+ * connection: later audit_head calls of the transaction answer from it,
+ * audit_insert only INSERTs the row (one round trip) and advances it, and
+ * pg_commit writes the head row once, in the COMMIT's round trip. Writing
+ * the head per row would also grow one row version per append inside the
+ * transaction (each lookup walks them: quadratic in a long transaction).
+ */
 static enum store_rc pg_audit_head(STORE_TX *tx, int64_t *seq,
                                    unsigned char hash[STORE_SHA256_LEN])
 {
+    struct pg_conn *c = tx->conn;
     enum store_rc rc;
     PGresult *res;
     size_t len = 0;
 
     *seq = 0;
     memset(hash, 0, STORE_SHA256_LEN);
+    if (tx->write && (tx->be_flags & PG_TXF_HEAD_LOCKED) != 0) {
+        *seq = c->head_seq;
+        memcpy(hash, c->head_hash, STORE_SHA256_LEN);
+        return STORE_OK;
+    }
     if ((res = pg_run(tx, tx->write ? PG_AUDIT_HEAD_LOCK : PG_AUDIT_HEAD,
                       NULL, "audit_head", &rc)) == NULL)
         return rc;
@@ -2054,15 +2148,27 @@ static enum store_rc pg_audit_head(STORE_TX *tx, int64_t *seq,
         }
     }
     PQclear(res);
+    if (tx->write) {
+        c->head_seq = *seq;
+        memcpy(c->head_hash, hash, STORE_SHA256_LEN);
+        tx->be_flags |= PG_TXF_HEAD_LOCKED;
+    }
     return STORE_OK;
 }
 
 static enum store_rc pg_audit_insert(STORE_TX *tx,
                                      const struct store_audit_row *row)
 {
+    struct pg_conn *c = tx->conn;
     struct pg_params p = { 0 };
     enum store_rc rc;
 
+    /* the row must chain onto the head this transaction holds */
+    if ((tx->be_flags & PG_TXF_HEAD_LOCKED) == 0
+        || row->seq != c->head_seq + 1)
+        return store_tx_fail(tx, STORE_ERROR, "audit_insert: row %lld does "
+                             "not follow the locked head",
+                             (long long)row->seq);
     pp_i64(&p, row->seq);
     pp_i64(&p, row->time);
     pp_text(&p, row->actor);
@@ -2073,10 +2179,10 @@ static enum store_rc pg_audit_insert(STORE_TX *tx,
     if ((rc = pg_exec(tx, PG_AUDIT_INSERT, &p, "audit_insert", NULL))
         != STORE_OK)
         return rc;
-    p.n = 0;
-    pp_i64(&p, row->seq);
-    pp_bytes(&p, row->hash, STORE_SHA256_LEN);
-    return pg_exec(tx, PG_AUDIT_SET_HEAD, &p, "audit_set_head", NULL);
+    c->head_seq = row->seq;
+    memcpy(c->head_hash, row->hash, STORE_SHA256_LEN);
+    tx->be_flags |= PG_TXF_HEAD_DIRTY;
+    return STORE_OK;
 }
 
 /* Fills |row| with borrowed pointers into row |i| of |r|. A hash that is
@@ -2102,12 +2208,12 @@ struct pg_audit_walk {
     void *arg;
 };
 
-static int pg_audit_row(void *arg, const PGresult *r)
+static int pg_audit_row(void *arg, const PGresult *r, int i)
 {
     struct pg_audit_walk *w = arg;
     struct store_audit_row row;
 
-    pg_audit_borrow(r, 0, &row);
+    pg_audit_borrow(r, i, &row);
     return w->cb(w->arg, &row);
 }
 

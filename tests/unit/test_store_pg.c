@@ -156,7 +156,9 @@ static int teardown(void **state)
 
 #define STORE_TEST_WHERE(f) ((f)->conninfo)
 #define STORE_TEST_FAULT(n) store_pg_fault(n)
-#define STORE_TEST_TXN_STATEMENTS 8
+/* BEGIN, 3 record statements, the audit head lock, the audit row, and
+ * COMMIT (which also writes the audit head) */
+#define STORE_TEST_TXN_STATEMENTS 7
 #include "store_tests_common.h"
 
 static void test_migrations_idempotent(void **state)
@@ -466,6 +468,332 @@ static void test_lists(void **state)
     store_rollback(tx);
 }
 
+/* Audit appends and streams -------------------------------------------- */
+
+struct aud_thr {
+    STORE *st;
+    int idx, ntx;
+    int appended;                /* rows committed */
+    pthread_barrier_t *go;
+};
+
+/* Transactions of 1..3 appends each; every 5th one rolls back (its rows
+ * and its head move must vanish). The row lock is held a moment before
+ * the commit so that the other thread's appends wait for it. */
+static void *aud_thread(void *p)
+{
+    struct aud_thr *a = p;
+    STORE_TX *tx;
+    char obj[48];
+    int i, k, n;
+
+    pthread_barrier_wait(a->go);
+    for (i = 0; i < a->ntx; i++) {
+        n = 1 + i % 3;
+        if (store_begin(a->st, &tx) != STORE_OK)
+            return (void *)1;
+        for (k = 0; k < n; k++) {
+            snprintf(obj, sizeof(obj), "T%d-%d-%d", a->idx, i, k);
+            if (store_audit_append(tx, "thread", "thing.do", obj,
+                                   k % 2 ? "{\"k\":1}" : NULL) != STORE_OK) {
+                store_rollback(tx);
+                return (void *)1;
+            }
+        }
+        if (i % 4 == 0)
+            usleep(300);
+        if (i % 5 == 4) {
+            store_rollback(tx);
+            continue;
+        }
+        if (store_commit(tx) != STORE_OK)
+            return (void *)1;
+        a->appended += n;
+    }
+    return NULL;
+}
+
+/* Two threads append at once in transactions of their own: they chain one
+ * after the other on the head row, nothing is lost, the chain verifies. */
+static void test_audit_two_threads(void **state)
+{
+    struct fx *f = *state;
+    pthread_barrier_t go;
+    struct aud_thr a[2];
+    pthread_t th[2];
+    STORE_TX *tx;
+    int64_t nrows = 0, last = 0;
+    void *r;
+    int t;
+
+    append_rows(f->st, 3);
+    assert_int_equal(pthread_barrier_init(&go, NULL, 2), 0);
+    for (t = 0; t < 2; t++) {
+        a[t] = (struct aud_thr){ f->st, t, 150, 0, &go };
+        assert_int_equal(pthread_create(&th[t], NULL, aud_thread, &a[t]), 0);
+    }
+    for (t = 0; t < 2; t++) {
+        assert_int_equal(pthread_join(th[t], &r), 0);
+        assert_null(r);
+    }
+    pthread_barrier_destroy(&go);
+    assert_int_equal(store_begin_read(f->st, &tx), STORE_OK);
+    assert_int_equal(store_audit_count(tx, &nrows, &last), STORE_OK);
+    store_rollback(tx);
+    assert_int_equal(nrows, 3 + a[0].appended + a[1].appended);
+    assert_int_equal(last, nrows);
+    assert_int_equal(verify(f->st), 0);
+}
+
+/* Thousands of appends in one transaction: the transaction sees its own
+ * rows, a rollback leaves the head where it was, a commit moves it. */
+static void test_audit_long_tx(void **state)
+{
+    struct fx *f = *state;
+    struct store_audit_row **rows = NULL;
+    STORE_TX *tx;
+    int64_t nrows = 0, last = 0;
+    size_t n = 0;
+    char obj[32];
+    int i, round;
+
+    append_rows(f->st, 2);
+    for (round = 0; round < 2; round++) {
+        assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+        for (i = 0; i < 3000; i++) {
+            snprintf(obj, sizeof(obj), "r%d-%d", round, i);
+            assert_int_equal(store_audit_append(tx, "cli:test", "bulk.do",
+                                                obj, NULL), STORE_OK);
+        }
+        assert_int_equal(store_audit_count(tx, &nrows, &last), STORE_OK);
+        assert_int_equal(nrows, 3002);
+        assert_int_equal(last, 3002);
+        assert_int_equal(store_audit_list(tx, 1, &rows, &n), STORE_OK);
+        assert_int_equal(n, 1);
+        assert_int_equal(rows[0]->seq, 3002);
+        store_audit_row_list_free(rows, n);
+        if (round == 0) {
+            store_rollback(tx);
+            assert_int_equal(verify(f->st), 0);
+        } else {
+            assert_int_equal(store_commit(tx), STORE_OK);
+        }
+    }
+    /* a chain of several FETCH chunks verifies; the next append follows */
+    append_rows(f->st, 1);
+    assert_int_equal(verify(f->st), 0);
+    assert_int_equal(store_begin_read(f->st, &tx), STORE_OK);
+    assert_int_equal(store_audit_count(tx, &nrows, &last), STORE_OK);
+    store_rollback(tx);
+    assert_int_equal(last, 3003);
+    /* a bad row early in a long chain: found without reading the rest */
+    raw_sql(f->conninfo, "UPDATE audit SET object = 'x' WHERE seq = 2");
+    assert_int_equal(verify(f->st), 2);
+}
+
+/* A transaction that appended and then had a statement fail: the commit
+ * reports it, neither the rows nor the head move, later appends chain on. */
+static void test_audit_failed_tx(void **state)
+{
+    struct fx *f = *state;
+    STORE_TX *tx;
+    int64_t v = add_vendor(f->st, "acme"), nrows = 0, last = 0;
+
+    append_rows(f->st, 2);
+    assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+    assert_int_equal(store_audit_append(tx, "test", "a", "1", NULL),
+                     STORE_OK);
+    assert_int_equal(store_audit_append(tx, "test", "b", "2", NULL),
+                     STORE_OK);
+    assert_int_equal(store_device_insert(tx, v, "\xff\xfe", NULL),
+                     STORE_ERROR);
+    assert_int_equal(store_commit(tx), STORE_ERROR);
+    assert_int_equal(verify(f->st), 0);
+    append_rows(f->st, 1);
+    assert_int_equal(store_begin_read(f->st, &tx), STORE_OK);
+    assert_int_equal(store_audit_count(tx, &nrows, &last), STORE_OK);
+    store_rollback(tx);
+    assert_int_equal(nrows, 3);
+    assert_int_equal(last, 3);
+    assert_int_equal(verify(f->st), 0);
+}
+
+struct stop_walk {
+    long seen, stop_at;          /* stop_at 0: read everything */
+    uint64_t prev;
+    int order_ok;
+};
+
+/* Counts revoked entries (8-octet serials 1, 2, 3, ... in order) and
+ * stops after |stop_at|. */
+static int stop_walk_cb(void *arg, const struct store_revoked *r)
+{
+    struct stop_walk *w = arg;
+    uint64_t v = 0;
+    size_t i;
+
+    for (i = 0; i < r->serial_len; i++)
+        v = (v << 8) | r->serial[i];
+    if (r->serial_len != 8 || v != w->prev + 1)
+        w->order_ok = 0;
+    w->prev = v;
+    w->seen++;
+    return w->stop_at == 0 || w->seen < w->stop_at;
+}
+
+static double mono_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Streams |ca|'s revoked list on |tx|; returns the seconds it took. */
+static double stream_revoked(STORE_TX *tx, int64_t ca, long stop_at,
+                             enum store_rc expect, long expect_seen)
+{
+    struct stop_walk w = { 0, stop_at, 0, 1 };
+    double t0 = mono_now();
+
+    assert_int_equal(store_cert_foreach_revoked(tx, ca, 0, stop_walk_cb, &w),
+                     expect);
+    t0 = mono_now() - t0;
+    assert_int_equal(w.seen, expect_seen);
+    assert_true(w.order_ok);
+    return t0;
+}
+
+/* A callback that stops early ends the query at once: the call returns
+ * long before a full read would, and the transaction goes on. */
+static void test_stream_stop(void **state)
+{
+    struct fx *f = *state;
+    struct store_cert_filter cf;
+    STORE_TX *tx;
+    char sql[512];
+    int64_t ca = add_ca(f->st, "ca"), v = add_vendor(f->st, "acme");
+    int64_t n = 0;
+    double full, stop = 1e9, t;
+    int i;
+
+    snprintf(sql, sizeof(sql), "INSERT INTO cert(ca_id,serial,subject,"
+             "not_before,not_after,der,sha256,status,revoked_at,reason,"
+             "created) SELECT %lld, int8send(g), 'CN=x', 0, 4000000000, "
+             "int8send(g), sha256(int8send(g)), 1, 1000, 1, 1 FROM "
+             "generate_series(1, 50000) g", (long long)ca);
+    raw_sql(f->conninfo, sql);
+
+    /* timed in a read transaction, judged once it is closed (a failed
+     * assertion inside would leave the teardown waiting for its locks) */
+    assert_int_equal(store_begin_read(f->st, &tx), STORE_OK);
+    full = stream_revoked(tx, ca, 0, STORE_OK, 50000);
+    for (i = 0; i < 3; i++) {
+        t = stream_revoked(tx, ca, 10, STORE_ERROR, 10);
+        if (t < stop)
+            stop = t;
+    }
+    store_rollback(tx);
+    print_message("# full stream of 50000 rows %.1f ms, stopped after 10 "
+                  "%.2f ms\n", full * 1e3, stop * 1e3);
+    assert_true(stop * 4 < full);
+    /* a write transaction stays usable after a stop: a read, a write,
+     * another stream, the commit */
+    assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+    stream_revoked(tx, ca, 10, STORE_ERROR, 10);
+    store_cert_filter_init(&cf);
+    assert_int_equal(store_cert_count(tx, &cf, &n), STORE_OK);
+    assert_int_equal(n, 50000);
+    assert_int_equal(store_device_insert(tx, v, "AFTER-STOP", NULL),
+                     STORE_OK);
+    assert_int_equal(store_audit_append(tx, "test", "device.add",
+                                        "AFTER-STOP", NULL), STORE_OK);
+    stream_revoked(tx, ca, 1, STORE_ERROR, 1);
+    stream_revoked(tx, ca, 0, STORE_OK, 50000);
+    assert_int_equal(store_commit(tx), STORE_OK);
+    /* the same in a read transaction, then the pooled connection again */
+    assert_int_equal(store_begin_read(f->st, &tx), STORE_OK);
+    stream_revoked(tx, ca, 10, STORE_ERROR, 10);
+    {
+        struct store_device *d = NULL;
+
+        assert_int_equal(store_device_get_by_ident(tx, v, "AFTER-STOP", &d),
+                         STORE_OK);
+        store_device_free(d);
+    }
+    store_rollback(tx);
+    assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+    stream_revoked(tx, ca, 0, STORE_OK, 50000);
+    assert_int_equal(store_commit(tx), STORE_OK);
+    assert_int_equal(verify(f->st), 0);
+}
+
+/* A stream that fails leaves no query running: an injected fault fails
+ * the call before anything is sent (the transaction goes on); a server
+ * error (lock_timeout while another session locks the table) fails the
+ * transaction cleanly and the pooled connection serves the next one. */
+static void test_stream_fault(void **state)
+{
+    struct fx *f = *state;
+    struct stop_walk w = { 0, 0, 0, 1 };
+    struct store_conf sc;
+    const char *keys[3] = { "dbname", "password", NULL };
+    const char *vals[3] = { f->conninfo, getenv("CMPCA_TEST_PGPASS"), NULL };
+    STORE *st2 = NULL;
+    STORE_TX *tx;
+    PGconn *db;
+    PGresult *res;
+    char sql[400], err[256];
+    int64_t ca = add_ca(f->st, "ca");
+    enum store_rc rc_stream, rc_commit;
+
+    snprintf(sql, sizeof(sql), "INSERT INTO cert(ca_id,serial,subject,"
+             "not_before,not_after,der,sha256,status,revoked_at,reason,"
+             "created) SELECT %lld, int8send(g), 'CN=x', 0, 4000000000, "
+             "int8send(g), sha256(int8send(g)), 1, 1000, 1, 1 FROM "
+             "generate_series(1, 2500) g", (long long)ca);
+    raw_sql(f->conninfo, sql);
+    assert_int_equal(store_begin_read(f->st, &tx), STORE_OK);
+    store_pg_fault(1);
+    assert_int_equal(store_cert_foreach_revoked(tx, ca, 0, stop_walk_cb, &w),
+                     STORE_ERROR);
+    store_pg_fault(0);
+    assert_int_equal(w.seen, 0);
+    stream_revoked(tx, ca, 0, STORE_OK, 2500);
+    store_rollback(tx);
+
+    store_conf_init(&sc);
+    sc.backend = "postgresql";
+    sc.conninfo = f->conninfo;
+    sc.password = pg_has_password ? "env:CMPCA_TEST_PGPASS" : NULL;
+    sc.busy_timeout_ms = 300;
+    assert_int_equal(store_open(&sc, &st2, err, sizeof(err)), STORE_OK);
+    if (vals[1] == NULL)
+        keys[1] = NULL;
+    db = PQconnectdbParams(keys, vals, 1);
+    assert_int_equal(PQstatus(db), CONNECTION_OK);
+    res = PQexec(db, "BEGIN; LOCK TABLE cert IN ACCESS EXCLUSIVE MODE");
+    assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
+    PQclear(res);
+    /* no assertion while the lock is held (the teardown would wait) */
+    w.seen = 0;
+    rc_stream = store_begin(st2, &tx);
+    if (rc_stream == STORE_OK) {
+        rc_stream = store_cert_foreach_revoked(tx, ca, 0, stop_walk_cb, &w);
+        rc_commit = store_commit(tx);
+    } else {
+        rc_commit = STORE_OK;
+    }
+    PQfinish(db);
+    assert_int_equal(rc_stream, STORE_BUSY);
+    assert_int_equal(rc_commit, STORE_ERROR);
+    assert_int_equal(w.seen, 0);
+    assert_int_equal(store_begin(st2, &tx), STORE_OK);
+    stream_revoked(tx, ca, 0, STORE_OK, 2500);
+    assert_int_equal(store_commit(tx), STORE_OK);
+    store_close(st2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -480,6 +808,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lists, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_two_threads, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_audit_long_tx, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_failed_tx, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_stream_stop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_fault, setup, teardown),
     };
 
     if (!pg_env_init()) {
