@@ -152,7 +152,7 @@ static void *bench_thread(void *arg)
                 for (i = 0; i < BENCH_BATCH && !j->failed; i++) {
                     if (RAND_bytes(j->row->serial, 20) != 1)
                         j->failed = 1;
-                    j->row->serial[0] &= 0x7f;
+                    j->row->serial[0] &= 0x7f;   /* positive, 20 octets */
                     j->row->serial[0] |= 0x01;
                     j->row->serial_len = 20;
                     if (j->mode == M_ROWS_SEQ) {
@@ -160,6 +160,9 @@ static void *bench_thread(void *arg)
                                                         __ATOMIC_RELAXED);
                         int b;
 
+                        /* a fixed first octet, then a counter: keys in
+                         * order, each after the previous one */
+                        j->row->serial[0] = 0x01;
                         for (b = 0; b < 8; b++)
                             j->row->serial[1 + b] =
                                 (unsigned char)(n >> (56 - 8 * b));
