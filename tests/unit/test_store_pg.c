@@ -143,11 +143,17 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *f = *state;
-    char sql[200];
+    char sql[512];
 
     store_close(f->st);
+    /* A test that failed inside a transaction leaves its session (and its
+     * locks) behind: end it, and bound the wait, so that the DROP fails
+     * rather than hangs. */
     snprintf(sql, sizeof(sql), "SET client_min_messages = warning;"
-             "DROP SCHEMA IF EXISTS %s CASCADE", f->schema);
+             "SET lock_timeout = '20s';"
+             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+             "WHERE application_name = '%s' AND pid <> pg_backend_pid();"
+             "DROP SCHEMA IF EXISTS %s CASCADE", f->schema, f->schema);
     raw_sql(pg_base, sql);
     free(f);
     return 0;
