@@ -446,11 +446,8 @@ enum cmp_reason ra_enroll(struct ra_ctx *ctx, CMP_MSG **rsp_out)
     }
     implicit = a->mode->allow_implicit_confirm
         && cmp_hdr_has_implicit_confirm(ctx->req->header);
-    if ((r = ra_enroll_commit(ctx, &ireq, &cert, rsp, cr.cert_req_id,
-                              implicit)) != CMP_R_OK)
-        goto end;
-    ctx->issued = 1;
-    metrics_cert_issued(a->name);
+    /* the whole response before the commit: once the certificate is
+     * stored, nothing of the enrollment is left to fail */
     if (!(implicit ? cmp_hdr_push_implicit_confirm(rsp->header)
                    : cmp_hdr_push_confirm_wait_time(rsp->header,
                                                     ctx->now + a->confirm_wait))
@@ -459,10 +456,14 @@ enum cmp_reason ra_enroll(struct ra_ctx *ctx, CMP_MSG **rsp_out)
                                  cert.der, cert.der_len,
                                  type == CMP_BODY_KUR || type == CMP_BODY_CR
                                      ? NULL : a->ca_pubs)) {
-        /* stored but not delivered: the sweeper revokes it unconfirmed */
         r = ra_fail(ctx, CMP_R_SYSTEM_FAILURE, "response body");
         goto end;
     }
+    if ((r = ra_enroll_commit(ctx, &ireq, &cert, rsp, cr.cert_req_id,
+                              implicit)) != CMP_R_OK)
+        goto end;
+    ctx->issued = 1;
+    metrics_cert_issued(a->name);
     *rsp_out = rsp;
     rsp = NULL;
  end:
