@@ -153,6 +153,9 @@ struct sq_ckpt {
     unsigned long runs;            /* checkpoints done */
     int wal_frames;                /* WAL length at the last commit */
     int backfilled;                /* of those, copied by the last pass */
+    int asked_at;                  /* WAL length when a pass was last asked */
+    int pinned;                    /* the last pass copied nothing new while
+                                    * frames remained: a reader holds them */
 };
 
 struct sq_store {
@@ -492,8 +495,10 @@ static void *sq_ckpt_main(void *arg)
         pthread_mutex_lock(&k->mu);
         /* unless the WAL restarted meanwhile, the next pass is due once
          * SQ_CKPT_FRAMES more frames follow the ones copied now */
-        if (r == SQLITE_OK && nckpt >= 0 && nckpt <= k->wal_frames)
+        if (r == SQLITE_OK && nckpt >= 0 && nckpt <= k->wal_frames) {
+            k->pinned = nckpt < nlog && nckpt <= k->backfilled;
             k->backfilled = nckpt;
+        }
         k->busy = 0;
         k->runs++;
         pthread_cond_broadcast(&k->done_cv);
@@ -517,30 +522,41 @@ static int sq_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
     unsigned long target;
     int nlog = -1, nckpt = -1;
 
+    int block;
+
     pthread_mutex_lock(&k->mu);
-    if (frames < k->wal_frames)
-        k->backfilled = 0;      /* the WAL restarted from its beginning */
+    if (frames < k->wal_frames) {   /* the WAL restarted from its beginning */
+        k->backfilled = k->asked_at = 0;
+        k->pinned = 0;
+    }
     k->wal_frames = frames;
-    /* a pass per SQ_CKPT_FRAMES new frames, not one per commit once the
-     * WAL is long: each pass costs two fsyncs */
-    if (frames - k->backfilled < SQ_CKPT_FRAMES
-        && frames < SQ_CKPT_FRAMES_MAX) {
+    /* Past SQ_CKPT_FRAMES_MAX the commit waits for a pass, so that one
+     * copies the whole WAL and the next write restarts it; not while a
+     * reader pins the frames (no pass can copy them: the WAL grows until
+     * the reader ends, as SQLite's own checkpoints let it). */
+    block = frames >= SQ_CKPT_FRAMES_MAX && !k->pinned;
+    /* otherwise a pass per SQ_CKPT_FRAMES new frames, not one per commit
+     * once the WAL is long: each pass costs two fsyncs */
+    if (!block && frames - k->asked_at < SQ_CKPT_FRAMES) {
         pthread_mutex_unlock(&k->mu);
         return SQLITE_OK;
     }
+    k->asked_at = frames;
     if (!k->started && !k->stop) {
         if (pthread_create(&k->th, NULL, sq_ckpt_main, s) == 0)
             k->started = 1;
         else if (sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE,
                                            &nlog, &nckpt) == SQLITE_OK) {
             k->runs++;          /* no thread: checkpoint here, as before */
-            if (nckpt >= 0 && nckpt <= frames)
+            if (nckpt >= 0 && nckpt <= frames) {
+                k->pinned = nckpt < nlog && nckpt <= k->backfilled;
                 k->backfilled = nckpt;
+            }
         }
     }
     k->want = 1;
     pthread_cond_signal(&k->cv);
-    if (frames >= SQ_CKPT_FRAMES_MAX && k->started) {
+    if (block && k->started) {
         target = k->runs + (k->busy ? 2 : 1);
         while (k->runs < target && !k->stop)
             pthread_cond_wait(&k->done_cv, &k->mu);
