@@ -80,6 +80,12 @@ static int cmp_octets_set_random(ASN1_OCTET_STRING **os, size_t len)
 CMP_MSG *cmp_rsp_new(const CMP_MSG *req, int body_type, const X509 *signer,
                      time_t now)
 {
+    return cmp_rsp_new_ex(req, body_type, signer, now, 1);
+}
+
+CMP_MSG *cmp_rsp_new_ex(const CMP_MSG *req, int body_type, const X509 *signer,
+                        time_t now, int names)
+{
     CMP_MSG *rsp = CMP_MSG_new();
     CMP_HDR *hdr;
     const CMP_HDR *rh = req != NULL ? req->header : NULL;
@@ -92,22 +98,25 @@ CMP_MSG *cmp_rsp_new(const CMP_MSG *req, int body_type, const X509 *signer,
     hdr = rsp->header;
     if (!ASN1_INTEGER_set(hdr->pvno, pvno == 3 ? 3 : 2))
         goto err;
-    /* sender: directoryName of the protecting certificate */
-    name = signer != NULL ? X509_NAME_dup(X509_get_subject_name(signer))
-                          : X509_NAME_new();
-    if (name == NULL)
-        goto err;
-    GENERAL_NAME_set0_value(hdr->sender, GEN_DIRNAME, name);
-    name = NULL;
-    if (rh != NULL && rh->sender != NULL) {
-        GENERAL_NAME_free(hdr->recipient);
-        if ((hdr->recipient = GENERAL_NAME_dup(rh->sender)) == NULL)
+    /* sender: directoryName of the protecting certificate; recipient: the
+     * request's sender (unless the caller fills both placeholders) */
+    if (names) {
+        name = signer != NULL ? X509_NAME_dup(X509_get_subject_name(signer))
+                              : X509_NAME_new();
+        if (name == NULL)
             goto err;
-    } else {
-        if ((name = X509_NAME_new()) == NULL)
-            goto err;
-        GENERAL_NAME_set0_value(hdr->recipient, GEN_DIRNAME, name);
+        GENERAL_NAME_set0_value(hdr->sender, GEN_DIRNAME, name);
         name = NULL;
+        if (rh != NULL && rh->sender != NULL) {
+            GENERAL_NAME_free(hdr->recipient);
+            if ((hdr->recipient = GENERAL_NAME_dup(rh->sender)) == NULL)
+                goto err;
+        } else {
+            if ((name = X509_NAME_new()) == NULL)
+                goto err;
+            GENERAL_NAME_set0_value(hdr->recipient, GEN_DIRNAME, name);
+            name = NULL;
+        }
     }
     if ((hdr->messageTime = ASN1_GENERALIZEDTIME_set(NULL, now)) == NULL)
         goto err;

@@ -18,6 +18,13 @@
  * recipient = request sender (NULL-DN if none), messageTime = |now|,
  * transactionID echoed, a fresh 16-octet senderNonce, recipNonce = the
  * request's senderNonce. NULL on allocation failure. */
+/* The same, but when |names| is 0 the sender and recipient GeneralNames
+ * stay empty placeholders (nothing copied) for a caller that points them
+ * at names it owns while it encodes the message and puts the placeholders
+ * back before anything else sees it (the server's responses: copying two
+ * names cost more than building the rest of the header). */
+CMP_MSG *cmp_rsp_new_ex(const CMP_MSG *req, int body_type, const X509 *signer,
+                        time_t now, int names);
 CMP_MSG *cmp_rsp_new(const CMP_MSG *req, int body_type, const X509 *signer,
                      time_t now);
 

@@ -30,6 +30,29 @@ static const struct ra_mode *ra_mode_find(const char *name)
     return NULL;
 }
 
+/* A directoryName GeneralName holding a copy of |name| (NULL: the empty
+ * DN), encoded once so that later encodings only read it (it is shared by
+ * the handler threads). Returns 1 or 0. */
+static int ra_dirname_new(const X509_NAME *name, GENERAL_NAME **out)
+{
+    GENERAL_NAME *gn = GENERAL_NAME_new();
+    X509_NAME *n = name != NULL ? X509_NAME_dup(name) : X509_NAME_new();
+
+    *out = NULL;
+    if (gn == NULL || n == NULL) {
+        GENERAL_NAME_free(gn);
+        X509_NAME_free(n);
+        return 0;
+    }
+    GENERAL_NAME_set0_value(gn, GEN_DIRNAME, n);
+    if (i2d_GENERAL_NAME(gn, NULL) <= 0) {
+        GENERAL_NAME_free(gn);
+        return 0;
+    }
+    *out = gn;
+    return 1;
+}
+
 /* Splits a comma/space separated list into a malloc'ed array of strings. */
 static int ra_split_list(const char *s, char ***out, size_t *n)
 {
@@ -251,9 +274,12 @@ int ra_alias_load(struct ra_alias *a, const struct conf *conf,
                  sec->name, ca_name);
         return 0;
     }
-    /* the same in every response: encoded once */
+    /* the same in every response: encoded once, names made once */
     if (!cmp_extracerts_der(NULL, a->rsp_chain, ca_get0_chain(a->ca),
-                            &a->rsp_extra, &a->rsp_extra_len)) {
+                            &a->rsp_extra, &a->rsp_extra_len)
+        || !ra_dirname_new(X509_get_subject_name(a->rsp_cert),
+                           &a->rsp_sender)
+        || !ra_dirname_new(NULL, &a->rsp_nobody)) {
         snprintf(err, errlen, "[alias %s]: cannot encode the response "
                  "certificates", sec->name);
         return 0;
@@ -288,6 +314,8 @@ void ra_alias_clear(struct ra_alias *a)
     X509_STORE_free(a->op_store);
     sk_X509_pop_free(a->ca_pubs, X509_free);
     OPENSSL_free(a->rsp_extra);
+    GENERAL_NAME_free(a->rsp_sender);
+    GENERAL_NAME_free(a->rsp_nobody);
     ra_vendor_trust_free(a->vt);
     pthread_mutex_destroy(&a->vt_lock);
     memset(a, 0, sizeof(*a));

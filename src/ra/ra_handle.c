@@ -75,7 +75,8 @@ enum store_rc ra_write_begin(struct ra_ctx *ctx, STORE_TX **tx)
 
 CMP_MSG *ra_rsp_new(struct ra_ctx *ctx, int type)
 {
-    return cmp_rsp_new(ctx->req, type, ctx->alias->rsp_cert, ctx->now);
+    /* sender and recipient are lent by ra_finish for the encoding */
+    return cmp_rsp_new_ex(ctx->req, type, ctx->alias->rsp_cert, ctx->now, 0);
 }
 
 static struct ra_alias *ra_alias_find(const RA_SERVER *srv, const char *name)
@@ -182,16 +183,28 @@ static int ra_sign_buf_fn(void *arg, const unsigned char *tbs, size_t tbslen,
 static int ra_finish(struct ra_ctx *ctx, CMP_MSG *msg, struct ra_response *out)
 {
     const struct ra_alias *a = ctx->alias;
+    const CMP_HDR *rh = ctx->req != NULL ? ctx->req->header : NULL;
+    CMP_HDR *h = msg->header;
+    GENERAL_NAME *sender = h->sender, *recipient = h->recipient;
     const unsigned char *alg = NULL;
     unsigned char *der = NULL;
     size_t alg_len = 0, len = 0;
+    int ok;
 
-    if (!ca_signer_get0_sigalg_der(a->rsp_signer, &alg, &alg_len)
-        || !cmp_protect_sign_encode(msg, alg, alg_len, ra_sign_buf_fn,
-                                    (void *)a->rsp_signer,
-                                    ca_signer_max_sig_len(a->rsp_signer),
-                                    a->rsp_extra, a->rsp_extra_len, &der,
-                                    &len))
+    /* The names are lent for the encoding and the placeholders put back
+     * before anything else sees the message: the sender is the alias's
+     * (made once), the recipient the request's sender (NULL-DN if none). */
+    h->sender = a->rsp_sender;
+    h->recipient = rh != NULL && rh->sender != NULL ? rh->sender
+                                                    : a->rsp_nobody;
+    ok = ca_signer_get0_sigalg_der(a->rsp_signer, &alg, &alg_len)
+        && cmp_protect_sign_encode(msg, alg, alg_len, ra_sign_buf_fn,
+                                   (void *)a->rsp_signer,
+                                   ca_signer_max_sig_len(a->rsp_signer),
+                                   a->rsp_extra, a->rsp_extra_len, &der, &len);
+    h->sender = sender;
+    h->recipient = recipient;
+    if (!ok)
         goto err;
     if ((out->der = malloc(len)) == NULL)
         goto err;

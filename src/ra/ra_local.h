@@ -69,6 +69,9 @@ struct ra_alias {
     unsigned char *rsp_extra;      /* responses' extraCerts element (DER):
                                     * rsp_chain, then the CA chain */
     size_t rsp_extra_len;
+    GENERAL_NAME *rsp_sender;      /* responses' sender: rsp_cert's subject */
+    GENERAL_NAME *rsp_nobody;      /* the NULL-DN recipient of answers to
+                                    * requests that could not be decoded */
     X509_STORE *op_store;          /* trusts the alias CA's root */
     STACK_OF(X509) *ca_pubs;       /* the operator root, for caPubs */
     pthread_mutex_t vt_lock;
