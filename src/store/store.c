@@ -7,12 +7,14 @@
 
 #include "conf/conf.h"
 #include "util/log.h"
+#include "util/metrics.h"
 
 #include <openssl/asn1.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ------------------------------------------------------------------ */
 /* Names                                                               */
@@ -297,11 +299,21 @@ enum store_rc store_begin_read(STORE *st, STORE_TX **out)
 
 enum store_rc store_commit(STORE_TX *tx)
 {
+    struct timespec t0, t1;
     enum store_rc rc;
+    int write;
 
     if (tx == NULL)
         return STORE_ERROR;
+    write = tx->write;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     rc = tx->st->ops->commit(tx);
+    if (write) {
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        metrics_observe_commit(rc == STORE_OK,
+                               (double)(t1.tv_sec - t0.tv_sec)
+                               + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+    }
     if (rc != STORE_OK)
         log_msg(LOG_ERROR, "store: commit failed: %s", tx->errmsg);
     free(tx);

@@ -48,6 +48,55 @@ static atomic_uint_fast64_t revoked_total[ALIAS_SLOTS];
 static atomic_uint_fast64_t http_total[STATUS_SLOTS];
 static atomic_uint_fast64_t hist_bucket[NTYPES][NBUCKETS]; /* not cumulative */
 static atomic_uint_fast64_t hist_sum_ns[NTYPES];
+static atomic_uint_fast64_t commit_bucket[NBUCKETS];
+static atomic_uint_fast64_t commit_sum_ns;
+static atomic_uint_fast64_t commit_failed;
+
+/* Adds |seconds| to the histogram |bucket| (not cumulative) / |sum_ns|. */
+static void metrics_hist_add(atomic_uint_fast64_t *bucket,
+                             atomic_uint_fast64_t *sum_ns, double seconds)
+{
+    unsigned b;
+    uint64_t ns;
+
+    if (!(seconds >= 0))                /* also catches NaN */
+        seconds = 0;
+    for (b = 0; b < NBUCKETS - 1; b++)
+        if (seconds <= bucket_le[b])
+            break;
+    atomic_fetch_add_explicit(&bucket[b], 1, memory_order_relaxed);
+    ns = seconds > 1e9 ? UINT64_C(1000000000) * 1000000000u
+                       : (uint64_t)(seconds * 1e9 + 0.5);
+    atomic_fetch_add_explicit(sum_ns, ns, memory_order_relaxed);
+}
+
+/* Writes the samples of one histogram series; |label| is `name="value"`
+ * or empty. Nothing while it is empty. */
+static void metrics_hist_render(FILE *f, const char *name, const char *label,
+                                atomic_uint_fast64_t *bucket,
+                                atomic_uint_fast64_t *sum_ns)
+{
+    uint64_t cum = 0, cnt[NBUCKETS], total = 0;
+    const char *sep = *label != '\0' ? "," : "";
+    unsigned b;
+
+    for (b = 0; b < NBUCKETS; b++) {
+        cnt[b] = atomic_load_explicit(&bucket[b], memory_order_relaxed);
+        total += cnt[b];
+    }
+    if (total == 0)
+        return;
+    for (b = 0; b < NBUCKETS; b++) {
+        cum += cnt[b];
+        fprintf(f, "%s_bucket{%s%sle=\"%s\"} %llu\n", name, label, sep,
+                bucket_txt[b], (unsigned long long)cum);
+    }
+    fprintf(f, "%s_sum%s%s%s %.9f\n", name, *label ? "{" : "", label,
+            *label ? "}" : "",
+            (double)atomic_load_explicit(sum_ns, memory_order_relaxed) / 1e9);
+    fprintf(f, "%s_count%s%s%s %llu\n", name, *label ? "{" : "", label,
+            *label ? "}" : "", (unsigned long long)cum);
+}
 
 /* Returns 1 if |s| is a usable label value: 1-64 of [A-Za-z0-9._-]. */
 static int metrics_label_ok(const char *s)
@@ -123,19 +172,16 @@ void metrics_observe_cmp(const char *alias, const char *body_type,
     unsigned t = metrics_index(metrics_types, NTYPES, body_type, TYPE_OTHER);
     unsigned o = metrics_index(metrics_outcomes, NOUTCOMES, outcome,
                                OUTCOME_ERROR);
-    unsigned b;
-    uint64_t ns;
 
     atomic_fetch_add_explicit(&req_total[a][t][o], 1, memory_order_relaxed);
-    if (!(seconds >= 0))                /* also catches NaN */
-        seconds = 0;
-    for (b = 0; b < NBUCKETS - 1; b++)
-        if (seconds <= bucket_le[b])
-            break;
-    atomic_fetch_add_explicit(&hist_bucket[t][b], 1, memory_order_relaxed);
-    ns = seconds > 1e9 ? UINT64_C(1000000000) * 1000000000u
-                       : (uint64_t)(seconds * 1e9 + 0.5);
-    atomic_fetch_add_explicit(&hist_sum_ns[t], ns, memory_order_relaxed);
+    metrics_hist_add(hist_bucket[t], &hist_sum_ns[t], seconds);
+}
+
+void metrics_observe_commit(int ok, double seconds)
+{
+    metrics_hist_add(commit_bucket, &commit_sum_ns, seconds);
+    if (!ok)
+        atomic_fetch_add_explicit(&commit_failed, 1, memory_order_relaxed);
 }
 
 void metrics_cert_issued(const char *alias)
@@ -182,7 +228,7 @@ char *metrics_render(size_t *len)
 {
     char *buf = NULL;
     size_t n = 0;
-    unsigned a, t, o, b, nalias, i;
+    unsigned a, t, o, nalias, i;
     FILE *f;
 
     if (len != NULL)
@@ -214,27 +260,24 @@ char *metrics_render(size_t *len)
           "request, by request body type.\n"
           "# TYPE cmpca_request_duration_seconds histogram\n", f);
     for (t = 0; t < NTYPES; t++) {
-        uint64_t cum = 0, cnt[NBUCKETS], total = 0;
-        for (b = 0; b < NBUCKETS; b++) {
-            cnt[b] = atomic_load_explicit(&hist_bucket[t][b],
-                                          memory_order_relaxed);
-            total += cnt[b];
-        }
-        if (total == 0)
-            continue;
-        for (b = 0; b < NBUCKETS; b++) {
-            cum += cnt[b];
-            fprintf(f, "cmpca_request_duration_seconds_bucket{type=\"%s\","
-                    "le=\"%s\"} %llu\n", metrics_types[t], bucket_txt[b],
-                    (unsigned long long)cum);
-        }
-        fprintf(f, "cmpca_request_duration_seconds_sum{type=\"%s\"} %.9f\n",
-                metrics_types[t],
-                (double)atomic_load_explicit(&hist_sum_ns[t],
-                                             memory_order_relaxed) / 1e9);
-        fprintf(f, "cmpca_request_duration_seconds_count{type=\"%s\"} %llu\n",
-                metrics_types[t], (unsigned long long)cum);
+        char label[40];
+
+        snprintf(label, sizeof(label), "type=\"%s\"", metrics_types[t]);
+        metrics_hist_render(f, "cmpca_request_duration_seconds", label,
+                            hist_bucket[t], &hist_sum_ns[t]);
     }
+
+    fputs("# HELP cmpca_store_commit_seconds Time a write transaction took "
+          "to commit durably (group commit wait and fsync included).\n"
+          "# TYPE cmpca_store_commit_seconds histogram\n", f);
+    metrics_hist_render(f, "cmpca_store_commit_seconds", "", commit_bucket,
+                        &commit_sum_ns);
+    fprintf(f, "# HELP cmpca_store_commit_failures_total Write transactions "
+            "whose commit failed (nothing of them was kept).\n"
+            "# TYPE cmpca_store_commit_failures_total counter\n"
+            "cmpca_store_commit_failures_total %llu\n",
+            (unsigned long long)atomic_load_explicit(&commit_failed,
+                                                     memory_order_relaxed));
 
     metrics_render_alias_counter(f, "cmpca_certificates_issued_total",
                                  "Certificates issued, by alias.",
@@ -290,6 +333,10 @@ void metrics_reset(void)
             atomic_store(&hist_bucket[t][b], 0);
         atomic_store(&hist_sum_ns[t], 0);
     }
+    for (b = 0; b < NBUCKETS; b++)
+        atomic_store(&commit_bucket[b], 0);
+    atomic_store(&commit_sum_ns, 0);
+    atomic_store(&commit_failed, 0);
     for (i = 0; i < STATUS_SLOTS; i++)
         atomic_store(&http_total[i], 0);
     pthread_mutex_unlock(&alias_lock);

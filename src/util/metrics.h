@@ -1,5 +1,5 @@
 /*
- * Process-wide metrics registry (counters and one histogram) rendered in the
+ * Process-wide metrics registry (counters and histograms) rendered in the
  * Prometheus text exposition format for GET /metrics. Thread-safe; label
  * cardinality is bounded (unknown label values fold into "other").
  */
@@ -20,6 +20,10 @@
  * NULL alias counts as "other". */
 void metrics_observe_cmp(const char *alias, const char *body_type,
                          const char *outcome, double seconds);
+/* cmpca_store_commit_seconds observes |seconds| (a write transaction's
+ * durable commit, group commit wait and fsync included);
+ * cmpca_store_commit_failures_total +1 unless |ok|. */
+void metrics_observe_commit(int ok, double seconds);
 /* cmpca_certificates_issued_total{alias} +1. */
 void metrics_cert_issued(const char *alias);
 /* cmpca_certificates_revoked_total{alias} +1. */

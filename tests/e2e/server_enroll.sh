@@ -222,6 +222,11 @@ is "signer certificate last in extraCerts is found" "$h/$(field genlast.rsp body
 m=$(curl -s --max-time 10 -o "$T/metrics.txt" -w '%{http_code}' "http://127.0.0.1:$PORT/metrics")
 is "/metrics answers 200" "$m" 200
 grep -q 3gpp "$T/metrics.txt" && ok "/metrics mentions the alias" || nok "/metrics content"
+# every enrollment committed durably: the store's commit histogram counts them
+c=$(sed -n 's/^cmpca_store_commit_seconds_count \([0-9]*\)$/\1/p' "$T/metrics.txt")
+[ "${c:-0}" -gt 0 ] && ok "/metrics counts the store's commits ($c)" || nok "no cmpca_store_commit_seconds_count"
+grep -q '^cmpca_store_commit_failures_total 0$' "$T/metrics.txt" \
+    && ok "/metrics: no commit failed" || nok "commit failures reported"
 check "audit trail intact" cli audit verify
 srv_stop main
 is "server stops with status 0 on SIGTERM" $? 0

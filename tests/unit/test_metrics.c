@@ -78,6 +78,8 @@ static void test_empty(void **state)
     assert_true(has_line(t, "# TYPE cmpca_certificates_revoked_total "
                             "counter"));
     assert_true(has_line(t, "# TYPE cmpca_http_responses_total counter"));
+    assert_true(has_line(t, "# TYPE cmpca_store_commit_seconds histogram"));
+    assert_true(has_line(t, "cmpca_store_commit_failures_total 0"));
     assert_null(strstr(t, "{"));          /* no samples yet */
     free(t);
 }
@@ -100,6 +102,9 @@ static void test_counts(void **state)
     metrics_http_status(200);
     metrics_http_status(413);
     metrics_http_status(42);
+    metrics_observe_commit(1, 0.0004);
+    metrics_observe_commit(1, 0.003);
+    metrics_observe_commit(0, 0.02);
 
     t = metrics_render(&len);
     assert_non_null(t);
@@ -144,6 +149,18 @@ static void test_counts(void **state)
     assert_true(has_line(t, "cmpca_http_responses_total{code=\"200\"} 2"));
     assert_true(has_line(t, "cmpca_http_responses_total{code=\"413\"} 1"));
     assert_true(has_line(t, "cmpca_http_responses_total{code=\"other\"} 1"));
+    /* the store's commits: one series, no label */
+    assert_true(has_line(t, "cmpca_store_commit_seconds_bucket{le=\"0.0005\"}"
+                            " 1"));
+    assert_true(has_line(t, "cmpca_store_commit_seconds_bucket{le=\"0.005\"}"
+                            " 2"));
+    assert_true(has_line(t, "cmpca_store_commit_seconds_bucket{le=\"0.025\"}"
+                            " 3"));
+    assert_true(has_line(t, "cmpca_store_commit_seconds_bucket{le=\"+Inf\"}"
+                            " 3"));
+    assert_true(has_line(t, "cmpca_store_commit_seconds_count 3"));
+    assert_true(has_line(t, "cmpca_store_commit_seconds_sum 0.023400000"));
+    assert_true(has_line(t, "cmpca_store_commit_failures_total 1"));
     free(t);
 }
 
