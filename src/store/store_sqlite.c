@@ -133,7 +133,7 @@ struct sq_writer {
     char commit_err[256];          /* why it failed (for every member) */
 };
 
-/* New WAL frames (beyond those the last pass copied) after which the
+/* New WAL frames (since a pass was last asked for) after which the
  * checkpointer copies the log into the database (SQLite's own
  * autocheckpoint default). */
 #define SQ_CKPT_FRAMES 1000
@@ -520,9 +520,7 @@ static int sq_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
     struct sq_store *s = arg;
     struct sq_ckpt *k = &s->ck;
     unsigned long target;
-    int nlog = -1, nckpt = -1;
-
-    int block;
+    int nlog = -1, nckpt = -1, block;
 
     pthread_mutex_lock(&k->mu);
     if (frames < k->wal_frames) {   /* the WAL restarted from its beginning */
