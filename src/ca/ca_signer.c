@@ -219,38 +219,23 @@ static int signer_pw_cb(char *buf, int size, int rwflag, void *u)
     return (int)n;
 }
 
-/* Reads a bounded file into memory. Returns 1 or 0 (+ err). */
+/* Reads a bounded key file into memory (no stdio copy of it is left
+ * behind). Returns 1 or 0 (+ err). */
 static int signer_read_file(const char *path, char **out, size_t *outlen,
                             char *err, size_t errlen)
 {
-    FILE *fp = fopen(path, "rb");
-    char *buf = NULL;
-    size_t n;
-    int ok = 0;
-
-    *out = NULL;
-    if (fp == NULL) {
-        snprintf(err, errlen, "cannot read key %s: %s", path, strerror(errno));
+    if (!secret_file_read(path, CA_SIGNER_MAX_KEYFILE, out, outlen)) {
+        snprintf(err, errlen, "cannot read key %s: %s", path,
+                 errno == EFBIG ? "file too large" : strerror(errno));
         return 0;
     }
-    if ((buf = malloc(CA_SIGNER_MAX_KEYFILE + 1)) == NULL)
-        goto end;
-    n = fread(buf, 1, CA_SIGNER_MAX_KEYFILE + 1, fp);
-    if (ferror(fp) || n > CA_SIGNER_MAX_KEYFILE || n == 0) {
-        snprintf(err, errlen, "cannot read key %s: %s", path,
-                 ferror(fp) ? strerror(errno) : n == 0 ? "empty file"
-                 : "file too large");
-        goto end;
+    if (*outlen == 0) {
+        snprintf(err, errlen, "cannot read key %s: empty file", path);
+        secret_free(*out, 0);
+        *out = NULL;
+        return 0;
     }
-    buf[n] = '\0';
-    *out = buf;
-    *outlen = n;
-    buf = NULL;
-    ok = 1;
- end:
-    free(buf);
-    fclose(fp);
-    return ok;
+    return 1;
 }
 
 /* Loads a PEM private key file. */
@@ -308,10 +293,7 @@ static enum ca_signer_status signer_load_pem(const char *path,
     st = CA_SIGNER_OK;
  end:
     secret_wipe(pass, sizeof(pass));
-    if (buf != NULL) {
-        secret_wipe(buf, len);
-        free(buf);
-    }
+    secret_free(buf, len);
     BIO_free(bio);
     EVP_PKEY_free(pkey);
     ERR_clear_error();

@@ -86,7 +86,7 @@ static int demo_run(int (*fn)(int, char **), const char *first, ...)
 /* Writes |text| to |path| created with |mode| (fails if it exists). */
 static int demo_write(const char *path, const char *text, mode_t mode)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, mode);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     size_t len = strlen(text);
     int ok;
 
@@ -96,6 +96,10 @@ static int demo_write(const char *path, const char *text, mode_t mode)
     }
     ok = write(fd, text, len) == (ssize_t)len && fsync(fd) == 0;
     ok &= close(fd) == 0;
+    if (!ok) {                          /* no half-written file stays */
+        fprintf(stderr, "cmpca demo: %s: cannot write\n", path);
+        unlink(path);
+    }
     return ok;
 }
 

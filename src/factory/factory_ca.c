@@ -4,6 +4,7 @@
  */
 #include "factory/factory.h"
 #include "util/pkey_md.h"
+#include "util/secret.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +22,8 @@
 
 #define FACTORY_ROOT_DAYS (30 * 366)
 #define FACTORY_CA_DAYS   (25 * 366)
+/* Largest CA key file read (a PEM RSA-16384 key is ~13 kB). */
+#define FACTORY_KEYFILE_MAX 65536
 
 /* Joins |dir| and |name|; returns 1, or 0 if it does not fit. */
 static int factory_path(char *buf, size_t len, const char *dir, const char *name)
@@ -369,7 +372,8 @@ static enum factory_rc factory_read_cert(const char *dir, const char *name, X509
 enum factory_rc factory_ca_load(struct factory_ca *ca, const char *dir,
                                 const char *pass, char *err, size_t errlen)
 {
-    char path[4096];
+    char path[4096], *keypem = NULL;
+    size_t keylen = 0;
     X509_NAME *subj;
     BIO *b = NULL;
     enum factory_rc rc;
@@ -383,11 +387,17 @@ enum factory_rc factory_ca_load(struct factory_ca *ca, const char *dir,
         goto err;
     }
     rc = FACTORY_ERROR;
+    /* read with read(2) into a buffer wiped afterwards: no stdio buffer
+     * keeps a copy of the key */
     if (!factory_path(path, sizeof(path), dir, FACTORY_CA_KEY)
-        || (rc = factory_open(path, &b)) != FACTORY_OK) {
+        || !secret_file_read(path, FACTORY_KEYFILE_MAX, &keypem, &keylen)) {
+        rc = errno == ENOENT || errno == ENOTDIR ? FACTORY_NOTFOUND
+                                                 : FACTORY_ERROR;
         snprintf(err, errlen, "cannot open %s", path);
         goto err;
     }
+    if ((b = BIO_new_mem_buf(keypem, (int)keylen)) == NULL)
+        goto err;
     /* a key that cannot be read is unusable: wrong, missing passphrase or
      * damaged file look the same to the PEM decoder */
     rc = FACTORY_AUTH;
@@ -417,10 +427,12 @@ enum factory_rc factory_ca_load(struct factory_ca *ca, const char *dir,
         goto err;
     }
     BIO_free(b);
+    secret_free(keypem, keylen);
     ERR_clear_error();
     return FACTORY_OK;
  err:
     BIO_free(b);
+    secret_free(keypem, keylen);
     ERR_clear_error();
     factory_ca_clear(ca);
     return rc;

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -17,6 +19,66 @@ void secret_wipe(void *buf, size_t len)
 {
     if (buf != NULL && len > 0)
         OPENSSL_cleanse(buf, len);
+}
+
+int secret_file_read(const char *path, size_t max, char **buf, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC), saved;
+    struct stat sb;
+    char *b = NULL;
+    size_t n = 0;
+    ssize_t r;
+
+    *buf = NULL;
+    *len = 0;
+    if (fd < 0)
+        return 0;
+    if (fstat(fd, &sb) != 0)
+        goto fail;
+    /* a pipe (file:/dev/stdin) is bounded by the reads below */
+    if (max > SIZE_MAX - 2
+        || (S_ISREG(sb.st_mode) && (uint64_t)sb.st_size > max)) {
+        errno = EFBIG;
+        goto fail;
+    }
+    /* one byte more than |max| tells a file that grew meanwhile */
+    if ((b = malloc(max + 2)) == NULL) {
+        errno = ENOMEM;
+        goto fail;
+    }
+    while (n <= max) {
+        r = read(fd, b + n, max + 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            goto fail;
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    if (n > max) {
+        errno = EFBIG;
+        goto fail;
+    }
+    b[n] = '\0';
+    close(fd);
+    *buf = b;
+    *len = n;
+    return 1;
+ fail:
+    saved = errno;
+    secret_free(b, n);
+    close(fd);
+    errno = saved;
+    return 0;
+}
+
+void secret_free(char *buf, size_t len)
+{
+    if (buf != NULL) {
+        secret_wipe(buf, len);
+        free(buf);
+    }
 }
 
 int secret_spec_valid(const char *spec)
@@ -41,28 +103,37 @@ static size_t secret_chomp(char *buf)
 }
 
 /* Reads the first line of |path| into |buf|. Returns 1 or 0. */
+/* Largest passphrase file read (its first line is the secret). */
+#define SECRET_FILE_MAX 65536
+
 static int secret_from_file(const char *path, const char *what, char *buf,
                             size_t buflen, char *err, size_t errlen)
 {
-    FILE *fp = fopen(path, "r");
+    char *data = NULL, *nl;
+    size_t len = 0, line;
     int ret = 0;
 
-    if (fp == NULL) {
+    if (!secret_file_read(path, SECRET_FILE_MAX, &data, &len)) {
         snprintf(err, errlen, "cannot read %s from %s: %s", what, path,
-                 strerror(errno));
+                 errno == EFBIG ? "file too large" : strerror(errno));
         return 0;
     }
-    if (fgets(buf, (int)buflen, fp) == NULL) {
+    if (len == 0) {
         snprintf(err, errlen, "%s file %s is empty", what, path);
         goto end;
     }
-    if (strchr(buf, '\n') == NULL && !feof(fp) && fgetc(fp) != EOF) {
+    /* the first line, its newline kept (the caller strips CR/LF) */
+    nl = memchr(data, '\n', len);
+    line = nl != NULL ? (size_t)(nl - data) + 1 : len;
+    if (line >= buflen) {
         snprintf(err, errlen, "%s in %s is too long", what, path);
         goto end;
     }
+    memcpy(buf, data, line);
+    buf[line] = '\0';
     ret = 1;
  end:
-    fclose(fp);
+    secret_free(data, len);
     return ret;
 }
 

@@ -28,4 +28,14 @@ int secret_read_new(const char *spec, const char *what, char *buf,
 /* Overwrites |len| bytes of |buf| with zeros in a way the compiler keeps. */
 void secret_wipe(void *buf, size_t len);
 
+/* Reads the file |path| (at most |max| bytes; a pipe too) into a new
+ * NUL-terminated buffer *buf of *len bytes with read(2), so that no stdio
+ * buffer keeps a copy of a key or passphrase. Free it with secret_free().
+ * Returns 1, or 0 with errno set (ENOENT, EACCES, EISDIR, ..., EFBIG when
+ * larger than |max|). */
+int secret_file_read(const char *path, size_t max, char **buf, size_t *len);
+
+/* Wipes and frees a buffer from secret_file_read() (NULL harmless). */
+void secret_free(char *buf, size_t len);
+
 #endif
