@@ -104,44 +104,56 @@ int ca_key_describe(const EVP_PKEY *pkey, char *buf, size_t buflen)
 int ca_key_write(const char *path, EVP_PKEY *pkey, const char *pass,
                  char *err, size_t errlen)
 {
-    FILE *fp = NULL;
-    int fd, ok = 0, created = 0;
+    /* encoded into a buffer that grows and ends wiped (no stdio buffer or
+     * realloc leaves a copy of the key), then written with write(2) */
+    BIO *mem = BIO_new(BIO_s_secmem());
+    char *data = NULL;
+    long len = 0;
+    size_t off = 0;
+    ssize_t r;
+    int fd = -1, ok = 0, created = 0;
 
+    if (mem == NULL
+        || !(pass != NULL
+             ? PEM_write_bio_PKCS8PrivateKey(mem, pkey, EVP_aes_256_cbc(),
+                                             pass, (int)strlen(pass), NULL,
+                                             NULL)
+             : PEM_write_bio_PKCS8PrivateKey(mem, pkey, NULL, NULL, 0, NULL,
+                                             NULL))
+        || (len = BIO_get_mem_data(mem, &data)) <= 0) {
+        snprintf(err, errlen, "cannot encode the private key");
+        goto end;
+    }
     fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
         snprintf(err, errlen, "cannot create key file %s: %s", path,
                  strerror(errno));
-        return 0;
+        goto end;
     }
     created = 1;
-    fp = fdopen(fd, "w");
-    if (fp == NULL) {
-        close(fd);
-        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
-        goto end;
+    while (off < (size_t)len) {
+        r = write(fd, data + off, (size_t)len - off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        off += (size_t)r;
     }
-    if (pass != NULL) {
-        if (!PEM_write_PKCS8PrivateKey(fp, pkey, EVP_aes_256_cbc(), pass,
-                                       (int)strlen(pass), NULL, NULL)) {
-            snprintf(err, errlen, "cannot encode the private key");
-            goto end;
-        }
-    } else if (!PEM_write_PKCS8PrivateKey(fp, pkey, NULL, NULL, 0, NULL, NULL)) {
-        snprintf(err, errlen, "cannot encode the private key");
-        goto end;
-    }
-    if (fflush(fp) != 0 || fsync(fileno(fp)) != 0) {
+    if (off != (size_t)len || fsync(fd) != 0) {
         snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
         goto end;
     }
     ok = 1;
  end:
-    if (fp != NULL && fclose(fp) != 0 && ok) {
+    if (fd >= 0 && close(fd) != 0 && ok) {
         snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
         ok = 0;
     }
     if (!ok && created)
         unlink(path);
+    if (data != NULL && len > 0)
+        OPENSSL_cleanse(data, (size_t)len);
+    BIO_free(mem);
     ERR_clear_error();
     return ok;
 }

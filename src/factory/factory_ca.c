@@ -193,7 +193,8 @@ static enum factory_rc factory_save(const char *dir, const struct factory_out *o
                                     char *err, size_t errlen)
 {
     char path[4096];
-    BIO *b = BIO_new(BIO_s_mem());
+    /* secmem: the buffer grows without leaving copies of a key behind */
+    BIO *b = BIO_new(BIO_s_secmem());
     EVP_PKEY *key = out->key;
     const char *pass = out->pass;
     char *data;
