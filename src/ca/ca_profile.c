@@ -153,6 +153,30 @@ void ca_rdn_free(struct ca_rdn_tmpl *v, size_t n)
     free(v);
 }
 
+
+/* Attribute types a distinguished name may hold here: the naming
+ * attributes of X.520, RFC 5280 4.1.2.4 and RFC 4519 (an OID such as
+ * keyUsage parses too, but has no place in a name). */
+static int ca_name_attr_ok(int nid)
+{
+    static const int ok[] = {
+        NID_countryName, NID_stateOrProvinceName, NID_localityName,
+        NID_organizationName, NID_organizationalUnitName, NID_commonName,
+        NID_serialNumber, NID_title, NID_surname, NID_givenName,
+        NID_initials, NID_pseudonym, NID_generationQualifier,
+        NID_dnQualifier, NID_domainComponent, NID_pkcs9_emailAddress,
+        NID_userId, NID_streetAddress, NID_postalCode, NID_postOfficeBox,
+        NID_businessCategory, NID_organizationIdentifier, NID_name,
+        NID_description, NID_jurisdictionCountryName,
+        NID_jurisdictionStateOrProvinceName, NID_jurisdictionLocalityName
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+        if (ok[i] == nid)
+            return 1;
+    return 0;
+}
 /* Trims spaces at both ends in place. */
 static char *ca_trim(char *s)
 {
@@ -224,6 +248,12 @@ int ca_rdn_parse(const char *s, int allow_vars, struct ca_rdn_tmpl **out,
         v[nv].nid = OBJ_txt2nid(ca_trim(attr));
         if (v[nv].nid == NID_undef) {
             snprintf(err, errlen, "unknown attribute '%s'", ca_trim(attr));
+            goto end;
+        }
+        if (!ca_name_attr_ok(v[nv].nid)) {
+            snprintf(err, errlen, "'%s' is not a name attribute (C, ST, L, "
+                     "O, OU, CN, serialNumber, DC, UID, emailAddress, ...)",
+                     ca_trim(attr));
             goto end;
         }
         eq = ca_trim(eq + 1);

@@ -1173,6 +1173,20 @@ static void test_profile_constants(void **state)
     /* unknown and empty attribute types */
     profile_fails("[profile p]\nsubject = CN=${device.id},XYZ=foo\n",
                   "test.conf:2: subject: unknown attribute 'XYZ'");
+    /* an OID OpenSSL knows, but not a naming attribute */
+    profile_fails("[profile p]\nsubject = CN=${device.id},keyUsage=foo\n",
+                  "test.conf:2: subject: 'keyUsage' is not a name attribute");
+    {
+        X509_NAME *nm = NULL;
+        char e[256];
+
+        assert_false(ca_name_parse("/O=Op/basicConstraints=x", &nm, e,
+                                   sizeof(e)));
+        assert_non_null(strstr(e, "not a name attribute"));
+        assert_true(ca_name_parse("/DC=example/O=Op/UID=u1/CN=x", &nm, e,
+                                  sizeof(e)));
+        X509_NAME_free(nm);
+    }
     profile_fails("[profile p]\nsubject = CN=${device.id},=foo\n",
                   "test.conf:2: subject: empty attribute type");
     profile_fails("[profile p]\nsubject = CN=${device.id},O=\n",
