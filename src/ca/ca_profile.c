@@ -342,8 +342,9 @@ int ca_name_parse(const char *s, X509_NAME **out, char *err, size_t errlen)
 static int ca_subject_check(const CA_PROFILE *p, char *bad, size_t badlen)
 {
     const struct ca_rdn_tmpl *a;
-    const char *data = NULL;
-    char why[160] = "";
+    const char *data = NULL, *v;
+    char why[160] = "", shown[4 * 40 + 4];
+    size_t k;
     unsigned long e;
     size_t i;
     int flags = 0;
@@ -363,8 +364,19 @@ static int ca_subject_check(const CA_PROFILE *p, char *bad, size_t badlen)
             snprintf(why, sizeof(why), " (%s%s%s)", ERR_reason_error_string(e),
                      *data != '\0' ? ": " : "", data);
         ERR_clear_error();
-        snprintf(bad, badlen, "value '%.64s%s' not valid for %s%s", a->value,
-                 strlen(a->value) > 64 ? "..." : "", OBJ_nid2sn(a->nid), why);
+        /* shown printable: bytes outside ASCII as \xNN */
+        for (v = a->value, k = 0; *v != '\0' && v - a->value < 40; v++) {
+            unsigned char c = (unsigned char)*v;
+
+            if (c >= 0x20 && c < 0x7f)
+                shown[k++] = (char)c;
+            else
+                k += (size_t)snprintf(shown + k, sizeof(shown) - k, "\\x%02x",
+                                      c);
+        }
+        shown[k] = '\0';
+        snprintf(bad, badlen, "value '%s%s' not valid for %s%s", shown,
+                 *v != '\0' ? "..." : "", OBJ_nid2sn(a->nid), why);
         return 0;
     }
     return 1;

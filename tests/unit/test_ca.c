@@ -1170,6 +1170,9 @@ static void test_profile_constants(void **state)
     /* not UTF-8 */
     profile_fails("[profile p]\nsubject = CN=${device.id},O=\xff\xfe\n",
                   "not valid for O");
+    /* ... and its bytes are shown escaped, not echoed raw */
+    profile_fails("[profile p]\nsubject = CN=${device.id},O=\xff\xfe\n",
+                  "value '\\xff\\xfe' not valid for O");
     /* unknown and empty attribute types */
     profile_fails("[profile p]\nsubject = CN=${device.id},XYZ=foo\n",
                   "test.conf:2: subject: unknown attribute 'XYZ'");
