@@ -375,8 +375,11 @@ static int ca_subject_check(const CA_PROFILE *p, char *bad, size_t badlen)
                                       c);
         }
         shown[k] = '\0';
-        snprintf(bad, badlen, "value '%s%s' not valid for %s%s", shown,
-                 *v != '\0' ? "..." : "", OBJ_nid2sn(a->nid), why);
+        /* a long reason may be cut to |badlen| */
+        if (snprintf(bad, badlen, "value '%s%s' not valid for %s%s", shown,
+                     *v != '\0' ? "..." : "", OBJ_nid2sn(a->nid), why) < 0
+            && badlen > 0)
+            bad[0] = '\0';
         return 0;
     }
     return 1;
