@@ -6,6 +6,7 @@
 #include "ca/ca_int.h"
 #include "conf/conf.h"
 #include "util/log.h"
+#include "util/x509_der.h"
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -49,17 +50,7 @@ int ca_has_separate_cmp_signer(const CA *ca)
 /* Decodes one DER certificate. */
 static X509 *ca_d2i(const unsigned char *der, size_t len)
 {
-    const unsigned char *p = der;
-    X509 *x;
-
-    if (der == NULL || len == 0 || len > 1L << 20)
-        return NULL;
-    x = d2i_X509(NULL, &p, (long)len);
-    if (x != NULL && p != der + len) {
-        X509_free(x);
-        x = NULL;
-    }
-    return x;
+    return len > 1L << 20 ? NULL : x509_der_get1(der, len);
 }
 
 /* Checks that chain[0] verifies up to the self-signed chain[last]. */

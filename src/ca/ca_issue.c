@@ -7,6 +7,7 @@
 #include "ca/ca_int.h"
 #include "ca/ca_tbs.h"
 #include "util/log.h"
+#include "util/x509_der.h"
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -280,6 +281,8 @@ enum ca_issue_rc ca_issue_prepare(const CA *ca, const CA_PROFILE *p,
 {
     time_t now = req->now != 0 ? req->now : time(NULL);
 
+    if (errlen > 0)
+        err[0] = '\0';
     if (ca->signer == NULL || req->pubkey == NULL) {
         snprintf(err, errlen, "CA %s was loaded without its key", ca->name);
         return CA_ISSUE_ERROR;
@@ -306,8 +309,6 @@ enum ca_issue_rc ca_issue(const CA *ca, const CA_PROFILE *p,
     enum ca_issue_rc rc;
 
     *out = NULL;
-    if (errlen > 0)
-        err[0] = '\0';
     if ((rc = ca_issue_prepare(ca, p, req, &nb, &na, err, errlen))
         != CA_ISSUE_OK)
         return rc;
@@ -421,7 +422,6 @@ enum ca_issue_rc ca_issue_store(const CA *ca, const CA_PROFILE *prof,
                                 int64_t *cert_id, char *err, size_t errlen)
 {
     struct store_cert rec;
-    const unsigned char *p;
     enum ca_issue_rc rc;
 
     if (out == NULL) /* no X509 wanted: the cheaper path */
@@ -433,8 +433,7 @@ enum ca_issue_rc ca_issue_store(const CA *ca, const CA_PROFILE *prof,
                             errlen);
     if (rc != CA_ISSUE_OK)
         return rc;
-    p = rec.der;
-    if ((*out = d2i_X509(NULL, &p, (long)rec.der_len)) == NULL) {
+    if ((*out = x509_der_get1(rec.der, rec.der_len)) == NULL) {
         snprintf(err, errlen, "cannot decode the issued certificate");
         rc = CA_ISSUE_ERROR;
     }
@@ -504,14 +503,9 @@ X509 *ca_make_ca_cert(const X509_NAME *subject, EVP_PKEY *pub, long days,
     /* re-decode: extension data cached before signing must not survive */
     {
         unsigned char *der = NULL;
-        const unsigned char *p;
         int len = i2d_X509(x, &der);
-        X509 *y = NULL;
+        X509 *y = len > 0 ? x509_der_get1(der, (size_t)len) : NULL;
 
-        if (len > 0) {
-            p = der;
-            y = d2i_X509(NULL, &p, len);
-        }
         OPENSSL_free(der);
         if (y == NULL)
             goto end;

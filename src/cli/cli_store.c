@@ -4,6 +4,7 @@
  * audit actor name, and reading certificate files.
  */
 #include "cli/cli.h"
+#include "util/x509_der.h"
 
 #include "conf/conf.h"
 #include "store/store.h"
@@ -196,7 +197,6 @@ int cli_read_certs(const char *path, struct store_der **out, size_t *n)
     X509 *x = NULL;
     struct store_der *v = NULL, *nv;
     unsigned char *der = NULL, *data = NULL;
-    const unsigned char *p;
     size_t cnt = 0, dlen = 0;
     int len, ok = 0;
 
@@ -226,8 +226,7 @@ int cli_read_certs(const char *path, struct store_der **out, size_t *n)
     }
     if (cnt == 0) {
         /* Not PEM: try one DER certificate. */
-        p = data;
-        if ((x = d2i_X509(NULL, &p, (long)dlen)) == NULL)
+        if ((x = x509_der_get1(data, dlen)) == NULL)
             goto bad;
         if ((len = i2d_X509(x, &der)) <= 0
             || (v = malloc(sizeof(*v))) == NULL)
@@ -276,8 +275,7 @@ static char *cli_name_str(const X509_NAME *name)
 
 struct json_t *cli_cert_json(const unsigned char *der, size_t len)
 {
-    const unsigned char *p = der;
-    X509 *x = d2i_X509(NULL, &p, (long)len);
+    X509 *x = x509_der_get1(der, len);
     json_t *o = json_object();
     unsigned char sha[32];
     char hex[65], tbuf[32], *s;

@@ -5,6 +5,7 @@
  * cert and crl commands.
  */
 #include "cli/cli.h"
+#include "util/x509_der.h"
 
 #include "ca/ca.h"
 #include "ca/ca_key.h"
@@ -526,15 +527,13 @@ static int ca_cli_read_x509s(const char *path, STACK_OF(X509) *sk)
 {
     struct store_der *v = NULL;
     size_t n = 0, i;
-    const unsigned char *p;
     X509 *x;
     int ok = 0;
 
     if (!cli_read_certs(path, &v, &n))
         return 0;
     for (i = 0; i < n; i++) {
-        p = v[i].der;
-        if ((x = d2i_X509(NULL, &p, (long)v[i].len)) == NULL)
+        if ((x = x509_der_get1(v[i].der, v[i].len)) == NULL)
             goto end;
         if (!sk_X509_push(sk, x)) {
             X509_free(x);
@@ -797,8 +796,7 @@ static int ca_signer_cmd(int argc, char **argv)
 static json_t *ca_cli_json(STORE_TX *tx, const struct store_ca *rec, int full)
 {
     json_t *o = cli_cert_json(rec->cert_der, rec->cert_len), *chain;
-    const unsigned char *p = rec->cert_der;
-    X509 *x = d2i_X509(NULL, &p, (long)rec->cert_len);
+    X509 *x = x509_der_get1(rec->cert_der, rec->cert_len);
     struct store_cert_filter f;
     struct store_crl *crl = NULL;
     char buf[64];
@@ -943,8 +941,7 @@ static int ca_list(int argc, char **argv)
 /* Writes DER |der| as a PEM certificate to |fp|. */
 static void ca_cli_pem(FILE *fp, const unsigned char *der, size_t len)
 {
-    const unsigned char *p = der;
-    X509 *x = d2i_X509(NULL, &p, (long)len);
+    X509 *x = x509_der_get1(der, len);
 
     if (x != NULL)
         PEM_write_X509(fp, x);

@@ -4,6 +4,7 @@
  * fresh CRL in the same transaction).
  */
 #include "cli/cli.h"
+#include "util/x509_der.h"
 
 #include "ca/ca.h"
 #include "conf/conf.h"
@@ -527,7 +528,6 @@ static int cert_show_export(int argc, char **argv, int export)
     STORE_TX *tx = NULL;
     FILE *fp = NULL;
     X509 *x = NULL;
-    const unsigned char *p;
     json_t *o, *v;
     const char *k;
     int c, json = 0, der = 0, ret;
@@ -559,9 +559,8 @@ static int cert_show_export(int argc, char **argv, int export)
     if ((ret = cert_find(tx, ca_name, hex, &rec)) != CLI_OK)
         goto end;
     if (export) {
-        p = rec->der;
         ret = CLI_ERR;
-        if ((x = d2i_X509(NULL, &p, (long)rec->der_len)) == NULL
+        if ((x = x509_der_get1(rec->der, rec->der_len)) == NULL
             || (fp = cert_out(outf)) == NULL)
             goto end;
         if (!(der ? i2d_X509_fp(fp, x) : PEM_write_X509(fp, x))) {

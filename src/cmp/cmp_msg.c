@@ -3,6 +3,7 @@
  * checks for requests and small accessors.
  */
 #include "cmp/cmp_msg.h"
+#include "util/x509_der.h"
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -157,7 +158,6 @@ static X509 *cmp_cert_cache_get1(const unsigned char *der, size_t len)
 {
     struct cmp_cert_slot *slot;
     unsigned char sha[32];
-    const unsigned char *p = der;
     X509 *x = NULL, *old = NULL;
 
     if (!EVP_Digest(der, len, sha, NULL, EVP_sha256(), NULL))
@@ -171,10 +171,8 @@ static X509 *cmp_cert_cache_get1(const unsigned char *der, size_t len)
     pthread_mutex_unlock(&cmp_cert_cache_lock);
     if (x != NULL)
         return x;
-    if ((x = d2i_X509(NULL, &p, (long)len)) == NULL || (size_t)(p - der) != len) {
-        X509_free(x);
+    if ((x = x509_der_get1(der, len)) == NULL)
         return NULL;
-    }
     if (!X509_up_ref(x))
         return x;
     pthread_mutex_lock(&cmp_cert_cache_lock);
@@ -491,18 +489,10 @@ const unsigned char *cmp_certorenccert_get0_der(const CMP_CERTORENCCERT *c,
 
 X509 *cmp_certorenccert_get1_cert(const CMP_CERTORENCCERT *c)
 {
-    size_t len;
-    const unsigned char *der = cmp_certorenccert_get0_der(c, &len), *p = der;
-    X509 *x;
+    size_t len = 0;
+    const unsigned char *der = cmp_certorenccert_get0_der(c, &len);
 
-    if (der == NULL)
-        return NULL;
-    x = d2i_X509(NULL, &p, (long)len);
-    if (x != NULL && p != der + len) {
-        X509_free(x);
-        x = NULL;
-    }
-    return x;
+    return x509_der_get1(der, len);
 }
 
 int cmp_pkisi_get_status(const CMP_PKISI *si)

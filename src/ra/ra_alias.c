@@ -8,6 +8,7 @@
 #include "cmp/cmp_build.h"
 #include "conf/conf.h"
 #include "util/log.h"
+#include "util/x509_der.h"
 
 #include <openssl/err.h>
 #include <openssl/objects.h>
@@ -114,8 +115,7 @@ static int ra_vendor_trust_add(struct ra_vendor_trust *vt,
     size_t i;
 
     for (i = 0; i < v->ncerts; i++) {
-        const unsigned char *p = v->certs[i].der;
-        X509 *x = d2i_X509(NULL, &p, (long)v->certs[i].len);
+        X509 *x = x509_der_get1(v->certs[i].der, v->certs[i].len);
         unsigned int len = 0;
         int ok;
 
