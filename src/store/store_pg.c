@@ -379,24 +379,14 @@ static int pg_prepare(STORE_TX *tx, enum pg_stmt_id id)
     return ok;
 }
 
-/* Runs prepared statement |id| with |p| (binary results). Returns the
- * result (PQclear it), or NULL with *rc set and the message recorded. */
-static PGresult *pg_run(STORE_TX *tx, enum pg_stmt_id id,
-                        const struct pg_params *p, const char *what,
-                        enum store_rc *rc)
-{
-    PGresult *res;
-    ExecStatusType s;
-    char name[16];
 
-    *rc = STORE_ERROR;
-    if (pg_fault(tx) || !pg_prepare(tx, id))
-        return NULL;
-    snprintf(name, sizeof(name), "s%d", (int)id);
-    res = PQexecPrepared(PG_DB(tx), name, p != NULL ? p->n : 0,
-                         p != NULL ? p->val : NULL, p != NULL ? p->len : NULL,
-                         p != NULL ? p->fmt : NULL, 1);
-    s = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+/* Returns |res| if its statement succeeded, else NULL after recording
+ * why (*rc set either way). */
+static PGresult *pg_checked(STORE_TX *tx, PGresult *res, const char *what,
+                            enum store_rc *rc)
+{
+    ExecStatusType s = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+
     if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK) {
         *rc = pg_fail(tx, res, what);
         PQclear(res);
@@ -405,27 +395,49 @@ static PGresult *pg_run(STORE_TX *tx, enum pg_stmt_id id,
     *rc = STORE_OK;
     return res;
 }
+/* Runs prepared statement |id| with |p| (binary results). Returns the
+ * result (PQclear it), or NULL with *rc set and the message recorded. */
+static PGresult *pg_run(STORE_TX *tx, enum pg_stmt_id id,
+                        const struct pg_params *p, const char *what,
+                        enum store_rc *rc)
+{
+    char name[16];
+
+    *rc = STORE_ERROR;
+    if (pg_fault(tx) || !pg_prepare(tx, id))
+        return NULL;
+    snprintf(name, sizeof(name), "s%d", (int)id);
+    return pg_checked(tx, PQexecPrepared(PG_DB(tx), name,
+                                         p != NULL ? p->n : 0,
+                                         p != NULL ? p->val : NULL,
+                                         p != NULL ? p->len : NULL,
+                                         p != NULL ? p->fmt : NULL, 1),
+                      what, rc);
+}
+
+/* Runs |sql| (parameters |p|, may be NULL) with binary results, without
+ * fault injection (see pg_run_sql); returns the result or NULL (*rc set,
+ * message recorded). */
+static PGresult *pg_run_text(STORE_TX *tx, const char *sql,
+                             const struct pg_params *p, const char *what,
+                             enum store_rc *rc)
+{
+    return pg_checked(tx, PQexecParams(PG_DB(tx), sql, p != NULL ? p->n : 0,
+                                       NULL, p != NULL ? p->val : NULL,
+                                       p != NULL ? p->len : NULL,
+                                       p != NULL ? p->fmt : NULL, 1),
+                      what, rc);
+}
 
 /* Like pg_run for SQL built at run time (filters). */
 static PGresult *pg_run_sql(STORE_TX *tx, const char *sql,
                             const struct pg_params *p, const char *what,
                             enum store_rc *rc)
 {
-    PGresult *res;
-    ExecStatusType s;
-
     *rc = STORE_ERROR;
     if (pg_fault(tx))
         return NULL;
-    res = PQexecParams(PG_DB(tx), sql, p->n, NULL, p->val, p->len, p->fmt, 1);
-    s = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-    if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK) {
-        *rc = pg_fail(tx, res, what);
-        PQclear(res);
-        return NULL;
-    }
-    *rc = STORE_OK;
-    return res;
+    return pg_run_text(tx, sql, p, what, rc);
 }
 
 /* Runs a statement for its effect; *changed (may be NULL) gets the number
@@ -1055,28 +1067,6 @@ static enum store_rc pg_insert_id(STORE_TX *tx, enum pg_stmt_id stmt,
     return STORE_OK;
 }
 
-/* Runs the cursor command |sql| (DECLARE with |p|, FETCH, CLOSE) with
- * binary results; returns the result or NULL (*rc set, message recorded). */
-static PGresult *pg_cursor_cmd(STORE_TX *tx, const char *sql,
-                               const struct pg_params *p, const char *what,
-                               enum store_rc *rc)
-{
-    PGresult *res;
-    ExecStatusType s;
-
-    res = PQexecParams(PG_DB(tx), sql, p != NULL ? p->n : 0, NULL,
-                       p != NULL ? p->val : NULL, p != NULL ? p->len : NULL,
-                       p != NULL ? p->fmt : NULL, 1);
-    s = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-    if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK) {
-        *rc = pg_fail(tx, res, what);
-        PQclear(res);
-        return NULL;
-    }
-    *rc = STORE_OK;
-    return res;
-}
-
 /* Called for row |row| of |r| by pg_stream: return 1 to go on, 0 to stop. */
 typedef int (*pg_row_fn)(void *arg, const PGresult *r, int row);
 
@@ -1104,14 +1094,14 @@ static enum store_rc pg_stream(STORE_TX *tx, enum pg_stmt_id id,
                          "%s", cur, pg_sql[id]) >= sizeof(sql))
         return store_tx_fail(tx, STORE_ERROR, "%s: statement too long",
                              what);
-    if ((res = pg_cursor_cmd(tx, sql, p, what, &rc)) == NULL)
+    if ((res = pg_run_text(tx, sql, p, what, &rc)) == NULL)
         goto end;
     PQclear(res);
     open = 1;
     snprintf(sql, sizeof(sql), "FETCH FORWARD %d FROM %s", PG_FETCH_ROWS,
              cur);
     do {
-        if ((res = pg_cursor_cmd(tx, sql, NULL, what, &rc)) == NULL)
+        if ((res = pg_run_text(tx, sql, NULL, what, &rc)) == NULL)
             goto end;
         n = PQntuples(res);
         for (i = 0; i < n && !stopped; i++)
@@ -1126,7 +1116,7 @@ static enum store_rc pg_stream(STORE_TX *tx, enum pg_stmt_id id,
         enum store_rc crc;
 
         snprintf(sql, sizeof(sql), "CLOSE %s", cur);
-        if ((res = pg_cursor_cmd(tx, sql, NULL, what, &crc)) == NULL)
+        if ((res = pg_run_text(tx, sql, NULL, what, &crc)) == NULL)
             rc = rc == STORE_OK || rc == STORE_CONFLICT ? crc : rc;
         PQclear(res);
     }
