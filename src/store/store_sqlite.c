@@ -461,6 +461,18 @@ static enum store_rc sq_migrate(struct sq_conn *c, int *version, char *err,
     return rc;
 }
 
+/* Records (k->mu held) what a checkpoint pass did: |nckpt| of the WAL's
+ * |nlog| frames are in the database. A pass that copied nothing new while
+ * frames remained means a reader pins them. Ignored if the WAL restarted
+ * since (the counts are the old WAL's). */
+static void sq_ckpt_note(struct sq_ckpt *k, int nlog, int nckpt)
+{
+    if (nckpt < 0 || nckpt > k->wal_frames)
+        return;
+    k->pinned = nckpt < nlog && nckpt <= k->backfilled;
+    k->backfilled = nckpt;
+}
+
 /* The checkpointer thread: PASSIVE checkpoints (they neither wait for nor
  * block readers and writers) whenever the writer reports a long WAL. */
 static void *sq_ckpt_main(void *arg)
@@ -493,12 +505,8 @@ static void *sq_ckpt_main(void *arg)
         /* frames still uncopied (written meanwhile, or pinned by a reader)
          * wait for the next commit's wake-up: no spinning here */
         pthread_mutex_lock(&k->mu);
-        /* unless the WAL restarted meanwhile, the next pass is due once
-         * SQ_CKPT_FRAMES more frames follow the ones copied now */
-        if (r == SQLITE_OK && nckpt >= 0 && nckpt <= k->wal_frames) {
-            k->pinned = nckpt < nlog && nckpt <= k->backfilled;
-            k->backfilled = nckpt;
-        }
+        if (r == SQLITE_OK)
+            sq_ckpt_note(k, nlog, nckpt);
         k->busy = 0;
         k->runs++;
         pthread_cond_broadcast(&k->done_cv);
@@ -546,10 +554,7 @@ static int sq_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
         else if (sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE,
                                            &nlog, &nckpt) == SQLITE_OK) {
             k->runs++;          /* no thread: checkpoint here, as before */
-            if (nckpt >= 0 && nckpt <= frames) {
-                k->pinned = nckpt < nlog && nckpt <= k->backfilled;
-                k->backfilled = nckpt;
-            }
+            sq_ckpt_note(k, nlog, nckpt);
         }
     }
     k->want = 1;
