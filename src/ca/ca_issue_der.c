@@ -447,8 +447,6 @@ enum ca_issue_rc ca_issue_der(const CA *ca, const CA_PROFILE *p,
 
     memset(rec, 0, sizeof(*rec));
     memset(&pt, 0, sizeof(pt));
-    if (errlen > 0)
-        err[0] = '\0';
     if ((rc = ca_issue_prepare(ca, p, req, &nb, &na, err, errlen))
         != CA_ISSUE_OK)
         return rc;

@@ -124,7 +124,7 @@ enum ca_issue_rc ca_san_names(const CA_PROFILE *p,
 /* The checks and validity shared by ca_issue() and ca_issue_der(): the CA
  * has its key, the key is allowed, the CA has not expired; *nb and *na are
  * notBefore (backdated) and notAfter (capped at the CA's). Returns
- * CA_ISSUE_OK or the refusal (message in |err|). */
+ * CA_ISSUE_OK (|err| emptied) or the refusal (message in |err|). */
 enum ca_issue_rc ca_issue_prepare(const CA *ca, const CA_PROFILE *p,
                                   const struct ca_issue_req *req, time_t *nb,
                                   time_t *na, char *err, size_t errlen);
