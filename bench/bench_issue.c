@@ -50,7 +50,6 @@ struct job {
     EVP_PKEY *devkey;
     X509_PUBKEY *spki;
     STORE *st;
-    struct store_cert *row;        /* M_ROWS_*: the row inserted */
     double deadline;
     long count;
     int failed;
@@ -59,6 +58,39 @@ struct job {
 static const char *bench_vars(void *arg, const char *name)
 {
     return strcmp(name, "device.id") == 0 ? "device-000042" : NULL;
+}
+
+/* Ends the write transaction |tx| of |n| certificates: rolled back if
+ * something failed, else committed and counted. */
+static void bench_end(struct job *j, STORE_TX *tx, long n)
+{
+    if (j->failed)
+        store_rollback(tx);
+    else if (store_commit(tx) != STORE_OK)
+        j->failed = 1;
+    else
+        j->count += n;
+}
+
+/* Gives |r| a fresh 20-octet positive serial: random as issued, or with
+ * |ascending| a fixed first octet and a counter, so that keys arrive in
+ * order (what the (ca_id, serial) index would cost then). */
+static int bench_serial(struct store_cert *r, int ascending)
+{
+    uint64_t n;
+    int b;
+
+    if (RAND_bytes(r->serial, 20) != 1)
+        return 0;
+    r->serial[0] = (unsigned char)((r->serial[0] & 0x7f) | 0x01);
+    r->serial_len = 20;
+    if (ascending) {
+        n = __atomic_add_fetch(&bench_seq, 1, __ATOMIC_RELAXED);
+        r->serial[0] = 0x01;
+        for (b = 0; b < 8; b++)
+            r->serial[1 + b] = (unsigned char)(n >> (56 - 8 * b));
+    }
+    return 1;
 }
 
 static void *bench_thread(void *arg)
@@ -79,12 +111,10 @@ static void *bench_thread(void *arg)
     req.pubkey = j->devkey;
     req.spki = j->spki;
     req.vars = bench_vars;
-    if (j->mode == M_ROWS_RAND || j->mode == M_ROWS_SEQ) {
-        if (ca_issue_der(j->ca, j->prof, &req, 0, &row, err, sizeof(err))
-            != CA_ISSUE_OK)
-            j->failed = 1;
-        j->row = &row;
-    }
+    if ((j->mode == M_ROWS_RAND || j->mode == M_ROWS_SEQ)
+        && ca_issue_der(j->ca, j->prof, &req, 0, &row, err, sizeof(err))
+           != CA_ISSUE_OK)
+        j->failed = 1;
     while (now_s() < j->deadline) {
         STORE_TX *tx = NULL;
 
@@ -130,12 +160,7 @@ static void *bench_thread(void *arg)
                 for (i = 0; i < batch; i++)
                     if (store_cert_insert(tx, &recs[i], NULL) != STORE_OK)
                         j->failed = 1;
-                if (j->failed)
-                    store_rollback(tx);
-                else if (store_commit(tx) != STORE_OK)
-                    j->failed = 1;
-                else
-                    j->count += batch;
+                bench_end(j, tx, batch);
             } else {
                 j->failed = 1;
             }
@@ -145,37 +170,13 @@ static void *bench_thread(void *arg)
         case M_ROWS_RAND:
         case M_ROWS_SEQ:
             /* the store alone: one certificate's row inserted 64 times per
-             * commit under fresh serials, random (as issued) or ascending
-             * (what the (ca_id, serial) index would cost if keys arrived
-             * in order) */
+             * commit under fresh serials */
             if (!j->failed && store_begin(j->st, &tx) == STORE_OK) {
-                for (i = 0; i < BENCH_BATCH && !j->failed; i++) {
-                    if (RAND_bytes(j->row->serial, 20) != 1)
+                for (i = 0; i < BENCH_BATCH && !j->failed; i++)
+                    if (!bench_serial(&row, j->mode == M_ROWS_SEQ)
+                        || store_cert_insert(tx, &row, NULL) != STORE_OK)
                         j->failed = 1;
-                    j->row->serial[0] &= 0x7f;   /* positive, 20 octets */
-                    j->row->serial[0] |= 0x01;
-                    j->row->serial_len = 20;
-                    if (j->mode == M_ROWS_SEQ) {
-                        uint64_t n = __atomic_add_fetch(&bench_seq, 1,
-                                                        __ATOMIC_RELAXED);
-                        int b;
-
-                        /* a fixed first octet, then a counter: keys in
-                         * order, each after the previous one */
-                        j->row->serial[0] = 0x01;
-                        for (b = 0; b < 8; b++)
-                            j->row->serial[1 + b] =
-                                (unsigned char)(n >> (56 - 8 * b));
-                    }
-                    if (store_cert_insert(tx, j->row, NULL) != STORE_OK)
-                        j->failed = 1;
-                }
-                if (j->failed)
-                    store_rollback(tx);
-                else if (store_commit(tx) != STORE_OK)
-                    j->failed = 1;
-                else
-                    j->count += BENCH_BATCH;
+                bench_end(j, tx, BENCH_BATCH);
             } else {
                 j->failed = 1;
             }
@@ -190,10 +191,7 @@ static void *bench_thread(void *arg)
                 if (ca_issue_store_der(j->ca, j->prof, &req, tx, 0, NULL, NULL,
                                        err, sizeof(err)) != CA_ISSUE_OK)
                     j->failed = 1;
-            if (store_commit(tx) != STORE_OK)
-                j->failed = 1;
-            else
-                j->count += batch;
+            bench_end(j, tx, batch);
             break;
         }
         if (j->failed)
