@@ -15,6 +15,7 @@
 #include "ca/ca_signer.h"
 #include "conf/conf.h"
 #include "store/store.h"
+#include "util/x509_der.h"
 #include "../lib/testutil.h"
 
 #include <openssl/err.h>
@@ -511,54 +512,103 @@ static void test_sign_item(void **state)
 }
 
 /* Thread body: issues certificates concurrently from one CA. */
-struct thr { CA *ca; CA_PROFILE *p; EVP_PKEY *k; int ok; };
+/* Issuance from several threads at once (the server's handlers share a
+ * CA): |der| picks ca_issue_der(), else ca_issue(). Every certificate
+ * verifies and no serial repeats across threads. */
+struct thr {
+    CA *ca;
+    CA_PROFILE *p;
+    EVP_PKEY *k;
+    int der;
+    unsigned char serials[100][20];
+    int ok;
+};
 
 static void *thr_issue(void *arg)
 {
     struct thr *t = arg;
     struct ca_issue_req req = { 0 };
+    X509_PUBKEY *spki = NULL;
+    const ASN1_INTEGER *sn;
     char err[256];
     int i;
 
+    t->ok = !t->der || X509_PUBKEY_set(&spki, t->k);
     req.pubkey = t->k;
-    t->ok = 1;
-    for (i = 0; i < 200; i++) {
+    req.spki = spki;
+    for (i = 0; i < 100 && t->ok; i++) {
+        struct store_cert rec;
         X509 *x = NULL;
 
-        if (ca_issue(t->ca, t->p, &req, &x, err, sizeof(err)) != CA_ISSUE_OK
-            || verify_leaf(t->ca, x, NULL) != X509_V_OK)
+        memset(t->serials[i], 0, 20);
+        if (t->der) {
+            if (ca_issue_der(t->ca, t->p, &req, 0, &rec, err, sizeof(err))
+                != CA_ISSUE_OK) {
+                t->ok = 0;
+                break;
+            }
+            memcpy(t->serials[i] + 20 - rec.serial_len, rec.serial,
+                   rec.serial_len);
+            x = x509_der_get1(rec.der, rec.der_len);
+            ca_store_cert_clear(&rec);
+        } else if (ca_issue(t->ca, t->p, &req, &x, err, sizeof(err))
+                   == CA_ISSUE_OK) {
+            sn = X509_get0_serialNumber(x);
+            memcpy(t->serials[i] + 20 - ASN1_STRING_length(sn),
+                   ASN1_STRING_get0_data(sn), (size_t)ASN1_STRING_length(sn));
+        }
+        if (x == NULL || verify_leaf(t->ca, x, NULL) != X509_V_OK)
             t->ok = 0;
         X509_free(x);
     }
+    X509_PUBKEY_free(spki);
     return NULL;
 }
 
-static void test_threads(void **state)
+static int cmp20(const void *a, const void *b)
+{
+    return memcmp(a, b, 20);
+}
+
+static void threads_case(int der)
 {
     CA *root = NULL, *sub = NULL;
     CA_PROFILE *p = profile_from("[profile s]\nsubject = CN=x\n", "s");
-    struct thr t[4];
+    static struct thr t[4];
+    unsigned char (*all)[20] = malloc(sizeof(t[0].serials) * 4);
     pthread_t th[4];
     EVP_PKEY *k = NULL;
     char err[256];
     int i;
 
+    assert_non_null(all);
     make_chain("ec:P-256", &root, &sub);
     assert_int_equal(ca_key_generate(NULL, &k, err, sizeof(err)), 1);
     for (i = 0; i < 4; i++) {
         t[i].ca = sub;
         t[i].p = p;
         t[i].k = k;
+        t[i].der = der;
         pthread_create(&th[i], NULL, thr_issue, &t[i]);
     }
     for (i = 0; i < 4; i++) {
         pthread_join(th[i], NULL);
         assert_int_equal(t[i].ok, 1);
+        memcpy(all[i * 100], t[i].serials, sizeof(t[i].serials));
     }
+    qsort(all, 400, 20, cmp20);
+    for (i = 1; i < 400; i++)
+        assert_memory_not_equal(all[i - 1], all[i], 20);
+    free(all);
     EVP_PKEY_free(k);
     ca_profile_free(p);
     ca_free(root);
     ca_free(sub);
+}
+
+static void test_threads(void **state)
+{
+    threads_case(0);
 }
 
 /* Opens a fresh store in the temp dir. */
@@ -1428,87 +1478,9 @@ static void test_der_store(void **state)
 
 /* Thread body: issues DER certificates concurrently from one CA, keeping
  * the serials. */
-struct der_thr {
-    CA *ca;
-    CA_PROFILE *p;
-    EVP_PKEY *k;
-    unsigned char serials[100][20];
-    int ok;
-};
-
-static void *thr_issue_der(void *arg)
-{
-    struct der_thr *t = arg;
-    struct ca_issue_req req = { 0 };
-    X509_PUBKEY *spki = NULL;
-    char err[256];
-    int i;
-
-    t->ok = X509_PUBKEY_set(&spki, t->k);
-    req.pubkey = t->k;
-    req.spki = spki;
-    for (i = 0; i < 100 && t->ok; i++) {
-        struct store_cert rec;
-        const unsigned char *p;
-        X509 *x = NULL;
-
-        if (ca_issue_der(t->ca, t->p, &req, 0, &rec, err, sizeof(err))
-            != CA_ISSUE_OK) {
-            t->ok = 0;
-            break;
-        }
-        memset(t->serials[i], 0, 20);
-        memcpy(t->serials[i] + 20 - rec.serial_len, rec.serial,
-               rec.serial_len);
-        p = rec.der;
-        x = d2i_X509(NULL, &p, (long)rec.der_len);
-        if (x == NULL || verify_leaf(t->ca, x, NULL) != X509_V_OK)
-            t->ok = 0;
-        X509_free(x);
-        ca_store_cert_clear(&rec);
-    }
-    X509_PUBKEY_free(spki);
-    return NULL;
-}
-
-static int cmp20(const void *a, const void *b)
-{
-    return memcmp(a, b, 20);
-}
-
 static void test_der_threads(void **state)
 {
-    CA *root = NULL, *sub = NULL;
-    CA_PROFILE *p = profile_from("[profile s]\nsubject = CN=x\n", "s");
-    static struct der_thr t[4];
-    unsigned char (*all)[20] = malloc(sizeof(t[0].serials) * 4);
-    pthread_t th[4];
-    EVP_PKEY *k = NULL;
-    char err[256];
-    int i;
-
-    make_chain("ec:P-256", &root, &sub);
-    assert_int_equal(ca_key_generate(NULL, &k, err, sizeof(err)), 1);
-    for (i = 0; i < 4; i++) {
-        t[i].ca = sub;
-        t[i].p = p;
-        t[i].k = k;
-        pthread_create(&th[i], NULL, thr_issue_der, &t[i]);
-    }
-    for (i = 0; i < 4; i++) {
-        pthread_join(th[i], NULL);
-        assert_int_equal(t[i].ok, 1);
-        memcpy(all[i * 100], t[i].serials, sizeof(t[i].serials));
-    }
-    /* every serial distinct across threads */
-    qsort(all, 400, 20, cmp20);
-    for (i = 1; i < 400; i++)
-        assert_memory_not_equal(all[i - 1], all[i], 20);
-    free(all);
-    EVP_PKEY_free(k);
-    ca_profile_free(p);
-    ca_free(root);
-    ca_free(sub);
+    threads_case(1);
 }
 
 /* A forked child must not reuse serials its parent drew in advance. */

@@ -84,29 +84,36 @@ static void test_file_read(void **state)
     secret_free(NULL, 5);
 }
 
+/* A pipe holding |data|, closed for writing; its /dev/fd path in |path|.
+ * Returns the read end. */
+static int pipe_with(const char *data, char *path, size_t pathlen)
+{
+    int fds[2];
+
+    assert_int_equal(pipe(fds), 0);
+    assert_int_equal(write(fds[1], data, strlen(data)), (ssize_t)strlen(data));
+    close(fds[1]);
+    snprintf(path, pathlen, "/dev/fd/%d", fds[0]);
+    return fds[0];
+}
+
 /* A pipe has no size: the reads bound it. */
 static void test_file_read_pipe(void **state)
 {
     char path[64], *buf = NULL;
     size_t len = 0;
-    int fds[2];
+    int fd;
 
-    assert_int_equal(pipe(fds), 0);
-    assert_int_equal(write(fds[1], "through a pipe\n", 15), 15);
-    close(fds[1]);
-    snprintf(path, sizeof(path), "/dev/fd/%d", fds[0]);
+    fd = pipe_with("through a pipe\n", path, sizeof(path));
     assert_true(secret_file_read(path, 64, &buf, &len));
     assert_int_equal(len, 15);
     assert_memory_equal(buf, "through a pipe\n", 15);
     secret_free(buf, len);
-    close(fds[0]);
-    assert_int_equal(pipe(fds), 0);
-    assert_int_equal(write(fds[1], "0123456789", 10), 10);
-    close(fds[1]);
-    snprintf(path, sizeof(path), "/dev/fd/%d", fds[0]);
+    close(fd);
+    fd = pipe_with("0123456789", path, sizeof(path));
     assert_false(secret_file_read(path, 9, &buf, &len));
     assert_int_equal(errno, EFBIG);
-    close(fds[0]);
+    close(fd);
 }
 
 /* file: specs take the first line, without its CR/LF. */

@@ -88,37 +88,46 @@ static void raw_sql(const char *path, const char *sql)
 #define STORE_TEST_TXN_STATEMENTS 7
 #include "store_tests_common.h"
 
+/* |commits| write transactions of |rows| audit rows of 3.8 kB each (about
+ * a WAL page a row); with |wal| (may be NULL) the WAL file's largest size
+ * seen after a commit. */
+static void bulk_commits(STORE *st, int commits, int rows, const char *wal,
+                         off_t *wal_max)
+{
+    static char details[3801];
+    struct stat wst;
+    STORE_TX *tx;
+    int i, j;
+
+    memset(details, 'x', 3800);
+    for (i = 0; i < commits; i++) {
+        assert_int_equal(store_begin(st, &tx), STORE_OK);
+        for (j = 0; j < rows; j++)
+            assert_int_equal(store_audit_append(tx, "test", "bulk", NULL,
+                                                details), STORE_OK);
+        assert_int_equal(store_commit(tx), STORE_OK);
+        if (wal != NULL && stat(wal, &wst) == 0 && wst.st_size > *wal_max)
+            *wal_max = wst.st_size;
+    }
+}
+
 /* Commits only append to the WAL; the background checkpointer copies it
  * into the database while writers go on, so the WAL stays bounded and the
  * database file grows during the run (not only at close). */
 static void test_wal_checkpointed(void **state)
 {
     struct fx *f = *state;
-    char walpath[600], *details = malloc(3801);
-    struct stat wst, dst;
+    char walpath[600];
+    struct stat dst;
     off_t wal_max = 0;
-    STORE_TX *tx;
-    int i, j;
 
-    assert_non_null(details);
-    memset(details, 'x', 3800);
-    details[3800] = '\0';
     snprintf(walpath, sizeof(walpath), "%s-wal", f->path);
-    for (i = 0; i < 100; i++) {          /* ~100 x 100 rows of 3.8 kB */
-        assert_int_equal(store_begin(f->st, &tx), STORE_OK);
-        for (j = 0; j < 100; j++)
-            assert_int_equal(store_audit_append(tx, "test", "bulk", NULL,
-                                                details), STORE_OK);
-        assert_int_equal(store_commit(tx), STORE_OK);
-        if (stat(walpath, &wst) == 0 && wst.st_size > wal_max)
-            wal_max = wst.st_size;
-    }
+    bulk_commits(f->st, 100, 100, walpath, &wal_max);
     assert_int_equal(stat(f->path, &dst), 0);
     /* 38 MB written: the database holds most of it already, the WAL never
      * held more than a few checkpoint intervals */
     assert_true(dst.st_size > 20 * 1024 * 1024);
     assert_true(wal_max < 20 * 1024 * 1024);
-    free(details);
 }
 
 /* The checkpointer makes one pass per SQ_CKPT_FRAMES (1000) new WAL
@@ -127,28 +136,13 @@ static void test_wal_checkpointed(void **state)
 static void test_checkpoint_passes_bounded(void **state)
 {
     struct fx *f = *state;
-    char *details = malloc(3801);
-    STORE_TX *tx;
     unsigned long passes;
-    int i, j;
 
-    assert_non_null(details);
-    memset(details, 'x', 3800);
-    details[3800] = '\0';
-    /* 400 commits of 10 rows of 3.8 kB: a page and a bit per row, about
-     * 5,000 WAL frames in all */
-    for (i = 0; i < 400; i++) {
-        assert_int_equal(store_begin(f->st, &tx), STORE_OK);
-        for (j = 0; j < 10; j++)
-            assert_int_equal(store_audit_append(tx, "test", "bulk", NULL,
-                                                details), STORE_OK);
-        assert_int_equal(store_commit(tx), STORE_OK);
-    }
+    bulk_commits(f->st, 400, 10, NULL, NULL);   /* ~5,000 WAL frames */
     passes = store_sqlite_checkpoints(f->st);
     print_message("checkpoint passes: %lu for 400 commits\n", passes);
     assert_true(passes >= 2);
     assert_true(passes <= 24);
-    free(details);
 }
 
 /* A long reader pins the WAL (its snapshot needs the frames): checkpoint
@@ -158,25 +152,14 @@ static void test_checkpoint_passes_bounded(void **state)
 static void test_checkpoint_pinned_reader(void **state)
 {
     struct fx *f = *state;
-    char *details = malloc(3801);
-    STORE_TX *tx, *rtx;
+    STORE_TX *rtx;
     int64_t n = 0, seq = 0;
     unsigned long passes;
-    int i, j;
 
-    assert_non_null(details);
-    memset(details, 'x', 3800);
-    details[3800] = '\0';
     /* the reader's snapshot is taken by its first read */
     assert_int_equal(store_begin_read(f->st, &rtx), STORE_OK);
     assert_int_equal(store_audit_count(rtx, &n, &seq), STORE_OK);
-    for (i = 0; i < 400; i++) {          /* about 5,000 WAL frames */
-        assert_int_equal(store_begin(f->st, &tx), STORE_OK);
-        for (j = 0; j < 10; j++)
-            assert_int_equal(store_audit_append(tx, "test", "bulk", NULL,
-                                                details), STORE_OK);
-        assert_int_equal(store_commit(tx), STORE_OK);
-    }
+    bulk_commits(f->st, 400, 10, NULL, NULL);   /* ~5,000 WAL frames */
     passes = store_sqlite_checkpoints(f->st);
     print_message("checkpoint passes with a pinned WAL: %lu\n", passes);
     assert_true(passes <= 24);
@@ -185,15 +168,8 @@ static void test_checkpoint_pinned_reader(void **state)
     assert_int_equal(n, 0);
     store_rollback(rtx);
     /* reader gone: the next passes copy the WAL again */
-    for (i = 0; i < 150; i++) {
-        assert_int_equal(store_begin(f->st, &tx), STORE_OK);
-        for (j = 0; j < 10; j++)
-            assert_int_equal(store_audit_append(tx, "test", "bulk", NULL,
-                                                details), STORE_OK);
-        assert_int_equal(store_commit(tx), STORE_OK);
-    }
+    bulk_commits(f->st, 150, 10, NULL, NULL);
     assert_true(store_sqlite_checkpoints(f->st) > passes);
-    free(details);
 }
 
 static void test_migrations_idempotent(void **state)

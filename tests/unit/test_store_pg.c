@@ -82,7 +82,9 @@ static int pg_env_init(void)
     return 1;
 }
 
-static STORE *open_store(const char *conninfo)
+/* Opens a store on |conninfo|; |busy_ms| > 0 sets how long a writer waits
+ * for a lock (else the default). */
+static STORE *open_store_busy(const char *conninfo, long busy_ms)
 {
     struct store_conf sc;
     STORE *st = NULL;
@@ -92,9 +94,16 @@ static STORE *open_store(const char *conninfo)
     sc.backend = "postgresql";
     sc.conninfo = conninfo;
     sc.password = pg_has_password ? "env:CMPCA_TEST_PGPASS" : NULL;
+    if (busy_ms > 0)
+        sc.busy_timeout_ms = busy_ms;
     if (store_open(&sc, &st, err, sizeof(err)) != STORE_OK)
         fail_msg("store_open: %s", err);
     return st;
+}
+
+static STORE *open_store(const char *conninfo)
+{
+    return open_store_busy(conninfo, 0);
 }
 
 /* Runs raw SQL in the test's schema, as an attacker or a test would. */
@@ -362,21 +371,14 @@ static void test_reconnect(void **state)
 static void test_lock_timeout(void **state)
 {
     struct fx *f = *state;
-    struct store_conf sc;
     STORE *st2 = NULL;
     STORE_TX *tx, *tx2;
-    char err[256];
     int64_t v = add_vendor(f->st, "acme"), dev = 0;
 
     assert_int_equal(store_begin(f->st, &tx), STORE_OK);
     assert_int_equal(store_device_insert(tx, v, "L", &dev), STORE_OK);
     assert_int_equal(store_commit(tx), STORE_OK);
-    store_conf_init(&sc);
-    sc.backend = "postgresql";
-    sc.conninfo = f->conninfo;
-    sc.password = pg_has_password ? "env:CMPCA_TEST_PGPASS" : NULL;
-    sc.busy_timeout_ms = 300;
-    assert_int_equal(store_open(&sc, &st2, err, sizeof(err)), STORE_OK);
+    st2 = open_store_busy(f->conninfo, 300);
     assert_int_equal(store_begin(f->st, &tx), STORE_OK);
     assert_int_equal(store_device_set_state(tx, dev, STORE_DEV_REGISTERED,
                                             STORE_DEV_PENDING,
@@ -670,6 +672,19 @@ static double stream_revoked(STORE_TX *tx, int64_t ca, long stop_at,
     return t0;
 }
 
+
+/* |n| revoked certificates of CA |ca|, inserted by one SQL statement. */
+static void seed_revoked(struct fx *f, int64_t ca, int n)
+{
+    char sql[512];
+
+    snprintf(sql, sizeof(sql), "INSERT INTO cert(ca_id,serial,subject,"
+             "not_before,not_after,der,sha256,status,revoked_at,reason,"
+             "created) SELECT %lld, int8send(g), 'CN=x', 0, 4000000000, "
+             "int8send(g), sha256(int8send(g)), 1, 1000, 1, 1 FROM "
+             "generate_series(1, %d) g", (long long)ca, n);
+    raw_sql(f->conninfo, sql);
+}
 /* A callback that stops early ends the query at once: the call returns
  * long before a full read would, and the transaction goes on. */
 static void test_stream_stop(void **state)
@@ -677,18 +692,12 @@ static void test_stream_stop(void **state)
     struct fx *f = *state;
     struct store_cert_filter cf;
     STORE_TX *tx;
-    char sql[512];
     int64_t ca = add_ca(f->st, "ca"), v = add_vendor(f->st, "acme");
     int64_t n = 0;
     double full, stop = 1e9, t;
     int i;
 
-    snprintf(sql, sizeof(sql), "INSERT INTO cert(ca_id,serial,subject,"
-             "not_before,not_after,der,sha256,status,revoked_at,reason,"
-             "created) SELECT %lld, int8send(g), 'CN=x', 0, 4000000000, "
-             "int8send(g), sha256(int8send(g)), 1, 1000, 1, 1 FROM "
-             "generate_series(1, 50000) g", (long long)ca);
-    raw_sql(f->conninfo, sql);
+    seed_revoked(f, ca, 50000);
 
     /* timed in a read transaction, judged once it is closed (a failed
      * assertion inside would leave the teardown waiting for its locks) */
@@ -742,23 +751,16 @@ static void test_stream_fault(void **state)
 {
     struct fx *f = *state;
     struct stop_walk w = { 0, 0, 0, 1 };
-    struct store_conf sc;
     const char *keys[3] = { "dbname", "password", NULL };
     const char *vals[3] = { f->conninfo, getenv("CMPCA_TEST_PGPASS"), NULL };
     STORE *st2 = NULL;
     STORE_TX *tx;
     PGconn *db;
     PGresult *res;
-    char sql[400], err[256];
     int64_t ca = add_ca(f->st, "ca");
     enum store_rc rc_stream, rc_commit;
 
-    snprintf(sql, sizeof(sql), "INSERT INTO cert(ca_id,serial,subject,"
-             "not_before,not_after,der,sha256,status,revoked_at,reason,"
-             "created) SELECT %lld, int8send(g), 'CN=x', 0, 4000000000, "
-             "int8send(g), sha256(int8send(g)), 1, 1000, 1, 1 FROM "
-             "generate_series(1, 2500) g", (long long)ca);
-    raw_sql(f->conninfo, sql);
+    seed_revoked(f, ca, 2500);
     assert_int_equal(store_begin_read(f->st, &tx), STORE_OK);
     store_pg_fault(1);
     assert_int_equal(store_cert_foreach_revoked(tx, ca, 0, stop_walk_cb, &w),
@@ -768,12 +770,7 @@ static void test_stream_fault(void **state)
     stream_revoked(tx, ca, 0, STORE_OK, 2500);
     store_rollback(tx);
 
-    store_conf_init(&sc);
-    sc.backend = "postgresql";
-    sc.conninfo = f->conninfo;
-    sc.password = pg_has_password ? "env:CMPCA_TEST_PGPASS" : NULL;
-    sc.busy_timeout_ms = 300;
-    assert_int_equal(store_open(&sc, &st2, err, sizeof(err)), STORE_OK);
+    st2 = open_store_busy(f->conninfo, 300);
     if (vals[1] == NULL)
         keys[1] = NULL;
     db = PQconnectdbParams(keys, vals, 1);
