@@ -8,7 +8,7 @@
 
 #include "conf/conf.h"
 #include "http/http.h"
-#include "ra/ra.h"
+#include "server/server.h"
 #include "store/store.h"
 #include "util/log.h"
 
@@ -33,8 +33,8 @@ struct serve_opts {
 static void serve_handler(void *arg, const struct http_request *hreq,
                           struct http_response *hrsp)
 {
-    struct ra_request req;
-    struct ra_response rsp;
+    struct server_request req;
+    struct server_response rsp;
 
     memset(&req, 0, sizeof(req));
     req.alias = hreq->alias;
@@ -42,7 +42,7 @@ static void serve_handler(void *arg, const struct http_request *hreq,
     req.len = hreq->body_len;
     req.reject_status = hreq->reject_status;
     req.peer = hreq->peer;
-    ra_server_handle(arg, &req, &rsp);
+    server_handle(arg, &req, &rsp);
     hrsp->body = rsp.der;
     hrsp->body_len = rsp.len;
     hrsp->status = rsp.http_status;
@@ -52,7 +52,7 @@ static void serve_handler(void *arg, const struct http_request *hreq,
 
 static int serve_alias_known(void *arg, const char *alias)
 {
-    return ra_server_has_alias(arg, alias);
+    return server_has_alias(arg, alias);
 }
 
 /* Splits "host:port", "[v6]:port", ":port" or "port". Returns 1 or 0. */
@@ -179,7 +179,7 @@ static int cli_serve_run(const struct serve_opts *o)
 {
     struct conf *conf = NULL;
     struct store *st = NULL;
-    RA_SERVER *srv = NULL;
+    SERVER *srv = NULL;
     struct http_server *http = NULL;
     struct http_conf hc;
     sigset_t sigs;
@@ -195,7 +195,7 @@ static int cli_serve_run(const struct serve_opts *o)
         ret = CLI_CONFIG;
         goto end;
     }
-    if ((srv = ra_server_new(conf, st, err, sizeof(err))) == NULL) {
+    if ((srv = server_new(conf, st, err, sizeof(err))) == NULL) {
         fprintf(stderr, "cmpca: %s\n", err);
         ret = CLI_CONFIG;
         goto end;
@@ -207,7 +207,7 @@ static int cli_serve_run(const struct serve_opts *o)
         ret = CLI_CONFIG;
         goto end;
     }
-    hc.default_alias = ra_server_default_alias(srv);
+    hc.default_alias = server_default_alias(srv);
     /* Signals are taken synchronously by this thread only. */
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
@@ -240,17 +240,17 @@ static int cli_serve_run(const struct serve_opts *o)
             break;
         if (sig == SIGHUP) {
             log_msg(LOG_INFO, "SIGHUP: reloading vendor CAs");
-            ra_server_reload_vendors(srv);
+            server_reload_vendors(srv);
             continue;
         }
-        if (ra_server_sweep(srv, time(NULL)) < 0)
+        if (server_sweep(srv, time(NULL)) < 0)
             log_msg(LOG_WARN, "sweeper: store unavailable");
     }
     log_msg(LOG_INFO, "stopping: answering requests in flight");
     ret = CLI_OK;
  end:
     http_server_stop(http);
-    ra_server_free(srv);
+    server_free(srv);
     store_close(st);
     conf_free(conf);
     return ret;

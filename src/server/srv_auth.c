@@ -3,7 +3,7 @@
  * certificate path to a registered vendor CA with the device allow-list,
  * and operator certificates issued by the alias's CA.
  */
-#include "ra/ra_local.h"
+#include "server/srv_int.h"
 
 #include "util/log.h"
 
@@ -13,31 +13,31 @@
 #include <stdio.h>
 #include <string.h>
 
-enum cmp_reason ra_auth_signature(struct ra_ctx *ctx)
+enum cmp_reason srv_auth_signature(struct srv_ctx *ctx)
 {
     const CMP_MSG *req = ctx->req;
     unsigned int len = 0;
     enum cmp_reason r;
 
     if (req->protection == NULL || req->header->protectionAlg == NULL)
-        return ra_fail(ctx, CMP_R_UNPROTECTED, NULL);
+        return srv_fail(ctx, CMP_R_UNPROTECTED, NULL);
     if (cmp_protect_is_mac(req)) {
         if (!ctx->alias->mode->allow_mac)
-            return ra_fail(ctx, CMP_R_MAC_NOT_ALLOWED, "alias %s (%s mode)",
+            return srv_fail(ctx, CMP_R_MAC_NOT_ALLOWED, "alias %s (%s mode)",
                            ctx->alias->name, ctx->alias->mode->name);
-        return ra_fail(ctx, CMP_R_NO_MAC_SECRET, NULL);
+        return srv_fail(ctx, CMP_R_NO_MAC_SECRET, NULL);
     }
     if ((r = cmp_protect_find_signer(req, &ctx->signer)) != CMP_R_OK)
-        return ra_fail(ctx, r, NULL);
+        return srv_fail(ctx, r, NULL);
     if ((r = cmp_protect_verify_sig(req, ctx->signer)) != CMP_R_OK)
-        return ra_fail(ctx, r, NULL);
+        return srv_fail(ctx, r, NULL);
     if (!X509_digest(ctx->signer, EVP_sha256(), ctx->signer_sha256, &len))
-        return ra_fail(ctx, CMP_R_SYSTEM_FAILURE, "digest");
+        return srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "digest");
     return CMP_R_OK;
 }
 
 /* Reads attribute |nid| of |name| as UTF-8 into |buf|. Returns 1 or 0. */
-static int ra_name_attr(const X509_NAME *name, int nid, char *buf, size_t len)
+static int srv_name_attr(const X509_NAME *name, int nid, char *buf, size_t len)
 {
     const X509_NAME_ENTRY *e;
     unsigned char *utf8 = NULL;
@@ -60,9 +60,9 @@ static int ra_name_attr(const X509_NAME *name, int nid, char *buf, size_t len)
 
 /* Validates the request signer against the vendor anchors of the alias.
  * Sets *vendor_id to the vendor owning the anchor the path ends in. */
-enum cmp_reason ra_auth_vendor_path(struct ra_ctx *ctx, int64_t *vendor_id)
+enum cmp_reason srv_auth_vendor_path(struct srv_ctx *ctx, int64_t *vendor_id)
 {
-    struct ra_vendor_trust *vt = ra_alias_get1_vendor_trust(ctx->alias);
+    struct srv_vendor_trust *vt = srv_alias_get1_vendor_trust(ctx->alias);
     X509_STORE_CTX *sctx = NULL;
     STACK_OF(X509) *chain;
     unsigned char sha[32];
@@ -73,17 +73,17 @@ enum cmp_reason ra_auth_vendor_path(struct ra_ctx *ctx, int64_t *vendor_id)
 
     *vendor_id = 0;
     if (vt == NULL || vt->nanchors == 0) {
-        ra_fail(ctx, r, "no vendor CA registered for alias %s", ctx->alias->name);
+        srv_fail(ctx, r, "no vendor CA registered for alias %s", ctx->alias->name);
         goto end;
     }
     if ((sctx = X509_STORE_CTX_new()) == NULL
         || !X509_STORE_CTX_init(sctx, vt->store, ctx->signer,
                                 ctx->req->extraCerts)) {
-        r = ra_fail(ctx, CMP_R_SYSTEM_FAILURE, "verify context");
+        r = srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "verify context");
         goto end;
     }
     if (X509_verify_cert(sctx) <= 0) {
-        ra_fail(ctx, r, "vendor certificate: %s",
+        srv_fail(ctx, r, "vendor certificate: %s",
                 X509_verify_cert_error_string(X509_STORE_CTX_get_error(sctx)));
         goto end;
     }
@@ -92,7 +92,7 @@ enum cmp_reason ra_auth_vendor_path(struct ra_ctx *ctx, int64_t *vendor_id)
     chain = X509_STORE_CTX_get0_chain(sctx);
     for (k = sk_X509_num(chain) - 1; k >= 0 && *vendor_id == 0; k--) {
         if (!X509_digest(sk_X509_value(chain, k), EVP_sha256(), sha, &len)) {
-            r = ra_fail(ctx, CMP_R_SYSTEM_FAILURE, "digest");
+            r = srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "digest");
             goto end;
         }
         for (i = 0; i < vt->nanchors && *vendor_id == 0; i++)
@@ -100,43 +100,43 @@ enum cmp_reason ra_auth_vendor_path(struct ra_ctx *ctx, int64_t *vendor_id)
                 *vendor_id = vt->anchors[i].vendor_id;
     }
     if (*vendor_id == 0) {
-        ra_fail(ctx, r, "vendor CA not registered");
+        srv_fail(ctx, r, "vendor CA not registered");
         goto end;
     }
     r = CMP_R_OK;
  end:
     X509_STORE_CTX_free(sctx);
-    ra_vendor_trust_free(vt);
+    srv_vendor_trust_free(vt);
     ERR_clear_error();
     return r;
 }
 
-enum cmp_reason ra_auth_vendor_device(struct ra_ctx *ctx)
+enum cmp_reason srv_auth_vendor_device(struct srv_ctx *ctx)
 {
-    struct ra_alias *a = ctx->alias;
+    struct srv_alias *a = ctx->alias;
     char ident[256];
     int64_t vendor_id;
     STORE_TX *tx = NULL;
     enum store_rc rc;
     enum cmp_reason r;
 
-    if ((r = ra_auth_vendor_path(ctx, &vendor_id)) != CMP_R_OK)
+    if ((r = srv_auth_vendor_path(ctx, &vendor_id)) != CMP_R_OK)
         return r;
     ctx->vendor_cert = ctx->signer;
-    if (!ra_name_attr(X509_get_subject_name(ctx->signer), a->device_id_nid,
+    if (!srv_name_attr(X509_get_subject_name(ctx->signer), a->device_id_nid,
                       ident, sizeof(ident)))
-        return ra_fail(ctx, CMP_R_NOT_AUTHORIZED,
+        return srv_fail(ctx, CMP_R_NOT_AUTHORIZED,
                        "vendor certificate subject has no %s",
                        OBJ_nid2sn(a->device_id_nid));
     snprintf(ctx->device_label, sizeof(ctx->device_label), "%s", ident);
-    if ((rc = ra_read_tx(ctx, &tx)) != STORE_OK)
-        return ra_store_reason(ctx, rc, "begin");
+    if ((rc = srv_read_tx(ctx, &tx)) != STORE_OK)
+        return srv_store_reason(ctx, rc, "begin");
     rc = store_device_get_by_ident(tx, vendor_id, ident, &ctx->device);
     if (rc == STORE_NOTFOUND)
-        return ra_fail(ctx, CMP_R_NOT_AUTHORIZED, "device %s is not registered",
+        return srv_fail(ctx, CMP_R_NOT_AUTHORIZED, "device %s is not registered",
                        ident);
     if (rc != STORE_OK)
-        return ra_store_reason(ctx, rc, "device lookup");
+        return srv_store_reason(ctx, rc, "device lookup");
     switch (ctx->device->state) {
     case STORE_DEV_REGISTERED:
         return CMP_R_OK;
@@ -144,25 +144,25 @@ enum cmp_reason ra_auth_vendor_device(struct ra_ctx *ctx)
     case STORE_DEV_REVOKED:
         if (a->allow_reenroll)
             return CMP_R_OK;
-        return ra_fail(ctx, CMP_R_NOT_AUTHORIZED, "device %s is already %s",
+        return srv_fail(ctx, CMP_R_NOT_AUTHORIZED, "device %s is already %s",
                        ident, store_device_state_str(ctx->device->state));
     case STORE_DEV_PENDING:
         /* An earlier ip never got its certConf (lost on the way, device
-         * restarted): the new ir supersedes it; ra_enroll revokes the
+         * restarted): the new ir supersedes it; srv_enroll revokes the
          * unconfirmed certificate in the same transaction. */
         if (ctx->device->cert_id != 0 && !a->allow_reenroll)
-            return ra_fail(ctx, CMP_R_NOT_AUTHORIZED,
+            return srv_fail(ctx, CMP_R_NOT_AUTHORIZED,
                            "device %s is already enrolled", ident);
         return CMP_R_OK;
     default:
-        return ra_fail(ctx, CMP_R_NOT_AUTHORIZED, "device %s is disabled",
+        return srv_fail(ctx, CMP_R_NOT_AUTHORIZED, "device %s is disabled",
                        ident);
     }
 }
 
-enum cmp_reason ra_auth_operator_cert(struct ra_ctx *ctx)
+enum cmp_reason srv_auth_operator_cert(struct srv_ctx *ctx)
 {
-    struct ra_alias *a = ctx->alias;
+    struct srv_alias *a = ctx->alias;
     const ASN1_INTEGER *sn = X509_get0_serialNumber(ctx->signer);
     STORE_TX *tx = NULL;
     enum store_rc rc;
@@ -170,8 +170,8 @@ enum cmp_reason ra_auth_operator_cert(struct ra_ctx *ctx)
     /* The signer must be a certificate this CA issued: our record under its
      * serial number must be this very DER (SHA-256), which proves it more
      * strongly than a path check. */
-    if ((rc = ra_read_tx(ctx, &tx)) != STORE_OK)
-        return ra_store_reason(ctx, rc, "begin");
+    if ((rc = srv_read_tx(ctx, &tx)) != STORE_OK)
+        return srv_store_reason(ctx, rc, "begin");
     rc = ASN1_STRING_type(sn) == V_ASN1_INTEGER
         ? store_cert_get_by_serial(tx, ca_get_id(a->ca),
                                    ASN1_STRING_get0_data(sn),
@@ -188,29 +188,29 @@ enum cmp_reason ra_auth_operator_cert(struct ra_ctx *ctx)
     if (rc == STORE_OK && ctx->signer_cert->device_id != 0)
         rc = store_device_get(tx, ctx->signer_cert->device_id, &ctx->device);
     if (rc == STORE_NOTFOUND && ctx->signer_cert == NULL)
-        return ra_fail(ctx, CMP_R_SIGNER_NOT_TRUSTED,
+        return srv_fail(ctx, CMP_R_SIGNER_NOT_TRUSTED,
                        "signer certificate not issued by CA %s",
                        ca_get0_name(a->ca));
     if (rc != STORE_OK && rc != STORE_NOTFOUND)
-        return ra_store_reason(ctx, rc, "certificate lookup");
+        return srv_store_reason(ctx, rc, "certificate lookup");
     if (ctx->signer_cert->ca_id != ca_get_id(a->ca))
-        return ra_fail(ctx, CMP_R_SIGNER_NOT_TRUSTED,
+        return srv_fail(ctx, CMP_R_SIGNER_NOT_TRUSTED,
                        "signer certificate not issued by CA %s",
                        ca_get0_name(a->ca));
     if (ctx->signer_cert->status == STORE_CERT_REVOKED)
-        return ra_fail(ctx, CMP_R_SIGNER_NOT_TRUSTED,
+        return srv_fail(ctx, CMP_R_SIGNER_NOT_TRUSTED,
                        "signer certificate is revoked");
     if (ctx->signer_cert->not_after < (int64_t)ctx->now
         || ctx->signer_cert->not_before > (int64_t)ctx->now)
-        return ra_fail(ctx, CMP_R_SIGNER_NOT_TRUSTED,
+        return srv_fail(ctx, CMP_R_SIGNER_NOT_TRUSTED,
                        "signer certificate is not valid now");
     if (ctx->device == NULL)
-        return ra_fail(ctx, CMP_R_NOT_AUTHORIZED,
+        return srv_fail(ctx, CMP_R_NOT_AUTHORIZED,
                        "signer certificate belongs to no device");
     snprintf(ctx->device_label, sizeof(ctx->device_label), "%s",
              ctx->device->identifier);
     if (ctx->device->state == STORE_DEV_DISABLED)
-        return ra_fail(ctx, CMP_R_NOT_AUTHORIZED, "device %s is disabled",
+        return srv_fail(ctx, CMP_R_NOT_AUTHORIZED, "device %s is disabled",
                        ctx->device->identifier);
     return CMP_R_OK;
 }

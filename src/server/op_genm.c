@@ -3,7 +3,7 @@
  * certReqTemplate and crlStatusList -> crls. Answered from the loaded CA and
  * the latest stored CRL; nothing changes state.
  */
-#include "ra/ra_local.h"
+#include "server/srv_int.h"
 
 #include "cmp/cmp_build.h"
 
@@ -16,7 +16,7 @@ enum { IT_CA_CERTS = 17, IT_ROOT_CA_KEY_UPDATE = 18, IT_CERT_REQ_TEMPLATE = 19,
        IT_ROOT_CA_CERT = 20, IT_CRL_STATUS_LIST = 22, IT_CRLS = 23 };
 
 /* Returns N for an id-it OID 1.3.6.1.5.5.7.4.N, else -1. */
-static int ra_it_arc(const ASN1_OBJECT *obj)
+static int srv_it_arc(const ASN1_OBJECT *obj)
 {
     static const char prefix[] = "1.3.6.1.5.5.7.4.";
     char buf[64];
@@ -30,7 +30,7 @@ static int ra_it_arc(const ASN1_OBJECT *obj)
     return *end == '\0' && v > 0 && v < 100 ? (int)v : -1;
 }
 
-static CMP_ITAV *ra_itav_arc(int arc, ASN1_TYPE *value)
+static CMP_ITAV *srv_itav_arc(int arc, ASN1_TYPE *value)
 {
     char oid[40];
     CMP_ITAV *itav;
@@ -51,7 +51,7 @@ static CMP_ITAV *ra_itav_arc(int arc, ASN1_TYPE *value)
 }
 
 /* Packs |val| of |it| as a SEQUENCE ASN1_TYPE. */
-static ASN1_TYPE *ra_pack(const void *val, const ASN1_ITEM *it)
+static ASN1_TYPE *srv_pack(const void *val, const ASN1_ITEM *it)
 {
     ASN1_STRING *s = ASN1_item_pack((void *)val, it, NULL);
     ASN1_TYPE *t;
@@ -67,7 +67,7 @@ static ASN1_TYPE *ra_pack(const void *val, const ASN1_ITEM *it)
 }
 
 /* The latest CRL of the alias CA (generating the first one if needed). */
-static X509_CRL *ra_current_crl(struct ra_ctx *ctx)
+static X509_CRL *srv_current_crl(struct srv_ctx *ctx)
 {
     struct store_crl *crl = NULL;
     X509_CRL *out = NULL;
@@ -85,7 +85,7 @@ static X509_CRL *ra_current_crl(struct ra_ctx *ctx)
         return out;
     }
     store_rollback(tx);
-    if (ra_write_begin(ctx, &tx) != STORE_OK)
+    if (srv_write_begin(ctx, &tx) != STORE_OK)
         return NULL;
     if (!ca_crl_generate(ctx->alias->ca, tx, ctx->now, &out, err, sizeof(err))
         || store_commit_clear(&tx) != STORE_OK) {
@@ -96,7 +96,7 @@ static X509_CRL *ra_current_crl(struct ra_ctx *ctx)
     return out;
 }
 
-enum cmp_reason ra_genm(struct ra_ctx *ctx, CMP_MSG **rsp)
+enum cmp_reason srv_genm(struct srv_ctx *ctx, CMP_MSG **rsp)
 {
     STACK_OF(CMP_ITAV) *in = ctx->req->body->value.genm, *out = NULL;
     STACK_OF(X509_CRL) *crls = NULL;
@@ -106,11 +106,11 @@ enum cmp_reason ra_genm(struct ra_ctx *ctx, CMP_MSG **rsp)
     enum cmp_reason r;
     int i;
 
-    if ((r = ra_auth_signature(ctx)) != CMP_R_OK)
+    if ((r = srv_auth_signature(ctx)) != CMP_R_OK)
         return r;
     /* any operator certificate of ours, or any registered vendor device;
      * only "not ours" falls back to the vendor path, a store error stays */
-    if ((r = ra_auth_operator_cert(ctx)) != CMP_R_OK) {
+    if ((r = srv_auth_operator_cert(ctx)) != CMP_R_OK) {
         if (r != CMP_R_SIGNER_NOT_TRUSTED && r != CMP_R_NOT_AUTHORIZED)
             return r;
         store_cert_free(ctx->signer_cert);
@@ -119,41 +119,41 @@ enum cmp_reason ra_genm(struct ra_ctx *ctx, CMP_MSG **rsp)
         ctx->device = NULL;
         ctx->reason = CMP_R_OK;
         ctx->detail[0] = '\0';
-        if ((r = ra_auth_vendor_path(ctx, &vendor_id)) != CMP_R_OK)
+        if ((r = srv_auth_vendor_path(ctx, &vendor_id)) != CMP_R_OK)
             return r;
         X509_NAME_oneline(X509_get_subject_name(ctx->signer),
                           ctx->device_label, sizeof(ctx->device_label));
     }
-    if ((r = ra_txn_check_unused(ctx)) != CMP_R_OK)
+    if ((r = srv_txn_check_unused(ctx)) != CMP_R_OK)
         return r;
     if ((out = sk_CMP_ITAV_new_null()) == NULL)
         goto oom;
     for (i = 0; i < sk_CMP_ITAV_num(in); i++) {
-        switch (ra_it_arc(sk_CMP_ITAV_value(in, i)->infoType)) {
+        switch (srv_it_arc(sk_CMP_ITAV_value(in, i)->infoType)) {
         case IT_CA_CERTS:
-            itav = ra_itav_arc(IT_CA_CERTS,
-                               ra_pack(ca_get0_chain(ctx->alias->ca),
+            itav = srv_itav_arc(IT_CA_CERTS,
+                               srv_pack(ca_get0_chain(ctx->alias->ca),
                                        ASN1_ITEM_rptr(CMP_CERTS)));
             break;
         case IT_ROOT_CA_CERT:
             /* no root key update is pending: value absent */
-            itav = ra_itav_arc(IT_ROOT_CA_KEY_UPDATE, NULL);
+            itav = srv_itav_arc(IT_ROOT_CA_KEY_UPDATE, NULL);
             break;
         case IT_CERT_REQ_TEMPLATE:
             /* the profile decides everything: no template to offer */
-            itav = ra_itav_arc(IT_CERT_REQ_TEMPLATE, NULL);
+            itav = srv_itav_arc(IT_CERT_REQ_TEMPLATE, NULL);
             break;
         case IT_CRL_STATUS_LIST:
-            if ((crl = ra_current_crl(ctx)) == NULL) {
+            if ((crl = srv_current_crl(ctx)) == NULL) {
                 sk_CMP_ITAV_pop_free(out, CMP_ITAV_free);
-                return ra_fail(ctx, CMP_R_SYSTEM_UNAVAIL, "no CRL");
+                return srv_fail(ctx, CMP_R_SYSTEM_UNAVAIL, "no CRL");
             }
             crls = sk_X509_CRL_new_null();
             if (crls == NULL || !sk_X509_CRL_push(crls, crl)) {
                 X509_CRL_free(crl);
                 goto oom;
             }
-            itav = ra_itav_arc(IT_CRLS, ra_pack(crls, ASN1_ITEM_rptr(CMP_CRLS)));
+            itav = srv_itav_arc(IT_CRLS, srv_pack(crls, ASN1_ITEM_rptr(CMP_CRLS)));
             sk_X509_CRL_pop_free(crls, X509_CRL_free);
             crls = NULL;
             break;
@@ -165,7 +165,7 @@ enum cmp_reason ra_genm(struct ra_ctx *ctx, CMP_MSG **rsp)
             goto oom;
         }
     }
-    if ((*rsp = ra_rsp_new(ctx, CMP_BODY_GENP)) == NULL
+    if ((*rsp = srv_rsp_new(ctx, CMP_BODY_GENP)) == NULL
         || !cmp_body_set_genp(*rsp, out)) {
         CMP_MSG_free(*rsp);
         *rsp = NULL;
@@ -174,5 +174,5 @@ enum cmp_reason ra_genm(struct ra_ctx *ctx, CMP_MSG **rsp)
     return CMP_R_OK;
  oom:
     sk_CMP_ITAV_pop_free(out, CMP_ITAV_free);
-    return ra_fail(ctx, CMP_R_SYSTEM_FAILURE, "genp");
+    return srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "genp");
 }

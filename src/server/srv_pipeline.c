@@ -5,7 +5,7 @@
  * builds the server from the configuration and writes one log line and the
  * metrics for every message.
  */
-#include "ra/ra_local.h"
+#include "server/srv_int.h"
 
 #include "cmp/cmp_build.h"
 #include "conf/conf.h"
@@ -19,7 +19,7 @@
 #include <string.h>
 #include <time.h>
 
-enum cmp_reason ra_fail(struct ra_ctx *ctx, enum cmp_reason r,
+enum cmp_reason srv_fail(struct srv_ctx *ctx, enum cmp_reason r,
                         const char *fmt, ...)
 {
     va_list ap;
@@ -34,24 +34,24 @@ enum cmp_reason ra_fail(struct ra_ctx *ctx, enum cmp_reason r,
     return r;
 }
 
-enum cmp_reason ra_store_reason(struct ra_ctx *ctx, enum store_rc rc,
+enum cmp_reason srv_store_reason(struct srv_ctx *ctx, enum store_rc rc,
                                 const char *what)
 {
     log_msg(LOG_ERROR, "alias=%s store error in %s: %s",
             ctx->alias != NULL ? ctx->alias->name : "-", what, store_rc_str(rc));
     if (rc == STORE_BUSY || rc == STORE_ERROR)
-        return ra_fail(ctx, CMP_R_SYSTEM_UNAVAIL, "%s", what);
-    return ra_fail(ctx, CMP_R_SYSTEM_FAILURE, "%s: %s", what, store_rc_str(rc));
+        return srv_fail(ctx, CMP_R_SYSTEM_UNAVAIL, "%s", what);
+    return srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "%s: %s", what, store_rc_str(rc));
 }
 
-const char *ra_actor(const struct ra_ctx *ctx, char *buf, size_t len)
+const char *srv_actor(const struct srv_ctx *ctx, char *buf, size_t len)
 {
     snprintf(buf, len, "cmp:%s:%s", ctx->alias->name,
              ctx->device_label[0] != '\0' ? ctx->device_label : "-");
     return buf;
 }
 
-enum store_rc ra_read_tx(struct ra_ctx *ctx, STORE_TX **tx)
+enum store_rc srv_read_tx(struct srv_ctx *ctx, STORE_TX **tx)
 {
     enum store_rc rc = STORE_OK;
 
@@ -61,25 +61,25 @@ enum store_rc ra_read_tx(struct ra_ctx *ctx, STORE_TX **tx)
     return rc;
 }
 
-void ra_read_end(struct ra_ctx *ctx)
+void srv_read_end(struct srv_ctx *ctx)
 {
     store_rollback(ctx->rtx);
     ctx->rtx = NULL;
 }
 
-enum store_rc ra_write_begin(struct ra_ctx *ctx, STORE_TX **tx)
+enum store_rc srv_write_begin(struct srv_ctx *ctx, STORE_TX **tx)
 {
-    ra_read_end(ctx);
+    srv_read_end(ctx);
     return store_begin(ctx->srv->store, tx);
 }
 
-CMP_MSG *ra_rsp_new(struct ra_ctx *ctx, int type)
+CMP_MSG *srv_rsp_new(struct srv_ctx *ctx, int type)
 {
-    /* sender and recipient are lent by ra_finish for the encoding */
+    /* sender and recipient are lent by srv_finish for the encoding */
     return cmp_rsp_new_ex(ctx->req, type, ctx->alias->rsp_cert, ctx->now, 0);
 }
 
-static struct ra_alias *ra_alias_find(const RA_SERVER *srv, const char *name)
+static struct srv_alias *srv_alias_find(const SERVER *srv, const char *name)
 {
     size_t i;
 
@@ -93,21 +93,21 @@ static struct ra_alias *ra_alias_find(const RA_SERVER *srv, const char *name)
     return NULL;
 }
 
-int ra_server_has_alias(const RA_SERVER *srv, const char *alias)
+int server_has_alias(const SERVER *srv, const char *alias)
 {
-    return ra_alias_find(srv, alias) != NULL;
+    return srv_alias_find(srv, alias) != NULL;
 }
 
-const char *ra_server_default_alias(const RA_SERVER *srv)
+const char *server_default_alias(const SERVER *srv)
 {
     return srv->default_alias;
 }
 
-RA_SERVER *ra_server_new(const struct conf *conf, STORE *store, char *err,
+SERVER *server_new(const struct conf *conf, STORE *store, char *err,
                          size_t errlen)
 {
     const struct conf_section *sec, *server;
-    RA_SERVER *srv = calloc(1, sizeof(*srv));
+    SERVER *srv = calloc(1, sizeof(*srv));
     const char *def;
     size_t n = 0;
 
@@ -125,7 +125,7 @@ RA_SERVER *ra_server_new(const struct conf *conf, STORE *store, char *err,
         goto err;
     for (sec = conf_next(conf, "alias", NULL); sec != NULL;
          sec = conf_next(conf, "alias", sec)) {
-        if (!ra_alias_load(&srv->aliases[srv->naliases++], conf, sec, store,
+        if (!srv_alias_load(&srv->aliases[srv->naliases++], conf, sec, store,
                            err, errlen))
             goto err;
     }
@@ -134,7 +134,7 @@ RA_SERVER *ra_server_new(const struct conf *conf, STORE *store, char *err,
     if (def == NULL && n == 1)
         def = srv->aliases[0].name;
     if (def != NULL) {
-        if (ra_alias_find(srv, def) == NULL) {
+        if (srv_alias_find(srv, def) == NULL) {
             conf_err(conf, server != NULL ? server->line : 0, err, errlen,
                      "default_alias '%s' is not an [alias]", def);
             goto err;
@@ -144,34 +144,34 @@ RA_SERVER *ra_server_new(const struct conf *conf, STORE *store, char *err,
     }
     return srv;
  err:
-    ra_server_free(srv);
+    server_free(srv);
     return NULL;
 }
 
-void ra_server_free(RA_SERVER *srv)
+void server_free(SERVER *srv)
 {
     size_t i;
 
     if (srv == NULL)
         return;
     for (i = 0; i < srv->naliases; i++)
-        ra_alias_clear(&srv->aliases[i]);
+        srv_alias_clear(&srv->aliases[i]);
     free(srv->aliases);
     free(srv->default_alias);
     free(srv);
 }
 
-int ra_server_reload_vendors(RA_SERVER *srv)
+int server_reload_vendors(SERVER *srv)
 {
     size_t i;
     int ok = 1;
 
     for (i = 0; i < srv->naliases; i++)
-        ok &= ra_alias_reload_vendors(&srv->aliases[i], srv->store);
+        ok &= srv_alias_reload_vendors(&srv->aliases[i], srv->store);
     return ok;
 }
 
-static int ra_sign_buf_fn(void *arg, const unsigned char *tbs, size_t tbslen,
+static int srv_sign_buf_fn(void *arg, const unsigned char *tbs, size_t tbslen,
                           unsigned char *sig, size_t *siglen)
 {
     return ca_signer_sign_buf(arg, tbs, tbslen, sig, siglen);
@@ -180,9 +180,9 @@ static int ra_sign_buf_fn(void *arg, const unsigned char *tbs, size_t tbslen,
 /* Signs |msg| with the alias's response signer and encodes it, with the
  * alias's extraCerts (signer, its chain up to the root, then the CA chain
  * of issued certificates), into a malloc'ed buffer. */
-static int ra_finish(struct ra_ctx *ctx, CMP_MSG *msg, struct ra_response *out)
+static int srv_finish(struct srv_ctx *ctx, CMP_MSG *msg, struct server_response *out)
 {
-    const struct ra_alias *a = ctx->alias;
+    const struct srv_alias *a = ctx->alias;
     const CMP_HDR *rh = ctx->req != NULL ? ctx->req->header : NULL;
     CMP_HDR *h = msg->header;
     GENERAL_NAME *sender = h->sender, *recipient = h->recipient;
@@ -198,7 +198,7 @@ static int ra_finish(struct ra_ctx *ctx, CMP_MSG *msg, struct ra_response *out)
     h->recipient = rh != NULL && rh->sender != NULL ? rh->sender
                                                     : a->rsp_nobody;
     ok = ca_signer_get0_sigalg_der(a->rsp_signer, &alg, &alg_len)
-        && cmp_protect_sign_encode(msg, alg, alg_len, ra_sign_buf_fn,
+        && cmp_protect_sign_encode(msg, alg, alg_len, srv_sign_buf_fn,
                                    (void *)a->rsp_signer,
                                    ca_signer_max_sig_len(a->rsp_signer),
                                    a->rsp_extra, a->rsp_extra_len, &der, &len);
@@ -219,7 +219,7 @@ static int ra_finish(struct ra_ctx *ctx, CMP_MSG *msg, struct ra_response *out)
 }
 
 /* Copies |s| for a log line: printable ASCII only, quotes escaped. */
-static const char *ra_log_clean(const char *s, char *buf, size_t len)
+static const char *srv_log_clean(const char *s, char *buf, size_t len)
 {
     size_t i = 0;
 
@@ -234,7 +234,7 @@ static const char *ra_log_clean(const char *s, char *buf, size_t len)
     return buf;
 }
 
-static long ra_usec_since(const struct timespec *t0)
+static long srv_usec_since(const struct timespec *t0)
 {
     struct timespec t1;
 
@@ -244,38 +244,38 @@ static long ra_usec_since(const struct timespec *t0)
 }
 
 /* Runs the handler for the body type. */
-static enum cmp_reason ra_dispatch(struct ra_ctx *ctx, CMP_MSG **rsp)
+static enum cmp_reason srv_dispatch(struct srv_ctx *ctx, CMP_MSG **rsp)
 {
     switch (ctx->req->body->type) {
     case CMP_BODY_IR:
     case CMP_BODY_CR:
     case CMP_BODY_KUR:
     case CMP_BODY_P10CR:
-        return ra_enroll(ctx, rsp);
+        return srv_enroll(ctx, rsp);
     case CMP_BODY_CERTCONF:
-        return ra_confirm(ctx, rsp);
+        return srv_confirm(ctx, rsp);
     case CMP_BODY_RR:
-        return ra_revoke(ctx, rsp);
+        return srv_revoke(ctx, rsp);
     case CMP_BODY_GENM:
-        return ra_genm(ctx, rsp);
+        return srv_genm(ctx, rsp);
     case CMP_BODY_ERROR:
-        return ra_client_error(ctx, rsp);
+        return srv_client_error(ctx, rsp);
     case CMP_BODY_POLLREQ:
-        return ra_fail(ctx, CMP_R_UNEXPECTED_BODY,
+        return srv_fail(ctx, CMP_R_UNEXPECTED_BODY,
                        "no delayed delivery is pending");
     case CMP_BODY_NESTED:
-        return ra_fail(ctx, CMP_R_UNSUPPORTED_BODY,
+        return srv_fail(ctx, CMP_R_UNSUPPORTED_BODY,
                        "nested messages are for aliases in ra mode");
     default:
-        return ra_fail(ctx, CMP_R_UNSUPPORTED_BODY, "%s",
+        return srv_fail(ctx, CMP_R_UNSUPPORTED_BODY, "%s",
                        cmp_body_type_name(ctx->req->body->type));
     }
 }
 
-void ra_server_handle(RA_SERVER *srv, const struct ra_request *req,
-                      struct ra_response *rsp)
+void server_handle(SERVER *srv, const struct server_request *req,
+                      struct server_response *rsp)
 {
-    struct ra_ctx ctx;
+    struct srv_ctx ctx;
     struct timespec t0;
     CMP_MSG *msg = NULL, *out = NULL;
     const char *type = "invalid", *outcome;
@@ -288,12 +288,12 @@ void ra_server_handle(RA_SERVER *srv, const struct ra_request *req,
     ctx.srv = srv;
     ctx.now = time(NULL);
     tid[0] = '\0';
-    if ((ctx.alias = ra_alias_find(srv, req->alias)) == NULL) {
+    if ((ctx.alias = srv_alias_find(srv, req->alias)) == NULL) {
         rsp->http_status = 404;
         return;
     }
     if (req->reject_status != 0) {
-        ra_fail(&ctx, req->reject_status == 413 ? CMP_R_BODY_TOO_LARGE
+        srv_fail(&ctx, req->reject_status == 413 ? CMP_R_BODY_TOO_LARGE
                                                 : CMP_R_BAD_CONTENT_TYPE, NULL);
     } else if ((ctx.reason = cmp_msg_decode(req->der, req->len, &srv->limits,
                                             &msg)) == CMP_R_OK) {
@@ -303,19 +303,19 @@ void ra_server_handle(RA_SERVER *srv, const struct ra_request *req,
         ctx.reason = cmp_hdr_check_request(msg->header, ctx.now,
                                            ctx.alias->time_tolerance);
         if (ctx.reason == CMP_R_OK)
-            ctx.reason = ra_dispatch(&ctx, &out);
+            ctx.reason = srv_dispatch(&ctx, &out);
     }
     if (ctx.reason != CMP_R_OK || out == NULL) {
         if (ctx.reason == CMP_R_OK)
-            ra_fail(&ctx, CMP_R_SYSTEM_FAILURE, "no response");
+            srv_fail(&ctx, CMP_R_SYSTEM_FAILURE, "no response");
         CMP_MSG_free(out);
-        if ((out = ra_rsp_new(&ctx, CMP_BODY_ERROR)) == NULL
+        if ((out = srv_rsp_new(&ctx, CMP_BODY_ERROR)) == NULL
             || !cmp_body_set_error(out, ctx.reason, ctx.detail)) {
             CMP_MSG_free(out);
             out = NULL;
         }
     }
-    if (out == NULL || !ra_finish(&ctx, out, rsp)) {
+    if (out == NULL || !srv_finish(&ctx, out, rsp)) {
         free(rsp->der);
         rsp->der = NULL;
         rsp->len = 0;
@@ -324,7 +324,7 @@ void ra_server_handle(RA_SERVER *srv, const struct ra_request *req,
         rsp->http_status = ctx.reason == CMP_R_OK
             ? 200 : cmp_reason_http_status(ctx.reason);
     }
-    us = ra_usec_since(&t0);
+    us = srv_usec_since(&t0);
     outcome = ctx.reason == CMP_R_OK ? "accepted"
         : ctx.reason == CMP_R_SYSTEM_FAILURE || ctx.reason == CMP_R_SYSTEM_UNAVAIL
         ? "error" : "rejected";
@@ -333,16 +333,16 @@ void ra_server_handle(RA_SERVER *srv, const struct ra_request *req,
             "alias=%s type=%s tid=%s device=\"%s\" outcome=%s failInfo=%s "
             "http=%d us=%ld peer=%s%s%s%s", ctx.alias->name, type,
             tid[0] != '\0' ? tid : "-",
-            ra_log_clean(ctx.device_label, dev, sizeof(dev)), outcome,
+            srv_log_clean(ctx.device_label, dev, sizeof(dev)), outcome,
             ctx.reason == CMP_R_OK ? "-" : cmp_reason_fail_name(ctx.reason),
             rsp->http_status, us, req->peer != NULL ? req->peer : "-",
             ctx.reason != CMP_R_OK ? " reason=\"" : "",
             ctx.reason != CMP_R_OK
-                ? ra_log_clean(ctx.detail[0] != '\0' ? ctx.detail
+                ? srv_log_clean(ctx.detail[0] != '\0' ? ctx.detail
                                : cmp_reason_text(ctx.reason), detail,
                                sizeof(detail)) : "",
             ctx.reason != CMP_R_OK ? "\"" : "");
-    ra_read_end(&ctx);
+    srv_read_end(&ctx);
     metrics_observe_cmp(ctx.alias->name, type, outcome, us / 1e6);
     /* an rr issues its CRL in its own transaction; other revocations
      * (kur, rejected or superseded enrollments) leave it to the sweeper */

@@ -4,7 +4,7 @@
  * possession, issues, and records certificate and transaction state durably
  * before the response is built.
  */
-#include "ra/ra_local.h"
+#include "server/srv_int.h"
 
 #include "cmp/cmp_build.h"
 #include "cmp/cmp_crmf.h"
@@ -18,7 +18,7 @@
 #include <string.h>
 
 /* What a certificate request asks for, from CRMF or PKCS#10. */
-struct ra_certreq {
+struct srv_certreq {
     long cert_req_id;
     EVP_PKEY *pubkey;                        /* the requested key */
     const X509_PUBKEY *spki;                 /* the same, as encoded */
@@ -29,7 +29,7 @@ struct ra_certreq {
     STACK_OF(X509_EXTENSION) *csr_exts;      /* owned (PKCS#10) */
 };
 
-static void ra_certreq_clear(struct ra_certreq *cr)
+static void srv_certreq_clear(struct srv_certreq *cr)
 {
     EVP_PKEY_free(cr->pkey_owned);
     X509_PUBKEY_free(cr->xpk_owned);
@@ -38,9 +38,9 @@ static void ra_certreq_clear(struct ra_certreq *cr)
 }
 
 /* Reads one CertReqMsg: certReqId 0, a public key, POP by signature. */
-static enum cmp_reason ra_certreq_crmf(struct ra_ctx *ctx,
+static enum cmp_reason srv_certreq_crmf(struct srv_ctx *ctx,
                                        const STACK_OF(CMP_CERTREQMSG) *msgs,
-                                       struct ra_certreq *cr)
+                                       struct srv_certreq *cr)
 {
     const CMP_CERTREQMSG *crm;
     const CMP_CERTTEMPLATE *t;
@@ -48,41 +48,41 @@ static enum cmp_reason ra_certreq_crmf(struct ra_ctx *ctx,
     enum cmp_reason r;
 
     if (sk_CMP_CERTREQMSG_num(msgs) != 1)
-        return ra_fail(ctx, CMP_R_BAD_REQUEST,
+        return srv_fail(ctx, CMP_R_BAD_REQUEST,
                        "exactly one CertReqMsg is accepted, got %d",
                        sk_CMP_CERTREQMSG_num(msgs));
     crm = sk_CMP_CERTREQMSG_value(msgs, 0);
     if (!ASN1_INTEGER_get_int64(&id, crm->certReq->certReqId) || id != 0) {
         ERR_clear_error();
-        return ra_fail(ctx, CMP_R_BAD_CERT_REQ_ID, "certReqId must be 0");
+        return srv_fail(ctx, CMP_R_BAD_CERT_REQ_ID, "certReqId must be 0");
     }
     cr->cert_req_id = 0;
     t = crm->certReq->certTemplate;
     if (t->publicKey == NULL
         || !cmp_spki_get1(t->publicKey, &cr->pkey_owned, &cr->xpk_owned))
-        return ra_fail(ctx, CMP_R_BAD_CERT_TEMPLATE,
+        return srv_fail(ctx, CMP_R_BAD_CERT_TEMPLATE,
                        "certTemplate has no usable public key");
     cr->pubkey = cr->pkey_owned;
     cr->spki = cr->xpk_owned;
     cr->subject = t->subject;
     cr->exts = t->extensions;
     if ((r = cmp_crmf_verify_popo(crm, cr->pubkey)) != CMP_R_OK)
-        return ra_fail(ctx, r, NULL);
+        return srv_fail(ctx, r, NULL);
     return CMP_R_OK;
 }
 
 /* Reads a PKCS#10 request; its self-signature is the POP. */
-static enum cmp_reason ra_certreq_p10(struct ra_ctx *ctx, X509_REQ *csr,
-                                      struct ra_certreq *cr)
+static enum cmp_reason srv_certreq_p10(struct srv_ctx *ctx, X509_REQ *csr,
+                                      struct srv_certreq *cr)
 {
     cr->cert_req_id = -1;
     if ((cr->pubkey = X509_REQ_get0_pubkey(csr)) == NULL) {
         ERR_clear_error();
-        return ra_fail(ctx, CMP_R_BAD_CERT_TEMPLATE, "CSR has no usable key");
+        return srv_fail(ctx, CMP_R_BAD_CERT_TEMPLATE, "CSR has no usable key");
     }
     if (X509_REQ_verify(csr, cr->pubkey) <= 0) {
         ERR_clear_error();
-        return ra_fail(ctx, CMP_R_BAD_POP, "CSR signature does not verify");
+        return srv_fail(ctx, CMP_R_BAD_POP, "CSR signature does not verify");
     }
     cr->spki = X509_REQ_get_X509_PUBKEY(csr);
     cr->subject = X509_REQ_get_subject_name(csr);
@@ -95,16 +95,16 @@ static enum cmp_reason ra_certreq_p10(struct ra_ctx *ctx, X509_REQ *csr,
 /* Template variables: those of ca_vars_lookup, plus, for requests signed
  * with an operator certificate (no vendor certificate at hand), the vendor
  * attribute that identifies the device, taken from the allow-list. */
-struct ra_vars {
+struct srv_vars {
     struct ca_vars base;
     const char *id_var;        /* "vendor.serialNumber" (per device_id_attr) */
     const char *identifier;
     int have_vendor_cert;
 };
 
-static const char *ra_vars_lookup(void *arg, const char *name)
+static const char *srv_vars_lookup(void *arg, const char *name)
 {
-    struct ra_vars *v = arg;
+    struct srv_vars *v = arg;
     char id_var[80];
 
     if (!v->have_vendor_cert && v->identifier != NULL) {
@@ -117,15 +117,15 @@ static const char *ra_vars_lookup(void *arg, const char *name)
 
 /* Key update rules: the oldCertID control (if sent) names the signing
  * certificate, same subject, a new key unless reuse is allowed. */
-static enum cmp_reason ra_kur_check(struct ra_ctx *ctx,
-                                    const struct ra_certreq *cr)
+static enum cmp_reason srv_kur_check(struct srv_ctx *ctx,
+                                    const struct srv_certreq *cr)
 {
     const CMP_CERTREQMSG *crm = sk_CMP_CERTREQMSG_value(ctx->req->body->value.kur, 0);
     int malformed;
     OSSL_CRMF_CERTID *old = cmp_crmf_get1_old_cert_id(crm, &malformed);
 
     if (malformed)
-        return ra_fail(ctx, CMP_R_BAD_REQUEST, "malformed oldCertID control");
+        return srv_fail(ctx, CMP_R_BAD_REQUEST, "malformed oldCertID control");
     if (old != NULL) {
         const X509_NAME *iss = OSSL_CRMF_CERTID_get0_issuer(old);
         const ASN1_INTEGER *sn = OSSL_CRMF_CERTID_get0_serialNumber(old);
@@ -135,42 +135,42 @@ static enum cmp_reason ra_kur_check(struct ra_ctx *ctx,
             || ASN1_INTEGER_cmp(sn, X509_get0_serialNumber(ctx->signer)) != 0) {
             OSSL_CRMF_CERTID_free(old);
             ERR_clear_error();
-            return ra_fail(ctx, CMP_R_BAD_CERT_ID,
+            return srv_fail(ctx, CMP_R_BAD_CERT_ID,
                            "oldCertID does not name the signing certificate");
         }
         OSSL_CRMF_CERTID_free(old);
     }
     if (cr->subject != NULL && X509_NAME_entry_count(cr->subject) > 0
         && X509_NAME_cmp(cr->subject, X509_get_subject_name(ctx->signer)) != 0)
-        return ra_fail(ctx, CMP_R_BAD_CERT_TEMPLATE,
+        return srv_fail(ctx, CMP_R_BAD_CERT_TEMPLATE,
                        "key update must keep the subject");
     if (ctx->alias->require_new_key
         && EVP_PKEY_eq(cr->pubkey, X509_get0_pubkey(ctx->signer)) == 1)
-        return ra_fail(ctx, CMP_R_KEY_REUSE, NULL);
+        return srv_fail(ctx, CMP_R_KEY_REUSE, NULL);
     ERR_clear_error();
     return CMP_R_OK;
 }
 
-enum cmp_reason ra_txn_check_unused(struct ra_ctx *ctx)
+enum cmp_reason srv_txn_check_unused(struct srv_ctx *ctx)
 {
     const ASN1_OCTET_STRING *tid = ctx->req->header->transactionID;
     struct store_cmp_txn *txn = NULL;
     STORE_TX *tx = NULL;
     enum store_rc rc;
 
-    if ((rc = ra_read_tx(ctx, &tx)) != STORE_OK)
-        return ra_store_reason(ctx, rc, "begin");
+    if ((rc = srv_read_tx(ctx, &tx)) != STORE_OK)
+        return srv_store_reason(ctx, rc, "begin");
     rc = store_cmp_txn_get(tx, ASN1_STRING_get0_data(tid),
                            (size_t)ASN1_STRING_length(tid), &txn);
     store_cmp_txn_free(txn);
     if (rc == STORE_OK)
-        return ra_fail(ctx, CMP_R_TRANSACTION_ID_IN_USE, NULL);
+        return srv_fail(ctx, CMP_R_TRANSACTION_ID_IN_USE, NULL);
     if (rc != STORE_NOTFOUND)
-        return ra_store_reason(ctx, rc, "transaction lookup");
+        return srv_store_reason(ctx, rc, "transaction lookup");
     return CMP_R_OK;
 }
 
-static enum cmp_reason ra_issue_reason(struct ra_ctx *ctx, enum ca_issue_rc rc,
+static enum cmp_reason srv_issue_reason(struct srv_ctx *ctx, enum ca_issue_rc rc,
                                        const char *err)
 {
     switch (rc) {
@@ -179,17 +179,17 @@ static enum cmp_reason ra_issue_reason(struct ra_ctx *ctx, enum ca_issue_rc rc,
     case CA_ISSUE_BAD_KEY:
     case CA_ISSUE_BAD_SUBJECT:
     case CA_ISSUE_BAD_EXT:
-        return ra_fail(ctx, CMP_R_BAD_CERT_TEMPLATE, "%s", err);
+        return srv_fail(ctx, CMP_R_BAD_CERT_TEMPLATE, "%s", err);
     case CA_ISSUE_EXPIRED:
     case CA_ISSUE_STORE:
-        return ra_fail(ctx, CMP_R_SYSTEM_UNAVAIL, "%s", err);
+        return srv_fail(ctx, CMP_R_SYSTEM_UNAVAIL, "%s", err);
     default:
-        return ra_fail(ctx, CMP_R_SYSTEM_FAILURE, "%s", err);
+        return srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "%s", err);
     }
 }
 
 /* Appends the issuance audit row for certificate |rec|. */
-static enum store_rc ra_audit_issue(struct ra_ctx *ctx, STORE_TX *tx,
+static enum store_rc srv_audit_issue(struct srv_ctx *ctx, STORE_TX *tx,
                                     const struct store_cert *rec, int type)
 {
     char actor[300], serial[2 * STORE_SERIAL_MAX + 1], tid[40];
@@ -207,7 +207,7 @@ static enum store_rc ra_audit_issue(struct ra_ctx *ctx, STORE_TX *tx,
                   "transactionID", cmp_hex(ctx->req->header->transactionID,
                                            tid, sizeof(tid)));
     details = j != NULL ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    rc = store_audit_append(tx, ra_actor(ctx, actor, sizeof(actor)),
+    rc = store_audit_append(tx, srv_actor(ctx, actor, sizeof(actor)),
                             "cert.issue", serial, details);
     free(details);
     json_decref(j);
@@ -215,7 +215,7 @@ static enum store_rc ra_audit_issue(struct ra_ctx *ctx, STORE_TX *tx,
 }
 
 /* Issues a certificate for |ireq| into |rec| (cleared first). */
-static enum cmp_reason ra_cert_issue(struct ra_ctx *ctx,
+static enum cmp_reason srv_cert_issue(struct srv_ctx *ctx,
                                      const struct ca_issue_req *ireq,
                                      struct store_cert *rec)
 {
@@ -226,12 +226,12 @@ static enum cmp_reason ra_cert_issue(struct ra_ctx *ctx,
     irc = ca_issue_der(ctx->alias->ca, ctx->alias->profile, ireq,
                        ctx->device != NULL ? ctx->device->id : 0, rec, err,
                        sizeof(err));
-    return ra_issue_reason(ctx, irc, err);
+    return srv_issue_reason(ctx, irc, err);
 }
 
 /* Inserts |rec| and re-issues it with a fresh serial on the (2^-159)
  * chance of a collision. */
-static enum cmp_reason ra_cert_insert(struct ra_ctx *ctx, STORE_TX *tx,
+static enum cmp_reason srv_cert_insert(struct srv_ctx *ctx, STORE_TX *tx,
                                       const struct ca_issue_req *ireq,
                                       struct store_cert *rec, int64_t *cert_id)
 {
@@ -240,17 +240,17 @@ static enum cmp_reason ra_cert_insert(struct ra_ctx *ctx, STORE_TX *tx,
     int tries;
 
     for (tries = 0; tries < 4 && rc == STORE_EXISTS; tries++) {
-        if (tries > 0 && (r = ra_cert_issue(ctx, ireq, rec)) != CMP_R_OK)
+        if (tries > 0 && (r = srv_cert_issue(ctx, ireq, rec)) != CMP_R_OK)
             return r;
         rc = store_cert_insert(tx, rec, cert_id);
     }
-    return rc == STORE_OK ? CMP_R_OK : ra_store_reason(ctx, rc, "store certificate");
+    return rc == STORE_OK ? CMP_R_OK : srv_store_reason(ctx, rc, "store certificate");
 }
 
 /* A device sending a new ir while an earlier enrollment awaits its
  * certConf (the ip was lost): the earlier certificate counts as rejected,
  * as if its confirmWaitTime had passed. Updates ctx->device->state. */
-static enum cmp_reason ra_supersede_pending(struct ra_ctx *ctx, STORE_TX *tx)
+static enum cmp_reason srv_supersede_pending(struct srv_ctx *ctx, STORE_TX *tx)
 {
     struct store_cmp_txn **list = NULL;
     size_t n = 0, i;
@@ -261,7 +261,7 @@ static enum cmp_reason ra_supersede_pending(struct ra_ctx *ctx, STORE_TX *tx)
 
     rc = store_cmp_txn_list_waiting_device(tx, ctx->device->id, 16, &list, &n);
     if (rc != STORE_OK)
-        return ra_store_reason(ctx, rc, "pending enrollments");
+        return srv_store_reason(ctx, rc, "pending enrollments");
     for (i = 0; i < n && r == CMP_R_OK; i++) {
         if (list[i]->type != STORE_CMP_IR && list[i]->type != STORE_CMP_P10CR)
             continue;
@@ -269,8 +269,8 @@ static enum cmp_reason ra_supersede_pending(struct ra_ctx *ctx, STORE_TX *tx)
                                      STORE_CMP_WAITING_CONFIRM,
                                      STORE_CMP_EXPIRED);
         if (rc != STORE_OK)
-            r = ra_store_reason(ctx, rc, "supersede");
-        else if (!ra_revoke_in_tx(ctx, tx, list[i]->cert_id, 5,
+            r = srv_store_reason(ctx, rc, "supersede");
+        else if (!srv_revoke_in_tx(ctx, tx, list[i]->cert_id, 5,
                                   "superseded by a new ir before certConf"))
             r = ctx->reason;
     }
@@ -280,14 +280,14 @@ static enum cmp_reason ra_supersede_pending(struct ra_ctx *ctx, STORE_TX *tx)
     rc = store_device_set_state(tx, ctx->device->id, STORE_DEV_PENDING, back,
                                 STORE_KEEP_CERT);
     if (rc != STORE_OK)
-        return ra_store_reason(ctx, rc, "device state");
+        return srv_store_reason(ctx, rc, "device state");
     ctx->device->state = back;
     return CMP_R_OK;
 }
 
 /* Records device state, certificate, transaction and audit row in one
  * durable transaction. */
-static enum cmp_reason ra_enroll_commit(struct ra_ctx *ctx,
+static enum cmp_reason srv_enroll_commit(struct srv_ctx *ctx,
                                         const struct ca_issue_req *ireq,
                                         struct store_cert *cert,
                                         const CMP_MSG *rsp,
@@ -303,11 +303,11 @@ static enum cmp_reason ra_enroll_commit(struct ra_ctx *ctx,
     int64_t cert_id = 0;
 
     memset(&txn, 0, sizeof(txn));
-    if ((rc = ra_write_begin(ctx, &tx)) != STORE_OK)
-        return ra_store_reason(ctx, rc, "begin");
+    if ((rc = srv_write_begin(ctx, &tx)) != STORE_OK)
+        return srv_store_reason(ctx, rc, "begin");
     if ((type == CMP_BODY_IR || type == CMP_BODY_P10CR)
         && ctx->device->state == STORE_DEV_PENDING
-        && (r = ra_supersede_pending(ctx, tx)) != CMP_R_OK)
+        && (r = srv_supersede_pending(ctx, tx)) != CMP_R_OK)
         goto err;
     if (type == CMP_BODY_IR || type == CMP_BODY_P10CR) {
         /* Only one enrollment of a device may be in flight. */
@@ -316,16 +316,16 @@ static enum cmp_reason ra_enroll_commit(struct ra_ctx *ctx,
                                              : STORE_DEV_PENDING,
                                     STORE_KEEP_CERT);
         if (rc == STORE_CONFLICT || rc == STORE_NOTFOUND) {
-            r = ra_fail(ctx, CMP_R_NOT_AUTHORIZED,
+            r = srv_fail(ctx, CMP_R_NOT_AUTHORIZED,
                         "device %s changed state meanwhile", ctx->device_label);
             goto err;
         }
         if (rc != STORE_OK) {
-            r = ra_store_reason(ctx, rc, "device state");
+            r = srv_store_reason(ctx, rc, "device state");
             goto err;
         }
     }
-    if ((r = ra_cert_insert(ctx, tx, ireq, cert, &cert_id)) != CMP_R_OK)
+    if ((r = srv_cert_insert(ctx, tx, ireq, cert, &cert_id)) != CMP_R_OK)
         goto err;
     if (implicit && (type == CMP_BODY_IR || type == CMP_BODY_P10CR
                      || type == CMP_BODY_KUR)) {
@@ -334,7 +334,7 @@ static enum cmp_reason ra_enroll_commit(struct ra_ctx *ctx,
                                                          : STORE_DEV_ENROLLED,
                                     STORE_DEV_ENROLLED, cert_id);
         if (rc != STORE_OK) {
-            r = ra_store_reason(ctx, rc, "device state");
+            r = srv_store_reason(ctx, rc, "device state");
             goto err;
         }
     }
@@ -358,28 +358,28 @@ static enum cmp_reason ra_enroll_commit(struct ra_ctx *ctx,
     txn.device_id = ctx->device != NULL ? ctx->device->id : 0;
     rc = store_cmp_txn_insert(tx, &txn);
     if (rc == STORE_EXISTS) {
-        r = ra_fail(ctx, CMP_R_TRANSACTION_ID_IN_USE, NULL);
+        r = srv_fail(ctx, CMP_R_TRANSACTION_ID_IN_USE, NULL);
         goto err;
     }
-    if (rc != STORE_OK || (rc = ra_audit_issue(ctx, tx, cert, type)) != STORE_OK) {
-        r = ra_store_reason(ctx, rc, "record transaction");
+    if (rc != STORE_OK || (rc = srv_audit_issue(ctx, tx, cert, type)) != STORE_OK) {
+        r = srv_store_reason(ctx, rc, "record transaction");
         goto err;
     }
     /* The certificate is durable before anyone sees it. */
     if ((rc = store_commit(tx)) != STORE_OK)
-        return ra_store_reason(ctx, rc, "commit");
+        return srv_store_reason(ctx, rc, "commit");
     return CMP_R_OK;
  err:
     store_rollback(tx);
     return r;
 }
 
-enum cmp_reason ra_enroll(struct ra_ctx *ctx, CMP_MSG **rsp_out)
+enum cmp_reason srv_enroll(struct srv_ctx *ctx, CMP_MSG **rsp_out)
 {
-    struct ra_alias *a = ctx->alias;
+    struct srv_alias *a = ctx->alias;
     const CMP_BODY *body = ctx->req->body;
-    struct ra_certreq cr;
-    struct ra_vars vars;
+    struct srv_certreq cr;
+    struct srv_vars vars;
     struct ca_issue_req ireq;
     CMP_MSG *rsp = NULL;
     struct store_cert cert;         /* the issued certificate, as stored */
@@ -390,30 +390,30 @@ enum cmp_reason ra_enroll(struct ra_ctx *ctx, CMP_MSG **rsp_out)
     memset(&cert, 0, sizeof(cert));
     *rsp_out = NULL;
     /* who is asking, and is this a new transaction? */
-    if ((r = ra_auth_signature(ctx)) != CMP_R_OK
-        || (r = ra_txn_check_unused(ctx)) != CMP_R_OK)
+    if ((r = srv_auth_signature(ctx)) != CMP_R_OK
+        || (r = srv_txn_check_unused(ctx)) != CMP_R_OK)
         goto end;
     if (type == CMP_BODY_IR || type == CMP_BODY_P10CR)
         r = a->mode->auth_initial(ctx);
     else
-        r = ra_auth_operator_cert(ctx);
+        r = srv_auth_operator_cert(ctx);
     if (r != CMP_R_OK)
         goto end;
     /* kur renews the certificate that signs it: any valid certificate of
      * this CA held by the device (its main one, or one from a cr). */
     if (type == CMP_BODY_CR && ctx->device->state != STORE_DEV_ENROLLED) {
-        r = ra_fail(ctx, CMP_R_NOT_AUTHORIZED, "device %s is not enrolled",
+        r = srv_fail(ctx, CMP_R_NOT_AUTHORIZED, "device %s is not enrolled",
                     ctx->device_label);
         goto end;
     }
     /* what it asks for */
     if (type == CMP_BODY_P10CR)
-        r = ra_certreq_p10(ctx, body->value.p10cr, &cr);
+        r = srv_certreq_p10(ctx, body->value.p10cr, &cr);
     else
-        r = ra_certreq_crmf(ctx, body->value.ir, &cr);
+        r = srv_certreq_crmf(ctx, body->value.ir, &cr);
     if (r != CMP_R_OK)
         goto end;
-    if (type == CMP_BODY_KUR && (r = ra_kur_check(ctx, &cr)) != CMP_R_OK)
+    if (type == CMP_BODY_KUR && (r = srv_kur_check(ctx, &cr)) != CMP_R_OK)
         goto end;
     /* issue (outside the store transaction: signing needs no lock) */
     memset(&vars, 0, sizeof(vars));
@@ -430,18 +430,18 @@ enum cmp_reason ra_enroll(struct ra_ctx *ctx, CMP_MSG **rsp_out)
     ireq.spki = cr.spki;
     ireq.subject = cr.subject;
     ireq.exts = cr.exts;
-    ireq.vars = ra_vars_lookup;
+    ireq.vars = srv_vars_lookup;
     ireq.vars_arg = &vars;
     ireq.now = ctx->now;
     if (type == CMP_BODY_KUR)
         ireq.force_subject = X509_get_subject_name(ctx->signer);
-    if ((r = ra_cert_issue(ctx, &ireq, &cert)) != CMP_R_OK)
+    if ((r = srv_cert_issue(ctx, &ireq, &cert)) != CMP_R_OK)
         goto end;
     /* the response header first: its senderNonce goes into the state */
     rsp_type = type == CMP_BODY_IR ? CMP_BODY_IP
         : type == CMP_BODY_KUR ? CMP_BODY_KUP : CMP_BODY_CP;
-    if ((rsp = ra_rsp_new(ctx, rsp_type)) == NULL) {
-        r = ra_fail(ctx, CMP_R_SYSTEM_FAILURE, "response");
+    if ((rsp = srv_rsp_new(ctx, rsp_type)) == NULL) {
+        r = srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "response");
         goto end;
     }
     implicit = a->mode->allow_implicit_confirm
@@ -456,10 +456,10 @@ enum cmp_reason ra_enroll(struct ra_ctx *ctx, CMP_MSG **rsp_out)
                                  cert.der, cert.der_len,
                                  type == CMP_BODY_KUR || type == CMP_BODY_CR
                                      ? NULL : a->ca_pubs)) {
-        r = ra_fail(ctx, CMP_R_SYSTEM_FAILURE, "response body");
+        r = srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "response body");
         goto end;
     }
-    if ((r = ra_enroll_commit(ctx, &ireq, &cert, rsp, cr.cert_req_id,
+    if ((r = srv_enroll_commit(ctx, &ireq, &cert, rsp, cr.cert_req_id,
                               implicit)) != CMP_R_OK)
         goto end;
     ctx->issued = 1;
@@ -467,7 +467,7 @@ enum cmp_reason ra_enroll(struct ra_ctx *ctx, CMP_MSG **rsp_out)
     *rsp_out = rsp;
     rsp = NULL;
  end:
-    ra_certreq_clear(&cr);
+    srv_certreq_clear(&cr);
     ca_store_cert_clear(&cert);
     CMP_MSG_free(rsp);
     return r;

@@ -3,7 +3,7 @@
  * with a certificate of the same device. The CRL is regenerated in the same
  * store transaction.
  */
-#include "ra/ra_local.h"
+#include "server/srv_int.h"
 
 #include "cmp/cmp_build.h"
 #include "util/metrics.h"
@@ -12,7 +12,7 @@
 #include <string.h>
 
 /* Reads the reasonCode entry extension, -1 if absent. */
-static int ra_rr_reason(const CMP_REVDETAILS *rd)
+static int srv_rr_reason(const CMP_REVDETAILS *rd)
 {
     ASN1_ENUMERATED *e;
     int64_t v = -1;
@@ -25,31 +25,31 @@ static int ra_rr_reason(const CMP_REVDETAILS *rd)
     return (int)v;
 }
 
-int ra_revoke_in_tx(struct ra_ctx *ctx, STORE_TX *tx, int64_t cert_id,
+int srv_revoke_in_tx(struct srv_ctx *ctx, STORE_TX *tx, int64_t cert_id,
                     int reason, const char *why)
 {
     char actor[300], err[256];
     enum ca_revoke_rc rc;
 
     rc = ca_revoke(ctx->alias->ca, tx, cert_id, reason, (int64_t)ctx->now,
-                   ra_actor(ctx, actor, sizeof(actor)), err, sizeof(err));
+                   srv_actor(ctx, actor, sizeof(actor)), err, sizeof(err));
     switch (rc) {
     case CA_REVOKE_OK:
         ctx->revoked++;
         return 1;
     case CA_REVOKE_ALREADY:
-        ra_fail(ctx, CMP_R_CERT_REVOKED, "%s", why);
+        srv_fail(ctx, CMP_R_CERT_REVOKED, "%s", why);
         return 0;
     case CA_REVOKE_NOTFOUND:
-        ra_fail(ctx, CMP_R_BAD_CERT_ID, "%s", why);
+        srv_fail(ctx, CMP_R_BAD_CERT_ID, "%s", why);
         return 0;
     default:
-        ra_fail(ctx, CMP_R_SYSTEM_UNAVAIL, "revoke: %s", err);
+        srv_fail(ctx, CMP_R_SYSTEM_UNAVAIL, "revoke: %s", err);
         return 0;
     }
 }
 
-enum cmp_reason ra_revoke(struct ra_ctx *ctx, CMP_MSG **rsp)
+enum cmp_reason srv_revoke(struct srv_ctx *ctx, CMP_MSG **rsp)
 {
     STACK_OF(CMP_REVDETAILS) *rds = ctx->req->body->value.rr;
     const CMP_REVDETAILS *rd;
@@ -63,20 +63,20 @@ enum cmp_reason ra_revoke(struct ra_ctx *ctx, CMP_MSG **rsp)
     enum cmp_reason r;
     int reason;
 
-    if ((r = ra_auth_signature(ctx)) != CMP_R_OK)
+    if ((r = srv_auth_signature(ctx)) != CMP_R_OK)
         return r;
-    r = ra_auth_operator_cert(ctx);
+    r = srv_auth_operator_cert(ctx);
     if (sk_CMP_REVDETAILS_num(rds) != 1)
-        return ra_fail(ctx, CMP_R_BAD_REQUEST, "exactly one RevDetails expected");
+        return srv_fail(ctx, CMP_R_BAD_REQUEST, "exactly one RevDetails expected");
     rd = sk_CMP_REVDETAILS_value(rds, 0);
     sn = OSSL_CRMF_CERTTEMPLATE_get0_serialNumber(rd->certDetails);
     issuer = OSSL_CRMF_CERTTEMPLATE_get0_issuer(rd->certDetails);
     if (sn == NULL || issuer == NULL)
-        return ra_fail(ctx, CMP_R_BAD_REQUEST, "certDetails needs issuer and serialNumber");
+        return srv_fail(ctx, CMP_R_BAD_REQUEST, "certDetails needs issuer and serialNumber");
     if (X509_NAME_cmp(issuer, X509_get_subject_name(ca_get0_cert(ctx->alias->ca))) != 0)
-        return ra_fail(ctx, CMP_R_BAD_CERT_ID, "issuer is not this CA");
-    if ((reason = ra_rr_reason(rd)) == -2)
-        return ra_fail(ctx, CMP_R_BAD_REQUEST, "bad reasonCode");
+        return srv_fail(ctx, CMP_R_BAD_CERT_ID, "issuer is not this CA");
+    if ((reason = srv_rr_reason(rd)) == -2)
+        return srv_fail(ctx, CMP_R_BAD_REQUEST, "bad reasonCode");
     /* The rr must be signed by the certificate it revokes (RA-signed
      * revocation comes with the ra mode). A certificate revoked already can
      * still sign its own rr, to learn that it is revoked. */
@@ -85,17 +85,17 @@ enum cmp_reason ra_revoke(struct ra_ctx *ctx, CMP_MSG **rsp)
         || ASN1_INTEGER_cmp(sn, X509_get0_serialNumber(ctx->signer)) != 0) {
         if (r != CMP_R_OK)
             return r;
-        return ra_fail(ctx, CMP_R_NOT_AUTHORIZED,
+        return srv_fail(ctx, CMP_R_NOT_AUTHORIZED,
                        "an rr must be signed by the certificate it revokes");
     }
     if (ctx->signer_cert->status == STORE_CERT_REVOKED)
-        return ra_fail(ctx, CMP_R_CERT_REVOKED, "already revoked");
+        return srv_fail(ctx, CMP_R_CERT_REVOKED, "already revoked");
     if (r != CMP_R_OK)
         return r;
     /* the certificate is ctx->signer_cert; ca_revoke re-reads it under the
      * write lock and refuses it if a concurrent rr revoked it meanwhile */
-    if ((rc = ra_write_begin(ctx, &tx)) != STORE_OK)
-        return ra_store_reason(ctx, rc, "begin");
+    if ((rc = srv_write_begin(ctx, &tx)) != STORE_OK)
+        return srv_store_reason(ctx, rc, "begin");
     memset(&txn, 0, sizeof(txn));
     memcpy(txn.tid, ASN1_STRING_get0_data(tid), (size_t)ASN1_STRING_length(tid));
     txn.tid_len = (size_t)ASN1_STRING_length(tid);
@@ -109,11 +109,11 @@ enum cmp_reason ra_revoke(struct ra_ctx *ctx, CMP_MSG **rsp)
     txn.cert_id = ctx->signer_cert->id;
     txn.device_id = ctx->device->id;
     if ((rc = store_cmp_txn_insert(tx, &txn)) != STORE_OK) {
-        r = rc == STORE_EXISTS ? ra_fail(ctx, CMP_R_TRANSACTION_ID_IN_USE, NULL)
-                               : ra_store_reason(ctx, rc, "transaction");
+        r = rc == STORE_EXISTS ? srv_fail(ctx, CMP_R_TRANSACTION_ID_IN_USE, NULL)
+                               : srv_store_reason(ctx, rc, "transaction");
         goto end;
     }
-    if (!ra_revoke_in_tx(ctx, tx, ctx->signer_cert->id, reason,
+    if (!srv_revoke_in_tx(ctx, tx, ctx->signer_cert->id, reason,
                          "revocation request")) {
         r = ctx->reason;
         goto end;
@@ -122,22 +122,22 @@ enum cmp_reason ra_revoke(struct ra_ctx *ctx, CMP_MSG **rsp)
         && (rc = store_device_set_state(tx, ctx->device->id, ctx->device->state,
                                         STORE_DEV_REVOKED, STORE_KEEP_CERT))
            != STORE_OK) {
-        r = ra_store_reason(ctx, rc, "device state");
+        r = srv_store_reason(ctx, rc, "device state");
         goto end;
     }
     if (!ca_crl_generate(ctx->alias->ca, tx, ctx->now, NULL, err, sizeof(err))) {
-        r = ra_fail(ctx, CMP_R_SYSTEM_FAILURE, "CRL: %s", err);
+        r = srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "CRL: %s", err);
         goto end;
     }
     rc = store_commit(tx);
     tx = NULL;
     if (rc != STORE_OK) {
-        r = ra_store_reason(ctx, rc, "commit");
+        r = srv_store_reason(ctx, rc, "commit");
         goto end;
     }
-    if ((*rsp = ra_rsp_new(ctx, CMP_BODY_RP)) == NULL
+    if ((*rsp = srv_rsp_new(ctx, CMP_BODY_RP)) == NULL
         || !cmp_body_set_rp(*rsp, cmp_pkisi_new(CMP_STATUS_ACCEPTED, -1, NULL))) {
-        r = ra_fail(ctx, CMP_R_SYSTEM_FAILURE, "response");
+        r = srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "response");
         goto end;
     }
     r = CMP_R_OK;

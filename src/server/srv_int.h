@@ -1,12 +1,12 @@
 /*
- * Internals of the CMP server core shared by the src/ra/ files: aliases,
+ * Internals of the CMP server core shared by the src/server/ files: aliases,
  * vendor trust, and the per-request context that carries one message from
  * decoding to the signed response.
  */
-#ifndef CMPCA_RA_LOCAL_H
-#define CMPCA_RA_LOCAL_H
+#ifndef CMPCA_SRV_INT_H
+#define CMPCA_SRV_INT_H
 
-#include "ra/ra.h"
+#include "server/server.h"
 
 #include "asn1/cmp_asn1.h"
 #include "ca/ca.h"
@@ -19,39 +19,39 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-struct ra_ctx;
+struct srv_ctx;
 
 /*
  * An alias mode: how requests of an alias are authenticated. "3gpp" is the
  * TS 33.310 profile (signature only; ir from vendor certificates, kur/cr/rr
  * from operator certificates). Further modes (MAC-based "client", "ra")
- * add a row to ra_modes[] in ra_alias.c.
+ * add a row to srv_modes[] in srv_alias.c.
  */
-struct ra_mode {
+struct srv_mode {
     const char *name;
     int allow_mac;                 /* accept MAC-protected requests */
     int allow_implicit_confirm;    /* may grant implicitConfirm */
     /* Authenticates the sender of an ir (who may ask for a first
      * certificate) and sets ctx->device. */
-    enum cmp_reason (*auth_initial)(struct ra_ctx *ctx);
+    enum cmp_reason (*auth_initial)(struct srv_ctx *ctx);
 };
 
 /* Vendor trust anchors of one alias, rebuilt on reload and swapped in;
  * requests hold a reference while they use it. */
-struct ra_vendor_anchor {
+struct srv_vendor_anchor {
     unsigned char sha256[32];
     int64_t vendor_id;
 };
-struct ra_vendor_trust {
+struct srv_vendor_trust {
     int refs;                      /* atomic */
     X509_STORE *store;
-    struct ra_vendor_anchor *anchors;
+    struct srv_vendor_anchor *anchors;
     size_t nanchors;
 };
 
-struct ra_alias {
+struct srv_alias {
     char *name;
-    const struct ra_mode *mode;
+    const struct srv_mode *mode;
     CA *ca;
     CA_PROFILE *profile;
     char **vendors;                /* vendor names; NULL with all_vendors */
@@ -75,14 +75,14 @@ struct ra_alias {
     X509_STORE *op_store;          /* trusts the alias CA's root */
     STACK_OF(X509) *ca_pubs;       /* the operator root, for caPubs */
     pthread_mutex_t vt_lock;
-    struct ra_vendor_trust *vt;
+    struct srv_vendor_trust *vt;
     atomic_int crl_dirty;          /* revoked outside an rr since the last
                                     * CRL: the sweeper issues a new one */
 };
 
-struct ra_server {
+struct server {
     STORE *store;
-    struct ra_alias *aliases;
+    struct srv_alias *aliases;
     size_t naliases;
     char *default_alias;
     struct cmp_limits limits;
@@ -90,9 +90,9 @@ struct ra_server {
 };
 
 /* Everything known about one request while it is handled. */
-struct ra_ctx {
-    RA_SERVER *srv;
-    struct ra_alias *alias;
+struct srv_ctx {
+    SERVER *srv;
+    struct srv_alias *alias;
     const CMP_MSG *req;            /* NULL if it did not decode */
     time_t now;
     X509 *signer;                  /* protecting cert (borrowed from req) */
@@ -101,7 +101,7 @@ struct ra_ctx {
     struct store_cert *signer_cert;/* our record of signer, if ours */
     X509 *vendor_cert;             /* == signer for 3GPP ir */
     STORE_TX *rtx;                 /* the request's read transaction, opened
-                                    * by the first lookup (ra_read_tx) */
+                                    * by the first lookup (srv_read_tx) */
     /* outcome, for the response and the log line */
     enum cmp_reason reason;
     char detail[200];
@@ -111,60 +111,60 @@ struct ra_ctx {
 };
 
 /* Sets the refusal reason and a detail text; returns |r|. */
-enum cmp_reason ra_fail(struct ra_ctx *ctx, enum cmp_reason r,
+enum cmp_reason srv_fail(struct srv_ctx *ctx, enum cmp_reason r,
                         const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* The request's read transaction: every lookup of one request shares it
  * (one snapshot, one connection checkout). Opened on first use; sets *tx
  * (borrowed) and returns STORE_OK or the store's error. */
-enum store_rc ra_read_tx(struct ra_ctx *ctx, STORE_TX **tx);
+enum store_rc srv_read_tx(struct srv_ctx *ctx, STORE_TX **tx);
 /* Ends the request's read transaction, if open. */
-void ra_read_end(struct ra_ctx *ctx);
+void srv_read_end(struct srv_ctx *ctx);
 /* Ends the read transaction, then begins a write transaction (*tx). */
-enum store_rc ra_write_begin(struct ra_ctx *ctx, STORE_TX **tx);
+enum store_rc srv_write_begin(struct srv_ctx *ctx, STORE_TX **tx);
 
-/* ra_alias.c */
-int ra_alias_load(struct ra_alias *a, const struct conf *conf,
+/* srv_alias.c */
+int srv_alias_load(struct srv_alias *a, const struct conf *conf,
                   const struct conf_section *sec, STORE *store, char *err,
                   size_t errlen);
-void ra_alias_clear(struct ra_alias *a);
-int ra_alias_reload_vendors(struct ra_alias *a, STORE *store);
-struct ra_vendor_trust *ra_alias_get1_vendor_trust(struct ra_alias *a);
-void ra_vendor_trust_free(struct ra_vendor_trust *vt);
+void srv_alias_clear(struct srv_alias *a);
+int srv_alias_reload_vendors(struct srv_alias *a, STORE *store);
+struct srv_vendor_trust *srv_alias_get1_vendor_trust(struct srv_alias *a);
+void srv_vendor_trust_free(struct srv_vendor_trust *vt);
 
-/* ra_auth.c */
-enum cmp_reason ra_auth_signature(struct ra_ctx *ctx);
-enum cmp_reason ra_auth_vendor_device(struct ra_ctx *ctx);
-enum cmp_reason ra_auth_operator_cert(struct ra_ctx *ctx);
+/* srv_auth.c */
+enum cmp_reason srv_auth_signature(struct srv_ctx *ctx);
+enum cmp_reason srv_auth_vendor_device(struct srv_ctx *ctx);
+enum cmp_reason srv_auth_operator_cert(struct srv_ctx *ctx);
 /* Validates the signer against the vendor anchors only (no device check). */
-enum cmp_reason ra_auth_vendor_path(struct ra_ctx *ctx, int64_t *vendor_id);
+enum cmp_reason srv_auth_vendor_path(struct srv_ctx *ctx, int64_t *vendor_id);
 
-/* ra_enroll.c */
-enum cmp_reason ra_enroll(struct ra_ctx *ctx, CMP_MSG **rsp);
+/* srv_enroll.c */
+enum cmp_reason srv_enroll(struct srv_ctx *ctx, CMP_MSG **rsp);
 /* A new transaction must not reuse a transactionID (replays included):
  * CMP_R_TRANSACTION_ID_IN_USE, a store reason, or CMP_R_OK. The insert at
  * commit enforces it too for requests that store a transaction; checking
  * first spares the work. */
-enum cmp_reason ra_txn_check_unused(struct ra_ctx *ctx);
-/* ra_confirm.c */
-enum cmp_reason ra_confirm(struct ra_ctx *ctx, CMP_MSG **rsp);
-enum cmp_reason ra_client_error(struct ra_ctx *ctx, CMP_MSG **rsp);
-/* ra_revoke.c */
-enum cmp_reason ra_revoke(struct ra_ctx *ctx, CMP_MSG **rsp);
-/* ra_genm.c */
-enum cmp_reason ra_genm(struct ra_ctx *ctx, CMP_MSG **rsp);
+enum cmp_reason srv_txn_check_unused(struct srv_ctx *ctx);
+/* srv_confirm.c */
+enum cmp_reason srv_confirm(struct srv_ctx *ctx, CMP_MSG **rsp);
+enum cmp_reason srv_client_error(struct srv_ctx *ctx, CMP_MSG **rsp);
+/* srv_revoke.c */
+enum cmp_reason srv_revoke(struct srv_ctx *ctx, CMP_MSG **rsp);
+/* srv_genm.c */
+enum cmp_reason srv_genm(struct srv_ctx *ctx, CMP_MSG **rsp);
 
-/* ra_handle.c: a new response to ctx->req of |type|. */
-CMP_MSG *ra_rsp_new(struct ra_ctx *ctx, int type);
+/* srv_handle.c: a new response to ctx->req of |type|. */
+CMP_MSG *srv_rsp_new(struct srv_ctx *ctx, int type);
 /* Revokes |cert_id| with RFC 5280 |reason| in |tx| (audit row included);
  * returns 1, or 0 with the refusal set in |ctx| (|why| in its text). */
-int ra_revoke_in_tx(struct ra_ctx *ctx, STORE_TX *tx, int64_t cert_id,
+int srv_revoke_in_tx(struct srv_ctx *ctx, STORE_TX *tx, int64_t cert_id,
                     int reason, const char *why);
 /* Maps a store rc to a refusal reason (busy -> systemUnavail, ...). */
-enum cmp_reason ra_store_reason(struct ra_ctx *ctx, enum store_rc rc,
+enum cmp_reason srv_store_reason(struct srv_ctx *ctx, enum store_rc rc,
                                 const char *what);
 /* Formats "cmp:<alias>:<device>" as the audit actor into |buf|. */
-const char *ra_actor(const struct ra_ctx *ctx, char *buf, size_t len);
+const char *srv_actor(const struct srv_ctx *ctx, char *buf, size_t len);
 
 #endif

@@ -3,7 +3,7 @@
  * trust anchors once at start, and reloading the vendor anchors from the
  * store while the server runs.
  */
-#include "ra/ra_local.h"
+#include "server/srv_int.h"
 
 #include "cmp/cmp_build.h"
 #include "conf/conf.h"
@@ -15,26 +15,26 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const struct ra_mode ra_modes[] = {
+static const struct srv_mode srv_modes[] = {
     /* TS 33.310: signature protection only, never implicit confirmation,
      * first enrollment with a vendor certificate. */
-    { "3gpp", 0, 0, ra_auth_vendor_device },
+    { "3gpp", 0, 0, srv_auth_vendor_device },
 };
 
-static const struct ra_mode *ra_mode_find(const char *name)
+static const struct srv_mode *srv_mode_find(const char *name)
 {
     size_t i;
 
-    for (i = 0; i < sizeof(ra_modes) / sizeof(ra_modes[0]); i++)
-        if (strcmp(ra_modes[i].name, name) == 0)
-            return &ra_modes[i];
+    for (i = 0; i < sizeof(srv_modes) / sizeof(srv_modes[0]); i++)
+        if (strcmp(srv_modes[i].name, name) == 0)
+            return &srv_modes[i];
     return NULL;
 }
 
 /* A directoryName GeneralName holding a copy of |name| (NULL: the empty
  * DN), encoded once so that later encodings only read it (it is shared by
  * the handler threads). Returns 1 or 0. */
-static int ra_dirname_new(const X509_NAME *name, GENERAL_NAME **out)
+static int srv_dirname_new(const X509_NAME *name, GENERAL_NAME **out)
 {
     GENERAL_NAME *gn = GENERAL_NAME_new();
     X509_NAME *n = name != NULL ? X509_NAME_dup(name) : X509_NAME_new();
@@ -55,7 +55,7 @@ static int ra_dirname_new(const X509_NAME *name, GENERAL_NAME **out)
 }
 
 /* Splits a comma/space separated list into a malloc'ed array of strings. */
-static int ra_split_list(const char *s, char ***out, size_t *n)
+static int srv_split_list(const char *s, char ***out, size_t *n)
 {
     char *copy = strdup(s), *tok, *save = NULL;
     char **v = NULL, **grown;
@@ -86,7 +86,7 @@ static int ra_split_list(const char *s, char ***out, size_t *n)
     return 0;
 }
 
-void ra_vendor_trust_free(struct ra_vendor_trust *vt)
+void srv_vendor_trust_free(struct srv_vendor_trust *vt)
 {
     if (vt == NULL || __atomic_sub_fetch(&vt->refs, 1, __ATOMIC_ACQ_REL) > 0)
         return;
@@ -95,9 +95,9 @@ void ra_vendor_trust_free(struct ra_vendor_trust *vt)
     free(vt);
 }
 
-struct ra_vendor_trust *ra_alias_get1_vendor_trust(struct ra_alias *a)
+struct srv_vendor_trust *srv_alias_get1_vendor_trust(struct srv_alias *a)
 {
-    struct ra_vendor_trust *vt;
+    struct srv_vendor_trust *vt;
 
     pthread_mutex_lock(&a->vt_lock);
     vt = a->vt;
@@ -108,10 +108,10 @@ struct ra_vendor_trust *ra_alias_get1_vendor_trust(struct ra_alias *a)
 }
 
 /* Adds the certificates of |v| to |vt|. */
-static int ra_vendor_trust_add(struct ra_vendor_trust *vt,
+static int srv_vendor_trust_add(struct srv_vendor_trust *vt,
                                const struct store_vendor *v)
 {
-    struct ra_vendor_anchor *grown;
+    struct srv_vendor_anchor *grown;
     size_t i;
 
     for (i = 0; i < v->ncerts; i++) {
@@ -138,9 +138,9 @@ static int ra_vendor_trust_add(struct ra_vendor_trust *vt,
     return 1;
 }
 
-int ra_alias_reload_vendors(struct ra_alias *a, STORE *store)
+int srv_alias_reload_vendors(struct srv_alias *a, STORE *store)
 {
-    struct ra_vendor_trust *vt = calloc(1, sizeof(*vt)), *old;
+    struct srv_vendor_trust *vt = calloc(1, sizeof(*vt)), *old;
     struct store_vendor **list = NULL, *one;
     STORE_TX *tx = NULL;
     size_t n = 0, i;
@@ -158,7 +158,7 @@ int ra_alias_reload_vendors(struct ra_alias *a, STORE *store)
         if (store_vendor_list(tx, &list, &n) != STORE_OK)
             goto end;
         for (i = 0; i < n; i++)
-            if (!ra_vendor_trust_add(vt, list[i]))
+            if (!srv_vendor_trust_add(vt, list[i]))
                 goto end;
     } else {
         for (i = 0; i < a->nvendors; i++) {
@@ -168,7 +168,7 @@ int ra_alias_reload_vendors(struct ra_alias *a, STORE *store)
                 continue; /* may be registered later */
             if (rc != STORE_OK)
                 goto end;
-            ok = ra_vendor_trust_add(vt, one);
+            ok = srv_vendor_trust_add(vt, one);
             store_vendor_free(one);
             if (!ok)
                 goto end;
@@ -179,17 +179,17 @@ int ra_alias_reload_vendors(struct ra_alias *a, STORE *store)
     old = a->vt;
     a->vt = vt;
     pthread_mutex_unlock(&a->vt_lock);
-    ra_vendor_trust_free(old);
+    srv_vendor_trust_free(old);
     vt = NULL;
     ok = 1;
  end:
     store_rollback(tx);
     store_vendor_list_free(list, n);
-    ra_vendor_trust_free(vt);
+    srv_vendor_trust_free(vt);
     return ok;
 }
 
-int ra_alias_load(struct ra_alias *a, const struct conf *conf,
+int srv_alias_load(struct srv_alias *a, const struct conf *conf,
                   const struct conf_section *sec, STORE *store, char *err,
                   size_t errlen)
 {
@@ -205,7 +205,7 @@ int ra_alias_load(struct ra_alias *a, const struct conf *conf,
         return conf_err(conf, sec->line, err, errlen,
                         "[alias] needs a name: [alias NAME]");
     mode = conf_get(sec, "mode");
-    if ((a->mode = ra_mode_find(mode != NULL ? mode : "3gpp")) == NULL)
+    if ((a->mode = srv_mode_find(mode != NULL ? mode : "3gpp")) == NULL)
         return conf_err(conf, sec->line, err, errlen,
                         "[alias %s]: unknown mode '%s' (known: 3gpp)",
                         sec->name, mode);
@@ -218,7 +218,7 @@ int ra_alias_load(struct ra_alias *a, const struct conf *conf,
     vendors = conf_get(sec, "vendors");
     if (vendors == NULL || strcmp(vendors, "*") == 0)
         a->all_vendors = 1;
-    else if (!ra_split_list(vendors, &a->vendors, &a->nvendors))
+    else if (!srv_split_list(vendors, &a->vendors, &a->nvendors))
         return 0;
     attr = conf_get(sec, "device_id_attr");
     a->device_id_nid = NID_serialNumber;
@@ -277,9 +277,9 @@ int ra_alias_load(struct ra_alias *a, const struct conf *conf,
     /* the same in every response: encoded once, names made once */
     if (!cmp_extracerts_der(NULL, a->rsp_chain, ca_get0_chain(a->ca),
                             &a->rsp_extra, &a->rsp_extra_len)
-        || !ra_dirname_new(X509_get_subject_name(a->rsp_cert),
+        || !srv_dirname_new(X509_get_subject_name(a->rsp_cert),
                            &a->rsp_sender)
-        || !ra_dirname_new(NULL, &a->rsp_nobody)) {
+        || !srv_dirname_new(NULL, &a->rsp_nobody)) {
         snprintf(err, errlen, "[alias %s]: cannot encode the response "
                  "certificates", sec->name);
         return 0;
@@ -293,7 +293,7 @@ int ra_alias_load(struct ra_alias *a, const struct conf *conf,
         snprintf(err, errlen, "[alias %s]: out of memory", sec->name);
         return 0;
     }
-    if (!ra_alias_reload_vendors(a, store)) {
+    if (!srv_alias_reload_vendors(a, store)) {
         snprintf(err, errlen, "[alias %s]: cannot load vendors from the store",
                  sec->name);
         return 0;
@@ -301,7 +301,7 @@ int ra_alias_load(struct ra_alias *a, const struct conf *conf,
     return 1;
 }
 
-void ra_alias_clear(struct ra_alias *a)
+void srv_alias_clear(struct srv_alias *a)
 {
     size_t i;
 
@@ -316,7 +316,7 @@ void ra_alias_clear(struct ra_alias *a)
     OPENSSL_free(a->rsp_extra);
     GENERAL_NAME_free(a->rsp_sender);
     GENERAL_NAME_free(a->rsp_nobody);
-    ra_vendor_trust_free(a->vt);
+    srv_vendor_trust_free(a->vt);
     pthread_mutex_destroy(&a->vt_lock);
     memset(a, 0, sizeof(*a));
 }

@@ -2,10 +2,10 @@
  * The CMP server core: turns one request (alias + DER bytes) into one
  * protected response (DER bytes + HTTP status). It authenticates, authorises,
  * keeps all transaction state in the store and issues through the CA engine.
- * It does no network I/O: the HTTP layer calls ra_server_handle().
+ * It does no network I/O: the HTTP layer calls server_handle().
  */
-#ifndef CMPCA_RA_H
-#define CMPCA_RA_H
+#ifndef CMPCA_SERVER_H
+#define CMPCA_SERVER_H
 
 #include <stddef.h>
 #include <time.h>
@@ -13,23 +13,23 @@
 #include "store/store.h"
 
 struct conf;
-typedef struct ra_server RA_SERVER;
+typedef struct server SERVER;
 
 /* Builds the server from the configuration: every [alias NAME] section is
  * loaded (its CA with keys, its profile, its trusted vendors). Returns the
  * server or NULL with "file:line: ..." or another message in |err|.
  * |store| is borrowed and must outlive the server. */
-RA_SERVER *ra_server_new(const struct conf *conf, STORE *store, char *err,
+SERVER *server_new(const struct conf *conf, STORE *store, char *err,
                          size_t errlen);
-void ra_server_free(RA_SERVER *srv);
+void server_free(SERVER *srv);
 
 /* Returns 1 if |alias| is configured. Thread-safe. */
-int ra_server_has_alias(const RA_SERVER *srv, const char *alias);
+int server_has_alias(const SERVER *srv, const char *alias);
 /* Returns the name of the alias that /.well-known/cmp maps to, or NULL. */
-const char *ra_server_default_alias(const RA_SERVER *srv);
+const char *server_default_alias(const SERVER *srv);
 
 /* One request as handed over by the transport. */
-struct ra_request {
+struct server_request {
     const char *alias;              /* routed alias (must exist) */
     const unsigned char *der;       /* request body */
     size_t len;
@@ -38,7 +38,7 @@ struct ra_request {
 };
 
 /* The answer: |der| is malloc'ed (free()), |http_status| per RFC 9811. */
-struct ra_response {
+struct server_response {
     unsigned char *der;
     size_t len;
     int http_status;
@@ -47,17 +47,17 @@ struct ra_response {
 /* Handles one request. Always produces a response (a protected error when
  * anything fails, or an empty body with 500 if even that is impossible).
  * Thread-safe: any number of threads may call it at once. */
-void ra_server_handle(RA_SERVER *srv, const struct ra_request *req,
-                      struct ra_response *rsp);
+void server_handle(SERVER *srv, const struct server_request *req,
+                      struct server_response *rsp);
 
 /* Expires transactions whose certConf did not arrive in time: revokes
  * their certificates and returns devices to their previous state. Returns
  * the number expired, or -1 on a store error. Safe to run on several nodes
  * at once (conditional updates). */
-int ra_server_sweep(RA_SERVER *srv, time_t now);
+int server_sweep(SERVER *srv, time_t now);
 
 /* Reloads the vendor trust anchors from the store (after `cmpca vendor`
  * changes); done automatically every few seconds as well. Returns 1 or 0. */
-int ra_server_reload_vendors(RA_SERVER *srv);
+int server_reload_vendors(SERVER *srv);
 
 #endif
