@@ -214,6 +214,12 @@ void ca_store_cert_clear(struct store_cert *rec);
 /* ------------------------------------------------------------------ */
 /* Revocation and CRLs                                                 */
 
+/* Writes the serial magnitude octets as upper-case hex (the one format of
+ * serial numbers in audit rows, logs and the CLI) into |buf| (2 * len + 1
+ * bytes; shorter output is cut) and returns |buf|. */
+char *ca_serial_hex(const unsigned char *serial, size_t len, char *buf,
+                    size_t buflen);
+
 /* RFC 5280 CRLReason from its name ("keyCompromise", ...; case-insensitive)
  * or number. Returns the code or -1. */
 int ca_reason_parse(const char *s);

@@ -42,17 +42,29 @@ const char *ca_reason_str(int code)
     return code >= 0 && (size_t)code < CA_NREASONS ? ca_reasons[code] : NULL;
 }
 
+char *ca_serial_hex(const unsigned char *serial, size_t len, char *buf,
+                    size_t buflen)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t i;
+
+    for (i = 0; i < len && 2 * i + 2 < buflen; i++) {
+        buf[2 * i] = hex[serial[i] >> 4];
+        buf[2 * i + 1] = hex[serial[i] & 0x0f];
+    }
+    if (buflen > 0)
+        buf[2 * i < buflen ? 2 * i : buflen - 1] = '\0';
+    return buf;
+}
+
 /* Appends the audit row for a revocation. */
 static enum store_rc ca_revoke_audit(const CA *ca, STORE_TX *tx,
                                      const struct store_cert *c, int reason,
                                      int64_t when, const char *actor)
 {
     char obj[2 * STORE_SERIAL_MAX + 1], details[256];
-    size_t i;
 
-    for (i = 0; i < c->serial_len; i++)
-        snprintf(obj + 2 * i, 3, "%02X", c->serial[i]);
-    obj[2 * c->serial_len] = '\0';
+    ca_serial_hex(c->serial, c->serial_len, obj, sizeof(obj));
     snprintf(details, sizeof(details),
              "{\"ca\":%lld,\"cert_id\":%lld,\"reason\":%d,\"time\":%lld}",
              (long long)ca->id, (long long)c->id, reason, (long long)when);

@@ -10,45 +10,36 @@
 #include "util/log.h"
 #include "util/metrics.h"
 
+#include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define SRV_REASON_CESSATION 5   /* RFC 5280 cessationOfOperation */
 #define SRV_REASON_SUPERSEDED 4
 
-/* Loads the transaction of the request's transactionID in |tx|. */
-static enum cmp_reason srv_txn_load(struct srv_ctx *ctx, STORE_TX *tx,
-                                   struct store_cmp_txn **txn)
+/* The certConf must come from whoever made the request (the same
+ * requester id: the device, the RA, or the RA's wrapper around the device's
+ * message). */
+static enum cmp_reason srv_confirm_requester(struct srv_ctx *ctx,
+                                             const struct store_cmp_txn *txn)
 {
-    const ASN1_OCTET_STRING *tid = ctx->req->header->transactionID;
-    enum store_rc rc;
-
-    rc = store_cmp_txn_get(tx, ASN1_STRING_get0_data(tid),
-                           (size_t)ASN1_STRING_length(tid), txn);
-    if (rc == STORE_NOTFOUND)
-        return srv_fail(ctx, CMP_R_UNKNOWN_TRANSACTION, NULL);
-    if (rc != STORE_OK)
-        return srv_store_reason(ctx, rc, "transaction lookup");
-    if ((*txn)->alias == NULL || strcmp((*txn)->alias, ctx->alias->name) != 0)
-        return srv_fail(ctx, CMP_R_UNKNOWN_TRANSACTION,
-                       "transaction belongs to another alias");
+    if (!txn->has_requester
+        || CRYPTO_memcmp(txn->requester_sha256, ctx->rq.id, 32) != 0)
+        return srv_fail(ctx, CMP_R_NOT_AUTHORIZED,
+                        "certConf must be protected like the request");
     return CMP_R_OK;
 }
 
-/* The certConf must come from whoever made the request, answer our nonce,
- * and name the certificate we issued. */
-static enum cmp_reason srv_confirm_check(struct srv_ctx *ctx,
-                                        const struct store_cmp_txn *txn)
+/* ... and answer our nonce. */
+static enum cmp_reason srv_confirm_nonce(struct srv_ctx *ctx,
+                                         const struct store_cmp_txn *txn)
 {
     const ASN1_OCTET_STRING *rn = ctx->req->header->recipNonce;
 
-    if (CRYPTO_memcmp(txn->requester_sha256, ctx->signer_sha256, 32) != 0
-        || !txn->has_requester)
-        return srv_fail(ctx, CMP_R_NOT_AUTHORIZED,
-                       "certConf must be protected like the request");
     if (rn == NULL || (size_t)ASN1_STRING_length(rn) != txn->sender_nonce_len
         || memcmp(ASN1_STRING_get0_data(rn), txn->sender_nonce,
                   txn->sender_nonce_len) != 0)
@@ -116,6 +107,12 @@ static int srv_confirm_verdict(struct srv_ctx *ctx, STORE_TX *tx,
         srv_fail(ctx, CMP_R_BAD_REQUEST, "bad status in CertStatus");
         goto end;
     }
+    if ((status == CMP_STATUS_ACCEPTED || status == CMP_STATUS_GRANTED_WITH_MODS)
+        && st->statusInfo != NULL && st->statusInfo->failInfo != NULL) {
+        srv_fail(ctx, CMP_R_BAD_REQUEST,
+                 "an accepting CertStatus carries a failInfo");
+        goto end;
+    }
     verdict = status == CMP_STATUS_ACCEPTED
         || status == CMP_STATUS_GRANTED_WITH_MODS;
  end:
@@ -139,6 +136,34 @@ static enum store_rc srv_txn_device(struct srv_ctx *ctx, STORE_TX *tx,
         rc = store_device_get(tx, txn->device_id, own);
         *dev = *own;
     }
+    return rc;
+}
+
+/* The audit row of an accepted certificate: object = its serial, as in
+ * the cert.issue and cert.revoke rows; details name device and RA. */
+static enum store_rc srv_audit_confirm(struct srv_ctx *ctx, STORE_TX *tx,
+                                       const struct store_cmp_txn *txn)
+{
+    struct issuer_audit a;
+    struct store_cert *rec = NULL;
+    char actor[300], tid[140], serial[2 * STORE_SERIAL_MAX + 1], *details;
+    json_t *j;
+    enum store_rc rc;
+
+    if ((rc = store_cert_get(tx, txn->cert_id, &rec)) != STORE_OK)
+        return rc;
+    srv_audit_fill(ctx, &a, actor, sizeof(actor), tid, sizeof(tid));
+    j = json_pack("{s:s, s:s, s:s}", "alias", a.alias, "device", a.device,
+                  "transactionID", a.tid_hex);
+    if (j != NULL && a.ra != NULL)
+        json_object_set_new(j, "ra", json_string(a.ra));
+    details = j != NULL ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    rc = store_audit_append(tx, a.actor, "cert.confirm",
+                            ca_serial_hex(rec->serial, rec->serial_len, serial,
+                                          sizeof(serial)), details);
+    free(details);
+    json_decref(j);
+    store_cert_free(rec);
     return rc;
 }
 
@@ -171,16 +196,14 @@ static enum cmp_reason srv_confirm_accept(struct srv_ctx *ctx, STORE_TX *tx,
         && !srv_revoke_in_tx(ctx, tx, txn->old_cert_id, SRV_REASON_SUPERSEDED,
                             "superseded by key update"))
         return ctx->reason;
-    if ((rc = store_audit_append(tx, srv_actor(ctx, actor, sizeof(actor)),
-                                 "cert.confirm", ctx->device_label, NULL))
-        != STORE_OK)
+    if ((rc = srv_audit_confirm(ctx, tx, txn)) != STORE_OK)
         r = srv_store_reason(ctx, rc, "audit");
     return r;
 }
 
 /* Applies "rejected" (or expired): revoke the new certificate and return
  * the device to where it was before. */
-static enum cmp_reason srv_confirm_reject(struct srv_ctx *ctx, STORE_TX *tx,
+enum cmp_reason srv_confirm_reject(struct srv_ctx *ctx, STORE_TX *tx,
                                          const struct store_cmp_txn *txn,
                                          const char *why)
 {
@@ -214,29 +237,60 @@ static enum cmp_reason srv_pkiconf(struct srv_ctx *ctx, CMP_MSG **rsp)
     return CMP_R_OK;
 }
 
+/* Ends the waiting transaction |txn| as rejected because its certConf was
+ * refused (ctx's reason): the certificate is revoked at once, and the
+ * refusal is what the client gets. Commits or rolls back |tx|. */
+static enum cmp_reason srv_confirm_refused(struct srv_ctx *ctx, STORE_TX *tx,
+                                          const struct store_cmp_txn *txn)
+{
+    enum cmp_reason refusal = ctx->reason, r;
+    char detail[sizeof(ctx->detail)];
+    enum store_rc rc;
+
+    memcpy(detail, ctx->detail, sizeof(detail));
+    if ((r = srv_confirm_reject(ctx, tx, txn, "certConf refused")) != CMP_R_OK
+        || (r = srv_txn_move(ctx, tx, txn, STORE_CMP_WAITING_CONFIRM,
+                             STORE_CMP_REJECTED)) != CMP_R_OK) {
+        store_rollback(tx);
+        return r;
+    }
+    if ((rc = store_commit(tx)) != STORE_OK)
+        return srv_store_reason(ctx, rc, "commit");
+    srv_fail(ctx, refusal, "%s; the certificate was revoked", detail);
+    return refusal;
+}
+
 /* Shared by certConf and a client's error message: |verdict| 1 accept,
  * 0 reject, -2 decide from the certConf content. */
 static enum cmp_reason srv_confirm_txn(struct srv_ctx *ctx, CMP_MSG **rsp,
-                                      int verdict)
+                                       int verdict)
 {
+    const struct srv_mode *m = ctx->mode;
     struct store_cmp_txn *txn = NULL;
     STORE_TX *tx = NULL;
     enum store_rc rc;
     enum cmp_reason r;
     int to_state;
 
-    if ((r = srv_auth_signature(ctx)) != CMP_R_OK)
+    if ((r = m->verify(ctx)) != CMP_R_OK
+        || (r = m->authenticate(ctx, ctx->op)) != CMP_R_OK)
         return r;
     if ((rc = srv_write_begin(ctx, &tx)) != STORE_OK)
         return srv_store_reason(ctx, rc, "begin");
     if ((r = srv_txn_load(ctx, tx, &txn)) != CMP_R_OK
-        || (r = srv_confirm_check(ctx, txn)) != CMP_R_OK)
+        || (r = srv_confirm_requester(ctx, txn)) != CMP_R_OK)
         goto end;
     /* the device, read once for the log label and the state change */
     if (txn->device_id != 0 && ctx->device == NULL
         && store_device_get(tx, txn->device_id, &ctx->device) == STORE_OK)
         snprintf(ctx->device_label, sizeof(ctx->device_label), "%s",
                  ctx->device->identifier);
+    if ((r = srv_confirm_nonce(ctx, txn)) != CMP_R_OK) {
+        if (txn->state == STORE_CMP_WAITING_CONFIRM)
+            r = srv_confirm_refused(ctx, tx, txn);
+        tx = NULL;
+        goto end;
+    }
     if (txn->state == STORE_CMP_CONFIRMED || txn->state == STORE_CMP_REJECTED) {
         /* A replay of a finished confirmation: same answer, no change. */
         if (verdict == -2
@@ -246,8 +300,8 @@ static enum cmp_reason srv_confirm_txn(struct srv_ctx *ctx, CMP_MSG **rsp,
         }
         if ((verdict == 1) != (txn->state == STORE_CMP_CONFIRMED)) {
             r = srv_fail(ctx, CMP_R_UNEXPECTED_BODY,
-                        "transaction already %s",
-                        store_cmp_state_str(txn->state));
+                         "transaction already %s",
+                         store_cmp_state_str(txn->state));
             goto end;
         }
         r = srv_pkiconf(ctx, rsp);
@@ -255,20 +309,16 @@ static enum cmp_reason srv_confirm_txn(struct srv_ctx *ctx, CMP_MSG **rsp,
     }
     if (txn->state != STORE_CMP_WAITING_CONFIRM) {
         r = srv_fail(ctx, CMP_R_UNEXPECTED_BODY, "transaction %s",
-                    store_cmp_state_str(txn->state));
+                     store_cmp_state_str(txn->state));
         goto end;
     }
     if (txn->deadline < (int64_t)ctx->now) {
         /* too late: the certificate counts as rejected */
-        if ((r = srv_confirm_reject(ctx, tx, txn, "certConf too late")) != CMP_R_OK)
+        if ((r = srv_confirm_reject(ctx, tx, txn, "certConf too late"))
+                != CMP_R_OK
+            || (r = srv_txn_move(ctx, tx, txn, STORE_CMP_WAITING_CONFIRM,
+                                 STORE_CMP_EXPIRED)) != CMP_R_OK)
             goto end;
-        rc = store_cmp_txn_set_state(tx, txn->tid, txn->tid_len,
-                                     STORE_CMP_WAITING_CONFIRM,
-                                     STORE_CMP_EXPIRED);
-        if (rc != STORE_OK) {
-            r = srv_store_reason(ctx, rc, "expire");
-            goto end;
-        }
         rc = store_commit(tx);
         tx = NULL;
         if (rc != STORE_OK) {
@@ -276,11 +326,13 @@ static enum cmp_reason srv_confirm_txn(struct srv_ctx *ctx, CMP_MSG **rsp,
             goto end;
         }
         r = srv_fail(ctx, CMP_R_UNEXPECTED_BODY,
-                    "confirmWaitTime passed; the certificate was revoked");
+                     "confirmWaitTime passed; the certificate was revoked");
         goto end;
     }
     if (verdict == -2 && (verdict = srv_confirm_verdict(ctx, tx, txn)) < 0) {
-        r = ctx->reason;
+        /* a refused certConf ends the transaction: revoked at once */
+        r = srv_confirm_refused(ctx, tx, txn);
+        tx = NULL;
         goto end;
     }
     r = verdict ? srv_confirm_accept(ctx, tx, txn)
@@ -288,12 +340,9 @@ static enum cmp_reason srv_confirm_txn(struct srv_ctx *ctx, CMP_MSG **rsp,
     if (r != CMP_R_OK)
         goto end;
     to_state = verdict ? STORE_CMP_CONFIRMED : STORE_CMP_REJECTED;
-    rc = store_cmp_txn_set_state(tx, txn->tid, txn->tid_len,
-                                 STORE_CMP_WAITING_CONFIRM, to_state);
-    if (rc != STORE_OK) {
-        r = srv_store_reason(ctx, rc, "transaction state");
+    if ((r = srv_txn_move(ctx, tx, txn, STORE_CMP_WAITING_CONFIRM, to_state))
+        != CMP_R_OK)
         goto end;
-    }
     rc = store_commit(tx);
     tx = NULL;
     if (rc != STORE_OK) {
@@ -319,87 +368,3 @@ enum cmp_reason srv_client_error(struct srv_ctx *ctx, CMP_MSG **rsp)
     return srv_confirm_txn(ctx, rsp, 0);
 }
 
-/* Issues a new CRL for the CA of every alias that revoked certificates
- * outside an rr since the last one (once per CA). */
-static void server_refresh_crls(SERVER *srv, time_t now)
-{
-    STORE_TX *tx = NULL;
-    char err[256];
-    size_t i, j;
-
-    for (i = 0; i < srv->naliases; i++) {
-        struct srv_alias *a = &srv->aliases[i];
-
-        if (!atomic_exchange(&a->crl_dirty, 0))
-            continue;
-        for (j = 0; j < i; j++)         /* the CA's CRL is done already */
-            if (srv->aliases[j].ca == a->ca)
-                break;
-        if (j < i)
-            continue;
-        if (store_begin(srv->store, &tx) != STORE_OK
-            || !ca_crl_generate(a->ca, tx, now, NULL, err, sizeof(err))
-            || store_commit_clear(&tx) != STORE_OK) {
-            store_rollback(tx);
-            tx = NULL;
-            atomic_store(&a->crl_dirty, 1);     /* next sweep tries again */
-            log_msg(LOG_WARN, "alias=%s sweep: new CRL failed", a->name);
-        }
-    }
-}
-
-int server_sweep(SERVER *srv, time_t now)
-{
-    struct store_cmp_txn **list = NULL;
-    size_t n = 0, i, j;
-    STORE_TX *tx = NULL;
-    int done = 0;
-
-    if (store_begin_read(srv->store, &tx) != STORE_OK)
-        return -1;
-    if (store_cmp_txn_list_expired(tx, (int64_t)now, 256, &list, &n) != STORE_OK) {
-        store_rollback(tx);
-        return -1;
-    }
-    store_rollback(tx);
-    tx = NULL;
-    for (i = 0; i < n; i++) {
-        struct srv_ctx ctx;
-        struct srv_alias *a = NULL;
-
-        for (j = 0; j < srv->naliases; j++)
-            if (list[i]->alias != NULL
-                && strcmp(srv->aliases[j].name, list[i]->alias) == 0)
-                a = &srv->aliases[j];
-        if (a == NULL)
-            continue; /* alias no longer configured here */
-        memset(&ctx, 0, sizeof(ctx));
-        ctx.srv = srv;
-        ctx.alias = a;
-        ctx.now = now;
-        snprintf(ctx.device_label, sizeof(ctx.device_label), "sweeper");
-        if (store_begin(srv->store, &tx) != STORE_OK)
-            break;
-        /* the conditional update makes concurrent sweepers harmless */
-        if (store_cmp_txn_set_state(tx, list[i]->tid, list[i]->tid_len,
-                                    STORE_CMP_WAITING_CONFIRM,
-                                    STORE_CMP_EXPIRED) != STORE_OK
-            || srv_confirm_reject(&ctx, tx, list[i], "no certConf in time")
-               != CMP_R_OK
-            || store_commit_clear(&tx) != STORE_OK) {
-            store_rollback(tx);
-            tx = NULL;
-            continue;
-        }
-        done++;
-        atomic_store(&a->crl_dirty, 1);
-        metrics_cert_revoked(a->name);
-        log_msg(LOG_INFO, "alias=%s sweep: certificate %lld revoked, no certConf "
-                "before the deadline", a->name, (long long)list[i]->cert_id);
-    }
-    store_cmp_txn_list_free(list, n);
-    server_refresh_crls(srv, now);
-    /* vendors registered or removed meanwhile (cmpca vendor ...) */
-    server_reload_vendors(srv);
-    return done;
-}

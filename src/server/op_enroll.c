@@ -12,7 +12,6 @@
 #include "util/log.h"
 #include "util/metrics.h"
 
-#include <jansson.h>
 #include <openssl/err.h>
 #include <openssl/objects.h>
 #include <string.h>
@@ -37,10 +36,11 @@ static void srv_certreq_clear(struct srv_certreq *cr)
     memset(cr, 0, sizeof(*cr));
 }
 
-/* Reads one CertReqMsg: certReqId 0, a public key, POP by signature. */
+/* Reads one CertReqMsg: certReqId 0, a public key, POP by signature (or
+ * raVerified where the mode lets the requester assert it). */
 static enum cmp_reason srv_certreq_crmf(struct srv_ctx *ctx,
-                                       const STACK_OF(CMP_CERTREQMSG) *msgs,
-                                       struct srv_certreq *cr)
+                                        const STACK_OF(CMP_CERTREQMSG) *msgs,
+                                        struct srv_certreq *cr)
 {
     const CMP_CERTREQMSG *crm;
     const CMP_CERTTEMPLATE *t;
@@ -48,26 +48,28 @@ static enum cmp_reason srv_certreq_crmf(struct srv_ctx *ctx,
     enum cmp_reason r;
 
     if (sk_CMP_CERTREQMSG_num(msgs) != 1)
-        return srv_fail(ctx, CMP_R_BAD_REQUEST,
-                       "exactly one CertReqMsg is accepted, got %d",
-                       sk_CMP_CERTREQMSG_num(msgs));
+        return srv_reject(ctx, CMP_R_BAD_REQUEST,
+                          "exactly one CertReqMsg is accepted, got %d",
+                          sk_CMP_CERTREQMSG_num(msgs));
     crm = sk_CMP_CERTREQMSG_value(msgs, 0);
     if (!ASN1_INTEGER_get_int64(&id, crm->certReq->certReqId) || id != 0) {
         ERR_clear_error();
-        return srv_fail(ctx, CMP_R_BAD_CERT_REQ_ID, "certReqId must be 0");
+        return srv_reject(ctx, CMP_R_BAD_CERT_REQ_ID, "certReqId must be 0");
     }
     cr->cert_req_id = 0;
     t = crm->certReq->certTemplate;
     if (t->publicKey == NULL
         || !cmp_spki_get1(t->publicKey, &cr->pkey_owned, &cr->xpk_owned))
-        return srv_fail(ctx, CMP_R_BAD_CERT_TEMPLATE,
-                       "certTemplate has no usable public key");
+        return srv_reject(ctx, CMP_R_BAD_CERT_TEMPLATE,
+                          "certTemplate has no usable public key");
     cr->pubkey = cr->pkey_owned;
     cr->spki = cr->xpk_owned;
     cr->subject = t->subject;
     cr->exts = t->extensions;
+    if (crm->popo != NULL && crm->popo->type == 0)
+        return ctx->mode->ra_verified(ctx);
     if ((r = cmp_crmf_verify_popo(crm, cr->pubkey)) != CMP_R_OK)
-        return srv_fail(ctx, r, NULL);
+        return srv_reject(ctx, r, NULL);
     return CMP_R_OK;
 }
 
@@ -78,11 +80,11 @@ static enum cmp_reason srv_certreq_p10(struct srv_ctx *ctx, X509_REQ *csr,
     cr->cert_req_id = -1;
     if ((cr->pubkey = X509_REQ_get0_pubkey(csr)) == NULL) {
         ERR_clear_error();
-        return srv_fail(ctx, CMP_R_BAD_CERT_TEMPLATE, "CSR has no usable key");
+        return srv_reject(ctx, CMP_R_BAD_CERT_TEMPLATE, "CSR has no usable key");
     }
     if (X509_REQ_verify(csr, cr->pubkey) <= 0) {
         ERR_clear_error();
-        return srv_fail(ctx, CMP_R_BAD_POP, "CSR signature does not verify");
+        return srv_reject(ctx, CMP_R_BAD_POP, "CSR signature does not verify");
     }
     cr->spki = X509_REQ_get_X509_PUBKEY(csr);
     cr->subject = X509_REQ_get_subject_name(csr);
@@ -115,136 +117,63 @@ static const char *srv_vars_lookup(void *arg, const char *name)
     return ca_vars_lookup(&v->base, name);
 }
 
-/* Key update rules: the oldCertID control (if sent) names the signing
- * certificate, same subject, a new key unless reuse is allowed. */
+/* Key update rules: the oldCertID control (if sent) names the certificate
+ * renewed (ctx->old_x509: the signer's, or the one an RA named), same
+ * subject, a new key unless reuse is allowed. */
 static enum cmp_reason srv_kur_check(struct srv_ctx *ctx,
-                                    const struct srv_certreq *cr)
+                                     const struct srv_certreq *cr)
 {
     const CMP_CERTREQMSG *crm = sk_CMP_CERTREQMSG_value(ctx->req->body->value.kur, 0);
+    X509 *old = ctx->old_x509;
     int malformed;
-    OSSL_CRMF_CERTID *old = cmp_crmf_get1_old_cert_id(crm, &malformed);
+    OSSL_CRMF_CERTID *id = cmp_crmf_get1_old_cert_id(crm, &malformed);
 
     if (malformed)
-        return srv_fail(ctx, CMP_R_BAD_REQUEST, "malformed oldCertID control");
-    if (old != NULL) {
-        const X509_NAME *iss = OSSL_CRMF_CERTID_get0_issuer(old);
-        const ASN1_INTEGER *sn = OSSL_CRMF_CERTID_get0_serialNumber(old);
+        return srv_reject(ctx, CMP_R_BAD_REQUEST, "malformed oldCertID control");
+    if (id != NULL) {
+        const X509_NAME *iss = OSSL_CRMF_CERTID_get0_issuer(id);
+        const ASN1_INTEGER *sn = OSSL_CRMF_CERTID_get0_serialNumber(id);
 
         if (iss == NULL || sn == NULL
-            || X509_NAME_cmp(iss, X509_get_issuer_name(ctx->signer)) != 0
-            || ASN1_INTEGER_cmp(sn, X509_get0_serialNumber(ctx->signer)) != 0) {
-            OSSL_CRMF_CERTID_free(old);
+            || X509_NAME_cmp(iss, X509_get_issuer_name(old)) != 0
+            || ASN1_INTEGER_cmp(sn, X509_get0_serialNumber(old)) != 0) {
+            OSSL_CRMF_CERTID_free(id);
             ERR_clear_error();
-            return srv_fail(ctx, CMP_R_BAD_CERT_ID,
-                           "oldCertID does not name the signing certificate");
+            return srv_reject(ctx, CMP_R_BAD_CERT_ID,
+                              "oldCertID does not name the certificate renewed");
         }
-        OSSL_CRMF_CERTID_free(old);
+        OSSL_CRMF_CERTID_free(id);
     }
     if (cr->subject != NULL && X509_NAME_entry_count(cr->subject) > 0
-        && X509_NAME_cmp(cr->subject, X509_get_subject_name(ctx->signer)) != 0)
-        return srv_fail(ctx, CMP_R_BAD_CERT_TEMPLATE,
-                       "key update must keep the subject");
+        && X509_NAME_cmp(cr->subject, X509_get_subject_name(old)) != 0)
+        return srv_reject(ctx, CMP_R_BAD_CERT_TEMPLATE,
+                          "key update must keep the subject");
     if (ctx->alias->require_new_key
-        && EVP_PKEY_eq(cr->pubkey, X509_get0_pubkey(ctx->signer)) == 1)
-        return srv_fail(ctx, CMP_R_KEY_REUSE, NULL);
+        && EVP_PKEY_eq(cr->pubkey, X509_get0_pubkey(old)) == 1)
+        return srv_reject(ctx, CMP_R_KEY_REUSE, NULL);
     ERR_clear_error();
     return CMP_R_OK;
 }
 
-enum cmp_reason srv_txn_check_unused(struct srv_ctx *ctx)
+/* Submits |ireq| to the alias's issuer into |res|. */
+static enum cmp_reason srv_submit(struct srv_ctx *ctx,
+                                  const struct ca_issue_req *ireq,
+                                  struct issuer_result *res)
 {
-    const ASN1_OCTET_STRING *tid = ctx->req->header->transactionID;
-    struct store_cmp_txn *txn = NULL;
-    STORE_TX *tx = NULL;
-    enum store_rc rc;
-
-    if ((rc = srv_read_tx(ctx, &tx)) != STORE_OK)
-        return srv_store_reason(ctx, rc, "begin");
-    rc = store_cmp_txn_get(tx, ASN1_STRING_get0_data(tid),
-                           (size_t)ASN1_STRING_length(tid), &txn);
-    store_cmp_txn_free(txn);
-    if (rc == STORE_OK)
-        return srv_fail(ctx, CMP_R_TRANSACTION_ID_IN_USE, NULL);
-    if (rc != STORE_NOTFOUND)
-        return srv_store_reason(ctx, rc, "transaction lookup");
-    return CMP_R_OK;
-}
-
-static enum cmp_reason srv_issue_reason(struct srv_ctx *ctx, enum ca_issue_rc rc,
-                                       const char *err)
-{
-    switch (rc) {
-    case CA_ISSUE_OK:
+    switch (issuer_submit(ctx->alias->issuer, ireq,
+                          ctx->device != NULL ? ctx->device->id : 0, res)) {
+    case ISSUER_ISSUED:
         return CMP_R_OK;
-    case CA_ISSUE_BAD_KEY:
-    case CA_ISSUE_BAD_SUBJECT:
-    case CA_ISSUE_BAD_EXT:
-        return srv_fail(ctx, CMP_R_BAD_CERT_TEMPLATE, "%s", err);
-    case CA_ISSUE_EXPIRED:
-    case CA_ISSUE_STORE:
-        return srv_fail(ctx, CMP_R_SYSTEM_UNAVAIL, "%s", err);
+    case ISSUER_REJECTED:
+        return srv_reject(ctx, CMP_R_BAD_CERT_TEMPLATE, "%s", res->detail);
+    case ISSUER_PENDING:
+        return srv_fail(ctx, CMP_R_SYSTEM_FAILURE,
+                        "delayed delivery is not offered on this alias");
+    case ISSUER_UNAVAIL:
+        return srv_fail(ctx, CMP_R_SYSTEM_UNAVAIL, "%s", res->detail);
     default:
-        return srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "%s", err);
+        return srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "%s", res->detail);
     }
-}
-
-/* Appends the issuance audit row for certificate |rec|. */
-static enum store_rc srv_audit_issue(struct srv_ctx *ctx, STORE_TX *tx,
-                                    const struct store_cert *rec, int type)
-{
-    char actor[300], serial[2 * STORE_SERIAL_MAX + 1], tid[40];
-    json_t *j;
-    char *details;
-    enum store_rc rc;
-    size_t i;
-
-    for (i = 0; i < rec->serial_len && i < STORE_SERIAL_MAX; i++)
-        snprintf(serial + 2 * i, 3, "%02x", rec->serial[i]);
-    serial[2 * i] = '\0';
-    j = json_pack("{s:s, s:s, s:s, s:s}", "alias", ctx->alias->name,
-                  "request", cmp_body_type_name(type), "device",
-                  ctx->device_label,
-                  "transactionID", cmp_hex(ctx->req->header->transactionID,
-                                           tid, sizeof(tid)));
-    details = j != NULL ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    rc = store_audit_append(tx, srv_actor(ctx, actor, sizeof(actor)),
-                            "cert.issue", serial, details);
-    free(details);
-    json_decref(j);
-    return rc;
-}
-
-/* Issues a certificate for |ireq| into |rec| (cleared first). */
-static enum cmp_reason srv_cert_issue(struct srv_ctx *ctx,
-                                     const struct ca_issue_req *ireq,
-                                     struct store_cert *rec)
-{
-    char err[256];
-    enum ca_issue_rc irc;
-
-    ca_store_cert_clear(rec);
-    irc = ca_issue_der(ctx->alias->ca, ctx->alias->profile, ireq,
-                       ctx->device != NULL ? ctx->device->id : 0, rec, err,
-                       sizeof(err));
-    return srv_issue_reason(ctx, irc, err);
-}
-
-/* Inserts |rec| and re-issues it with a fresh serial on the (2^-159)
- * chance of a collision. */
-static enum cmp_reason srv_cert_insert(struct srv_ctx *ctx, STORE_TX *tx,
-                                      const struct ca_issue_req *ireq,
-                                      struct store_cert *rec, int64_t *cert_id)
-{
-    enum store_rc rc = STORE_EXISTS;
-    enum cmp_reason r;
-    int tries;
-
-    for (tries = 0; tries < 4 && rc == STORE_EXISTS; tries++) {
-        if (tries > 0 && (r = srv_cert_issue(ctx, ireq, rec)) != CMP_R_OK)
-            return r;
-        rc = store_cert_insert(tx, rec, cert_id);
-    }
-    return rc == STORE_OK ? CMP_R_OK : srv_store_reason(ctx, rc, "store certificate");
 }
 
 /* A device sending a new ir while an earlier enrollment awaits its
@@ -265,14 +194,11 @@ static enum cmp_reason srv_supersede_pending(struct srv_ctx *ctx, STORE_TX *tx)
     for (i = 0; i < n && r == CMP_R_OK; i++) {
         if (list[i]->type != STORE_CMP_IR && list[i]->type != STORE_CMP_P10CR)
             continue;
-        rc = store_cmp_txn_set_state(tx, list[i]->tid, list[i]->tid_len,
-                                     STORE_CMP_WAITING_CONFIRM,
-                                     STORE_CMP_EXPIRED);
-        if (rc != STORE_OK)
-            r = srv_store_reason(ctx, rc, "supersede");
-        else if (!srv_revoke_in_tx(ctx, tx, list[i]->cert_id, 5,
-                                  "superseded by a new ir before certConf"))
-            r = ctx->reason;
+        if ((r = srv_txn_move(ctx, tx, list[i], STORE_CMP_WAITING_CONFIRM,
+                              STORE_CMP_EXPIRED)) == CMP_R_OK
+            && !srv_revoke_in_tx(ctx, tx, list[i]->cert_id, 5,
+                                 "superseded by a new ir before certConf"))
+            r = srv_fail(ctx, ctx->reason, "%s", ctx->detail);
     }
     store_cmp_txn_list_free(list, n);
     if (r != CMP_R_OK)
@@ -285,31 +211,29 @@ static enum cmp_reason srv_supersede_pending(struct srv_ctx *ctx, STORE_TX *tx)
     return CMP_R_OK;
 }
 
-/* Records device state, certificate, transaction and audit row in one
- * durable transaction. */
+/* Records device state, certificate (with its audit row, through the
+ * issuer) and transaction in one durable store transaction. */
 static enum cmp_reason srv_enroll_commit(struct srv_ctx *ctx,
-                                        const struct ca_issue_req *ireq,
-                                        struct store_cert *cert,
-                                        const CMP_MSG *rsp,
-                                        long cert_req_id, int implicit)
+                                         struct issuer_result *res,
+                                         const CMP_MSG *rsp,
+                                         long cert_req_id, int implicit)
 {
-    const CMP_HDR *rh = rsp->header;
-    const ASN1_OCTET_STRING *tid = ctx->req->header->transactionID;
-    struct store_cmp_txn txn;
+    struct issuer_audit audit;
+    char actor[300], tid[140];
     STORE_TX *tx = NULL;
     enum store_rc rc;
     enum cmp_reason r;
     int type = ctx->req->body->type;
+    int first = type == CMP_BODY_IR || type == CMP_BODY_P10CR;
     int64_t cert_id = 0;
 
-    memset(&txn, 0, sizeof(txn));
     if ((rc = srv_write_begin(ctx, &tx)) != STORE_OK)
         return srv_store_reason(ctx, rc, "begin");
-    if ((type == CMP_BODY_IR || type == CMP_BODY_P10CR)
+    if (first && ctx->device != NULL
         && ctx->device->state == STORE_DEV_PENDING
         && (r = srv_supersede_pending(ctx, tx)) != CMP_R_OK)
         goto err;
-    if (type == CMP_BODY_IR || type == CMP_BODY_P10CR) {
+    if (first && ctx->device != NULL) {
         /* Only one enrollment of a device may be in flight. */
         rc = store_device_set_state(tx, ctx->device->id, ctx->device->state,
                                     implicit ? STORE_DEV_ENROLLED
@@ -317,7 +241,8 @@ static enum cmp_reason srv_enroll_commit(struct srv_ctx *ctx,
                                     STORE_KEEP_CERT);
         if (rc == STORE_CONFLICT || rc == STORE_NOTFOUND) {
             r = srv_fail(ctx, CMP_R_NOT_AUTHORIZED,
-                        "device %s changed state meanwhile", ctx->device_label);
+                         "device %s changed state meanwhile",
+                         ctx->device_label);
             goto err;
         }
         if (rc != STORE_OK) {
@@ -325,46 +250,34 @@ static enum cmp_reason srv_enroll_commit(struct srv_ctx *ctx,
             goto err;
         }
     }
-    if ((r = srv_cert_insert(ctx, tx, ireq, cert, &cert_id)) != CMP_R_OK)
+    srv_audit_fill(ctx, &audit, actor, sizeof(actor), tid, sizeof(tid));
+    switch (issuer_record(ctx->alias->issuer, tx, res, &audit, &cert_id)) {
+    case ISSUER_ISSUED:
+        break;
+    case ISSUER_UNAVAIL:
+        r = srv_fail(ctx, CMP_R_SYSTEM_UNAVAIL, "%s", res->detail);
         goto err;
-    if (implicit && (type == CMP_BODY_IR || type == CMP_BODY_P10CR
-                     || type == CMP_BODY_KUR)) {
+    default:
+        r = srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "%s", res->detail);
+        goto err;
+    }
+    if (implicit && ctx->device != NULL && type != CMP_BODY_CR) {
         rc = store_device_set_state(tx, ctx->device->id,
-                                    type == CMP_BODY_KUR ? ctx->device->state
-                                                         : STORE_DEV_ENROLLED,
+                                    first ? STORE_DEV_ENROLLED
+                                          : ctx->device->state,
                                     STORE_DEV_ENROLLED, cert_id);
         if (rc != STORE_OK) {
             r = srv_store_reason(ctx, rc, "device state");
             goto err;
         }
     }
-    memcpy(txn.tid, ASN1_STRING_get0_data(tid), (size_t)ASN1_STRING_length(tid));
-    txn.tid_len = (size_t)ASN1_STRING_length(tid);
-    txn.alias = ctx->alias->name;
-    txn.type = type == CMP_BODY_IR ? STORE_CMP_IR : type == CMP_BODY_CR
-        ? STORE_CMP_CR : type == CMP_BODY_KUR ? STORE_CMP_KUR : STORE_CMP_P10CR;
-    txn.state = implicit ? STORE_CMP_CONFIRMED : STORE_CMP_WAITING_CONFIRM;
-    txn.cert_req_id = (int)cert_req_id;
-    txn.created = ctx->now;
-    txn.deadline = ctx->now + ctx->alias->confirm_wait;
-    memcpy(txn.requester_sha256, ctx->signer_sha256, 32);
-    txn.has_requester = 1;
-    memcpy(txn.sender_nonce, ASN1_STRING_get0_data(rh->senderNonce),
-           (size_t)ASN1_STRING_length(rh->senderNonce));
-    txn.sender_nonce_len = (size_t)ASN1_STRING_length(rh->senderNonce);
-    txn.cert_id = cert_id;
-    txn.old_cert_id = type == CMP_BODY_KUR && ctx->signer_cert != NULL
-        ? ctx->signer_cert->id : 0;
-    txn.device_id = ctx->device != NULL ? ctx->device->id : 0;
-    rc = store_cmp_txn_insert(tx, &txn);
-    if (rc == STORE_EXISTS) {
-        r = srv_fail(ctx, CMP_R_TRANSACTION_ID_IN_USE, NULL);
+    if ((r = srv_txn_open(ctx, tx, implicit ? STORE_CMP_CONFIRMED
+                                            : STORE_CMP_WAITING_CONFIRM,
+                          cert_req_id, cert_id,
+                          type == CMP_BODY_KUR && ctx->old_cert != NULL
+                              ? ctx->old_cert->id : 0,
+                          rsp->header->senderNonce)) != CMP_R_OK)
         goto err;
-    }
-    if (rc != STORE_OK || (rc = srv_audit_issue(ctx, tx, cert, type)) != STORE_OK) {
-        r = srv_store_reason(ctx, rc, "record transaction");
-        goto err;
-    }
     /* The certificate is durable before anyone sees it. */
     if ((rc = store_commit(tx)) != STORE_OK)
         return srv_store_reason(ctx, rc, "commit");
@@ -374,38 +287,41 @@ static enum cmp_reason srv_enroll_commit(struct srv_ctx *ctx,
     return r;
 }
 
+/* The operation of a certificate request body. */
+static enum srv_op srv_enroll_op(int type)
+{
+    switch (type) {
+    case CMP_BODY_IR: return SRV_OP_IR;
+    case CMP_BODY_CR: return SRV_OP_CR;
+    case CMP_BODY_KUR: return SRV_OP_KUR;
+    default: return SRV_OP_P10CR;
+    }
+}
+
 enum cmp_reason srv_enroll(struct srv_ctx *ctx, CMP_MSG **rsp_out)
 {
     struct srv_alias *a = ctx->alias;
     const CMP_BODY *body = ctx->req->body;
+    const struct srv_mode *m = ctx->mode;
     struct srv_certreq cr;
     struct srv_vars vars;
     struct ca_issue_req ireq;
+    struct issuer_result res;
     CMP_MSG *rsp = NULL;
-    struct store_cert cert;         /* the issued certificate, as stored */
     enum cmp_reason r;
+    enum srv_op op = srv_enroll_op(body->type);
     int type = body->type, rsp_type, implicit;
 
     memset(&cr, 0, sizeof(cr));
-    memset(&cert, 0, sizeof(cert));
+    memset(&res, 0, sizeof(res));
     *rsp_out = NULL;
-    /* who is asking, and is this a new transaction? */
-    if ((r = srv_auth_signature(ctx)) != CMP_R_OK
-        || (r = srv_txn_check_unused(ctx)) != CMP_R_OK)
+    ctx->cert_req_id = type == CMP_BODY_P10CR ? -1 : 0;
+    /* who is asking, for what, and is this a new transaction? */
+    if ((r = m->verify(ctx)) != CMP_R_OK
+        || (r = srv_txn_check_unused(ctx)) != CMP_R_OK
+        || (r = m->authenticate(ctx, op)) != CMP_R_OK
+        || (r = m->authorise(ctx, op)) != CMP_R_OK)
         goto end;
-    if (type == CMP_BODY_IR || type == CMP_BODY_P10CR)
-        r = a->mode->auth_initial(ctx);
-    else
-        r = srv_auth_operator_cert(ctx);
-    if (r != CMP_R_OK)
-        goto end;
-    /* kur renews the certificate that signs it: any valid certificate of
-     * this CA held by the device (its main one, or one from a cr). */
-    if (type == CMP_BODY_CR && ctx->device->state != STORE_DEV_ENROLLED) {
-        r = srv_fail(ctx, CMP_R_NOT_AUTHORIZED, "device %s is not enrolled",
-                    ctx->device_label);
-        goto end;
-    }
     /* what it asks for */
     if (type == CMP_BODY_P10CR)
         r = srv_certreq_p10(ctx, body->value.p10cr, &cr);
@@ -415,6 +331,13 @@ enum cmp_reason srv_enroll(struct srv_ctx *ctx, CMP_MSG **rsp_out)
         goto end;
     if (type == CMP_BODY_KUR && (r = srv_kur_check(ctx, &cr)) != CMP_R_OK)
         goto end;
+    /* a request made for a device the store does not know (an RA's)
+     * is named by its subject */
+    if (ctx->device_label[0] == '\0' && cr.subject != NULL
+        && !srv_name_attr(cr.subject, a->device_id_nid, ctx->device_label,
+                          sizeof(ctx->device_label)))
+        X509_NAME_oneline(cr.subject, ctx->device_label,
+                          sizeof(ctx->device_label));
     /* issue (outside the store transaction: signing needs no lock) */
     memset(&vars, 0, sizeof(vars));
     vars.base.vendor = ctx->vendor_cert != NULL
@@ -434,8 +357,8 @@ enum cmp_reason srv_enroll(struct srv_ctx *ctx, CMP_MSG **rsp_out)
     ireq.vars_arg = &vars;
     ireq.now = ctx->now;
     if (type == CMP_BODY_KUR)
-        ireq.force_subject = X509_get_subject_name(ctx->signer);
-    if ((r = srv_cert_issue(ctx, &ireq, &cert)) != CMP_R_OK)
+        ireq.force_subject = X509_get_subject_name(ctx->old_x509);
+    if ((r = srv_submit(ctx, &ireq, &res)) != CMP_R_OK)
         goto end;
     /* the response header first: its senderNonce goes into the state */
     rsp_type = type == CMP_BODY_IR ? CMP_BODY_IP
@@ -444,7 +367,7 @@ enum cmp_reason srv_enroll(struct srv_ctx *ctx, CMP_MSG **rsp_out)
         r = srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "response");
         goto end;
     }
-    implicit = a->mode->allow_implicit_confirm
+    implicit = m->implicit_confirm(ctx)
         && cmp_hdr_has_implicit_confirm(ctx->req->header);
     /* the whole response before the commit: once the certificate is
      * stored, nothing of the enrollment is left to fail */
@@ -453,14 +376,14 @@ enum cmp_reason srv_enroll(struct srv_ctx *ctx, CMP_MSG **rsp_out)
                                                     ctx->now + a->confirm_wait))
         || !cmp_body_set_certrep(rsp, cr.cert_req_id,
                                  cmp_pkisi_new(CMP_STATUS_ACCEPTED, -1, NULL),
-                                 cert.der, cert.der_len,
+                                 res.cert.der, res.cert.der_len,
                                  type == CMP_BODY_KUR || type == CMP_BODY_CR
                                      ? NULL : a->ca_pubs)) {
         r = srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "response body");
         goto end;
     }
-    if ((r = srv_enroll_commit(ctx, &ireq, &cert, rsp, cr.cert_req_id,
-                              implicit)) != CMP_R_OK)
+    if ((r = srv_enroll_commit(ctx, &res, rsp, cr.cert_req_id,
+                               implicit)) != CMP_R_OK)
         goto end;
     ctx->issued = 1;
     metrics_cert_issued(a->name);
@@ -468,7 +391,7 @@ enum cmp_reason srv_enroll(struct srv_ctx *ctx, CMP_MSG **rsp_out)
     rsp = NULL;
  end:
     srv_certreq_clear(&cr);
-    ca_store_cert_clear(&cert);
+    issuer_result_clear(&res);
     CMP_MSG_free(rsp);
     return r;
 }

@@ -102,28 +102,13 @@ enum cmp_reason srv_genm(struct srv_ctx *ctx, CMP_MSG **rsp)
     STACK_OF(X509_CRL) *crls = NULL;
     CMP_ITAV *itav;
     X509_CRL *crl;
-    int64_t vendor_id;
     enum cmp_reason r;
     int i;
 
-    if ((r = srv_auth_signature(ctx)) != CMP_R_OK)
+    if ((r = ctx->mode->verify(ctx)) != CMP_R_OK
+        || (r = ctx->mode->authenticate(ctx, SRV_OP_GENM)) != CMP_R_OK
+        || (r = ctx->mode->authorise(ctx, SRV_OP_GENM)) != CMP_R_OK)
         return r;
-    /* any operator certificate of ours, or any registered vendor device;
-     * only "not ours" falls back to the vendor path, a store error stays */
-    if ((r = srv_auth_operator_cert(ctx)) != CMP_R_OK) {
-        if (r != CMP_R_SIGNER_NOT_TRUSTED && r != CMP_R_NOT_AUTHORIZED)
-            return r;
-        store_cert_free(ctx->signer_cert);
-        ctx->signer_cert = NULL;
-        store_device_free(ctx->device);
-        ctx->device = NULL;
-        ctx->reason = CMP_R_OK;
-        ctx->detail[0] = '\0';
-        if ((r = srv_auth_vendor_path(ctx, &vendor_id)) != CMP_R_OK)
-            return r;
-        X509_NAME_oneline(X509_get_subject_name(ctx->signer),
-                          ctx->device_label, sizeof(ctx->device_label));
-    }
     if ((r = srv_txn_check_unused(ctx)) != CMP_R_OK)
         return r;
     if ((out = sk_CMP_ITAV_new_null()) == NULL)

@@ -1,17 +1,17 @@
 /*
- * Revocation requests (rr): a device revokes its own certificate, signed
- * with a certificate of the same device. The CRL is regenerated in the same
- * store transaction.
+ * Revocation requests (rr): a certificate revoked at the request of its
+ * holder (signed with it) or of an authorised RA (signed with the RA's own
+ * key, RFC 9483 5.3.2). The CRL is regenerated in the same store
+ * transaction.
  */
 #include "server/srv_int.h"
 
 #include "cmp/cmp_build.h"
-#include "util/metrics.h"
 
 #include <openssl/err.h>
 #include <string.h>
 
-/* Reads the reasonCode entry extension, -1 if absent. */
+/* Reads the reasonCode entry extension, -1 if absent, -2 if malformed. */
 static int srv_rr_reason(const CMP_REVDETAILS *rd)
 {
     ASN1_ENUMERATED *e;
@@ -25,100 +25,50 @@ static int srv_rr_reason(const CMP_REVDETAILS *rd)
     return (int)v;
 }
 
-int srv_revoke_in_tx(struct srv_ctx *ctx, STORE_TX *tx, int64_t cert_id,
-                    int reason, const char *why)
-{
-    char actor[300], err[256];
-    enum ca_revoke_rc rc;
-
-    rc = ca_revoke(ctx->alias->ca, tx, cert_id, reason, (int64_t)ctx->now,
-                   srv_actor(ctx, actor, sizeof(actor)), err, sizeof(err));
-    switch (rc) {
-    case CA_REVOKE_OK:
-        ctx->revoked++;
-        return 1;
-    case CA_REVOKE_ALREADY:
-        srv_fail(ctx, CMP_R_CERT_REVOKED, "%s", why);
-        return 0;
-    case CA_REVOKE_NOTFOUND:
-        srv_fail(ctx, CMP_R_BAD_CERT_ID, "%s", why);
-        return 0;
-    default:
-        srv_fail(ctx, CMP_R_SYSTEM_UNAVAIL, "revoke: %s", err);
-        return 0;
-    }
-}
-
 enum cmp_reason srv_revoke(struct srv_ctx *ctx, CMP_MSG **rsp)
 {
     STACK_OF(CMP_REVDETAILS) *rds = ctx->req->body->value.rr;
+    const struct srv_mode *m = ctx->mode;
     const CMP_REVDETAILS *rd;
-    const ASN1_INTEGER *sn;
-    const X509_NAME *issuer;
-    const ASN1_OCTET_STRING *tid = ctx->req->header->transactionID;
-    struct store_cmp_txn txn;
     STORE_TX *tx = NULL;
     char err[256];
     enum store_rc rc;
     enum cmp_reason r;
     int reason;
 
-    if ((r = srv_auth_signature(ctx)) != CMP_R_OK)
+    if ((r = m->verify(ctx)) != CMP_R_OK)
         return r;
-    r = srv_auth_operator_cert(ctx);
     if (sk_CMP_REVDETAILS_num(rds) != 1)
         return srv_fail(ctx, CMP_R_BAD_REQUEST, "exactly one RevDetails expected");
     rd = sk_CMP_REVDETAILS_value(rds, 0);
-    sn = OSSL_CRMF_CERTTEMPLATE_get0_serialNumber(rd->certDetails);
-    issuer = OSSL_CRMF_CERTTEMPLATE_get0_issuer(rd->certDetails);
-    if (sn == NULL || issuer == NULL)
-        return srv_fail(ctx, CMP_R_BAD_REQUEST, "certDetails needs issuer and serialNumber");
-    if (X509_NAME_cmp(issuer, X509_get_subject_name(ca_get0_cert(ctx->alias->ca))) != 0)
-        return srv_fail(ctx, CMP_R_BAD_CERT_ID, "issuer is not this CA");
+    ctx->rr_serial = OSSL_CRMF_CERTTEMPLATE_get0_serialNumber(rd->certDetails);
+    ctx->rr_issuer = OSSL_CRMF_CERTTEMPLATE_get0_issuer(rd->certDetails);
+    if (ctx->rr_serial == NULL || ctx->rr_issuer == NULL)
+        return srv_fail(ctx, CMP_R_BAD_REQUEST,
+                        "certDetails needs issuer and serialNumber");
     if ((reason = srv_rr_reason(rd)) == -2)
         return srv_fail(ctx, CMP_R_BAD_REQUEST, "bad reasonCode");
-    /* The rr must be signed by the certificate it revokes (RA-signed
-     * revocation comes with the ra mode). A certificate revoked already can
-     * still sign its own rr, to learn that it is revoked. */
-    if (ctx->signer_cert == NULL
-        || X509_NAME_cmp(issuer, X509_get_issuer_name(ctx->signer)) != 0
-        || ASN1_INTEGER_cmp(sn, X509_get0_serialNumber(ctx->signer)) != 0) {
-        if (r != CMP_R_OK)
-            return r;
-        return srv_fail(ctx, CMP_R_NOT_AUTHORIZED,
-                       "an rr must be signed by the certificate it revokes");
-    }
-    if (ctx->signer_cert->status == STORE_CERT_REVOKED)
-        return srv_fail(ctx, CMP_R_CERT_REVOKED, "already revoked");
-    if (r != CMP_R_OK)
+    if ((r = m->authenticate(ctx, SRV_OP_RR)) != CMP_R_OK
+        || (r = m->authorise(ctx, SRV_OP_RR)) != CMP_R_OK)
         return r;
-    /* the certificate is ctx->signer_cert; ca_revoke re-reads it under the
-     * write lock and refuses it if a concurrent rr revoked it meanwhile */
+    if (X509_NAME_cmp(ctx->rr_issuer,
+                      X509_get_subject_name(ca_get0_cert(ctx->alias->ca))) != 0)
+        return srv_reject(ctx, CMP_R_BAD_CERT_ID, "issuer is not this CA");
+    /* ctx->old_cert is the certificate named; ca_revoke re-reads it under
+     * the write lock and refuses it if a concurrent rr revoked it */
+    if (ctx->old_cert->status == STORE_CERT_REVOKED)
+        return srv_reject(ctx, CMP_R_CERT_REVOKED, "already revoked");
     if ((rc = srv_write_begin(ctx, &tx)) != STORE_OK)
         return srv_store_reason(ctx, rc, "begin");
-    memset(&txn, 0, sizeof(txn));
-    memcpy(txn.tid, ASN1_STRING_get0_data(tid), (size_t)ASN1_STRING_length(tid));
-    txn.tid_len = (size_t)ASN1_STRING_length(tid);
-    txn.alias = ctx->alias->name;
-    txn.type = STORE_CMP_RR;
-    txn.state = STORE_CMP_CLOSED;
-    txn.created = ctx->now;
-    txn.deadline = ctx->now;
-    memcpy(txn.requester_sha256, ctx->signer_sha256, 32);
-    txn.has_requester = 1;
-    txn.cert_id = ctx->signer_cert->id;
-    txn.device_id = ctx->device->id;
-    if ((rc = store_cmp_txn_insert(tx, &txn)) != STORE_OK) {
-        r = rc == STORE_EXISTS ? srv_fail(ctx, CMP_R_TRANSACTION_ID_IN_USE, NULL)
-                               : srv_store_reason(ctx, rc, "transaction");
+    if ((r = srv_txn_open(ctx, tx, STORE_CMP_CLOSED, 0, ctx->old_cert->id, 0,
+                          NULL)) != CMP_R_OK)
         goto end;
-    }
-    if (!srv_revoke_in_tx(ctx, tx, ctx->signer_cert->id, reason,
-                         "revocation request")) {
+    if (!srv_revoke_in_tx(ctx, tx, ctx->old_cert->id, reason,
+                          "revocation request")) {
         r = ctx->reason;
         goto end;
     }
-    if (ctx->signer_cert->id == ctx->device->cert_id
+    if (ctx->device != NULL && ctx->old_cert->id == ctx->device->cert_id
         && (rc = store_device_set_state(tx, ctx->device->id, ctx->device->state,
                                         STORE_DEV_REVOKED, STORE_KEEP_CERT))
            != STORE_OK) {

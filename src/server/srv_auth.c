@@ -1,11 +1,13 @@
 /*
- * Authentication of CMP requests: the message signature, the 3GPP vendor
- * certificate path to a registered vendor CA with the device allow-list,
- * and operator certificates issued by the alias's CA.
+ * Checks the modes share: the message signature (with the requester id),
+ * the 3GPP vendor certificate path to a registered vendor CA with the
+ * device allow-list, and certificates the alias CA issued (the signer of a
+ * kur/rr, or the certificate an RA names).
  */
 #include "server/srv_int.h"
 
 #include "util/log.h"
+#include "util/x509_der.h"
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -16,46 +18,35 @@
 enum cmp_reason srv_auth_signature(struct srv_ctx *ctx)
 {
     const CMP_MSG *req = ctx->req;
+    struct srv_requester *rq = &ctx->rq;
     unsigned int len = 0;
     enum cmp_reason r;
 
     if (req->protection == NULL || req->header->protectionAlg == NULL)
         return srv_fail(ctx, CMP_R_UNPROTECTED, NULL);
-    if (cmp_protect_is_mac(req)) {
-        if (!ctx->alias->mode->allow_mac)
-            return srv_fail(ctx, CMP_R_MAC_NOT_ALLOWED, "alias %s (%s mode)",
-                           ctx->alias->name, ctx->alias->mode->name);
-        return srv_fail(ctx, CMP_R_NO_MAC_SECRET, NULL);
-    }
-    if ((r = cmp_protect_find_signer(req, &ctx->signer)) != CMP_R_OK)
+    if (cmp_protect_is_mac(req))
+        return srv_fail(ctx, CMP_R_MAC_NOT_ALLOWED, "alias %s (%s mode)",
+                        ctx->alias->name, ctx->mode->name);
+    if ((r = cmp_protect_find_signer(req, &rq->cert)) != CMP_R_OK)
         return srv_fail(ctx, r, NULL);
-    if ((r = cmp_protect_verify_sig(req, ctx->signer)) != CMP_R_OK)
+    if ((r = cmp_protect_verify_sig(req, rq->cert)) != CMP_R_OK)
         return srv_fail(ctx, r, NULL);
-    if (!X509_digest(ctx->signer, EVP_sha256(), ctx->signer_sha256, &len))
+    if (!X509_digest(rq->cert, EVP_sha256(), rq->cert_sha256, &len))
         return srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "digest");
-    return CMP_R_OK;
-}
+    if (rq->kind == SRV_RQ_NONE)
+        rq->kind = SRV_RQ_SIGNER;
+    /* inside an RA's wrapper the transaction belongs to both */
+    if (ctx->via == NULL) {
+        memcpy(rq->id, rq->cert_sha256, sizeof(rq->id));
+    } else {
+        unsigned char both[64];
 
-/* Reads attribute |nid| of |name| as UTF-8 into |buf|. Returns 1 or 0. */
-static int srv_name_attr(const X509_NAME *name, int nid, char *buf, size_t len)
-{
-    const X509_NAME_ENTRY *e;
-    unsigned char *utf8 = NULL;
-    int idx, n;
-
-    if ((idx = X509_NAME_get_index_by_NID(name, nid, -1)) < 0)
-        return 0;
-    e = X509_NAME_get_entry(name, idx);
-    n = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(e));
-    if (n <= 0 || (size_t)n >= len || memchr(utf8, '\0', (size_t)n) != NULL) {
-        OPENSSL_free(utf8);
-        ERR_clear_error();
-        return 0;
+        memcpy(both, ctx->via->id, 32);
+        memcpy(both + 32, rq->cert_sha256, 32);
+        if (!EVP_Digest(both, sizeof(both), rq->id, &len, EVP_sha256(), NULL))
+            return srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "digest");
     }
-    memcpy(buf, utf8, (size_t)n);
-    buf[n] = '\0';
-    OPENSSL_free(utf8);
-    return 1;
+    return CMP_R_OK;
 }
 
 /* Validates the request signer against the vendor anchors of the alias.
@@ -77,7 +68,7 @@ enum cmp_reason srv_auth_vendor_path(struct srv_ctx *ctx, int64_t *vendor_id)
         goto end;
     }
     if ((sctx = X509_STORE_CTX_new()) == NULL
-        || !X509_STORE_CTX_init(sctx, vt->store, ctx->signer,
+        || !X509_STORE_CTX_init(sctx, vt->store, ctx->rq.cert,
                                 ctx->req->extraCerts)) {
         r = srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "verify context");
         goto end;
@@ -122,8 +113,9 @@ enum cmp_reason srv_auth_vendor_device(struct srv_ctx *ctx)
 
     if ((r = srv_auth_vendor_path(ctx, &vendor_id)) != CMP_R_OK)
         return r;
-    ctx->vendor_cert = ctx->signer;
-    if (!srv_name_attr(X509_get_subject_name(ctx->signer), a->device_id_nid,
+    ctx->vendor_cert = ctx->rq.cert;
+    ctx->rq.kind = SRV_RQ_VENDOR_DEVICE;
+    if (!srv_name_attr(X509_get_subject_name(ctx->rq.cert), a->device_id_nid,
                       ident, sizeof(ident)))
         return srv_fail(ctx, CMP_R_NOT_AUTHORIZED,
                        "vendor certificate subject has no %s",
@@ -160,57 +152,106 @@ enum cmp_reason srv_auth_vendor_device(struct srv_ctx *ctx)
     }
 }
 
-enum cmp_reason srv_auth_operator_cert(struct srv_ctx *ctx)
+/* Looks up certificate |serial| of the alias CA in the request's read
+ * transaction into ctx->old_cert, with its device; |what| names it in
+ * refusals. A certificate the CA never issued (or that is not in this
+ * store) is signerNotTrusted when it protects the request (|signing|),
+ * else badCertId. */
+static enum cmp_reason srv_auth_cert_record(struct srv_ctx *ctx,
+                                            const ASN1_INTEGER *sn,
+                                            int signing, const char *what)
 {
     struct srv_alias *a = ctx->alias;
-    const ASN1_INTEGER *sn = X509_get0_serialNumber(ctx->signer);
+    enum cmp_reason unknown = signing ? CMP_R_SIGNER_NOT_TRUSTED
+                                      : CMP_R_BAD_CERT_ID;
     STORE_TX *tx = NULL;
     enum store_rc rc;
 
-    /* The signer must be a certificate this CA issued: our record under its
-     * serial number must be this very DER (SHA-256), which proves it more
-     * strongly than a path check. */
     if ((rc = srv_read_tx(ctx, &tx)) != STORE_OK)
         return srv_store_reason(ctx, rc, "begin");
     rc = ASN1_STRING_type(sn) == V_ASN1_INTEGER
         ? store_cert_get_by_serial(tx, ca_get_id(a->ca),
                                    ASN1_STRING_get0_data(sn),
                                    (size_t)ASN1_STRING_length(sn),
-                                   &ctx->signer_cert)
+                                   &ctx->old_cert)
         : STORE_NOTFOUND;
-    if (rc == STORE_OK
-        && CRYPTO_memcmp(ctx->signer_cert->sha256, ctx->signer_sha256,
-                         STORE_SHA256_LEN) != 0) {
-        store_cert_free(ctx->signer_cert);
-        ctx->signer_cert = NULL;
-        rc = STORE_NOTFOUND;
-    }
-    if (rc == STORE_OK && ctx->signer_cert->device_id != 0)
-        rc = store_device_get(tx, ctx->signer_cert->device_id, &ctx->device);
-    if (rc == STORE_NOTFOUND && ctx->signer_cert == NULL)
-        return srv_fail(ctx, CMP_R_SIGNER_NOT_TRUSTED,
-                       "signer certificate not issued by CA %s",
-                       ca_get0_name(a->ca));
-    if (rc != STORE_OK && rc != STORE_NOTFOUND)
+    if (rc == STORE_NOTFOUND)
+        return signing ? srv_fail(ctx, unknown, "%s is not a certificate "
+                                  "of CA %s in this store", what,
+                                  ca_get0_name(a->ca))
+                       : srv_reject(ctx, unknown, "%s is not a certificate "
+                                    "of CA %s in this store", what,
+                                    ca_get0_name(a->ca));
+    if (rc != STORE_OK)
         return srv_store_reason(ctx, rc, "certificate lookup");
-    if (ctx->signer_cert->ca_id != ca_get_id(a->ca))
+    if (ctx->old_cert->device_id != 0
+        && (rc = store_device_get(tx, ctx->old_cert->device_id, &ctx->device))
+           != STORE_OK && rc != STORE_NOTFOUND)
+        return srv_store_reason(ctx, rc, "device lookup");
+    if (ctx->device != NULL)
+        snprintf(ctx->device_label, sizeof(ctx->device_label), "%s",
+                 ctx->device->identifier);
+    return CMP_R_OK;
+}
+
+enum cmp_reason srv_auth_operator_cert(struct srv_ctx *ctx)
+{
+    struct srv_alias *a = ctx->alias;
+    enum cmp_reason r;
+
+    /* The signer must be a certificate this CA issued: our record under its
+     * serial number must be this very DER (SHA-256), which proves it more
+     * strongly than a path check. */
+    if (X509_NAME_cmp(X509_get_issuer_name(ctx->rq.cert),
+                      X509_get_subject_name(ca_get0_cert(a->ca))) != 0)
         return srv_fail(ctx, CMP_R_SIGNER_NOT_TRUSTED,
-                       "signer certificate not issued by CA %s",
-                       ca_get0_name(a->ca));
-    if (ctx->signer_cert->status == STORE_CERT_REVOKED)
+                        "signer certificate not issued by CA %s",
+                        ca_get0_name(a->ca));
+    if ((r = srv_auth_cert_record(ctx, X509_get0_serialNumber(ctx->rq.cert), 1,
+                                  "the signer certificate")) != CMP_R_OK)
+        return r;
+    if (CRYPTO_memcmp(ctx->old_cert->sha256, ctx->rq.cert_sha256,
+                      STORE_SHA256_LEN) != 0)
         return srv_fail(ctx, CMP_R_SIGNER_NOT_TRUSTED,
-                       "signer certificate is revoked");
-    if (ctx->signer_cert->not_after < (int64_t)ctx->now
-        || ctx->signer_cert->not_before > (int64_t)ctx->now)
+                        "the signer certificate differs from the one CA %s "
+                        "issued under its serial number", ca_get0_name(a->ca));
+    if (ctx->old_cert->status == STORE_CERT_REVOKED)
         return srv_fail(ctx, CMP_R_SIGNER_NOT_TRUSTED,
-                       "signer certificate is not valid now");
+                        "signer certificate is revoked");
+    if (ctx->old_cert->not_after < (int64_t)ctx->now
+        || ctx->old_cert->not_before > (int64_t)ctx->now)
+        return srv_fail(ctx, CMP_R_SIGNER_NOT_TRUSTED,
+                        "signer certificate is not valid now");
     if (ctx->device == NULL)
         return srv_fail(ctx, CMP_R_NOT_AUTHORIZED,
-                       "signer certificate belongs to no device");
-    snprintf(ctx->device_label, sizeof(ctx->device_label), "%s",
-             ctx->device->identifier);
+                        "signer certificate belongs to no device");
     if (ctx->device->state == STORE_DEV_DISABLED)
         return srv_fail(ctx, CMP_R_NOT_AUTHORIZED, "device %s is disabled",
-                       ctx->device->identifier);
+                        ctx->device->identifier);
+    if (!X509_up_ref(ctx->rq.cert))
+        return srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "reference");
+    ctx->old_x509 = ctx->rq.cert;
+    ctx->rq.kind = SRV_RQ_OPERATOR_DEVICE;
+    return CMP_R_OK;
+}
+
+enum cmp_reason srv_auth_load_cert(struct srv_ctx *ctx, const X509_NAME *issuer,
+                                   const ASN1_INTEGER *serial)
+{
+    enum cmp_reason r;
+
+    if (issuer == NULL || serial == NULL)
+        return srv_reject(ctx, CMP_R_BAD_CERT_ID,
+                          "the certificate needs issuer and serialNumber");
+    if (X509_NAME_cmp(issuer, X509_get_subject_name(ca_get0_cert(ctx->alias->ca)))
+        != 0)
+        return srv_reject(ctx, CMP_R_BAD_CERT_ID, "issuer is not CA %s",
+                          ca_get0_name(ctx->alias->ca));
+    if ((r = srv_auth_cert_record(ctx, serial, 0, "the named certificate"))
+        != CMP_R_OK)
+        return r;
+    if ((ctx->old_x509 = x509_der_get1(ctx->old_cert->der,
+                                       ctx->old_cert->der_len)) == NULL)
+        return srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "stored certificate");
     return CMP_R_OK;
 }

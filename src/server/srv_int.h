@@ -1,7 +1,9 @@
 /*
- * Internals of the CMP server core shared by the src/server/ files: aliases,
- * vendor trust, and the per-request context that carries one message from
- * decoding to the signed response.
+ * Internals of the CMP server core shared by the src/server/ files: the
+ * per-request context, the requester a request speaks for, the mode table
+ * an alias points to, aliases, and the helpers every handler uses
+ * (srv_ctx.c). The pipeline (srv_pipeline.c) calls the handlers (op_*.c);
+ * handlers never call back into the pipeline.
  */
 #ifndef CMPCA_SRV_INT_H
 #define CMPCA_SRV_INT_H
@@ -13,27 +15,65 @@
 #include "cmp/cmp_msg.h"
 #include "cmp/cmp_protect.h"
 #include "cmp/cmp_reason.h"
+#include "issuer/issuer.h"
 #include "store/store.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
+struct conf_section;
 struct srv_ctx;
+struct srv_alias;
+
+/* The operations a request asks for (one per request body type). */
+enum srv_op {
+    SRV_OP_IR = 0, SRV_OP_CR, SRV_OP_KUR, SRV_OP_P10CR, SRV_OP_RR,
+    SRV_OP_CERTCONF, SRV_OP_ERROR, SRV_OP_GENM, SRV_OP_POLL, SRV_OP_NESTED,
+    SRV_OP_NONE
+};
+
+/* Who a request speaks for and who vouches for it. */
+enum srv_rq_kind {
+    SRV_RQ_NONE = 0,
+    SRV_RQ_VENDOR_DEVICE,      /* a device with its vendor certificate */
+    SRV_RQ_OPERATOR_DEVICE,    /* a device with a certificate of ours */
+    SRV_RQ_RA,                 /* a registered RA, for a device */
+    SRV_RQ_SIGNER              /* a signature whose signer is not (yet)
+                                * classified: certConf, error, genm */
+};
+
+struct srv_requester {
+    enum srv_rq_kind kind;
+    unsigned char id[32];        /* stable id: the protecting certificate's
+                                  * SHA-256; for a message inside an RA's
+                                  * nested wrapper SHA-256(RA id || inner
+                                  * id). A certConf must show the same. */
+    X509 *cert;                  /* protecting certificate (borrowed) */
+    unsigned char cert_sha256[32];
+    struct store_ra *ra;         /* SRV_RQ_RA: its record (owned) */
+};
 
 /*
- * An alias mode: how requests of an alias are authenticated. "3gpp" is the
- * TS 33.310 profile (signature only; ir from vendor certificates, kur/cr/rr
- * from operator certificates). Further modes (MAC-based "client", "ra")
- * add a row to srv_modes[] in srv_alias.c.
+ * An alias mode: a table of functions the handlers ask, never flags they
+ * test. Every function returns CMP_R_OK or a reason set with srv_fail().
  */
 struct srv_mode {
     const char *name;
-    int allow_mac;                 /* accept MAC-protected requests */
-    int allow_implicit_confirm;    /* may grant implicitConfirm */
-    /* Authenticates the sender of an ir (who may ask for a first
-     * certificate) and sets ctx->device. */
-    enum cmp_reason (*auth_initial)(struct srv_ctx *ctx);
+    /* Verifies the message protection (signature or MAC) and sets
+     * ctx->rq.cert / cert_sha256 / id. */
+    enum cmp_reason (*verify)(struct srv_ctx *ctx);
+    /* Finds who asks for |op|: sets ctx->rq.kind (and ctx->rq.ra,
+     * ctx->device, ctx->old_cert...). Called after verify. */
+    enum cmp_reason (*authenticate)(struct srv_ctx *ctx, enum srv_op op);
+    /* May the authenticated requester do |op| on this alias with its
+     * profile? */
+    enum cmp_reason (*authorise)(struct srv_ctx *ctx, enum srv_op op);
+    /* A CertReqMsg with raVerified POP: CMP_R_OK if the requester may
+     * assert it, else badPOP. */
+    enum cmp_reason (*ra_verified)(struct srv_ctx *ctx);
+    /* May implicitConfirm be granted to this request? */
+    int (*implicit_confirm)(const struct srv_ctx *ctx);
 };
 
 /* Vendor trust anchors of one alias, rebuilt on reload and swapped in;
@@ -52,8 +92,13 @@ struct srv_vendor_trust {
 struct srv_alias {
     char *name;
     const struct srv_mode *mode;
+    const struct srv_mode *inner;  /* ra mode: how end-entity messages
+                                    * inside an RA's nested wrapper are
+                                    * authenticated (3gpp) */
     CA *ca;
     CA_PROFILE *profile;
+    const char *profile_name;      /* borrowed from profile */
+    ISSUER *issuer;
     char **vendors;                /* vendor names; NULL with all_vendors */
     size_t nvendors;
     int all_vendors;
@@ -62,7 +107,10 @@ struct srv_alias {
     int allow_reenroll;
     int require_new_key;
     int revoke_on_kur;
-    int device_id_nid;             /* attribute of the vendor cert subject */
+    int allow_ra_verified;         /* ra mode: raVerified may be accepted */
+    int device_id_nid;             /* attribute naming the device */
+    X509_STORE *ra_store;          /* ra mode: CAs trusted for RA certs */
+    STACK_OF(X509) *ra_trust;      /* the same certificates */
     X509 *rsp_cert;                /* protects responses (borrowed from ca) */
     const CA_SIGNER *rsp_signer;   /* its key */
     STACK_OF(X509) *rsp_chain;     /* rsp_cert, its chain to the root */
@@ -86,35 +134,63 @@ struct server {
     size_t naliases;
     char *default_alias;
     struct cmp_limits limits;
-    struct cmp_mac_limits mac_limits;
+    long txn_retention;            /* seconds finished transactions stay */
+    int max_nested;                /* inner messages of one nested batch */
+    time_t last_purge;             /* atomic via __atomic builtins */
 };
 
 /* Everything known about one request while it is handled. */
 struct srv_ctx {
     SERVER *srv;
     struct srv_alias *alias;
+    const struct srv_mode *mode;   /* alias->mode, or alias->inner for a
+                                    * message inside a nested wrapper */
     const CMP_MSG *req;            /* NULL if it did not decode */
+    enum srv_op op;
     time_t now;
-    X509 *signer;                  /* protecting cert (borrowed from req) */
-    unsigned char signer_sha256[32];
-    struct store_device *device;   /* the device asking, if known */
-    struct store_cert *signer_cert;/* our record of signer, if ours */
-    X509 *vendor_cert;             /* == signer for 3GPP ir */
+    struct srv_requester rq;
+    const struct srv_requester *via; /* the RA whose nested wrapper carried
+                                      * this message, or NULL */
+    struct store_device *device;   /* the device asked for, if known */
+    struct store_cert *old_cert;   /* kur: the certificate renewed; rr: the
+                                    * one revoked (our record) */
+    X509 *old_x509;                /* the same as X509 (owned) */
+    X509 *vendor_cert;             /* the vendor certificate of a 3GPP ir */
+    const X509_NAME *rr_issuer;    /* rr: the certificate to revoke */
+    const ASN1_INTEGER *rr_serial;
     STORE_TX *rtx;                 /* the request's read transaction, opened
                                     * by the first lookup (srv_read_tx) */
     /* outcome, for the response and the log line */
     enum cmp_reason reason;
+    int in_body;                   /* the refusal concerns the request's
+                                    * content: answered in ip/cp/kup/rp with
+                                    * status rejection (RFC 9483 3.6.4) */
+    long cert_req_id;              /* for such an answer */
     char detail[200];
     char device_label[256];
+    int depth;                     /* 0, or 1 inside a nested wrapper */
+    unsigned char *out_der;        /* a handler's answer that is protected
+                                    * already (a single nested message's
+                                    * inner response), or NULL */
+    size_t out_len;
     int issued;                    /* a certificate was issued */
-    int revoked;                   /* a certificate was revoked */
+    int revoked;                   /* certificates revoked */
 };
+
+/* --- srv_ctx.c: helpers shared by the handlers ---------------------- */
 
 /* Sets the refusal reason and a detail text; returns |r|. */
 enum cmp_reason srv_fail(struct srv_ctx *ctx, enum cmp_reason r,
-                        const char *fmt, ...)
+                         const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-
+/* As srv_fail, for a refusal of the request's content (answered in the
+ * response of its type with status rejection). */
+enum cmp_reason srv_reject(struct srv_ctx *ctx, enum cmp_reason r,
+                           const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Maps a store rc to a refusal reason (busy -> systemUnavail, ...). */
+enum cmp_reason srv_store_reason(struct srv_ctx *ctx, enum store_rc rc,
+                                 const char *what);
 /* The request's read transaction: every lookup of one request shares it
  * (one snapshot, one connection checkout). Opened on first use; sets *tx
  * (borrowed) and returns STORE_OK or the store's error. */
@@ -123,48 +199,118 @@ enum store_rc srv_read_tx(struct srv_ctx *ctx, STORE_TX **tx);
 void srv_read_end(struct srv_ctx *ctx);
 /* Ends the read transaction, then begins a write transaction (*tx). */
 enum store_rc srv_write_begin(struct srv_ctx *ctx, STORE_TX **tx);
+/* A new response to ctx->req of |type| (sender/recipient set at signing). */
+CMP_MSG *srv_rsp_new(struct srv_ctx *ctx, int type);
+/* Formats the audit actor "cmp:<alias>[:ra=<name>]:<device>" into |buf|. */
+const char *srv_actor(const struct srv_ctx *ctx, char *buf, size_t len);
+/* The RA acting in this request (RA-signed or wrapping it), or NULL. */
+const char *srv_ra_name(const struct srv_ctx *ctx);
+/* Fills the audit description of an issuance for ctx's request. */
+void srv_audit_fill(const struct srv_ctx *ctx, struct issuer_audit *a,
+                    char *actor, size_t actor_len, char *tid, size_t tid_len);
+/* Revokes |cert_id| with RFC 5280 |reason| in |tx| through the alias's
+ * issuer (audit row included); returns 1, or 0 with the refusal set in
+ * |ctx| (|why| in its text). */
+int srv_revoke_in_tx(struct srv_ctx *ctx, STORE_TX *tx, int64_t cert_id,
+                     int reason, const char *why);
+/* Reads attribute |nid| of |name| as UTF-8 into |buf|. Returns 1 or 0. */
+int srv_name_attr(const X509_NAME *name, int nid, char *buf, size_t len);
+/* Frees what the requester holds and zeroes it. */
+void srv_requester_clear(struct srv_requester *rq);
 
-/* srv_alias.c */
+/* --- srv_auth.c: checks the modes share ----------------------------- */
+
+/* Verifies signature protection (MAC refused with wrongIntegrity) and
+ * sets ctx->rq.cert, cert_sha256 and id (see struct srv_requester). */
+enum cmp_reason srv_auth_signature(struct srv_ctx *ctx);
+/* The signer is a valid, unrevoked certificate of the alias CA held by a
+ * device: sets ctx->old_cert, ctx->device, kind OPERATOR_DEVICE. */
+enum cmp_reason srv_auth_operator_cert(struct srv_ctx *ctx);
+/* Validates the signer against the vendor anchors only (no device check).
+ * Sets *vendor_id to the vendor owning the anchor the path ends in. */
+enum cmp_reason srv_auth_vendor_path(struct srv_ctx *ctx, int64_t *vendor_id);
+/* The signer's vendor certificate names a registered device that may
+ * enroll: sets ctx->device, ctx->vendor_cert, kind VENDOR_DEVICE. */
+enum cmp_reason srv_auth_vendor_device(struct srv_ctx *ctx);
+/* Loads our record of certificate |serial| of the alias CA as
+ * ctx->old_cert / old_x509 (and its device): the certificate a kur renews
+ * or an rr revokes when the requester is not its holder. */
+enum cmp_reason srv_auth_load_cert(struct srv_ctx *ctx, const X509_NAME *issuer,
+                                   const ASN1_INTEGER *serial);
+
+/* --- mode_*.c: the mode table --------------------------------------- */
+
+/* The mode called |name| ("3gpp", "ra"), or NULL. */
+const struct srv_mode *srv_mode_find(const char *name);
+extern const struct srv_mode srv_mode_3gpp;
+extern const struct srv_mode srv_mode_ra;
+
+/* --- srv_txn.c: the only writer of the CMP transaction record ------- */
+
+/* A new transaction must not reuse a transactionID (replays included):
+ * CMP_R_TRANSACTION_ID_IN_USE, a store reason, or CMP_R_OK. The insert at
+ * commit enforces it too; checking first spares the work. */
+enum cmp_reason srv_txn_check_unused(struct srv_ctx *ctx);
+/* Records a new transaction of ctx's request in |tx|: |state| (issued =
+ * STORE_CMP_WAITING_CONFIRM, confirmed with implicitConfirm, closed for an
+ * rr), the certificate, our response's |nonce|. */
+enum cmp_reason srv_txn_open(struct srv_ctx *ctx, STORE_TX *tx, int state,
+                             long cert_req_id, int64_t cert_id,
+                             int64_t old_cert_id,
+                             const ASN1_OCTET_STRING *nonce);
+/* Loads the transaction of ctx's transactionID (of this alias) from |tx|. */
+enum cmp_reason srv_txn_load(struct srv_ctx *ctx, STORE_TX *tx,
+                             struct store_cmp_txn **txn);
+/* Moves |txn| from |from| to |to| if the state machine allows it and the
+ * stored state is still |from|. */
+enum cmp_reason srv_txn_move(struct srv_ctx *ctx, STORE_TX *tx,
+                             const struct store_cmp_txn *txn, int from, int to);
+/* As srv_txn_move without a request context (the sweeper). Returns the
+ * store's rc (STORE_CONFLICT when the move is not allowed). */
+enum store_rc srv_txn_move_tx(STORE_TX *tx, const struct store_cmp_txn *txn,
+                              int from, int to);
+/* Deletes finished transactions last changed before now - retention, at
+ * most once a minute per process. Returns the number deleted or -1. */
+long srv_txn_purge(SERVER *srv, time_t now);
+
+/* --- srv_alias.c ---------------------------------------------------- */
+
 int srv_alias_load(struct srv_alias *a, const struct conf *conf,
-                  const struct conf_section *sec, STORE *store, char *err,
-                  size_t errlen);
+                   const struct conf_section *sec, STORE *store, char *err,
+                   size_t errlen);
 void srv_alias_clear(struct srv_alias *a);
 int srv_alias_reload_vendors(struct srv_alias *a, STORE *store);
 struct srv_vendor_trust *srv_alias_get1_vendor_trust(struct srv_alias *a);
 void srv_vendor_trust_free(struct srv_vendor_trust *vt);
+/* The alias called |name| (NULL = the default alias), or NULL. */
+struct srv_alias *srv_alias_find(const SERVER *srv, const char *name);
 
-/* srv_auth.c */
-enum cmp_reason srv_auth_signature(struct srv_ctx *ctx);
-enum cmp_reason srv_auth_vendor_device(struct srv_ctx *ctx);
-enum cmp_reason srv_auth_operator_cert(struct srv_ctx *ctx);
-/* Validates the signer against the vendor anchors only (no device check). */
-enum cmp_reason srv_auth_vendor_path(struct srv_ctx *ctx, int64_t *vendor_id);
+/* --- srv_protect.c -------------------------------------------------- */
 
-/* srv_enroll.c */
+/* Protects |msg| as the alias answers (signature by its response signer,
+ * its extraCerts) and encodes it into *der (OPENSSL_malloc'ed). */
+int srv_protect(struct srv_ctx *ctx, CMP_MSG *msg, unsigned char **der,
+                size_t *len);
+
+/* --- the operation handlers: op_*.c ----------------------------------
+ * Each answers ctx->req in *rsp, or returns the refusal reason. */
 enum cmp_reason srv_enroll(struct srv_ctx *ctx, CMP_MSG **rsp);
-/* A new transaction must not reuse a transactionID (replays included):
- * CMP_R_TRANSACTION_ID_IN_USE, a store reason, or CMP_R_OK. The insert at
- * commit enforces it too for requests that store a transaction; checking
- * first spares the work. */
-enum cmp_reason srv_txn_check_unused(struct srv_ctx *ctx);
-/* srv_confirm.c */
 enum cmp_reason srv_confirm(struct srv_ctx *ctx, CMP_MSG **rsp);
 enum cmp_reason srv_client_error(struct srv_ctx *ctx, CMP_MSG **rsp);
-/* srv_revoke.c */
 enum cmp_reason srv_revoke(struct srv_ctx *ctx, CMP_MSG **rsp);
-/* srv_genm.c */
 enum cmp_reason srv_genm(struct srv_ctx *ctx, CMP_MSG **rsp);
-
-/* srv_handle.c: a new response to ctx->req of |type|. */
-CMP_MSG *srv_rsp_new(struct srv_ctx *ctx, int type);
-/* Revokes |cert_id| with RFC 5280 |reason| in |tx| (audit row included);
- * returns 1, or 0 with the refusal set in |ctx| (|why| in its text). */
-int srv_revoke_in_tx(struct srv_ctx *ctx, STORE_TX *tx, int64_t cert_id,
-                    int reason, const char *why);
-/* Maps a store rc to a refusal reason (busy -> systemUnavail, ...). */
-enum cmp_reason srv_store_reason(struct srv_ctx *ctx, enum store_rc rc,
-                                const char *what);
-/* Formats "cmp:<alias>:<device>" as the audit actor into |buf|. */
-const char *srv_actor(const struct srv_ctx *ctx, char *buf, size_t len);
+/* Nested messages call back into the pipeline for each inner message
+ * through |inner| (srv_pipeline.c passes its own function): it handles
+ * |msg| as if it came alone, vouched for by |outer|'s requester, and
+ * writes the protected answer into *der (OPENSSL_malloc'ed). Returns 1,
+ * or 0 if no answer could be built. */
+typedef int (*srv_inner_fn)(struct srv_ctx *outer, const CMP_MSG *msg,
+                            unsigned char **der, size_t *len);
+enum cmp_reason srv_nested(struct srv_ctx *ctx, srv_inner_fn inner,
+                           CMP_MSG **rsp);
+/* Revokes unconfirmed certificates whose deadline passed (srv_sweep.c). */
+enum cmp_reason srv_confirm_reject(struct srv_ctx *ctx, STORE_TX *tx,
+                                   const struct store_cmp_txn *txn,
+                                   const char *why);
 
 #endif

@@ -1,9 +1,12 @@
 /*
- * The request pipeline of the CMP server: decode, check the header,
- * dispatch by body type, and turn every outcome - success or refusal - into
- * a protected response with the failInfo from the one reason table. Also
- * builds the server from the configuration and writes one log line and the
- * metrics for every message.
+ * The request pipeline of the CMP server: decode, check the header, hand
+ * the message to the operation handler (which asks the alias's mode to
+ * verify, authenticate and authorise), and turn every outcome - success or
+ * refusal - into a protected response: a refusal of a certificate
+ * request's content in the response of its type with status rejection
+ * (RFC 9483 3.6.4), every other refusal as an error message, the failInfo
+ * from the one reason table. Also builds the server from the configuration
+ * and writes one log line and the metrics for every message.
  */
 #include "server/srv_int.h"
 
@@ -12,86 +15,12 @@
 #include "util/log.h"
 #include "util/metrics.h"
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-enum cmp_reason srv_fail(struct srv_ctx *ctx, enum cmp_reason r,
-                        const char *fmt, ...)
-{
-    va_list ap;
-
-    ctx->reason = r;
-    ctx->detail[0] = '\0';
-    if (fmt != NULL) {
-        va_start(ap, fmt);
-        vsnprintf(ctx->detail, sizeof(ctx->detail), fmt, ap);
-        va_end(ap);
-    }
-    return r;
-}
-
-enum cmp_reason srv_store_reason(struct srv_ctx *ctx, enum store_rc rc,
-                                const char *what)
-{
-    log_msg(LOG_ERROR, "alias=%s store error in %s: %s",
-            ctx->alias != NULL ? ctx->alias->name : "-", what, store_rc_str(rc));
-    if (rc == STORE_BUSY || rc == STORE_ERROR)
-        return srv_fail(ctx, CMP_R_SYSTEM_UNAVAIL, "%s", what);
-    return srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "%s: %s", what, store_rc_str(rc));
-}
-
-const char *srv_actor(const struct srv_ctx *ctx, char *buf, size_t len)
-{
-    snprintf(buf, len, "cmp:%s:%s", ctx->alias->name,
-             ctx->device_label[0] != '\0' ? ctx->device_label : "-");
-    return buf;
-}
-
-enum store_rc srv_read_tx(struct srv_ctx *ctx, STORE_TX **tx)
-{
-    enum store_rc rc = STORE_OK;
-
-    if (ctx->rtx == NULL)
-        rc = store_begin_read(ctx->srv->store, &ctx->rtx);
-    *tx = rc == STORE_OK ? ctx->rtx : NULL;
-    return rc;
-}
-
-void srv_read_end(struct srv_ctx *ctx)
-{
-    store_rollback(ctx->rtx);
-    ctx->rtx = NULL;
-}
-
-enum store_rc srv_write_begin(struct srv_ctx *ctx, STORE_TX **tx)
-{
-    srv_read_end(ctx);
-    return store_begin(ctx->srv->store, tx);
-}
-
-CMP_MSG *srv_rsp_new(struct srv_ctx *ctx, int type)
-{
-    /* sender and recipient are lent by srv_finish for the encoding */
-    return cmp_rsp_new_ex(ctx->req, type, ctx->alias->rsp_cert, ctx->now, 0);
-}
-
-static struct srv_alias *srv_alias_find(const SERVER *srv, const char *name)
-{
-    size_t i;
-
-    if (name == NULL)
-        name = srv->default_alias;
-    if (name == NULL)
-        return NULL;
-    for (i = 0; i < srv->naliases; i++)
-        if (strcmp(srv->aliases[i].name, name) == 0)
-            return &srv->aliases[i];
-    return NULL;
-}
 
 int server_has_alias(const SERVER *srv, const char *alias)
 {
@@ -104,16 +33,25 @@ const char *server_default_alias(const SERVER *srv)
 }
 
 SERVER *server_new(const struct conf *conf, STORE *store, char *err,
-                         size_t errlen)
+                   size_t errlen)
 {
     const struct conf_section *sec, *server;
     SERVER *srv = calloc(1, sizeof(*srv));
     const char *def;
+    long retention, nested;
     size_t n = 0;
 
     if (srv == NULL)
         return NULL;
     srv->store = store;
+    server = conf_find(conf, "server", "");
+    if (!conf_get_duration(conf, server, "txn_retention", 7 * 86400, 0,
+                           3650L * 86400, &retention, err, errlen)
+        || !conf_get_long(conf, server, "max_nested", 8, 1, 64, &nested, err,
+                          errlen))
+        goto err;
+    srv->txn_retention = retention;
+    srv->max_nested = (int)nested;
     for (sec = conf_next(conf, "alias", NULL); sec != NULL;
          sec = conf_next(conf, "alias", sec))
         n++;
@@ -126,10 +64,9 @@ SERVER *server_new(const struct conf *conf, STORE *store, char *err,
     for (sec = conf_next(conf, "alias", NULL); sec != NULL;
          sec = conf_next(conf, "alias", sec)) {
         if (!srv_alias_load(&srv->aliases[srv->naliases++], conf, sec, store,
-                           err, errlen))
+                            err, errlen))
             goto err;
     }
-    server = conf_find(conf, "server", "");
     def = conf_get(server, "default_alias");
     if (def == NULL && n == 1)
         def = srv->aliases[0].name;
@@ -171,53 +108,6 @@ int server_reload_vendors(SERVER *srv)
     return ok;
 }
 
-static int srv_sign_buf_fn(void *arg, const unsigned char *tbs, size_t tbslen,
-                          unsigned char *sig, size_t *siglen)
-{
-    return ca_signer_sign_buf(arg, tbs, tbslen, sig, siglen);
-}
-
-/* Signs |msg| with the alias's response signer and encodes it, with the
- * alias's extraCerts (signer, its chain up to the root, then the CA chain
- * of issued certificates), into a malloc'ed buffer. */
-static int srv_finish(struct srv_ctx *ctx, CMP_MSG *msg, struct server_response *out)
-{
-    const struct srv_alias *a = ctx->alias;
-    const CMP_HDR *rh = ctx->req != NULL ? ctx->req->header : NULL;
-    CMP_HDR *h = msg->header;
-    GENERAL_NAME *sender = h->sender, *recipient = h->recipient;
-    const unsigned char *alg = NULL;
-    unsigned char *der = NULL;
-    size_t alg_len = 0, len = 0;
-    int ok;
-
-    /* The names are lent for the encoding and the placeholders put back
-     * before anything else sees the message: the sender is the alias's
-     * (made once), the recipient the request's sender (NULL-DN if none). */
-    h->sender = a->rsp_sender;
-    h->recipient = rh != NULL && rh->sender != NULL ? rh->sender
-                                                    : a->rsp_nobody;
-    ok = ca_signer_get0_sigalg_der(a->rsp_signer, &alg, &alg_len)
-        && cmp_protect_sign_encode(msg, alg, alg_len, srv_sign_buf_fn,
-                                   (void *)a->rsp_signer,
-                                   ca_signer_max_sig_len(a->rsp_signer),
-                                   a->rsp_extra, a->rsp_extra_len, &der, &len);
-    h->sender = sender;
-    h->recipient = recipient;
-    if (!ok)
-        goto err;
-    if ((out->der = malloc(len)) == NULL)
-        goto err;
-    memcpy(out->der, der, len);
-    out->len = len;
-    OPENSSL_free(der);
-    return 1;
- err:
-    OPENSSL_free(der);
-    log_ossl(LOG_ERROR, "cannot build response");
-    return 0;
-}
-
 /* Copies |s| for a log line: printable ASCII only, quotes escaped. */
 static const char *srv_log_clean(const char *s, char *buf, size_t len)
 {
@@ -243,116 +133,240 @@ static long srv_usec_since(const struct timespec *t0)
         + (t1.tv_nsec - t0->tv_nsec) / 1000L;
 }
 
-/* Runs the handler for the body type. */
-static enum cmp_reason srv_dispatch(struct srv_ctx *ctx, CMP_MSG **rsp)
+/* The operation a body type asks for. */
+static enum srv_op srv_op_of(int type)
 {
-    switch (ctx->req->body->type) {
-    case CMP_BODY_IR:
-    case CMP_BODY_CR:
-    case CMP_BODY_KUR:
-    case CMP_BODY_P10CR:
-        return srv_enroll(ctx, rsp);
-    case CMP_BODY_CERTCONF:
-        return srv_confirm(ctx, rsp);
-    case CMP_BODY_RR:
-        return srv_revoke(ctx, rsp);
-    case CMP_BODY_GENM:
-        return srv_genm(ctx, rsp);
-    case CMP_BODY_ERROR:
-        return srv_client_error(ctx, rsp);
-    case CMP_BODY_POLLREQ:
-        return srv_fail(ctx, CMP_R_UNEXPECTED_BODY,
-                       "no delayed delivery is pending");
-    case CMP_BODY_NESTED:
-        return srv_fail(ctx, CMP_R_UNSUPPORTED_BODY,
-                       "nested messages are for aliases in ra mode");
-    default:
-        return srv_fail(ctx, CMP_R_UNSUPPORTED_BODY, "%s",
-                       cmp_body_type_name(ctx->req->body->type));
+    switch (type) {
+    case CMP_BODY_IR: return SRV_OP_IR;
+    case CMP_BODY_CR: return SRV_OP_CR;
+    case CMP_BODY_KUR: return SRV_OP_KUR;
+    case CMP_BODY_P10CR: return SRV_OP_P10CR;
+    case CMP_BODY_RR: return SRV_OP_RR;
+    case CMP_BODY_CERTCONF: return SRV_OP_CERTCONF;
+    case CMP_BODY_ERROR: return SRV_OP_ERROR;
+    case CMP_BODY_GENM: return SRV_OP_GENM;
+    case CMP_BODY_POLLREQ: return SRV_OP_POLL;
+    case CMP_BODY_NESTED: return SRV_OP_NESTED;
+    default: return SRV_OP_NONE;
     }
 }
 
-void server_handle(SERVER *srv, const struct server_request *req,
-                      struct server_response *rsp)
+static int srv_handle_inner(struct srv_ctx *outer, const CMP_MSG *msg,
+                            unsigned char **der, size_t *len);
+
+/* Runs the handler for the operation. */
+static enum cmp_reason srv_dispatch(struct srv_ctx *ctx, CMP_MSG **rsp)
 {
-    struct srv_ctx ctx;
+    switch (ctx->op) {
+    case SRV_OP_IR:
+    case SRV_OP_CR:
+    case SRV_OP_KUR:
+    case SRV_OP_P10CR:
+        return srv_enroll(ctx, rsp);
+    case SRV_OP_CERTCONF:
+        return srv_confirm(ctx, rsp);
+    case SRV_OP_RR:
+        return srv_revoke(ctx, rsp);
+    case SRV_OP_GENM:
+        return srv_genm(ctx, rsp);
+    case SRV_OP_ERROR:
+        return srv_client_error(ctx, rsp);
+    case SRV_OP_NESTED:
+        return srv_nested(ctx, srv_handle_inner, rsp);
+    case SRV_OP_POLL:
+        return srv_fail(ctx, CMP_R_UNEXPECTED_BODY,
+                        "no delayed delivery is pending");
+    default:
+        return srv_fail(ctx, CMP_R_UNSUPPORTED_BODY, "%s",
+                        cmp_body_type_name(ctx->req->body->type));
+    }
+}
+
+/* The answer to a refused request: a certificate request or rr refused
+ * for its content gets the response of its type with status rejection,
+ * everything else an error message. */
+static CMP_MSG *srv_refusal(struct srv_ctx *ctx)
+{
+    const char *text = ctx->detail[0] != '\0' ? ctx->detail
+                                              : cmp_reason_text(ctx->reason);
+    int type = ctx->req != NULL ? ctx->req->body->type : -1;
+    int rsp_type = type == CMP_BODY_IR ? CMP_BODY_IP
+        : type == CMP_BODY_CR || type == CMP_BODY_P10CR ? CMP_BODY_CP
+        : type == CMP_BODY_KUR ? CMP_BODY_KUP
+        : type == CMP_BODY_RR ? CMP_BODY_RP : -1;
+    CMP_MSG *out;
+    int ok;
+
+    if (!ctx->in_body || rsp_type < 0)
+        rsp_type = CMP_BODY_ERROR;
+    if ((out = srv_rsp_new(ctx, rsp_type)) == NULL)
+        return NULL;
+    if (rsp_type == CMP_BODY_ERROR)
+        ok = cmp_body_set_error(out, ctx->reason, ctx->detail);
+    else if (rsp_type == CMP_BODY_RP)
+        ok = cmp_body_set_rp(out, cmp_pkisi_new(CMP_STATUS_REJECTION,
+                                                cmp_reason_fail_bit(ctx->reason),
+                                                text));
+    else
+        ok = cmp_body_set_certrep(out, ctx->cert_req_id,
+                                  cmp_pkisi_new(CMP_STATUS_REJECTION,
+                                                cmp_reason_fail_bit(ctx->reason),
+                                                text), NULL, 0, NULL);
+    if (!ok) {
+        CMP_MSG_free(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* Frees what the handlers left in |ctx|. */
+static void srv_ctx_clear(struct srv_ctx *ctx)
+{
+    srv_read_end(ctx);
+    store_device_free(ctx->device);
+    store_cert_free(ctx->old_cert);
+    X509_free(ctx->old_x509);
+    srv_requester_clear(&ctx->rq);
+    OPENSSL_free(ctx->out_der);
+    ctx->device = NULL;
+    ctx->old_cert = NULL;
+    ctx->old_x509 = NULL;
+    ctx->out_der = NULL;
+}
+
+/*
+ * Handles the decoded message |msg| (NULL when it did not decode: then
+ * ctx->reason says why) in |ctx| (srv, alias, mode, now, via set) and
+ * writes the protected answer into *der/*len (OPENSSL_malloc'ed; NULL if
+ * none could be built). Logs one line. Returns the HTTP status.
+ */
+static int srv_handle_msg(struct srv_ctx *ctx, const CMP_MSG *msg,
+                          const char *peer, unsigned char **der, size_t *len)
+{
     struct timespec t0;
-    CMP_MSG *msg = NULL, *out = NULL;
-    const char *type = "invalid", *outcome;
-    char tid[40], dev[128], detail[240];
+    CMP_MSG *out = NULL;
+    const char *type = "invalid", *outcome, *ra;
+    char tid[40], dev[128], detail[240], rabuf[80];
+    int status;
     long us;
 
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    *der = NULL;
+    *len = 0;
+    tid[0] = '\0';
+    ctx->req = msg;
+    if (msg != NULL) {
+        type = cmp_body_type_name(msg->body->type);
+        ctx->op = srv_op_of(msg->body->type);
+        cmp_hex(msg->header->transactionID, tid, sizeof(tid));
+        ctx->reason = cmp_hdr_check_request(msg->header, ctx->now,
+                                            ctx->alias->time_tolerance);
+        if (ctx->reason == CMP_R_OK)
+            ctx->reason = srv_dispatch(ctx, &out);
+    }
+    if (ctx->reason == CMP_R_OK && ctx->out_der != NULL) {
+        /* answered and protected already (a single nested message) */
+        *der = ctx->out_der;
+        *len = ctx->out_len;
+        ctx->out_der = NULL;
+    } else {
+        if (ctx->reason != CMP_R_OK || out == NULL) {
+            if (ctx->reason == CMP_R_OK)
+                srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "no response");
+            CMP_MSG_free(out);
+            out = srv_refusal(ctx);
+        }
+        if (out != NULL)
+            srv_protect(ctx, out, der, len);
+    }
+    status = *der == NULL ? 500
+        : ctx->reason == CMP_R_OK || ctx->in_body
+        ? 200 : cmp_reason_http_status(ctx->reason);
+    us = srv_usec_since(&t0);
+    outcome = ctx->reason == CMP_R_OK ? "accepted"
+        : ctx->reason == CMP_R_SYSTEM_FAILURE || ctx->reason == CMP_R_SYSTEM_UNAVAIL
+        ? "error" : "rejected";
+    ra = srv_ra_name(ctx);
+    if (ra != NULL)
+        snprintf(rabuf, sizeof(rabuf), " ra=\"%s\"%s",
+                 srv_log_clean(ra, detail, 64), ctx->depth > 0 ? " nested=1" : "");
+    else
+        rabuf[0] = '\0';
+    log_msg(ctx->reason == CMP_R_OK ? LOG_INFO
+            : !strcmp(outcome, "error") ? LOG_ERROR : LOG_WARN,
+            "alias=%s type=%s tid=%s device=\"%s\"%s outcome=%s failInfo=%s "
+            "http=%d us=%ld peer=%s%s%s%s", ctx->alias->name, type,
+            tid[0] != '\0' ? tid : "-",
+            srv_log_clean(ctx->device_label, dev, sizeof(dev)), rabuf, outcome,
+            ctx->reason == CMP_R_OK ? "-" : cmp_reason_fail_name(ctx->reason),
+            status, us, peer != NULL ? peer : "-",
+            ctx->reason != CMP_R_OK ? " reason=\"" : "",
+            ctx->reason != CMP_R_OK
+                ? srv_log_clean(ctx->detail[0] != '\0' ? ctx->detail
+                                : cmp_reason_text(ctx->reason), detail,
+                                sizeof(detail)) : "",
+            ctx->reason != CMP_R_OK ? "\"" : "");
+    srv_read_end(ctx);
+    metrics_observe_cmp(ctx->alias->name, type, outcome, us / 1e6);
+    /* an rr issues its CRL in its own transaction; other revocations
+     * (kur, rejected or superseded enrollments) leave it to the sweeper */
+    if (ctx->revoked > 0 && (msg == NULL || msg->body->type != CMP_BODY_RR))
+        atomic_store(&ctx->alias->crl_dirty, 1);
+    for (; ctx->revoked > 0; ctx->revoked--)
+        metrics_cert_revoked(ctx->alias->name);
+    CMP_MSG_free(out);
+    srv_ctx_clear(ctx);
+    ERR_clear_error();
+    return status;
+}
+
+/* srv_inner_fn: a message inside a nested wrapper, handled as if it came
+ * alone, vouched for by the wrapper's requester. */
+static int srv_handle_inner(struct srv_ctx *outer, const CMP_MSG *msg,
+                            unsigned char **der, size_t *len)
+{
+    struct srv_ctx ctx;
+
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.srv = outer->srv;
+    ctx.alias = outer->alias;
+    ctx.mode = outer->mode;
+    ctx.now = outer->now;
+    ctx.via = &outer->rq;
+    ctx.depth = outer->depth + 1;
+    srv_handle_msg(&ctx, msg, "nested", der, len);
+    return *der != NULL;
+}
+
+void server_handle(SERVER *srv, const struct server_request *req,
+                   struct server_response *rsp)
+{
+    struct srv_ctx ctx;
+    CMP_MSG *msg = NULL;
+    unsigned char *der = NULL;
+    size_t len = 0;
+
     memset(&ctx, 0, sizeof(ctx));
     memset(rsp, 0, sizeof(*rsp));
     ctx.srv = srv;
     ctx.now = time(NULL);
-    tid[0] = '\0';
     if ((ctx.alias = srv_alias_find(srv, req->alias)) == NULL) {
         rsp->http_status = 404;
         return;
     }
-    if (req->reject_status != 0) {
+    ctx.mode = ctx.alias->mode;
+    if (req->reject_status != 0)
         srv_fail(&ctx, req->reject_status == 413 ? CMP_R_BODY_TOO_LARGE
-                                                : CMP_R_BAD_CONTENT_TYPE, NULL);
-    } else if ((ctx.reason = cmp_msg_decode(req->der, req->len, &srv->limits,
-                                            &msg)) == CMP_R_OK) {
-        ctx.req = msg;
-        type = cmp_body_type_name(msg->body->type);
-        cmp_hex(msg->header->transactionID, tid, sizeof(tid));
-        ctx.reason = cmp_hdr_check_request(msg->header, ctx.now,
-                                           ctx.alias->time_tolerance);
-        if (ctx.reason == CMP_R_OK)
-            ctx.reason = srv_dispatch(&ctx, &out);
-    }
-    if (ctx.reason != CMP_R_OK || out == NULL) {
-        if (ctx.reason == CMP_R_OK)
-            srv_fail(&ctx, CMP_R_SYSTEM_FAILURE, "no response");
-        CMP_MSG_free(out);
-        if ((out = srv_rsp_new(&ctx, CMP_BODY_ERROR)) == NULL
-            || !cmp_body_set_error(out, ctx.reason, ctx.detail)) {
-            CMP_MSG_free(out);
-            out = NULL;
-        }
-    }
-    if (out == NULL || !srv_finish(&ctx, out, rsp)) {
-        free(rsp->der);
-        rsp->der = NULL;
-        rsp->len = 0;
-        rsp->http_status = 500;
+                                                 : CMP_R_BAD_CONTENT_TYPE, NULL);
+    else
+        ctx.reason = cmp_msg_decode(req->der, req->len, &srv->limits, &msg);
+    rsp->http_status = srv_handle_msg(&ctx, msg, req->peer, &der, &len);
+    if (der != NULL && (rsp->der = malloc(len)) != NULL) {
+        memcpy(rsp->der, der, len);
+        rsp->len = len;
     } else {
-        rsp->http_status = ctx.reason == CMP_R_OK
-            ? 200 : cmp_reason_http_status(ctx.reason);
+        rsp->http_status = 500;
     }
-    us = srv_usec_since(&t0);
-    outcome = ctx.reason == CMP_R_OK ? "accepted"
-        : ctx.reason == CMP_R_SYSTEM_FAILURE || ctx.reason == CMP_R_SYSTEM_UNAVAIL
-        ? "error" : "rejected";
-    log_msg(ctx.reason == CMP_R_OK ? LOG_INFO
-            : !strcmp(outcome, "error") ? LOG_ERROR : LOG_WARN,
-            "alias=%s type=%s tid=%s device=\"%s\" outcome=%s failInfo=%s "
-            "http=%d us=%ld peer=%s%s%s%s", ctx.alias->name, type,
-            tid[0] != '\0' ? tid : "-",
-            srv_log_clean(ctx.device_label, dev, sizeof(dev)), outcome,
-            ctx.reason == CMP_R_OK ? "-" : cmp_reason_fail_name(ctx.reason),
-            rsp->http_status, us, req->peer != NULL ? req->peer : "-",
-            ctx.reason != CMP_R_OK ? " reason=\"" : "",
-            ctx.reason != CMP_R_OK
-                ? srv_log_clean(ctx.detail[0] != '\0' ? ctx.detail
-                               : cmp_reason_text(ctx.reason), detail,
-                               sizeof(detail)) : "",
-            ctx.reason != CMP_R_OK ? "\"" : "");
-    srv_read_end(&ctx);
-    metrics_observe_cmp(ctx.alias->name, type, outcome, us / 1e6);
-    /* an rr issues its CRL in its own transaction; other revocations
-     * (kur, rejected or superseded enrollments) leave it to the sweeper */
-    if (ctx.revoked > 0 && ctx.req != NULL && ctx.req->body->type != CMP_BODY_RR)
-        atomic_store(&ctx.alias->crl_dirty, 1);
-    for (; ctx.revoked > 0; ctx.revoked--)
-        metrics_cert_revoked(ctx.alias->name);
-    store_device_free(ctx.device);
-    store_cert_free(ctx.signer_cert);
-    CMP_MSG_free(out);
+    OPENSSL_free(der);
     CMP_MSG_free(msg);
-    ERR_clear_error();
 }

@@ -39,7 +39,7 @@ static const char *const store_cmp_types[] = {
     "ir", "cr", "kur", "p10cr", "rr", "genm"
 };
 static const char *const store_cmp_states[] = {
-    "waiting_confirm", "confirmed", "rejected", "expired", "closed"
+    "issued", "confirmed", "rejected", "expired", "closed", "open", "waiting"
 };
 
 #define STORE_NELEM(a) (sizeof(a) / sizeof((a)[0]))

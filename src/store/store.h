@@ -442,14 +442,23 @@ enum store_cmp_type {
     STORE_CMP_RR, STORE_CMP_GENM
 };
 enum store_cmp_state {
-    STORE_CMP_WAITING_CONFIRM = 0, /* certificate sent, certConf awaited */
+    STORE_CMP_WAITING_CONFIRM = 0, /* "issued": certificate sent, certConf
+                                    * awaited */
     STORE_CMP_CONFIRMED,           /* certConf accepted, pkiConf sent */
-    STORE_CMP_REJECTED,            /* certConf rejected the certificate */
-    STORE_CMP_EXPIRED,             /* no certConf before the deadline */
-    STORE_CMP_CLOSED               /* finished without confirmation (rr,
+    STORE_CMP_REJECTED,            /* certConf rejected the certificate, or
+                                    * the request was refused */
+    STORE_CMP_EXPIRED,             /* no certConf (or decision) in time */
+    STORE_CMP_CLOSED,              /* finished without confirmation (rr,
                                     * genm, errors) */
+    STORE_CMP_OPEN,                /* received, not yet answered (forwarded
+                                    * upstream, say) */
+    STORE_CMP_WAITING              /* answered "waiting": delayed delivery,
+                                    * the client polls */
 };
-/* Names ("ir", "waiting_confirm", ...); NULL for unknown values. */
+/* 1 for the states a transaction never leaves (purged after retention). */
+#define STORE_CMP_FINISHED(s) ((s) >= STORE_CMP_CONFIRMED \
+                               && (s) <= STORE_CMP_CLOSED)
+/* Names ("ir", "issued", ...); NULL for unknown values. */
 const char *store_cmp_type_str(int type);
 const char *store_cmp_state_str(int state);
 
@@ -502,8 +511,8 @@ enum store_rc store_cmp_txn_list_waiting_device(STORE_TX *tx,
                                                 int64_t device_id, long limit,
                                                 struct store_cmp_txn ***out,
                                                 size_t *n);
-/* Deletes finished transactions (any state but WAITING_CONFIRM) last
- * updated before |before|; *n (may be NULL) gets the number deleted. */
+/* Deletes finished transactions (STORE_CMP_FINISHED states) last updated
+ * before |before|; *n (may be NULL) gets the number deleted. */
 enum store_rc store_cmp_txn_purge(STORE_TX *tx, int64_t before, int64_t *n);
 
 /* ------------------------------------------------------------------ */

@@ -95,7 +95,7 @@
       "AND deadline<$1 ORDER BY deadline LIMIT $2")                         \
     X(TXN_WAITING_DEV, "SELECT " STORE_TXN_COLS " FROM cmp_txn WHERE state=0 " \
       "AND device_id=$1 ORDER BY created LIMIT $2")                         \
-    X(TXN_PURGE, "DELETE FROM cmp_txn WHERE state<>0 AND updated<$1")       \
+    X(TXN_PURGE, "DELETE FROM cmp_txn WHERE state IN (1,2,3,4) AND updated<$1")       \
     X(CRL_NEXT, "INSERT INTO crl_counter(ca_id,number) SELECT $1::bigint,1 " \
       "WHERE EXISTS(SELECT 1 FROM ca WHERE id=$1::bigint) "                 \
       "ON CONFLICT(ca_id) DO UPDATE SET number=crl_counter.number+1 "       \

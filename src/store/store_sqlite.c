@@ -82,7 +82,7 @@
       "AND deadline<? ORDER BY deadline LIMIT ?")                           \
     X(TXN_WAITING_DEV, "SELECT " STORE_TXN_COLS " FROM cmp_txn WHERE state=0 " \
       "AND device_id=? ORDER BY created LIMIT ?")                           \
-    X(TXN_PURGE, "DELETE FROM cmp_txn WHERE state<>0 AND updated<?")        \
+    X(TXN_PURGE, "DELETE FROM cmp_txn WHERE state IN (1,2,3,4) AND updated<?")        \
     X(CRL_NEXT, "INSERT INTO crl_counter(ca_id,number) VALUES(?,1) "        \
       "ON CONFLICT(ca_id) DO UPDATE SET number=number+1 RETURNING number")  \
     X(CRL_PUT, "INSERT OR REPLACE INTO crl(ca_id,number,this_update,"       \
