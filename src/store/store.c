@@ -75,6 +75,130 @@ const char *store_cmp_state_str(int state)
     return store_cmp_states[state];
 }
 
+static const char *const store_ra_ops[] = { "ir", "cr", "p10cr", "kur",
+                                            "rr" };
+
+const char *store_ra_op_name(unsigned op)
+{
+    size_t i;
+
+    for (i = 0; i < STORE_NELEM(store_ra_ops); i++)
+        if (op == 1u << i)
+            return store_ra_ops[i];
+    return NULL;
+}
+
+int store_ra_ops_parse(const char *list, unsigned *mask)
+{
+    const char *p = list, *e;
+    size_t len, i;
+    unsigned m = 0;
+
+    *mask = 0;
+    if (list == NULL)
+        return 0;
+    for (;;) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        for (e = p; *e != '\0' && *e != ','; e++)
+            ;
+        len = (size_t)(e - p);
+        while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+            len--;
+        if (len == 0)
+            return 0;
+        if ((len == 3 && strncmp(p, "all", 3) == 0)
+            || (len == 1 && *p == '*')) {
+            m |= STORE_RA_OP_ALL;
+        } else {
+            for (i = 0; i < STORE_NELEM(store_ra_ops); i++)
+                if (strlen(store_ra_ops[i]) == len
+                    && strncmp(p, store_ra_ops[i], len) == 0)
+                    break;
+            if (i == STORE_NELEM(store_ra_ops))
+                return 0;
+            m |= 1u << i;
+        }
+        if (*e == '\0')
+            break;
+        p = e + 1;
+    }
+    *mask = m;
+    return 1;
+}
+
+int store_ra_ops_format(unsigned mask, char *buf, size_t buflen)
+{
+    size_t i, off = 0, l;
+
+    if (buflen == 0)
+        return 0;
+    buf[0] = '\0';
+    for (i = 0; i < STORE_NELEM(store_ra_ops); i++) {
+        if ((mask & (1u << i)) == 0)
+            continue;
+        l = strlen(store_ra_ops[i]);
+        if (off + (off > 0) + l + 1 > buflen)
+            return 0;
+        if (off > 0)
+            buf[off++] = ',';
+        memcpy(buf + off, store_ra_ops[i], l + 1);
+        off += l;
+    }
+    return 1;
+}
+
+unsigned store_ra_op_for_cmp_type(int cmp_type)
+{
+    switch (cmp_type) {
+    case STORE_CMP_IR:    return STORE_RA_OP_IR;
+    case STORE_CMP_CR:    return STORE_RA_OP_CR;
+    case STORE_CMP_P10CR: return STORE_RA_OP_P10CR;
+    case STORE_CMP_KUR:   return STORE_RA_OP_KUR;
+    case STORE_CMP_RR:    return STORE_RA_OP_RR;
+    default:              return 0;
+    }
+}
+
+const char *store_ra_verdict_str(enum store_ra_verdict v)
+{
+    switch (v) {
+    case STORE_RA_ALLOWED:    return "allowed";
+    case STORE_RA_DISABLED:   return "RA disabled";
+    case STORE_RA_NO_ALIAS:   return "alias not allowed for this RA";
+    case STORE_RA_NO_PROFILE: return "profile not allowed for this RA";
+    case STORE_RA_NO_OP:      return "operation not allowed for this RA";
+    }
+    return "unknown";
+}
+
+/* 1 if |s| is one of the |n| strings of |v|. */
+static int store_strs_has(char *const *v, size_t n, const char *s)
+{
+    size_t i;
+
+    for (i = 0; s != NULL && i < n; i++)
+        if (v[i] != NULL && strcmp(v[i], s) == 0)
+            return 1;
+    return 0;
+}
+
+enum store_ra_verdict store_ra_check(const struct store_ra *ra,
+                                     const char *alias, const char *profile,
+                                     unsigned op)
+{
+    if (ra->disabled)
+        return STORE_RA_DISABLED;
+    if (!store_strs_has(ra->aliases, ra->naliases, alias))
+        return STORE_RA_NO_ALIAS;
+    if (ra->nprofiles > 0 && !store_strs_has(ra->profiles, ra->nprofiles, "*")
+        && !store_strs_has(ra->profiles, ra->nprofiles, profile))
+        return STORE_RA_NO_PROFILE;
+    if (store_ra_op_name(op) == NULL || (ra->ops & op) == 0)
+        return STORE_RA_NO_OP;
+    return STORE_RA_ALLOWED;
+}
+
 /* ------------------------------------------------------------------ */
 /* Configuration                                                       */
 
@@ -504,6 +628,9 @@ void store_ra_free(struct store_ra *ra)
     for (i = 0; i < ra->naliases; i++)
         free(ra->aliases[i]);
     free(ra->aliases);
+    for (i = 0; i < ra->nprofiles; i++)
+        free(ra->profiles[i]);
+    free(ra->profiles);
     free(ra);
 }
 
@@ -819,11 +946,21 @@ enum store_rc store_device_import(STORE_TX *tx, int64_t vendor_id,
     return rc;
 }
 
+/* 1 if every one of the |n| strings of |v| is non-empty. */
+static int store_strs_ok(char *const *v, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (v == NULL || v[i] == NULL || *v[i] == '\0')
+            return 0;
+    return 1;
+}
+
 enum store_rc store_ra_insert(STORE_TX *tx, const struct store_ra *ra,
                               int64_t *id)
 {
     unsigned char sha[STORE_SHA256_LEN];
-    size_t i;
 
     STORE_NEED_WRITE(tx);
     if (id != NULL)
@@ -831,10 +968,13 @@ enum store_rc store_ra_insert(STORE_TX *tx, const struct store_ra *ra,
     if (ra->name == NULL || *ra->name == '\0')
         return store_tx_fail(tx, STORE_ERROR, "ra_insert: no name");
     /* the SQLite backend inserts aliases with OR IGNORE: check them here */
-    for (i = 0; i < ra->naliases; i++)
-        if (ra->aliases == NULL || ra->aliases[i] == NULL
-            || *ra->aliases[i] == '\0')
-            return store_tx_fail(tx, STORE_ERROR, "ra_insert: empty alias");
+    if (!store_strs_ok(ra->aliases, ra->naliases))
+        return store_tx_fail(tx, STORE_ERROR, "ra_insert: empty alias");
+    if (!store_strs_ok(ra->profiles, ra->nprofiles))
+        return store_tx_fail(tx, STORE_ERROR, "ra_insert: empty profile");
+    if ((ra->ops & ~STORE_RA_OP_ALL) != 0)
+        return store_tx_fail(tx, STORE_ERROR, "ra_insert: unknown operation "
+                             "bits 0x%x", ra->ops);
     if (ra->cert_der == NULL || ra->cert_len == 0
         || !store_sha256(ra->cert_der, ra->cert_len, sha))
         return store_tx_fail(tx, STORE_ERROR, "ra_insert: bad certificate");
@@ -862,6 +1002,12 @@ enum store_rc store_ra_get_by_sha256(STORE_TX *tx,
 enum store_rc store_ra_list(STORE_TX *tx, struct store_ra ***out, size_t *n)
 {
     return OPS(tx)->ra_list(tx, out, n);
+}
+
+enum store_rc store_ra_set_disabled(STORE_TX *tx, int64_t id, int disabled)
+{
+    STORE_NEED_WRITE(tx);
+    return OPS(tx)->ra_set_disabled(tx, id, disabled ? 1 : 0);
 }
 
 enum store_rc store_ra_delete(STORE_TX *tx, int64_t id)

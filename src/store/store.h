@@ -404,6 +404,31 @@ enum store_rc store_device_import(STORE_TX *tx, int64_t vendor_id,
 /* ------------------------------------------------------------------ */
 /* RAs (registration authorities allowed to act for aliases)           */
 
+/* The CMP operations an RA may request for devices (struct store_ra ops). */
+enum store_ra_op {
+    STORE_RA_OP_IR = 1u << 0,
+    STORE_RA_OP_CR = 1u << 1,
+    STORE_RA_OP_P10CR = 1u << 2,
+    STORE_RA_OP_KUR = 1u << 3,
+    STORE_RA_OP_RR = 1u << 4
+};
+/* Every operation (the default of `cmpca ra add` without --op). */
+#define STORE_RA_OP_ALL 0x1fu
+
+/* The name of the single operation bit |op| ("ir", "cr", "p10cr", "kur",
+ * "rr"); NULL if |op| is not exactly one known bit. */
+const char *store_ra_op_name(unsigned op);
+/* Parses a comma-separated list of operation names ("ir,kur"; "all" or "*"
+ * = STORE_RA_OP_ALL; spaces around names allowed) into *mask. Returns 1, or
+ * 0 for an empty list or an unknown name. */
+int store_ra_ops_parse(const char *list, unsigned *mask);
+/* Writes the names of the bits of |mask| comma-separated ("ir,cr,kur";
+ * "" for 0) into |buf|. Returns 1, or 0 if |buflen| is too small. */
+int store_ra_ops_format(unsigned mask, char *buf, size_t buflen);
+/* The operation bit for a CMP message type (enum store_cmp_type: IR, CR,
+ * P10CR, KUR, RR); 0 for any other type (genm: not an RA privilege). */
+unsigned store_ra_op_for_cmp_type(int cmp_type);
+
 struct store_ra {
     int64_t id;
     char *name;                    /* unique */
@@ -411,28 +436,70 @@ struct store_ra {
     size_t cert_len;
     unsigned char sha256[STORE_SHA256_LEN]; /* of cert_der; set by the store;
                                              * unique */
-    char **aliases;                /* aliases it may act for */
+    char **aliases;                /* aliases it may act for (at least one
+                                    * for a usable RA), sorted on read */
     size_t naliases;
+    char **profiles;               /* profiles it may request; none, or one
+                                    * of them "*", = any profile of the
+                                    * alias; sorted on read */
+    size_t nprofiles;
+    unsigned ops;                  /* enum store_ra_op bits it may request */
+    int ra_verified;               /* 1 = may assert raVerified POP */
+    int disabled;                  /* 1 = refused by the operator (the row
+                                    * stays, lookups still return it) */
     int64_t created;
+    int64_t updated;               /* last enable/disable (= created at
+                                    * first) */
 };
 
 void store_ra_free(struct store_ra *ra);
 void store_ra_list_free(struct store_ra **v, size_t n);
-/* Inserts |ra| and sets *id. STORE_EXISTS if the name or the certificate
- * is taken. */
+/* Inserts |ra| (id, sha256, updated ignored; disabled stored as given,
+ * normally 0) and sets *id. STORE_EXISTS if the name or the certificate is
+ * taken. Aliases and profiles must be non-empty strings; ops only known
+ * bits (STORE_ERROR otherwise). */
 enum store_rc store_ra_insert(STORE_TX *tx, const struct store_ra *ra,
                               int64_t *id);
 enum store_rc store_ra_get(STORE_TX *tx, int64_t id, struct store_ra **out);
 enum store_rc store_ra_get_by_name(STORE_TX *tx, const char *name,
                                    struct store_ra **out);
 /* Lookup by SHA-256 of the RA certificate (the protecting cert of a
- * request). */
+ * request). Disabled RAs are returned too (ra->disabled set): refusing
+ * them is the caller's decision (see store_ra_check). */
 enum store_rc store_ra_get_by_sha256(STORE_TX *tx,
                                      const unsigned char sha[STORE_SHA256_LEN],
                                      struct store_ra **out);
-/* All RAs ordered by name. */
+/* All RAs ordered by name, disabled ones included. */
 enum store_rc store_ra_list(STORE_TX *tx, struct store_ra ***out, size_t *n);
+/* Sets the disabled flag of RA |id| to |disabled| (0/1), updated = now, if
+ * it is not so already. STORE_CONFLICT if it already is; STORE_NOTFOUND if
+ * absent. */
+enum store_rc store_ra_set_disabled(STORE_TX *tx, int64_t id, int disabled);
 enum store_rc store_ra_delete(STORE_TX *tx, int64_t id);
+
+/* Result of store_ra_check, in the order the checks run. */
+enum store_ra_verdict {
+    STORE_RA_ALLOWED = 0,
+    STORE_RA_DISABLED,         /* the RA is disabled */
+    STORE_RA_NO_ALIAS,         /* not registered for this alias */
+    STORE_RA_NO_PROFILE,       /* not allowed this profile */
+    STORE_RA_NO_OP             /* not allowed this operation */
+};
+/* "allowed", "disabled", "alias not allowed", ... (never NULL). */
+const char *store_ra_verdict_str(enum store_ra_verdict v);
+/*
+ * May |ra| request operation |op| (one enum store_ra_op bit) for a device
+ * on alias |alias| with profile |profile| (the profile the request would
+ * be issued with; NULL matches only an RA allowed any profile)? Alias and
+ * profile names compare exactly.
+ * A profile list that is empty or contains "*" allows any profile. Only
+ * the registry record is consulted: whether the RA certificate is trusted,
+ * valid and not revoked, and whether raVerified may be asserted
+ * (ra->ra_verified, the id-kp-cmcRA EKU, the alias), is for the caller.
+ */
+enum store_ra_verdict store_ra_check(const struct store_ra *ra,
+                                     const char *alias, const char *profile,
+                                     unsigned op);
 
 /* ------------------------------------------------------------------ */
 /* CMP transactions (stateless server: any node continues any one)     */

@@ -18,7 +18,8 @@
 #define STORE_VENDOR_COLS "id,name,certs,created"
 #define STORE_DEVICE_COLS "id,vendor_id,identifier,state,cert_id,created," \
     "updated"
-#define STORE_RA_COLS "id,name,cert,sha256,created"
+#define STORE_RA_COLS "id,name,cert,sha256,created,ops,ra_verified," \
+    "disabled,updated"
 #define STORE_TXN_COLS "tid,alias,type,state,cert_req_id,created,deadline," \
     "updated,requester,sender_nonce,cert_id,old_cert_id,device_id"
 #define STORE_AUDIT_COLS "seq,time,actor,action,object,details,hash"
@@ -101,6 +102,7 @@ struct store_ops {
     enum store_rc (*ra_get)(STORE_TX *, int64_t, const char *,
                             const unsigned char *sha, struct store_ra **);
     enum store_rc (*ra_list)(STORE_TX *, struct store_ra ***, size_t *);
+    enum store_rc (*ra_set_disabled)(STORE_TX *, int64_t, int);
     enum store_rc (*ra_delete)(STORE_TX *, int64_t);
 
     enum store_rc (*cmp_txn_insert)(STORE_TX *, const struct store_cmp_txn *);

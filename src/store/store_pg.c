@@ -71,10 +71,18 @@
       "ELSE $2::bigint END,updated=$3 WHERE id=$4 AND state=$5")            \
     X(DEVICE_EXISTS, "SELECT 1 FROM device WHERE id=$1")                    \
     X(DEVICE_DELETE, "DELETE FROM device WHERE id=$1")                      \
-    X(RA_INSERT, "INSERT INTO ra(name,cert,sha256,created) "                \
-      "VALUES($1,$2,$3,$4) ON CONFLICT DO NOTHING RETURNING id")            \
+    X(RA_INSERT, "INSERT INTO ra(name,cert,sha256,created,ops,ra_verified," \
+      "disabled,updated) VALUES($1,$2,$3,$4,$5,$6,$7,$4) "                  \
+      "ON CONFLICT DO NOTHING RETURNING id")                                \
     X(RA_ALIAS_INSERT, "INSERT INTO ra_alias(ra_id,alias) VALUES($1,$2) "   \
       "ON CONFLICT DO NOTHING")                                             \
+    X(RA_PROFILE_INSERT, "INSERT INTO ra_profile(ra_id,profile) "           \
+      "VALUES($1,$2) ON CONFLICT DO NOTHING")                               \
+    X(RA_PROFILES, "SELECT profile FROM ra_profile WHERE ra_id=$1 "         \
+      "ORDER BY profile")                                                   \
+    X(RA_SET_DISABLED, "UPDATE ra SET disabled=$1,updated=$2 "              \
+      "WHERE id=$3 AND disabled<>$1")                                       \
+    X(RA_EXISTS, "SELECT 1 FROM ra WHERE id=$1")                            \
     X(RA_GET_ID, "SELECT " STORE_RA_COLS " FROM ra WHERE id=$1")               \
     X(RA_GET_NAME, "SELECT " STORE_RA_COLS " FROM ra WHERE name=$1")           \
     X(RA_GET_SHA, "SELECT " STORE_RA_COLS " FROM ra WHERE sha256=$1")          \
@@ -1759,14 +1767,37 @@ static enum store_rc pg_device_import(STORE_TX *tx, int64_t vendor_id,
 /* ------------------------------------------------------------------ */
 /* RAs                                                                 */
 
+/* Reads the one text column of every row of statement |id| for parameter
+ * |key| into a malloc'ed array (*v, *n). Returns 1 or 0. */
+static int pg_read_strs(STORE_TX *tx, enum pg_stmt_id id, int64_t key,
+                        char ***v, size_t *n, const char *what)
+{
+    struct pg_params p = { 0 };
+    PGresult *a;
+    enum store_rc rc;
+    int k, na, ok = 0;
+
+    pp_i64(&p, key);
+    if ((a = pg_run(tx, id, &p, what, &rc)) == NULL)
+        return 0;
+    na = PQntuples(a);
+    if (na > 0 && (*v = calloc((size_t)na, sizeof(char *))) == NULL)
+        goto end;
+    for (k = 0; k < na; k++) {
+        if (!pg_text(a, k, 0, &(*v)[k]) || (*v)[k] == NULL)
+            goto end;
+        (*n)++;
+    }
+    ok = 1;
+ end:
+    PQclear(a);
+    return ok;
+}
+
 static void *pg_read_ra(STORE_TX *tx, const PGresult *r, int i)
 {
     struct store_ra *ra = calloc(1, sizeof(*ra));
-    struct pg_params p = { 0 };
-    PGresult *a = NULL;
-    enum store_rc rc;
     size_t shalen = 0;
-    int k, na;
 
     if (ra == NULL)
         return NULL;
@@ -1776,23 +1807,40 @@ static void *pg_read_ra(STORE_TX *tx, const PGresult *r, int i)
         || !pg_fixed(r, i, 3, ra->sha256, sizeof(ra->sha256), &shalen))
         goto err;
     ra->created = pg_id(r, i, 4);
-    pp_i64(&p, ra->id);
-    if ((a = pg_run(tx, PG_RA_ALIASES, &p, "ra_aliases", &rc)) == NULL)
+    ra->ops = (unsigned)pg_int(r, i, 5, 0) & STORE_RA_OP_ALL;
+    ra->ra_verified = pg_int(r, i, 6, 0) != 0;
+    ra->disabled = pg_int(r, i, 7, 0) != 0;
+    ra->updated = pg_int(r, i, 8, 0);
+    if (!pg_read_strs(tx, PG_RA_ALIASES, ra->id, &ra->aliases, &ra->naliases,
+                      "ra_aliases")
+        || !pg_read_strs(tx, PG_RA_PROFILES, ra->id, &ra->profiles,
+                         &ra->nprofiles, "ra_profiles"))
         goto err;
-    na = PQntuples(a);
-    if (na > 0 && (ra->aliases = calloc((size_t)na, sizeof(char *))) == NULL)
-        goto err;
-    for (k = 0; k < na; k++) {
-        if (!pg_text(a, k, 0, &ra->aliases[k]) || ra->aliases[k] == NULL)
-            goto err;
-        ra->naliases++;
-    }
-    PQclear(a);
     return ra;
  err:
-    PQclear(a);
     store_ra_free(ra);
     return NULL;
+}
+
+/* Inserts the |n| strings of |v| for RA |rid| with statement |id|. */
+static enum store_rc pg_ra_strs_insert(STORE_TX *tx, enum pg_stmt_id id,
+                                       int64_t rid, char *const *v, size_t n,
+                                       const char *what)
+{
+    struct pg_params p = { 0 };
+    enum store_rc rc;
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (v[i] == NULL)
+            return store_tx_fail(tx, STORE_ERROR, "%s: NULL string", what);
+        p.n = 0;
+        pp_i64(&p, rid);
+        pp_text(&p, v[i]);
+        if ((rc = pg_exec(tx, id, &p, what, NULL)) != STORE_OK)
+            return rc == STORE_EXISTS ? STORE_ERROR : rc;
+    }
+    return STORE_OK;
 }
 
 static enum store_rc pg_ra_insert(STORE_TX *tx, const struct store_ra *ra,
@@ -1801,7 +1849,6 @@ static enum store_rc pg_ra_insert(STORE_TX *tx, const struct store_ra *ra,
     struct pg_params p = { 0 };
     enum store_rc rc;
     int64_t rid = 0;
-    size_t i;
 
     if (ra->name == NULL || *ra->name == '\0')
         return store_tx_fail(tx, STORE_ERROR, "ra_insert: no name");
@@ -1809,22 +1856,40 @@ static enum store_rc pg_ra_insert(STORE_TX *tx, const struct store_ra *ra,
     pp_bytes(&p, ra->cert_der, ra->cert_len);
     pp_bytes(&p, sha, STORE_SHA256_LEN);
     pp_i64(&p, ra->created ? ra->created : pg_now());
+    pp_i64(&p, (int64_t)(ra->ops & STORE_RA_OP_ALL));
+    pp_i64(&p, ra->ra_verified ? 1 : 0);
+    pp_i64(&p, ra->disabled ? 1 : 0);
     if ((rc = pg_insert_id(tx, PG_RA_INSERT, &p, &rid, "ra_insert"))
         != STORE_OK)
         return rc;
-    for (i = 0; i < ra->naliases; i++) {
-        if (ra->aliases[i] == NULL)
-            return store_tx_fail(tx, STORE_ERROR, "ra_insert: NULL alias");
-        p.n = 0;
-        pp_i64(&p, rid);
-        pp_text(&p, ra->aliases[i]);
-        if ((rc = pg_exec(tx, PG_RA_ALIAS_INSERT, &p, "ra_alias_insert",
-                          NULL)) != STORE_OK)
-            return rc == STORE_EXISTS ? STORE_ERROR : rc;
-    }
+    if ((rc = pg_ra_strs_insert(tx, PG_RA_ALIAS_INSERT, rid, ra->aliases,
+                                ra->naliases, "ra_alias_insert")) != STORE_OK
+        || (rc = pg_ra_strs_insert(tx, PG_RA_PROFILE_INSERT, rid,
+                                   ra->profiles, ra->nprofiles,
+                                   "ra_profile_insert")) != STORE_OK)
+        return rc;
     if (id != NULL)
         *id = rid;
     return STORE_OK;
+}
+
+static enum store_rc pg_ra_set_disabled(STORE_TX *tx, int64_t id,
+                                        int disabled)
+{
+    struct pg_params p = { 0 };
+    enum store_rc rc;
+    long n = 0;
+
+    pp_i64(&p, disabled);
+    pp_i64(&p, pg_now());
+    pp_i64(&p, id);
+    if ((rc = pg_exec(tx, PG_RA_SET_DISABLED, &p, "ra_set_disabled", &n))
+        != STORE_OK)
+        return rc;
+    if (n == 1)
+        return STORE_OK;
+    rc = pg_exists(tx, PG_RA_EXISTS, id, NULL, 0);
+    return rc == STORE_OK ? STORE_CONFLICT : rc;
 }
 
 static enum store_rc pg_ra_get(STORE_TX *tx, int64_t id, const char *name,
@@ -2288,6 +2353,7 @@ const struct store_ops store_pg_ops = {
     .ra_insert = pg_ra_insert,
     .ra_get = pg_ra_get,
     .ra_list = pg_ra_list,
+    .ra_set_disabled = pg_ra_set_disabled,
     .ra_delete = pg_ra_delete,
     .cmp_txn_insert = pg_txn_insert,
     .cmp_txn_get = pg_txn_get,

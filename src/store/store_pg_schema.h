@@ -107,6 +107,19 @@ static const char *const store_pg_migrations[] = {
     " VALUES(1, 0, decode(repeat('00', 32), 'hex'));",
     /* 2: as SQLite's 3: certificates are found by (ca_id, serial) only */
     "DROP INDEX cert_sha256;",
+    /* 3: as SQLite's 4: the RA registry's profiles, operations,
+     * raVerified and disabled */
+    "ALTER TABLE ra ADD COLUMN ops integer NOT NULL DEFAULT 31;"
+    "ALTER TABLE ra ADD COLUMN ra_verified integer NOT NULL DEFAULT 0"
+    "  CHECK (ra_verified IN (0, 1));"
+    "ALTER TABLE ra ADD COLUMN disabled integer NOT NULL DEFAULT 0"
+    "  CHECK (disabled IN (0, 1));"
+    "ALTER TABLE ra ADD COLUMN updated bigint NOT NULL DEFAULT 0;"
+    "UPDATE ra SET updated = created;"
+    "CREATE TABLE ra_profile ("
+    "  ra_id bigint NOT NULL REFERENCES ra(id) ON DELETE CASCADE,"
+    "  profile text COLLATE \"C\" NOT NULL,"
+    "  PRIMARY KEY (ra_id, profile));",
 };
 
 #endif

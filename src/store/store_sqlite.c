@@ -60,9 +60,17 @@
       "WHERE id=?4 AND state=?5")                                           \
     X(DEVICE_EXISTS, "SELECT 1 FROM device WHERE id=?")                     \
     X(DEVICE_DELETE, "DELETE FROM device WHERE id=?")                       \
-    X(RA_INSERT, "INSERT INTO ra(name,cert,sha256,created) VALUES(?,?,?,?)") \
+    X(RA_INSERT, "INSERT INTO ra(name,cert,sha256,created,ops,ra_verified," \
+      "disabled,updated) VALUES(?1,?2,?3,?4,?5,?6,?7,?4)")                  \
     X(RA_ALIAS_INSERT, "INSERT OR IGNORE INTO ra_alias(ra_id,alias) "       \
       "VALUES(?,?)")                                                        \
+    X(RA_PROFILE_INSERT, "INSERT OR IGNORE INTO ra_profile(ra_id,profile) " \
+      "VALUES(?,?)")                                                        \
+    X(RA_PROFILES, "SELECT profile FROM ra_profile WHERE ra_id=? "          \
+      "ORDER BY profile")                                                   \
+    X(RA_SET_DISABLED, "UPDATE ra SET disabled=?1,updated=?2 "             \
+      "WHERE id=?3 AND disabled<>?1")                                        \
+    X(RA_EXISTS, "SELECT 1 FROM ra WHERE id=?")                             \
     X(RA_GET_ID, "SELECT " STORE_RA_COLS " FROM ra WHERE id=?")                \
     X(RA_GET_NAME, "SELECT " STORE_RA_COLS " FROM ra WHERE name=?")            \
     X(RA_GET_SHA, "SELECT " STORE_RA_COLS " FROM ra WHERE sha256=?")           \
@@ -1696,13 +1704,42 @@ static enum store_rc sq_device_import(STORE_TX *tx, int64_t vendor_id,
 /* ------------------------------------------------------------------ */
 /* RAs                                                                 */
 
+/* Reads the one text column of every row of cached statement |id| for
+ * parameter |key| into a malloc'ed array (*v, *n). Returns 1 or 0. */
+static int sq_read_strs(STORE_TX *tx, enum sq_stmt_id id, int64_t key,
+                        char ***v, size_t *n)
+{
+    sqlite3_stmt *a;
+    char **nv;
+    size_t cap = 0;
+    int r;
+
+    if ((a = sq_stmt(tx, id)) == NULL)
+        return 0;
+    sqlite3_bind_int64(a, 1, key);
+    while ((r = sqlite3_step(a)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 4;
+            if ((nv = realloc(*v, cap * sizeof(*nv))) == NULL) {
+                sqlite3_reset(a);
+                return 0;
+            }
+            *v = nv;
+        }
+        if (!sq_col_text(a, 0, &(*v)[*n]) || (*v)[*n] == NULL) {
+            sqlite3_reset(a);
+            return 0;
+        }
+        (*n)++;
+    }
+    sqlite3_reset(a);
+    return r == SQLITE_DONE;
+}
+
 static void *sq_read_ra(STORE_TX *tx, sqlite3_stmt *s)
 {
     struct store_ra *ra = calloc(1, sizeof(*ra));
-    sqlite3_stmt *a;
-    char **nv;
-    size_t shalen = 0, cap = 0;
-    int r;
+    size_t shalen = 0;
 
     if (ra == NULL)
         return NULL;
@@ -1712,32 +1749,38 @@ static void *sq_read_ra(STORE_TX *tx, sqlite3_stmt *s)
         || !sq_col_fixed(s, 3, ra->sha256, sizeof(ra->sha256), &shalen))
         goto err;
     ra->created = sqlite3_column_int64(s, 4);
-    if ((a = sq_stmt(tx, SQ_RA_ALIASES)) == NULL)
-        goto err;
-    sqlite3_bind_int64(a, 1, ra->id);
-    while ((r = sqlite3_step(a)) == SQLITE_ROW) {
-        if (ra->naliases == cap) {
-            cap = cap ? cap * 2 : 4;
-            if ((nv = realloc(ra->aliases, cap * sizeof(*nv))) == NULL) {
-                sqlite3_reset(a);
-                goto err;
-            }
-            ra->aliases = nv;
-        }
-        if (!sq_col_text(a, 0, &ra->aliases[ra->naliases])
-            || ra->aliases[ra->naliases] == NULL) {
-            sqlite3_reset(a);
-            goto err;
-        }
-        ra->naliases++;
-    }
-    sqlite3_reset(a);
-    if (r != SQLITE_DONE)
+    ra->ops = (unsigned)sqlite3_column_int64(s, 5) & STORE_RA_OP_ALL;
+    ra->ra_verified = sqlite3_column_int(s, 6) != 0;
+    ra->disabled = sqlite3_column_int(s, 7) != 0;
+    ra->updated = sqlite3_column_int64(s, 8);
+    if (!sq_read_strs(tx, SQ_RA_ALIASES, ra->id, &ra->aliases, &ra->naliases)
+        || !sq_read_strs(tx, SQ_RA_PROFILES, ra->id, &ra->profiles,
+                         &ra->nprofiles))
         goto err;
     return ra;
  err:
     store_ra_free(ra);
     return NULL;
+}
+
+/* Inserts the |n| strings of |v| for RA |rid| with cached statement |id|. */
+static enum store_rc sq_ra_strs_insert(STORE_TX *tx, enum sq_stmt_id id,
+                                       int64_t rid, char *const *v, size_t n,
+                                       const char *what)
+{
+    sqlite3_stmt *s;
+    enum store_rc rc;
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if ((s = sq_stmt(tx, id)) == NULL)
+            return STORE_ERROR;
+        sqlite3_bind_int64(s, 1, rid);
+        sq_bind_text(s, 2, v[i]);
+        if ((rc = sq_exec_stmt(tx, s, what)) != STORE_OK)
+            return rc == STORE_EXISTS ? STORE_ERROR : rc;
+    }
+    return STORE_OK;
 }
 
 static enum store_rc sq_ra_insert(STORE_TX *tx, const struct store_ra *ra,
@@ -1746,7 +1789,6 @@ static enum store_rc sq_ra_insert(STORE_TX *tx, const struct store_ra *ra,
     sqlite3_stmt *s;
     enum store_rc rc;
     int64_t rid;
-    size_t i;
 
     if (ra->name == NULL || *ra->name == '\0')
         return store_tx_fail(tx, STORE_ERROR, "ra_insert: no name");
@@ -1756,20 +1798,40 @@ static enum store_rc sq_ra_insert(STORE_TX *tx, const struct store_ra *ra,
     sqlite3_bind_blob64(s, 2, ra->cert_der, ra->cert_len, SQLITE_STATIC);
     sqlite3_bind_blob(s, 3, sha, STORE_SHA256_LEN, SQLITE_STATIC);
     sqlite3_bind_int64(s, 4, ra->created ? ra->created : sq_now());
+    sqlite3_bind_int64(s, 5, (int64_t)(ra->ops & STORE_RA_OP_ALL));
+    sqlite3_bind_int(s, 6, ra->ra_verified ? 1 : 0);
+    sqlite3_bind_int(s, 7, ra->disabled ? 1 : 0);
     if ((rc = sq_exec_stmt(tx, s, "ra_insert")) != STORE_OK)
         return rc;
     rid = sqlite3_last_insert_rowid(SQ_DB(tx));
-    for (i = 0; i < ra->naliases; i++) {
-        if ((s = sq_stmt(tx, SQ_RA_ALIAS_INSERT)) == NULL)
-            return STORE_ERROR;
-        sqlite3_bind_int64(s, 1, rid);
-        sq_bind_text(s, 2, ra->aliases[i]);
-        if ((rc = sq_exec_stmt(tx, s, "ra_alias_insert")) != STORE_OK)
-            return rc == STORE_EXISTS ? STORE_ERROR : rc;
-    }
+    if ((rc = sq_ra_strs_insert(tx, SQ_RA_ALIAS_INSERT, rid, ra->aliases,
+                                ra->naliases, "ra_alias_insert")) != STORE_OK
+        || (rc = sq_ra_strs_insert(tx, SQ_RA_PROFILE_INSERT, rid,
+                                   ra->profiles, ra->nprofiles,
+                                   "ra_profile_insert")) != STORE_OK)
+        return rc;
     if (id != NULL)
         *id = rid;
     return STORE_OK;
+}
+
+static enum store_rc sq_ra_set_disabled(STORE_TX *tx, int64_t id,
+                                        int disabled)
+{
+    sqlite3_stmt *s;
+    enum store_rc rc;
+
+    if ((s = sq_stmt(tx, SQ_RA_SET_DISABLED)) == NULL)
+        return STORE_ERROR;
+    sqlite3_bind_int(s, 1, disabled);
+    sqlite3_bind_int64(s, 2, sq_now());
+    sqlite3_bind_int64(s, 3, id);
+    if ((rc = sq_exec_stmt(tx, s, "ra_set_disabled")) != STORE_OK)
+        return rc;
+    if (sqlite3_changes(SQ_DB(tx)) == 1)
+        return STORE_OK;
+    rc = sq_exists(tx, SQ_RA_EXISTS, id, NULL, 0);
+    return rc == STORE_OK ? STORE_CONFLICT : rc;
 }
 
 static enum store_rc sq_ra_get(STORE_TX *tx, int64_t id, const char *name,
@@ -2229,6 +2291,7 @@ const struct store_ops store_sqlite_ops = {
     .ra_insert = sq_ra_insert,
     .ra_get = sq_ra_get,
     .ra_list = sq_ra_list,
+    .ra_set_disabled = sq_ra_set_disabled,
     .ra_delete = sq_ra_delete,
     .cmp_txn_insert = sq_txn_insert,
     .cmp_txn_get = sq_txn_get,

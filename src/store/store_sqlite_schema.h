@@ -103,6 +103,19 @@ static const char *const store_sqlite_migrations[] = {
      * the DER; a second random-keyed index only cost a page write per
      * issuance */
     "DROP INDEX cert_sha256;",
+    /* 4: the RA registry: profiles, operations (enum store_ra_op bits;
+     * existing RAs keep every operation), raVerified, disabled */
+    "ALTER TABLE ra ADD COLUMN ops INTEGER NOT NULL DEFAULT 31;"
+    "ALTER TABLE ra ADD COLUMN ra_verified INTEGER NOT NULL DEFAULT 0"
+    "  CHECK (ra_verified IN (0, 1));"
+    "ALTER TABLE ra ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0"
+    "  CHECK (disabled IN (0, 1));"
+    "ALTER TABLE ra ADD COLUMN updated INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE ra SET updated = created;"
+    "CREATE TABLE ra_profile ("
+    "  ra_id INTEGER NOT NULL REFERENCES ra(id) ON DELETE CASCADE,"
+    "  profile TEXT NOT NULL,"
+    "  PRIMARY KEY (ra_id, profile)) WITHOUT ROWID;",
 };
 
 #endif

@@ -147,19 +147,100 @@ state=$(c device show --vendor acme SN9000 --json | python3 -c \
 check "device list bad state -> usage" 2 c device list --state sleepy
 
 # --- RAs
-check "ra add" 0 c ra add --name ra1 --cert "$TMP/ra.pem" --alias factory --alias lab
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -subj "/CN=Lab RA" -days 30 -addext extendedKeyUsage=cmcRA \
+    -keyout "$TMP/ra2.key" -out "$TMP/ra2.pem" 2>/dev/null
+check "ra add" 0 c ra add --name ra1 --cert "$TMP/ra.pem" --alias lab --alias factory
 check "ra add same cert -> exists" 4 c ra add --name ra2 --cert "$TMP/ra.pem" --alias x
+check "ra add without --alias -> usage" 2 c ra add --name ra2 --cert "$TMP/ra2.pem"
+check "ra add with a bad alias -> usage" 2 \
+    c ra add --name ra2 --cert "$TMP/ra2.pem" --alias 'a/b'
+check "ra add with an unknown operation -> usage" 2 \
+    c ra add --name ra2 --cert "$TMP/ra2.pem" --alias lab --op ir,genm
+check "ra add with a bad profile -> usage" 2 \
+    c ra add --name ra2 --cert "$TMP/ra2.pem" --alias lab --profile 'x y'
+check "ra list --name -> usage" 2 c ra list --name x
+check "ra add --ra-verified without id-kp-cmcRA warns" 0 \
+    c ra add --name ra3 --cert "$TMP/vendor.pem" --alias lab --ra-verified
+grep -q "lacks id-kp-cmcRA" "$TMP/err" && ok "the warning names id-kp-cmcRA" \
+    || { notok "the warning names id-kp-cmcRA"; sed 's/^/# /' "$TMP/err"; }
+check "ra add with profiles, operations and raVerified" 0 \
+    c ra add --name ra2 --cert "$TMP/ra2.pem" --alias lab --profile device \
+    --profile server --op ir,kur,rr --ra-verified
+[ -s "$TMP/err" ] && { notok "no warning for a cmcRA certificate"; sed 's/^/# /' "$TMP/err"; } \
+    || ok "no warning for a cmcRA certificate"
 if c ra list --json | python3 -c '
 import json, sys
-r = json.load(sys.stdin)
-assert r[0]["name"] == "ra1" and r[0]["aliases"] == ["factory", "lab"], r'; then
-    ok "ra list --json parses"
+r = {x["name"]: x for x in json.load(sys.stdin)}
+assert sorted(r) == ["ra1", "ra2", "ra3"], r
+a = r["ra1"]
+assert a["aliases"] == ["factory", "lab"] and a["profiles"] == [], a
+assert a["operations"] == "ir,cr,p10cr,kur,rr", a
+assert a["ra_verified"] is False and a["disabled"] is False, a
+b = r["ra2"]
+assert b["aliases"] == ["lab"] and b["profiles"] == ["device", "server"], b
+assert b["operations"] == "ir,kur,rr" and b["ra_verified"] is True, b
+assert b["created"] == b["updated"], b'; then
+    ok "ra list --json has aliases, profiles, operations, raVerified, state"
 else
-    notok "ra list --json parses"
+    notok "ra list --json has aliases, profiles, operations, raVerified, state"
 fi
-check "ra show" 0 c ra show ra1
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -subj "/CN=Any RA" -days 30 -keyout "$TMP/ra4.key" -out "$TMP/ra4.pem" 2>/dev/null
+check "ra add with profile * (any)" 0 \
+    c ra add --name ra4 --cert "$TMP/ra4.pem" --alias lab --profile '*' --op all
+if c ra show ra4 --json | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+assert r["profiles"] == [] and r["operations"] == "ir,cr,p10cr,kur,rr", r
+assert r["cert"]["subject"].endswith("CN=Any RA"), r'; then
+    ok "profile * is stored as any profile"
+else
+    notok "profile * is stored as any profile"
+fi
+check "ra show" 0 c ra show ra2
+grep -q "operations:  ir,kur,rr" "$TMP/out" && grep -q "profiles:    device,server" "$TMP/out" \
+    && grep -q "raVerified:  may assert" "$TMP/out" && grep -q "state:       enabled" "$TMP/out" \
+    && ok "ra show prints the registry fields" \
+    || { notok "ra show prints the registry fields"; sed 's/^/# /' "$TMP/out"; }
+check "ra list (text)" 0 c ra list
+grep -E -q "^[0-9]+ +ra2 +enabled .* ir,kur,rr +yes +lab / device,server" "$TMP/out" \
+    && ok "ra list prints the registry fields" \
+    || { notok "ra list prints the registry fields"; sed 's/^/# /' "$TMP/out"; }
+check "ra disable" 0 c ra disable ra2
+if c ra show ra2 --json | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+assert r["disabled"] is True and r["updated"] >= r["created"], r'; then
+    ok "ra2 is disabled"
+else
+    notok "ra2 is disabled"
+fi
+check "ra disable again is a no-op" 0 c ra disable ra2
+grep -q "disabled already" "$TMP/out" && ok "says it is disabled already" \
+    || notok "says it is disabled already"
+check "ra disable unknown -> not found" 3 c ra disable nosuch
+check "ra disable without NAME -> usage" 2 c ra disable
+check "ra enable" 0 c ra enable ra2
+c ra show ra2 --json | grep -q '"disabled": false' && ok "ra2 is enabled again" \
+    || notok "ra2 is enabled again"
 check "ra remove" 0 c ra remove ra1
 check "ra remove again -> not found" 3 c ra remove ra1
+if c audit list --json --limit 0 | python3 -c '
+import json, sys
+rows = [r for r in json.load(sys.stdin) if r["action"].startswith("ra.")]
+acts = [(r["action"], r["object"]) for r in rows]
+assert acts == [("ra.add", "ra1"), ("ra.add", "ra3"), ("ra.add", "ra2"),
+                ("ra.add", "ra4"), ("ra.disable", "ra2"),
+                ("ra.enable", "ra2"), ("ra.remove", "ra1")], acts
+d = rows[2]["details"]
+assert d["operations"] == "ir,kur,rr" and d["ra_verified"] is True, d
+assert d["profiles"] == ["device", "server"] and d["aliases"] == ["lab"], d
+assert len(rows[4]["details"]["sha256"]) == 64, rows[4]'; then
+    ok "every RA change has its audit row"
+else
+    notok "every RA change has its audit row"
+fi
 
 # --- vendor removal
 check "vendor remove with devices -> refused" 4 c vendor remove acme

@@ -382,11 +382,14 @@ static void test_rollback_leaves_nothing(void **state)
 static void test_ra(void **state)
 {
     struct fx *f = *state;
-    unsigned char cert[] = { 0x30, 0x01, 0x05 };
-    char *aliases[] = { "factory", "lab" };
-    struct store_ra ra, *got = NULL;
+    unsigned char cert[] = { 0x30, 0x01, 0x05 }, cert2[] = { 0x30, 0x01, 0x06 };
+    unsigned char sha[32];
+    char *aliases[] = { "lab", "factory" }, *profiles[] = { "device" };
+    char *bad[] = { "" };
+    struct store_ra ra, *got = NULL, **list = NULL;
     STORE_TX *tx;
-    int64_t id = 0;
+    int64_t id = 0, id2 = 0;
+    size_t n = 0;
 
     memset(&ra, 0, sizeof(ra));
     ra.name = "ra1";
@@ -394,25 +397,178 @@ static void test_ra(void **state)
     ra.cert_len = sizeof(cert);
     ra.aliases = aliases;
     ra.naliases = 2;
+    ra.profiles = profiles;
+    ra.nprofiles = 1;
+    ra.ops = STORE_RA_OP_IR | STORE_RA_OP_KUR;
+    ra.ra_verified = 1;
     assert_int_equal(store_begin(f->st, &tx), STORE_OK);
     assert_int_equal(store_ra_insert(tx, &ra, &id), STORE_OK);
     ra.name = "ra2"; /* same certificate */
     assert_int_equal(store_ra_insert(tx, &ra, NULL), STORE_EXISTS);
-    assert_int_equal(store_ra_get_by_name(tx, "ra1", &got), STORE_OK);
-    assert_int_equal(got->naliases, 2);
-    assert_string_equal(got->aliases[0], "factory");
-    {
-        struct store_ra *g2 = NULL;
+    ra.cert_der = cert2;
+    ra.ops = 0x40; /* unknown operation bit */
+    assert_int_equal(store_ra_insert(tx, &ra, NULL), STORE_ERROR);
+    ra.ops = STORE_RA_OP_ALL;
+    ra.profiles = bad;
+    assert_int_equal(store_ra_insert(tx, &ra, NULL), STORE_ERROR);
+    /* a second RA: no profiles (= any), every operation, no raVerified */
+    ra.profiles = NULL;
+    ra.nprofiles = 0;
+    ra.ra_verified = 0;
+    ra.naliases = 1;
+    assert_int_equal(store_ra_insert(tx, &ra, &id2), STORE_OK);
+    assert_int_equal(store_commit(tx), STORE_OK);
 
-        assert_int_equal(store_ra_get_by_sha256(tx, got->sha256, &g2),
-                         STORE_OK);
-        assert_int_equal(g2->id, id);
-        store_ra_free(g2);
-    }
+    assert_int_equal(store_begin_read(f->st, &tx), STORE_OK);
+    assert_int_equal(store_ra_get_by_name(tx, "ra1", &got), STORE_OK);
+    assert_int_equal(got->id, id);
+    assert_int_equal(got->naliases, 2);
+    assert_string_equal(got->aliases[0], "factory"); /* sorted */
+    assert_string_equal(got->aliases[1], "lab");
+    assert_int_equal(got->nprofiles, 1);
+    assert_string_equal(got->profiles[0], "device");
+    assert_int_equal(got->ops, STORE_RA_OP_IR | STORE_RA_OP_KUR);
+    assert_int_equal(got->ra_verified, 1);
+    assert_int_equal(got->disabled, 0);
+    assert_true(got->created > 0);
+    assert_int_equal(got->updated, got->created);
+    assert_int_equal(SHA256(cert, sizeof(cert), sha) != NULL, 1);
+    assert_memory_equal(got->sha256, sha, 32);
+    assert_int_equal(store_ra_check(got, "lab", "device", STORE_RA_OP_KUR),
+                     STORE_RA_ALLOWED);
+    assert_int_equal(store_ra_check(got, "other", "device", STORE_RA_OP_IR),
+                     STORE_RA_NO_ALIAS);
+    assert_int_equal(store_ra_check(got, "lab", "server", STORE_RA_OP_IR),
+                     STORE_RA_NO_PROFILE);
+    assert_int_equal(store_ra_check(got, "lab", NULL, STORE_RA_OP_IR),
+                     STORE_RA_NO_PROFILE);
+    assert_int_equal(store_ra_check(got, "lab", "device", STORE_RA_OP_RR),
+                     STORE_RA_NO_OP);
     store_ra_free(got);
+    got = NULL;
+    assert_int_equal(store_ra_get(tx, id2, &got), STORE_OK);
+    assert_string_equal(got->name, "ra2");
+    assert_int_equal(got->nprofiles, 0);
+    assert_null(got->profiles);
+    assert_int_equal(got->ops, STORE_RA_OP_ALL);
+    assert_int_equal(got->ra_verified, 0);
+    assert_int_equal(store_ra_check(got, "lab", NULL, STORE_RA_OP_P10CR),
+                     STORE_RA_ALLOWED);
+    store_ra_free(got);
+    got = NULL;
+    assert_int_equal(store_ra_list(tx, &list, &n), STORE_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(list[0]->name, "ra1");
+    assert_string_equal(list[1]->name, "ra2");
+    store_ra_list_free(list, n);
+    store_rollback(tx);
+
+    /* disable: conditional, updated moves, the lookup by certificate still
+     * finds it (the server decides) */
+    assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+    assert_int_equal(store_ra_set_disabled(tx, id, 1), STORE_OK);
+    assert_int_equal(store_ra_set_disabled(tx, id, 1), STORE_CONFLICT);
+    assert_int_equal(store_ra_set_disabled(tx, 9999, 1), STORE_NOTFOUND);
+    assert_int_equal(store_commit(tx), STORE_OK);
+    assert_int_equal(store_begin_read(f->st, &tx), STORE_OK);
+    assert_int_equal(store_ra_get_by_sha256(tx, sha, &got), STORE_OK);
+    assert_int_equal(got->id, id);
+    assert_int_equal(got->disabled, 1);
+    assert_true(got->updated >= got->created);
+    assert_int_equal(got->nprofiles, 1);
+    assert_int_equal(store_ra_check(got, "lab", "device", STORE_RA_OP_KUR),
+                     STORE_RA_DISABLED);
+    store_ra_free(got);
+    got = NULL;
+    store_rollback(tx);
+    assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+    assert_int_equal(store_ra_set_disabled(tx, id, 0), STORE_OK);
+    assert_int_equal(store_ra_set_disabled(tx, id, 0), STORE_CONFLICT);
+    assert_int_equal(store_ra_get_by_sha256(tx, sha, &got), STORE_OK);
+    assert_int_equal(got->disabled, 0);
+    store_ra_free(got);
+    got = NULL;
+    /* removal takes aliases and profiles along */
     assert_int_equal(store_ra_delete(tx, id), STORE_OK);
     assert_int_equal(store_ra_delete(tx, id), STORE_NOTFOUND);
+    assert_int_equal(store_ra_get_by_sha256(tx, sha, &got), STORE_NOTFOUND);
+    assert_null(got);
+    /* the name and certificate may be registered again */
+    ra.name = "ra1";
+    ra.cert_der = cert;
+    ra.profiles = profiles;
+    ra.nprofiles = 1;
+    assert_int_equal(store_ra_insert(tx, &ra, &id), STORE_OK);
+    assert_int_equal(store_ra_get(tx, id, &got), STORE_OK);
+    assert_int_equal(got->nprofiles, 1);
+    assert_int_equal(got->naliases, 1);
+    store_ra_free(got);
     assert_int_equal(store_commit(tx), STORE_OK);
+}
+
+/* The operation names and bits, and store_ra_check's order (no store). */
+static void test_ra_ops(void **state)
+{
+    char buf[32], *al[] = { "a" }, *pr[] = { "x", "*" };
+    struct store_ra ra;
+    unsigned m = 0;
+
+    (void)state;
+    assert_string_equal(store_ra_op_name(STORE_RA_OP_IR), "ir");
+    assert_string_equal(store_ra_op_name(STORE_RA_OP_P10CR), "p10cr");
+    assert_string_equal(store_ra_op_name(STORE_RA_OP_RR), "rr");
+    assert_null(store_ra_op_name(STORE_RA_OP_IR | STORE_RA_OP_CR));
+    assert_null(store_ra_op_name(0));
+    assert_int_equal(store_ra_ops_parse("ir, kur ,rr", &m), 1);
+    assert_int_equal(m, STORE_RA_OP_IR | STORE_RA_OP_KUR | STORE_RA_OP_RR);
+    assert_int_equal(store_ra_ops_parse("all", &m), 1);
+    assert_int_equal(m, STORE_RA_OP_ALL);
+    assert_int_equal(store_ra_ops_parse("*", &m), 1);
+    assert_int_equal(m, STORE_RA_OP_ALL);
+    assert_int_equal(store_ra_ops_parse("ir,genm", &m), 0);
+    assert_int_equal(m, 0);
+    assert_int_equal(store_ra_ops_parse("ir,,cr", &m), 0);
+    assert_int_equal(store_ra_ops_parse("", &m), 0);
+    assert_int_equal(store_ra_ops_parse("i", &m), 0);
+    assert_int_equal(store_ra_ops_parse(NULL, &m), 0);
+    assert_int_equal(store_ra_ops_format(STORE_RA_OP_ALL, buf, sizeof(buf)),
+                     1);
+    assert_string_equal(buf, "ir,cr,p10cr,kur,rr");
+    assert_int_equal(store_ra_ops_parse(buf, &m), 1);
+    assert_int_equal(m, STORE_RA_OP_ALL);
+    assert_int_equal(store_ra_ops_format(0, buf, sizeof(buf)), 1);
+    assert_string_equal(buf, "");
+    assert_int_equal(store_ra_ops_format(STORE_RA_OP_ALL, buf, 10), 0);
+    assert_int_equal(store_ra_op_for_cmp_type(STORE_CMP_IR), STORE_RA_OP_IR);
+    assert_int_equal(store_ra_op_for_cmp_type(STORE_CMP_CR), STORE_RA_OP_CR);
+    assert_int_equal(store_ra_op_for_cmp_type(STORE_CMP_P10CR),
+                     STORE_RA_OP_P10CR);
+    assert_int_equal(store_ra_op_for_cmp_type(STORE_CMP_KUR),
+                     STORE_RA_OP_KUR);
+    assert_int_equal(store_ra_op_for_cmp_type(STORE_CMP_RR), STORE_RA_OP_RR);
+    assert_int_equal(store_ra_op_for_cmp_type(STORE_CMP_GENM), 0);
+
+    memset(&ra, 0, sizeof(ra));
+    ra.aliases = al;
+    ra.naliases = 1;
+    ra.profiles = pr;
+    ra.nprofiles = 2;          /* "*" among them: any profile */
+    ra.ops = STORE_RA_OP_CR;
+    assert_int_equal(store_ra_check(&ra, "a", "anything", STORE_RA_OP_CR),
+                     STORE_RA_ALLOWED);
+    assert_int_equal(store_ra_check(&ra, "a", "x", 0), STORE_RA_NO_OP);
+    assert_int_equal(store_ra_check(&ra, "a", "x", STORE_RA_OP_ALL),
+                     STORE_RA_NO_OP);
+    assert_int_equal(store_ra_check(&ra, NULL, "x", STORE_RA_OP_CR),
+                     STORE_RA_NO_ALIAS);
+    ra.naliases = 0;
+    assert_int_equal(store_ra_check(&ra, "a", "x", STORE_RA_OP_CR),
+                     STORE_RA_NO_ALIAS);
+    ra.disabled = 1;
+    assert_int_equal(store_ra_check(&ra, "a", "x", STORE_RA_OP_CR),
+                     STORE_RA_DISABLED);
+    assert_string_equal(store_ra_verdict_str(STORE_RA_NO_OP),
+                        "operation not allowed for this RA");
 }
 
 static void test_cmp_txn(void **state)
@@ -895,6 +1051,7 @@ static void test_two_processes(void **state)
     cmocka_unit_test_setup_teardown(test_import_all_or_nothing, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_rollback_leaves_nothing, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_ra, setup, teardown), \
+    cmocka_unit_test(test_ra_ops), \
     cmocka_unit_test_setup_teardown(test_cmp_txn, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_audit_modify, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_audit_delete, setup, teardown), \

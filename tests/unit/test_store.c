@@ -199,6 +199,43 @@ static void test_migrations_idempotent(void **state)
     raw_sql(f->path, "UPDATE schema_version SET version = 1");
 }
 
+/* An RA registered before the registry had profiles, operations and the
+ * disabled flag (schema 3) keeps working: every operation, no raVerified,
+ * enabled, updated = created. */
+static void test_ra_migration(void **state)
+{
+    struct fx *f = *state;
+    struct store_ra *ra = NULL;
+    STORE_TX *tx;
+    STORE *st2;
+
+    store_close(f->st);
+    f->st = NULL;
+    raw_sql(f->path, "DROP TABLE ra_profile;"
+            "ALTER TABLE ra DROP COLUMN ops;"
+            "ALTER TABLE ra DROP COLUMN ra_verified;"
+            "ALTER TABLE ra DROP COLUMN disabled;"
+            "ALTER TABLE ra DROP COLUMN updated;"
+            "INSERT INTO ra(id,name,cert,sha256,created) VALUES(7,'old',"
+            "x'300105',zeroblob(32),1234);"
+            "INSERT INTO ra_alias(ra_id,alias) VALUES(7,'lab');"
+            "UPDATE schema_version SET version = 3");
+    st2 = open_store(f->path);
+    f->st = st2;
+    assert_int_equal(store_begin_read(st2, &tx), STORE_OK);
+    assert_int_equal(store_ra_get_by_name(tx, "old", &ra), STORE_OK);
+    assert_int_equal(ra->ops, STORE_RA_OP_ALL);
+    assert_int_equal(ra->ra_verified, 0);
+    assert_int_equal(ra->disabled, 0);
+    assert_int_equal(ra->updated, 1234);
+    assert_int_equal(ra->nprofiles, 0);
+    assert_int_equal(ra->naliases, 1);
+    assert_int_equal(store_ra_check(ra, "lab", "any", STORE_RA_OP_KUR),
+                     STORE_RA_ALLOWED);
+    store_ra_free(ra);
+    store_rollback(tx);
+}
+
 static void test_query_plans(void **state)
 {
     struct fx *f = *state;
@@ -255,6 +292,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_migrations_idempotent, setup,
                                         teardown),
         cmocka_unit_test(test_conf),
+        cmocka_unit_test_setup_teardown(test_ra_migration, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_passes_bounded, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_pinned_reader, setup,
