@@ -379,3 +379,43 @@ int cmp_msg_set1_extracerts(CMP_MSG *msg, X509 *first,
         sk_X509_free(sk);
     return 1;
 }
+
+CMP_MSG *cmp_nested_new(STACK_OF(CMP_MSG) *inner, int single,
+                        const X509 *signer, const STACK_OF(X509) *chain,
+                        time_t now)
+{
+    CMP_MSG *msg = NULL, *first;
+    CMP_HDR *hdr;
+
+    if (sk_CMP_MSG_num(inner) < 1 || (single && sk_CMP_MSG_num(inner) != 1))
+        return NULL;
+    first = sk_CMP_MSG_value(inner, 0);
+    if ((msg = cmp_rsp_new(NULL, CMP_BODY_NESTED, signer, now)) == NULL)
+        return NULL;
+    hdr = msg->header;
+    /* the wrapper goes to whom the inner request goes */
+    if (first->header->recipient != NULL) {
+        GENERAL_NAME_free(hdr->recipient);
+        if ((hdr->recipient = GENERAL_NAME_dup(first->header->recipient)) == NULL)
+            goto err;
+    }
+    if (!ASN1_INTEGER_set(hdr->pvno, cmp_hdr_get_pvno(first->header) == 3 ? 3 : 2))
+        goto err;
+    if (single) {
+        /* RFC 9483 5.2.2.1: the same transactionID and senderNonce */
+        ASN1_OCTET_STRING_free(hdr->senderNonce);
+        hdr->senderNonce = NULL;
+        if ((hdr->transactionID = ASN1_OCTET_STRING_dup(first->header->transactionID)) == NULL
+            || (hdr->senderNonce = ASN1_OCTET_STRING_dup(first->header->senderNonce)) == NULL)
+            goto err;
+    } else if (!cmp_octets_set_random(&hdr->transactionID, CMP_RSP_NONCE_LEN)) {
+        goto err;
+    }
+    if (!cmp_msg_set1_extracerts(msg, (X509 *)signer, chain, NULL))
+        goto err;
+    msg->body->value.nested = inner;
+    return msg;
+ err:
+    CMP_MSG_free(msg);
+    return NULL;
+}

@@ -71,6 +71,18 @@ int cmp_msg_set1_extracerts(CMP_MSG *msg, X509 *first,
                             const STACK_OF(X509) *chain,
                             const STACK_OF(X509) *extra);
 
+/* Returns a new nested message (RFC 9810 5.1.3.4) wrapping |inner| (taken
+ * over on success) as an RA forwards requests: sender = subject of
+ * |signer|, senderKID = its SKI, recipient = the first inner message's,
+ * extraCerts = |signer| then |chain|. |single| (one inner message): the
+ * wrapper repeats its transactionID and senderNonce (RFC 9483 5.2.2.1);
+ * otherwise (a batch) both are fresh. Unprotected: sign it with
+ * cmp_protect_sign(). NULL on failure (|inner| is then still the
+ * caller's). */
+CMP_MSG *cmp_nested_new(STACK_OF(CMP_MSG) *inner, int single,
+                        const X509 *signer, const STACK_OF(X509) *chain,
+                        time_t now);
+
 /* Returns a new ITAV of |nid| with |value| (taken over; may be NULL). */
 CMP_ITAV *cmp_itav_new(int nid, ASN1_TYPE *value);
 

@@ -175,7 +175,6 @@ static enum cmp_reason srv_confirm_accept(struct srv_ctx *ctx, STORE_TX *tx,
     const struct store_device *dev;
     enum store_rc rc = STORE_OK;
     enum cmp_reason r = CMP_R_OK;
-    char actor[300];
 
     if (txn->device_id != 0 && txn->type != STORE_CMP_CR) {
         if ((rc = srv_txn_device(ctx, tx, txn, &own, &dev)) != STORE_OK)
@@ -286,9 +285,10 @@ static enum cmp_reason srv_confirm_txn(struct srv_ctx *ctx, CMP_MSG **rsp,
         snprintf(ctx->device_label, sizeof(ctx->device_label), "%s",
                  ctx->device->identifier);
     if ((r = srv_confirm_nonce(ctx, txn)) != CMP_R_OK) {
-        if (txn->state == STORE_CMP_WAITING_CONFIRM)
+        if (txn->state == STORE_CMP_WAITING_CONFIRM) {
             r = srv_confirm_refused(ctx, tx, txn);
-        tx = NULL;
+            tx = NULL;
+        }
         goto end;
     }
     if (txn->state == STORE_CMP_CONFIRMED || txn->state == STORE_CMP_REJECTED) {

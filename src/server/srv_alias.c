@@ -12,23 +12,137 @@
 
 #include <openssl/err.h>
 #include <openssl/objects.h>
+#include <openssl/pem.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const struct srv_mode srv_modes[] = {
-    /* TS 33.310: signature protection only, never implicit confirmation,
-     * first enrollment with a vendor certificate. */
-    { "3gpp", 0, 0, srv_auth_vendor_device },
-};
+const struct srv_mode *srv_mode_find(const char *name)
+{
+    static const struct srv_mode *const modes[] = {
+        &srv_mode_3gpp, &srv_mode_ra,
+    };
+    size_t i;
 
-static const struct srv_mode *srv_mode_find(const char *name)
+    for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+        if (strcmp(modes[i]->name, name) == 0)
+            return modes[i];
+    return NULL;
+}
+
+struct srv_alias *srv_alias_find(const SERVER *srv, const char *name)
 {
     size_t i;
 
-    for (i = 0; i < sizeof(srv_modes) / sizeof(srv_modes[0]); i++)
-        if (strcmp(srv_modes[i].name, name) == 0)
-            return &srv_modes[i];
+    if (name == NULL)
+        name = srv->default_alias;
+    if (name == NULL)
+        return NULL;
+    for (i = 0; i < srv->naliases; i++)
+        if (strcmp(srv->aliases[i].name, name) == 0)
+            return &srv->aliases[i];
     return NULL;
+}
+
+static int srv_split_list(const char *s, char ***out, size_t *n);
+
+/* Adds |x| (a reference is taken) with store id |ca_id| (0 = not one of
+ * ours) to the RA trust of |a|. */
+static int srv_ra_trust_add(struct srv_alias *a, X509 *x, int64_t ca_id)
+{
+    int64_t *grown;
+    int n = sk_X509_num(a->ra_trust);
+
+    if ((grown = realloc(a->ra_trust_ids, (size_t)(n + 1) * sizeof(*grown)))
+        == NULL)
+        return 0;
+    a->ra_trust_ids = grown;
+    if (!X509_STORE_add_cert(a->ra_store, x)
+        || !X509_add_cert(a->ra_trust, x, X509_ADD_FLAG_UP_REF))
+        return 0;
+    a->ra_trust_ids[n] = ca_id;
+    return 1;
+}
+
+/* ra mode: the CAs trusted for RA certificates: `ra_trust` names CAs in
+ * the store (default: the alias CA), `ra_trust_file` adds a PEM file of
+ * further CA certificates (an RA hierarchy outside cmpca). */
+static int srv_ra_trust_load(struct srv_alias *a, const struct conf *conf,
+                             const struct conf_section *sec, STORE *store,
+                             char *err, size_t errlen)
+{
+    const char *names = conf_get(sec, "ra_trust");
+    const char *file = conf_get(sec, "ra_trust_file");
+    char **v = NULL;
+    size_t n = 0, i;
+    STORE_TX *tx = NULL;
+    struct store_ca *rec = NULL;
+    STACK_OF(X509_INFO) *infos = NULL;
+    BIO *bio = NULL;
+    X509 *x;
+    int ok = 0;
+
+    if ((a->ra_store = X509_STORE_new()) == NULL
+        || (a->ra_trust = sk_X509_new_null()) == NULL)
+        goto end;
+    /* an RA certificate issued by an intermediate is trusted as such */
+    X509_STORE_set_flags(a->ra_store, X509_V_FLAG_PARTIAL_CHAIN);
+    if (names == NULL && file == NULL) {
+        ok = srv_ra_trust_add(a, ca_get0_cert(a->ca), ca_get_id(a->ca));
+        goto end;
+    }
+    if (names != NULL && !srv_split_list(names, &v, &n))
+        goto end;
+    if (n > 0 && store_begin_read(store, &tx) != STORE_OK) {
+        snprintf(err, errlen, "[alias %s]: store unavailable", a->name);
+        goto end;
+    }
+    for (i = 0; i < n; i++) {
+        const unsigned char *p;
+
+        if (store_ca_get_by_name(tx, v[i], &rec) != STORE_OK) {
+            conf_err(conf, sec->line, err, errlen,
+                     "[alias %s]: ra_trust: no CA '%s' in the store", a->name,
+                     v[i]);
+            goto end;
+        }
+        p = rec->cert_der;
+        x = d2i_X509(NULL, &p, (long)rec->cert_len);
+        ok = x != NULL && srv_ra_trust_add(a, x, rec->id);
+        X509_free(x);
+        store_ca_free(rec);
+        rec = NULL;
+        if (!ok)
+            goto end;
+        ok = 0;
+    }
+    if (file != NULL) {
+        if ((bio = BIO_new_file(file, "r")) == NULL
+            || (infos = PEM_X509_INFO_read_bio(bio, NULL, NULL, NULL)) == NULL
+            || sk_X509_INFO_num(infos) == 0) {
+            conf_err(conf, sec->line, err, errlen,
+                     "[alias %s]: ra_trust_file %s: no certificates", a->name,
+                     file);
+            goto end;
+        }
+        for (i = 0; i < (size_t)sk_X509_INFO_num(infos); i++)
+            if ((x = sk_X509_INFO_value(infos, (int)i)->x509) != NULL
+                && !srv_ra_trust_add(a, x, 0))
+                goto end;
+    }
+    ok = 1;
+ end:
+    for (i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+    store_rollback(tx);
+    store_ca_free(rec);
+    sk_X509_INFO_pop_free(infos, X509_INFO_free);
+    BIO_free(bio);
+    ERR_clear_error();
+    if (!ok && err[0] == '\0')
+        snprintf(err, errlen, "[alias %s]: cannot load the RA trust", a->name);
+    return ok;
 }
 
 /* A directoryName GeneralName holding a copy of |name| (NULL: the empty
@@ -193,9 +307,9 @@ int srv_alias_load(struct srv_alias *a, const struct conf *conf,
                   const struct conf_section *sec, STORE *store, char *err,
                   size_t errlen)
 {
-    const char *mode, *ca_name, *prof_name, *vendors, *attr, *ku, *rs;
+    const char *mode, *inner, *ca_name, *prof_name, *vendors, *attr, *ku, *rs;
     long confirm_wait, tolerance;
-    int reenroll, revoke_kur;
+    int reenroll, revoke_kur, ra_verified;
 
     memset(a, 0, sizeof(*a));
     pthread_mutex_init(&a->vt_lock, NULL);
@@ -207,8 +321,22 @@ int srv_alias_load(struct srv_alias *a, const struct conf *conf,
     mode = conf_get(sec, "mode");
     if ((a->mode = srv_mode_find(mode != NULL ? mode : "3gpp")) == NULL)
         return conf_err(conf, sec->line, err, errlen,
-                        "[alias %s]: unknown mode '%s' (known: 3gpp)",
+                        "[alias %s]: unknown mode '%s' (known: 3gpp, ra)",
                         sec->name, mode);
+    inner = conf_get(sec, "inner_mode");
+    if (a->mode == &srv_mode_ra) {
+        if (inner == NULL)
+            inner = "3gpp";
+        if (strcmp(inner, "none") != 0
+            && ((a->inner = srv_mode_find(inner)) == NULL
+                || a->inner == &srv_mode_ra))
+            return conf_err(conf, sec->line, err, errlen,
+                            "[alias %s]: inner_mode must be 3gpp or none",
+                            sec->name);
+    } else if (inner != NULL) {
+        return conf_err(conf, sec->line, err, errlen,
+                        "[alias %s]: inner_mode is for mode = ra", sec->name);
+    }
     ca_name = conf_get(sec, "ca");
     prof_name = conf_get(sec, "profile");
     if (ca_name == NULL || prof_name == NULL)
@@ -250,8 +378,21 @@ int srv_alias_load(struct srv_alias *a, const struct conf *conf,
         || !conf_get_bool(conf, sec, "allow_reenroll", 0, &reenroll, err, errlen)
         || !conf_get_bool(conf, sec, "revoke_on_kur", 1, &revoke_kur, err,
                           errlen)
-        || !conf_check_used(conf, sec, err, errlen))
+        || !conf_get_bool(conf, sec, "allow_ra_verified", 0, &ra_verified,
+                          err, errlen))
         return 0;
+    if (ra_verified && a->mode != &srv_mode_ra)
+        return conf_err(conf, sec->line, err, errlen,
+                        "[alias %s]: allow_ra_verified is for mode = ra",
+                        sec->name);
+    if ((conf_get(sec, "ra_trust") != NULL
+         || conf_get(sec, "ra_trust_file") != NULL)
+        && a->mode != &srv_mode_ra)
+        return conf_err(conf, sec->line, err, errlen,
+                        "[alias %s]: ra_trust is for mode = ra", sec->name);
+    if (!conf_check_used(conf, sec, err, errlen))
+        return 0;
+    a->allow_ra_verified = ra_verified;
     a->confirm_wait = confirm_wait;
     a->time_tolerance = tolerance;
     a->allow_reenroll = reenroll;
@@ -286,6 +427,12 @@ int srv_alias_load(struct srv_alias *a, const struct conf *conf,
     }
     if (!ca_profile_load(conf, prof_name, &a->profile, err, errlen))
         return 0;
+    a->profile_name = ca_profile_get0_name(a->profile);
+    if ((a->issuer = issuer_local_new(a->ca, a->profile)) == NULL)
+        return 0;
+    if (a->mode == &srv_mode_ra
+        && !srv_ra_trust_load(a, conf, sec, store, err, errlen))
+        return 0;
     if ((a->op_store = X509_STORE_new()) == NULL
         || !X509_STORE_add_cert(a->op_store, ca_get0_root(a->ca))
         || (a->ca_pubs = sk_X509_new_null()) == NULL
@@ -309,8 +456,12 @@ void srv_alias_clear(struct srv_alias *a)
         free(a->vendors[i]);
     free(a->vendors);
     free(a->name);
+    issuer_free(a->issuer);
     ca_free(a->ca);
     ca_profile_free(a->profile);
+    X509_STORE_free(a->ra_store);
+    sk_X509_pop_free(a->ra_trust, X509_free);
+    free(a->ra_trust_ids);
     X509_STORE_free(a->op_store);
     sk_X509_pop_free(a->ca_pubs, X509_free);
     OPENSSL_free(a->rsp_extra);

@@ -15,7 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static enum cmp_reason srv_vfail(struct srv_ctx *ctx, enum cmp_reason r,
+static enum cmp_reason __attribute__((format(printf, 3, 0)))
+srv_vfail(struct srv_ctx *ctx, enum cmp_reason r,
                                  const char *fmt, va_list ap)
 {
     ctx->reason = r;

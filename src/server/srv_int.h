@@ -111,6 +111,7 @@ struct srv_alias {
     int device_id_nid;             /* attribute naming the device */
     X509_STORE *ra_store;          /* ra mode: CAs trusted for RA certs */
     STACK_OF(X509) *ra_trust;      /* the same certificates */
+    int64_t *ra_trust_ids;         /* their CA ids in the store */
     X509 *rsp_cert;                /* protects responses (borrowed from ca) */
     const CA_SIGNER *rsp_signer;   /* its key */
     STACK_OF(X509) *rsp_chain;     /* rsp_cert, its chain to the root */

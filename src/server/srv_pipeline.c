@@ -237,7 +237,7 @@ static void srv_ctx_clear(struct srv_ctx *ctx)
 /*
  * Handles the decoded message |msg| (NULL when it did not decode: then
  * ctx->reason says why) in |ctx| (srv, alias, mode, now, via set) and
- * writes the protected answer into *der/*len (OPENSSL_malloc'ed; NULL if
+ * writes the protected answer into *der, *len (OPENSSL_malloc'ed; NULL if
  * none could be built). Logs one line. Returns the HTTP status.
  */
 static int srv_handle_msg(struct srv_ctx *ctx, const CMP_MSG *msg,

@@ -189,6 +189,20 @@ expect_error() {
     fi
 }
 
+# expect_rejection DESC HTTP_GOT OUT BODY FAILINFO: a refusal of the
+# request's content, answered (RFC 9483 3.6.4) in the response of its type
+# BODY (ip/cp/kup/rp) with status rejection (2) and the failInfo bit,
+# signed, with HTTP 200.
+expect_rejection() {
+    local d=$1 got=$2 out=$3 body=$4 fi=$5 s
+    s=$(inspect "$out" | head -1)
+    if [ "$got" = 200 ] && echo "$s" | grep -q "^body=$body status=2 failInfo=[^ ]*\b$fi\b[^ ]* protected=ok"; then
+        ok "$d: HTTP 200, protected $body with status rejection, $fi"
+    else
+        nok "$d: wanted HTTP 200 + protected $body rejection $fi; got HTTP $got: $s"
+    fi
+}
+
 # Counters of state for "nothing changed" assertions.
 cert_count() { cli cert list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
 dev_state() {

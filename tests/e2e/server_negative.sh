@@ -36,6 +36,18 @@ neg() {
     [ -n "$sn" ] && is "$d: $sn still $s0" "$(dev_state "$sn")" "$s0"
     is "$d: server still serves" "$(health)" 200
 }
+# negr DESC FILE BODY FAILINFO [SN]: as neg, for a refusal of the request's
+# content (the response of its type with status rejection).
+negr() {
+    local d=$1 f=$2 body=$3 fi=$4 sn=${5:-} c0 s0 h
+    c0=$(cert_count)
+    [ -n "$sn" ] && s0=$(dev_state "$sn")
+    h=$(post "$f" "$f.rsp")
+    expect_rejection "$d" "$h" "$f.rsp" "$body" "$fi"
+    is "$d: nothing issued" "$(cert_count)" "$c0"
+    [ -n "$sn" ] && is "$d: $sn still $s0" "$(dev_state "$sn")" "$s0"
+    is "$d: server still serves" "$(health)" 200
+}
 
 # ---- control: a crafted request is otherwise valid -------------------------------
 craft ctl.der SN-000014
@@ -133,15 +145,15 @@ grep -q wrongIntegrity "$T/o.out" && ok "openssl cmp -secret sees wrongIntegrity
 
 # ---- request content ------------------------------------------------------------
 craft pop.der SN-000004 --popo bad
-neg "POPO signature over other data" pop.der 200 badPOP SN-000004
+negr "POPO signature over other data" pop.der ip badPOP SN-000004
 craft rav.der SN-000004 --popo raverified
-neg "POPO raVerified from a device" rav.der 200 badPOP SN-000004
+negr "POPO raVerified from a device" rav.der ip badPOP SN-000004
 craft nopop.der SN-000004 --popo none
-neg "no POPO" nopop.der 200 badPOP SN-000004
+negr "no POPO" nopop.der ip badPOP SN-000004
 craft crid.der SN-000004 --crm-id 1
-neg "certReqId 1 in an ir" crid.der 200 badRequest SN-000004
+negr "certReqId 1 in an ir" crid.der ip badRequest SN-000004
 craft two.der SN-000004 --two-reqs
-neg "two CertReqMsgs" two.der 200 badRequest SN-000004
+negr "two CertReqMsgs" two.der ip badRequest SN-000004
 
 # ---- header ---------------------------------------------------------------------
 craft pvno.der SN-000004 --pvno 5
@@ -188,22 +200,54 @@ c0=$(cert_count)
 h=$(post ir5.der ir5replay.rsp)
 expect_error "replayed ir while its transaction is open" "$h" 200 ir5replay.rsp transactionIdInUse
 is "open replay issued nothing" "$(cert_count)" "$c0"
-"$CRAFT" certconf --ip "$T/ip5.der" --req "$T/ir5.der" --key "$T/devs/SN-000005/key.pem" \
-    --bad-hash --out "$T/cc5hash.der"
-neg "certConf with a wrong certHash" cc5hash.der 200 badCertId SN-000005
-"$CRAFT" certconf --ip "$T/ip5.der" --req "$T/ir5.der" --key "$T/devs/SN-000005/key.pem" \
-    --recip-nonce-random --out "$T/cc5rn.der"
-neg "certConf with a wrong recipNonce" cc5rn.der 200 badRecipientNonce SN-000005
-"$CRAFT" certconf --ip "$T/ip5.der" --req "$T/ir5.der" --key "$T/devs/SN-000005/key.pem" \
-    --cert-req-id 7 --out "$T/cc5id.der"
-neg "certConf with a wrong certReqId" cc5id.der 200 badRequest SN-000005
+# A certConf from someone else changes nothing; one from the requester
+# that is refused ends the transaction and revokes the certificate at once
+# (a later correct certConf cannot revive it).
 "$CRAFT" certconf --ip "$T/ip5.der" --req "$T/ir5.der" --key "$T/devs/SN-000006/key.pem" \
     --signer "$T/devs/SN-000006/cert.pem" --chain "$T/devs/SN-000006/chain.pem" --out "$T/cc5other.der"
 neg "certConf signed by another device" cc5other.der 200 notAuthorized SN-000005
+is "certConf signed by another device: certificate still valid" "$(cert_status "$(serial_of op5.pem)")" valid
+# refuse_conf DESC CRAFT-OPTS FAILINFO: a fresh ir for SN-000005 without
+# certConf, then a refused certConf with CRAFT-OPTS
+refuse_conf() {
+    local d=$1 opts=$2 fi=$3 h
+    newkey k5r.key
+    ocmp -cmd ir -disable_confirm $(dev_args SN-000005) -trusted oproot.pem -newkey k5r.key \
+        -subject /CN=SN-000005 -certout op5r.pem -reqout ir5r.der -rspout ip5r.der >"$T/o.out" 2>&1
+    # shellcheck disable=SC2086
+    "$CRAFT" certconf --ip "$T/ip5r.der" --req "$T/ir5r.der" --key "$T/devs/SN-000005/key.pem" \
+        $opts --out "$T/cc5r.der"
+    h=$(post cc5r.der cc5r.rsp)
+    expect_error "$d" "$h" 200 cc5r.rsp "$fi"
+    is "$d: the certificate is revoked at once" "$(cert_status "$(serial_of op5r.pem)")" revoked
+    is "$d: SN-000005 registered again" "$(dev_state SN-000005)" registered
+    "$CRAFT" certconf --ip "$T/ip5r.der" --req "$T/ir5r.der" --key "$T/devs/SN-000005/key.pem" \
+        --out "$T/cc5ok.der"
+    h=$(post cc5ok.der cc5ok.rsp)
+    expect_error "$d: a correct certConf afterwards" "$h" 200 cc5ok.rsp badRequest
+    is "$d: still revoked" "$(cert_status "$(serial_of op5r.pem)")" revoked
+}
+"$CRAFT" certconf --ip "$T/ip5.der" --req "$T/ir5.der" --key "$T/devs/SN-000005/key.pem" \
+    --bad-hash --out "$T/cc5hash.der"
+h=$(post cc5hash.der cc5hash.rsp)
+expect_error "certConf with a wrong certHash" "$h" 200 cc5hash.rsp badCertId
+is "certConf with a wrong certHash: the certificate is revoked at once" "$(cert_status "$(serial_of op5.pem)")" revoked
+is "certConf with a wrong certHash: SN-000005 registered again" "$(dev_state SN-000005)" registered
+"$CRAFT" certconf --ip "$T/ip5.der" --req "$T/ir5.der" --key "$T/devs/SN-000005/key.pem" \
+    --out "$T/cc5late.der"
+h=$(post cc5late.der cc5late.rsp)
+expect_error "correct certConf after a refused one" "$h" 200 cc5late.rsp badRequest
+is "correct certConf after a refused one: still revoked" "$(cert_status "$(serial_of op5.pem)")" revoked
+refuse_conf "certConf with a wrong recipNonce" --recip-nonce-random badRecipientNonce
+refuse_conf "certConf with a wrong certReqId" "--cert-req-id 7" badRequest
+newkey k5.key
+check "ir for SN-000005 again" ocmp -cmd ir -disable_confirm \
+    $(dev_args SN-000005) -trusted oproot.pem -newkey k5.key -subject /CN=SN-000005 \
+    -certout op5.pem -reqout ir5.der -rspout ip5.der
 "$CRAFT" certconf --ip "$T/ip5.der" --req "$T/ir5.der" --key "$T/devs/SN-000005/key.pem" \
     --out "$T/cc5.der"
 h=$(post cc5.der cc5.rsp)
-is "correct certConf after the refusals: pkiConf" "$h/$(field cc5.rsp body)" 200/pkiconf
+is "correct certConf: pkiConf" "$h/$(field cc5.rsp body)" 200/pkiconf
 is "SN-000005 enrolled" "$(dev_state SN-000005)" enrolled
 
 # ---- kur refusals -----------------------------------------------------------------
@@ -216,13 +260,13 @@ ocmp -cmd kur -cert op1.pem -key k1.key -extracerts opchain.pem -trusted oproot.
 grep -q badCertTemplate "$T/o.out" && ok "openssl cmp kur reusing the key sees badCertTemplate" \
     || { nok "kur key reuse via openssl"; diag "$T/o.out"; }
 "$CRAFT" mutate --in "$T/kurreuse.der" --key "$T/k1.key" --new-tid --out "$T/kurreuse2.der"
-neg "kur reusing the old key" kurreuse2.der 200 badCertTemplate SN-000001
+negr "kur reusing the old key" kurreuse2.der kup badCertTemplate SN-000001
 ocmp -cmd kur -cert op6.pem -key k6.key -extracerts opchain.pem -trusted oproot.pem \
     -newkey k6b.key -subject /CN=SN-000099,O=Operator -certout x.pem -reqout kursubj.der >"$T/o.out" 2>&1
 grep -q badCertTemplate "$T/o.out" && ok "openssl cmp kur changing the subject sees badCertTemplate" \
     || { nok "kur subject change via openssl"; diag "$T/o.out"; }
 "$CRAFT" mutate --in "$T/kursubj.der" --key "$T/k6.key" --new-tid --out "$T/kursubj2.der"
-neg "kur changing the subject" kursubj2.der 200 badCertTemplate SN-000006
+negr "kur changing the subject" kursubj2.der kup badCertTemplate SN-000006
 check "rr of SN-000006's certificate" ocmp -cmd rr -oldcert op6.pem -cert op6.pem -key k6.key \
     -extracerts opchain.pem -trusted oproot.pem
 ocmp -cmd kur -cert op6.pem -key k6.key -extracerts opchain.pem -trusted oproot.pem \
@@ -332,7 +376,7 @@ check "rr of SN-000008's second certificate" ocmp -cmd rr -oldcert op8b.pem -cer
 ocmp -cmd rr -oldcert op8b.pem -cert op8b.pem -key k8b.key -extracerts opchain.pem \
     -trusted oproot.pem -reqout rragain.der >"$T/o.out" 2>&1
 "$CRAFT" mutate --in "$T/rragain.der" --key "$T/k8b.key" --new-tid --out "$T/rragain2.der"
-neg "rr of an already revoked certificate (signed by it)" rragain2.der 200 certRevoked SN-000008
+negr "rr of an already revoked certificate (signed by it)" rragain2.der rp certRevoked SN-000008
 ocmp -cmd rr -oldcert op8b.pem -cert op8.pem -key k8.key -extracerts opchain.pem \
     -trusted oproot.pem -reqout rrsib.der >"$T/o.out" 2>&1
 "$CRAFT" mutate --in "$T/rrsib.der" --key "$T/k8.key" --new-tid --out "$T/rrsib2.der"

@@ -1,0 +1,327 @@
+/*
+ * The "ra" mode: requests arrive from registration authorities that act
+ * for devices. A request signed by an RA (ir, cr, p10cr, kur, rr; its
+ * certConf; genm) is accepted when the RA is registered (`cmpca ra add`),
+ * enabled, allowed this alias, profile and operation, and its certificate
+ * chains to a CA trusted for RAs on the alias, is valid and not revoked.
+ * Messages inside an RA's nested wrapper that the RA did not sign itself
+ * (a device's own vendor-signed ir, forwarded unchanged) are authenticated
+ * by the alias's inner mode (3gpp), exactly as if they came directly.
+ */
+#include "server/srv_int.h"
+
+#include "cmp/cmp_crmf.h"
+#include "util/log.h"
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include <string.h>
+
+/* Is the signer a registered RA? Sets ctx->rq.ra (owned) when it is. */
+static enum cmp_reason mode_ra_lookup(struct srv_ctx *ctx, int *found)
+{
+    STORE_TX *tx = NULL;
+    enum store_rc rc;
+
+    *found = 0;
+    if ((rc = srv_read_tx(ctx, &tx)) != STORE_OK)
+        return srv_store_reason(ctx, rc, "begin");
+    rc = store_ra_get_by_sha256(tx, ctx->rq.cert_sha256, &ctx->rq.ra);
+    if (rc == STORE_NOTFOUND)
+        return CMP_R_OK;
+    if (rc != STORE_OK)
+        return srv_store_reason(ctx, rc, "RA lookup");
+    *found = 1;
+    return CMP_R_OK;
+}
+
+/* The RA certificate chains, now, to a CA trusted for RAs on the alias,
+ * and is not revoked when that CA is one of ours. */
+static enum cmp_reason mode_ra_trusted(struct srv_ctx *ctx)
+{
+    struct srv_alias *a = ctx->alias;
+    X509_STORE_CTX *sctx = NULL;
+    struct store_cert *rec = NULL;
+    const ASN1_INTEGER *sn = X509_get0_serialNumber(ctx->rq.cert);
+    STACK_OF(X509) *chain;
+    X509 *issuer;
+    STORE_TX *tx = NULL;
+    int64_t ca_id = 0;
+    enum cmp_reason r = CMP_R_SIGNER_NOT_TRUSTED;
+    enum store_rc rc;
+    int i;
+
+    if ((sctx = X509_STORE_CTX_new()) == NULL
+        || !X509_STORE_CTX_init(sctx, a->ra_store, ctx->rq.cert,
+                                ctx->req->extraCerts)) {
+        r = srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "verify context");
+        goto end;
+    }
+    X509_STORE_CTX_set_time(sctx, 0, ctx->now);
+    if (X509_verify_cert(sctx) <= 0) {
+        srv_fail(ctx, r, "RA %s: certificate: %s", ctx->rq.ra->name,
+                 X509_verify_cert_error_string(X509_STORE_CTX_get_error(sctx)));
+        goto end;
+    }
+    /* revoked? the issuing CA's records in this store tell */
+    chain = X509_STORE_CTX_get0_chain(sctx);
+    issuer = sk_X509_num(chain) > 1 ? sk_X509_value(chain, 1)
+                                    : sk_X509_value(chain, 0);
+    for (i = 0; i < sk_X509_num(a->ra_trust); i++)
+        if (X509_cmp(sk_X509_value(a->ra_trust, i), issuer) == 0)
+            ca_id = a->ra_trust_ids[i];
+    if ((rc = srv_read_tx(ctx, &tx)) != STORE_OK) {
+        r = srv_store_reason(ctx, rc, "begin");
+        goto end;
+    }
+    rc = ca_id != 0 && ASN1_STRING_type(sn) == V_ASN1_INTEGER
+        ? store_cert_get_by_serial(tx, ca_id, ASN1_STRING_get0_data(sn),
+                                   (size_t)ASN1_STRING_length(sn), &rec)
+        : STORE_NOTFOUND;
+    if (rc != STORE_OK && rc != STORE_NOTFOUND) {
+        r = srv_store_reason(ctx, rc, "RA certificate lookup");
+        goto end;
+    }
+    if (rec != NULL && rec->status == STORE_CERT_REVOKED) {
+        srv_fail(ctx, r, "RA %s: certificate is revoked", ctx->rq.ra->name);
+        goto end;
+    }
+    r = CMP_R_OK;
+ end:
+    store_cert_free(rec);
+    X509_STORE_CTX_free(sctx);
+    ERR_clear_error();
+    return r;
+}
+
+/* The enum store_ra_op bit of |op|, 0 for operations every RA may use. */
+static unsigned mode_ra_op_bit(enum srv_op op)
+{
+    switch (op) {
+    case SRV_OP_IR: return STORE_RA_OP_IR;
+    case SRV_OP_CR: return STORE_RA_OP_CR;
+    case SRV_OP_P10CR: return STORE_RA_OP_P10CR;
+    case SRV_OP_KUR: return STORE_RA_OP_KUR;
+    case SRV_OP_RR: return STORE_RA_OP_RR;
+    default: return 0;
+    }
+}
+
+/* kur for a device: the oldCertID control names the certificate renewed
+ * (RFC 9483 5.2.3: the RA signs, so the control is required). */
+static enum cmp_reason mode_ra_kur_target(struct srv_ctx *ctx)
+{
+    const STACK_OF(CMP_CERTREQMSG) *msgs = ctx->req->body->value.kur;
+    OSSL_CRMF_CERTID *id;
+    enum cmp_reason r;
+    int malformed;
+
+    if (sk_CMP_CERTREQMSG_num(msgs) != 1)
+        return srv_reject(ctx, CMP_R_BAD_REQUEST,
+                          "exactly one CertReqMsg is accepted, got %d",
+                          sk_CMP_CERTREQMSG_num(msgs));
+    id = cmp_crmf_get1_old_cert_id(sk_CMP_CERTREQMSG_value(msgs, 0),
+                                   &malformed);
+    if (id == NULL)
+        return srv_reject(ctx, malformed ? CMP_R_BAD_REQUEST : CMP_R_BAD_CERT_ID,
+                          "a key update by an RA needs the oldCertID control");
+    r = srv_auth_load_cert(ctx, OSSL_CRMF_CERTID_get0_issuer(id),
+                           OSSL_CRMF_CERTID_get0_serialNumber(id));
+    OSSL_CRMF_CERTID_free(id);
+    if (r != CMP_R_OK)
+        return r;
+    if (ctx->old_cert->status == STORE_CERT_REVOKED)
+        return srv_reject(ctx, CMP_R_CERT_REVOKED,
+                          "the certificate to renew is revoked");
+    if (ctx->old_cert->not_after < (int64_t)ctx->now)
+        return srv_reject(ctx, CMP_R_BAD_CERT_ID,
+                          "the certificate to renew has expired");
+    return CMP_R_OK;
+}
+
+/* Verifies one original PKIMessage (DER at |p|, |len| bytes): it decodes
+ * within the server's limits, is a certificate request, and its signature
+ * verifies with the certificate it names. */
+static enum cmp_reason mode_ra_orig_one(struct srv_ctx *ctx,
+                                        const unsigned char *p, size_t len)
+{
+    CMP_MSG *orig = NULL;
+    X509 *signer = NULL;
+    enum cmp_reason r;
+    int t;
+
+    if ((r = cmp_msg_decode(p, len, &ctx->srv->limits, &orig)) != CMP_R_OK)
+        goto end;
+    t = orig->body->type;
+    if (t != CMP_BODY_IR && t != CMP_BODY_CR && t != CMP_BODY_KUR
+        && t != CMP_BODY_P10CR) {
+        r = CMP_R_BAD_REQUEST;
+        goto end;
+    }
+    if (orig->protection == NULL || cmp_protect_is_mac(orig)) {
+        r = CMP_R_UNPROTECTED;
+        goto end;
+    }
+    if ((r = cmp_protect_find_signer(orig, &signer)) == CMP_R_OK)
+        r = cmp_protect_verify_sig(orig, signer);
+ end:
+    CMP_MSG_free(orig);
+    ERR_clear_error();
+    return r;
+}
+
+/* RFC 9483 5.2.3.2: an RA that re-protected a request may attach the
+ * original message(s) as origPKIMessage (id-it 15); when present they must
+ * verify (badMessageCheck otherwise). */
+static enum cmp_reason mode_ra_orig(struct srv_ctx *ctx)
+{
+    const STACK_OF(CMP_ITAV) *gi = ctx->req->header->generalInfo;
+    ASN1_OBJECT *oid = OBJ_txt2obj("1.3.6.1.5.5.7.4.15", 1);
+    const unsigned char *p, *q, *end;
+    enum cmp_reason r = CMP_R_OK;
+    long olen;
+    int i, tag, xclass, n = 0;
+
+    if (oid == NULL)
+        return srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "OID");
+    for (i = 0; i < sk_CMP_ITAV_num(gi) && r == CMP_R_OK; i++) {
+        const CMP_ITAV *it = sk_CMP_ITAV_value(gi, i);
+
+        if (OBJ_cmp(it->infoType, oid) != 0)
+            continue;
+        if (it->infoValue == NULL || it->infoValue->type != V_ASN1_SEQUENCE) {
+            r = srv_fail(ctx, CMP_R_BAD_SIGNATURE, "origPKIMessage malformed");
+            break;
+        }
+        /* PKIMessages ::= SEQUENCE SIZE (1..MAX) OF PKIMessage */
+        p = ASN1_STRING_get0_data(it->infoValue->value.sequence);
+        end = p + ASN1_STRING_length(it->infoValue->value.sequence);
+        if (ASN1_get_object(&p, &olen, &tag, &xclass, end - p) != V_ASN1_CONSTRUCTED
+            || tag != V_ASN1_SEQUENCE || p + olen != end || olen == 0) {
+            r = srv_fail(ctx, CMP_R_BAD_SIGNATURE, "origPKIMessage malformed");
+            break;
+        }
+        while (p < end && r == CMP_R_OK) {
+            q = p;
+            if (++n > ctx->srv->max_nested
+                || ASN1_get_object(&q, &olen, &tag, &xclass, end - q)
+                   != V_ASN1_CONSTRUCTED
+                || olen > end - q) {
+                r = srv_fail(ctx, CMP_R_BAD_SIGNATURE,
+                             "origPKIMessage malformed or too long");
+                break;
+            }
+            if (mode_ra_orig_one(ctx, p, (size_t)(q + olen - p)) != CMP_R_OK)
+                r = srv_fail(ctx, CMP_R_BAD_SIGNATURE,
+                             "origPKIMessage %d does not verify", n);
+            p = q + olen;
+        }
+    }
+    ASN1_OBJECT_free(oid);
+    ERR_clear_error();
+    return r;
+}
+
+static enum cmp_reason mode_ra_authenticate(struct srv_ctx *ctx, enum srv_op op)
+{
+    enum cmp_reason r;
+    int found;
+
+    /* certConf and error: the transaction names its requester */
+    if (op == SRV_OP_CERTCONF || op == SRV_OP_ERROR)
+        return CMP_R_OK;
+    if ((r = mode_ra_lookup(ctx, &found)) != CMP_R_OK)
+        return r;
+    if (!found) {
+        /* a device's own message forwarded inside an RA's wrapper */
+        if (ctx->via != NULL && ctx->alias->inner != NULL)
+            return ctx->alias->inner->authenticate(ctx, op);
+        return srv_fail(ctx, CMP_R_SIGNER_NOT_TRUSTED,
+                        "the signer is not a registered RA");
+    }
+    ctx->rq.kind = SRV_RQ_RA;
+    if ((r = mode_ra_trusted(ctx)) != CMP_R_OK)
+        return r;
+    if (ctx->rq.ra->disabled)
+        return srv_fail(ctx, CMP_R_NOT_AUTHORIZED, "RA %s is disabled",
+                        ctx->rq.ra->name);
+    if ((op == SRV_OP_IR || op == SRV_OP_CR || op == SRV_OP_KUR
+         || op == SRV_OP_P10CR) && (r = mode_ra_orig(ctx)) != CMP_R_OK)
+        return r;
+    if (op == SRV_OP_KUR)
+        return mode_ra_kur_target(ctx);
+    return CMP_R_OK;
+}
+
+static enum cmp_reason mode_ra_authorise(struct srv_ctx *ctx, enum srv_op op)
+{
+    const struct store_ra *ra = ctx->rq.ra;
+    unsigned bit = mode_ra_op_bit(op);
+
+    if (op == SRV_OP_CERTCONF || op == SRV_OP_ERROR)
+        return CMP_R_OK;
+    if (ctx->rq.kind != SRV_RQ_RA)
+        return ctx->alias->inner->authorise(ctx, op);
+    switch (store_ra_check(ra, ctx->alias->name,
+                           bit != 0 ? ctx->alias->profile_name : NULL,
+                           bit != 0 ? bit : STORE_RA_OP_IR)) {
+    case STORE_RA_ALLOWED:
+        break;
+    case STORE_RA_DISABLED:
+        return srv_fail(ctx, CMP_R_NOT_AUTHORIZED, "RA %s is disabled",
+                        ra->name);
+    case STORE_RA_NO_ALIAS:
+        return srv_fail(ctx, CMP_R_NOT_AUTHORIZED,
+                        "RA %s may not act for alias %s", ra->name,
+                        ctx->alias->name);
+    case STORE_RA_NO_PROFILE:
+        if (bit == 0)
+            break;      /* genm, nested: any RA of the alias */
+        return srv_fail(ctx, CMP_R_NOT_AUTHORIZED,
+                        "RA %s may not request profile %s", ra->name,
+                        ctx->alias->profile_name);
+    case STORE_RA_NO_OP:
+        if (bit == 0)
+            break;
+        return srv_fail(ctx, CMP_R_NOT_AUTHORIZED, "RA %s may not request %s",
+                        ra->name, store_ra_op_name(bit));
+    }
+    if (op == SRV_OP_RR)
+        return srv_auth_load_cert(ctx, ctx->rr_issuer, ctx->rr_serial);
+    return CMP_R_OK;
+}
+
+static enum cmp_reason mode_ra_ra_verified(struct srv_ctx *ctx)
+{
+    const struct store_ra *ra = ctx->rq.ra;
+    EXTENDED_KEY_USAGE *eku = NULL;
+    int i, cmc_ra = 0;
+
+    if (ctx->rq.kind != SRV_RQ_RA)
+        return ctx->alias->inner->ra_verified(ctx);
+    if (!ctx->alias->allow_ra_verified)
+        return srv_reject(ctx, CMP_R_BAD_POP, "alias %s does not accept "
+                          "raVerified", ctx->alias->name);
+    if (!ra->ra_verified)
+        return srv_reject(ctx, CMP_R_BAD_POP, "RA %s may not assert "
+                          "raVerified", ra->name);
+    eku = X509_get_ext_d2i(ctx->rq.cert, NID_ext_key_usage, NULL, NULL);
+    for (i = 0; i < sk_ASN1_OBJECT_num(eku) && !cmc_ra; i++)
+        cmc_ra = OBJ_obj2nid(sk_ASN1_OBJECT_value(eku, i)) == NID_cmcRA;
+    sk_ASN1_OBJECT_pop_free(eku, ASN1_OBJECT_free);
+    ERR_clear_error();
+    if (!cmc_ra)
+        return srv_reject(ctx, CMP_R_BAD_POP, "RA %s: certificate lacks "
+                          "id-kp-cmcRA", ra->name);
+    return CMP_R_OK;
+}
+
+static int mode_ra_implicit_confirm(const struct srv_ctx *ctx)
+{
+    return 0;
+}
+
+const struct srv_mode srv_mode_ra = {
+    "ra", srv_auth_signature, mode_ra_authenticate, mode_ra_authorise,
+    mode_ra_ra_verified, mode_ra_implicit_confirm,
+};
