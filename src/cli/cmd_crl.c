@@ -12,8 +12,10 @@
 #include <getopt.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 static void crl_usage(FILE *fp)
 {
@@ -43,6 +45,33 @@ static int crl_write(X509_CRL *crl, const char *path, int der)
     if (!ok)
         fprintf(stderr, "cmpca: writing the CRL failed\n");
     return ok;
+}
+
+/* Appends the audit row of a CRL just made by the CLI (number, entries,
+ * nextUpdate) in the CRL's transaction. */
+static enum store_rc crl_audit(STORE_TX *tx, const CA *ca, X509_CRL *crl)
+{
+    ASN1_INTEGER *num = X509_CRL_get_ext_d2i(crl, NID_crl_number, NULL,
+                                             NULL);
+    const ASN1_TIME *nu = X509_CRL_get0_nextUpdate(crl);
+    STACK_OF(X509_REVOKED) *rev = X509_CRL_get_REVOKED(crl);
+    char details[160];
+    int64_t number = -1;
+    time_t next = 0;
+    struct tm tm;
+
+    if (num == NULL || !ASN1_INTEGER_get_int64(&number, num))
+        number = -1;
+    ASN1_INTEGER_free(num);
+    if (nu != NULL && ASN1_TIME_to_tm(nu, &tm) == 1)
+        next = timegm(&tm);
+    snprintf(details, sizeof(details), "{\"ca\":%lld,\"number\":%lld,"
+             "\"entries\":%d,\"next_update\":%lld}",
+             (long long)ca_get_id(ca), (long long)number,
+             rev != NULL ? sk_X509_REVOKED_num(rev) : 0, (long long)next);
+    ERR_clear_error();
+    return store_audit_append(tx, cli_actor(), "crl.issue", ca_get0_name(ca),
+                              details);
 }
 
 int cli_crl(int argc, char **argv)
@@ -113,6 +142,12 @@ int cli_crl(int argc, char **argv)
         if (!ca_crl_generate(ca, tx, 0, &crl, err, sizeof(err))) {
             fprintf(stderr, "cmpca: %s\n", err);
             ret = CLI_ERR;
+            goto end;
+        }
+        if ((src = crl_audit(tx, ca, crl)) != STORE_OK) {
+            fprintf(stderr, "cmpca: recording the CRL failed: %s\n",
+                    store_rc_str(src));
+            ret = cli_store_exit(src);
             goto end;
         }
         src = store_commit(tx);

@@ -42,7 +42,7 @@ static void ra_usage(FILE *fp)
             "alias) and the operations listed (default: all of ir, cr,\n"
             "p10cr, kur, rr). --ra-verified lets it assert raVerified POP\n"
             "(its certificate must also carry id-kp-cmcRA). A disabled RA\n"
-            "stays registered and is refused until enabled.\n");
+            "stays registered, marked disabled, until enabled.\n");
 }
 
 struct ra_opts {

@@ -6,6 +6,7 @@
  */
 #include "cli/cli.h"
 
+#include "audit/audit.h"
 #include "conf/conf.h"
 #include "http/http.h"
 #include "server/server.h"
@@ -175,6 +176,24 @@ static int serve_write_port(const char *path, unsigned short port)
     return 1;
 }
 
+/* Audit row of a server life-cycle event (start, reload, stop) with the
+ * listen address and pid; returns 1 if it was written. */
+static int serve_audit(struct store *st, const char *action,
+                       const char *host, unsigned port, const char *why)
+{
+    char details[256], obj[160];
+    enum store_rc rc;
+
+    snprintf(obj, sizeof(obj), "%s:%u", host, port);
+    snprintf(details, sizeof(details), "{\"version\":\"%s\",\"pid\":%ld%s%s%s}",
+             CMPCA_VERSION, (long)getpid(), why != NULL ? ",\"why\":\"" : "",
+             why != NULL ? why : "", why != NULL ? "\"" : "");
+    if ((rc = audit_event(st, cli_actor(), action, obj, details)) != STORE_OK)
+        log_msg(LOG_ERROR, "audit: cannot record %s: %s", action,
+                store_rc_str(rc));
+    return rc == STORE_OK;
+}
+
 static int cli_serve_run(const struct serve_opts *o)
 {
     struct conf *conf = NULL;
@@ -182,9 +201,11 @@ static int cli_serve_run(const struct serve_opts *o)
     SERVER *srv = NULL;
     struct http_server *http = NULL;
     struct http_conf hc;
+    struct audit_export_conf ax = { 0 };
     sigset_t sigs;
     char err[512], host[128];
     long sweep = 5;
+    unsigned port;
     int rc, sig, ret = CLI_ERR;
 
     if ((rc = cli_store_open(&conf, &st)) != CLI_OK)
@@ -207,6 +228,11 @@ static int cli_serve_run(const struct serve_opts *o)
         ret = CLI_CONFIG;
         goto end;
     }
+    if (!audit_export_conf_load(conf, &ax, err, sizeof(err))) {
+        fprintf(stderr, "cmpca: %s\n", err);
+        ret = CLI_CONFIG;
+        goto end;
+    }
     hc.default_alias = server_default_alias(srv);
     /* Signals are taken synchronously by this thread only. */
     sigemptyset(&sigs);
@@ -220,6 +246,12 @@ static int cli_serve_run(const struct serve_opts *o)
         fprintf(stderr, "cmpca: %s\n", err);
         goto end;
     }
+    if (!serve_audit(st, "server.start", host, http_server_port(http), NULL)) {
+        fprintf(stderr, "cmpca: cannot record the start in the audit trail\n");
+        ret = CLI_STORE;
+        goto end;
+    }
+    audit_export_tick(&ax, st, (int64_t)time(NULL), 1);
     if (o->port_file != NULL
         && !serve_write_port(o->port_file, http_server_port(http))) {
         fprintf(stderr, "cmpca: cannot write %s: %s\n", o->port_file,
@@ -241,14 +273,24 @@ static int cli_serve_run(const struct serve_opts *o)
         if (sig == SIGHUP) {
             log_msg(LOG_INFO, "SIGHUP: reloading vendor CAs");
             server_reload_vendors(srv);
+            serve_audit(st, "server.reload", host, http_server_port(http),
+                        "SIGHUP: vendor CAs");
             continue;
         }
         if (server_sweep(srv, time(NULL)) < 0)
             log_msg(LOG_WARN, "sweeper: store unavailable");
+        audit_export_tick(&ax, st, (int64_t)time(NULL), 0);
     }
     log_msg(LOG_INFO, "stopping: answering requests in flight");
+    port = http_server_port(http);
+    http_server_stop(http);
+    http = NULL;
+    serve_audit(st, "server.stop", host, port,
+                sig == SIGINT ? "SIGINT" : "SIGTERM");
+    audit_export_tick(&ax, st, (int64_t)time(NULL), 1);
     ret = CLI_OK;
  end:
+    audit_export_conf_clear(&ax);
     http_server_stop(http);
     server_free(srv);
     store_close(st);

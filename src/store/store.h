@@ -641,6 +641,55 @@ enum store_rc store_audit_list(STORE_TX *tx, long limit,
  * database error.
  */
 int store_audit_verify(STORE *st, int64_t *bad_seq, char *err, size_t errlen);
+
+/* A chain position recorded outside the database (an exported or signed
+ * checkpoint of the head): row |seq| must have hash |hash|. */
+struct store_audit_anchor {
+    int64_t seq;                   /* >= 1 */
+    unsigned char hash[STORE_SHA256_LEN];
+};
+
+/* Outcome of store_audit_walk. */
+enum store_audit_verdict {
+    STORE_AUDIT_INTACT = 0,        /* chain, head and anchors agree */
+    STORE_AUDIT_BROKEN,            /* a row, the head or an anchor does not */
+    STORE_AUDIT_ERROR              /* database error, or the callback
+                                    * stopped the walk */
+};
+
+/* What store_audit_walk found. */
+struct store_audit_walk_result {
+    int64_t rows;                  /* rows verified before the walk ended */
+    int64_t last_seq;              /* seq of the last verified row (0 none) */
+    unsigned char last_hash[STORE_SHA256_LEN]; /* its hash */
+    int64_t bad_seq;               /* BROKEN: the first sequence number that
+                                    * does not verify, as store_audit_verify */
+    size_t bad_anchor;             /* BROKEN by an anchor: its index + 1 */
+    size_t anchors_matched;        /* anchors whose row and hash agreed */
+};
+
+/* Called for every row of the chain once its hash verified, in seq order;
+ * return 1 to go on, 0 to stop (the walk then returns STORE_AUDIT_ERROR). */
+typedef int (*store_audit_row_fn)(void *arg,
+                                  const struct store_audit_row *row);
+
+/*
+ * Recomputes the whole chain in the caller's transaction |tx| (a read
+ * transaction gives one consistent snapshot, so the caller may cross-check
+ * other tables in the same view) and checks it against the head row and
+ * against |nanchors| anchors sorted by ascending seq (may be 0): an
+ * anchored row must exist (else the chain was truncated: rows removed and
+ * the head fixed) and carry the anchored hash (else rows up to it were
+ * changed, inserted or rehashed). |cb| (may be NULL) sees every verified
+ * row. Fills |res| and writes a message to |err| either way ("N rows
+ * verified", or what is wrong).
+ */
+enum store_audit_verdict store_audit_walk(STORE_TX *tx,
+                                          const struct store_audit_anchor *anchors,
+                                          size_t nanchors,
+                                          store_audit_row_fn cb, void *arg,
+                                          struct store_audit_walk_result *res,
+                                          char *err, size_t errlen);
 /* Number of audit rows and the newest seq (0, 0 when empty). */
 enum store_rc store_audit_count(STORE_TX *tx, int64_t *nrows, int64_t *last_seq);
 

@@ -104,14 +104,21 @@ struct store_audit_walk {
     unsigned char prev[STORE_SHA256_LEN];
     int64_t expect;          /* next seq expected */
     int64_t bad;             /* first bad seq, 0 while intact */
-    char why[160];
+    char why[200];
     int failed;              /* hash computation failed */
+    int stopped;             /* the caller's callback stopped the walk */
+    const struct store_audit_anchor *anchors;
+    size_t nanchors, next_anchor, bad_anchor, matched;
+    store_audit_row_fn cb;
+    void *arg;
 };
 
-/* Checks one row against the running chain; stops at the first bad one. */
+/* Checks one row against the running chain and the next anchor; stops at
+ * the first bad one. */
 static int store_audit_walk_row(void *arg, const struct store_audit_row *row)
 {
     struct store_audit_walk *w = arg;
+    const struct store_audit_anchor *a;
     unsigned char h[STORE_SHA256_LEN];
 
     if (row->seq != w->expect) {
@@ -132,54 +139,118 @@ static int store_audit_walk_row(void *arg, const struct store_audit_row *row)
                  "predecessor was replaced)", (long long)row->seq);
         return 0;
     }
+    while (w->next_anchor < w->nanchors
+           && (a = &w->anchors[w->next_anchor])->seq == row->seq) {
+        if (memcmp(a->hash, h, STORE_SHA256_LEN) != 0) {
+            w->bad = row->seq;
+            w->bad_anchor = w->next_anchor + 1;
+            snprintf(w->why, sizeof(w->why),
+                     "row %lld differs from the checkpoint of seq %lld: the "
+                     "chain up to it was rewritten (rows changed, inserted "
+                     "or removed and rehashed)", (long long)row->seq,
+                     (long long)a->seq);
+            return 0;
+        }
+        w->matched++;
+        w->next_anchor++;
+    }
     memcpy(w->prev, h, STORE_SHA256_LEN);
     w->expect++;
+    if (w->cb != NULL && !w->cb(w->arg, row)) {
+        w->stopped = 1;
+        return 0;
+    }
     return 1;
+}
+
+enum store_audit_verdict store_audit_walk(STORE_TX *tx,
+                                          const struct store_audit_anchor *anchors,
+                                          size_t nanchors,
+                                          store_audit_row_fn cb, void *arg,
+                                          struct store_audit_walk_result *res,
+                                          char *err, size_t errlen)
+{
+    struct store_audit_walk w;
+    unsigned char head_hash[STORE_SHA256_LEN];
+    int64_t head_seq = 0, last;
+    enum store_rc rc;
+    size_t i;
+
+    memset(res, 0, sizeof(*res));
+    memset(&w, 0, sizeof(w));
+    w.expect = 1;
+    w.anchors = anchors;
+    w.nanchors = nanchors;
+    w.cb = cb;
+    w.arg = arg;
+    for (i = 0; i < nanchors; i++)
+        if (anchors[i].seq < 1 || (i > 0 && anchors[i].seq < anchors[i - 1].seq)) {
+            snprintf(err, errlen, "checkpoints must have seq >= 1 and be "
+                     "sorted by seq");
+            return STORE_AUDIT_ERROR;
+        }
+    rc = tx->st->ops->audit_foreach(tx, store_audit_walk_row, &w);
+    res->rows = w.expect - 1;
+    res->last_seq = w.expect - 1;
+    memcpy(res->last_hash, w.prev, STORE_SHA256_LEN);
+    res->anchors_matched = w.matched;
+    if (w.stopped) {
+        snprintf(err, errlen, "audit walk stopped at row %lld",
+                 (long long)w.expect - 1);
+        return STORE_AUDIT_ERROR;
+    }
+    if (w.failed || (rc != STORE_OK && w.bad == 0)) {
+        snprintf(err, errlen, "audit walk failed: %s", store_tx_errmsg(tx));
+        return STORE_AUDIT_ERROR;
+    }
+    if (w.bad != 0) {
+        res->bad_seq = w.bad;
+        res->bad_anchor = w.bad_anchor;
+        snprintf(err, errlen, "%s", w.why);
+        return STORE_AUDIT_BROKEN;
+    }
+    last = w.expect - 1;
+    if (w.next_anchor < nanchors) {
+        res->bad_seq = last + 1;
+        res->bad_anchor = w.next_anchor + 1;
+        snprintf(err, errlen, "the chain ends at seq %lld but a checkpoint "
+                 "covers seq %lld: rows were removed (truncated)",
+                 (long long)last, (long long)anchors[w.next_anchor].seq);
+        return STORE_AUDIT_BROKEN;
+    }
+    if ((rc = tx->st->ops->audit_head(tx, &head_seq, head_hash)) != STORE_OK) {
+        snprintf(err, errlen, "cannot read the audit head: %s",
+                 store_tx_errmsg(tx));
+        return STORE_AUDIT_ERROR;
+    }
+    if (head_seq != last
+        || memcmp(head_hash, w.prev, STORE_SHA256_LEN) != 0) {
+        res->bad_seq = w.expect;
+        snprintf(err, errlen,
+                 "audit head says %lld rows, chain has %lld (rows removed "
+                 "at the end, or the head was altered)",
+                 (long long)head_seq, (long long)last);
+        return STORE_AUDIT_BROKEN;
+    }
+    snprintf(err, errlen, "%lld rows verified", (long long)last);
+    return STORE_AUDIT_INTACT;
 }
 
 int store_audit_verify(STORE *st, int64_t *bad_seq, char *err, size_t errlen)
 {
+    struct store_audit_walk_result res;
     STORE_TX *tx = NULL;
-    struct store_audit_walk w;
-    unsigned char head_hash[STORE_SHA256_LEN];
-    int64_t head_seq = 0;
     enum store_rc rc;
-    int ok = 0;
+    int ok;
 
     *bad_seq = 0;
-    memset(&w, 0, sizeof(w));
-    w.expect = 1;
     if ((rc = store_begin_read(st, &tx)) != STORE_OK) {
         snprintf(err, errlen, "cannot read the store: %s", store_rc_str(rc));
-        goto end;
+        return 0;
     }
-    rc = st->ops->audit_foreach(tx, store_audit_walk_row, &w);
-    if (w.failed || (rc != STORE_OK && w.bad == 0)) {
-        snprintf(err, errlen, "audit walk failed: %s", store_tx_errmsg(tx));
-        goto end;
-    }
-    if (w.bad != 0) {
-        *bad_seq = w.bad;
-        snprintf(err, errlen, "%s", w.why);
-        goto end;
-    }
-    if ((rc = st->ops->audit_head(tx, &head_seq, head_hash)) != STORE_OK) {
-        snprintf(err, errlen, "cannot read the audit head: %s",
-                 store_tx_errmsg(tx));
-        goto end;
-    }
-    if (head_seq != w.expect - 1
-        || memcmp(head_hash, w.prev, STORE_SHA256_LEN) != 0) {
-        *bad_seq = w.expect;
-        snprintf(err, errlen,
-                 "audit head says %lld rows, chain has %lld (rows removed "
-                 "at the end, or the head was altered)",
-                 (long long)head_seq, (long long)(w.expect - 1));
-        goto end;
-    }
-    snprintf(err, errlen, "%lld rows verified", (long long)(w.expect - 1));
-    ok = 1;
- end:
+    ok = store_audit_walk(tx, NULL, 0, NULL, NULL, &res, err, errlen)
+        == STORE_AUDIT_INTACT;
+    *bad_seq = res.bad_seq;
     store_rollback(tx);
     return ok;
 }

@@ -7,6 +7,8 @@
  *   STORE_TEST_FAULT(n)          the backend's fault injection hook
  *   STORE_TEST_TXN_STATEMENTS    statements of the faulted transaction
  */
+#include "audit/audit.h"
+
 #include <openssl/sha.h>
 
 static int64_t add_vendor(STORE *st, const char *name)
@@ -715,6 +717,233 @@ static void test_audit_insert(void **state)
     assert_int_equal(verify(f->st), 4);
 }
 
+/* Counts the rows store_audit_walk hands to its callback; stops at |stop|. */
+struct walk_count {
+    int64_t n, stop;
+};
+
+static int walk_count_row(void *arg, const struct store_audit_row *row)
+{
+    struct walk_count *w = arg;
+
+    w->n++;
+    assert_int_equal(row->seq, w->n);
+    return w->stop == 0 || w->n < w->stop;
+}
+
+/* Head (seq, hash) of row |seq| read back through store_audit_list. */
+static void row_anchor(STORE *st, int64_t seq, struct store_audit_anchor *a)
+{
+    struct store_audit_row **v = NULL;
+    STORE_TX *tx;
+    size_t n = 0, i;
+
+    assert_int_equal(store_begin_read(st, &tx), STORE_OK);
+    assert_int_equal(store_audit_list(tx, 0, &v, &n), STORE_OK);
+    for (i = 0; i < n && v[i]->seq != seq; i++)
+        ;
+    assert_true(i < n);
+    a->seq = seq;
+    memcpy(a->hash, v[i]->hash, STORE_SHA256_LEN);
+    store_audit_row_list_free(v, n);
+    store_rollback(tx);
+}
+
+static enum store_audit_verdict walk(STORE *st,
+                                     const struct store_audit_anchor *a,
+                                     size_t n,
+                                     struct store_audit_walk_result *res)
+{
+    STORE_TX *tx;
+    char err[300];
+    enum store_audit_verdict v;
+
+    assert_int_equal(store_begin_read(st, &tx), STORE_OK);
+    v = store_audit_walk(tx, a, n, NULL, NULL, res, err, sizeof(err));
+    store_rollback(tx);
+    return v;
+}
+
+/* Checkpoints (anchors) catch what the plain chain cannot: the tail
+ * removed with the head fixed, a rehashed chain, an unsorted anchor list;
+ * the callback sees every row and may stop the walk. */
+static void test_audit_anchors(void **state)
+{
+    struct fx *f = *state;
+    struct store_audit_anchor a[3];
+    struct store_audit_walk_result res;
+    struct walk_count wc = { 0, 0 };
+    STORE_TX *tx;
+    char err[300];
+
+    append_rows(f->st, 6);
+    row_anchor(f->st, 2, &a[0]);
+    row_anchor(f->st, 6, &a[1]);
+    assert_int_equal(walk(f->st, a, 2, &res), STORE_AUDIT_INTACT);
+    assert_int_equal(res.rows, 6);
+    assert_int_equal(res.last_seq, 6);
+    assert_memory_equal(res.last_hash, a[1].hash, STORE_SHA256_LEN);
+    assert_int_equal(res.anchors_matched, 2);
+    /* two anchors of one seq both count */
+    a[2] = a[1];
+    assert_int_equal(walk(f->st, a, 3, &res), STORE_AUDIT_INTACT);
+    assert_int_equal(res.anchors_matched, 3);
+    /* unsorted or seq 0: refused */
+    a[2] = a[0];
+    assert_int_equal(walk(f->st, a, 3, &res), STORE_AUDIT_ERROR);
+    a[2].seq = 0;
+    assert_int_equal(walk(f->st, &a[2], 1, &res), STORE_AUDIT_ERROR);
+    /* a different hash at an anchored row */
+    a[2] = a[1];
+    a[2].hash[0] ^= 1;
+    assert_int_equal(walk(f->st, &a[2], 1, &res), STORE_AUDIT_BROKEN);
+    assert_int_equal(res.bad_seq, 6);
+    assert_int_equal(res.bad_anchor, 1);
+    /* an anchor beyond the chain */
+    a[2] = a[1];
+    a[2].seq = 7;
+    assert_int_equal(walk(f->st, a, 3, &res), STORE_AUDIT_BROKEN);
+    assert_int_equal(res.bad_anchor, 3);
+    assert_int_equal(res.bad_seq, 7);
+    assert_int_equal(res.anchors_matched, 2);
+    /* the callback sees rows 1..6, or stops the walk */
+    assert_int_equal(store_begin_read(f->st, &tx), STORE_OK);
+    assert_int_equal(store_audit_walk(tx, NULL, 0, walk_count_row, &wc, &res,
+                                      err, sizeof(err)), STORE_AUDIT_INTACT);
+    assert_int_equal(wc.n, 6);
+    wc.n = 0;
+    wc.stop = 3;
+    assert_int_equal(store_audit_walk(tx, NULL, 0, walk_count_row, &wc, &res,
+                                      err, sizeof(err)), STORE_AUDIT_ERROR);
+    assert_int_equal(wc.n, 3);
+    store_rollback(tx);
+    /* the tail removed and the head fixed: the plain chain verifies, the
+     * anchor of row 6 does not */
+    raw_sql(STORE_TEST_WHERE(f), "DELETE FROM audit WHERE seq > 4;"
+            "UPDATE audit_head SET seq = 4, hash = (SELECT hash FROM audit "
+            "WHERE seq = 4)");
+    assert_int_equal(verify(f->st), 0);
+    assert_int_equal(walk(f->st, a, 1, &res), STORE_AUDIT_INTACT);
+    assert_int_equal(walk(f->st, a, 2, &res), STORE_AUDIT_BROKEN);
+    assert_int_equal(res.bad_seq, 5);
+    assert_int_equal(res.bad_anchor, 2);
+}
+
+/* A fake revocation event as ca_crl.c writes it (object: serial in
+ * uppercase hex; details: ca, cert_id, reason, time). */
+static void revoke_with_event(STORE *st, int64_t ca, int64_t id,
+                              const struct store_cert *c, int reason,
+                              int64_t when)
+{
+    char obj[2 * STORE_SERIAL_MAX + 1], details[160];
+    STORE_TX *tx;
+    size_t i;
+
+    for (i = 0; i < c->serial_len; i++)
+        snprintf(obj + 2 * i, 3, "%02X", c->serial[i]);
+    snprintf(details, sizeof(details), "{\"ca\":%lld,\"cert_id\":%lld,"
+             "\"reason\":%d,\"time\":%lld}", (long long)ca, (long long)id,
+             reason, (long long)when);
+    assert_int_equal(store_begin(st, &tx), STORE_OK);
+    assert_int_equal(store_cert_revoke(tx, id, reason, when), STORE_OK);
+    assert_int_equal(store_audit_append(tx, "test", "cert.revoke", obj,
+                                        details), STORE_OK);
+    assert_int_equal(store_commit(tx), STORE_OK);
+}
+
+struct problems {
+    int n;
+    char last[512];
+};
+
+static void note_problem(void *arg, const char *msg)
+{
+    struct problems *p = arg;
+
+    p->n++;
+    snprintf(p->last, sizeof(p->last), "%s", msg);
+}
+
+static enum audit_rc status_check(STORE *st, struct problems *p)
+{
+    struct audit_report rep;
+    char err[512];
+
+    memset(p, 0, sizeof(*p));
+    return audit_verify(st, NULL, 0, 0, note_problem, p, &rep, err,
+                        sizeof(err));
+}
+
+/* audit_verify cross-checks certificate status against the revocation
+ * events, whatever the backend. */
+static void test_audit_status(void **state)
+{
+    struct fx *f = *state;
+    struct store_cert c1, c2;
+    struct problems p;
+    unsigned char d1[40], d2[40];
+    STORE_TX *tx;
+    int64_t ca = add_ca(f->st, "ca1"), id1 = 0, id2 = 0;
+
+    fake_cert(&c1, ca, 0x21, d1, sizeof(d1));
+    fake_cert(&c2, ca, 0x22, d2, sizeof(d2));
+    assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+    assert_int_equal(store_cert_insert(tx, &c1, &id1), STORE_OK);
+    assert_int_equal(store_cert_insert(tx, &c2, &id2), STORE_OK);
+    assert_int_equal(store_commit(tx), STORE_OK);
+    revoke_with_event(f->st, ca, id1, &c1, 4, 1700000000);
+    assert_int_equal(status_check(f->st, &p), AUDIT_OK);
+    assert_int_equal(p.n, 0);
+
+    /* un-revoked in the table */
+    raw_sql(STORE_TEST_WHERE(f), "UPDATE cert SET status = 0, revoked_at = "
+            "NULL, reason = NULL WHERE serial = (SELECT serial FROM cert "
+            "WHERE status = 1)");
+    assert_int_equal(verify(f->st), 0);
+    assert_int_equal(status_check(f->st, &p), AUDIT_TAMPERED);
+    assert_int_equal(p.n, 1);
+    assert_non_null(strstr(p.last, "valid in the store"));
+    /* put back, then revoke the other one directly: no event */
+    {
+        char sql[160];
+
+        snprintf(sql, sizeof(sql), "UPDATE cert SET status = 1, revoked_at = "
+                 "1700000000, reason = 4 WHERE id = %lld", (long long)id1);
+        raw_sql(STORE_TEST_WHERE(f), sql);
+        assert_int_equal(status_check(f->st, &p), AUDIT_OK);
+        snprintf(sql, sizeof(sql), "UPDATE cert SET status = 1, revoked_at = "
+                 "1700000001, reason = 1 WHERE id = %lld", (long long)id2);
+        raw_sql(STORE_TEST_WHERE(f), sql);
+        assert_int_equal(status_check(f->st, &p), AUDIT_TAMPERED);
+        assert_int_equal(p.n, 1);
+        assert_non_null(strstr(p.last, "no audit event revoked it"));
+        snprintf(sql, sizeof(sql), "UPDATE cert SET status = 0, revoked_at = "
+                 "NULL, reason = NULL WHERE id = %lld", (long long)id2);
+        raw_sql(STORE_TEST_WHERE(f), sql);
+        /* the reason rewritten */
+        snprintf(sql, sizeof(sql), "UPDATE cert SET reason = 1 WHERE id = "
+                 "%lld", (long long)id1);
+        raw_sql(STORE_TEST_WHERE(f), sql);
+        assert_int_equal(status_check(f->st, &p), AUDIT_TAMPERED);
+        assert_non_null(strstr(p.last, "revocation reason 1"));
+        snprintf(sql, sizeof(sql), "UPDATE cert SET reason = 4 WHERE id = "
+                 "%lld", (long long)id1);
+        raw_sql(STORE_TEST_WHERE(f), sql);
+    }
+    assert_int_equal(status_check(f->st, &p), AUDIT_OK);
+    /* an event whose row is unreadable counts as a problem */
+    assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+    assert_int_equal(store_audit_append(tx, "test", "cert.revoke", "XYZ",
+                                        "{}"), STORE_OK);
+    assert_int_equal(store_commit(tx), STORE_OK);
+    assert_int_equal(status_check(f->st, &p), AUDIT_TAMPERED);
+    assert_non_null(strstr(p.last, "without a readable serial"));
+    /* the chain itself broken: reported as tampering, no status walk */
+    raw_sql(STORE_TEST_WHERE(f), "UPDATE audit SET actor = 'x' WHERE seq = 1");
+    assert_int_equal(status_check(f->st, &p), AUDIT_TAMPERED);
+    assert_int_equal(p.n, 0);
+}
+
 struct thr_arg {
     STORE *st;
     int64_t vendor;
@@ -1058,6 +1287,8 @@ static void test_two_processes(void **state)
     cmocka_unit_test_setup_teardown(test_audit_delete_tail, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_audit_reorder, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_audit_insert, setup, teardown), \
+    cmocka_unit_test_setup_teardown(test_audit_anchors, setup, teardown), \
+    cmocka_unit_test_setup_teardown(test_audit_status, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_threads_and_two_handles, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_two_processes, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_fault_atomic, setup, teardown), \
