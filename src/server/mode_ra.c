@@ -227,11 +227,15 @@ static enum cmp_reason mode_ra_authenticate(struct srv_ctx *ctx, enum srv_op op)
     enum cmp_reason r;
     int found;
 
-    /* certConf and error: the transaction names its requester */
-    if (op == SRV_OP_CERTCONF || op == SRV_OP_ERROR)
-        return CMP_R_OK;
     if ((r = mode_ra_lookup(ctx, &found)) != CMP_R_OK)
         return r;
+    /* certConf and error: the transaction names its requester (the RA is
+     * looked up only to name it in the log and the audit trail) */
+    if (op == SRV_OP_CERTCONF || op == SRV_OP_ERROR) {
+        if (found)
+            ctx->rq.kind = SRV_RQ_RA;
+        return CMP_R_OK;
+    }
     if (!found) {
         /* a device's own message forwarded inside an RA's wrapper */
         if (ctx->via != NULL && ctx->alias->inner != NULL)

@@ -167,6 +167,19 @@ static enum store_rc srv_audit_confirm(struct srv_ctx *ctx, STORE_TX *tx,
     return rc;
 }
 
+/* Names a certificate that belongs to no registered device (an RA's
+ * request) by its subject, for the log and the audit rows. */
+static void srv_confirm_label(struct srv_ctx *ctx, STORE_TX *tx,
+                              int64_t cert_id)
+{
+    struct store_cert *rec = NULL;
+
+    if (store_cert_get(tx, cert_id, &rec) == STORE_OK && rec->subject != NULL)
+        snprintf(ctx->device_label, sizeof(ctx->device_label), "%s",
+                 rec->subject);
+    store_cert_free(rec);
+}
+
 /* Applies "accepted" to a waiting transaction in |tx|. */
 static enum cmp_reason srv_confirm_accept(struct srv_ctx *ctx, STORE_TX *tx,
                                          const struct store_cmp_txn *txn)
@@ -284,6 +297,8 @@ static enum cmp_reason srv_confirm_txn(struct srv_ctx *ctx, CMP_MSG **rsp,
         && store_device_get(tx, txn->device_id, &ctx->device) == STORE_OK)
         snprintf(ctx->device_label, sizeof(ctx->device_label), "%s",
                  ctx->device->identifier);
+    else if (txn->device_id == 0 && txn->cert_id != 0)
+        srv_confirm_label(ctx, tx, txn->cert_id);
     if ((r = srv_confirm_nonce(ctx, txn)) != CMP_R_OK) {
         if (txn->state == STORE_CMP_WAITING_CONFIRM) {
             r = srv_confirm_refused(ctx, tx, txn);

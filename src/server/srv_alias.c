@@ -309,7 +309,7 @@ int srv_alias_load(struct srv_alias *a, const struct conf *conf,
 {
     const char *mode, *inner, *ca_name, *prof_name, *vendors, *attr, *ku, *rs;
     long confirm_wait, tolerance;
-    int reenroll, revoke_kur, ra_verified;
+    int reenroll, revoke_kur, ra_verified, ra_trust;
 
     memset(a, 0, sizeof(*a));
     pthread_mutex_init(&a->vt_lock, NULL);
@@ -385,9 +385,9 @@ int srv_alias_load(struct srv_alias *a, const struct conf *conf,
         return conf_err(conf, sec->line, err, errlen,
                         "[alias %s]: allow_ra_verified is for mode = ra",
                         sec->name);
-    if ((conf_get(sec, "ra_trust") != NULL
-         || conf_get(sec, "ra_trust_file") != NULL)
-        && a->mode != &srv_mode_ra)
+    ra_trust = conf_get(sec, "ra_trust") != NULL;
+    ra_trust |= conf_get(sec, "ra_trust_file") != NULL;
+    if (ra_trust && a->mode != &srv_mode_ra)
         return conf_err(conf, sec->line, err, errlen,
                         "[alias %s]: ra_trust is for mode = ra", sec->name);
     if (!conf_check_used(conf, sec, err, errlen))

@@ -64,6 +64,7 @@ check "RA certificate for ra1" ra_cert SN-000010 ra1
 check "RA certificate for limited" ra_cert SN-000011 ralim
 check "RA certificate for an unregistered RA" ra_cert SN-000012 raun
 check "RA certificate for an RA to be revoked" ra_cert SN-000013 rarev
+check "RA certificate never registered" ra_cert SN-000016 rauu
 check "ra add ra1 (every operation, raVerified)" cli ra add --name ra1 --cert ra1.pem \
     --alias ra --alias ra2 --ra-verified
 check "ra add limited (ir only, no raVerified)" cli ra add --name limited --cert ralim.pem \
@@ -86,23 +87,23 @@ subject_of() { openssl x509 -in "$T/$1" -noout -subject -nameopt RFC2253 | sed '
 # ---- requests on behalf of devices ------------------------------------------------
 newkey d7.key
 check "RA ir for dev-7" raocmp ra1 -cmd ir -newkey d7.key -subject /CN=dev-7 -certout dev7.pem
-is "dev-7 certificate subject from the request" "$(subject_of dev7.pem)" "O=Operator,CN=dev-7"
+is "dev-7 certificate subject from the request" "$(subject_of dev7.pem)" "CN=dev-7,O=Operator"
 cli audit list --limit 0 --json >"$T/audit.json"
 is "issuance audit row names RA and device" \
-    "$(python3 -c 'import json,sys; r=[a for a in json.load(open(sys.argv[1])) if a["action"]=="cert.issue"][-1]; d=json.loads(r["details"]); print(d.get("ra"), d.get("device"), r["actor"])' "$T/audit.json")" \
+    "$(python3 -c 'import json,sys; r=[a for a in json.load(open(sys.argv[1])) if a["action"]=="cert.issue"][-1]; d=r["details"]; print(d.get("ra"), d.get("device"), r["actor"])' "$T/audit.json")" \
     "ra1 dev-7 cmp:ra:ra=ra1:dev-7"
-grep -q 'alias=ra type=certConf .*device="dev-7" ra="ra1" outcome=accepted' "$T/s.log" \
+grep -q 'alias=ra type=ir .*device="dev-7" ra="ra1" outcome=accepted' "$T/s.log" \
     && ok "log line names RA and device" || nok "log line names RA and device"
 newkey d8.key
 check "RA cr for dev-8" raocmp ra1 -cmd cr -newkey d8.key -subject /CN=dev-8 -certout dev8.pem
 newkey d9.key
 openssl req -new -key "$T/d9.key" -subj /CN=dev-9 -out "$T/dev9.csr" 2>/dev/null
 check "RA p10cr for dev-9" raocmp ra1 -cmd p10cr -csr dev9.csr -certout dev9.pem
-is "dev-9 subject" "$(subject_of dev9.pem)" "O=Operator,CN=dev-9"
+is "dev-9 subject" "$(subject_of dev9.pem)" "CN=dev-9,O=Operator"
 newkey d7b.key
 check "RA kur of dev-7's certificate" raocmp ra1 -cmd kur -oldcert dev7.pem -newkey d7b.key \
     -certout dev7b.pem
-is "kur kept the subject" "$(subject_of dev7b.pem)" "O=Operator,CN=dev-7"
+is "kur kept the subject" "$(subject_of dev7b.pem)" "CN=dev-7,O=Operator"
 is "renewed certificate revoked on certConf" "$(cert_status "$(serial_of dev7.pem)")" revoked
 check "RA rr of dev-8's certificate" raocmp ra1 -cmd rr -oldcert dev8.pem -revreason 1
 is "dev-8 certificate revoked" "$(cert_status "$(serial_of dev8.pem)")" revoked
@@ -115,7 +116,8 @@ check "raVerified from an RA allowed to assert it" raocmp ra1 -cmd ir -popo 0 -n
 rneg() {
     local d=$1 kind=$2 fi=$3 ra=$4 c0 a0; shift 4
     c0=$(cert_count); a0=$(audit_count)
-    raocmp "$ra" "$@" -rspout "rneg.rsp" >"$T/o.out" 2>&1
+    rm -f "$T/rneg.rsp"
+    raocmp "$ra" "$@" -certout rneg.pem -rspout rneg.rsp >"$T/o.out" 2>&1
     if [ "$kind" = error ]; then
         expect_error "$d" 200 200 rneg.rsp "$fi"
     else
@@ -126,20 +128,20 @@ rneg() {
     is "$d: server still serves" "$(health)" 200
 }
 newkey dx.key
-rneg "raVerified from an RA not allowed to assert it" ip badPOP limited \
+rneg "raVerified from an RA not allowed to assert it" ip badPOP ralim \
     -cmd ir -popo 0 -newkey dx.key -subject /CN=dev-x
 RAP=.well-known/cmp/p/ra2 rneg "raVerified on an alias that does not accept it" ip badPOP ra1 \
     -cmd ir -popo 0 -newkey dx.key -subject /CN=dev-x
-rneg "unregistered RA" error signerNotTrusted raun -cmd ir -newkey dx.key -subject /CN=dev-x
+rneg "unregistered RA" error signerNotTrusted rauu -cmd ir -newkey dx.key -subject /CN=dev-x
 rneg "RA outside its aliases" error notAuthorized raun -cmd ir -newkey dx.key -subject /CN=dev-x \
     -path .well-known/cmp/p/ra
 RAP=.well-known/cmp/p/ra2 rneg "RA outside its profiles" error notAuthorized raun \
     -cmd ir -newkey dx.key -subject /CN=dev-x
-rneg "RA outside its operations (cr)" error notAuthorized limited -cmd cr -newkey dx.key \
+rneg "RA outside its operations (cr)" error notAuthorized ralim -cmd cr -newkey dx.key \
     -subject /CN=dev-x
-check "limited RA may ir" raocmp limited -cmd ir -newkey dx.key -subject /CN=dev-11 -certout dev11.pem
+check "limited RA may ir" raocmp ralim -cmd ir -newkey dx.key -subject /CN=dev-11 -certout dev11.pem
 check "ra disable limited" cli ra disable limited
-rneg "disabled RA" error notAuthorized limited -cmd ir -newkey dx.key -subject /CN=dev-x
+rneg "disabled RA" error notAuthorized ralim -cmd ir -newkey dx.key -subject /CN=dev-x
 check "revoke the RA certificate of 'revoked'" cli cert revoke --ca issuing \
     --serial "$(serial_of rarev.pem)" --reason keyCompromise
 rneg "revoked RA" error signerNotTrusted rarev -cmd ir -newkey dx.key -subject /CN=dev-x
@@ -159,7 +161,7 @@ dev_req() {
     newkey "k$1.key"
     (cd "$T" && timeout 30 openssl cmp -server "127.0.0.1:$PORT" -path .well-known/cmp/p/nosuch \
         -cmd ir $(dev_args "$1") -trusted oproot.pem -newkey "k$1.key" -subject "/CN=$1" \
-        -reqout "$2") >/dev/null 2>&1
+        -certout "x$1.pem" -reqout "$2") >/dev/null 2>&1
     [ -s "$T/$2" ]
 }
 wrap() { "$NEST" wrap "$@" --cert "$T/ra1.pem" --key "$T/ra1.key" --chain "$T/opchain.pem"; }
@@ -186,7 +188,7 @@ expect_error "nested ir of a device not on the allow-list: 3GPP checks apply" "$
 check "ir of SN-000004" dev_req SN-000004 n4.der
 check "ir of SN-000005" dev_req SN-000005 n5.der
 check "ir of SN-000006" dev_req SN-000006 n6.der
-"$CRAFT" mutate --in "$T/n6.der" --no-resign --flip-byte -3 --out "$T/n6bad.der"
+"$CRAFT" mutate --in "$T/n6.der" --key "$T/devs/SN-000007/key.pem" --out "$T/n6bad.der"
 c0=$(cert_count)
 wrap --batch --in "$T/n4.der" --in "$T/n5.der" --in "$T/n6bad.der" --out "$T/wb.der"
 h=$(post wb.der wb.rsp "" "/$RA_PATH")
