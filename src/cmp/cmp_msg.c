@@ -205,42 +205,20 @@ static int cmp_tlv(const unsigned char **p, const unsigned char *end,
     return 1;
 }
 
-/*
- * Decodes a PKIMessage whose extraCerts go through the certificate cache:
- * the [1] element is cut out, the rest decoded by the template, and the
- * certificates taken from the cache. Returns 1 with *out set, 0 when the
- * message has no extraCerts or does not split cleanly (the caller then
- * decodes it whole), -1 on a limit violation.
- */
-static int cmp_msg_decode_cached(const unsigned char *der, size_t len,
-                                 const struct cmp_limits *lim, CMP_MSG **out)
+/* Decodes the certificates of an extraCerts element |xc| (|xc_len| bytes:
+ * [1] { SEQUENCE { cert, cert, ... } }) through the certificate cache into
+ * *out. Returns 1, 0 if it does not split cleanly, -1 over the limit. */
+static int cmp_extracerts_cached(const unsigned char *xc, size_t xc_len,
+                                 const struct cmp_limits *lim,
+                                 STACK_OF(X509) **out)
 {
-    const unsigned char *p = der, *end = der + len, *xc = NULL, *q, *qend;
-    unsigned char *buf = NULL, *w;
+    const unsigned char *q = xc, *qend;
     STACK_OF(X509) *certs = NULL;
-    CMP_MSG *msg = NULL;
-    size_t tl, xc_len = 0, hdr_len, inner;
+    size_t tl;
     long olen;
     int tag, xclass, n = 0, ret = 0;
 
     *out = NULL;
-    if (ASN1_get_object(&p, &olen, &tag, &xclass, (long)len) != V_ASN1_CONSTRUCTED)
-        return 0;
-    hdr_len = (size_t)(p - der);
-    while (p < end) {
-        const unsigned char *start = p;
-
-        if (!cmp_tlv(&p, end, &tl, &tag, &xclass))
-            return 0;
-        if (xclass == V_ASN1_CONTEXT_SPECIFIC && tag == 1 && p == end) {
-            xc = start;
-            xc_len = tl;
-        }
-    }
-    if (xc == NULL)
-        return 0;
-    /* [1] { SEQUENCE { cert, cert, ... } } */
-    q = xc;
     if (ASN1_get_object(&q, &olen, &tag, &xclass, (long)xc_len) != V_ASN1_CONSTRUCTED
         || ASN1_get_object(&q, &olen, &tag, &xclass, (long)(xc + xc_len - q))
            != V_ASN1_CONSTRUCTED
@@ -267,18 +245,156 @@ static int cmp_msg_decode_cached(const unsigned char *der, size_t len,
     }
     if (sk_X509_num(certs) == 0)
         goto end;
-    /* the message without its extraCerts, re-framed */
-    inner = len - hdr_len - xc_len;
-    if ((buf = OPENSSL_malloc(inner + 8)) == NULL)
+    *out = certs;
+    certs = NULL;
+    ret = 1;
+ end:
+    sk_X509_pop_free(certs, X509_free);
+    return ret;
+}
+
+static int cmp_msg_decode_cached(const unsigned char *der, size_t len,
+                                 const struct cmp_limits *lim, int depth,
+                                 CMP_MSG **out);
+
+/* Decodes the PKIMessages of a nested body |body| (|body_len| bytes: [20]
+ * { SEQUENCE { PKIMessage, ... } }), each through the cached path, into
+ * *out. Returns 1, 0 if it does not split cleanly, -1 over a limit. */
+static int cmp_nested_cached(const unsigned char *body, size_t body_len,
+                             const struct cmp_limits *lim, int depth,
+                             STACK_OF(CMP_MSG) **out)
+{
+    const unsigned char *q = body, *qend, *e;
+    STACK_OF(CMP_MSG) *msgs = NULL;
+    CMP_MSG *m = NULL;
+    size_t tl;
+    long olen;
+    int tag, xclass, n = 0, ret = 0, r;
+
+    *out = NULL;
+    if (ASN1_get_object(&q, &olen, &tag, &xclass, (long)body_len) != V_ASN1_CONSTRUCTED
+        || ASN1_get_object(&q, &olen, &tag, &xclass, (long)(body + body_len - q))
+           != V_ASN1_CONSTRUCTED
+        || tag != V_ASN1_SEQUENCE || q + olen != body + body_len)
+        return 0;
+    qend = q + olen;
+    if ((msgs = sk_CMP_MSG_new_null()) == NULL)
+        return 0;
+    while (q < qend) {
+        const unsigned char *start = q;
+
+        if (++n > lim->max_requests) {
+            ret = -1;
+            goto end;
+        }
+        if (!cmp_tlv(&q, qend, &tl, &tag, &xclass) || tag != V_ASN1_SEQUENCE)
+            goto end;
+        if ((r = cmp_msg_decode_cached(start, tl, lim, depth + 1, &m)) < 0) {
+            ret = -1;
+            goto end;
+        }
+        if (r == 0) {
+            e = start;
+            if ((m = d2i_CMP_MSG(NULL, &e, (long)tl)) == NULL || e != q)
+                goto end;
+        }
+        if (!sk_CMP_MSG_push(msgs, m))
+            goto end;
+        m = NULL;
+    }
+    *out = msgs;
+    msgs = NULL;
+    ret = 1;
+ end:
+    CMP_MSG_free(m);
+    sk_CMP_MSG_pop_free(msgs, CMP_MSG_free);
+    return ret;
+}
+
+/*
+ * Decodes a PKIMessage whose certificates go through the certificate
+ * cache: the extraCerts element ([1], last) is cut out and its
+ * certificates taken from the cache; the messages of a nested body ([20])
+ * are cut out and decoded the same way, one by one (an RA's wrapper around
+ * a device's request carries the device's certificates inside). The rest
+ * is re-framed and decoded by the template. Returns 1 with *out set, 0
+ * when there is nothing to take from the cache or the message does not
+ * split cleanly (the caller then decodes it whole), -1 on a limit
+ * violation. The caller checks that the result re-encodes to |der|.
+ */
+static int cmp_msg_decode_cached(const unsigned char *der, size_t len,
+                                 const struct cmp_limits *lim, int depth,
+                                 CMP_MSG **out)
+{
+    static const unsigned char empty_nested[] = { 0xb4, 0x02, 0x30, 0x00 };
+    const unsigned char *p = der, *end = der + len, *xc = NULL, *nb = NULL;
+    unsigned char *buf = NULL, *w;
+    STACK_OF(X509) *certs = NULL;
+    STACK_OF(CMP_MSG) *inner = NULL;
+    CMP_MSG *msg = NULL;
+    size_t tl, xc_len = 0, nb_len = 0, hdr_len, inner_len;
+    long olen;
+    int tag, xclass, k = 0, ret = 0, r;
+
+    *out = NULL;
+    if (ASN1_get_object(&p, &olen, &tag, &xclass, (long)len) != V_ASN1_CONSTRUCTED)
+        return 0;
+    hdr_len = (size_t)(p - der);
+    while (p < end) {
+        const unsigned char *start = p;
+
+        if (!cmp_tlv(&p, end, &tl, &tag, &xclass))
+            return 0;
+        /* only the outermost level: deeper nesting is for the template
+         * decoder and its own bound on constructed depth */
+        if (k == 1 && xclass == V_ASN1_CONTEXT_SPECIFIC
+            && tag == CMP_BODY_NESTED && depth == 0 && lim->max_nesting > 1) {
+            nb = start;
+            nb_len = tl;
+        }
+        if (xclass == V_ASN1_CONTEXT_SPECIFIC && tag == 1 && p == end) {
+            xc = start;
+            xc_len = tl;
+        }
+        k++;
+    }
+    if (xc == NULL && nb == NULL)
+        return 0;
+    if (xc != NULL && (r = cmp_extracerts_cached(xc, xc_len, lim, &certs)) != 1)
+        return r;
+    if (nb != NULL && (r = cmp_nested_cached(nb, nb_len, lim, depth, &inner)) != 1) {
+        ret = r;
+        goto end;
+    }
+    /* the message without its extraCerts and with an empty nested body,
+     * re-framed */
+    inner_len = len - hdr_len - xc_len - nb_len + (nb != NULL ? sizeof(empty_nested) : 0);
+    if ((buf = OPENSSL_malloc(inner_len + 8)) == NULL)
         goto end;
     w = buf;
-    ASN1_put_object(&w, 1, (int)inner, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
-    memcpy(w, der + hdr_len, inner);
-    w += inner;
+    ASN1_put_object(&w, 1, (int)inner_len, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
+    if (nb != NULL) {
+        memcpy(w, der + hdr_len, (size_t)(nb - der) - hdr_len);
+        w += (size_t)(nb - der) - hdr_len;
+        memcpy(w, empty_nested, sizeof(empty_nested));
+        w += sizeof(empty_nested);
+        memcpy(w, nb + nb_len, (size_t)((xc != NULL ? xc : end) - (nb + nb_len)));
+        w += (size_t)((xc != NULL ? xc : end) - (nb + nb_len));
+    } else {
+        memcpy(w, der + hdr_len, (size_t)(xc - der) - hdr_len);
+        w += (size_t)(xc - der) - hdr_len;
+    }
     p = buf;
     if ((msg = d2i_CMP_MSG(NULL, &p, (long)(w - buf))) == NULL || p != w
         || msg->extraCerts != NULL)
         goto end;
+    if (nb != NULL) {
+        if (msg->body->type != CMP_BODY_NESTED)
+            goto end;
+        sk_CMP_MSG_pop_free(msg->body->value.nested, CMP_MSG_free);
+        msg->body->value.nested = inner;
+        inner = NULL;
+    }
     msg->extraCerts = certs;
     certs = NULL;
     *out = msg;
@@ -288,6 +404,7 @@ static int cmp_msg_decode_cached(const unsigned char *der, size_t len,
     OPENSSL_free(buf);
     CMP_MSG_free(msg);
     sk_X509_pop_free(certs, X509_free);
+    sk_CMP_MSG_pop_free(inner, CMP_MSG_free);
     ERR_clear_error();
     return ret;
 }
@@ -323,7 +440,7 @@ enum cmp_reason cmp_msg_decode(const unsigned char *der, size_t len,
         if ((size_t)(q - der) + (size_t)olen != len)
             return CMP_R_TRAILING_DATA;
     }
-    switch (cmp_msg_decode_cached(der, len, &lim, &msg)) {
+    switch (cmp_msg_decode_cached(der, len, &lim, 0, &msg)) {
     case -1:
         r = CMP_R_LIMIT_EXCEEDED;
         goto err;

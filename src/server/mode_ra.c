@@ -16,6 +16,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <string.h>
+#include <time.h>
 
 /* Is the signer a registered RA? Sets ctx->rq.ra (owned) when it is. */
 static enum cmp_reason mode_ra_lookup(struct srv_ctx *ctx, int *found)
@@ -35,22 +36,61 @@ static enum cmp_reason mode_ra_lookup(struct srv_ctx *ctx, int *found)
     return CMP_R_OK;
 }
 
-/* The RA certificate chains, now, to a CA trusted for RAs on the alias,
- * and is not revoked when that CA is one of ours. */
-static enum cmp_reason mode_ra_trusted(struct srv_ctx *ctx)
+/* Looks the RA certificate up among those whose path validated recently:
+ * returns 1 with *ca_id set when the result still holds at ctx->now. */
+static int mode_ra_seen(struct srv_ctx *ctx, int64_t *ca_id)
+{
+    struct srv_alias *a = ctx->alias;
+    int i, hit = 0;
+
+    pthread_mutex_lock(&a->ra_lock);
+    for (i = 0; i < SRV_RA_SEEN && !hit; i++) {
+        struct srv_ra_seen *e = &a->ra_seen[i];
+
+        if (e->until > ctx->now
+            && memcmp(e->sha256, ctx->rq.cert_sha256, 32) == 0) {
+            *ca_id = e->ca_id;
+            hit = 1;
+        }
+    }
+    pthread_mutex_unlock(&a->ra_lock);
+    return hit;
+}
+
+/* Remembers a validated RA certificate (replacing the entry that expires
+ * first). */
+static void mode_ra_remember(struct srv_ctx *ctx, time_t until, int64_t ca_id)
+{
+    struct srv_alias *a = ctx->alias;
+    struct srv_ra_seen *slot = &a->ra_seen[0];
+    int i;
+
+    pthread_mutex_lock(&a->ra_lock);
+    for (i = 1; i < SRV_RA_SEEN; i++)
+        if (a->ra_seen[i].until < slot->until)
+            slot = &a->ra_seen[i];
+    memcpy(slot->sha256, ctx->rq.cert_sha256, 32);
+    slot->until = until;
+    slot->ca_id = ca_id;
+    pthread_mutex_unlock(&a->ra_lock);
+}
+
+/* Validates the RA certificate's path, now, to a CA trusted for RAs on
+ * the alias; sets *ca_id to the issuing CA's store id (0: not ours) and
+ * *until to when the result stops holding. */
+static enum cmp_reason mode_ra_path(struct srv_ctx *ctx, int64_t *ca_id,
+                                    time_t *until)
 {
     struct srv_alias *a = ctx->alias;
     X509_STORE_CTX *sctx = NULL;
-    struct store_cert *rec = NULL;
-    const ASN1_INTEGER *sn = X509_get0_serialNumber(ctx->rq.cert);
     STACK_OF(X509) *chain;
     X509 *issuer;
-    STORE_TX *tx = NULL;
-    int64_t ca_id = 0;
     enum cmp_reason r = CMP_R_SIGNER_NOT_TRUSTED;
-    enum store_rc rc;
+    time_t t;
     int i;
 
+    *ca_id = 0;
+    *until = ctx->now + 300;
     if ((sctx = X509_STORE_CTX_new()) == NULL
         || !X509_STORE_CTX_init(sctx, a->ra_store, ctx->rq.cert,
                                 ctx->req->extraCerts)) {
@@ -63,34 +103,59 @@ static enum cmp_reason mode_ra_trusted(struct srv_ctx *ctx)
                  X509_verify_cert_error_string(X509_STORE_CTX_get_error(sctx)));
         goto end;
     }
-    /* revoked? the issuing CA's records in this store tell */
     chain = X509_STORE_CTX_get0_chain(sctx);
-    issuer = sk_X509_num(chain) > 1 ? sk_X509_value(chain, 1)
-                                    : sk_X509_value(chain, 0);
+    for (i = 0; i < sk_X509_num(chain); i++) {
+        const ASN1_TIME *na = X509_get0_notAfter(sk_X509_value(chain, i));
+        struct tm tm;
+
+        if (ASN1_TIME_to_tm(na, &tm) && (t = timegm(&tm)) < *until)
+            *until = t;
+    }
+    issuer = sk_X509_value(chain, sk_X509_num(chain) > 1 ? 1 : 0);
     for (i = 0; i < sk_X509_num(a->ra_trust); i++)
         if (X509_cmp(sk_X509_value(a->ra_trust, i), issuer) == 0)
-            ca_id = a->ra_trust_ids[i];
-    if ((rc = srv_read_tx(ctx, &tx)) != STORE_OK) {
-        r = srv_store_reason(ctx, rc, "begin");
-        goto end;
+            *ca_id = a->ra_trust_ids[i];
+    r = CMP_R_OK;
+ end:
+    X509_STORE_CTX_free(sctx);
+    ERR_clear_error();
+    return r;
+}
+
+/* The RA certificate chains, now, to a CA trusted for RAs on the alias
+ * (validated once and remembered until the chain's first notAfter, five
+ * minutes at most), and is not revoked when that CA is one of ours (asked
+ * of the store every time). */
+static enum cmp_reason mode_ra_trusted(struct srv_ctx *ctx)
+{
+    const ASN1_INTEGER *sn = X509_get0_serialNumber(ctx->rq.cert);
+    struct store_cert *rec = NULL;
+    STORE_TX *tx = NULL;
+    int64_t ca_id = 0;
+    time_t until;
+    enum cmp_reason r;
+    enum store_rc rc;
+
+    if (!mode_ra_seen(ctx, &ca_id)) {
+        if ((r = mode_ra_path(ctx, &ca_id, &until)) != CMP_R_OK)
+            return r;
+        mode_ra_remember(ctx, until, ca_id);
     }
-    rc = ca_id != 0 && ASN1_STRING_type(sn) == V_ASN1_INTEGER
+    if (ca_id == 0)
+        return CMP_R_OK;
+    if ((rc = srv_read_tx(ctx, &tx)) != STORE_OK)
+        return srv_store_reason(ctx, rc, "begin");
+    rc = ASN1_STRING_type(sn) == V_ASN1_INTEGER
         ? store_cert_get_by_serial(tx, ca_id, ASN1_STRING_get0_data(sn),
                                    (size_t)ASN1_STRING_length(sn), &rec)
         : STORE_NOTFOUND;
-    if (rc != STORE_OK && rc != STORE_NOTFOUND) {
-        r = srv_store_reason(ctx, rc, "RA certificate lookup");
-        goto end;
-    }
-    if (rec != NULL && rec->status == STORE_CERT_REVOKED) {
-        srv_fail(ctx, r, "RA %s: certificate is revoked", ctx->rq.ra->name);
-        goto end;
-    }
-    r = CMP_R_OK;
- end:
+    if (rc != STORE_OK && rc != STORE_NOTFOUND)
+        return srv_store_reason(ctx, rc, "RA certificate lookup");
+    r = rec != NULL && rec->status == STORE_CERT_REVOKED
+        ? srv_fail(ctx, CMP_R_SIGNER_NOT_TRUSTED,
+                   "RA %s: certificate is revoked", ctx->rq.ra->name)
+        : CMP_R_OK;
     store_cert_free(rec);
-    X509_STORE_CTX_free(sctx);
-    ERR_clear_error();
     return r;
 }
 

@@ -313,6 +313,7 @@ int srv_alias_load(struct srv_alias *a, const struct conf *conf,
 
     memset(a, 0, sizeof(*a));
     pthread_mutex_init(&a->vt_lock, NULL);
+    pthread_mutex_init(&a->ra_lock, NULL);
     if ((a->name = strdup(sec->name)) == NULL)
         return 0;
     if (*sec->name == '\0')
@@ -469,5 +470,6 @@ void srv_alias_clear(struct srv_alias *a)
     GENERAL_NAME_free(a->rsp_nobody);
     srv_vendor_trust_free(a->vt);
     pthread_mutex_destroy(&a->vt_lock);
+    pthread_mutex_destroy(&a->ra_lock);
     memset(a, 0, sizeof(*a));
 }

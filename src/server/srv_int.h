@@ -89,6 +89,8 @@ struct srv_vendor_trust {
     size_t nanchors;
 };
 
+#define SRV_RA_SEEN 32              /* validated RA certificates remembered */
+
 struct srv_alias {
     char *name;
     const struct srv_mode *mode;
@@ -112,6 +114,15 @@ struct srv_alias {
     X509_STORE *ra_store;          /* ra mode: CAs trusted for RA certs */
     STACK_OF(X509) *ra_trust;      /* the same certificates */
     int64_t *ra_trust_ids;         /* their CA ids in the store */
+    pthread_mutex_t ra_lock;       /* guards ra_seen */
+    struct srv_ra_seen {           /* RA certificates whose path validated:
+                                    * SHA-256, until when the result holds
+                                    * (the chain's earliest notAfter, 5 min
+                                    * at most), the issuing CA's store id */
+        unsigned char sha256[32];
+        time_t until;
+        int64_t ca_id;
+    } ra_seen[SRV_RA_SEEN];
     X509 *rsp_cert;                /* protects responses (borrowed from ca) */
     const CA_SIGNER *rsp_signer;   /* its key */
     STACK_OF(X509) *rsp_chain;     /* rsp_cert, its chain to the root */
@@ -271,7 +282,8 @@ enum cmp_reason srv_txn_move(struct srv_ctx *ctx, STORE_TX *tx,
 enum store_rc srv_txn_move_tx(STORE_TX *tx, const struct store_cmp_txn *txn,
                               int from, int to);
 /* Deletes finished transactions last changed before now - retention, at
- * most once a minute per process. Returns the number deleted or -1. */
+ * most once a minute (or once per retention, if shorter) per process.
+ * Returns the number deleted or -1. */
 long srv_txn_purge(SERVER *srv, time_t now);
 
 /* --- srv_alias.c ---------------------------------------------------- */

@@ -146,7 +146,9 @@ long srv_txn_purge(SERVER *srv, time_t now)
     STORE_TX *tx = NULL;
     int64_t n = 0;
 
-    if (srv->txn_retention <= 0 || now - last < 60
+    /* at most once a minute (or per retention period, if shorter) */
+    if (srv->txn_retention <= 0
+        || now - last < (srv->txn_retention < 60 ? srv->txn_retention : 60)
         || !__atomic_compare_exchange_n(&srv->last_purge, &last, now, 0,
                                         __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
         return 0;

@@ -214,4 +214,18 @@ h=$(post w7b.der w7b.rsp)
 expect_error "nested on a 3gpp alias" "$h" 200 w7b.rsp badRequest
 is "server still serves after the nested refusals" "$(health)" 200
 check "audit chain intact" cli audit verify
+
+# ---- finished transactions are purged after the retention -------------------------
+newkey d12.key
+check "RA ir for dev-12 without certConf" raocmp ra1 -cmd ir -disable_confirm -newkey d12.key \
+    -subject /CN=dev-12 -certout dev12.pem
+txns() { sqlite3 "$T/cmpca.db" "SELECT count(*) FROM cmp_txn WHERE $1"; }
+f0=$(txns "state IN (1,2,3,4)"); w0=$(txns "state = 0")
+[ "$f0" -gt 0 ] && ok "finished transactions recorded ($f0)" || nok "finished transactions recorded"
+srv_stop s
+sed -i 's/^\[server\]$/[server]\ntxn_retention = 1s/' "$T/cmpca.conf"
+srv_start s || exit 1
+sleep 4
+is "finished transactions purged after txn_retention" "$(txns "state IN (1,2,3,4)")" 0
+is "transactions awaiting their certConf stay" "$(txns "state = 0")" "$w0"
 e2e_done
