@@ -3,6 +3,7 @@
  * checks for requests and small accessors.
  */
 #include "cmp/cmp_msg.h"
+#include "cmp/cmp_der.h"
 #include "util/x509_der.h"
 
 #include <openssl/err.h>
@@ -300,6 +301,7 @@ enum cmp_reason cmp_msg_decode(const unsigned char *der, size_t len,
     unsigned char *re = NULL;
     CMP_MSG *msg = NULL;
     enum cmp_reason r;
+    enum cmp_der_result walk;
     int relen;
 
     *out = NULL;
@@ -323,6 +325,10 @@ enum cmp_reason cmp_msg_decode(const unsigned char *der, size_t len,
         if ((size_t)(q - der) + (size_t)olen != len)
             return CMP_R_TRAILING_DATA;
     }
+    /* DER at every depth, also where the templates keep the received
+     * bytes (Names, certificates, CSRs, ANY values) */
+    if ((walk = cmp_der_check(der, len)) == CMP_DER_BER)
+        return CMP_R_NOT_CANONICAL;
     switch (cmp_msg_decode_cached(der, len, &lim, &msg)) {
     case -1:
         r = CMP_R_LIMIT_EXCEEDED;
@@ -343,6 +349,10 @@ enum cmp_reason cmp_msg_decode(const unsigned char *der, size_t len,
     relen = i2d_CMP_MSG(msg, &re);
     if (relen < 0 || (size_t)relen != len || memcmp(re, der, len) != 0) {
         r = CMP_R_NOT_CANONICAL;
+        goto err;
+    }
+    if (walk != CMP_DER_OK) {   /* e.g. no TLVs inside an ANY value */
+        r = CMP_R_NOT_DER;
         goto err;
     }
     if ((r = cmp_msg_check_limits(msg, &lim, 0)) != CMP_R_OK)

@@ -27,12 +27,14 @@ struct cmp_limits {
 #define CMP_TID_MAX 64
 
 /* Decodes |len| bytes at |der| into *out. Rejects input over the length
- * limit, undecodable input, trailing bytes, non-DER encodings (the message
- * must re-encode to the same bytes; OpenSSL keeps the received bytes of
- * Names, certificates and CSRs, so BER inside those passes - signatures are
- * still checked over exactly the bytes received), empty SIZE(1..MAX)
- * sequences and counts over the limits. Returns CMP_R_OK or the reason;
- * *out is NULL on failure. */
+ * limit, undecodable input, trailing bytes, non-DER encodings, empty
+ * SIZE(1..MAX) sequences and counts over the limits. DER is checked twice:
+ * every TLV at every depth by cmp_der_check (also inside Names,
+ * certificates, CSRs and ANY values, whose received bytes OpenSSL keeps),
+ * and the message must re-encode with the templates to the same bytes
+ * (DEFAULT values, forms under IMPLICIT tags); either failing gives
+ * CMP_R_NOT_CANONICAL. Returns CMP_R_OK or the reason; *out is NULL on
+ * failure. */
 enum cmp_reason cmp_msg_decode(const unsigned char *der, size_t len,
                                const struct cmp_limits *limits, CMP_MSG **out);
 
