@@ -197,6 +197,15 @@ int cmp_protect_is_mac(const CMP_MSG *msg)
     return nid == NID_id_PasswordBasedMAC || nid == NID_pbmac1;
 }
 
+/* The sender's directoryName if it has at least one RDN, else NULL. */
+static const X509_NAME *cmp_hdr_sender_dn(const CMP_HDR *hdr)
+{
+    if (hdr->sender != NULL && hdr->sender->type == GEN_DIRNAME
+        && X509_NAME_entry_count(hdr->sender->d.directoryName) > 0)
+        return hdr->sender->d.directoryName;
+    return NULL;
+}
+
 enum cmp_reason cmp_protect_find_signer(const CMP_MSG *msg, X509 **cert)
 {
     const CMP_HDR *hdr = msg->header;
@@ -238,6 +247,39 @@ enum cmp_reason cmp_protect_find_signer(const CMP_MSG *msg, X509 **cert)
             ? CMP_R_SENDER_KID_MISMATCH : CMP_R_NO_SIGNER_CERT;
     if (sender != NULL && X509_NAME_cmp(sender, X509_get_subject_name(found)) != 0)
         return CMP_R_SENDER_MISMATCH;
+    *cert = found;
+    return CMP_R_OK;
+}
+
+enum cmp_reason cmp_protect_find_request_signer(const CMP_MSG *msg,
+                                                X509 **cert)
+{
+    const CMP_HDR *hdr = msg->header;
+    const ASN1_OCTET_STRING *kid = hdr->senderKID;
+    const X509_NAME *sender = cmp_hdr_sender_dn(hdr);
+    X509 *found = NULL;
+    int i, named = 0;
+
+    *cert = NULL;
+    if (kid == NULL)
+        return CMP_R_NO_SENDER_KID;
+    for (i = 0; i < sk_X509_num(msg->extraCerts) && found == NULL; i++) {
+        X509 *c = sk_X509_value(msg->extraCerts, i);
+        const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(c);
+
+        if (ski != NULL && ASN1_OCTET_STRING_cmp(kid, ski) == 0)
+            found = c;
+        else if (sender != NULL
+                 && X509_NAME_cmp(sender, X509_get_subject_name(c)) == 0)
+            named = 1;
+    }
+    ERR_clear_error();
+    if (found == NULL)  /* the sender's certificate is there, its SKI is not */
+        return named ? CMP_R_SENDER_KID_MISMATCH : CMP_R_NO_SIGNER_CERT;
+    if (sender == NULL || X509_NAME_cmp(sender, X509_get_subject_name(found)) != 0) {
+        ERR_clear_error();
+        return CMP_R_SENDER_MISMATCH;
+    }
     *cert = found;
     return CMP_R_OK;
 }

@@ -59,8 +59,19 @@ int cmp_protect_is_mac(const CMP_MSG *msg);
 
 /* Finds the protecting certificate in extraCerts (any position) by
  * senderKID, else by sender name, and checks sender and senderKID against
- * it. On CMP_R_OK *cert is set (borrowed from |msg|). */
+ * it. On CMP_R_OK *cert is set (borrowed from |msg|). Lenient, for clients
+ * reading responses; requests go through cmp_protect_find_request_signer. */
 enum cmp_reason cmp_protect_find_signer(const CMP_MSG *msg, X509 **cert);
+
+/* The protecting certificate of a signature-protected request, as RFC 9483
+ * 3.1 requires it: senderKID present (CMP_R_NO_SENDER_KID), equal to the
+ * subjectKeyIdentifier of a certificate in extraCerts (any position; never
+ * matched by name: CMP_R_SENDER_KID_MISMATCH if a certificate with the
+ * sender's name is there, else CMP_R_NO_SIGNER_CERT), whose subject is the
+ * sender (CMP_R_SENDER_MISMATCH). All badMessageCheck. On CMP_R_OK *cert
+ * is set (borrowed from |msg|). */
+enum cmp_reason cmp_protect_find_request_signer(const CMP_MSG *msg,
+                                                X509 **cert);
 
 /* Verifies the signature protection of |msg| with the public key of
  * |cert|: protection present, algorithm allowed, signature correct.

@@ -998,6 +998,220 @@ static void test_header_checks_wire(void **state)
     CMP_MSG_free(msg);
 }
 
+/* ---- request checks of RFC 9483 3.1 (cmp_msg_check_request) ---- */
+
+/* Encodes and decodes |msg|, then runs cmp_msg_check_request. */
+static enum cmp_reason wire_check(const CMP_MSG *msg)
+{
+    CMP_MSG *out = NULL;
+    enum cmp_reason r = redecode(msg, NULL, &out);
+
+    if (r == CMP_R_OK)
+        r = cmp_msg_check_request(out, time(NULL), 0);
+    CMP_MSG_free(out);
+    return r;
+}
+
+static void set_nonce(ASN1_OCTET_STRING **os)
+{
+    static const unsigned char n[16] = { 1, 2, 3, 4, 5, 6, 7, 8, 9 };
+
+    if (*os == NULL)
+        *os = ASN1_OCTET_STRING_new();
+    assert_true(ASN1_OCTET_STRING_set(*os, n, sizeof(n)));
+}
+
+/* recipNonce in the first message of a transaction: badRecipientNonce. */
+static void test_recip_nonce_first(void **state)
+{
+    static const char *const first[] = {
+        "sigec_ir_req0_ir.der", "sigec_cr_req0_cr.der", "sigec_kur_req0_kur.der",
+        "sigec_p10cr_req0_p10cr.der", "sigec_rr_req0_rr.der",
+        "sigec_genm_req0_genm.der"
+    };
+    static const char *const later[] = {
+        "sigec_ir_req1_certConf.der", "sigec_poll_ir_req1_pollReq.der"
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(first) / sizeof(first[0]); i++) {
+        CMP_MSG *msg = vec_msg(first[i]);
+
+        assert_true(cmp_body_starts_transaction(msg->body->type));
+        assert_null(msg->header->recipNonce);
+        assert_int_equal(wire_check(msg), CMP_R_OK);
+        set_nonce(&msg->header->recipNonce);
+        if (wire_check(msg) != CMP_R_RECIP_NONCE_IN_FIRST)
+            fail_msg("%s with recipNonce: %s", first[i],
+                     cmp_reason_text(wire_check(msg)));
+        assert_int_equal(cmp_hdr_check_request_ex(msg->header, time(NULL), 0, 1),
+                         CMP_R_RECIP_NONCE_IN_FIRST);
+        /* the header-only entry point does not know the body */
+        assert_int_equal(cmp_hdr_check_request(msg->header, time(NULL), 0),
+                         CMP_R_OK);
+        CMP_MSG_free(msg);
+    }
+    expect_bit(CMP_R_RECIP_NONCE_IN_FIRST, CMP_FAIL_BAD_RECIPIENT_NONCE);
+    for (i = 0; i < sizeof(later) / sizeof(later[0]); i++) {
+        CMP_MSG *msg = vec_msg(later[i]);
+
+        assert_false(cmp_body_starts_transaction(msg->body->type));
+        assert_non_null(msg->header->recipNonce);
+        assert_int_equal(wire_check(msg), CMP_R_OK);
+        CMP_MSG_free(msg);
+    }
+    assert_false(cmp_body_starts_transaction(CMP_BODY_ERROR));
+    assert_false(cmp_body_starts_transaction(CMP_BODY_PKICONF));
+    assert_false(cmp_body_starts_transaction(CMP_BODY_NESTED));
+}
+
+/* Signature protection without senderKID: badMessageCheck; a MAC-protected
+ * message is not judged by this rule. */
+static void test_sender_kid_required(void **state)
+{
+    CMP_MSG *msg = vec_msg("sigec_ir_req0_ir.der");
+
+    ASN1_OCTET_STRING_free(msg->header->senderKID);
+    msg->header->senderKID = NULL;
+    assert_int_equal(wire_check(msg), CMP_R_NO_SENDER_KID);
+    assert_int_equal(cmp_hdr_check_request(msg->header, time(NULL), 0),
+                     CMP_R_NO_SENDER_KID);
+    expect_bit(CMP_R_NO_SENDER_KID, CMP_FAIL_BAD_MESSAGE_CHECK);
+    CMP_MSG_free(msg);
+    msg = vec_msg("pbm_ir_req0_ir.der");
+    ASN1_OCTET_STRING_free(msg->header->senderKID);
+    msg->header->senderKID = NULL;
+    assert_int_equal(wire_check(msg), CMP_R_OK);
+    CMP_MSG_free(msg);
+}
+
+/* Missing protection is found before any content check: an unprotected
+ * message with a wrong sender type, no transactionID and pvno 1. */
+static void test_protection_checked_first(void **state)
+{
+    CMP_MSG *msg = vec_msg("sigec_ir_req0_ir.der");
+    GENERAL_NAME *gn = GENERAL_NAME_new();
+    ASN1_IA5STRING *mail = ASN1_IA5STRING_new();
+    X509_ALGOR *alg;
+    ASN1_BIT_STRING *prot;
+
+    assert_true(ASN1_STRING_set(mail, "dev@example.net", -1));
+    GENERAL_NAME_set0_value(gn, GEN_EMAIL, mail);
+    GENERAL_NAME_free(msg->header->sender);
+    msg->header->sender = gn;
+    /* with protection: the header check finds the content errors */
+    assert_int_equal(wire_check(msg), CMP_R_BAD_SENDER);
+    ASN1_OCTET_STRING_free(msg->header->transactionID);
+    msg->header->transactionID = NULL;
+    assert_int_equal(wire_check(msg), CMP_R_NO_TRANSACTION_ID);
+    ASN1_INTEGER_set(msg->header->pvno, 1);
+    assert_int_equal(wire_check(msg), CMP_R_UNSUPPORTED_VERSION);
+    /* no protectionAlg (protection kept) */
+    alg = msg->header->protectionAlg;
+    msg->header->protectionAlg = NULL;
+    assert_int_equal(wire_check(msg), CMP_R_NO_PROTECTION_ALG);
+    /* no protection at all */
+    prot = msg->protection;
+    msg->protection = NULL;
+    assert_int_equal(wire_check(msg), CMP_R_UNPROTECTED);
+    /* protectionAlg without protection */
+    msg->header->protectionAlg = alg;
+    assert_int_equal(wire_check(msg), CMP_R_UNPROTECTED);
+    expect_bit(CMP_R_UNPROTECTED, CMP_FAIL_BAD_MESSAGE_CHECK);
+    expect_bit(CMP_R_NO_PROTECTION_ALG, CMP_FAIL_BAD_MESSAGE_CHECK);
+    msg->protection = prot;
+    CMP_MSG_free(msg);
+}
+
+/* Appends an ITAV of |nid| with |value| (taken over; NULL: no value). */
+static void add_itav(CMP_HDR *h, int nid, ASN1_TYPE *value)
+{
+    CMP_ITAV *itav = CMP_ITAV_new();
+
+    assert_non_null(itav);
+    ASN1_OBJECT_free(itav->infoType);
+    itav->infoType = OBJ_nid2obj(nid);
+    itav->infoValue = value;
+    if (h->generalInfo == NULL)
+        h->generalInfo = sk_CMP_ITAV_new_null();
+    assert_true(sk_CMP_ITAV_push(h->generalInfo, itav));
+}
+
+static ASN1_TYPE *type_null(void)
+{
+    ASN1_TYPE *t = ASN1_TYPE_new();
+
+    ASN1_TYPE_set(t, V_ASN1_NULL, NULL);
+    return t;
+}
+
+static ASN1_TYPE *type_int(long v)
+{
+    ASN1_TYPE *t = ASN1_TYPE_new();
+    ASN1_INTEGER *i = ASN1_INTEGER_new();
+
+    ASN1_INTEGER_set(i, v);
+    ASN1_TYPE_set(t, V_ASN1_INTEGER, i);
+    return t;
+}
+
+static ASN1_TYPE *type_time(void)
+{
+    ASN1_TYPE *t = ASN1_TYPE_new();
+
+    ASN1_TYPE_set(t, V_ASN1_GENERALIZEDTIME,
+                  ASN1_GENERALIZEDTIME_set(NULL, time(NULL) + 300));
+    return t;
+}
+
+/* generalInfo: implicitConfirm NULL, no confirmWaitTime in a request,
+ * never both; each badRequest. */
+static void test_general_info(void **state)
+{
+    struct {
+        const char *name;
+        int ic;             /* 0 none, 1 NULL, 2 INTEGER, 3 no value */
+        int cwt;
+        enum cmp_reason want;
+    } c[] = {
+        { "none", 0, 0, CMP_R_OK },
+        { "implicitConfirm NULL", 1, 0, CMP_R_OK },
+        { "implicitConfirm INTEGER", 2, 0, CMP_R_IMPLICIT_CONFIRM_VALUE },
+        { "implicitConfirm without value", 3, 0, CMP_R_IMPLICIT_CONFIRM_VALUE },
+        { "confirmWaitTime", 0, 1, CMP_R_CONFIRM_WAIT_IN_REQUEST },
+        { "both", 1, 1, CMP_R_IMPLICIT_AND_WAIT },
+        { "both, implicitConfirm INTEGER", 2, 1, CMP_R_IMPLICIT_AND_WAIT },
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+        CMP_MSG *msg = vec_msg("sigec_ir_req0_ir.der");
+        enum cmp_reason r;
+
+        sk_CMP_ITAV_pop_free(msg->header->generalInfo, CMP_ITAV_free);
+        msg->header->generalInfo = NULL;
+        if (c[i].ic > 0)
+            add_itav(msg->header, NID_id_it_implicitConfirm,
+                     c[i].ic == 1 ? type_null() : c[i].ic == 2 ? type_int(1)
+                     : NULL);
+        if (c[i].cwt)
+            add_itav(msg->header, NID_id_it_confirmWaitTime, type_time());
+        /* an unknown infoType is ignored */
+        add_itav(msg->header, NID_id_it_keyPairParamReq, NULL);
+        if ((r = wire_check(msg)) != c[i].want)
+            fail_msg("%s: got %s", c[i].name, cmp_reason_text(r));
+        assert_int_equal(cmp_hdr_check_request(msg->header, time(NULL), 0),
+                         c[i].want);
+        /* a response may carry confirmWaitTime alone */
+        assert_int_equal(cmp_hdr_check_general_info(msg->header, 0),
+                         c[i].want == CMP_R_CONFIRM_WAIT_IN_REQUEST
+                         ? CMP_R_OK : c[i].want);
+        if (c[i].want != CMP_R_OK)
+            expect_bit(c[i].want, CMP_FAIL_BAD_REQUEST);
+        CMP_MSG_free(msg);
+    }
+}
+
 /* ---- tampering ---- */
 
 /* Full check as a server would do it: decode, header, find signer, verify
@@ -1165,6 +1379,10 @@ int main(void)
         cmocka_unit_test(test_nested_very_deep),
         cmocka_unit_test(test_header_checks),
         cmocka_unit_test(test_header_checks_wire),
+        cmocka_unit_test(test_recip_nonce_first),
+        cmocka_unit_test(test_sender_kid_required),
+        cmocka_unit_test(test_protection_checked_first),
+        cmocka_unit_test(test_general_info),
         cmocka_unit_test(test_tamper_signature),
         cmocka_unit_test(test_tamper_mac),
         cmocka_unit_test(test_regressions),

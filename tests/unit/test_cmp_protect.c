@@ -77,8 +77,9 @@ static enum cmp_reason wire_verify(const CMP_MSG *msg)
     OPENSSL_free(der);
     if (r != CMP_R_OK)
         return r;
-    if ((r = cmp_hdr_check_request(in->header, time(NULL), 300)) == CMP_R_OK
-        && (r = cmp_protect_find_signer(in, &signer)) == CMP_R_OK)
+    /* what a server does with a request */
+    if ((r = cmp_msg_check_request(in, time(NULL), 300)) == CMP_R_OK
+        && (r = cmp_protect_find_request_signer(in, &signer)) == CMP_R_OK)
         r = cmp_protect_verify_sig(in, signer);
     CMP_MSG_free(in);
     return r;
@@ -346,7 +347,9 @@ static void test_unprotected(void **state)
         X509_ALGOR *a = msg->header->protectionAlg;
 
         msg->header->protectionAlg = NULL;
-        assert_int_equal(wire_verify(msg), CMP_R_UNPROTECTED);
+        assert_int_equal(wire_verify(msg), CMP_R_NO_PROTECTION_ALG);
+        assert_int_equal(cmp_reason_fail_bit(CMP_R_NO_PROTECTION_ALG),
+                         CMP_FAIL_BAD_MESSAGE_CHECK);
         msg->header->protectionAlg = a;
     }
     assert_int_equal(wire_verify(msg), CMP_R_OK);
@@ -397,11 +400,18 @@ static void test_sender_mismatch(void **state)
     assert_int_equal(wire_verify(msg), CMP_R_SENDER_MISMATCH);
     assert_int_equal(cmp_reason_fail_bit(CMP_R_SENDER_MISMATCH),
                      CMP_FAIL_BAD_MESSAGE_CHECK);
-    /* without senderKID the name alone selects: no cert has that subject */
+    /* without senderKID a request is refused; the lenient lookup of
+     * clients selects by the name alone: no cert has that subject */
     ASN1_OCTET_STRING_free(msg->header->senderKID);
     msg->header->senderKID = NULL;
     assert_true(cmp_protect_sign(msg, cmp_protect_sign_pkey_fn, ec_pki.dev_key));
-    assert_int_equal(wire_verify(msg), CMP_R_NO_SIGNER_CERT);
+    assert_int_equal(wire_verify(msg), CMP_R_NO_SENDER_KID);
+    {
+        X509 *found = NULL;
+
+        assert_int_equal(cmp_protect_find_signer(msg, &found),
+                         CMP_R_NO_SIGNER_CERT);
+    }
     CMP_MSG_free(msg);
 }
 
@@ -430,10 +440,12 @@ static void test_signer_absent(void **state)
     CMP_MSG_free(msg);
 }
 
-/* A cert without subjectKeyIdentifier is found by sender name. */
+/* A cert without subjectKeyIdentifier: the lenient lookup (clients) finds
+ * it by sender name; a request protected with it is refused, without
+ * senderKID and with one (a senderKID never matches a name). */
 static void test_signer_by_name(void **state)
 {
-    X509 *c = X509_dup(ec_pki.dev);
+    X509 *c = X509_dup(ec_pki.dev), *found = NULL;
     CMP_MSG *msg;
     int idx = X509_get_ext_by_NID(c, NID_subject_key_identifier, -1);
 
@@ -443,9 +455,67 @@ static void test_signer_by_name(void **state)
     msg = make_req(c, ec_pki.root);
     assert_null(msg->header->senderKID);
     assert_true(cmp_protect_sign(msg, cmp_protect_sign_pkey_fn, ec_pki.dev_key));
-    assert_int_equal(wire_verify(msg), CMP_R_OK);
+    assert_int_equal(cmp_protect_find_signer(msg, &found), CMP_R_OK);
+    assert_ptr_equal(found, sk_X509_value(msg->extraCerts, 0));
+    assert_int_equal(cmp_protect_verify_sig(msg, found), CMP_R_OK);
+    assert_int_equal(wire_verify(msg), CMP_R_NO_SENDER_KID);
+    assert_int_equal(cmp_reason_fail_bit(CMP_R_NO_SENDER_KID),
+                     CMP_FAIL_BAD_MESSAGE_CHECK);
+    assert_int_equal(cmp_protect_find_request_signer(msg, &found),
+                     CMP_R_NO_SENDER_KID);
+    assert_null(found);
+    /* a senderKID (the original SKI) does not select a cert without SKI */
+    msg->header->senderKID =
+        ASN1_OCTET_STRING_dup(X509_get0_subject_key_id(ec_pki.dev));
+    assert_true(cmp_protect_sign(msg, cmp_protect_sign_pkey_fn, ec_pki.dev_key));
+    assert_int_equal(wire_verify(msg), CMP_R_SENDER_KID_MISMATCH);
+    assert_int_equal(cmp_protect_find_signer(msg, &found), CMP_R_OK);
     CMP_MSG_free(msg);
     X509_free(c);
+}
+
+/* cmp_protect_find_request_signer case by case. */
+static void test_request_signer(void **state)
+{
+    CMP_MSG *msg = make_req(ec_pki.dev, ec_pki.root);
+    STACK_OF(X509) *sk;
+    static const unsigned char kid[20] = { 9, 9, 9 };
+    X509 *found = NULL;
+
+    assert_int_equal(cmp_protect_find_request_signer(msg, &found), CMP_R_OK);
+    assert_ptr_equal(found, sk_X509_value(msg->extraCerts, 0));
+    /* the signer last in extraCerts */
+    sk = cmp_testpki_stack(ec_pki.root, ec_pki.srv, ec_pki.dev, NULL);
+    assert_true(cmp_msg_set1_extracerts(msg, NULL, sk, NULL));
+    sk_X509_pop_free(sk, X509_free);
+    assert_int_equal(cmp_protect_find_request_signer(msg, &found), CMP_R_OK);
+    assert_ptr_equal(found, sk_X509_value(msg->extraCerts, 2));
+    /* senderKID of another certificate: its subject is not the sender */
+    ASN1_OCTET_STRING_free(msg->header->senderKID);
+    msg->header->senderKID =
+        ASN1_OCTET_STRING_dup(X509_get0_subject_key_id(ec_pki.srv));
+    assert_int_equal(cmp_protect_find_request_signer(msg, &found),
+                     CMP_R_SENDER_MISMATCH);
+    assert_null(found);
+    /* an unknown senderKID, the sender's certificate present */
+    assert_true(ASN1_OCTET_STRING_set(msg->header->senderKID, kid, sizeof(kid)));
+    assert_int_equal(cmp_protect_find_request_signer(msg, &found),
+                     CMP_R_SENDER_KID_MISMATCH);
+    /* ... and absent */
+    sk = cmp_testpki_stack(ec_pki.root, ec_pki.srv, NULL);
+    assert_true(cmp_msg_set1_extracerts(msg, NULL, sk, NULL));
+    sk_X509_pop_free(sk, X509_free);
+    assert_int_equal(cmp_protect_find_request_signer(msg, &found),
+                     CMP_R_NO_SIGNER_CERT);
+    /* an empty sender name never matches */
+    ASN1_OCTET_STRING_free(msg->header->senderKID);
+    msg->header->senderKID =
+        ASN1_OCTET_STRING_dup(X509_get0_subject_key_id(ec_pki.srv));
+    X509_NAME_free(msg->header->sender->d.directoryName);
+    msg->header->sender->d.directoryName = X509_NAME_new();
+    assert_int_equal(cmp_protect_find_request_signer(msg, &found),
+                     CMP_R_SENDER_MISMATCH);
+    CMP_MSG_free(msg);
 }
 
 /* ---- MAC ---- */
@@ -924,6 +994,7 @@ int main(void)
         cmocka_unit_test(test_sender_mismatch),
         cmocka_unit_test(test_signer_absent),
         cmocka_unit_test(test_signer_by_name),
+        cmocka_unit_test(test_request_signer),
         cmocka_unit_test(test_pbm_round_trip),
         cmocka_unit_test(test_pbm_params),
         cmocka_unit_test(test_mac_bits_left),
