@@ -274,25 +274,25 @@ int cmp_protect_sig_alg_key_type(const X509_ALGOR *alg)
     return pkey_nid;
 }
 
-/* ECDSA over the SHAKE digest of DER(|data|). */
-static int cmp_verify_ecdsa_shake(const ASN1_ITEM *it, const char *xof,
-                                  size_t mdlen, const ASN1_BIT_STRING *sig,
-                                  const void *data, EVP_PKEY *pkey)
+/* ECDSA over the SHAKE digest (|mdlen| octets) of |tbs|. */
+static int cmp_verify_ecdsa_shake(const char *xof, size_t mdlen,
+                                  const ASN1_BIT_STRING *sig,
+                                  const unsigned char *tbs, size_t len,
+                                  EVP_PKEY *pkey)
 {
-    unsigned char *der = NULL, md[64];
+    unsigned char md[64];
     EVP_MD_CTX *mctx = NULL;
     EVP_PKEY_CTX *pctx = NULL;
     EVP_MD *md_alg = NULL;
-    int len, ok = 0;
+    int ok = 0;
 
-    if (!EVP_PKEY_is_a(pkey, "EC")
+    if (!EVP_PKEY_is_a(pkey, "EC") || mdlen > sizeof(md)
         || ((sig->flags & ASN1_STRING_FLAG_BITS_LEFT) != 0
             && (sig->flags & 0x07) != 0)
-        || (len = ASN1_item_i2d((const ASN1_VALUE *)data, &der, it)) <= 0
         || (md_alg = EVP_MD_fetch(NULL, xof, NULL)) == NULL
         || (mctx = EVP_MD_CTX_new()) == NULL
         || !EVP_DigestInit_ex(mctx, md_alg, NULL)
-        || !EVP_DigestUpdate(mctx, der, (size_t)len)
+        || !EVP_DigestUpdate(mctx, tbs, len)
         || !EVP_DigestFinalXOF(mctx, md, mdlen)
         || (pctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL)) == NULL
         || EVP_PKEY_verify_init(pctx) <= 0)
@@ -300,7 +300,6 @@ static int cmp_verify_ecdsa_shake(const ASN1_ITEM *it, const char *xof,
     ok = EVP_PKEY_verify(pctx, ASN1_STRING_get0_data(sig),
                          (size_t)ASN1_STRING_length(sig), md, mdlen) == 1;
  end:
-    OPENSSL_free(der);
     EVP_MD_CTX_free(mctx);
     EVP_MD_free(md_alg);
     EVP_PKEY_CTX_free(pctx);
@@ -308,15 +307,34 @@ static int cmp_verify_ecdsa_shake(const ASN1_ITEM *it, const char *xof,
     return ok;
 }
 
-int cmp_protect_verify_item(const ASN1_ITEM *it, const X509_ALGOR *alg,
-                            const ASN1_BIT_STRING *sig, const void *data,
-                            EVP_PKEY *pkey)
+int cmp_protect_verify_shake_der(const X509_ALGOR *alg,
+                                 const ASN1_BIT_STRING *sig,
+                                 const unsigned char *tbs, size_t len,
+                                 EVP_PKEY *pkey)
 {
     const char *xof;
     size_t mdlen = 0;
 
-    if ((xof = cmp_ecdsa_shake(alg, &mdlen)) != NULL)
-        return cmp_verify_ecdsa_shake(it, xof, mdlen, sig, data, pkey);
+    if ((xof = cmp_ecdsa_shake(alg, &mdlen)) == NULL)
+        return -1;
+    return cmp_verify_ecdsa_shake(xof, mdlen, sig, tbs, len, pkey);
+}
+
+int cmp_protect_verify_item(const ASN1_ITEM *it, const X509_ALGOR *alg,
+                            const ASN1_BIT_STRING *sig, const void *data,
+                            EVP_PKEY *pkey)
+{
+    unsigned char *der = NULL;
+    size_t mdlen = 0;
+    int len, ok;
+
+    if (cmp_ecdsa_shake(alg, &mdlen) != NULL) {
+        if ((len = ASN1_item_i2d((const ASN1_VALUE *)data, &der, it)) <= 0)
+            return 0;
+        ok = cmp_protect_verify_shake_der(alg, sig, der, (size_t)len, pkey);
+        OPENSSL_free(der);
+        return ok == 1;
+    }
     if (ASN1_item_verify_ex(it, (X509_ALGOR *)alg, (ASN1_BIT_STRING *)sig,
                             (void *)data, NULL, pkey, NULL, NULL) <= 0) {
         ERR_clear_error();

@@ -72,6 +72,14 @@ int cmp_protect_verify_item(const ASN1_ITEM *it, const X509_ALGOR *alg,
                             const ASN1_BIT_STRING *sig, const void *data,
                             EVP_PKEY *pkey);
 
+/* For ECDSA with SHAKE128/SHAKE256 (which ASN1_item_verify does not know):
+ * verifies |sig| over the |len| bytes at |tbs| with |pkey|. Returns 1 if
+ * it verifies, 0 if not, -1 if |alg| is not ECDSA with SHAKE. */
+int cmp_protect_verify_shake_der(const X509_ALGOR *alg,
+                                 const ASN1_BIT_STRING *sig,
+                                 const unsigned char *tbs, size_t len,
+                                 EVP_PKEY *pkey);
+
 /* Returns 1 if |msg| is MAC-protected (PasswordBasedMac or PBMAC1). */
 int cmp_protect_is_mac(const CMP_MSG *msg);
 
