@@ -6,9 +6,30 @@
 #include "cmp/cmp_crmf.h"
 
 #include "cmp/cmp_protect.h"
+#include "cmp/cmp_spki.h"
 
 #include <openssl/err.h>
 #include <openssl/objects.h>
+
+int cmp_sig_alg_fits_key(const X509_ALGOR *alg, const EVP_PKEY *pkey)
+{
+    int key_nid = cmp_protect_sig_alg_key_type(alg);
+
+    switch (EVP_PKEY_get_base_id(pkey)) {
+    case EVP_PKEY_RSA:          /* PKCS#1 v1.5 and PSS */
+        return key_nid == NID_rsaEncryption || key_nid == NID_rsassaPss;
+    case EVP_PKEY_RSA_PSS:
+        return key_nid == NID_rsassaPss;
+    case EVP_PKEY_EC:
+        return key_nid == NID_X9_62_id_ecPublicKey;
+    case EVP_PKEY_ED25519:
+        return key_nid == NID_ED25519;
+    case EVP_PKEY_ED448:
+        return key_nid == NID_ED448;
+    default:
+        return 0;
+    }
+}
 
 enum cmp_reason cmp_crmf_verify_popo(const CMP_CERTREQMSG *msg, EVP_PKEY *pkey)
 {
@@ -22,14 +43,78 @@ enum cmp_reason cmp_crmf_verify_popo(const CMP_CERTREQMSG *msg, EVP_PKEY *pkey)
     if (sk->poposkInput != NULL)
         return CMP_R_BAD_POP;
     if (cmp_protect_check_sig_alg(sk->algorithmIdentifier) != CMP_R_OK)
+        return CMP_R_BAD_POP_ALG;
+    if (!cmp_sig_alg_fits_key(sk->algorithmIdentifier, pkey))
+        return CMP_R_POP_ALG_KEY_MISMATCH;
+    if (!cmp_protect_verify_item(ASN1_ITEM_rptr(CMP_CERTREQUEST),
+                                 sk->algorithmIdentifier, sk->signature,
+                                 msg->certReq, pkey))
         return CMP_R_BAD_POP;
-    if (ASN1_item_verify_ex(ASN1_ITEM_rptr(CMP_CERTREQUEST),
-                            sk->algorithmIdentifier, sk->signature,
-                            msg->certReq, NULL, pkey, NULL, NULL) <= 0) {
-        ERR_clear_error();
-        return CMP_R_BAD_POP;
-    }
     return CMP_R_OK;
+}
+
+/* The DER of the CertificationRequestInfo of |csr| as received. */
+static int cmp_p10_tbs(const X509_REQ *csr, unsigned char **der,
+                       const unsigned char **tbs, size_t *tbs_len)
+{
+    const unsigned char *p;
+    long olen;
+    int len, tag, xclass;
+
+    *der = NULL;
+    if ((len = i2d_X509_REQ(csr, der)) <= 0)
+        return 0;
+    p = *der;
+    if (ASN1_get_object(&p, &olen, &tag, &xclass, len) != V_ASN1_CONSTRUCTED)
+        return 0;
+    *tbs = p;
+    if (ASN1_get_object(&p, &olen, &tag, &xclass, (long)(*der + len - p))
+        != V_ASN1_CONSTRUCTED)
+        return 0;
+    *tbs_len = (size_t)(p + olen - *tbs);
+    return 1;
+}
+
+enum cmp_reason cmp_p10_verify_pop(X509_REQ *csr, EVP_PKEY **pkey)
+{
+    const X509_ALGOR *alg = NULL, *kalg = NULL;
+    const ASN1_BIT_STRING *sig = NULL;
+    X509_PUBKEY *xpk;
+    unsigned char *der = NULL;
+    const unsigned char *tbs = NULL;
+    size_t tbs_len = 0;
+    enum cmp_reason r;
+    int ok;
+
+    *pkey = NULL;
+    r = CMP_R_BAD_PUBLIC_KEY;
+    if ((xpk = X509_REQ_get_X509_PUBKEY(csr)) == NULL
+        || !X509_PUBKEY_get0_param(NULL, NULL, NULL, (X509_ALGOR **)&kalg, xpk))
+        goto end;
+    if ((r = cmp_spki_check_alg(kalg)) != CMP_R_OK)
+        goto end;
+    if ((*pkey = X509_REQ_get0_pubkey(csr)) == NULL) {
+        r = CMP_R_BAD_PUBLIC_KEY;
+        goto end;
+    }
+    X509_REQ_get0_signature(csr, &sig, &alg);
+    if (cmp_protect_check_sig_alg(alg) != CMP_R_OK) {
+        r = CMP_R_BAD_POP_ALG;
+    } else if (!cmp_sig_alg_fits_key(alg, *pkey)) {
+        r = CMP_R_POP_ALG_KEY_MISMATCH;
+    } else if ((ok = cmp_p10_tbs(csr, &der, &tbs, &tbs_len)
+                ? cmp_protect_verify_shake_der(alg, sig, tbs, tbs_len, *pkey)
+                : 0) == 0) {
+        r = CMP_R_BAD_POP;
+    } else if (ok < 0 && X509_REQ_verify(csr, *pkey) <= 0) {
+        r = CMP_R_BAD_POP;  /* not SHAKE: libcrypto's own verification */
+    }
+ end:
+    if (r != CMP_R_OK)
+        *pkey = NULL;
+    OPENSSL_free(der);
+    ERR_clear_error();
+    return r;
 }
 
 OSSL_CRMF_CERTID *cmp_crmf_get1_old_cert_id(const CMP_CERTREQMSG *msg,

@@ -10,12 +10,30 @@
 #include "cmp/cmp_reason.h"
 
 #include <openssl/crmf.h>
+#include <openssl/x509.h>
 
 /* Verifies the proof of possession of |msg| with the requested key |pkey|:
- * only POPOSigningKey over DER(certReq) (RFC 4211 4.1, no poposkInput) with
- * an allowed signature algorithm is accepted. raVerified, missing POPO and
- * the encipherment/agreement forms give CMP_R_BAD_POP. */
+ * only POPOSigningKey over DER(certReq) (RFC 4211 4.1, no poposkInput) is
+ * accepted. raVerified, missing POPO, the encipherment/agreement forms and
+ * a signature that does not verify give CMP_R_BAD_POP; a signature
+ * algorithm cmp_protect_check_sig_alg refuses CMP_R_BAD_POP_ALG (badAlg);
+ * an allowed algorithm for another key type than |pkey|'s (ECDSA for an RSA
+ * key, PKCS#1 v1.5 for an RSASSA-PSS key, ...) CMP_R_POP_ALG_KEY_MISMATCH
+ * (badPOP). */
 enum cmp_reason cmp_crmf_verify_popo(const CMP_CERTREQMSG *msg, EVP_PKEY *pkey);
+
+/* Returns 1 if signature algorithm |alg| is one for keys of |pkey|'s type
+ * (RSA keys: PKCS#1 v1.5 or PSS; RSASSA-PSS keys: PSS; EC: ECDSA; Ed25519,
+ * Ed448: themselves), else 0. */
+int cmp_sig_alg_fits_key(const X509_ALGOR *alg, const EVP_PKEY *pkey);
+
+/* The checks of a p10cr's CSR, in this order: the key algorithm
+ * (cmp_spki_check_alg: CMP_R_BAD_KEY_ALG), the key imports
+ * (CMP_R_BAD_PUBLIC_KEY), the CSR signature algorithm is allowed
+ * (CMP_R_BAD_POP_ALG), fits the key (CMP_R_POP_ALG_KEY_MISMATCH) and the
+ * self-signature verifies (CMP_R_BAD_POP). On CMP_R_OK *pkey is the CSR's
+ * key (borrowed from |csr|), else NULL. */
+enum cmp_reason cmp_p10_verify_pop(X509_REQ *csr, EVP_PKEY **pkey);
 
 /* Returns the oldCertID control of |msg| (a new object), NULL if absent or
  * malformed; *malformed is set to 1 in the latter case. */

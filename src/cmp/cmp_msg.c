@@ -3,6 +3,7 @@
  * checks for requests and small accessors.
  */
 #include "cmp/cmp_msg.h"
+#include "cmp/cmp_der.h"
 #include "util/x509_der.h"
 
 #include <openssl/err.h>
@@ -417,6 +418,7 @@ enum cmp_reason cmp_msg_decode(const unsigned char *der, size_t len,
     unsigned char *re = NULL;
     CMP_MSG *msg = NULL;
     enum cmp_reason r;
+    enum cmp_der_result walk;
     int relen;
 
     *out = NULL;
@@ -440,6 +442,10 @@ enum cmp_reason cmp_msg_decode(const unsigned char *der, size_t len,
         if ((size_t)(q - der) + (size_t)olen != len)
             return CMP_R_TRAILING_DATA;
     }
+    /* DER at every depth, also where the templates keep the received
+     * bytes (Names, certificates, CSRs, ANY values) */
+    if ((walk = cmp_der_check(der, len)) == CMP_DER_BER)
+        return CMP_R_NOT_CANONICAL;
     switch (cmp_msg_decode_cached(der, len, &lim, 0, &msg)) {
     case -1:
         r = CMP_R_LIMIT_EXCEEDED;
@@ -460,6 +466,10 @@ enum cmp_reason cmp_msg_decode(const unsigned char *der, size_t len,
     relen = i2d_CMP_MSG(msg, &re);
     if (relen < 0 || (size_t)relen != len || memcmp(re, der, len) != 0) {
         r = CMP_R_NOT_CANONICAL;
+        goto err;
+    }
+    if (walk != CMP_DER_OK) {   /* e.g. no TLVs inside an ANY value */
+        r = CMP_R_NOT_DER;
         goto err;
     }
     if ((r = cmp_msg_check_limits(msg, &lim, 0)) != CMP_R_OK)
@@ -504,8 +514,62 @@ const X509_NAME *cmp_hdr_get0_sender_name(const CMP_HDR *hdr)
     return hdr->sender->d.directoryName;
 }
 
-enum cmp_reason cmp_hdr_check_request(const CMP_HDR *hdr, time_t now,
-                                      long tolerance)
+int cmp_body_starts_transaction(int type)
+{
+    switch (type) {
+    case CMP_BODY_IR: case CMP_BODY_CR: case CMP_BODY_KUR:
+    case CMP_BODY_P10CR: case CMP_BODY_RR: case CMP_BODY_GENM:
+    case CMP_BODY_KRR: case CMP_BODY_CCR:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* 1 if |hdr| names a protection algorithm that is not a MAC. */
+static int cmp_hdr_is_signature(const CMP_HDR *hdr)
+{
+    int nid;
+
+    if (hdr->protectionAlg == NULL)
+        return 0;
+    nid = OBJ_obj2nid(hdr->protectionAlg->algorithm);
+    return nid != NID_id_PasswordBasedMAC && nid != NID_pbmac1
+        && nid != NID_id_DHBasedMac;
+}
+
+enum cmp_reason cmp_hdr_check_general_info(const CMP_HDR *hdr, int request)
+{
+    int i, implicit = 0, bad_implicit = 0, wait = 0;
+
+    for (i = 0; i < sk_CMP_ITAV_num(hdr->generalInfo); i++) {
+        const CMP_ITAV *itav = sk_CMP_ITAV_value(hdr->generalInfo, i);
+
+        switch (OBJ_obj2nid(itav->infoType)) {
+        case NID_id_it_implicitConfirm:
+            implicit = 1;
+            /* ImplicitConfirmValue ::= NULL (RFC 9810 5.1.1.1) */
+            if (itav->infoValue == NULL || itav->infoValue->type != V_ASN1_NULL)
+                bad_implicit = 1;
+            break;
+        case NID_id_it_confirmWaitTime:
+            wait = 1;
+            break;
+        default:
+            break;
+        }
+    }
+    if (implicit && wait)
+        return CMP_R_IMPLICIT_AND_WAIT;
+    if (bad_implicit)
+        return CMP_R_IMPLICIT_CONFIRM_VALUE;
+    if (wait && request)
+        return CMP_R_CONFIRM_WAIT_IN_REQUEST;
+    return CMP_R_OK;
+}
+
+enum cmp_reason cmp_hdr_check_request_ex(const CMP_HDR *hdr, time_t now,
+                                         long tolerance, int first)
 {
     int pvno = cmp_hdr_get_pvno(hdr);
     int len;
@@ -525,6 +589,9 @@ enum cmp_reason cmp_hdr_check_request(const CMP_HDR *hdr, time_t now,
     if (hdr->recipNonce != NULL
         && ASN1_STRING_length(hdr->recipNonce) > CMP_NONCE_MAX)
         return CMP_R_BAD_RECIP_NONCE;
+    /* RFC 9483 3.1: recipNonce is absent in the first message */
+    if (first && hdr->recipNonce != NULL)
+        return CMP_R_RECIP_NONCE_IN_FIRST;
     if (hdr->sender->type != GEN_DIRNAME)
         return CMP_R_BAD_SENDER;
     if (tolerance > 0 && hdr->messageTime != NULL) {
@@ -539,7 +606,32 @@ enum cmp_reason cmp_hdr_check_request(const CMP_HDR *hdr, time_t now,
         if (diff > tolerance || diff < -tolerance)
             return CMP_R_BAD_TIME;
     }
-    return CMP_R_OK;
+    /* RFC 9483 3.1: signature protection names its key by senderKID */
+    if (cmp_hdr_is_signature(hdr) && hdr->senderKID == NULL)
+        return CMP_R_NO_SENDER_KID;
+    return cmp_hdr_check_general_info(hdr, 1);
+}
+
+enum cmp_reason cmp_hdr_check_request(const CMP_HDR *hdr, time_t now,
+                                      long tolerance)
+{
+    return cmp_hdr_check_request_ex(hdr, now, tolerance, 0);
+}
+
+enum cmp_reason cmp_msg_check_request(const CMP_MSG *msg, time_t now,
+                                      long tolerance)
+{
+    const CMP_HDR *hdr = msg->header;
+
+    /* protection first: nothing of an unprotected message is judged */
+    if (msg->protection == NULL)
+        return CMP_R_UNPROTECTED;
+    if (hdr->protectionAlg == NULL)
+        return CMP_R_NO_PROTECTION_ALG;
+    if (cmp_hdr_is_signature(hdr) && hdr->senderKID == NULL)
+        return CMP_R_NO_SENDER_KID;
+    return cmp_hdr_check_request_ex(hdr, now, tolerance,
+                                    cmp_body_starts_transaction(msg->body->type));
 }
 
 int cmp_hdr_has_implicit_confirm(const CMP_HDR *hdr)

@@ -27,24 +27,56 @@ struct cmp_limits {
 #define CMP_TID_MAX 64
 
 /* Decodes |len| bytes at |der| into *out. Rejects input over the length
- * limit, undecodable input, trailing bytes, non-DER encodings (the message
- * must re-encode to the same bytes; OpenSSL keeps the received bytes of
- * Names, certificates and CSRs, so BER inside those passes - signatures are
- * still checked over exactly the bytes received), empty SIZE(1..MAX)
- * sequences and counts over the limits. Returns CMP_R_OK or the reason;
- * *out is NULL on failure. */
+ * limit, undecodable input, trailing bytes, non-DER encodings, empty
+ * SIZE(1..MAX) sequences and counts over the limits. DER is checked twice:
+ * every TLV at every depth by cmp_der_check (also inside Names,
+ * certificates, CSRs and ANY values, whose received bytes OpenSSL keeps),
+ * and the message must re-encode with the templates to the same bytes
+ * (DEFAULT values, forms under IMPLICIT tags); either failing gives
+ * CMP_R_NOT_CANONICAL. Returns CMP_R_OK or the reason; *out is NULL on
+ * failure. */
 enum cmp_reason cmp_msg_decode(const unsigned char *der, size_t len,
                                const struct cmp_limits *limits, CMP_MSG **out);
 
 /* DER-encodes |msg| into a new OPENSSL_malloc'ed buffer. Returns 1 or 0. */
 int cmp_msg_encode(const CMP_MSG *msg, unsigned char **der, size_t *len);
 
+/* Checks a request before anything else of it is looked at, in this
+ * order (RFC 9483 3.1, 3.5): protection present (CMP_R_UNPROTECTED) with
+ * header.protectionAlg (CMP_R_NO_PROTECTION_ALG) and, for signature
+ * protection, senderKID (CMP_R_NO_SENDER_KID) - all badMessageCheck, so a
+ * message without protection is refused as such whatever else is wrong
+ * with it; then cmp_hdr_check_request_ex with |first| taken from the body
+ * type (cmp_body_starts_transaction). Returns CMP_R_OK or the reason. */
+enum cmp_reason cmp_msg_check_request(const CMP_MSG *msg, time_t now,
+                                      long tolerance);
+
 /* Checks the header of a request: pvno 2 or 3, transactionID present and of
- * sane length, senderNonce 16..64 octets, sender a directoryName and, if
- * |tolerance| > 0 and messageTime is present, messageTime within |tolerance|
- * seconds of |now|. Returns CMP_R_OK or the reason. */
+ * sane length, senderNonce 16..64 octets, recipNonce at most 64 octets and,
+ * if |first| (the message opens a transaction), absent
+ * (CMP_R_RECIP_NONCE_IN_FIRST, badRecipientNonce), sender a directoryName,
+ * if |tolerance| > 0 and messageTime is present, messageTime within
+ * |tolerance| seconds of |now|, senderKID present when protectionAlg is a
+ * signature algorithm, and generalInfo as cmp_hdr_check_general_info(hdr, 1)
+ * checks it. Returns CMP_R_OK or the reason. */
+enum cmp_reason cmp_hdr_check_request_ex(const CMP_HDR *hdr, time_t now,
+                                         long tolerance, int first);
+
+/* cmp_hdr_check_request_ex with |first| 0 (kept for existing callers). */
 enum cmp_reason cmp_hdr_check_request(const CMP_HDR *hdr, time_t now,
                                       long tolerance);
+
+/* Checks generalInfo: implicitConfirm must carry the value NULL
+ * (CMP_R_IMPLICIT_CONFIRM_VALUE), implicitConfirm and confirmWaitTime
+ * together are refused (CMP_R_IMPLICIT_AND_WAIT) and, if |request|,
+ * confirmWaitTime is refused (CMP_R_CONFIRM_WAIT_IN_REQUEST); all
+ * badRequest. Other infoTypes are ignored. Returns CMP_R_OK or the reason. */
+enum cmp_reason cmp_hdr_check_general_info(const CMP_HDR *hdr, int request);
+
+/* Returns 1 if a message of body |type| opens a transaction (ir, cr, kur,
+ * p10cr, rr, genm, and the unserved krr and ccr), 0 if it continues one
+ * (certConf, pollReq, error, pkiConf, ...) or is a response or nested. */
+int cmp_body_starts_transaction(int type);
 
 /* Returns the body type name ("ir", "certConf", ...), never NULL. */
 const char *cmp_body_type_name(int type);

@@ -14,6 +14,7 @@
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <limits.h>
+#include <stdint.h>
 #include <string.h>
 
 #define CMP_SALT_LEN 16
@@ -141,13 +142,61 @@ int cmp_protect_sign_pkey_fn(void *arg, const ASN1_ITEM *it, X509_ALGOR *alg1,
     return ok;
 }
 
-/* Checks the hash inside RSASSA-PSS parameters. */
+/* RFC 8692 signature algorithms (RFC 9481 3.1, 3.2), unknown to OpenSSL
+ * 3.0's object table: the DER content octets of their OIDs. */
+static const unsigned char cmp_oid_pss_shake128[] =     /* 1.3.6.1.5.5.7.6.30 */
+    { 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x06, 0x1e };
+static const unsigned char cmp_oid_pss_shake256[] =     /* ... .31 */
+    { 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x06, 0x1f };
+static const unsigned char cmp_oid_ecdsa_shake128[] =   /* ... .32 */
+    { 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x06, 0x20 };
+static const unsigned char cmp_oid_ecdsa_shake256[] =   /* ... .33 */
+    { 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x06, 0x21 };
+
+static int cmp_oid_is(const ASN1_OBJECT *obj, const unsigned char *der,
+                      size_t len)
+{
+    return obj != NULL && (size_t)OBJ_length(obj) == len
+        && memcmp(OBJ_get0_data(obj), der, len) == 0;
+}
+
+/* For ECDSA with SHAKE128/SHAKE256: the XOF name and output length (32 or
+ * 64 octets, RFC 8692 4), else NULL. */
+static const char *cmp_ecdsa_shake(const X509_ALGOR *alg, size_t *outlen)
+{
+    if (cmp_oid_is(alg->algorithm, cmp_oid_ecdsa_shake128,
+                   sizeof(cmp_oid_ecdsa_shake128))) {
+        *outlen = 32;
+        return "SHAKE128";
+    }
+    if (cmp_oid_is(alg->algorithm, cmp_oid_ecdsa_shake256,
+                   sizeof(cmp_oid_ecdsa_shake256))) {
+        *outlen = 64;
+        return "SHAKE256";
+    }
+    return NULL;
+}
+
+/* 1 if |a| is one of SHA-256/384/512 (parameters absent or NULL). */
+static int cmp_pss_hash_ok(const X509_ALGOR *a, int *nid)
+{
+    *nid = a != NULL ? OBJ_obj2nid(a->algorithm) : NID_undef;
+    if (*nid != NID_sha256 && *nid != NID_sha384 && *nid != NID_sha512)
+        return 0;
+    return a->parameter == NULL || a->parameter->type == V_ASN1_NULL;
+}
+
+/* RSASSA-PSS parameters as RFC 9481 3.1 allows them: present, hash
+ * SHA-256/384/512 (the default is SHA-1), MGF1 with that same hash,
+ * trailerField 1. The salt length is checked by the verification. */
 static enum cmp_reason cmp_check_pss(const X509_ALGOR *alg)
 {
     const ASN1_OBJECT *obj;
     const void *pval = NULL;
-    int ptype, nid;
+    int ptype, nid, mgf_nid;
     RSA_PSS_PARAMS *pss;
+    X509_ALGOR *mgf_md = NULL;
+    int64_t trailer;
     enum cmp_reason r = CMP_R_BAD_ALG;
 
     X509_ALGOR_get0(&obj, &ptype, &pval, alg);
@@ -155,12 +204,22 @@ static enum cmp_reason cmp_check_pss(const X509_ALGOR *alg)
         return CMP_R_BAD_ALG;
     pss = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(RSA_PSS_PARAMS),
                                     alg->parameter);
-    if (pss == NULL || pss->hashAlgorithm == NULL) /* default is SHA-1 */
+    if (pss == NULL || !cmp_pss_hash_ok(pss->hashAlgorithm, &nid))
         goto end;
-    nid = OBJ_obj2nid(pss->hashAlgorithm->algorithm);
-    if (nid == NID_sha256 || nid == NID_sha384 || nid == NID_sha512)
-        r = CMP_R_OK;
+    if (pss->maskGenAlgorithm == NULL  /* default MGF1 with SHA-1 */
+        || OBJ_obj2nid(pss->maskGenAlgorithm->algorithm) != NID_mgf1
+        || pss->maskGenAlgorithm->parameter == NULL
+        || pss->maskGenAlgorithm->parameter->type != V_ASN1_SEQUENCE
+        || (mgf_md = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(X509_ALGOR),
+                                   pss->maskGenAlgorithm->parameter)) == NULL
+        || !cmp_pss_hash_ok(mgf_md, &mgf_nid) || mgf_nid != nid)
+        goto end;
+    if (pss->trailerField != NULL
+        && (!ASN1_INTEGER_get_int64(&trailer, pss->trailerField) || trailer != 1))
+        goto end;
+    r = CMP_R_OK;
  end:
+    X509_ALGOR_free(mgf_md);
     RSA_PSS_PARAMS_free(pss);
     ERR_clear_error();
     return r;
@@ -168,12 +227,16 @@ static enum cmp_reason cmp_check_pss(const X509_ALGOR *alg)
 
 enum cmp_reason cmp_protect_check_sig_alg(const X509_ALGOR *alg)
 {
+    size_t n;
+
     if (alg == NULL)
         return CMP_R_UNPROTECTED;
     switch (OBJ_obj2nid(alg->algorithm)) {
+    case NID_sha224WithRSAEncryption:
     case NID_sha256WithRSAEncryption:
     case NID_sha384WithRSAEncryption:
     case NID_sha512WithRSAEncryption:
+    case NID_ecdsa_with_SHA224:
     case NID_ecdsa_with_SHA256:
     case NID_ecdsa_with_SHA384:
     case NID_ecdsa_with_SHA512:
@@ -183,8 +246,101 @@ enum cmp_reason cmp_protect_check_sig_alg(const X509_ALGOR *alg)
     case NID_rsassaPss:
         return cmp_check_pss(alg);
     default:
+        /* ECDSA with SHAKE: parameters absent (RFC 8692 4). RSASSA-PSS
+         * with SHAKE needs SHAKE as mask generation function, which
+         * libcrypto 3.0 does not offer: refused like any unknown OID. */
+        if (cmp_ecdsa_shake(alg, &n) != NULL)
+            return alg->parameter == NULL ? CMP_R_OK : CMP_R_BAD_ALG;
         return CMP_R_BAD_ALG;
     }
+}
+
+int cmp_protect_sig_alg_key_type(const X509_ALGOR *alg)
+{
+    int md_nid, pkey_nid;
+    size_t n;
+
+    if (alg == NULL)
+        return NID_undef;
+    if (cmp_ecdsa_shake(alg, &n) != NULL)
+        return NID_X9_62_id_ecPublicKey;
+    if (cmp_oid_is(alg->algorithm, cmp_oid_pss_shake128,
+                   sizeof(cmp_oid_pss_shake128))
+        || cmp_oid_is(alg->algorithm, cmp_oid_pss_shake256,
+                      sizeof(cmp_oid_pss_shake256)))
+        return NID_rsassaPss;
+    if (!OBJ_find_sigid_algs(OBJ_obj2nid(alg->algorithm), &md_nid, &pkey_nid))
+        return NID_undef;
+    return pkey_nid;
+}
+
+/* ECDSA over the SHAKE digest (|mdlen| octets) of |tbs|. */
+static int cmp_verify_ecdsa_shake(const char *xof, size_t mdlen,
+                                  const ASN1_BIT_STRING *sig,
+                                  const unsigned char *tbs, size_t len,
+                                  EVP_PKEY *pkey)
+{
+    unsigned char md[64];
+    EVP_MD_CTX *mctx = NULL;
+    EVP_PKEY_CTX *pctx = NULL;
+    EVP_MD *md_alg = NULL;
+    int ok = 0;
+
+    if (!EVP_PKEY_is_a(pkey, "EC") || mdlen > sizeof(md)
+        || ((sig->flags & ASN1_STRING_FLAG_BITS_LEFT) != 0
+            && (sig->flags & 0x07) != 0)
+        || (md_alg = EVP_MD_fetch(NULL, xof, NULL)) == NULL
+        || (mctx = EVP_MD_CTX_new()) == NULL
+        || !EVP_DigestInit_ex(mctx, md_alg, NULL)
+        || !EVP_DigestUpdate(mctx, tbs, len)
+        || !EVP_DigestFinalXOF(mctx, md, mdlen)
+        || (pctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL)) == NULL
+        || EVP_PKEY_verify_init(pctx) <= 0)
+        goto end;
+    ok = EVP_PKEY_verify(pctx, ASN1_STRING_get0_data(sig),
+                         (size_t)ASN1_STRING_length(sig), md, mdlen) == 1;
+ end:
+    EVP_MD_CTX_free(mctx);
+    EVP_MD_free(md_alg);
+    EVP_PKEY_CTX_free(pctx);
+    ERR_clear_error();
+    return ok;
+}
+
+int cmp_protect_verify_shake_der(const X509_ALGOR *alg,
+                                 const ASN1_BIT_STRING *sig,
+                                 const unsigned char *tbs, size_t len,
+                                 EVP_PKEY *pkey)
+{
+    const char *xof;
+    size_t mdlen = 0;
+
+    if ((xof = cmp_ecdsa_shake(alg, &mdlen)) == NULL)
+        return -1;
+    return cmp_verify_ecdsa_shake(xof, mdlen, sig, tbs, len, pkey);
+}
+
+int cmp_protect_verify_item(const ASN1_ITEM *it, const X509_ALGOR *alg,
+                            const ASN1_BIT_STRING *sig, const void *data,
+                            EVP_PKEY *pkey)
+{
+    unsigned char *der = NULL;
+    size_t mdlen = 0;
+    int len, ok;
+
+    if (cmp_ecdsa_shake(alg, &mdlen) != NULL) {
+        if ((len = ASN1_item_i2d((const ASN1_VALUE *)data, &der, it)) <= 0)
+            return 0;
+        ok = cmp_protect_verify_shake_der(alg, sig, der, (size_t)len, pkey);
+        OPENSSL_free(der);
+        return ok == 1;
+    }
+    if (ASN1_item_verify_ex(it, (X509_ALGOR *)alg, (ASN1_BIT_STRING *)sig,
+                            (void *)data, NULL, pkey, NULL, NULL) <= 0) {
+        ERR_clear_error();
+        return 0;
+    }
+    return 1;
 }
 
 int cmp_protect_is_mac(const CMP_MSG *msg)
@@ -195,6 +351,15 @@ int cmp_protect_is_mac(const CMP_MSG *msg)
         return 0;
     nid = OBJ_obj2nid(msg->header->protectionAlg->algorithm);
     return nid == NID_id_PasswordBasedMAC || nid == NID_pbmac1;
+}
+
+/* The sender's directoryName if it has at least one RDN, else NULL. */
+static const X509_NAME *cmp_hdr_sender_dn(const CMP_HDR *hdr)
+{
+    if (hdr->sender != NULL && hdr->sender->type == GEN_DIRNAME
+        && X509_NAME_entry_count(hdr->sender->d.directoryName) > 0)
+        return hdr->sender->d.directoryName;
+    return NULL;
 }
 
 enum cmp_reason cmp_protect_find_signer(const CMP_MSG *msg, X509 **cert)
@@ -242,6 +407,39 @@ enum cmp_reason cmp_protect_find_signer(const CMP_MSG *msg, X509 **cert)
     return CMP_R_OK;
 }
 
+enum cmp_reason cmp_protect_find_request_signer(const CMP_MSG *msg,
+                                                X509 **cert)
+{
+    const CMP_HDR *hdr = msg->header;
+    const ASN1_OCTET_STRING *kid = hdr->senderKID;
+    const X509_NAME *sender = cmp_hdr_sender_dn(hdr);
+    X509 *found = NULL;
+    int i, named = 0;
+
+    *cert = NULL;
+    if (kid == NULL)
+        return CMP_R_NO_SENDER_KID;
+    for (i = 0; i < sk_X509_num(msg->extraCerts) && found == NULL; i++) {
+        X509 *c = sk_X509_value(msg->extraCerts, i);
+        const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(c);
+
+        if (ski != NULL && ASN1_OCTET_STRING_cmp(kid, ski) == 0)
+            found = c;
+        else if (sender != NULL
+                 && X509_NAME_cmp(sender, X509_get_subject_name(c)) == 0)
+            named = 1;
+    }
+    ERR_clear_error();
+    if (found == NULL)  /* the sender's certificate is there, its SKI is not */
+        return named ? CMP_R_SENDER_KID_MISMATCH : CMP_R_NO_SIGNER_CERT;
+    if (sender == NULL || X509_NAME_cmp(sender, X509_get_subject_name(found)) != 0) {
+        ERR_clear_error();
+        return CMP_R_SENDER_MISMATCH;
+    }
+    *cert = found;
+    return CMP_R_OK;
+}
+
 enum cmp_reason cmp_protect_verify_sig(const CMP_MSG *msg, X509 *cert)
 {
     CMP_PROTPART pp;
@@ -258,12 +456,10 @@ enum cmp_reason cmp_protect_verify_sig(const CMP_MSG *msg, X509 *cert)
     }
     pp.header = msg->header;
     pp.body = msg->body;
-    if (ASN1_item_verify_ex(ASN1_ITEM_rptr(CMP_PROTPART),
-                            msg->header->protectionAlg, msg->protection, &pp,
-                            NULL, pkey, NULL, NULL) <= 0) {
-        ERR_clear_error();
+    if (!cmp_protect_verify_item(ASN1_ITEM_rptr(CMP_PROTPART),
+                                 msg->header->protectionAlg, msg->protection,
+                                 &pp, pkey))
         return CMP_R_BAD_SIGNATURE;
-    }
     return CMP_R_OK;
 }
 

@@ -49,18 +49,55 @@ int cmp_protect_sign_pkey_fn(void *arg, const ASN1_ITEM *it, X509_ALGOR *alg1,
                              X509_ALGOR *alg2, ASN1_BIT_STRING *sig,
                              const void *data);
 
-/* Returns CMP_R_OK if |alg| is an allowed signature algorithm (RSA PKCS#1
- * v1.5 or PSS with SHA-256/384/512, ECDSA with SHA-256/384/512, Ed25519,
- * Ed448), CMP_R_BAD_ALG otherwise (SHA-1, MD5, DSA, unknown). */
+/* Returns CMP_R_OK if |alg| is an allowed signature algorithm of RFC 9481
+ * that libcrypto 3.0 can verify: RSA PKCS#1 v1.5 with SHA-224/256/384/512,
+ * RSASSA-PSS with SHA-256/384/512 (parameters present, MGF1 with the same
+ * hash, trailerField 1), ECDSA with SHA-224/256/384/512 and with
+ * SHAKE128/SHAKE256 (RFC 8692, parameters absent), Ed25519, Ed448.
+ * CMP_R_BAD_ALG otherwise: SHA-1, MD5, DSA, RSASSA-PSS with SHAKE128/256
+ * (its mask generation function is SHAKE, which libcrypto 3.0's PSS does
+ * not offer), unknown OIDs. CMP_R_UNPROTECTED if |alg| is NULL. */
 enum cmp_reason cmp_protect_check_sig_alg(const X509_ALGOR *alg);
+
+/* Returns the NID of the key type signature algorithm |alg| is for
+ * (NID_rsaEncryption, NID_rsassaPss, NID_X9_62_id_ecPublicKey,
+ * NID_ED25519, NID_ED448, ...), NID_undef if unknown. */
+int cmp_protect_sig_alg_key_type(const X509_ALGOR *alg);
+
+/* Verifies signature |sig| with algorithm |alg| over DER(|data|) of type
+ * |it| with |pkey|, like ASN1_item_verify_ex, and also for ECDSA with
+ * SHAKE128/SHAKE256 (SHAKE digest of 32/64 octets, then ECDSA). Does not
+ * check that |alg| is allowed. Returns 1 if it verifies, else 0. */
+int cmp_protect_verify_item(const ASN1_ITEM *it, const X509_ALGOR *alg,
+                            const ASN1_BIT_STRING *sig, const void *data,
+                            EVP_PKEY *pkey);
+
+/* For ECDSA with SHAKE128/SHAKE256 (which ASN1_item_verify does not know):
+ * verifies |sig| over the |len| bytes at |tbs| with |pkey|. Returns 1 if
+ * it verifies, 0 if not, -1 if |alg| is not ECDSA with SHAKE. */
+int cmp_protect_verify_shake_der(const X509_ALGOR *alg,
+                                 const ASN1_BIT_STRING *sig,
+                                 const unsigned char *tbs, size_t len,
+                                 EVP_PKEY *pkey);
 
 /* Returns 1 if |msg| is MAC-protected (PasswordBasedMac or PBMAC1). */
 int cmp_protect_is_mac(const CMP_MSG *msg);
 
 /* Finds the protecting certificate in extraCerts (any position) by
  * senderKID, else by sender name, and checks sender and senderKID against
- * it. On CMP_R_OK *cert is set (borrowed from |msg|). */
+ * it. On CMP_R_OK *cert is set (borrowed from |msg|). Lenient, for clients
+ * reading responses; requests go through cmp_protect_find_request_signer. */
 enum cmp_reason cmp_protect_find_signer(const CMP_MSG *msg, X509 **cert);
+
+/* The protecting certificate of a signature-protected request, as RFC 9483
+ * 3.1 requires it: senderKID present (CMP_R_NO_SENDER_KID), equal to the
+ * subjectKeyIdentifier of a certificate in extraCerts (any position; never
+ * matched by name: CMP_R_SENDER_KID_MISMATCH if a certificate with the
+ * sender's name is there, else CMP_R_NO_SIGNER_CERT), whose subject is the
+ * sender (CMP_R_SENDER_MISMATCH). All badMessageCheck. On CMP_R_OK *cert
+ * is set (borrowed from |msg|). */
+enum cmp_reason cmp_protect_find_request_signer(const CMP_MSG *msg,
+                                                X509 **cert);
 
 /* Verifies the signature protection of |msg| with the public key of
  * |cert|: protection present, algorithm allowed, signature correct.

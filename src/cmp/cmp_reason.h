@@ -43,8 +43,14 @@ enum cmp_reason {
     CMP_R_BAD_RECIP_NONCE,       /* recipNonce does not answer our nonce */
     CMP_R_BAD_TIME,              /* messageTime outside the tolerance */
     CMP_R_BAD_SENDER,            /* sender is not a directoryName */
+    CMP_R_RECIP_NONCE_IN_FIRST,  /* recipNonce in a transaction's first message */
+    CMP_R_IMPLICIT_CONFIRM_VALUE, /* generalInfo implicitConfirm not NULL */
+    CMP_R_CONFIRM_WAIT_IN_REQUEST, /* generalInfo confirmWaitTime in a request */
+    CMP_R_IMPLICIT_AND_WAIT,     /* implicitConfirm and confirmWaitTime together */
     /* protection */
     CMP_R_UNPROTECTED,
+    CMP_R_NO_PROTECTION_ALG,     /* protection without header.protectionAlg */
+    CMP_R_NO_SENDER_KID,         /* signature protection without senderKID */
     CMP_R_BAD_ALG,               /* algorithm not allowed */
     CMP_R_BAD_SIGNATURE,
     CMP_R_NO_SIGNER_CERT,        /* protecting cert not found in extraCerts */
@@ -66,6 +72,10 @@ enum cmp_reason {
     CMP_R_BAD_CERT_TEMPLATE,     /* subject/extension/key not acceptable */
     CMP_R_KEY_REUSE,             /* kur with the old key */
     CMP_R_BAD_POP,
+    CMP_R_BAD_KEY_ALG,           /* requested key's algorithm or curve not supported */
+    CMP_R_BAD_PUBLIC_KEY,        /* requested key malformed or not on its curve */
+    CMP_R_BAD_POP_ALG,           /* POP signature algorithm not supported */
+    CMP_R_POP_ALG_KEY_MISMATCH,  /* POP algorithm is not one for the key's type */
     CMP_R_BAD_CERT_ID,           /* unknown cert, wrong certHash */
     CMP_R_CERT_REVOKED,
     CMP_R_WRONG_AUTHORITY,

@@ -139,3 +139,50 @@ int cmp_spki_get1(const CMP_RAWSPKI *spki, EVP_PKEY **pkey, X509_PUBKEY **xpk)
     }
     return 1;
 }
+
+enum cmp_reason cmp_spki_check_alg(const X509_ALGOR *alg)
+{
+    const ASN1_OBJECT *obj;
+    const void *pval = NULL;
+    int ptype;
+
+    if (alg == NULL)
+        return CMP_R_BAD_KEY_ALG;
+    X509_ALGOR_get0(&obj, &ptype, &pval, alg);
+    switch (OBJ_obj2nid(obj)) {
+    case NID_rsaEncryption:
+        return ptype == V_ASN1_NULL || ptype == V_ASN1_UNDEF
+            ? CMP_R_OK : CMP_R_BAD_KEY_ALG;
+    case NID_X9_62_id_ecPublicKey:
+        if (ptype != V_ASN1_OBJECT)
+            return CMP_R_BAD_KEY_ALG;   /* explicit or implicit curve */
+        switch (OBJ_obj2nid(pval)) {
+        case NID_X9_62_prime256v1:
+        case NID_secp384r1:
+        case NID_secp521r1:
+            return CMP_R_OK;
+        default:
+            return CMP_R_BAD_KEY_ALG;
+        }
+    case NID_ED25519:
+    case NID_ED448:
+        return ptype == V_ASN1_UNDEF ? CMP_R_OK : CMP_R_BAD_KEY_ALG;
+    default:
+        return CMP_R_BAD_KEY_ALG;
+    }
+}
+
+enum cmp_reason cmp_spki_get1_checked(const CMP_RAWSPKI *spki, EVP_PKEY **pkey,
+                                      X509_PUBKEY **xpk)
+{
+    enum cmp_reason r;
+
+    *pkey = NULL;
+    if (xpk != NULL)
+        *xpk = NULL;
+    if (spki == NULL)
+        return CMP_R_BAD_PUBLIC_KEY;
+    if ((r = cmp_spki_check_alg(spki->algorithm)) != CMP_R_OK)
+        return r;
+    return cmp_spki_get1(spki, pkey, xpk) ? CMP_R_OK : CMP_R_BAD_PUBLIC_KEY;
+}

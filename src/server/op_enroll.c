@@ -58,10 +58,12 @@ static enum cmp_reason srv_certreq_crmf(struct srv_ctx *ctx,
     }
     cr->cert_req_id = 0;
     t = crm->certReq->certTemplate;
-    if (t->publicKey == NULL
-        || !cmp_spki_get1(t->publicKey, &cr->pkey_owned, &cr->xpk_owned))
+    if (t->publicKey == NULL)
         return srv_reject(ctx, CMP_R_BAD_CERT_TEMPLATE,
-                          "certTemplate has no usable public key");
+                          "certTemplate has no public key");
+    if ((r = cmp_spki_get1_checked(t->publicKey, &cr->pkey_owned,
+                                   &cr->xpk_owned)) != CMP_R_OK)
+        return srv_reject(ctx, r, NULL);
     cr->pubkey = cr->pkey_owned;
     cr->spki = cr->xpk_owned;
     cr->subject = t->subject;
@@ -75,16 +77,14 @@ static enum cmp_reason srv_certreq_crmf(struct srv_ctx *ctx,
 
 /* Reads a PKCS#10 request; its self-signature is the POP. */
 static enum cmp_reason srv_certreq_p10(struct srv_ctx *ctx, X509_REQ *csr,
-                                      struct srv_certreq *cr)
+                                       struct srv_certreq *cr)
 {
+    enum cmp_reason r;
+
     cr->cert_req_id = -1;
-    if ((cr->pubkey = X509_REQ_get0_pubkey(csr)) == NULL) {
+    if ((r = cmp_p10_verify_pop(csr, &cr->pubkey)) != CMP_R_OK) {
         ERR_clear_error();
-        return srv_reject(ctx, CMP_R_BAD_CERT_TEMPLATE, "CSR has no usable key");
-    }
-    if (X509_REQ_verify(csr, cr->pubkey) <= 0) {
-        ERR_clear_error();
-        return srv_reject(ctx, CMP_R_BAD_POP, "CSR signature does not verify");
+        return srv_reject(ctx, r, NULL);
     }
     cr->spki = X509_REQ_get_X509_PUBKEY(csr);
     cr->subject = X509_REQ_get_subject_name(csr);

@@ -27,7 +27,7 @@ enum cmp_reason srv_auth_signature(struct srv_ctx *ctx)
     if (cmp_protect_is_mac(req))
         return srv_fail(ctx, CMP_R_MAC_NOT_ALLOWED, "alias %s (%s mode)",
                         ctx->alias->name, ctx->mode->name);
-    if ((r = cmp_protect_find_signer(req, &rq->cert)) != CMP_R_OK)
+    if ((r = cmp_protect_find_request_signer(req, &rq->cert)) != CMP_R_OK)
         return srv_fail(ctx, r, NULL);
     if ((r = cmp_protect_verify_sig(req, rq->cert)) != CMP_R_OK)
         return srv_fail(ctx, r, NULL);

@@ -259,7 +259,7 @@ static int srv_handle_msg(struct srv_ctx *ctx, const CMP_MSG *msg,
         type = cmp_body_type_name(msg->body->type);
         ctx->op = srv_op_of(msg->body->type);
         cmp_hex(msg->header->transactionID, tid, sizeof(tid));
-        ctx->reason = cmp_hdr_check_request(msg->header, ctx->now,
+        ctx->reason = cmp_msg_check_request(msg, ctx->now,
                                             ctx->alias->time_tolerance);
         if (ctx->reason == CMP_R_OK)
             ctx->reason = srv_dispatch(ctx, &out);

@@ -1,6 +1,6 @@
 /*
  * libFuzzer target: arbitrary bytes through cmp_msg_decode, the request
- * header check, the signer lookup and signature verification, and an error
+ * checks, both signer lookups and signature verification, and an error
  * response built (unprotected) and encoded for whatever decoded.
  */
 #include "cmp/cmp_build.h"
@@ -22,6 +22,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     r = cmp_msg_decode(data, size, NULL, &msg);
     if (r == CMP_R_OK) {
         r = cmp_hdr_check_request(msg->header, 1700000000, 300);
+        (void)cmp_msg_check_request(msg, 1700000000, 300);
+        (void)cmp_hdr_check_general_info(msg->header, 0);
+        if (cmp_protect_find_request_signer(msg, &signer) == CMP_R_OK)
+            (void)cmp_protect_verify_sig(msg, signer);
+        signer = NULL;
         (void)cmp_hdr_get_pvno(msg->header);
         (void)cmp_hdr_has_implicit_confirm(msg->header);
         (void)cmp_protect_is_mac(msg);

@@ -1,8 +1,9 @@
 /*
  * cmpcraft: builds CMP requests the openssl CLI cannot, for e2e negative
- * tests: mutates a saved request (header fields, POPO, protection digest,
- * MAC protection, flipped bytes) and re-signs it, or builds a certConf for
- * a saved ip/cp/kup. Uses cmpca's own ASN.1 and CMP layer.
+ * tests: mutates a saved request (header fields, generalInfo, POPO,
+ * protection digest, MAC protection, flipped bytes) and re-signs it, or
+ * builds a certConf for a saved ip/cp/kup. Uses cmpca's own ASN.1 and CMP
+ * layer.
  */
 #include "asn1/cmp_asn1.h"
 #include "util/pkey_md.h"
@@ -39,12 +40,27 @@ static void usage(void)
 "  --sender-nonce-len N  random senderNonce of N octets\n"
 "  --new-tid             random transactionID\n"
 "  --tid HEX             set the transactionID\n"
-"  --recip-nonce-random  random recipNonce\n"
+"  --recip-nonce-random  random recipNonce (in an ir/cr/kur/p10cr/rr/genm:\n"
+"                        a recipNonce in the first message of a transaction)\n"
+"  --recip-nonce HEX     set the recipNonce\n"
+"  --drop-kid            remove senderKID (after --signer; the message is\n"
+"                        still signature-protected)\n"
+"  --implicit-confirm null|int|novalue  add generalInfo implicitConfirm with\n"
+"                        the value NULL, an INTEGER 1, or no value\n"
+"  --confirm-wait-time SEC  add generalInfo confirmWaitTime = now + SEC\n"
+"                        (both options together: both in one generalInfo)\n"
 "  --time-offset SEC     messageTime = now + SEC\n"
 "  --md NAME             protection digest (e.g. SHA1), default per key\n"
 "  --popo bad|raverified|none  change the POPO of the first CertReqMsg\n"
+"  --popo-md MD --newkey KEY  re-sign that POPO with the requested key KEY\n"
+"                        and digest MD (e.g. SHA1: a POP algorithm refused)\n"
 "  --bad-hash            certConf: flip a bit of certHash\n"
 "  --cert-req-id N       certConf: certReqId (default from the response)\n"
+"  --fail-info BIT       certConf: statusInfo carrying failInfo BIT (a number\n"
+"                        or a name such as badRequest); the status stays\n"
+"                        accepted unless --reject\n"
+"  --reuse-req-nonce     certConf: senderNonce = the request's senderNonce\n"
+"                        (instead of a fresh one)\n"
 "  --mac SECRET          protect with PasswordBasedMac instead (no --key)\n"
 "  --flip-byte N         flip one byte at offset N of the output (N<0: from end)\n"
 "  --error-msg           certconf: send an error message (client gives up)\n"
@@ -139,15 +155,25 @@ static int sign_md_fn(void *arg, const ASN1_ITEM *it, X509_ALGOR *alg1,
 /* Options shared by both commands. */
 struct opts {
     const char *in, *out, *key, *ip, *req, *md, *popo, *mac, *signer, *chain,
-        *server, *path, *newkey, *capubsout, *trusted, *genm_oid, *tid, *sender_from;
+        *server, *path, *newkey, *capubsout, *trusted, *genm_oid, *tid, *sender_from,
+        *recip_nonce, *implicit_confirm, *popo_md;
     int pvno, drop_nonce, nonce_len, new_tid, recip_random, has_time;
     int bad_hash, reject, empty, no_resign, keep_nonce, two_reqs, unprotect,
-        error_msg, signer_last, kid_random;
-    long time_offset, flip, cert_req_id, crm_id;
-    int has_flip, has_crid, has_crm_id;
+        error_msg, signer_last, kid_random, drop_kid, reuse_req_nonce;
+    long time_offset, flip, cert_req_id, crm_id, confirm_wait;
+    int has_flip, has_crid, has_crm_id, has_confirm_wait, fail_info;
 };
 
-static int apply_popo(CMP_MSG *msg, const char *how)
+static int apply_popo(CMP_MSG *msg, const char *how, const struct opts *o);
+
+/* Re-signs the POPO of the first CertReqMsg with |o->newkey| (the
+ * requested key) and digest |o->popo_md|. */
+static int apply_popo_md(CMP_MSG *msg, const struct opts *o)
+{
+    return apply_popo(msg, "resign", o);
+}
+
+static int apply_popo(CMP_MSG *msg, const char *how, const struct opts *o)
 {
     OSSL_CRMF_MSGS *msgs = NULL;
     OSSL_CRMF_MSG *crm, *copy = NULL;
@@ -170,6 +196,15 @@ static int apply_popo(CMP_MSG *msg, const char *how)
     } else if (strcmp(how, "none") == 0) {
         ok = OSSL_CRMF_MSG_create_popo(OSSL_CRMF_POPO_NONE, crm, NULL, NULL,
                                        NULL, NULL);
+    } else if (strcmp(how, "resign") == 0) {
+        EVP_PKEY *nk = o->newkey != NULL ? load_key(o->newkey) : NULL;
+        EVP_MD *md = EVP_MD_fetch(NULL, o->popo_md, NULL);
+
+        ok = nk != NULL && md != NULL
+            && OSSL_CRMF_MSG_create_popo(OSSL_CRMF_POPO_SIGNATURE, crm, nk, md,
+                                         NULL, NULL);
+        EVP_MD_free(md);
+        EVP_PKEY_free(nk);
     } else if (strcmp(how, "bad") == 0) {
         /* The POPOSigningKey is the last field of the CertReqMsg (no
          * regInfo from the openssl client): flip the last signature byte. */
@@ -238,6 +273,66 @@ static int apply_signer(CMP_MSG *msg, const char *cert, const char *chain)
     return ok;
 }
 
+/* Appends to generalInfo an ITAV of |nid| with |value| (taken over). */
+static int add_general_info(CMP_HDR *h, int nid, ASN1_TYPE *value)
+{
+    CMP_ITAV *itav = CMP_ITAV_new();
+
+    if (itav == NULL) {
+        ASN1_TYPE_free(value);
+        return 0;
+    }
+    ASN1_OBJECT_free(itav->infoType);
+    itav->infoType = OBJ_nid2obj(nid);
+    itav->infoValue = value;
+    if ((h->generalInfo == NULL && (h->generalInfo = sk_CMP_ITAV_new_null()) == NULL)
+        || !sk_CMP_ITAV_push(h->generalInfo, itav)) {
+        CMP_ITAV_free(itav);
+        return 0;
+    }
+    return 1;
+}
+
+/* generalInfo from --implicit-confirm and --confirm-wait-time. */
+static int apply_general_info(CMP_HDR *h, const struct opts *o)
+{
+    ASN1_TYPE *t = NULL;
+
+    if (o->implicit_confirm != NULL) {
+        if (strcmp(o->implicit_confirm, "null") == 0) {
+            if ((t = ASN1_TYPE_new()) == NULL)
+                return 0;
+            ASN1_TYPE_set(t, V_ASN1_NULL, NULL);
+        } else if (strcmp(o->implicit_confirm, "int") == 0) {
+            ASN1_INTEGER *i = ASN1_INTEGER_new();
+
+            if (i == NULL || !ASN1_INTEGER_set(i, 1) || (t = ASN1_TYPE_new()) == NULL) {
+                ASN1_INTEGER_free(i);
+                return 0;
+            }
+            ASN1_TYPE_set(t, V_ASN1_INTEGER, i);
+        } else if (strcmp(o->implicit_confirm, "novalue") != 0) {
+            fprintf(stderr, "cmpcraft: --implicit-confirm null|int|novalue\n");
+            return 0;
+        }
+        if (!add_general_info(h, NID_id_it_implicitConfirm, t))
+            return 0;
+    }
+    if (o->has_confirm_wait) {
+        ASN1_GENERALIZEDTIME *gt =
+            ASN1_GENERALIZEDTIME_set(NULL, time(NULL) + o->confirm_wait);
+
+        if (gt == NULL || (t = ASN1_TYPE_new()) == NULL) {
+            ASN1_GENERALIZEDTIME_free(gt);
+            return 0;
+        }
+        ASN1_TYPE_set(t, V_ASN1_GENERALIZEDTIME, gt);
+        if (!add_general_info(h, NID_id_it_confirmWaitTime, t))
+            return 0;
+    }
+    return 1;
+}
+
 static X509 *load_cert(const char *path);
 
 static int apply_opts(CMP_MSG *msg, const struct opts *o)
@@ -291,6 +386,24 @@ static int apply_opts(CMP_MSG *msg, const struct opts *o)
     }
     if (o->recip_random && !set_random(&h->recipNonce, 16))
         return 0;
+    if (o->recip_nonce != NULL) {
+        long blen = 0;
+        unsigned char *b = OPENSSL_hexstr2buf(o->recip_nonce, &blen);
+
+        if (b == NULL || (h->recipNonce == NULL
+                          && (h->recipNonce = ASN1_OCTET_STRING_new()) == NULL)
+            || !ASN1_OCTET_STRING_set(h->recipNonce, b, (int)blen)) {
+            OPENSSL_free(b);
+            return 0;
+        }
+        OPENSSL_free(b);
+    }
+    if (o->drop_kid) {
+        ASN1_OCTET_STRING_free(h->senderKID);
+        h->senderKID = NULL;
+    }
+    if (!apply_general_info(h, o))
+        return 0;
     if (o->has_time || !o->no_resign) {
         ASN1_GENERALIZEDTIME *t =
             ASN1_GENERALIZEDTIME_set(NULL, time(NULL) + o->time_offset);
@@ -300,7 +413,9 @@ static int apply_opts(CMP_MSG *msg, const struct opts *o)
         ASN1_GENERALIZEDTIME_free(h->messageTime);
         h->messageTime = t;
     }
-    if (o->popo != NULL && !apply_popo(msg, o->popo))
+    if (o->popo != NULL && !apply_popo(msg, o->popo, o))
+        return 0;
+    if (o->popo_md != NULL && !apply_popo_md(msg, o))
         return 0;
     if (o->genm_oid != NULL) {
         CMP_ITAV *itav;
@@ -472,10 +587,18 @@ static CMP_MSG *build_certconf(const CMP_MSG *req, const CMP_MSG *rsp,
         || !ASN1_OCTET_STRING_set(st->certHash, hash, (int)hlen)
         || !ASN1_INTEGER_set_int64(st->certReqId, crid))
         goto err;
-    if (o->reject) {
+    if (o->reject || o->fail_info >= 0) {
         CMP_PKISI *si = CMP_PKISI_new();
 
-        if (si == NULL || !ASN1_INTEGER_set(si->status, CMP_STATUS_REJECTION)) {
+        if (si == NULL
+            || !ASN1_INTEGER_set(si->status, o->reject ? CMP_STATUS_REJECTION
+                                                       : CMP_STATUS_ACCEPTED)) {
+            CMP_PKISI_free(si);
+            goto err;
+        }
+        if (o->fail_info >= 0
+            && ((si->failInfo = ASN1_BIT_STRING_new()) == NULL
+                || !ASN1_BIT_STRING_set_bit(si->failInfo, o->fail_info, 1))) {
             CMP_PKISI_free(si);
             goto err;
         }
@@ -627,6 +750,21 @@ static int ossl_ir(const struct opts *o)
     return ok ? 0 : 1;
 }
 
+/* A failInfo bit by number (0..26) or name ("badRequest"); -1 if neither. */
+static int parse_fail_bit(const char *v)
+{
+    char *end;
+    long n = strtol(v, &end, 10);
+    int b;
+
+    if (*v != '\0' && *end == '\0')
+        return n >= 0 && n <= CMP_FAIL_MAX ? (int)n : -1;
+    for (b = 0; b <= CMP_FAIL_MAX; b++)
+        if (strcmp(v, cmp_fail_bit_name(b)) == 0)
+            return b;
+    return -1;
+}
+
 int main(int argc, char **argv)
 {
     struct opts o;
@@ -637,6 +775,7 @@ int main(int argc, char **argv)
     memset(&o, 0, sizeof(o));
     o.pvno = -1;
     o.nonce_len = -1;
+    o.fail_info = -1;
     if (argc < 2) {
         usage();
         return 2;
@@ -664,6 +803,18 @@ int main(int argc, char **argv)
         else if (ARG("--genm-oid")) o.genm_oid = v;
         else if (ARG("--tid")) o.tid = v;
         else if (ARG("--sender-from")) o.sender_from = v;
+        else if (ARG("--recip-nonce")) o.recip_nonce = v;
+        else if (ARG("--popo-md")) o.popo_md = v;
+        else if (ARG("--implicit-confirm")) o.implicit_confirm = v;
+        else if (ARG("--confirm-wait-time")) { o.confirm_wait = atol(v); o.has_confirm_wait = 1; }
+        else if (ARG("--fail-info")) {
+            if ((o.fail_info = parse_fail_bit(v)) < 0) {
+                fprintf(stderr, "cmpcraft: bad failInfo %s\n", v);
+                return 2;
+            }
+        }
+        else if (strcmp(a, "--drop-kid") == 0) o.drop_kid = 1;
+        else if (strcmp(a, "--reuse-req-nonce") == 0) o.reuse_req_nonce = 1;
         else if (strcmp(a, "--signer-last") == 0) o.signer_last = 1;
         else if (strcmp(a, "--kid-random") == 0) o.kid_random = 1;
         else if (ARG("--pvno")) o.pvno = atoi(v);
@@ -711,6 +862,17 @@ int main(int argc, char **argv)
     if (!apply_opts(msg, &o)) {
         fprintf(stderr, "cmpcraft: cannot apply the options\n");
         goto end;
+    }
+    if (o.reuse_req_nonce) {
+        /* the certConf repeats the senderNonce of the request it confirms */
+        if (req == NULL || req->header->senderNonce == NULL) {
+            fprintf(stderr, "cmpcraft: --reuse-req-nonce needs certconf --req\n");
+            goto end;
+        }
+        ASN1_OCTET_STRING_free(msg->header->senderNonce);
+        if ((msg->header->senderNonce =
+             ASN1_OCTET_STRING_dup(req->header->senderNonce)) == NULL)
+            goto end;
     }
     if (protect_and_write(msg, &o))
         ret = 0;

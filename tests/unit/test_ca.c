@@ -1287,6 +1287,36 @@ static void same_failure(CA *ca, const CA_PROFILE *p,
     assert_null(rec.subject);
 }
 
+/* A key size outside the profile's range is refused by the profile
+ * (CA_ISSUE_BAD_KEY, which the server answers with badCertTemplate), as is
+ * a curve the profile does not list. */
+static void test_profile_key_size(void **state)
+{
+    CA_PROFILE *p3k = profile_from("[profile r]\nsubject = CN=x\n"
+                                   "key_types = rsa:3072-4096\n", "r");
+    CA_PROFILE *p2k = profile_from("[profile s]\nsubject = CN=x\n"
+                                   "key_types = rsa:2048,ec:P-256\n", "s");
+    EVP_PKEY *k2048 = NULL, *k3072 = NULL, *p384 = NULL;
+    char err[256];
+
+    assert_non_null(p3k);
+    assert_non_null(p2k);
+    assert_int_equal(ca_key_generate("rsa:2048", &k2048, err, sizeof(err)), 1);
+    assert_int_equal(ca_key_generate("rsa:3072", &k3072, err, sizeof(err)), 1);
+    assert_int_equal(ca_key_generate("ec:P-384", &p384, err, sizeof(err)), 1);
+    assert_int_equal(ca_profile_check_key(p3k, k2048, err, sizeof(err)), 0);
+    assert_non_null(strstr(err, "not allowed by profile r"));
+    assert_int_equal(ca_profile_check_key(p3k, k3072, err, sizeof(err)), 1);
+    assert_int_equal(ca_profile_check_key(p2k, k2048, err, sizeof(err)), 1);
+    assert_int_equal(ca_profile_check_key(p2k, k3072, err, sizeof(err)), 0);
+    assert_int_equal(ca_profile_check_key(p2k, p384, err, sizeof(err)), 0);
+    EVP_PKEY_free(k2048);
+    EVP_PKEY_free(k3072);
+    EVP_PKEY_free(p384);
+    ca_profile_free(p3k);
+    ca_profile_free(p2k);
+}
+
 static void test_der_errors(void **state)
 {
     static const char *const ok_vars[] = { "alias", "10.1.2.3", "device.id",
@@ -1720,6 +1750,7 @@ int main(void)
         cmocka_unit_test(test_der_matches_x509),
         cmocka_unit_test(test_der_subject_text),
         cmocka_unit_test(test_der_errors),
+        cmocka_unit_test(test_profile_key_size),
         cmocka_unit_test(test_profile_constants),
         cmocka_unit_test(test_der_store),
         cmocka_unit_test(test_der_threads),

@@ -77,8 +77,9 @@ static enum cmp_reason wire_verify(const CMP_MSG *msg)
     OPENSSL_free(der);
     if (r != CMP_R_OK)
         return r;
-    if ((r = cmp_hdr_check_request(in->header, time(NULL), 300)) == CMP_R_OK
-        && (r = cmp_protect_find_signer(in, &signer)) == CMP_R_OK)
+    /* what a server does with a request */
+    if ((r = cmp_msg_check_request(in, time(NULL), 300)) == CMP_R_OK
+        && (r = cmp_protect_find_request_signer(in, &signer)) == CMP_R_OK)
         r = cmp_protect_verify_sig(in, signer);
     CMP_MSG_free(in);
     return r;
@@ -167,6 +168,7 @@ struct sign_arg {
     EVP_PKEY *pkey;
     const char *md;
     int pss;
+    const char *mgf1_md;    /* PSS: MGF1 hash if not |md| */
 };
 
 static int sign_md_fn(void *arg, const ASN1_ITEM *it, X509_ALGOR *alg1,
@@ -183,6 +185,9 @@ static int sign_md_fn(void *arg, const ASN1_ITEM *it, X509_ALGOR *alg1,
     if (a->pss && (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) <= 0
                    || EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) <= 0))
         goto end;
+    if (a->mgf1_md != NULL
+        && EVP_PKEY_CTX_set_rsa_mgf1_md_name(pctx, a->mgf1_md, NULL) <= 0)
+        goto end;
     ok = ASN1_item_sign_ctx(it, alg1, alg2, sig, (void *)data, ctx) > 0;
  end:
     EVP_MD_CTX_free(ctx);
@@ -191,7 +196,7 @@ static int sign_md_fn(void *arg, const ASN1_ITEM *it, X509_ALGOR *alg1,
 
 static void sign_with(CMP_MSG *msg, EVP_PKEY *pkey, const char *md, int pss)
 {
-    struct sign_arg a = { pkey, md, pss };
+    struct sign_arg a = { pkey, md, pss, NULL };
 
     if (!cmp_protect_sign(msg, sign_md_fn, &a))
         fail_msg("signing with %s/%s failed", EVP_PKEY_get0_type_name(pkey),
@@ -260,6 +265,267 @@ static void test_sig_more_digests(void **state)
     cmp_testpki_free(&rsa);
 }
 
+/* ---- RFC 9481 signature algorithms, each signed with libcrypto,
+ * verified by cmpca and tampered ---- */
+
+/* Flips a byte of the protection and of the body: both must fail. */
+static void tamper_sig(CMP_MSG *msg, const char *what)
+{
+    unsigned char *p = (unsigned char *)ASN1_STRING_get0_data(msg->protection);
+    int n = ASN1_STRING_length(msg->protection);
+    ASN1_OCTET_STRING *tid = msg->header->transactionID;
+    unsigned char *t = (unsigned char *)ASN1_STRING_get0_data(tid);
+    enum cmp_reason r;
+
+    p[n / 2] ^= 0x01;
+    if ((r = wire_verify(msg)) != CMP_R_BAD_SIGNATURE)
+        fail_msg("%s, protection tampered: %s", what, cmp_reason_text(r));
+    p[n / 2] ^= 0x01;
+    t[0] ^= 0x01;
+    if ((r = wire_verify(msg)) != CMP_R_BAD_SIGNATURE)
+        fail_msg("%s, header tampered: %s", what, cmp_reason_text(r));
+    t[0] ^= 0x01;
+    if ((r = wire_verify(msg)) != CMP_R_OK)
+        fail_msg("%s, restored: %s", what, cmp_reason_text(r));
+}
+
+static void test_sig_rfc9481_digests(void **state)
+{
+    static const struct {
+        const char *kind, *md;
+        int pss, nid;
+    } c[] = {
+        { "RSA", "SHA224", 0, NID_sha224WithRSAEncryption },
+        { "RSA", "SHA256", 0, NID_sha256WithRSAEncryption },
+        { "RSA", "SHA384", 0, NID_sha384WithRSAEncryption },
+        { "RSA", "SHA512", 0, NID_sha512WithRSAEncryption },
+        { "RSA", "SHA256", 1, NID_rsassaPss },
+        { "RSA", "SHA384", 1, NID_rsassaPss },
+        { "RSA", "SHA512", 1, NID_rsassaPss },
+        { "RSA-PSS", "SHA256", 0, NID_rsassaPss },
+        { "RSA-PSS", "SHA384", 0, NID_rsassaPss },
+        { "RSA-PSS", "SHA512", 0, NID_rsassaPss },
+        { "EC", "SHA224", 0, NID_ecdsa_with_SHA224 },
+        { "EC", "SHA256", 0, NID_ecdsa_with_SHA256 },
+        { "EC", "SHA384", 0, NID_ecdsa_with_SHA384 },
+        { "EC", "SHA512", 0, NID_ecdsa_with_SHA512 },
+        { "P-384", "SHA224", 0, NID_ecdsa_with_SHA224 },
+        { "P-384", "SHA512", 0, NID_ecdsa_with_SHA512 },
+        { "ED25519", NULL, 0, NID_ED25519 },
+        { "ED448", NULL, 0, NID_ED448 },
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+        EVP_PKEY *key = cmp_testpki_key(c[i].kind);
+        X509 *cert = cmp_testpki_cert(key, "alg", NULL, NULL, 0, 10);
+        CMP_MSG *msg = make_req(cert, NULL);
+        char what[64];
+
+        snprintf(what, sizeof(what), "%s/%s%s", c[i].kind,
+                 c[i].md != NULL ? c[i].md : "-", c[i].pss ? "/PSS" : "");
+        sign_with(msg, key, c[i].md, c[i].pss);
+        if (OBJ_obj2nid(msg->header->protectionAlg->algorithm) != c[i].nid)
+            fail_msg("%s: signed as %s", what,
+                     OBJ_nid2sn(OBJ_obj2nid(msg->header->protectionAlg->algorithm)));
+        assert_int_equal(cmp_protect_check_sig_alg(msg->header->protectionAlg),
+                         CMP_R_OK);
+        if (wire_verify(msg) != CMP_R_OK)
+            fail_msg("%s: %s", what, cmp_reason_text(wire_verify(msg)));
+        tamper_sig(msg, what);
+        CMP_MSG_free(msg);
+        X509_free(cert);
+        EVP_PKEY_free(key);
+    }
+}
+
+/* RSASSA-PSS parameters RFC 9481 does not allow: MGF1 with another hash,
+ * trailerField other than 1, hash parameters not NULL. */
+static void test_sig_pss_params(void **state)
+{
+    EVP_PKEY *key = cmp_testpki_key("RSA");
+    X509 *cert = cmp_testpki_cert(key, "pss", NULL, NULL, 0, 10);
+    CMP_MSG *msg = make_req(cert, NULL);
+    struct sign_arg a = { key, "SHA256", 1, "SHA384" };
+    RSA_PSS_PARAMS *pss;
+    ASN1_STRING *seq = NULL;
+
+    assert_true(cmp_protect_sign(msg, sign_md_fn, &a));
+    /* libcrypto verifies it; RFC 9481 does not allow it */
+    assert_int_equal(cmp_protect_check_sig_alg(msg->header->protectionAlg),
+                     CMP_R_BAD_ALG);
+    assert_int_equal(wire_verify(msg), CMP_R_BAD_ALG);
+    /* trailerField 2 */
+    sign_with(msg, key, "SHA256", 1);
+    assert_int_equal(wire_verify(msg), CMP_R_OK);
+    pss = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(RSA_PSS_PARAMS),
+                                    msg->header->protectionAlg->parameter);
+    assert_non_null(pss);
+    pss->trailerField = ASN1_INTEGER_new();
+    ASN1_INTEGER_set(pss->trailerField, 2);
+    assert_non_null(ASN1_item_pack(pss, ASN1_ITEM_rptr(RSA_PSS_PARAMS), &seq));
+    X509_ALGOR_set0(msg->header->protectionAlg, OBJ_nid2obj(NID_rsassaPss),
+                    V_ASN1_SEQUENCE, seq);
+    assert_int_equal(cmp_protect_check_sig_alg(msg->header->protectionAlg),
+                     CMP_R_BAD_ALG);
+    /* trailerField 1 written out explicitly is the same rule */
+    ASN1_INTEGER_set(pss->trailerField, 1);
+    seq = NULL;
+    assert_non_null(ASN1_item_pack(pss, ASN1_ITEM_rptr(RSA_PSS_PARAMS), &seq));
+    X509_ALGOR_set0(msg->header->protectionAlg, OBJ_nid2obj(NID_rsassaPss),
+                    V_ASN1_SEQUENCE, seq);
+    assert_int_equal(cmp_protect_check_sig_alg(msg->header->protectionAlg),
+                     CMP_R_OK);
+    /* no maskGenAlgorithm: the default MGF1 is over SHA-1 */
+    X509_ALGOR_free(pss->maskGenAlgorithm);
+    pss->maskGenAlgorithm = NULL;
+    seq = NULL;
+    assert_non_null(ASN1_item_pack(pss, ASN1_ITEM_rptr(RSA_PSS_PARAMS), &seq));
+    X509_ALGOR_set0(msg->header->protectionAlg, OBJ_nid2obj(NID_rsassaPss),
+                    V_ASN1_SEQUENCE, seq);
+    assert_int_equal(cmp_protect_check_sig_alg(msg->header->protectionAlg),
+                     CMP_R_BAD_ALG);
+    RSA_PSS_PARAMS_free(pss);
+    CMP_MSG_free(msg);
+    X509_free(cert);
+    EVP_PKEY_free(key);
+}
+
+/* Signs |msg| with ECDSA over SHAKE128 (32 octets) or SHAKE256 (64) of
+ * DER(ProtectedPart), as RFC 8692 defines it, with libcrypto directly. */
+static void sign_ecdsa_shake(CMP_MSG *msg, EVP_PKEY *key, int shake256)
+{
+    static const char *const oids[] = { "1.3.6.1.5.5.7.6.32",
+                                        "1.3.6.1.5.5.7.6.33" };
+    size_t mdlen = shake256 ? 64 : 32, siglen = 0;
+    unsigned char *der = NULL, md[64], *sig;
+    EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
+    CMP_PROTPART pp;
+    int len;
+
+    X509_ALGOR_free(msg->header->protectionAlg);
+    msg->header->protectionAlg = X509_ALGOR_new();
+    X509_ALGOR_set0(msg->header->protectionAlg, OBJ_txt2obj(oids[shake256], 1),
+                    V_ASN1_UNDEF, NULL);
+    pp.header = msg->header;
+    pp.body = msg->body;
+    len = ASN1_item_i2d((const ASN1_VALUE *)&pp, &der, ASN1_ITEM_rptr(CMP_PROTPART));
+    assert_true(len > 0);
+    {
+        EVP_MD_CTX *m = EVP_MD_CTX_new();
+        EVP_MD *x = EVP_MD_fetch(NULL, shake256 ? "SHAKE256" : "SHAKE128", NULL);
+
+        assert_true(EVP_DigestInit_ex(m, x, NULL));
+        assert_true(EVP_DigestUpdate(m, der, (size_t)len));
+        assert_true(EVP_DigestFinalXOF(m, md, mdlen));
+        EVP_MD_CTX_free(m);
+        EVP_MD_free(x);
+    }
+    assert_true(EVP_PKEY_sign_init(pctx) > 0);
+    assert_true(EVP_PKEY_sign(pctx, NULL, &siglen, md, mdlen) > 0);
+    sig = OPENSSL_malloc(siglen);
+    assert_true(EVP_PKEY_sign(pctx, sig, &siglen, md, mdlen) > 0);
+    ASN1_BIT_STRING_free(msg->protection);
+    msg->protection = ASN1_BIT_STRING_new();
+    ASN1_BIT_STRING_set(msg->protection, sig, (int)siglen);
+    msg->protection->flags &= ~(long)0x07;
+    msg->protection->flags |= ASN1_STRING_FLAG_BITS_LEFT;
+    OPENSSL_free(sig);
+    OPENSSL_free(der);
+    EVP_PKEY_CTX_free(pctx);
+}
+
+static void test_sig_ecdsa_shake(void **state)
+{
+    static const char *const kinds[] = { "EC", "P-384" };
+    size_t k;
+    int shake256;
+
+    for (k = 0; k < 2; k++) {
+        EVP_PKEY *key = cmp_testpki_key(kinds[k]);
+        X509 *cert = cmp_testpki_cert(key, "shake", NULL, NULL, 0, 10);
+
+        for (shake256 = 0; shake256 <= 1; shake256++) {
+            CMP_MSG *msg = make_req(cert, NULL);
+            char what[32];
+
+            snprintf(what, sizeof(what), "%s/SHAKE%s", kinds[k],
+                     shake256 ? "256" : "128");
+            sign_ecdsa_shake(msg, key, shake256);
+            assert_int_equal(cmp_protect_check_sig_alg(msg->header->protectionAlg),
+                             CMP_R_OK);
+            assert_int_equal(cmp_protect_sig_alg_key_type(msg->header->protectionAlg),
+                             NID_X9_62_id_ecPublicKey);
+            if (wire_verify(msg) != CMP_R_OK)
+                fail_msg("%s: %s", what, cmp_reason_text(wire_verify(msg)));
+            tamper_sig(msg, what);
+            /* parameters present: refused (RFC 8692: absent) */
+            X509_ALGOR_set0(msg->header->protectionAlg,
+                            OBJ_dup(msg->header->protectionAlg->algorithm),
+                            V_ASN1_NULL, NULL);
+            assert_int_equal(wire_verify(msg), CMP_R_BAD_ALG);
+            CMP_MSG_free(msg);
+        }
+        X509_free(cert);
+        EVP_PKEY_free(key);
+    }
+    /* the other SHAKE length than the OID says does not verify */
+    {
+        EVP_PKEY *key = cmp_testpki_key("EC");
+        X509 *cert = cmp_testpki_cert(key, "shake", NULL, NULL, 0, 10);
+        CMP_MSG *msg = make_req(cert, NULL);
+
+        sign_ecdsa_shake(msg, key, 0);
+        X509_ALGOR_set0(msg->header->protectionAlg,
+                        OBJ_txt2obj("1.3.6.1.5.5.7.6.33", 1), V_ASN1_UNDEF, NULL);
+        assert_int_equal(wire_verify(msg), CMP_R_BAD_SIGNATURE);
+        CMP_MSG_free(msg);
+        X509_free(cert);
+        EVP_PKEY_free(key);
+    }
+    /* ECDSA-SHAKE named for an RSA certificate */
+    {
+        EVP_PKEY *key = cmp_testpki_key("RSA");
+        X509 *cert = cmp_testpki_cert(key, "shake", NULL, NULL, 0, 10);
+        CMP_MSG *msg = make_req(cert, NULL);
+
+        sign_with(msg, key, "SHA256", 0);
+        X509_ALGOR_set0(msg->header->protectionAlg,
+                        OBJ_txt2obj("1.3.6.1.5.5.7.6.32", 1), V_ASN1_UNDEF, NULL);
+        assert_int_equal(wire_verify(msg), CMP_R_BAD_SIGNATURE);
+        CMP_MSG_free(msg);
+        X509_free(cert);
+        EVP_PKEY_free(key);
+    }
+}
+
+/* RSASSA-PSS with SHAKE128/SHAKE256 (RFC 8692 3.2) uses SHAKE as its mask
+ * generation function, which libcrypto 3.0 cannot verify: badAlg. */
+static void test_sig_pss_shake_refused(void **state)
+{
+    static const char *const oids[] = { "1.3.6.1.5.5.7.6.30",
+                                        "1.3.6.1.5.5.7.6.31" };
+    EVP_PKEY *key = cmp_testpki_key("RSA");
+    X509 *cert = cmp_testpki_cert(key, "pss-shake", NULL, NULL, 0, 10);
+    size_t i;
+
+    for (i = 0; i < 2; i++) {
+        CMP_MSG *msg = make_req(cert, NULL);
+
+        sign_with(msg, key, "SHA256", 1);
+        X509_ALGOR_set0(msg->header->protectionAlg, OBJ_txt2obj(oids[i], 1),
+                        V_ASN1_UNDEF, NULL);
+        assert_int_equal(cmp_protect_check_sig_alg(msg->header->protectionAlg),
+                         CMP_R_BAD_ALG);
+        assert_int_equal(cmp_protect_sig_alg_key_type(msg->header->protectionAlg),
+                         NID_rsassaPss);
+        assert_int_equal(wire_verify(msg), CMP_R_BAD_ALG);
+        CMP_MSG_free(msg);
+    }
+    X509_free(cert);
+    EVP_PKEY_free(key);
+}
+
 /* ---- signature: refused algorithms ---- */
 
 static void test_sig_bad_alg(void **state)
@@ -275,7 +541,10 @@ static void test_sig_bad_alg(void **state)
     assert_int_equal(OBJ_obj2nid(msg->header->protectionAlg->algorithm),
                      NID_md5WithRSAEncryption);
     assert_int_equal(wire_verify(msg), CMP_R_BAD_ALG);
-    sign_with(msg, rsa.dev_key, "SHA224", 0);
+    /* PSS over SHA-224 (not in RFC 9481) */
+    sign_with(msg, rsa.dev_key, "SHA224", 1);
+    assert_int_equal(OBJ_obj2nid(msg->header->protectionAlg->algorithm),
+                     NID_rsassaPss);
     assert_int_equal(wire_verify(msg), CMP_R_BAD_ALG);
     /* PSS over SHA-1 */
     sign_with(msg, rsa.dev_key, "SHA1", 1);
@@ -346,7 +615,9 @@ static void test_unprotected(void **state)
         X509_ALGOR *a = msg->header->protectionAlg;
 
         msg->header->protectionAlg = NULL;
-        assert_int_equal(wire_verify(msg), CMP_R_UNPROTECTED);
+        assert_int_equal(wire_verify(msg), CMP_R_NO_PROTECTION_ALG);
+        assert_int_equal(cmp_reason_fail_bit(CMP_R_NO_PROTECTION_ALG),
+                         CMP_FAIL_BAD_MESSAGE_CHECK);
         msg->header->protectionAlg = a;
     }
     assert_int_equal(wire_verify(msg), CMP_R_OK);
@@ -397,11 +668,18 @@ static void test_sender_mismatch(void **state)
     assert_int_equal(wire_verify(msg), CMP_R_SENDER_MISMATCH);
     assert_int_equal(cmp_reason_fail_bit(CMP_R_SENDER_MISMATCH),
                      CMP_FAIL_BAD_MESSAGE_CHECK);
-    /* without senderKID the name alone selects: no cert has that subject */
+    /* without senderKID a request is refused; the lenient lookup of
+     * clients selects by the name alone: no cert has that subject */
     ASN1_OCTET_STRING_free(msg->header->senderKID);
     msg->header->senderKID = NULL;
     assert_true(cmp_protect_sign(msg, cmp_protect_sign_pkey_fn, ec_pki.dev_key));
-    assert_int_equal(wire_verify(msg), CMP_R_NO_SIGNER_CERT);
+    assert_int_equal(wire_verify(msg), CMP_R_NO_SENDER_KID);
+    {
+        X509 *found = NULL;
+
+        assert_int_equal(cmp_protect_find_signer(msg, &found),
+                         CMP_R_NO_SIGNER_CERT);
+    }
     CMP_MSG_free(msg);
 }
 
@@ -430,10 +708,12 @@ static void test_signer_absent(void **state)
     CMP_MSG_free(msg);
 }
 
-/* A cert without subjectKeyIdentifier is found by sender name. */
+/* A cert without subjectKeyIdentifier: the lenient lookup (clients) finds
+ * it by sender name; a request protected with it is refused, without
+ * senderKID and with one (a senderKID never matches a name). */
 static void test_signer_by_name(void **state)
 {
-    X509 *c = X509_dup(ec_pki.dev);
+    X509 *c = X509_dup(ec_pki.dev), *found = NULL;
     CMP_MSG *msg;
     int idx = X509_get_ext_by_NID(c, NID_subject_key_identifier, -1);
 
@@ -443,9 +723,67 @@ static void test_signer_by_name(void **state)
     msg = make_req(c, ec_pki.root);
     assert_null(msg->header->senderKID);
     assert_true(cmp_protect_sign(msg, cmp_protect_sign_pkey_fn, ec_pki.dev_key));
-    assert_int_equal(wire_verify(msg), CMP_R_OK);
+    assert_int_equal(cmp_protect_find_signer(msg, &found), CMP_R_OK);
+    assert_ptr_equal(found, sk_X509_value(msg->extraCerts, 0));
+    assert_int_equal(cmp_protect_verify_sig(msg, found), CMP_R_OK);
+    assert_int_equal(wire_verify(msg), CMP_R_NO_SENDER_KID);
+    assert_int_equal(cmp_reason_fail_bit(CMP_R_NO_SENDER_KID),
+                     CMP_FAIL_BAD_MESSAGE_CHECK);
+    assert_int_equal(cmp_protect_find_request_signer(msg, &found),
+                     CMP_R_NO_SENDER_KID);
+    assert_null(found);
+    /* a senderKID (the original SKI) does not select a cert without SKI */
+    msg->header->senderKID =
+        ASN1_OCTET_STRING_dup(X509_get0_subject_key_id(ec_pki.dev));
+    assert_true(cmp_protect_sign(msg, cmp_protect_sign_pkey_fn, ec_pki.dev_key));
+    assert_int_equal(wire_verify(msg), CMP_R_SENDER_KID_MISMATCH);
+    assert_int_equal(cmp_protect_find_signer(msg, &found), CMP_R_OK);
     CMP_MSG_free(msg);
     X509_free(c);
+}
+
+/* cmp_protect_find_request_signer case by case. */
+static void test_request_signer(void **state)
+{
+    CMP_MSG *msg = make_req(ec_pki.dev, ec_pki.root);
+    STACK_OF(X509) *sk;
+    static const unsigned char kid[20] = { 9, 9, 9 };
+    X509 *found = NULL;
+
+    assert_int_equal(cmp_protect_find_request_signer(msg, &found), CMP_R_OK);
+    assert_ptr_equal(found, sk_X509_value(msg->extraCerts, 0));
+    /* the signer last in extraCerts */
+    sk = cmp_testpki_stack(ec_pki.root, ec_pki.srv, ec_pki.dev, NULL);
+    assert_true(cmp_msg_set1_extracerts(msg, NULL, sk, NULL));
+    sk_X509_pop_free(sk, X509_free);
+    assert_int_equal(cmp_protect_find_request_signer(msg, &found), CMP_R_OK);
+    assert_ptr_equal(found, sk_X509_value(msg->extraCerts, 2));
+    /* senderKID of another certificate: its subject is not the sender */
+    ASN1_OCTET_STRING_free(msg->header->senderKID);
+    msg->header->senderKID =
+        ASN1_OCTET_STRING_dup(X509_get0_subject_key_id(ec_pki.srv));
+    assert_int_equal(cmp_protect_find_request_signer(msg, &found),
+                     CMP_R_SENDER_MISMATCH);
+    assert_null(found);
+    /* an unknown senderKID, the sender's certificate present */
+    assert_true(ASN1_OCTET_STRING_set(msg->header->senderKID, kid, sizeof(kid)));
+    assert_int_equal(cmp_protect_find_request_signer(msg, &found),
+                     CMP_R_SENDER_KID_MISMATCH);
+    /* ... and absent */
+    sk = cmp_testpki_stack(ec_pki.root, ec_pki.srv, NULL);
+    assert_true(cmp_msg_set1_extracerts(msg, NULL, sk, NULL));
+    sk_X509_pop_free(sk, X509_free);
+    assert_int_equal(cmp_protect_find_request_signer(msg, &found),
+                     CMP_R_NO_SIGNER_CERT);
+    /* an empty sender name never matches */
+    ASN1_OCTET_STRING_free(msg->header->senderKID);
+    msg->header->senderKID =
+        ASN1_OCTET_STRING_dup(X509_get0_subject_key_id(ec_pki.srv));
+    X509_NAME_free(msg->header->sender->d.directoryName);
+    msg->header->sender->d.directoryName = X509_NAME_new();
+    assert_int_equal(cmp_protect_find_request_signer(msg, &found),
+                     CMP_R_SENDER_MISMATCH);
+    CMP_MSG_free(msg);
 }
 
 /* ---- MAC ---- */
@@ -917,6 +1255,10 @@ int main(void)
         cmocka_unit_test(test_sign_encode_ed448),
         cmocka_unit_test(test_sig_more_digests),
         cmocka_unit_test(test_sig_bad_alg),
+        cmocka_unit_test(test_sig_rfc9481_digests),
+        cmocka_unit_test(test_sig_pss_params),
+        cmocka_unit_test(test_sig_ecdsa_shake),
+        cmocka_unit_test(test_sig_pss_shake_refused),
         cmocka_unit_test(test_sig_alg_key_mismatch),
         cmocka_unit_test(test_unprotected),
         cmocka_unit_test(test_wrong_key),
@@ -924,6 +1266,7 @@ int main(void)
         cmocka_unit_test(test_sender_mismatch),
         cmocka_unit_test(test_signer_absent),
         cmocka_unit_test(test_signer_by_name),
+        cmocka_unit_test(test_request_signer),
         cmocka_unit_test(test_pbm_round_trip),
         cmocka_unit_test(test_pbm_params),
         cmocka_unit_test(test_mac_bits_left),
