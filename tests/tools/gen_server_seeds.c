@@ -6,6 +6,9 @@
  * and not yet delivered, so that the fuzzer's first run of each goes
  * through authentication into issuance, confirmation, revocation and genm.
  *
+ * WORLD/signers.pem holds the signing identities (certificate, then key)
+ * so that the fuzzer can re-sign what it mutates.
+ *
  * usage: gen_server_seeds WORLD CORPUS   (both directories must exist;
  * WORLD empty). fuzz_server then uses WORLD through $CMPCA_FUZZ_WORLD.
  */
@@ -17,6 +20,7 @@
 #include <openssl/cmp.h>
 #include <openssl/err.h>
 #include <openssl/objects.h>
+#include <openssl/pem.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,6 +147,22 @@ static int capture(struct stenv *e, const char *name, int at, enum op op,
     return ok;
 }
 
+/* Appends |id|'s certificate and key to WORLD/signers.pem, for the
+ * fuzzer's re-signing of mutated requests. */
+static int write_signer(const char *world, const struct stenv_id *id)
+{
+    char path[4096];
+    FILE *fp;
+    int ok;
+
+    snprintf(path, sizeof(path), "%s/signers.pem", world);
+    if ((fp = fopen(path, "a")) == NULL)
+        return 0;
+    ok = PEM_write_X509(fp, id->cert)
+        && PEM_write_PrivateKey(fp, id->key, NULL, NULL, 0, NULL, NULL);
+    return fclose(fp) == 0 && ok;
+}
+
 /* A device with its operator certificate (ir+certConf delivered). */
 static int enrolled(struct stenv *e, const char *serial, struct stenv_id *op)
 {
@@ -216,6 +236,10 @@ int main(int argc, char **argv)
         /* ir delivered, its certConf waiting in the world's store */
         && capture(&e, "certconf", 1, OP_IR, &d[1], "SN-000002", 0)
         && capture(&e, "certconf-reject", 1, OP_IR, &d[2], "SN-000003", 1);
+    for (i = 0; i < 3 && ok; i++)
+        ok = write_signer(argv[1], &d[i]);
+    ok = ok && write_signer(argv[1], &op3) && write_signer(argv[1], &op4)
+        && write_signer(argv[1], &op5);
     for (i = 0; i < 8; i++)
         stenv_id_clear(&d[i]);
     stenv_id_clear(&op3);
