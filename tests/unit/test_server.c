@@ -615,6 +615,25 @@ static void test_client_error_instead_of_certconf(void **state)
     EVP_PKEY_free(k);
 }
 
+static int m_hashalg_sha384(struct stenv_link *l, CMP_MSG *m, int i);
+
+/* A pvno 3 certConf with hashAlg SHA-384 (RFC 9480 2.10) is accepted. */
+static void test_certconf_pvno3_hashalg(void **state)
+{
+    struct fx *f = *state;
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    struct stenv_rsp r;
+
+    f->l.mutate = m_hashalg_sha384;
+    f->l.resign_key = f->dev.key;
+    (void)run_op(f, OP_IR, &f->dev, k, DEV1, NULL, NULL);
+    assert_int_equal(f->l.nreq, 2);
+    expect_answer(f, 1, CMP_BODY_PKICONF, &r);
+    stenv_rsp_clear(&r);
+    assert_int_equal(stenv_device_state(&f->e, DEV1, NULL), STORE_DEV_ENROLLED);
+    EVP_PKEY_free(k);
+}
+
 /* ---- confirmation: rejection, replay, supersede, sweeper ---- */
 
 static int reject_cb(OSSL_CMP_CTX *ctx, X509 *cert, int fail_info,
@@ -786,7 +805,10 @@ struct refusal {
     int fail_bit;
     const char *skip;           /* a known server bug: why (cmocka skip) */
     const char *cn;             /* ask for subject CN=cn (kur: none) */
-    int old_is_vendor;          /* kur: oldCertID names the vendor cert */
+    int old_is_vendor;          /* kur: oldCertID names the vendor cert;
+                                 * rr: the vendor cert is to be revoked */
+    const char *key;            /* requested key: NULL P-256, "rsa1024",
+                                 * "secp256k1" */
 };
 
 static ASN1_BIT_STRING *popo_sig(CMP_MSG *m)
@@ -950,6 +972,66 @@ static int m_other_signer(struct stenv_link *l, CMP_MSG *m, int i)
     return 1;
 }
 
+static int m_random_kid(struct stenv_link *l, CMP_MSG *m, int i)
+{
+    return set_random(&m->header->senderKID, 20);
+}
+
+/* The request wrapped in a nested message (for aliases in ra mode only). */
+static int m_nested(struct stenv_link *l, CMP_MSG *m, int i)
+{
+    CMP_MSG *inner = CMP_MSG_dup(m);
+    CMP_BODY *b = CMP_BODY_new();
+
+    if (inner == NULL || b == NULL
+        || (b->value.nested = sk_CMP_MSG_new_null()) == NULL
+        || !sk_CMP_MSG_push(b->value.nested, inner)) {
+        CMP_MSG_free(inner);
+        CMP_BODY_free(b);
+        return 0;
+    }
+    b->type = CMP_BODY_NESTED;
+    CMP_BODY_free(m->body);
+    m->body = b;
+    return 1;
+}
+
+/* pvno 3 certConf naming its hashAlg (RFC 9480 2.10) with the hash of
+ * that algorithm over the certificate of answer 0. */
+static int certconf_hashalg(struct stenv_link *l, CMP_MSG *m, const char *md,
+                            int nid)
+{
+    CMP_CERTSTATUS *cs = sk_CMP_CERTSTATUS_value(m->body->value.certConf, 0);
+    struct stenv_rsp r;
+    unsigned char h[EVP_MAX_MD_SIZE];
+    unsigned int hl = 0;
+    int ok;
+
+    if (!stenv_rsp_parse(l->rsp[0], l->rsp_len[0], &r) || r.cert == NULL)
+        return 0;
+    ok = EVP_Digest(r.cert, r.cert_len, h, &hl, EVP_get_digestbyname(md), NULL)
+        && ASN1_OCTET_STRING_set(cs->certHash, h, (int)hl)
+        && ASN1_INTEGER_set(m->header->pvno, 3)
+        && (cs->hashAlg = X509_ALGOR_new()) != NULL
+        && X509_ALGOR_set0(cs->hashAlg, OBJ_nid2obj(nid), V_ASN1_UNDEF, NULL);
+    stenv_rsp_clear(&r);
+    return ok;
+}
+
+static int m_hashalg_sha384(struct stenv_link *l, CMP_MSG *m, int i)
+{
+    if (i != 1) {
+        l->no_resign = 1;
+        return 1;
+    }
+    return certconf_hashalg(l, m, "SHA384", NID_sha384);
+}
+
+static int m_hashalg_sha1(struct stenv_link *l, CMP_MSG *m, int i)
+{
+    return certconf_hashalg(l, m, "SHA1", NID_sha1);
+}
+
 /* Calls the row's mutator for its request only; the others go as OpenSSL
  * made them. */
 static int case_mutate(struct stenv_link *l, CMP_MSG *m, int i)
@@ -1079,6 +1161,24 @@ static const struct refusal refusals[] = {
     { .name = "kur_disabled_device",
       .prep = PREP_ENROLLED_DISABLED, .who = WHO_OPERATOR, .op = OP_KUR,
       .fail_bit = B(NOT_AUTHORIZED) },
+    { .name = "ir_rsa1024_key",
+      .prep = PREP_NONE, .who = WHO_DEVICE, .op = OP_IR,
+      .key = "rsa1024", .fail_bit = B(BAD_CERT_TEMPLATE) },
+    { .name = "ir_secp256k1_key",
+      .prep = PREP_NONE, .who = WHO_DEVICE, .op = OP_IR,
+      .key = "secp256k1", .fail_bit = B(BAD_CERT_TEMPLATE) },
+    { .name = "ir_random_sender_kid",
+      .prep = PREP_NONE, .who = WHO_DEVICE, .op = OP_IR,
+      .mutate = m_random_kid, .fail_bit = B(BAD_MESSAGE_CHECK) },
+    { .name = "ir_nested_in_3gpp_alias",
+      .prep = PREP_NONE, .who = WHO_DEVICE, .op = OP_IR,
+      .mutate = m_nested, .fail_bit = B(BAD_REQUEST) },
+    { .name = "certconf_hashalg_sha1",
+      .prep = PREP_NONE, .who = WHO_DEVICE, .op = OP_IR,
+      .at = 1, .mutate = m_hashalg_sha1, .fail_bit = B(BAD_CERT_ID) },
+    { .name = "rr_other_issuer",
+      .prep = PREP_ENROLLED, .who = WHO_OPERATOR, .op = OP_RR,
+      .old_is_vendor = 1, .fail_bit = B(BAD_CERT_ID) },
     { .name = "genm_wrong_vendor_ca",
       .prep = PREP_NONE, .who = WHO_ROGUE, .op = OP_GENM,
       .fail_bit = B(SIGNER_NOT_TRUSTED) },
@@ -1111,7 +1211,10 @@ static void run_refusal(void **state)
     const struct refusal *rc = f->rc;
     const struct stenv_id *id = NULL;
     struct stenv_id unknown, rogue;
-    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    EVP_PKEY *k = rc->key == NULL ? EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256")
+        : strcmp(rc->key, "rsa1024") == 0
+        ? EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)1024)
+        : EVP_PKEY_Q_keygen(NULL, NULL, "EC", rc->key);
     unsigned char after[32];
     struct stenv_rsp r;
     const char *cn = DEV1;
@@ -1256,6 +1359,7 @@ int main(void)
         T(test_rr),
         T(test_genm),
         T(test_certconf_reject),
+        T(test_certconf_pvno3_hashalg),
         T(test_client_error_instead_of_certconf),
         T(test_certconf_replay),
         T(test_ir_supersedes_unconfirmed),
