@@ -26,6 +26,7 @@
 #include <openssl/objects.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -526,8 +527,7 @@ static void test_ir_implicit_confirm_not_granted(void **state)
 static void test_kur_after_main_cert_revoked(void **state)
 {
     struct fx *f = *state;
-    EVP_PKEY *kb = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-    EVP_PKEY *kc = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    EVP_PKEY *kb, *kc;
     struct stenv_id b;
     X509 *cb = NULL, *cc = NULL;
     int64_t dev_cert = 0, c_id = 0;
@@ -545,6 +545,8 @@ static void test_kur_after_main_cert_revoked(void **state)
                       "revoked main cert as current\n");
         skip();
     }
+    kb = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    kc = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
     enroll_dev1(f);                                       /* cert A */
     assert_true(run_op(f, OP_CR, &f->op, kb, DEV1, NULL, &cb));   /* B */
     stenv_link_reset(&f->l);
@@ -632,6 +634,102 @@ static void test_certconf_pvno3_hashalg(void **state)
     stenv_rsp_clear(&r);
     assert_int_equal(stenv_device_state(&f->e, DEV1, NULL), STORE_DEV_ENROLLED);
     EVP_PKEY_free(k);
+}
+
+/* Four clients enroll DEV1 at once, each with its own context and key:
+ * exactly one gets its certificate confirmed; the device holds it, and
+ * every other certificate issued to the device meanwhile is revoked. */
+#define RACERS 4
+struct racer {
+    struct fx *f;
+    struct stenv_link l;
+    EVP_PKEY *k;
+    X509 *cert;
+};
+
+static void *race_one(void *arg)
+{
+    struct racer *r = arg;
+    OSSL_CMP_CTX *ctx = stenv_client(&r->l, &r->f->dev);
+    X509 *c;
+
+    if (ctx != NULL && stenv_client_newkey(ctx, r->k, DEV1)
+        && (c = OSSL_CMP_exec_IR_ses(ctx)) != NULL)
+        r->cert = X509_dup(c);
+    ERR_clear_error();
+    OSSL_CMP_CTX_free(ctx);
+    return NULL;
+}
+
+static void test_concurrent_ir_same_device(void **state)
+{
+    struct fx *f = *state;
+    struct racer r[RACERS];
+    pthread_t th[RACERS];
+    struct store_cert_filter flt;
+    STORE_TX *tx = NULL;
+    int64_t valid = -1, all = -1, dev_cert = 0, id = 0;
+    int i, won = -1, n = 0;
+
+    memset(r, 0, sizeof(r));
+    for (i = 0; i < RACERS; i++) {
+        r[i].f = f;
+        r[i].l.env = &f->e;
+        assert_non_null(r[i].k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256"));
+    }
+    for (i = 0; i < RACERS; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, race_one, &r[i]), 0);
+    for (i = 0; i < RACERS; i++)
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+    for (i = 0; i < RACERS; i++) {
+        int j;
+
+        /* whatever happened, every answer was signed and verified */
+        for (j = 0; j < r[i].l.nreq; j++)
+            assert_true(r[i].l.verified[j]);
+        if (r[i].cert != NULL) {
+            won = i;
+            n++;
+        }
+    }
+    print_message("# %d of %d concurrent enrollments confirmed\n", n, RACERS);
+    assert_int_equal(n, 1);
+    assert_int_equal(cert_state(f, r[won].cert, NULL), STORE_CERT_VALID);
+    {
+        unsigned char *der = NULL;
+        int len = i2d_X509(r[won].cert, &der);
+
+        assert_int_equal(stenv_cert_status(&f->e, der, (size_t)len, NULL, &id,
+                                           NULL), STORE_CERT_VALID);
+        OPENSSL_free(der);
+    }
+    assert_int_equal(stenv_device_state(&f->e, DEV1, &dev_cert),
+                     STORE_DEV_ENROLLED);
+    assert_int_equal(dev_cert, id);
+    assert_int_equal(store_begin_read(f->e.store, &tx), STORE_OK);
+    store_cert_filter_init(&flt);
+    flt.device_id = 0;
+    {
+        struct store_cert *c = NULL;
+
+        assert_int_equal(store_cert_get(tx, id, &c), STORE_OK);
+        flt.device_id = c->device_id;
+        store_cert_free(c);
+    }
+    flt.status = STORE_CERT_VALID;
+    assert_int_equal(store_cert_count(tx, &flt, &valid), STORE_OK);
+    flt.status = -1;
+    assert_int_equal(store_cert_count(tx, &flt, &all), STORE_OK);
+    store_rollback(tx);
+    print_message("# %lld certificates issued to the device, %lld valid\n",
+                  (long long)all, (long long)valid);
+    assert_int_equal(valid, 1);
+    for (i = 0; i < RACERS; i++) {
+        stenv_link_reset(&r[i].l);
+        X509_free(r[i].cert);
+        EVP_PKEY_free(r[i].k);
+    }
+    audit_intact(f);
 }
 
 /* ---- confirmation: rejection, replay, supersede, sweeper ---- */
@@ -1363,6 +1461,7 @@ int main(void)
         T(test_client_error_instead_of_certconf),
         T(test_certconf_replay),
         T(test_ir_supersedes_unconfirmed),
+        T(test_concurrent_ir_same_device),
         T(test_sweep_unconfirmed),
         T(test_transport_errors),
     };
