@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define DEV1 "SN-000001"
 #define DEV2 "SN-000002"
@@ -730,6 +731,120 @@ static void test_concurrent_ir_same_device(void **state)
         EVP_PKEY_free(r[i].k);
     }
     audit_intact(f);
+}
+
+/* A certConf after confirm_wait_time but before any sweep: refused, and
+ * the certificate is revoked there and then. */
+static void test_certconf_too_late(void **state)
+{
+    struct stenv e;
+    struct stenv_opts o = { 1, 0, 0 };
+    struct stenv_link l;
+    struct stenv_id dev;
+    struct fx *f = *state;
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    OSSL_CMP_CTX *ctx;
+    struct stenv_rsp r, late;
+    unsigned char *rsp = NULL, tid[64];
+    size_t rl = 0, tl;
+    int reason = -1;
+    char err[512];
+
+    (void)f;
+    assert_true(stenv_create(&e, NULL, &o, err, sizeof(err)));
+    assert_true(stenv_device(&e, DEV1, 0, 1, &dev));
+    memset(&l, 0, sizeof(l));
+    l.env = &e;
+    l.capture_at = 2;
+    assert_non_null(ctx = stenv_client(&l, &dev));
+    assert_true(stenv_client_newkey(ctx, k, DEV1));
+    assert_null(OSSL_CMP_exec_IR_ses(ctx));
+    ERR_clear_error();
+    OSSL_CMP_CTX_free(ctx);
+    assert_int_equal(l.nreq, 2);
+    assert_true(stenv_rsp_parse(l.rsp[0], l.rsp_len[0], &r));
+    assert_int_equal(r.body, CMP_BODY_IP);
+    sleep(2);                       /* confirm_wait_time = 1s */
+    assert_int_equal(stenv_handle(&e, NULL, l.req[1], l.req_len[1], &rsp, &rl),
+                     200);
+    assert_true(stenv_rsp_parse(rsp, rl, &late));
+    assert_int_equal(late.body, CMP_BODY_ERROR);
+    assert_int_equal(late.failinfo, 1 << CMP_FAIL_BAD_REQUEST);
+    assert_true(late.signed_);
+    assert_int_equal(stenv_cert_status(&e, r.cert, r.cert_len, &reason, NULL,
+                                       NULL), STORE_CERT_REVOKED);
+    assert_int_equal(reason, CRL_REASON_CESSATION_OF_OPERATION);
+    assert_int_equal(stenv_device_state(&e, DEV1, NULL), STORE_DEV_REGISTERED);
+    tl = stenv_msg_tid(l.req[0], l.req_len[0], tid);
+    assert_int_equal(stenv_txn_state(&e, tid, tl), STORE_CMP_EXPIRED);
+    /* and the sweeper finds nothing left to do */
+    assert_int_equal(server_sweep(e.srv, time(NULL) + 10), 0);
+    free(rsp);
+    stenv_rsp_clear(&r);
+    stenv_rsp_clear(&late);
+    stenv_link_reset(&l);
+    stenv_id_clear(&dev);
+    EVP_PKEY_free(k);
+    stenv_free(&e, 1);
+}
+
+/* A vendor CA added to the vendor's record while the server runs is
+ * trusted only after server_reload_vendors(). */
+static void test_reload_vendors(void **state)
+{
+    struct fx *f = *state;
+    EVP_PKEY *cak = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    /* a new root of its own (one under the registered vendor root is
+     * trusted already) */
+    X509 *ca2 = cmp_testpki_cert(cak, "Acme Factory CA 2", NULL, NULL, 1, 365);
+    struct stenv_id dev2;
+    struct store_vendor *v = NULL;
+    struct store_der *certs;
+    STORE_TX *tx = NULL;
+    struct stenv_rsp r;
+    unsigned char *der = NULL;
+    int len;
+
+    assert_non_null(ca2);
+    memset(&dev2, 0, sizeof(dev2));
+    assert_true(EVP_PKEY_up_ref(f->dev.key));
+    dev2.key = f->dev.key;
+    dev2.cert = cmp_testpki_issue(f->dev.key, X509_get_subject_name(f->dev.cert),
+                                  ca2, cak, 30);
+    dev2.chain = cmp_testpki_stack(ca2, NULL);
+    assert_non_null(dev2.cert);
+    /* `cmpca vendor` adds the new factory CA to acme */
+    assert_int_equal(store_begin(f->e.store, &tx), STORE_OK);
+    assert_int_equal(store_vendor_get_by_name(tx, "acme", &v), STORE_OK);
+    assert_non_null(certs = realloc(v->certs, (v->ncerts + 1) * sizeof(*certs)));
+    v->certs = certs;
+    assert_true((len = i2d_X509(ca2, &der)) > 0);
+    certs[v->ncerts].der = malloc((size_t)len);
+    memcpy(certs[v->ncerts].der, der, (size_t)len);
+    certs[v->ncerts++].len = (size_t)len;
+    OPENSSL_free(der);
+    assert_int_equal(store_vendor_update(tx, v), STORE_OK);
+    assert_int_equal(store_commit(tx), STORE_OK);
+    store_vendor_free(v);
+    /* not yet trusted */
+    assert_false(run_op(f, OP_IR, &dev2, k, DEV1, NULL, NULL));
+    expect_answer(f, 0, CMP_BODY_ERROR, &r);
+    assert_int_equal(r.failinfo, 1 << CMP_FAIL_SIGNER_NOT_TRUSTED);
+    stenv_link_reset(&f->l);
+    assert_int_equal(server_reload_vendors(f->e.srv), 1);
+    if (!run_op(f, OP_IR, &dev2, k, DEV1, NULL, NULL)) {
+        assert_true(stenv_rsp_parse(f->l.rsp[0], f->l.rsp_len[0], &r));
+        print_message("# after reload: body %d failInfo 0x%x\n", r.body,
+                      r.failinfo);
+        stenv_rsp_clear(&r);
+        fail();
+    }
+    assert_int_equal(stenv_device_state(&f->e, DEV1, NULL), STORE_DEV_ENROLLED);
+    stenv_id_clear(&dev2);
+    X509_free(ca2);
+    EVP_PKEY_free(cak);
+    EVP_PKEY_free(k);
 }
 
 /* ---- confirmation: rejection, replay, supersede, sweeper ---- */
@@ -1463,6 +1578,8 @@ int main(void)
         T(test_ir_supersedes_unconfirmed),
         T(test_concurrent_ir_same_device),
         T(test_sweep_unconfirmed),
+        T(test_certconf_too_late),
+        T(test_reload_vendors),
         T(test_transport_errors),
     };
 #undef T
