@@ -2,7 +2,8 @@
  * gen_server_seeds: makes the world and the seed corpus of the fuzz_server
  * target. WORLD gets a whole in-process cmpca (tests/lib/srv_testenv.c:
  * PKIs, configuration, store) left in the state the seeds expect; CORPUS
- * gets valid requests of every kind, each signed by a registered identity
+ * gets valid requests of every kind (and an ir wrapped in a nested
+ * message, for the ra mode to come), each signed by a registered identity
  * and not yet delivered, so that the fuzzer's first run of each goes
  * through authentication into issuance, confirmation, revocation and genm.
  *
@@ -147,6 +148,44 @@ static int capture(struct stenv *e, const char *name, int at, enum op op,
     return ok;
 }
 
+/* Seed |name|: request |at| of a session (not delivered) wrapped in a
+ * nested message signed by |id| like the request itself (what an RA
+ * forwarding it would send, RFC 9483 5.2.2.1). */
+static int capture_nested(struct stenv *e, const char *name, enum op op,
+                          const struct stenv_id *id, const char *cn)
+{
+    struct stenv_link l;
+    CMP_MSG *m = NULL, *inner = NULL;
+    CMP_BODY *b = NULL;
+    unsigned char *der = NULL;
+    size_t len = 0;
+    int ok = 0;
+
+    memset(&l, 0, sizeof(l));
+    l.env = e;
+    l.capture_at = 1;
+    (void)session(&l, op, id, cn, 0, NULL);
+    if (l.nreq != 1 || cmp_msg_decode(l.req[0], l.req_len[0], NULL, &m) != CMP_R_OK
+        || (inner = CMP_MSG_dup(m)) == NULL || (b = CMP_BODY_new()) == NULL
+        || (b->value.nested = sk_CMP_MSG_new_null()) == NULL
+        || !sk_CMP_MSG_push(b->value.nested, inner))
+        goto end;
+    inner = NULL;
+    b->type = CMP_BODY_NESTED;
+    CMP_BODY_free(m->body);
+    m->body = b;
+    b = NULL;
+    ok = stenv_resign(m, id->key, NULL) && cmp_msg_encode(m, &der, &len)
+        && write_seed(name, der, len);
+ end:
+    OPENSSL_free(der);
+    CMP_MSG_free(inner);
+    CMP_BODY_free(b);
+    CMP_MSG_free(m);
+    stenv_link_reset(&l);
+    return ok;
+}
+
 /* Appends |id|'s certificate and key to WORLD/signers.pem, for the
  * fuzzer's re-signing of mutated requests. */
 static int write_signer(const char *world, const struct stenv_id *id)
@@ -227,6 +266,7 @@ int main(int argc, char **argv)
         /* first requests, not delivered */
         && capture(&e, "ir", 0, OP_IR, &d[0], "SN-000001", 0)
         && capture(&e, "p10cr", 0, OP_P10CR, &d[0], "SN-000001", 0)
+        && capture_nested(&e, "nested-ir", OP_IR, &d[0], "SN-000001")
         && capture(&e, "ir-mac", 0, OP_IR, NULL, "SN-000001", 0)
         && capture(&e, "kur", 0, OP_KUR, &op3, NULL, 0)
         && capture(&e, "cr", 0, OP_CR, &op3, "SN-000011", 0)
