@@ -775,7 +775,7 @@ static void *deliver_blocked(void *arg)
 static void test_ir_lost_race_is_refused(void **state)
 {
     struct fx *f = *state;
-    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    EVP_PKEY *k;
     struct stenv_link l2;
     struct blocked_ir b;
     struct store_conf sc;
@@ -805,6 +805,7 @@ static void test_ir_lost_race_is_refused(void **state)
                       "HTTP 500\n");
         skip();
     }
+    k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
     /* ir 1 delivered, its certConf kept back */
     f->l.capture_at = 2;
     assert_false(run_op(f, OP_IR, &f->dev, k, DEV1, NULL, NULL));
