@@ -4,6 +4,9 @@
 # tests (ASan build), fuzz targets for a bounded time, and ends with the line
 # "N passed, N failed". Exit status is non-zero if anything failed.
 #
+# A fuzz target with a seed generator tests/tools/gen_<name>_seeds.c gets
+# its seeds (and the world they are valid in) generated before it runs.
+#
 # Environment: FUZZ_SECONDS (per target, default 20), E2E_BUILD (default
 # build/asan), SKIP_INSTALL=1 to skip the package check, ONLY=pattern to run
 # only matching test names.

@@ -56,16 +56,15 @@ struct stenv_id {
  * Creates everything in |dir| (made under $TMPDIR when NULL; it must exist
  * and be empty otherwise): configuration, store, operator CAs with a CMP
  * signer, vendor "acme" with its CA registered, and the server. Returns 1,
- * or 0 with a message in |err|. stenv_free() releases it (and removes the
- * directory if stenv_create made it and |keep| is 0).
+ * or 0 with a message in |err|; either way stenv_free() releases it.
  */
 int stenv_create(struct stenv *e, const char *dir, const struct stenv_opts *o,
                  char *err, size_t errlen);
 /*
  * Opens an existing environment made by stenv_create in |dir|, but with the
- * store at |db_path| (a copy of dir/cmpca.db; NULL = dir/cmpca.db). Only
- * conf, store and srv are set (the PKI fields stay NULL, except op_root).
- * Returns 1 or 0 with |err|.
+ * store at |db_path| (a copy of dir/cmpca.db, synchronous=normal; NULL =
+ * dir/cmpca.db). Only dir, conf, store and srv are set (no PKI fields, so
+ * no client link can be used on it). Returns 1 or 0 with |err|.
  */
 int stenv_open(struct stenv *e, const char *dir, const char *db_path,
                char *err, size_t errlen);
