@@ -254,6 +254,14 @@ static void test_ir_certconf(void **state)
     /* the certificate the client got is the one stored, for the device */
     assert_int_equal(stenv_cert_status(&f->e, r.cert, r.cert_len, NULL,
                                        &cert_id, &cert_dev), STORE_CERT_VALID);
+    {
+        const unsigned char *p = r.cert;
+        X509 *x = d2i_X509(NULL, &p, (long)r.cert_len);
+
+        assert_non_null(x);
+        assert_int_equal(X509_cmp(x, cert), 0);
+        X509_free(x);
+    }
     stenv_rsp_clear(&r);
     expect_answer(f, 1, CMP_BODY_PKICONF, &r);
     stenv_rsp_clear(&r);
