@@ -1297,6 +1297,11 @@ static int m_short_nonce(struct stenv_link *l, CMP_MSG *m, int i)
     return set_random(&m->header->senderNonce, 8);
 }
 
+static int m_new_tid(struct stenv_link *l, CMP_MSG *m, int i)
+{
+    return set_random(&m->header->transactionID, 16);
+}
+
 static int m_old_tid(struct stenv_link *l, CMP_MSG *m, int i)
 {
     struct fx *f = l->arg;
@@ -1488,6 +1493,9 @@ static const struct refusal refusals[] = {
     { .name = "certconf_wrong_certreqid",
       .prep = PREP_NONE, .who = WHO_DEVICE, .op = OP_IR,
       .at = 1, .mutate = m_certconf_id, .fail_bit = B(BAD_REQUEST) },
+    { .name = "certconf_unknown_transaction",
+      .prep = PREP_NONE, .who = WHO_DEVICE, .op = OP_IR,
+      .at = 1, .mutate = m_new_tid, .fail_bit = B(BAD_REQUEST) },
     { .name = "certconf_other_signer",
       .prep = PREP_NONE, .who = WHO_DEVICE, .op = OP_IR,
       .at = 1, .mutate = m_other_signer, .fail_bit = B(NOT_AUTHORIZED) },
