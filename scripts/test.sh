@@ -4,6 +4,9 @@
 # tests (ASan build), fuzz targets for a bounded time, and ends with the line
 # "N passed, N failed". Exit status is non-zero if anything failed.
 #
+# A fuzz target with a seed generator tests/tools/gen_<name>_seeds.c gets
+# its seeds (and the world they are valid in) generated before it runs.
+#
 # Environment: FUZZ_SECONDS (per target, default 20), E2E_BUILD (default
 # build/asan), SKIP_INSTALL=1 to skip the package check, ONLY=pattern to run
 # only matching test names.
@@ -36,14 +39,15 @@ build() {
 # exit without a "not ok" line counts as one failure.
 count_tap() {
     local name=$1 out=$2 rc=$3 p f s
+    # cmocka reports a skip() as "not ok N # SKIP name": a skip, not a failure
     p=$(grep -Ec '^ok [0-9]+' "$out" | tr -d ' ')
-    s=$(grep -Ec '^ok [0-9]+.*# (SKIP|skip)' "$out" | tr -d ' ')
-    f=$(grep -Ec '^not ok [0-9]+' "$out" | tr -d ' ')
-    p=$((p - s))
+    s=$(grep -Ec '^(not )?ok [0-9]+.*# (SKIP|skip)' "$out" | tr -d ' ')
+    f=$(grep -E '^not ok [0-9]+' "$out" | grep -Evc '# (SKIP|skip)' | tr -d ' ')
+    p=$((p - $(grep -Ec '^ok [0-9]+.*# (SKIP|skip)' "$out")))
     pass=$((pass + p)); skip=$((skip + s))
     if [ "$f" -gt 0 ]; then
         fail=$((fail + f))
-        failed_names+=("$name: $(grep -E '^not ok' "$out" | head -5 | tr '\n' ';')")
+        failed_names+=("$name: $(grep -E '^not ok' "$out" | grep -Ev '# (SKIP|skip)' | head -5 | tr '\n' ';')")
     elif [ "$rc" -ne 0 ]; then
         note_fail "$name (exit $rc)"
     elif [ "$p" -eq 0 ] && [ "$s" -eq 0 ]; then
@@ -103,19 +107,38 @@ for f in build/fuzz/fuzz/fuzz_*; do
     [ -x "$f" ] || continue
     name="fuzz:$(basename "$f")"
     selected "$name" || continue
-    corpus="tests/fuzz/corpus/$(basename "$f")"
+    base=$(basename "$f")
+    corpus="tests/fuzz/corpus/$base"
     work=$(mktemp -d)
     [ -d "$corpus" ] && cp -r "$corpus"/. "$work"/ 2>/dev/null
     out="$LOGDIR/$(echo "$name" | tr ':/' '__').out"
-    (cd "$work" && timeout $((FUZZ_SECONDS + 120)) "$OLDPWD/$f" -max_total_time="$FUZZ_SECONDS" \
-        -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 .) > "$out" 2>&1; rc=$?
+    # A target with a seed generator (tests/tools/gen_<name>_seeds.c, e.g.
+    # fuzz_server) gets its seeds, and the world they are valid in, made
+    # now (nothing generated is committed); the target finds the world in
+    # $CMPCA_FUZZ_WORLD and keeps its temporary files in it.
+    gen="build/release/tools/gen_${base#fuzz_}_seeds"
+    world=""
+    if [ -x "$gen" ]; then
+        world=$(mktemp -d)
+        if ! "$gen" "$world" "$work" > "$out" 2>&1; then
+            echo "not ok 1 - $name: seed generator failed" >> "$out"
+            rm -rf "$work" "$world"
+            count_tap "$name" "$out" 1
+            continue
+        fi
+    fi
+    (cd "$work" && CMPCA_FUZZ_WORLD="$world" TMPDIR="${world:-${TMPDIR:-/tmp}}" \
+        timeout $((FUZZ_SECONDS + 120)) "$OLDPWD/$f" -max_total_time="$FUZZ_SECONDS" \
+        -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 .) >> "$out" 2>&1; rc=$?
     if [ "$rc" -eq 0 ]; then
         echo "ok 1 - $name ran ${FUZZ_SECONDS}s without findings" >> "$out"
     else
         cp "$work"/crash-* "$work"/leak-* "$work"/timeout-* "$LOGDIR"/ 2>/dev/null
+        # the world the crash happened in, to run the crash file again
+        [ -n "$world" ] && rm -rf "$LOGDIR/$base-world" && cp -r "$world" "$LOGDIR/$base-world"
         echo "not ok 1 - $name found a crash (see $LOGDIR)" >> "$out"
     fi
-    rm -rf "$work"
+    rm -rf "$work" ${world:+"$world"}
     count_tap "$name" "$out" "$rc"
 done
 

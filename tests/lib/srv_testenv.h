@@ -1,0 +1,177 @@
+/*
+ * A whole cmpca server in-process for tests, the fuzz target and its seed
+ * generator: an operator PKI (root, issuing CA, CMP signer) and a vendor PKI
+ * made with the library's own admin functions, a real SQLite store file and
+ * configuration in a directory, devices on the allow-list, and OpenSSL's CMP
+ * client wired to server_handle() through its transfer callback.
+ */
+#ifndef CMPCA_TEST_SRV_TESTENV_H
+#define CMPCA_TEST_SRV_TESTENV_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <openssl/cmp.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "asn1/cmp_asn1.h"
+#include "server/server.h"
+#include "store/store.h"
+
+struct conf;
+
+/* Settings of the [alias 3gpp] section (0 = the default given). */
+struct stenv_opts {
+    long confirm_wait;        /* seconds; default 300 */
+    long time_tolerance;      /* seconds; default 600; -1 = 0 (unchecked) */
+    int allow_reenroll;       /* default no */
+};
+
+/* The server, its store and the PKIs behind it. */
+struct stenv {
+    char *dir;                /* holds cmpca.conf, cmpca.db, the CA keys */
+    struct conf *conf;
+    STORE *store;
+    SERVER *srv;
+    X509 *op_root;            /* operator root: the clients' trust anchor */
+    X509 *op_issuing;         /* issuing CA of the alias */
+    X509 *cmp_signer;         /* its CMP signer (protects the responses) */
+    int64_t issuing_id;       /* store id of the issuing CA */
+    EVP_PKEY *vroot_key, *vca_key;
+    X509 *vroot, *vca;        /* vendor root and factory CA (registered) */
+    EVP_PKEY *rogue_key;
+    X509 *rogue;              /* a vendor CA nobody registered */
+    int64_t vendor_id;
+};
+
+/* An identity that signs requests: certificate, key, and the certificates
+ * sent with it in extraCerts (the vendor CA for a vendor certificate). */
+struct stenv_id {
+    X509 *cert;
+    EVP_PKEY *key;
+    STACK_OF(X509) *chain;
+};
+
+/*
+ * Creates everything in |dir| (made under $TMPDIR when NULL; it must exist
+ * and be empty otherwise): configuration, store, operator CAs with a CMP
+ * signer, vendor "acme" with its CA registered, and the server. Returns 1,
+ * or 0 with a message in |err|; either way stenv_free() releases it.
+ */
+int stenv_create(struct stenv *e, const char *dir, const struct stenv_opts *o,
+                 char *err, size_t errlen);
+/*
+ * Opens an existing environment made by stenv_create in |dir|, but with the
+ * store at |db_path| (a copy of dir/cmpca.db, synchronous=normal; NULL =
+ * dir/cmpca.db). Only dir, conf, store and srv are set (no PKI fields, so
+ * no client link can be used on it). Returns 1 or 0 with |err|.
+ */
+int stenv_open(struct stenv *e, const char *dir, const char *db_path,
+               char *err, size_t errlen);
+/* Frees |e|; removes its directory if |remove_dir|. */
+void stenv_free(struct stenv *e, int remove_dir);
+
+/*
+ * A device's vendor credentials: a fresh P-256 key and a certificate with
+ * subject serialNumber=|serial|, CN=|serial|, O=Acme issued by the acme
+ * vendor CA (or by the unregistered rogue CA if |rogue|). If |register_it|,
+ * the device is added to the allow-list. Returns 1 or 0.
+ */
+int stenv_device(struct stenv *e, const char *serial, int rogue,
+                 int register_it, struct stenv_id *out);
+/* Sets |out| to |cert| and |key| (references taken), no chain. */
+int stenv_id_set(struct stenv_id *out, X509 *cert, EVP_PKEY *key);
+void stenv_id_clear(struct stenv_id *id);
+
+/* ------------------------------------------------------------------ */
+/* OpenSSL's client wired to server_handle()                           */
+
+#define STENV_MAXMSG 8
+
+struct stenv_link;
+/* Changes request number |index| (0 = first of the session) before it is
+ * delivered; returns 1 to go on (the link then re-signs it unless
+ * link->no_resign), 0 to fail the request. */
+typedef int (*stenv_mutate_fn)(struct stenv_link *l, CMP_MSG *msg, int index);
+
+/* One client session's plumbing; zero it, then set env and alias. */
+struct stenv_link {
+    struct stenv *env;
+    const char *alias;            /* NULL = "3gpp" */
+    stenv_mutate_fn mutate;       /* optional */
+    void *arg;                    /* for |mutate| */
+    EVP_PKEY *resign_key;         /* re-signs mutated requests */
+    const char *resign_md;        /* its digest; NULL = the key's default */
+    int no_resign;                /* the mutator protected the message */
+    int capture_at;               /* 1 + index of a request to keep but not
+                                   * deliver (the client then fails); 0 none */
+    int snapshot_at;              /* 1 + index of a request before which the
+                                   * store digest is taken into |snap| */
+    unsigned char snap[32];
+    int nreq;                     /* requests seen (delivered or captured) */
+    unsigned char *req[STENV_MAXMSG];  /* each as delivered (or captured) */
+    size_t req_len[STENV_MAXMSG];
+    unsigned char *rsp[STENV_MAXMSG];  /* the server's answers */
+    size_t rsp_len[STENV_MAXMSG];
+    int http[STENV_MAXMSG];
+    int verified[STENV_MAXMSG];   /* OpenSSL's OSSL_CMP_validate_msg
+                                   * accepted the answer's protection with
+                                   * the operator root as trust anchor */
+};
+
+/* Frees what the link recorded and zeroes the records (not env/alias/
+ * mutate settings). */
+void stenv_link_reset(struct stenv_link *l);
+
+/* A client context for identity |id| (NULL: none set) trusting the
+ * operator root, talking through |l|. One context per identity (OpenSSL
+ * 3.0.19 misbehaves when one context sees alternating signers). */
+OSSL_CMP_CTX *stenv_client(struct stenv_link *l, const struct stenv_id *id);
+/* Sets the new key and subject "CN=|cn|" (NULL: none) for an ir/cr/kur. */
+int stenv_client_newkey(OSSL_CMP_CTX *ctx, EVP_PKEY *newkey, const char *cn);
+
+/* Hands |der| to server_handle() for alias |alias| (NULL = "3gpp"); sets
+ * *rsp (malloc'ed) and returns the HTTP status. */
+int stenv_handle(struct stenv *e, const char *alias, const unsigned char *der,
+                 size_t len, unsigned char **rsp, size_t *rsp_len);
+
+/* ------------------------------------------------------------------ */
+/* Looking at messages and at the store                                 */
+
+/* What a response says. */
+struct stenv_rsp {
+    int decoded;              /* cmp_msg_decode accepted it (strict DER) */
+    int body;                 /* body type, -1 if not decoded */
+    int status;               /* PKIStatus of error/ip/cp/kup/rp, else -1 */
+    int failinfo;             /* failInfo bits (0 none) */
+    int signed_;              /* signature (not MAC) protection present */
+    unsigned char *cert;      /* ip/cp/kup: the certificate DER (malloc'ed) */
+    size_t cert_len;
+    int ncapubs;              /* ip: caPubs count */
+};
+/* Fills |out| (free its cert with free()). Returns out->decoded. */
+int stenv_rsp_parse(const unsigned char *der, size_t len, struct stenv_rsp *out);
+void stenv_rsp_clear(struct stenv_rsp *r);
+/* The transactionID of a DER request: copies up to 64 octets into |tid|,
+ * returns the length (0 on error). */
+size_t stenv_msg_tid(const unsigned char *der, size_t len, unsigned char *tid);
+
+/* SHA-256 over every row of every table of the store file: equal digests
+ * mean nothing changed. Returns 1 or 0. */
+int stenv_store_digest(struct stenv *e, unsigned char out[32]);
+/* State of device |ident| of vendor acme (enum store_device_state), -1 if
+ * absent; sets *cert_id if not NULL. */
+int stenv_device_state(struct stenv *e, const char *ident, int64_t *cert_id);
+/* Our record of the certificate |der|: status (enum store_cert_status) or
+ * -1 if not stored; sets *reason, *id, *device_id if not NULL. */
+int stenv_cert_status(struct stenv *e, const unsigned char *der, size_t len,
+                      int *reason, int64_t *id, int64_t *device_id);
+/* State of transaction |tid| (enum store_cmp_state), -1 if absent. */
+int stenv_txn_state(struct stenv *e, const unsigned char *tid, size_t len);
+/* Number of certificates of the issuing CA with |status| (-1 any). */
+long stenv_cert_count(struct stenv *e, int status);
+
+/* Re-signs |msg| with |key| and digest |md| (NULL = key default). */
+int stenv_resign(CMP_MSG *msg, EVP_PKEY *key, const char *md);
+
+#endif
