@@ -192,12 +192,22 @@ static enum cmp_reason srv_confirm_accept(struct srv_ctx *ctx, STORE_TX *tx,
     if (txn->device_id != 0 && txn->type != STORE_CMP_CR) {
         if ((rc = srv_txn_device(ctx, tx, txn, &own, &dev)) != STORE_OK)
             return srv_store_reason(ctx, rc, "device lookup");
+        /* the operator disabled the device meanwhile: refused (and, as any
+         * refused certConf, the certificate revoked) */
+        if (dev->state == STORE_DEV_DISABLED) {
+            r = srv_fail(ctx, CMP_R_NOT_AUTHORIZED, "device %s was disabled",
+                         dev->identifier);
+            store_device_free(own);
+            return r;
+        }
         /* the new certificate becomes the device's main one, unless a kur
-         * renewed some other (cr-issued) certificate of the device */
+         * renewed some other (cr-issued) certificate of a device whose main
+         * certificate is still in use */
         rc = store_device_set_state(tx, dev->id, dev->state,
                                     STORE_DEV_ENROLLED,
                                     txn->type == STORE_CMP_KUR
                                         && dev->cert_id != txn->old_cert_id
+                                        && dev->state == STORE_DEV_ENROLLED
                                         ? STORE_KEEP_CERT : txn->cert_id);
         store_device_free(own);
         if (rc != STORE_OK)
@@ -229,11 +239,13 @@ enum cmp_reason srv_confirm_reject(struct srv_ctx *ctx, STORE_TX *tx,
         && (txn->type == STORE_CMP_IR || txn->type == STORE_CMP_P10CR)) {
         if ((rc = srv_txn_device(ctx, tx, txn, &own, &dev)) != STORE_OK)
             return srv_store_reason(ctx, rc, "device lookup");
-        /* back to "registered" unless it holds an earlier certificate */
-        rc = store_device_set_state(tx, dev->id, dev->state,
-                                    dev->cert_id != 0 ? STORE_DEV_ENROLLED
-                                                      : STORE_DEV_REGISTERED,
-                                    STORE_KEEP_CERT);
+        /* a pending device goes back to "registered" unless it holds an
+         * earlier certificate; one the operator disabled meanwhile stays */
+        rc = dev->state != STORE_DEV_PENDING ? STORE_OK
+            : store_device_set_state(tx, dev->id, dev->state,
+                                     dev->cert_id != 0 ? STORE_DEV_ENROLLED
+                                                       : STORE_DEV_REGISTERED,
+                                     STORE_KEEP_CERT);
         store_device_free(own);
         if (rc != STORE_OK)
             return srv_store_reason(ctx, rc, "device state");
@@ -352,6 +364,18 @@ static enum cmp_reason srv_confirm_txn(struct srv_ctx *ctx, CMP_MSG **rsp,
     }
     r = verdict ? srv_confirm_accept(ctx, tx, txn)
                 : srv_confirm_reject(ctx, tx, txn, "rejected by the client");
+    if (r != CMP_R_OK && r != CMP_R_SYSTEM_UNAVAIL && r != CMP_R_SYSTEM_FAILURE) {
+        /* refused while accepting: ends the transaction like any refusal */
+        store_rollback(tx);
+        tx = NULL;
+        if ((rc = srv_write_begin(ctx, &tx)) != STORE_OK) {
+            r = srv_store_reason(ctx, rc, "begin");
+            goto end;
+        }
+        r = srv_confirm_refused(ctx, tx, txn);
+        tx = NULL;
+        goto end;
+    }
     if (r != CMP_R_OK)
         goto end;
     to_state = verdict ? STORE_CMP_CONFIRMED : STORE_CMP_REJECTED;

@@ -205,6 +205,9 @@ static enum cmp_reason srv_supersede_pending(struct srv_ctx *ctx, STORE_TX *tx)
         return r;
     rc = store_device_set_state(tx, ctx->device->id, STORE_DEV_PENDING, back,
                                 STORE_KEEP_CERT);
+    if (rc == STORE_CONFLICT || rc == STORE_NOTFOUND)
+        return srv_fail(ctx, CMP_R_NOT_AUTHORIZED,
+                        "device %s changed state meanwhile", ctx->device_label);
     if (rc != STORE_OK)
         return srv_store_reason(ctx, rc, "device state");
     ctx->device->state = back;

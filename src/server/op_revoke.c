@@ -48,12 +48,14 @@ enum cmp_reason srv_revoke(struct srv_ctx *ctx, CMP_MSG **rsp)
                         "certDetails needs issuer and serialNumber");
     if ((reason = srv_rr_reason(rd)) == -2)
         return srv_fail(ctx, CMP_R_BAD_REQUEST, "bad reasonCode");
-    if ((r = m->authenticate(ctx, SRV_OP_RR)) != CMP_R_OK
-        || (r = m->authorise(ctx, SRV_OP_RR)) != CMP_R_OK)
+    if ((r = m->authenticate(ctx, SRV_OP_RR)) != CMP_R_OK)
         return r;
     if (X509_NAME_cmp(ctx->rr_issuer,
                       X509_get_subject_name(ca_get0_cert(ctx->alias->ca))) != 0)
-        return srv_reject(ctx, CMP_R_BAD_CERT_ID, "issuer is not this CA");
+        return srv_reject(ctx, CMP_R_BAD_CERT_ID, "issuer is not CA %s",
+                          ca_get0_name(ctx->alias->ca));
+    if ((r = m->authorise(ctx, SRV_OP_RR)) != CMP_R_OK)
+        return r;
     /* ctx->old_cert is the certificate named; ca_revoke re-reads it under
      * the write lock and refuses it if a concurrent rr revoked it */
     if (ctx->old_cert->status == STORE_CERT_REVOKED)

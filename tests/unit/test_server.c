@@ -548,17 +548,6 @@ static void test_kur_after_main_cert_revoked(void **state)
     unsigned char *der = NULL;
     int len;
 
-    if (getenv("CMPCA_RUN_KNOWN_BUGS") == NULL) {
-        /* KNOWN SERVER BUG (src/server/op_confirm.c, srv_confirm_accept):
-         * for a kur of a certificate other than the device's main one the
-         * device goes to "enrolled" whatever its state, with cert_id kept
-         * (STORE_KEEP_CERT) - here the revoked main certificate. Run with
-         * CMPCA_RUN_KNOWN_BUGS=1 to see it fail. */
-        print_message("# SKIP known server bug: after rr of the main cert, a "
-                      "kur of a cr cert leaves the device enrolled with the "
-                      "revoked main cert as current\n");
-        skip();
-    }
     kb = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
     kc = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
     enroll_dev1(f);                                       /* cert A */
@@ -799,22 +788,6 @@ static void test_ir_lost_race_is_refused(void **state)
     size_t tl;
     int64_t cert1 = 0;
 
-    if (getenv("CMPCA_RUN_KNOWN_BUGS") == NULL) {
-        /* KNOWN SERVER BUG (src/server/op_enroll.c, srv_supersede_pending,
-         * called by srv_enroll_commit): the conditional
-         * store_device_set_state(PENDING -> REGISTERED/ENROLLED) returns
-         * STORE_CONFLICT when the device changed state after the request
-         * read it; srv_store_reason() makes that systemFailure with HTTP
-         * 500 ("store error in device state: conflict", logged as an
-         * error) instead of the notAuthorized "changed state meanwhile"
-         * the direct path in srv_enroll_commit gives. Seen with concurrent
-         * irs of one device (test_concurrent_ir_same_device, about one run
-         * in three). */
-        print_message("# SKIP known server bug: an ir that loses a race "
-                      "against its device's certConf gets systemFailure / "
-                      "HTTP 500\n");
-        skip();
-    }
     k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
     /* ir 1 delivered, its certConf kept back */
     f->l.capture_at = 2;
@@ -888,18 +861,6 @@ static void disabled_while_pending(struct fx *f, int by_sweep)
     size_t rl = 0;
     int state;
 
-    if (getenv("CMPCA_RUN_KNOWN_BUGS") == NULL) {
-        /* KNOWN SERVER BUG (src/server/op_confirm.c, srv_confirm_accept
-         * and srv_confirm_reject): the device's new state is set
-         * "from whatever it is now" (store_device_set_state(dev->state ->
-         * ENROLLED / REGISTERED)), so a certConf (or the sweeper's expiry)
-         * turns a device the operator disabled meanwhile back into
-         * enrolled (or registered); the certConf is not refused either. */
-        print_message("# SKIP known server bug: a device disabled while its "
-                      "certConf is pending is re-enabled by the %s\n",
-                      by_sweep ? "sweeper" : "certConf");
-        skip();
-    }
     k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
     f->l.capture_at = 2;
     assert_false(run_op(f, OP_IR, &f->dev, k, DEV1, NULL, NULL));
@@ -1221,6 +1182,14 @@ struct refusal {
                                  * rr: the vendor cert is to be revoked */
     const char *key;            /* requested key: NULL P-256, "rsa1024",
                                  * "secp256k1" */
+    int body;                   /* the answer's body: 0 an error message; a
+                                 * refusal of the request's content comes in
+                                 * the response of its type (ip/cp/kup/rp)
+                                 * with status rejection (RFC 9483 3.6.4) */
+    int ends;                   /* a refused certConf of the requester: the
+                                 * transaction ends, the certificate is
+                                 * revoked at once and DEV1 registered
+                                 * again (instead of "nothing changed") */
 };
 
 static ASN1_BIT_STRING *popo_sig(CMP_MSG *m)
@@ -1477,22 +1446,22 @@ static const struct refusal refusals[] = {
       .fail_bit = B(WRONG_INTEGRITY) },
     { .name = "ir_bad_pop",
       .prep = PREP_NONE, .who = WHO_DEVICE, .op = OP_IR,
-      .mutate = m_bad_pop, .fail_bit = B(BAD_POP) },
+      .mutate = m_bad_pop, .fail_bit = B(BAD_POP) , .body = CMP_BODY_IP },
     { .name = "ir_raverified_pop",
       .prep = PREP_NONE, .who = WHO_DEVICE, .op = OP_IR,
-      .mutate = m_raverified, .fail_bit = B(BAD_POP) },
+      .mutate = m_raverified, .fail_bit = B(BAD_POP) , .body = CMP_BODY_IP },
     { .name = "p10cr_bad_csr_signature",
       .prep = PREP_NONE, .who = WHO_DEVICE, .op = OP_P10CR,
-      .mutate = m_bad_pop, .fail_bit = B(BAD_POP) },
+      .mutate = m_bad_pop, .fail_bit = B(BAD_POP) , .body = CMP_BODY_CP },
     { .name = "certconf_wrong_certhash",
       .prep = PREP_NONE, .who = WHO_DEVICE, .op = OP_IR,
-      .at = 1, .mutate = m_certhash, .fail_bit = B(BAD_CERT_ID) },
+      .at = 1, .mutate = m_certhash, .fail_bit = B(BAD_CERT_ID) , .ends = 1 },
     { .name = "certconf_wrong_recipnonce",
       .prep = PREP_NONE, .who = WHO_DEVICE, .op = OP_IR,
-      .at = 1, .mutate = m_recipnonce, .fail_bit = B(BAD_RECIPIENT_NONCE) },
+      .at = 1, .mutate = m_recipnonce, .fail_bit = B(BAD_RECIPIENT_NONCE) , .ends = 1 },
     { .name = "certconf_wrong_certreqid",
       .prep = PREP_NONE, .who = WHO_DEVICE, .op = OP_IR,
-      .at = 1, .mutate = m_certconf_id, .fail_bit = B(BAD_REQUEST) },
+      .at = 1, .mutate = m_certconf_id, .fail_bit = B(BAD_REQUEST) , .ends = 1 },
     { .name = "certconf_unknown_transaction",
       .prep = PREP_NONE, .who = WHO_DEVICE, .op = OP_IR,
       .at = 1, .mutate = m_new_tid, .fail_bit = B(BAD_REQUEST) },
@@ -1526,10 +1495,10 @@ static const struct refusal refusals[] = {
       .fail_bit = B(NOT_AUTHORIZED) },
     { .name = "ir_two_certreqmsgs",
       .prep = PREP_NONE, .who = WHO_DEVICE, .op = OP_IR,
-      .mutate = m_two_reqs, .fail_bit = B(BAD_REQUEST) },
+      .mutate = m_two_reqs, .fail_bit = B(BAD_REQUEST) , .body = CMP_BODY_IP },
     { .name = "ir_certreqid_1",
       .prep = PREP_NONE, .who = WHO_DEVICE, .op = OP_IR,
-      .mutate = m_crm_id, .fail_bit = B(BAD_REQUEST) },
+      .mutate = m_crm_id, .fail_bit = B(BAD_REQUEST) , .body = CMP_BODY_IP },
     { .name = "ir_unsupported_pvno",
       .prep = PREP_NONE, .who = WHO_DEVICE, .op = OP_IR,
       .mutate = m_pvno, .fail_bit = B(UNSUPPORTED_VERSION) },
@@ -1544,16 +1513,16 @@ static const struct refusal refusals[] = {
       .mutate = m_unprotect, .fail_bit = B(BAD_MESSAGE_CHECK) },
     { .name = "kur_same_key",
       .prep = PREP_ENROLLED, .who = WHO_OPERATOR, .op = OP_KUR,
-      .reuse_key = 1, .fail_bit = B(BAD_CERT_TEMPLATE) },
+      .reuse_key = 1, .fail_bit = B(BAD_CERT_TEMPLATE) , .body = CMP_BODY_KUP },
     { .name = "kur_other_subject",
       .prep = PREP_ENROLLED, .who = WHO_OPERATOR, .op = OP_KUR,
-      .cn = "somebody else", .fail_bit = B(BAD_CERT_TEMPLATE) },
+      .cn = "somebody else", .fail_bit = B(BAD_CERT_TEMPLATE) , .body = CMP_BODY_KUP },
     { .name = "kur_oldcertid_not_signer",
       .prep = PREP_ENROLLED, .who = WHO_OPERATOR, .op = OP_KUR,
-      .old_is_vendor = 1, .fail_bit = B(BAD_CERT_ID) },
+      .old_is_vendor = 1, .fail_bit = B(BAD_CERT_ID) , .body = CMP_BODY_KUP },
     { .name = "kur_bad_pop",
       .prep = PREP_ENROLLED, .who = WHO_OPERATOR, .op = OP_KUR,
-      .mutate = m_bad_pop, .fail_bit = B(BAD_POP) },
+      .mutate = m_bad_pop, .fail_bit = B(BAD_POP) , .body = CMP_BODY_KUP },
     { .name = "kur_tampered_signature",
       .prep = PREP_ENROLLED, .who = WHO_OPERATOR, .op = OP_KUR,
       .mutate = m_flip_sig, .fail_bit = B(BAD_MESSAGE_CHECK) },
@@ -1565,7 +1534,7 @@ static const struct refusal refusals[] = {
       .fail_bit = B(SIGNER_NOT_TRUSTED) },
     { .name = "rr_already_revoked",
       .prep = PREP_REVOKED, .who = WHO_OPERATOR, .op = OP_RR,
-      .fail_bit = B(CERT_REVOKED) },
+      .fail_bit = B(CERT_REVOKED) , .body = CMP_BODY_RP },
     { .name = "rr_by_vendor_cert",
       .prep = PREP_ENROLLED, .who = WHO_DEVICE, .op = OP_RR,
       .fail_bit = B(SIGNER_NOT_TRUSTED) },
@@ -1583,10 +1552,10 @@ static const struct refusal refusals[] = {
       .fail_bit = B(NOT_AUTHORIZED) },
     { .name = "ir_rsa1024_key",
       .prep = PREP_NONE, .who = WHO_DEVICE, .op = OP_IR,
-      .key = "rsa1024", .fail_bit = B(BAD_CERT_TEMPLATE) },
+      .key = "rsa1024", .fail_bit = B(BAD_CERT_TEMPLATE) , .body = CMP_BODY_IP },
     { .name = "ir_secp256k1_key",
       .prep = PREP_NONE, .who = WHO_DEVICE, .op = OP_IR,
-      .key = "secp256k1", .fail_bit = B(BAD_CERT_TEMPLATE) },
+      .key = "secp256k1", .fail_bit = B(BAD_ALG) , .body = CMP_BODY_IP },
     { .name = "ir_random_sender_kid",
       .prep = PREP_NONE, .who = WHO_DEVICE, .op = OP_IR,
       .mutate = m_random_kid, .fail_bit = B(BAD_MESSAGE_CHECK) },
@@ -1595,10 +1564,10 @@ static const struct refusal refusals[] = {
       .mutate = m_nested, .fail_bit = B(BAD_REQUEST) },
     { .name = "certconf_hashalg_sha1",
       .prep = PREP_NONE, .who = WHO_DEVICE, .op = OP_IR,
-      .at = 1, .mutate = m_hashalg_sha1, .fail_bit = B(BAD_CERT_ID) },
+      .at = 1, .mutate = m_hashalg_sha1, .fail_bit = B(BAD_CERT_ID) , .ends = 1 },
     { .name = "rr_other_issuer",
       .prep = PREP_ENROLLED, .who = WHO_OPERATOR, .op = OP_RR,
-      .old_is_vendor = 1, .fail_bit = B(BAD_CERT_ID) },
+      .old_is_vendor = 1, .fail_bit = B(BAD_CERT_ID), .body = CMP_BODY_RP },
     { .name = "genm_wrong_vendor_ca",
       .prep = PREP_NONE, .who = WHO_ROGUE, .op = OP_GENM,
       .fail_bit = B(SIGNER_NOT_TRUSTED) },
@@ -1621,10 +1590,26 @@ static void disable_dev1(struct fx *f)
     store_device_free(d);
 }
 
+/* The number of revoked certificates in the store. */
+static int count_revoked(struct fx *f)
+{
+    struct store_cert_filter flt;
+    STORE_TX *tx = NULL;
+    int64_t n = 0;
+
+    store_cert_filter_init(&flt);
+    flt.status = STORE_CERT_REVOKED;
+    assert_int_equal(store_begin_read(f->e.store, &tx), STORE_OK);
+    assert_int_equal(store_cert_count(tx, &flt, &n), STORE_OK);
+    store_rollback(tx);
+    return (int)n;
+}
+
 /* Runs one row: the preparation, then the session with the mutation;
- * request |at| must get a signed error with exactly the row's failInfo
+ * request |at| must get a signed answer (an error, or the response of the
+ * request's type with status rejection) with exactly the row's failInfo
  * bit that OpenSSL verifies, and the store must be as it was before that
- * request. */
+ * request (or, for a refused certConf, the transaction ended). */
 static void run_refusal(void **state)
 {
     struct fx *f = *state;
@@ -1695,7 +1680,7 @@ static void run_refusal(void **state)
                         NULL));
     /* the refused request was the last one the client sent */
     assert_int_equal(f->l.nreq, rc->at + 1);
-    expect_answer(f, rc->at, CMP_BODY_ERROR, &r);
+    expect_answer(f, rc->at, rc->body != 0 ? rc->body : CMP_BODY_ERROR, &r);
     if (r.failinfo != 1 << rc->fail_bit)
         print_message("# %s: failInfo 0x%x, wanted bit %d (0x%x)\n", rc->name,
                       r.failinfo, rc->fail_bit, 1 << rc->fail_bit);
@@ -1703,7 +1688,14 @@ static void run_refusal(void **state)
     assert_int_equal(r.status, OSSL_CMP_PKISTATUS_rejection);
     stenv_rsp_clear(&r);
     assert_true(stenv_store_digest(&f->e, after));
-    assert_memory_equal(f->l.snap, after, 32);
+    if (rc->ends) {
+        assert_memory_not_equal(f->l.snap, after, 32);
+        assert_int_equal(stenv_device_state(&f->e, DEV1, NULL),
+                         STORE_DEV_REGISTERED);
+        assert_int_equal(count_revoked(f), 1);
+    } else {
+        assert_memory_equal(f->l.snap, after, 32);
+    }
     stenv_id_clear(&unknown);
     stenv_id_clear(&rogue);
     EVP_PKEY_free(k);
