@@ -34,6 +34,18 @@ neg() {
     is "$d: $sn still $s0" "$(dev_state "$sn")" "$s0"
 }
 
+# negr DESC FILE BODY FAILINFO SN: a refusal of the request's content, in
+# the response of its type with status rejection; nothing issued.
+negr() {
+    local d=$1 f=$2 body=$3 fi=$4 sn=$5 c0 s0 h
+    c0=$(cert_count)
+    s0=$(dev_state "$sn")
+    h=$(post "$f" "$f.rsp")
+    expect_rejection "$d" "$h" "$f.rsp" "$body" "$fi"
+    is "$d: nothing issued" "$(cert_count)" "$c0"
+    is "$d: $sn still $s0" "$(dev_state "$sn")" "$s0"
+}
+
 # accepted DESC FILE: the request is answered 200 with a signed ip.
 accepted() {
     local h
@@ -48,6 +60,10 @@ accepted "control: crafted ir (SN-000002)" ctl.der
 # ---- header (RFC 9483 3.1) --------------------------------------------------------
 craft nokid.der SN-000003 --drop-kid
 neg "signature-protected ir without senderKID" nokid.der 200 badMessageCheck SN-000003
+craft rn.der SN-000003 --recip-nonce-random
+neg "recipNonce in the first message of a transaction" rn.der 200 badRecipientNonce SN-000003
+craft up.der SN-000003 --unprotect --drop-sender-nonce
+neg "no protection (and no senderNonce): protection is checked first" up.der 200 badMessageCheck SN-000003
 craft icint.der SN-000003 --implicit-confirm int
 neg "implicitConfirm with an INTEGER value" icint.der 200 badRequest SN-000003
 craft icnov.der SN-000003 --implicit-confirm novalue
@@ -62,7 +78,7 @@ is "implicitConfirm is not granted on the 3GPP alias" "$(field icnull.der.rsp im
 
 # ---- algorithms (RFC 9481) ----------------------------------------------------------
 craft popsha1.der SN-000005 --popo-md SHA1 --newkey "$T/k1.key"
-neg "POP signed with ecdsa-with-SHA1" popsha1.der 200 badAlg SN-000005
+negr "POP signed with ecdsa-with-SHA1" popsha1.der ip badAlg SN-000005
 craft popsha384.der SN-000005 --popo-md SHA384 --newkey "$T/k1.key"
 accepted "POP signed with ecdsa-with-SHA384 (SN-000005)" popsha384.der
 craft sha224.der SN-000006 --md SHA224
