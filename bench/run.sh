@@ -61,6 +61,7 @@ make_server() {
     cat > "$d/cmpca.conf" <<EOF
 [server]
 listen = 127.0.0.1:0
+$([ "$(id -u)" = 0 ] && echo "user = nobody")
 $extra
 [store]
 path = cmpca.db
@@ -82,6 +83,8 @@ EOF
      && "$B" device import --vendor acme "$T/DEVS/allowlist.csv" >/dev/null \
      && "$B" ca show root --pem > root.pem \
      && "$B" ca show issuing --pem > issuing-chain.pem)
+    # the server drops to nobody after binding: its directory is nobody's
+    if [ "$(id -u)" = 0 ]; then chmod 711 "$T"; chown -R nobody "$d"; fi
 }
 
 # start_server DIR: sets SPID, SPORT
