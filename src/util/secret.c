@@ -222,13 +222,22 @@ size_t secret_env_wipe_read(void)
 
     pthread_mutex_lock(&secret_env_lock);
     for (i = 0; i < secret_env_n; i++) {
-        /* the value is overwritten where it lives (the initial environment
-         * block on the stack, or setenv's copy), then the name removed */
+        /* "NAME=value" is overwritten where it lives (the initial
+         * environment block, which /proc/PID/environ shows, or setenv's
+         * copy, which glibc never frees) once it is out of environ */
         if ((v = getenv(secret_env_names[i])) != NULL) {
-            secret_wipe(v, strlen(v));
+            size_t nl = strlen(secret_env_names[i]), vl = strlen(v);
+            char *kv = v - nl - 1;
+            int whole = memcmp(kv, secret_env_names[i], nl) == 0
+                        && kv[nl] == '=';
+
+            (void)unsetenv(secret_env_names[i]);
+            if (whole)
+                secret_wipe(kv, nl + 1 + vl);
+            else
+                secret_wipe(v, vl);
             n++;
         }
-        (void)unsetenv(secret_env_names[i]);
         free(secret_env_names[i]);
         secret_env_names[i] = NULL;
     }
