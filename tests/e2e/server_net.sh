@@ -184,4 +184,20 @@ is "client-cert listener, the RA certificate: CMP answered" \
     "$(h --cacert "$T/tls.pem" --cert "$T/ra.pem" --key "$T/ra.key" -H 'Content-Type: application/pkixcmp' --data-binary x "https://127.0.0.1:$PM/.well-known/cmp")" 400
 is "nothing issued for the refused ones" "$(cert_count)" "$c"
 srv_stop tls
+
+# an encrypted TLS key with tls_key_pass
+echo "tls-key-pass-77" >"$T/tlskey.pass"
+openssl pkcs8 -topk8 -in "$T/tls.key" -out "$T/tlsenc.key" -v2 aes-256-cbc \
+    -passout "file:$T/tlskey.pass" 2>/dev/null
+chmod 600 "$T/tlsenc.key"
+PT=$(free_port)
+use_conf "listen = 127.0.0.1:$PT tls" "tls_cert = $T/tls.pem" "tls_key = $T/tlsenc.key" \
+    "tls_key_pass = file:$T/tlskey.pass"
+srv_start tlsenc || { echo "Bail out! TLS server with an encrypted key did not start"; exit 1; }
+PORT=$PT
+newkey ke.key
+check "encrypted TLS key (tls_key_pass): openssl cmp -tls_used" ocmp -cmd ir -tls_used \
+    -tls_trusted tls.pem -tls_host 127.0.0.1 $(dev_args SN-000010) -trusted oproot.pem \
+    -newkey ke.key -subject /CN=SN-000010 -certout ke.pem
+srv_stop tlsenc
 e2e_done

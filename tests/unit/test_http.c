@@ -904,7 +904,7 @@ static void test_connection_limit(void **state)
     /* now all four busy (a body under way): a newcomer is refused */
     for (i = 1; i < 5; i++)
         cl_write(fd[i], part, sizeof(part) - 1);
-    usleep(200 * 1000);
+    usleep(500 * 1000);                 /* the server has read them */
     fd[5] = cl_connect(port);
     assert_true(cl_closed_within(fd[5], 2000));
     http_server_get_stats(srv, &st);
