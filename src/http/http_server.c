@@ -45,6 +45,7 @@
 #define HTTP_DISCARD_MAX        (1024 * 1024) /* body bytes read and dropped
                                              after a 413/415 before giving up */
 #define HTTP_METRICS_EXTRA      (64 * 1024)
+#define HTTP_CONN_METRICS_MAX   1024      /* the connection counters' text */
 #define HTTP_CT_CMP             "application/pkixcmp"
 
 struct http_server;
@@ -291,12 +292,37 @@ static enum MHD_Result http_reply_metrics(struct http_server *srv,
                                           struct MHD_Connection *conn)
 {
     struct MHD_Response *rsp;
+    struct http_conn_stats cs;
     char *text, *all;
     size_t len = 0, extra = 0;
+    int n;
 
     text = metrics_render(&len);
     if (text == NULL)
         return http_reply_text(srv, conn, 500, "out of memory\n", NULL);
+    /* the connection guards: an attack shows here */
+    http_conns_stats(&srv->conns, &cs);
+    if ((all = realloc(text, len + HTTP_CONN_METRICS_MAX)) == NULL) {
+        free(text);
+        return http_reply_text(srv, conn, 500, "out of memory\n", NULL);
+    }
+    text = all;
+    n = snprintf(text + len, HTTP_CONN_METRICS_MAX,
+                 "# HELP cmpca_http_connections Open HTTP connections.\n"
+                 "# TYPE cmpca_http_connections gauge\n"
+                 "cmpca_http_connections %u\n"
+                 "# HELP cmpca_http_connections_closed_total Connections "
+                 "closed by the server's guards.\n"
+                 "# TYPE cmpca_http_connections_closed_total counter\n"
+                 "cmpca_http_connections_closed_total{reason=\"evicted\"} %lu\n"
+                 "cmpca_http_connections_closed_total{reason=\"refused\"} %lu\n"
+                 "cmpca_http_connections_closed_total{reason=\"header_timeout\"} "
+                 "%lu\n"
+                 "cmpca_http_connections_closed_total{reason=\"body_timeout\"} "
+                 "%lu\n", cs.open, cs.evicted, cs.refused, cs.header_timeouts,
+                 cs.body_timeouts);
+    if (n > 0 && n < HTTP_CONN_METRICS_MAX)
+        len += (size_t)n;
     if (srv->conf.metrics_extra != NULL) {
         all = realloc(text, len + HTTP_METRICS_EXTRA + 1);
         if (all == NULL) {

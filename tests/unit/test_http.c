@@ -914,6 +914,14 @@ static void test_connection_limit(void **state)
     assert_true(cl_read(fd[1], &r));
     assert_int_equal(r.status, 200);
     assert_int_equal(r.body_len, 2);
+    /* the counters in /metrics (fd[1] is kept alive) */
+    cl_send(fd[1], "GET", "/metrics", NULL, NULL, 0, NULL);
+    assert_true(cl_read(fd[1], &r));
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "cmpca_http_connections_closed_total"
+                           "{reason=\"evicted\"} 1\n"));
+    assert_non_null(strstr(r.body, "cmpca_http_connections_closed_total"
+                           "{reason=\"refused\"} 1\n"));
     for (i = 0; i < 6; i++)
         close(fd[i]);
     http_server_stop(srv);
