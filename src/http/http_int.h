@@ -28,7 +28,7 @@ int http_label_valid(const char *s, size_t n);
  * HTTP_LABEL_MAX + 1 bytes. |default_alias| serves /.well-known/cmp (NULL =
  * 404). Accepted: /.well-known/cmp, /.well-known/cmp/<op>,
  * /.well-known/cmp/p/<label>[/<op>], /ejbca/publicweb/cmp/<alias>, each with
- * an optional trailing slash. Returns the route kind. */
+ * any number of trailing slashes; case-sensitive. Returns the route kind. */
 enum http_route_kind http_route(const char *url, const char *default_alias,
                                 char *alias, char *op);
 

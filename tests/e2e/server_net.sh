@@ -71,6 +71,14 @@ if [ "$(id -u)" = 0 ]; then
     gid=$(id -g nobody)
     is "... and nobody's group" "$(awk '/^Gid:/ { print $2, $3, $4, $5 }' "/proc/$PID/status")" "$gid $gid $gid $gid"
     grep_ok "the log says so" "running as user nobody" "$T/net.log"
+    bad=0; nt=0
+    for f in /proc/$PID/task/*/status; do
+        nt=$((nt + 1))
+        [ "$(awk '/^Uid:/ { print $2, $3, $4, $5 }' "$f")" = "65534 65534 65534 65534" ] || bad=$((bad + 1))
+    done
+    is "every one of the $nt threads (HTTP workers started before the drop too) runs as nobody" "$bad" 0
+    groups=$(awk '/^Groups:/ { $1 = ""; print }' "/proc/$PID/status" | tr -s ' ' | sed 's/^ //; s/ $//')
+    is "supplementary groups: nobody's own, none of root's" "$groups" "$(id -G nobody)"
 fi
 if tr '\0' '\n' <"/proc/$PID/environ" | grep -q "CMPCA_E2E_ENC_PASS\|enc-ca-secret"; then
     nok "the env: passphrase is still in /proc/PID/environ"
