@@ -115,6 +115,7 @@ struct lg {
     const char *newkey_file;
     long keypool;
     int lean;                   /* --client lean (default) or openssl */
+    int new_conn;               /* --new-conn: a fresh connection per message */
     /* state */
     struct lg_device *dev;
     size_t ndev;
@@ -312,7 +313,7 @@ static long lg_post(struct lg *g, struct lg_worker *w, const unsigned char *der,
         have += (size_t)r;
     }
     body = (long)clen;
-    if (!keep) {
+    if (!keep || g->new_conn) {
         close(w->fd);
         w->fd = -1;
     }
@@ -1108,7 +1109,7 @@ static void lg_usage(FILE *fp)
         "               [--duration S] [--count N] [--warmup S] [--rate R]\n"
         "               [--max-devices N] [--one-device] [--server-pid PID]\n"
         "               [--floor] [--keys N] [--newkey KEY.pem] [--uniform]\n"
-        "               [--label TEXT] [--client lean|openssl]\n"
+        "               [--label TEXT] [--client lean|openssl] [--new-conn]\n"
         "\n"
         "  --devices DIR    factory output: DIR/<serial>/{cert,key,chain}.pem\n"
         "  --trusted FILE   operator root (validates the server's responses)\n"
@@ -1130,6 +1131,8 @@ static void lg_usage(FILE *fp)
         "  --client ENGINE  lean (default): bench/lib/lgcmp, cmpca's CMP layer,\n"
         "                   server certificates validated once; openssl: a fresh\n"
         "                   OSSL_CMP_CTX and OpenSSL's full client per transaction\n"
+        "  --new-conn       a fresh TCP connection for every message (what a\n"
+        "                   client arriving during a connection flood meets)\n"
         "Prints a report and one line 'RESULT key=value ...' for scripts.\n");
 }
 
@@ -1179,6 +1182,7 @@ int main(int argc, char **argv)
         { "label", required_argument, NULL, 'l' },
         { "newkey", required_argument, NULL, 'N' },
         { "client", required_argument, NULL, 'C' },
+        { "new-conn", no_argument, NULL, 'X' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
@@ -1229,6 +1233,7 @@ int main(int argc, char **argv)
         case 'U': g.uniform_arrivals = 1; break;
         case 'l': g.label = optarg; break;
         case 'N': g.newkey_file = optarg; break;
+        case 'X': g.new_conn = 1; break;
         case 'C':
             if (strcmp(optarg, "lean") == 0) g.lean = 1;
             else if (strcmp(optarg, "openssl") == 0) g.lean = 0;

@@ -14,13 +14,16 @@ B=$ROOT/$BUILD/cmpca
 LG=$ROOT/$BUILD/bench/loadgen
 SEED=$ROOT/$BUILD/bench/seed_certs
 IDLE=$ROOT/$BUILD/bench/idle_conns
+ATK=$ROOT/$BUILD/bench/conn_attack
 QUICK=${QUICK:-0}
 if [ "$QUICK" = 1 ]; then
     RUNS=${RUNS:-1}; DUR=${DUR:-2}; NDEV=${NDEV:-200}; WARM=${WARM:-0.5}
     SCALE_CERTS=${SCALE_CERTS:-100000}; IDLE_CONNS=${IDLE_CONNS:-1000}
+    FLOOD_CONNS=${FLOOD_CONNS:-2000}
 else
     RUNS=${RUNS:-3}; DUR=${DUR:-8}; NDEV=${NDEV:-2000}; WARM=${WARM:-1}
     SCALE_CERTS=${SCALE_CERTS:-10000000}; IDLE_CONNS=${IDLE_CONNS:-10000}
+    FLOOD_CONNS=${FLOOD_CONNS:-10000}
 fi
 THREADS=${THREADS:-16}         # closed-loop workers (connections)
 OPEN_THREADS=${OPEN_THREADS:-64}
@@ -28,7 +31,7 @@ RATE=${RATE:-1000}
 RATE_LOW=${RATE_LOW:-500}      # a second open-loop rate below saturation
 OUT=$ROOT/bench/out
 mkdir -p "$OUT"
-for x in "$B" "$LG" "$SEED" "$IDLE"; do
+for x in "$B" "$LG" "$SEED" "$IDLE" "$ATK"; do
     [ -x "$x" ] || { echo "run.sh: $x missing (make $BUILD/...)" >&2; exit 1; }
 done
 T=$(mktemp -d "${TMPDIR:-/tmp}/cmpca-bench.XXXXXX")
@@ -61,6 +64,7 @@ make_server() {
     cat > "$d/cmpca.conf" <<EOF
 [server]
 listen = 127.0.0.1:0
+$([ "$(id -u)" = 0 ] && echo "user = nobody")
 $extra
 [store]
 path = cmpca.db
@@ -82,6 +86,8 @@ EOF
      && "$B" device import --vendor acme "$T/DEVS/allowlist.csv" >/dev/null \
      && "$B" ca show root --pem > root.pem \
      && "$B" ca show issuing --pem > issuing-chain.pem)
+    # the server drops to nobody after binding: its directory is nobody's
+    if [ "$(id -u)" = 0 ]; then chmod 711 "$T"; chown -R nobody "$d"; fi
 }
 
 # start_server DIR: sets SPID, SPORT
@@ -241,6 +247,8 @@ SPID=$SNPID; stop_server
 # --- idle keep-alive connections -------------------------------------------
 log "idle: $IDLE_CONNS keep-alive connections"
 make_server "$T/idle" ec:P-256 "max_conns = $((IDLE_CONNS + 100))
+per_ip_conns = 0
+header_timeout = 120s
 idle_timeout = 120s"
 start_server "$T/idle"
 (ulimit -n "$(ulimit -Hn)" && "$IDLE" --port "$SPORT" --server-pid "$SPID" \
@@ -248,6 +256,27 @@ start_server "$T/idle"
 stop_server
 IDLE_RES=$(grep '^RESULT' "$OUT/idle.log" || echo "RESULT conns=0 rss0_kb=0 rss1_kb=0 per_conn_kb=0")
 idle_get() { echo "$IDLE_RES" | grep -o " $1=[^ ]*" | cut -d= -f2; }
+
+# --- one host floods: FLOOD_CONNS connections from 127.0.0.2 ----------------
+# ir+certConf on a fresh connection per message (what a client arriving
+# during the flood meets), without and with the attacker holding idle or
+# header-dripping connections (those the server closes reopened after 1 s)
+log "flood: $FLOOD_CONNS connections from 127.0.0.2"
+make_server "$T/flood" ec:P-256
+start_server "$T/flood"
+for r in $(seq "$RUNS"); do
+    lg flood_none "$T/flood" --threads 4 --duration "$DUR" --new-conn
+    for mode in idle headers; do
+        (ulimit -n "$(ulimit -Hn)" && exec "$ATK" --port "$SPORT" --bind 127.0.0.2 \
+            --count "$FLOOD_CONNS" --mode "$mode" --drip-ms 1000 --reconnect-ms 1000 \
+            --duration $((${DUR%.*} + 30))) >> "$OUT/flood_$mode.atk" 2>&1 &
+        APID=$!
+        sleep 3
+        lg "flood_$mode" "$T/flood" --threads 4 --duration "$DUR" --new-conn
+        kill "$APID" 2>/dev/null; wait "$APID" 2>/dev/null || true
+    done
+done
+stop_server
 
 # --- results ------------------------------------------------------------------
 IR_TPS=$(med ir tps); IR_RATIO=$(med ir ratio); IR_CPU=$(med ir server_cpu_ms)
@@ -291,6 +320,9 @@ row() {  # NAME: one latency/throughput row from the medians
     row single_mock "openssl cmp mock server, one identity, 1 conn"
     row scale0 "scale: empty store"
     row scaleN "scale: $SCALE_CERTS certificates in the store"
+    row flood_none "ir+certConf, a fresh connection per message, 4 conns"
+    row flood_idle "the same, $FLOOD_CONNS idle connections from 127.0.0.2"
+    row flood_headers "the same, $FLOOD_CONNS connections from 127.0.0.2 dripping headers"
     echo
     echo "Crypto floor per ir+certConf (server: 4 verifies + 3 signs, measured in-process): $FLOOR ms."
     echo "Client CPU per ir+certConf: lean client $CLI_CPU ms (its own floor, 3 signs + 3 verifies: $CLI_FLOOR ms, ratio $CLI_RATIO); OpenSSL's client $OSSL_CPU ms ($OSSL_TPS tx/s in the same closed loop). Every row but ir_ossl uses the lean client."
@@ -308,6 +340,8 @@ row() {  # NAME: one latency/throughput row from the medians
     echo "| $SCALE_CERTS certs vs empty | ${SCALE_PCT}% ($SCN vs $SC0 tx/s; by server CPU per tx: $SCALE_CPU) | >= 90% | $(ge "$SCALE" 0.9) |"
     echo "| RSA-2048 CA key | $RSA_TPS tx/s (CPU/floor $RSA_RATIO); with a P-256 CMP signer $RSAS_TPS tx/s | >= 1000 | $(ge "$RSA_TPS" 1000) |"
     echo "| server RSS, $(idle_get conns) idle connections | $(idle_get rss1_kb) kB | (reported) | |"
+    FP=$(awk -v a="$(med flood_idle txn_p99)" -v b="$(med flood_headers txn_p99)" 'BEGIN { print (a + 0 > b + 0 ? a : b) }')
+    echo "| enrollment p99 under $FLOOD_CONNS connections from one address | $FP ms (idle $(med flood_idle txn_p99), dripping $(med flood_headers txn_p99); none $(med flood_none txn_p99)) | < 1000 ms | $(le "$FP" 1000) |"
 } > "$OUT/results.md"
 log "done; per-run reports in $OUT/*.log"
 cat "$OUT/results.md"

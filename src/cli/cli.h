@@ -28,8 +28,10 @@ const char *cli_config_path(void);
 void cli_set_config_path(const char *path);
 
 /* Runs the server like `cmpca serve`; |listen| and |port_file| may be NULL,
- * |threads| -1 for the configured value. Returns an exit code. */
-int cli_serve_main(const char *listen, const char *port_file, int threads);
+ * |threads| -1 for the configured value; |allow_root| 1 lets it run as root
+ * without [server] user (cmpca demo). Returns an exit code. */
+int cli_serve_main(const char *listen, const char *port_file, int threads,
+                   int allow_root);
 
 int cli_serve(int argc, char **argv);
 int cli_demo(int argc, char **argv);

@@ -374,5 +374,6 @@ int cli_demo(int argc, char **argv)
     if (!serve)
         return CLI_OK;
     snprintf(listen, sizeof(listen), "127.0.0.1:%u", port);
-    return cli_serve_main(listen, NULL, -1);
+    /* a throw-away PKI on loopback: it runs as whoever starts it */
+    return cli_serve_main(listen, NULL, -1, 1);
 }

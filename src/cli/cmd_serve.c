@@ -3,6 +3,7 @@
  * server core and puts the HTTP front end in front of it. The main thread
  * waits for signals and runs the confirmation sweeper; SIGTERM/SIGINT stop
  * gracefully (in-flight requests are answered), SIGHUP reloads vendors.
+ * Once its sockets are bound it becomes [server] user for good.
  */
 #include "cli/cli.h"
 
@@ -12,11 +13,16 @@
 #include "server/server.h"
 #include "store/store.h"
 #include "util/log.h"
+#include "util/secret.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <pthread.h>
 #include <getopt.h>
+#include <pwd.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +34,21 @@ struct serve_opts {
     const char *listen;       /* overrides [server] listen */
     const char *port_file;    /* write the bound port here */
     int threads;              /* overrides [server] threads; -1 = unset */
+    int allow_root;           /* 1 = may keep running as root (cmpca demo) */
+};
+
+/* Largest TLS certificate / key / CA file read. */
+#define SERVE_TLS_FILE_MAX (1L << 20)
+
+/* Everything [server] says beyond struct http_conf, and the buffers its
+ * strings point into. */
+struct serve_net {
+    char host[HTTP_MAX_LISTENERS][128];
+    char *tls_cert, *tls_key, *tls_ca;
+    size_t tls_cert_len, tls_key_len, tls_ca_len;
+    char tls_pass[SECRET_MAX + 1];
+    const char *user;         /* [server] user, or NULL */
+    int allow_root;           /* [server] allow_root */
 };
 
 /* Transport glue: bytes from the HTTP layer to the server core and back. */
@@ -90,6 +111,188 @@ static int serve_parse_listen(const char *s, char *host, size_t hostlen,
     return 1;
 }
 
+/* Parses one listener "ADDR:PORT [tls] [client-cert]" (|n| bytes at |s|)
+ * into |l|, the host text into |host|. Returns 1 or 0. */
+static int serve_parse_listener(const char *s, size_t n, char *host,
+                                size_t hostlen, struct http_listen *l)
+{
+    char item[256], *tok, *save = NULL;
+    int first = 1;
+
+    if (n >= sizeof(item))
+        return 0;
+    memcpy(item, s, n);
+    item[n] = '\0';
+    memset(l, 0, sizeof(*l));
+    for (tok = strtok_r(item, " \t", &save); tok != NULL;
+         tok = strtok_r(NULL, " \t", &save)) {
+        if (first) {
+            if (!serve_parse_listen(tok, host, hostlen, &l->port))
+                return 0;
+            l->addr = host;
+            first = 0;
+        } else if (strcmp(tok, "tls") == 0) {
+            l->tls = 1;
+        } else if (strcmp(tok, "client-cert") == 0) {
+            l->tls_client_auth = 1;
+        } else {
+            return 0;
+        }
+    }
+    return !first && (!l->tls_client_auth || l->tls);
+}
+
+/* Parses the comma-separated listener list |s| into hc->listen (kind
+ * |kind|), appending. Returns 1 or 0. */
+static int serve_parse_listeners(const char *s, enum http_listen_kind kind,
+                                 struct http_conf *hc, struct serve_net *net)
+{
+    const char *p = s;
+
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma != NULL ? (size_t)(comma - p) : strlen(p);
+
+        while (n > 0 && (*p == ' ' || *p == '\t')) {
+            p++;
+            n--;
+        }
+        if (hc->nlisten >= HTTP_MAX_LISTENERS
+            || !serve_parse_listener(p, n, net->host[hc->nlisten],
+                                     sizeof(net->host[0]),
+                                     &hc->listen[hc->nlisten]))
+            return 0;
+        hc->listen[hc->nlisten++].kind = kind;
+        if (comma == NULL)
+            return 1;
+        p = comma + 1;
+    }
+}
+
+/* Reads the PEM file |path| (a key: |private_key|, which must be a regular
+ * file not readable or writable by group or others) into *buf. */
+static int serve_read_pem(const struct conf *conf, int line, const char *key,
+                          const char *path, int private_key, char **buf,
+                          size_t *len, char *err, size_t errlen)
+{
+    struct stat sb;
+
+    if (private_key) {
+        if (stat(path, &sb) != 0)
+            return conf_err(conf, line, err, errlen, "%s = %s: %s", key, path,
+                            strerror(errno));
+        if (!S_ISREG(sb.st_mode) || (sb.st_mode & 077) != 0)
+            return conf_err(conf, line, err, errlen, "%s = %s: the key file "
+                            "must be a regular file of mode 0600 (it is "
+                            "%04o)", key, path, (unsigned)(sb.st_mode & 07777));
+    }
+    if (!secret_file_read(path, SERVE_TLS_FILE_MAX, buf, len))
+        return conf_err(conf, line, err, errlen, "%s = %s: %s", key, path,
+                        errno == EFBIG ? "file too large" : strerror(errno));
+    return 1;
+}
+
+/* Reads the TLS and privilege keys of [server] into |hc| and |net|. */
+static int serve_conf_tls(const struct conf *conf,
+                          const struct conf_section *sec, struct http_conf *hc,
+                          struct serve_net *net, char *err, size_t errlen)
+{
+    const char *cert = conf_get(sec, "tls_cert"), *key = conf_get(sec, "tls_key");
+    const char *pass = conf_get(sec, "tls_key_pass");
+    const char *ca = conf_get(sec, "tls_client_ca");
+    int line = sec != NULL ? sec->line : 0, any_tls = 0, any_client = 0;
+    size_t i;
+
+    for (i = 0; i < hc->nlisten; i++) {
+        any_tls |= hc->listen[i].tls;
+        any_client |= hc->listen[i].tls_client_auth;
+    }
+    if (!any_tls && (cert != NULL || key != NULL || ca != NULL || pass != NULL))
+        return conf_err(conf, line, err, errlen, "tls_cert, tls_key, "
+                        "tls_key_pass and tls_client_ca need a listener "
+                        "marked tls (listen = ADDR:PORT tls)");
+    if (!any_tls)
+        return 1;
+    if (cert == NULL || key == NULL)
+        return conf_err(conf, line, err, errlen, "a tls listener needs "
+                        "tls_cert and tls_key");
+    if (any_client && ca == NULL)
+        return conf_err(conf, line, err, errlen, "a client-cert listener "
+                        "needs tls_client_ca (the CAs of client certificates)");
+    if (!any_client && ca != NULL)
+        return conf_err(conf, line, err, errlen, "tls_client_ca without a "
+                        "listener marked client-cert");
+    if (!serve_read_pem(conf, line, "tls_cert", cert, 0, &net->tls_cert,
+                        &net->tls_cert_len, err, errlen)
+        || !serve_read_pem(conf, line, "tls_key", key, 1, &net->tls_key,
+                           &net->tls_key_len, err, errlen)
+        || (ca != NULL
+            && !serve_read_pem(conf, line, "tls_client_ca", ca, 0,
+                               &net->tls_ca, &net->tls_ca_len, err, errlen)))
+        return 0;
+    hc->tls_cert_pem = net->tls_cert;
+    hc->tls_key_pem = net->tls_key;
+    hc->tls_client_ca_pem = net->tls_ca;
+    if (pass != NULL) {
+        if (!secret_read(pass, "TLS key passphrase", net->tls_pass,
+                         sizeof(net->tls_pass), err, errlen))
+            return 0;
+        hc->tls_key_pass = net->tls_pass;
+    }
+    return 1;
+}
+
+/* Frees what serve_conf_http read (the TLS key and passphrase wiped). */
+static void serve_net_clear(struct serve_net *net)
+{
+    secret_free(net->tls_cert, net->tls_cert_len);
+    secret_free(net->tls_key, net->tls_key_len);
+    secret_free(net->tls_ca, net->tls_ca_len);
+    secret_wipe(net->tls_pass, sizeof(net->tls_pass));
+    net->tls_cert = net->tls_key = net->tls_ca = NULL;
+}
+
+/* Becomes |user| (its uid, gid and supplementary groups) for good; checks
+ * that root cannot be regained. Returns 1, or 0 with |err|. */
+static int serve_drop_privileges(const char *user, char *err, size_t errlen)
+{
+    struct passwd *pw;
+
+    errno = 0;
+    if ((pw = getpwnam(user)) == NULL) {
+        snprintf(err, errlen, "[server] user %s: %s", user,
+                 errno != 0 ? strerror(errno) : "no such user");
+        return 0;
+    }
+    if (pw->pw_uid == 0) {
+        snprintf(err, errlen, "[server] user %s is root", user);
+        return 0;
+    }
+    if (geteuid() == 0 && initgroups(pw->pw_name, pw->pw_gid) != 0) {
+        snprintf(err, errlen, "initgroups(%s): %s", user, strerror(errno));
+        return 0;
+    }
+    if (setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) != 0
+        || setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) != 0) {
+        snprintf(err, errlen, "cannot become user %s: %s", user,
+                 strerror(errno));
+        return 0;
+    }
+    if (setuid(0) == 0 || geteuid() != pw->pw_uid || getegid() != pw->pw_gid) {
+        snprintf(err, errlen, "could still regain root after becoming %s",
+                 user);
+        return 0;
+    }
+#if defined(__SANITIZE_ADDRESS__)
+    /* sanitizer builds only: LeakSanitizer's exit check ptraces the
+     * process's own threads, which a non-dumpable process cannot */
+    (void)prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+#endif
+    log_msg(LOG_INFO, "running as user %s (uid %u, gid %u)", user,
+            (unsigned)pw->pw_uid, (unsigned)pw->pw_gid);
+    return 1;
+}
+
 static void serve_usage(FILE *fp)
 {
     fprintf(fp,
@@ -100,38 +303,56 @@ static void serve_usage(FILE *fp)
             "[alias NAME], [ca NAME] and [profile NAME] sections.\n"
             "SIGTERM/SIGINT stop gracefully; SIGHUP reloads vendor CAs.\n"
             "\n"
-            "  --listen ADDR:PORT  override [server] listen (port 0 = any free port)\n"
+            "  --listen LIST       override [server] listen (ADDR:PORT [tls]\n"
+            "                      [client-cert], comma-separated; port 0 = any)\n"
             "  --threads N         override [server] threads (0 = 4 per CPU)\n"
             "  --port-file FILE    write the port actually bound to FILE\n");
 }
 
 /* Reads the [server] keys into |hc| (strings point into |conf|). */
 static int serve_conf_http(const struct conf *conf, const struct serve_opts *o,
-                           struct http_conf *hc, char *host, size_t hostlen,
+                           struct http_conf *hc, struct serve_net *net,
                            long *sweep, char *err, size_t errlen)
 {
     const struct conf_section *sec = conf_find(conf, "server", "");
     const char *listen = conf_get(sec, "listen"), *level;
+    const char *mlisten = conf_get(sec, "metrics_listen");
     long threads, max_body, max_conns, per_ip, idle, mem, grace;
+    long hdr_to, body_to, backlog;
+    int line = sec != NULL ? sec->line : 0;
 
     http_conf_init(hc);
     if (o->listen != NULL)
         listen = o->listen;
     if (listen == NULL)
         listen = "127.0.0.1:8080";
-    if (!serve_parse_listen(listen, host, hostlen, &hc->port))
-        return conf_err(conf, sec != NULL ? sec->line : 0, err, errlen,
-                        "listen = %s is not ADDR:PORT", listen);
-    hc->bind_addr = host;
+    if (!serve_parse_listeners(listen, HTTP_LISTEN_CMP, hc, net))
+        return conf_err(conf, line, err, errlen, "listen = %s is not a list "
+                        "of ADDR:PORT [tls] [client-cert] (at most %d)",
+                        listen, HTTP_MAX_LISTENERS);
+    if (mlisten != NULL
+        && !serve_parse_listeners(mlisten, HTTP_LISTEN_METRICS, hc, net))
+        return conf_err(conf, line, err, errlen, "metrics_listen = %s is not "
+                        "a list of ADDR:PORT [tls]", mlisten);
+    hc->bind_addr = hc->listen[0].addr;
+    hc->port = hc->listen[0].port;
     if (!conf_get_long(conf, sec, "threads", 0, 0, 1024, &threads, err, errlen)
         || !conf_get_size(conf, sec, "max_body", 65536, 1024, 16L << 20,
                           &max_body, err, errlen)
         || !conf_get_long(conf, sec, "max_conns", 1024, 1, 1000000, &max_conns,
                           err, errlen)
-        || !conf_get_long(conf, sec, "per_ip_conns", 0, 0, 1000000, &per_ip,
+        || !conf_get_long(conf, sec, "per_ip_conns", 128, 0, 1000000, &per_ip,
                           err, errlen)
         || !conf_get_duration(conf, sec, "idle_timeout", 30, 1, 3600, &idle,
                               err, errlen)
+        || !conf_get_duration(conf, sec, "header_timeout", 10, 1, 3600,
+                              &hdr_to, err, errlen)
+        || !conf_get_duration(conf, sec, "body_timeout", 20, 1, 3600,
+                              &body_to, err, errlen)
+        || !conf_get_long(conf, sec, "listen_backlog", 1024, 16, 65535,
+                          &backlog, err, errlen)
+        || !conf_get_bool(conf, sec, "allow_root", 0, &net->allow_root, err,
+                          errlen)
         || !conf_get_size(conf, sec, "conn_mem_limit", 32768, 4096, 1L << 24,
                           &mem, err, errlen)
         || !conf_get_duration(conf, sec, "stop_grace", 10, 0, 600, &grace,
@@ -142,8 +363,16 @@ static int serve_conf_http(const struct conf *conf, const struct serve_opts *o,
     hc->threads = o->threads >= 0 ? (unsigned)o->threads : (unsigned)threads;
     hc->max_body = (size_t)max_body;
     hc->max_conns = (unsigned)max_conns;
-    hc->per_ip_conns = (unsigned)per_ip;
+    hc->per_ip_conns = per_ip == 0 ? HTTP_NO_LIMIT : (unsigned)per_ip;
     hc->idle_timeout = (unsigned)idle;
+    hc->header_timeout = (unsigned)hdr_to;
+    hc->body_timeout = (unsigned)body_to;
+    hc->listen_backlog = (unsigned)backlog;
+    net->user = conf_get(sec, "user");
+    if (net->user != NULL && net->user[0] == '\0')
+        return conf_err(conf, line, err, errlen, "user is empty");
+    if (!serve_conf_tls(conf, sec, hc, net, err, errlen))
+        return 0;
     hc->conn_mem_limit = (size_t)mem;
     hc->stop_grace = (unsigned)grace;
     if ((level = conf_get(sec, "log_level")) != NULL) {
@@ -202,17 +431,27 @@ static int cli_serve_run(const struct serve_opts *o)
     struct http_server *http = NULL;
     struct http_conf hc;
     struct audit_export_conf ax = { 0 };
+    struct serve_net net;
     sigset_t sigs;
-    char err[512], host[128];
+    char err[512];
     long sweep = 5;
     unsigned port;
     int rc, sig, ret = CLI_ERR;
+    size_t i;
 
+    memset(&net, 0, sizeof(net));
     if ((rc = cli_store_open(&conf, &st)) != CLI_OK)
         return rc;
-    if (!serve_conf_http(conf, o, &hc, host, sizeof(host), &sweep, err,
-                         sizeof(err))) {
+    if (!serve_conf_http(conf, o, &hc, &net, &sweep, err, sizeof(err))) {
         fprintf(stderr, "cmpca: %s\n", err);
+        ret = CLI_CONFIG;
+        goto end;
+    }
+    if (geteuid() == 0 && net.user == NULL && !net.allow_root
+        && !o->allow_root) {
+        fprintf(stderr, "cmpca: refusing to serve as root: set [server] user "
+                "= NAME (an unprivileged account the process becomes after "
+                "binding), or allow_root = yes to run as root anyway\n");
         ret = CLI_CONFIG;
         goto end;
     }
@@ -233,6 +472,8 @@ static int cli_serve_run(const struct serve_opts *o)
         ret = CLI_CONFIG;
         goto end;
     }
+    /* every secret is read: env: passphrases leave the environment */
+    secret_env_wipe_read();
     hc.default_alias = server_default_alias(srv);
     /* Signals are taken synchronously by this thread only. */
     sigemptyset(&sigs);
@@ -246,7 +487,7 @@ static int cli_serve_run(const struct serve_opts *o)
         fprintf(stderr, "cmpca: %s\n", err);
         goto end;
     }
-    if (!serve_audit(st, "server.start", host, http_server_port(http), NULL)) {
+    if (!serve_audit(st, "server.start", net.host[0], http_server_port(http), NULL)) {
         fprintf(stderr, "cmpca: cannot record the start in the audit trail\n");
         ret = CLI_STORE;
         goto end;
@@ -258,11 +499,28 @@ static int cli_serve_run(const struct serve_opts *o)
                 strerror(errno));
         goto end;
     }
-    log_msg(LOG_INFO, "cmpca %s serving on http://%s:%u/.well-known/cmp%s%s%s",
-            CMPCA_VERSION, host, http_server_port(http),
-            hc.default_alias != NULL ? " (default alias " : "",
-            hc.default_alias != NULL ? hc.default_alias : "",
-            hc.default_alias != NULL ? ")" : "");
+    if (net.user != NULL) {
+        if (!serve_drop_privileges(net.user, err, sizeof(err))) {
+            fprintf(stderr, "cmpca: %s\n", err);
+            goto end;
+        }
+    } else if (geteuid() == 0) {
+        log_msg(LOG_WARN, "running as root (allow_root): set [server] user");
+    }
+    for (i = 0; i < hc.nlisten; i++)
+        log_msg(LOG_INFO, "cmpca %s serving %s on %s://%s%s%s:%u%s%s",
+                CMPCA_VERSION, hc.listen[i].kind == HTTP_LISTEN_CMP
+                ? "CMP" : "/health and /metrics",
+                hc.listen[i].tls ? "https" : "http",
+                strchr(hc.listen[i].addr, ':') != NULL ? "[" : "",
+                hc.listen[i].addr,
+                strchr(hc.listen[i].addr, ':') != NULL ? "]" : "",
+                http_server_listen_port(http, i),
+                hc.listen[i].kind == HTTP_LISTEN_CMP ? "/.well-known/cmp" : "",
+                hc.listen[i].tls_client_auth
+                ? " (client certificate required)" : "");
+    if (hc.default_alias != NULL)
+        log_msg(LOG_INFO, "default alias %s", hc.default_alias);
     for (;;) {
         struct timespec ts = { sweep, 0 };
         siginfo_t si;
@@ -273,7 +531,7 @@ static int cli_serve_run(const struct serve_opts *o)
         if (sig == SIGHUP) {
             log_msg(LOG_INFO, "SIGHUP: reloading vendor CAs");
             server_reload_vendors(srv);
-            serve_audit(st, "server.reload", host, http_server_port(http),
+            serve_audit(st, "server.reload", net.host[0], http_server_port(http),
                         "SIGHUP: vendor CAs");
             continue;
         }
@@ -285,7 +543,7 @@ static int cli_serve_run(const struct serve_opts *o)
     port = http_server_port(http);
     http_server_stop(http);
     http = NULL;
-    serve_audit(st, "server.stop", host, port,
+    serve_audit(st, "server.stop", net.host[0], port,
                 sig == SIGINT ? "SIGINT" : "SIGTERM");
     audit_export_tick(&ax, st, (int64_t)time(NULL), 1);
     ret = CLI_OK;
@@ -295,16 +553,19 @@ static int cli_serve_run(const struct serve_opts *o)
     server_free(srv);
     store_close(st);
     conf_free(conf);
+    serve_net_clear(&net);
     return ret;
 }
 
-int cli_serve_main(const char *listen, const char *port_file, int threads)
+int cli_serve_main(const char *listen, const char *port_file, int threads,
+                   int allow_root)
 {
     struct serve_opts o;
 
     o.listen = listen;
     o.port_file = port_file;
     o.threads = threads;
+    o.allow_root = allow_root;
     return cli_serve_run(&o);
 }
 
@@ -317,7 +578,7 @@ int cli_serve(int argc, char **argv)
         { "help",      no_argument,       NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
-    struct serve_opts o = { NULL, NULL, -1 };
+    struct serve_opts o = { NULL, NULL, -1, 0 };
     char *end;
     int c;
 

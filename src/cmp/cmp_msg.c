@@ -139,32 +139,60 @@ static enum cmp_reason cmp_msg_check_limits(const CMP_MSG *msg,
  * vendor's devices, a device's certificate in its ir and certConf, an RA's
  * certificate in every message. OpenSSL 3.0 spends ~100 us decoding the
  * public key of each certificate, so decoded certificates are kept in a
- * small direct-mapped cache keyed by the SHA-256 of their DER. Entries are
- * shared read-only between threads (X509 objects are reference counted).
+ * direct-mapped cache keyed by the SHA-256 of their DER. Only certificates
+ * the server core vouched for (cmp_cert_cache_keep: a validated path, or a
+ * certificate cmpca issued) enter it, and it is bounded in bytes, so
+ * unauthenticated requests cannot grow it. Entries are shared read-only
+ * between threads (X509 objects are reference counted).
  */
-#define CMP_CERT_CACHE_SLOTS 4096
+#define CMP_CERT_CACHE_SLOTS 8192
+/* Memory charged per entry beyond twice its DER (the decoded X509 keeps
+ * its encoding and copies of most fields, plus the public key object). */
+#define CMP_CERT_CACHE_OVERHEAD 2048
 
 struct cmp_cert_slot {
     unsigned char sha256[32];
     X509 *cert;
+    size_t charge;          /* bytes counted against the limit */
 };
 
 static struct cmp_cert_slot cmp_cert_cache[CMP_CERT_CACHE_SLOTS];
 static pthread_mutex_t cmp_cert_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static size_t cmp_cert_cache_used;
+static size_t cmp_cert_cache_max = CMP_CERT_CACHE_DEFAULT_MAX;
+static size_t cmp_cert_cache_hand;      /* next slot eviction looks at */
+
+/* The slot of the certificate with SHA-256 |sha|. */
+static struct cmp_cert_slot *cmp_cert_cache_slot(const unsigned char *sha)
+{
+    return &cmp_cert_cache[(((size_t)sha[0] << 8) | sha[1])
+                           % CMP_CERT_CACHE_SLOTS];
+}
+
+/* Empties |slot| (lock held); returns its certificate for X509_free after
+ * the lock is released. */
+static X509 *cmp_cert_slot_clear(struct cmp_cert_slot *slot)
+{
+    X509 *x = slot->cert;
+
+    cmp_cert_cache_used -= slot->charge;
+    slot->cert = NULL;
+    slot->charge = 0;
+    return x;
+}
 
 /* Returns a new reference to the certificate encoded in exactly the |len|
- * bytes at |der|, from the cache or freshly decoded; NULL if not a
- * certificate. */
+ * bytes at |der|, from the cache or freshly decoded (and then not cached);
+ * NULL if not a certificate. */
 static X509 *cmp_cert_cache_get1(const unsigned char *der, size_t len)
 {
     struct cmp_cert_slot *slot;
     unsigned char sha[32];
-    X509 *x = NULL, *old = NULL;
+    X509 *x = NULL;
 
     if (!EVP_Digest(der, len, sha, NULL, EVP_sha256(), NULL))
         return NULL;
-    slot = &cmp_cert_cache[(((size_t)sha[0] << 8) | sha[1])
-                           % CMP_CERT_CACHE_SLOTS];
+    slot = cmp_cert_cache_slot(sha);
     pthread_mutex_lock(&cmp_cert_cache_lock);
     if (slot->cert != NULL && memcmp(slot->sha256, sha, sizeof(sha)) == 0
         && X509_up_ref(slot->cert))
@@ -172,17 +200,104 @@ static X509 *cmp_cert_cache_get1(const unsigned char *der, size_t len)
     pthread_mutex_unlock(&cmp_cert_cache_lock);
     if (x != NULL)
         return x;
-    if ((x = x509_der_get1(der, len)) == NULL)
-        return NULL;
-    if (!X509_up_ref(x))
-        return x;
+    return x509_der_get1(der, len);
+}
+
+int cmp_cert_cache_keep(X509 *cert)
+{
+    struct cmp_cert_slot *slot;
+    unsigned char sha[32];
+    X509 *old[8] = { NULL };
+    size_t charge, nold = 0, scanned;
+    unsigned int mdlen = 0;
+    int len, ret = 0;
+
+    if (cert == NULL || (len = i2d_X509(cert, NULL)) <= 0
+        || !X509_digest(cert, EVP_sha256(), sha, &mdlen)) {
+        ERR_clear_error();
+        return 0;
+    }
+    charge = 2 * (size_t)len + CMP_CERT_CACHE_OVERHEAD;
+    slot = cmp_cert_cache_slot(sha);
     pthread_mutex_lock(&cmp_cert_cache_lock);
-    old = slot->cert;
-    slot->cert = x;
+    if (slot->cert != NULL && memcmp(slot->sha256, sha, sizeof(sha)) == 0) {
+        ret = 1;                        /* there already */
+        goto end;
+    }
+    /* one certificate may take at most an eighth of the cache */
+    if (charge > cmp_cert_cache_max / 8)
+        goto end;
+    if (slot->cert != NULL)
+        old[nold++] = cmp_cert_slot_clear(slot);
+    /* over the byte limit: the clock hand frees slots until it fits (a
+     * few at a time, so the lock is not held for a long sweep) */
+    for (scanned = 0; cmp_cert_cache_used + charge > cmp_cert_cache_max
+         && scanned < CMP_CERT_CACHE_SLOTS && nold < 8; scanned++) {
+        struct cmp_cert_slot *v = &cmp_cert_cache[cmp_cert_cache_hand];
+
+        cmp_cert_cache_hand = (cmp_cert_cache_hand + 1) % CMP_CERT_CACHE_SLOTS;
+        if (v->cert != NULL)
+            old[nold++] = cmp_cert_slot_clear(v);
+    }
+    if (cmp_cert_cache_used + charge > cmp_cert_cache_max
+        || !X509_up_ref(cert))
+        goto end;
+    slot->cert = cert;
+    slot->charge = charge;
     memcpy(slot->sha256, sha, sizeof(sha));
+    cmp_cert_cache_used += charge;
+    ret = 1;
+ end:
     pthread_mutex_unlock(&cmp_cert_cache_lock);
-    X509_free(old);
-    return x;
+    while (nold > 0)
+        X509_free(old[--nold]);
+    return ret;
+}
+
+void cmp_cert_cache_set_max(size_t max_bytes)
+{
+    X509 *old[8];
+    size_t nold, i;
+
+    for (;;) {
+        nold = 0;
+        pthread_mutex_lock(&cmp_cert_cache_lock);
+        cmp_cert_cache_max = max_bytes;
+        for (i = 0; i < CMP_CERT_CACHE_SLOTS && nold < 8
+             && cmp_cert_cache_used > cmp_cert_cache_max; i++)
+            if (cmp_cert_cache[i].cert != NULL)
+                old[nold++] = cmp_cert_slot_clear(&cmp_cert_cache[i]);
+        pthread_mutex_unlock(&cmp_cert_cache_lock);
+        if (nold == 0)
+            return;
+        while (nold > 0)
+            X509_free(old[--nold]);
+    }
+}
+
+void cmp_cert_cache_stats(size_t *entries, size_t *bytes)
+{
+    size_t i, n = 0;
+
+    pthread_mutex_lock(&cmp_cert_cache_lock);
+    for (i = 0; i < CMP_CERT_CACHE_SLOTS; i++)
+        n += cmp_cert_cache[i].cert != NULL;
+    if (bytes != NULL)
+        *bytes = cmp_cert_cache_used;
+    pthread_mutex_unlock(&cmp_cert_cache_lock);
+    if (entries != NULL)
+        *entries = n;
+}
+
+void cmp_cert_cache_clear(void)
+{
+    size_t max;
+
+    pthread_mutex_lock(&cmp_cert_cache_lock);
+    max = cmp_cert_cache_max;
+    pthread_mutex_unlock(&cmp_cert_cache_lock);
+    cmp_cert_cache_set_max(0);
+    cmp_cert_cache_set_max(max);
 }
 
 /* One TLV inside |*p|..|end|: sets *tlv_len (header + content) and moves

@@ -38,6 +38,29 @@ struct cmp_limits {
 enum cmp_reason cmp_msg_decode(const unsigned char *der, size_t len,
                                const struct cmp_limits *limits, CMP_MSG **out);
 
+/* Default byte bound of the certificate decode cache. */
+#define CMP_CERT_CACHE_DEFAULT_MAX (16u << 20)
+
+/* The certificate decode cache: cmp_msg_decode takes the certificates of
+ * extraCerts from it (one SHA-256 over the DER instead of a decode) but
+ * never adds to it. The server core calls this after |cert| was vouched
+ * for - its path validated to a trust anchor, or it is a certificate
+ * cmpca issued and found in its store - so that the next request carrying
+ * the same certificate skips OpenSSL's decoding (about 100 us, mostly the
+ * public key). Takes its own reference. Bounded by bytes (about twice the
+ * DER plus 2 KiB per entry, see cmp_cert_cache_set_max); older entries
+ * make room. Thread-safe. Returns 1 if |cert| is cached now, 0 if not (too
+ * large, or out of memory). */
+int cmp_cert_cache_keep(X509 *cert);
+/* Sets the cache's byte bound (default CMP_CERT_CACHE_DEFAULT_MAX) and
+ * evicts entries down to it; 0 disables caching. */
+void cmp_cert_cache_set_max(size_t max_bytes);
+/* Reports the number of cached certificates and the bytes charged for
+ * them (either pointer may be NULL). */
+void cmp_cert_cache_stats(size_t *entries, size_t *bytes);
+/* Empties the cache (the bound stays). */
+void cmp_cert_cache_clear(void);
+
 /* DER-encodes |msg| into a new OPENSSL_malloc'ed buffer. Returns 1 or 0. */
 int cmp_msg_encode(const CMP_MSG *msg, unsigned char **der, size_t *len);
 

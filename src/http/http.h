@@ -11,18 +11,66 @@
 /* Upper bound for an alias / profile label: 1-64 chars of [A-Za-z0-9._-]. */
 #define HTTP_LABEL_MAX 64
 
+/* per_ip_conns value meaning "no per-address limit". */
+#define HTTP_NO_LIMIT ((unsigned)-1)
+
 struct http_server;
+
+/* Most listening sockets one server has. */
+#define HTTP_MAX_LISTENERS 8
+
+/* What a listener serves. */
+enum http_listen_kind {
+    HTTP_LISTEN_CMP = 0,       /* CMP endpoints; also /health and /metrics
+                                  for loopback clients when the server has no
+                                  HTTP_LISTEN_METRICS listener */
+    HTTP_LISTEN_METRICS        /* /health and /metrics only (to anyone) */
+};
+
+/* One listening socket. */
+struct http_listen {
+    const char *addr;          /* numeric "127.0.0.1", "::1", "0.0.0.0", "::" */
+    unsigned short port;       /* 0 = pick a free port */
+    enum http_listen_kind kind;
+    int tls;                   /* 1 = HTTPS with conf->tls_cert_pem/_key_pem */
+    int tls_client_auth;       /* 1 = (with tls) a client certificate that
+                                  verifies against conf->tls_client_ca_pem is
+                                  required; others get 403 */
+};
 
 /* Server settings. Zero fields take the defaults named here; fill the struct
  * with http_conf_init() first and override what you need. */
 struct http_conf {
+    /* The listeners; with nlisten 0, one CMP listener on bind_addr:port. */
+    struct http_listen listen[HTTP_MAX_LISTENERS];
+    size_t nlisten;
     const char *bind_addr;     /* "127.0.0.1", "::1", "0.0.0.0", "::"; NULL = "0.0.0.0" */
     unsigned short port;       /* 0 = pick a free port; http_server_port() tells */
-    unsigned threads;          /* worker threads; 0 = 4 per online CPU */
+    unsigned threads;          /* worker threads per CMP listener; 0 = 4 per
+                                  online CPU (a metrics listener has one) */
     size_t max_body;           /* request body limit in bytes, default 64 KiB */
-    unsigned max_conns;        /* default 1024; connections beyond are refused */
-    unsigned per_ip_conns;     /* per client address limit; 0 = no limit */
-    unsigned idle_timeout;     /* seconds a connection may be idle, default 30 */
+    unsigned max_conns;        /* all listeners together, default 1024; at the
+                                  limit the connection waiting longest for a
+                                  request is closed to admit a new one, or, if
+                                  all are busy with a request, the new one is
+                                  refused */
+    unsigned per_ip_conns;     /* per client address limit, default 128;
+                                  HTTP_NO_LIMIT = none */
+    unsigned idle_timeout;     /* seconds a connection may be inactive, default 30 */
+    unsigned header_timeout;   /* seconds from a connection's start, or the end
+                                  of its previous answer, to the complete
+                                  request headers, however much trickles in;
+                                  default 10 */
+    unsigned body_timeout;     /* seconds from the headers to the complete
+                                  body, default 20 */
+    unsigned listen_backlog;   /* accept queue length, default 1024 */
+    /* TLS (listeners with tls set): PEM text, borrowed. tls_key_pass may be
+     * NULL (an unencrypted key). tls_client_ca_pem: the CAs that client
+     * certificates must chain to (listeners with tls_client_auth). */
+    const char *tls_cert_pem;
+    const char *tls_key_pem;
+    const char *tls_key_pass;
+    const char *tls_client_ca_pem;
     size_t conn_mem_limit;     /* per-connection MHD memory (headers, buffers),
                                   default 32 KiB; the body buffer is separate */
     unsigned stop_grace;       /* seconds http_server_stop() waits for
@@ -84,8 +132,24 @@ struct http_server *http_server_start(const struct http_conf *conf,
                                       http_alias_fn alias_known, void *arg,
                                       char *err, size_t errlen);
 
-/* Returns the TCP port the server listens on (useful with conf->port 0). */
+/* Returns the TCP port of the first CMP listener (useful with port 0). */
 unsigned short http_server_port(const struct http_server *srv);
+
+/* Returns the TCP port of listener |i| (in conf->listen order), or 0. */
+unsigned short http_server_listen_port(const struct http_server *srv,
+                                       size_t i);
+
+/* Connection counters: open connections, idle ones closed to admit new
+ * ones at max_conns, new ones refused there, and connections closed at the
+ * header or body deadline. */
+struct http_server_stats {
+    unsigned open;
+    unsigned long evicted, refused, header_timeouts, body_timeouts;
+};
+
+/* Fills |st| with the counters of |srv|. */
+void http_server_get_stats(struct http_server *srv,
+                           struct http_server_stats *st);
 
 /* Returns the number of requests being received or answered right now. */
 unsigned http_server_inflight(const struct http_server *srv);

@@ -61,7 +61,7 @@ enum http_route_kind http_route(const char *url, const char *default_alias,
     if (url == NULL)
         return HTTP_ROUTE_NOT_FOUND;
     n = strlen(url);
-    if (n > 1 && url[n - 1] == '/')     /* trailing slash: same resource */
+    while (n > 1 && url[n - 1] == '/')  /* trailing slashes: same resource */
         n--;
     if (n == 7 && memcmp(url, "/health", 7) == 0)
         return HTTP_ROUTE_HEALTH;

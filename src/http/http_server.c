@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 
 #include "util/log.h"
@@ -28,6 +29,12 @@
 #define HTTP_DEFAULT_MAX_BODY   (64 * 1024)
 #define HTTP_DEFAULT_MAX_CONNS  1024
 #define HTTP_DEFAULT_IDLE       30
+#define HTTP_DEFAULT_PER_IP     128
+#define HTTP_DEFAULT_HEADER_TO  10
+#define HTTP_DEFAULT_BODY_TO    20
+#define HTTP_DEFAULT_BACKLOG    1024
+#define HTTP_LOG_BURST          20    /* MHD messages logged per second at
+                                         most; the rest are counted */
 #define HTTP_THREADS_PER_CPU    4     /* default worker threads per CPU */
 #define HTTP_DEFAULT_CONN_MEM   (32 * 1024)
 #define HTTP_DEFAULT_STOP_GRACE 10
@@ -38,10 +45,29 @@
 #define HTTP_DISCARD_MAX        (1024 * 1024) /* body bytes read and dropped
                                              after a 413/415 before giving up */
 #define HTTP_METRICS_EXTRA      (64 * 1024)
+#define HTTP_CONN_METRICS_MAX   1024      /* the connection counters' text */
 #define HTTP_CT_CMP             "application/pkixcmp"
 
-struct http_server {
+struct http_server;
+
+/* One listening socket and its MHD daemon; the |cls| of MHD's callbacks. */
+struct http_listener {
+    struct http_server *srv;
     struct MHD_Daemon *daemon;
+    struct http_listen conf;
+    unsigned short port;
+};
+
+struct http_server {
+    struct http_listener lst[HTTP_MAX_LISTENERS];
+    size_t nlst;
+    int has_metrics;                    /* a HTTP_LISTEN_METRICS listener */
+    struct http_conns conns;
+    int conns_ok;
+    pthread_mutex_t log_mu;             /* rate limit of MHD's messages */
+    time_t log_sec;
+    unsigned log_n;
+    unsigned long log_dropped;
     struct http_conf conf;              /* copy; strings borrowed */
     http_handler_fn handler;
     http_alias_fn alias_known;
@@ -74,6 +100,10 @@ void http_conf_init(struct http_conf *conf)
     conf->max_body = HTTP_DEFAULT_MAX_BODY;
     conf->max_conns = HTTP_DEFAULT_MAX_CONNS;
     conf->idle_timeout = HTTP_DEFAULT_IDLE;
+    conf->per_ip_conns = HTTP_DEFAULT_PER_IP;
+    conf->header_timeout = HTTP_DEFAULT_HEADER_TO;
+    conf->body_timeout = HTTP_DEFAULT_BODY_TO;
+    conf->listen_backlog = HTTP_DEFAULT_BACKLOG;
     conf->conn_mem_limit = HTTP_DEFAULT_CONN_MEM;
     conf->stop_grace = HTTP_DEFAULT_STOP_GRACE;
 }
@@ -84,9 +114,30 @@ static void http_mhd_logger(void *cls, const char *fmt, va_list ap)
 
 static void http_mhd_logger(void *cls, const char *fmt, va_list ap)
 {
+    struct http_server *srv = cls;
     char line[512];
+    unsigned long dropped = 0;
+    time_t now = time(NULL);
     size_t n;
 
+    /* one host can make MHD complain per connection (limits reached):
+     * at most HTTP_LOG_BURST lines a second, then a count */
+    pthread_mutex_lock(&srv->log_mu);
+    if (now != srv->log_sec) {
+        dropped = srv->log_dropped;
+        srv->log_dropped = 0;
+        srv->log_sec = now;
+        srv->log_n = 0;
+    }
+    if (srv->log_n >= HTTP_LOG_BURST) {
+        srv->log_dropped++;
+        pthread_mutex_unlock(&srv->log_mu);
+        return;
+    }
+    srv->log_n++;
+    pthread_mutex_unlock(&srv->log_mu);
+    if (dropped > 0)
+        log_msg(LOG_WARN, "http: %lu similar message(s) suppressed", dropped);
     vsnprintf(line, sizeof(line), fmt, ap);
     n = strlen(line);
     while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
@@ -94,20 +145,28 @@ static void http_mhd_logger(void *cls, const char *fmt, va_list ap)
     log_msg(LOG_WARN, "http: %s", line);
 }
 
-/* Sets TCP_NODELAY on every accepted socket: responses leave in one segment
+/* Tracks every connection (deadlines, the connection limit) and sets
+ * TCP_NODELAY on every accepted socket: responses leave in one segment
  * train without waiting for the peer's delayed ACK (Nagle). */
 static void http_notify_connection(void *cls, struct MHD_Connection *conn,
                                    void **socket_context,
                                    enum MHD_ConnectionNotificationCode code)
 {
+    struct http_server *srv = ((struct http_listener *)cls)->srv;
     const union MHD_ConnectionInfo *ci;
     int one = 1;
 
+    if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        http_conn_close(&srv->conns, *socket_context);
+        *socket_context = NULL;
+        return;
+    }
     if (code != MHD_CONNECTION_NOTIFY_STARTED)
         return;
     ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (ci == NULL)
         return;
+    *socket_context = http_conn_open(&srv->conns, ci->connect_fd);
     if (setsockopt(ci->connect_fd, IPPROTO_TCP, TCP_NODELAY, &one,
                    sizeof(one)) != 0)
         log_msg(LOG_DEBUG, "http: TCP_NODELAY: %s", strerror(errno));
@@ -125,6 +184,46 @@ static void http_quickack(struct MHD_Connection *conn)
     if (ci != NULL)
         (void)setsockopt(ci->connect_fd, IPPROTO_TCP, TCP_QUICKACK, &one,
                          sizeof(one));
+}
+
+/* Moves the connection of |conn| to |phase| (see http_conn_phase). */
+static void http_phase(struct http_server *srv, struct MHD_Connection *conn,
+                       enum http_conn_phase phase)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+    if (ci != NULL)
+        http_conn_phase(&srv->conns, ci->socket_context, phase);
+}
+
+/* Returns 1 if the client of |conn| is on a loopback address. */
+static int http_peer_loopback(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+    return ci != NULL && http_addr_loopback(ci->client_addr);
+}
+
+/* Returns 1 if the TLS client of |conn| presented a certificate that
+ * verifies against the configured client CAs (MHD asks for one when a
+ * trust list is set; GnuTLS checks the chain and the validity period). */
+static int http_tls_client_ok(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    unsigned status = 0;
+
+    if (ci == NULL || ci->tls_session == NULL)
+        return 0;
+    if (gnutls_certificate_type_get((gnutls_session_t)ci->tls_session)
+        != GNUTLS_CRT_X509)
+        return 0;
+    if (gnutls_certificate_verify_peers2((gnutls_session_t)ci->tls_session,
+                                         &status) != GNUTLS_E_SUCCESS)
+        return 0;
+    return status == 0;
 }
 
 /* Writes the client's "ip:port" to |buf|. */
@@ -193,12 +292,37 @@ static enum MHD_Result http_reply_metrics(struct http_server *srv,
                                           struct MHD_Connection *conn)
 {
     struct MHD_Response *rsp;
+    struct http_conn_stats cs;
     char *text, *all;
     size_t len = 0, extra = 0;
+    int n;
 
     text = metrics_render(&len);
     if (text == NULL)
         return http_reply_text(srv, conn, 500, "out of memory\n", NULL);
+    /* the connection guards: an attack shows here */
+    http_conns_stats(&srv->conns, &cs);
+    if ((all = realloc(text, len + HTTP_CONN_METRICS_MAX)) == NULL) {
+        free(text);
+        return http_reply_text(srv, conn, 500, "out of memory\n", NULL);
+    }
+    text = all;
+    n = snprintf(text + len, HTTP_CONN_METRICS_MAX,
+                 "# HELP cmpca_http_connections Open HTTP connections.\n"
+                 "# TYPE cmpca_http_connections gauge\n"
+                 "cmpca_http_connections %u\n"
+                 "# HELP cmpca_http_connections_closed_total Connections "
+                 "closed by the server's guards.\n"
+                 "# TYPE cmpca_http_connections_closed_total counter\n"
+                 "cmpca_http_connections_closed_total{reason=\"evicted\"} %lu\n"
+                 "cmpca_http_connections_closed_total{reason=\"refused\"} %lu\n"
+                 "cmpca_http_connections_closed_total{reason=\"header_timeout\"} "
+                 "%lu\n"
+                 "cmpca_http_connections_closed_total{reason=\"body_timeout\"} "
+                 "%lu\n", cs.open, cs.evicted, cs.refused, cs.header_timeouts,
+                 cs.body_timeouts);
+    if (n > 0 && n < HTTP_CONN_METRICS_MAX)
+        len += (size_t)n;
     if (srv->conf.metrics_extra != NULL) {
         all = realloc(text, len + HTTP_METRICS_EXTRA + 1);
         if (all == NULL) {
@@ -235,6 +359,7 @@ static enum MHD_Result http_reply_cmp(struct http_server *srv,
     if (hr->answered)
         return MHD_YES;
     hr->answered = 1;
+    http_phase(srv, conn, HTTP_CONN_BUSY);
     http_peer(conn, peer, sizeof(peer));
     req.alias = hr->alias;
     req.operation = hr->op[0] != '\0' ? hr->op : NULL;
@@ -394,15 +519,32 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn,
                                    const char *upload_data,
                                    size_t *upload_data_size, void **con_cls)
 {
-    struct http_server *srv = cls;
+    struct http_listener *lst = cls;
+    struct http_server *srv = lst->srv;
     char alias[HTTP_LABEL_MAX + 1], op[HTTP_LABEL_MAX + 1];
 
     if (*con_cls == NULL) {             /* first call: headers are in */
         int get = strcmp(method, MHD_HTTP_METHOD_GET) == 0
                   || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+        enum http_route_kind kind;
 
         atomic_fetch_add(&srv->inflight, 1);
-        switch (http_route(url, srv->conf.default_alias, alias, op)) {
+        http_phase(srv, conn, HTTP_CONN_BODY);
+        if (lst->conf.tls_client_auth && !http_tls_client_ok(conn)) {
+            *con_cls = &http_marker_simple;
+            return http_reply_text(srv, conn, 403, "client certificate "
+                                   "required\n", NULL);
+        }
+        kind = http_route(url, srv->conf.default_alias, alias, op);
+        /* /health and /metrics: only on a metrics listener if there is one,
+         * else on the CMP listeners for loopback clients */
+        if ((kind == HTTP_ROUTE_HEALTH || kind == HTTP_ROUTE_METRICS)
+            && (lst->conf.kind == HTTP_LISTEN_CMP
+                ? srv->has_metrics || !http_peer_loopback(conn) : 0))
+            kind = HTTP_ROUTE_NOT_FOUND;
+        if (kind == HTTP_ROUTE_CMP && lst->conf.kind != HTTP_LISTEN_CMP)
+            kind = HTTP_ROUTE_NOT_FOUND;
+        switch (kind) {
         case HTTP_ROUTE_CMP:
             return http_cmp_begin(srv, conn, method, alias, op, con_cls);
         case HTTP_ROUTE_HEALTH:
@@ -438,20 +580,21 @@ static void http_completed(void *cls, struct MHD_Connection *conn,
                            void **con_cls,
                            enum MHD_RequestTerminationCode toe)
 {
-    struct http_server *srv = cls;
+    struct http_server *srv = ((struct http_listener *)cls)->srv;
 
     if (*con_cls != NULL && *con_cls != &http_marker_simple)
         free(*con_cls);
     *con_cls = NULL;
     atomic_fetch_sub(&srv->inflight, 1);
+    /* the next request's headers are due within header_timeout */
+    http_phase(srv, conn, HTTP_CONN_WAIT);
 }
 
-struct http_server *http_server_start(const struct http_conf *conf,
-                                      http_handler_fn handler,
-                                      http_alias_fn alias_known, void *arg,
-                                      char *err, size_t errlen)
+/* Starts the MHD daemon of listener |l|. Returns 1, or 0 with |err|. */
+static int http_listener_start(struct http_server *srv,
+                               struct http_listener *l, char *err,
+                               size_t errlen)
 {
-    struct http_server *srv = NULL;
     union {
         struct sockaddr sa;
         struct sockaddr_in in4;
@@ -460,7 +603,128 @@ struct http_server *http_server_start(const struct http_conf *conf,
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL
                      | MHD_USE_ITC | MHD_USE_TURBO | MHD_USE_ERROR_LOG;
     const union MHD_DaemonInfo *di;
-    struct MHD_OptionItem opt[12];
+    struct MHD_OptionItem opt[20];
+    unsigned threads = l->conf.kind == HTTP_LISTEN_CMP ? srv->conf.threads : 1;
+    size_t i;
+
+    memset(&addr, 0, sizeof(addr));
+    if (l->conf.addr == NULL)
+        l->conf.addr = "0.0.0.0";
+    if (inet_pton(AF_INET, l->conf.addr, &addr.in4.sin_addr) == 1) {
+        addr.in4.sin_family = AF_INET;
+        addr.in4.sin_port = htons(l->conf.port);
+    } else if (inet_pton(AF_INET6, l->conf.addr,
+                         &addr.in6.sin6_addr) == 1) {
+        addr.in6.sin6_family = AF_INET6;
+        addr.in6.sin6_port = htons(l->conf.port);
+        flags |= IN6_IS_ADDR_UNSPECIFIED(&addr.in6.sin6_addr)
+                 ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
+    } else {
+        snprintf(err, errlen, "bind address \"%s\" is not a numeric IPv4 or "
+                 "IPv6 address", l->conf.addr);
+        return 0;
+    }
+    if (l->conf.tls) {
+        if (!MHD_is_feature_supported(MHD_FEATURE_TLS)) {
+            snprintf(err, errlen, "this libmicrohttpd has no TLS support");
+            return 0;
+        }
+        if (srv->conf.tls_cert_pem == NULL || srv->conf.tls_key_pem == NULL) {
+            snprintf(err, errlen, "TLS listener %s port %u: no certificate "
+                     "or key", l->conf.addr, (unsigned)l->conf.port);
+            return 0;
+        }
+        if (l->conf.tls_client_auth && srv->conf.tls_client_ca_pem == NULL) {
+            snprintf(err, errlen, "TLS listener %s port %u requires client "
+                     "certificates but no client CA is configured",
+                     l->conf.addr, (unsigned)l->conf.port);
+            return 0;
+        }
+        flags |= MHD_USE_TLS;
+    } else if (l->conf.tls_client_auth) {
+        snprintf(err, errlen, "client certificates need a TLS listener");
+        return 0;
+    }
+
+    /* the logger must come first to catch messages about later options */
+    i = 0;
+    opt[i++] = (struct MHD_OptionItem){ MHD_OPTION_EXTERNAL_LOGGER,
+                                        (intptr_t)http_mhd_logger, srv };
+    opt[i++] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, &addr.sa };
+    if (threads > 1)
+        opt[i++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE,
+                                            threads, NULL };
+    /* MHD splits its limit among the pool's threads: one spare per thread,
+     * the exact limit over all listeners is http_conn_open's */
+    opt[i++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT,
+                                        srv->conf.max_conns + threads, NULL };
+    if (srv->conf.per_ip_conns != HTTP_NO_LIMIT)
+        opt[i++] = (struct MHD_OptionItem){ MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                                            srv->conf.per_ip_conns, NULL };
+    opt[i++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT,
+                                        srv->conf.idle_timeout, NULL };
+    opt[i++] = (struct MHD_OptionItem){ MHD_OPTION_LISTEN_BACKLOG_SIZE,
+                                        srv->conf.listen_backlog, NULL };
+    opt[i++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                                        (intptr_t)srv->conf.conn_mem_limit,
+                                        NULL };
+    opt[i++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_COMPLETED,
+                                        (intptr_t)http_completed, l };
+    opt[i++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_CONNECTION,
+                                        (intptr_t)http_notify_connection, l };
+    if (l->conf.tls) {
+        opt[i++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0,
+                                            (void *)srv->conf.tls_cert_pem };
+        opt[i++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0,
+                                            (void *)srv->conf.tls_key_pem };
+        if (srv->conf.tls_key_pass != NULL)
+            opt[i++] = (struct MHD_OptionItem){
+                MHD_OPTION_HTTPS_KEY_PASSWORD, 0,
+                (void *)srv->conf.tls_key_pass };
+        if (l->conf.tls_client_auth)  /* MHD then asks for a certificate */
+            opt[i++] = (struct MHD_OptionItem){
+                MHD_OPTION_HTTPS_MEM_TRUST, 0,
+                (void *)srv->conf.tls_client_ca_pem };
+    }
+    opt[i++] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
+    l->daemon = MHD_start_daemon(flags, l->conf.port, NULL, NULL,
+                                 http_access, l, MHD_OPTION_ARRAY, opt,
+                                 MHD_OPTION_END);
+    if (l->daemon == NULL) {
+        snprintf(err, errlen, "cannot listen on %s port %u (address in use, "
+                 "a limit too small%s?)", l->conf.addr,
+                 (unsigned)l->conf.port,
+                 l->conf.tls ? ", or a TLS certificate or key unusable" : "");
+        return 0;
+    }
+    di = MHD_get_daemon_info(l->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    l->port = di != NULL ? di->port : l->conf.port;
+    log_msg(LOG_INFO, "http: listening on %s port %u%s%s%s (%u threads)",
+            l->conf.addr, (unsigned)l->port, l->conf.tls ? " TLS" : "",
+            l->conf.tls_client_auth ? " with client certificates" : "",
+            l->conf.kind == HTTP_LISTEN_METRICS ? " for /health and /metrics"
+                                                : "", threads);
+    return 1;
+}
+
+/* Stops and forgets the daemons of |srv| (in-flight requests are cut). */
+static void http_listeners_stop(struct http_server *srv)
+{
+    size_t i;
+
+    for (i = 0; i < srv->nlst; i++)
+        if (srv->lst[i].daemon != NULL) {
+            MHD_stop_daemon(srv->lst[i].daemon);
+            srv->lst[i].daemon = NULL;
+        }
+}
+
+struct http_server *http_server_start(const struct http_conf *conf,
+                                      http_handler_fn handler,
+                                      http_alias_fn alias_known, void *arg,
+                                      char *err, size_t errlen)
+{
+    struct http_server *srv = NULL;
     long ncpu;
     size_t i;
 
@@ -471,7 +735,9 @@ struct http_server *http_server_start(const struct http_conf *conf,
         goto err;
     }
     srv = calloc(1, sizeof(*srv));
-    if (srv == NULL) {
+    if (srv == NULL || pthread_mutex_init(&srv->log_mu, NULL) != 0) {
+        free(srv);
+        srv = NULL;
         snprintf(err, errlen, "out of memory");
         goto err;
     }
@@ -485,8 +751,16 @@ struct http_server *http_server_start(const struct http_conf *conf,
         srv->conf.max_body = HTTP_DEFAULT_MAX_BODY;
     if (srv->conf.max_conns == 0)
         srv->conf.max_conns = HTTP_DEFAULT_MAX_CONNS;
+    if (srv->conf.per_ip_conns == 0)
+        srv->conf.per_ip_conns = HTTP_DEFAULT_PER_IP;
     if (srv->conf.idle_timeout == 0)
         srv->conf.idle_timeout = HTTP_DEFAULT_IDLE;
+    if (srv->conf.header_timeout == 0)
+        srv->conf.header_timeout = HTTP_DEFAULT_HEADER_TO;
+    if (srv->conf.body_timeout == 0)
+        srv->conf.body_timeout = HTTP_DEFAULT_BODY_TO;
+    if (srv->conf.listen_backlog == 0)
+        srv->conf.listen_backlog = HTTP_DEFAULT_BACKLOG;
     if (srv->conf.conn_mem_limit == 0)
         srv->conf.conn_mem_limit = HTTP_DEFAULT_CONN_MEM;
     if (srv->conf.stop_grace == 0)
@@ -504,70 +778,84 @@ struct http_server *http_server_start(const struct http_conf *conf,
                  "(1-64 of A-Z a-z 0-9 . _ -)", srv->conf.default_alias);
         goto err;
     }
-
-    memset(&addr, 0, sizeof(addr));
-    if (inet_pton(AF_INET, srv->conf.bind_addr, &addr.in4.sin_addr) == 1) {
-        addr.in4.sin_family = AF_INET;
-        addr.in4.sin_port = htons(srv->conf.port);
-    } else if (inet_pton(AF_INET6, srv->conf.bind_addr,
-                         &addr.in6.sin6_addr) == 1) {
-        addr.in6.sin6_family = AF_INET6;
-        addr.in6.sin6_port = htons(srv->conf.port);
-        flags |= IN6_IS_ADDR_UNSPECIFIED(&addr.in6.sin6_addr)
-                 ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
+    if (srv->conf.nlisten > HTTP_MAX_LISTENERS) {
+        snprintf(err, errlen, "more than %d listeners", HTTP_MAX_LISTENERS);
+        goto err;
+    }
+    if (srv->conf.nlisten == 0) {
+        srv->lst[0].conf.addr = srv->conf.bind_addr;
+        srv->lst[0].conf.port = srv->conf.port;
+        srv->lst[0].conf.kind = HTTP_LISTEN_CMP;
+        srv->nlst = 1;
     } else {
-        snprintf(err, errlen, "bind address \"%s\" is not a numeric IPv4 or "
-                 "IPv6 address", srv->conf.bind_addr);
+        for (i = 0; i < srv->conf.nlisten; i++)
+            srv->lst[i].conf = srv->conf.listen[i];
+        srv->nlst = srv->conf.nlisten;
+    }
+    for (i = 0; i < srv->nlst; i++) {
+        srv->lst[i].srv = srv;
+        if (srv->lst[i].conf.kind == HTTP_LISTEN_METRICS)
+            srv->has_metrics = 1;
+    }
+    if (!http_conns_init(&srv->conns, srv->conf.max_conns,
+                         srv->conf.header_timeout, srv->conf.body_timeout)) {
+        snprintf(err, errlen, "cannot start the connection deadline thread");
         goto err;
     }
-
-    /* the logger must come first to catch messages about later options */
-    i = 0;
-    opt[i++] = (struct MHD_OptionItem){ MHD_OPTION_EXTERNAL_LOGGER,
-                                        (intptr_t)http_mhd_logger, srv };
-    opt[i++] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, &addr.sa };
-    if (srv->conf.threads > 1)
-        opt[i++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE,
-                                            srv->conf.threads, NULL };
-    opt[i++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT,
-                                        srv->conf.max_conns, NULL };
-    opt[i++] = (struct MHD_OptionItem){ MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-                                        srv->conf.per_ip_conns, NULL };
-    opt[i++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT,
-                                        srv->conf.idle_timeout, NULL };
-    opt[i++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-                                        (intptr_t)srv->conf.conn_mem_limit,
-                                        NULL };
-    opt[i++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_COMPLETED,
-                                        (intptr_t)http_completed, srv };
-    opt[i++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_CONNECTION,
-                                        (intptr_t)http_notify_connection,
-                                        srv };
-    opt[i++] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
-    srv->daemon = MHD_start_daemon(flags, srv->conf.port, NULL, NULL,
-                                   http_access, srv, MHD_OPTION_ARRAY, opt,
-                                   MHD_OPTION_END);
-    if (srv->daemon == NULL) {
-        snprintf(err, errlen, "cannot listen on %s port %u (address in use, "
-                 "or a limit too small?)", srv->conf.bind_addr,
-                 (unsigned)srv->conf.port);
-        goto err;
-    }
-    di = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    srv->port = di != NULL ? di->port : srv->conf.port;
-    log_msg(LOG_INFO, "http: listening on %s port %u (%u threads, body limit "
-            "%zu, %u connections)", srv->conf.bind_addr, (unsigned)srv->port,
-            srv->conf.threads, srv->conf.max_body, srv->conf.max_conns);
+    srv->conns_ok = 1;
+    for (i = 0; i < srv->nlst; i++)
+        if (!http_listener_start(srv, &srv->lst[i], err, errlen))
+            goto err;
+    log_msg(LOG_INFO, "http: body limit %zu, %u connections (%u per "
+            "address), headers within %u s, body within %u s",
+            srv->conf.max_body, srv->conf.max_conns,
+            srv->conf.per_ip_conns == HTTP_NO_LIMIT ? 0 : srv->conf.per_ip_conns,
+            srv->conf.header_timeout, srv->conf.body_timeout);
     return srv;
 
  err:
+    if (srv != NULL) {
+        http_listeners_stop(srv);
+        if (srv->conns_ok)
+            http_conns_free(&srv->conns);
+        pthread_mutex_destroy(&srv->log_mu);
+    }
     free(srv);
     return NULL;
 }
 
 unsigned short http_server_port(const struct http_server *srv)
 {
-    return srv != NULL ? srv->port : 0;
+    size_t i;
+
+    if (srv == NULL)
+        return 0;
+    for (i = 0; i < srv->nlst; i++)
+        if (srv->lst[i].conf.kind == HTTP_LISTEN_CMP)
+            return srv->lst[i].port;
+    return srv->nlst > 0 ? srv->lst[0].port : 0;
+}
+
+unsigned short http_server_listen_port(const struct http_server *srv,
+                                       size_t i)
+{
+    return srv != NULL && i < srv->nlst ? srv->lst[i].port : 0;
+}
+
+void http_server_get_stats(struct http_server *srv,
+                           struct http_server_stats *st)
+{
+    struct http_conn_stats cs;
+
+    memset(st, 0, sizeof(*st));
+    if (srv == NULL)
+        return;
+    http_conns_stats(&srv->conns, &cs);
+    st->open = cs.open;
+    st->evicted = cs.evicted;
+    st->refused = cs.refused;
+    st->header_timeouts = cs.header_timeouts;
+    st->body_timeouts = cs.body_timeouts;
 }
 
 unsigned http_server_inflight(const struct http_server *srv)
@@ -579,18 +867,21 @@ unsigned http_server_inflight(const struct http_server *srv)
 void http_server_stop(struct http_server *srv)
 {
     struct timespec t0, now, nap = { 0, 5 * 1000 * 1000 };
-    MHD_socket lsock;
+    MHD_socket lsock[HTTP_MAX_LISTENERS];
     unsigned left;
+    size_t i;
 
     if (srv == NULL)
         return;
     atomic_store(&srv->stopping, 1);
-    /* MHD threads may still use the quiesced socket, so it is closed only
-     * after MHD_stop_daemon; shutdown() stops the kernel from queueing new
-     * connections meanwhile (they are refused, not left hanging). */
-    lsock = MHD_quiesce_daemon(srv->daemon);
-    if (lsock != MHD_INVALID_SOCKET)
-        (void)shutdown(lsock, SHUT_RDWR);
+    /* MHD threads may still use the quiesced sockets, so they are closed
+     * only after MHD_stop_daemon; shutdown() stops the kernel from queueing
+     * new connections meanwhile (they are refused, not left hanging). */
+    for (i = 0; i < srv->nlst; i++) {
+        lsock[i] = MHD_quiesce_daemon(srv->lst[i].daemon);
+        if (lsock[i] != MHD_INVALID_SOCKET)
+            (void)shutdown(lsock[i], SHUT_RDWR);
+    }
     clock_gettime(CLOCK_MONOTONIC, &t0);
     while ((left = atomic_load(&srv->inflight)) > 0) {
         clock_gettime(CLOCK_MONOTONIC, &now);
@@ -601,9 +892,14 @@ void http_server_stop(struct http_server *srv)
         }
         nanosleep(&nap, NULL);
     }
-    MHD_stop_daemon(srv->daemon);
-    if (lsock != MHD_INVALID_SOCKET)
-        close(lsock);
+    /* no deadline closes a connection while MHD tears them down */
+    http_conns_stop(&srv->conns);
+    http_listeners_stop(srv);
+    for (i = 0; i < srv->nlst; i++)
+        if (lsock[i] != MHD_INVALID_SOCKET)
+            close(lsock[i]);
+    http_conns_free(&srv->conns);
+    pthread_mutex_destroy(&srv->log_mu);
     log_msg(LOG_INFO, "http: stopped");
     free(srv);
 }

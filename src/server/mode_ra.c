@@ -111,6 +111,8 @@ static enum cmp_reason mode_ra_path(struct srv_ctx *ctx, int64_t *ca_id,
         if (ASN1_TIME_to_tm(na, &tm) && (t = timegm(&tm)) < *until)
             *until = t;
     }
+    for (i = 0; i < sk_X509_num(chain); i++)   /* validated: keep them */
+        (void)cmp_cert_cache_keep(sk_X509_value(chain, i));
     issuer = sk_X509_value(chain, sk_X509_num(chain) > 1 ? 1 : 0);
     for (i = 0; i < sk_X509_num(a->ra_trust); i++)
         if (X509_cmp(sk_X509_value(a->ra_trust, i), issuer) == 0)

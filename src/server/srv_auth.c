@@ -94,6 +94,9 @@ enum cmp_reason srv_auth_vendor_path(struct srv_ctx *ctx, int64_t *vendor_id)
         srv_fail(ctx, r, "vendor CA not registered");
         goto end;
     }
+    /* validated: these certificates may stay decoded for later requests */
+    for (k = 0; k < sk_X509_num(chain); k++)
+        (void)cmp_cert_cache_keep(sk_X509_value(chain, k));
     r = CMP_R_OK;
  end:
     X509_STORE_CTX_free(sctx);
@@ -231,6 +234,7 @@ enum cmp_reason srv_auth_operator_cert(struct srv_ctx *ctx)
     if (!X509_up_ref(ctx->rq.cert))
         return srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "reference");
     ctx->old_x509 = ctx->rq.cert;
+    (void)cmp_cert_cache_keep(ctx->rq.cert);   /* ours, valid: keep it */
     ctx->rq.kind = SRV_RQ_OPERATOR_DEVICE;
     return CMP_R_OK;
 }

@@ -40,6 +40,7 @@ SERVER *server_new(const struct conf *conf, STORE *store, char *err,
     const char *def;
     long retention, nested;
     size_t n = 0;
+    long max_body;
 
     if (srv == NULL)
         return NULL;
@@ -67,6 +68,12 @@ SERVER *server_new(const struct conf *conf, STORE *store, char *err,
                             err, errlen))
             goto err;
     }
+    /* the decoder's message limit follows the HTTP body limit, so that
+     * [server] max_body above 64 KiB is honoured end to end */
+    if (!conf_get_size(conf, server, "max_body", CMP_DEFAULT_MAX_MSG_LEN,
+                       1024, 16L << 20, &max_body, err, errlen))
+        goto err;
+    srv->limits.max_msg_len = (size_t)max_body;
     def = conf_get(server, "default_alias");
     if (def == NULL && n == 1)
         def = srv->aliases[0].name;

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -185,6 +186,66 @@ static int secret_from_tty(const char *prompt, char *buf, size_t buflen,
     return ret;
 }
 
+/* Names of the environment variables secret_read() took secrets from,
+ * for secret_env_wipe_read(). */
+#define SECRET_ENV_MAX 64
+static char *secret_env_names[SECRET_ENV_MAX];
+static size_t secret_env_n;
+static pthread_mutex_t secret_env_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Remembers |name| for secret_env_wipe_read(). Returns 1, or 0 if the list
+ * is full or out of memory (the secret is then refused). */
+static int secret_env_note(const char *name)
+{
+    size_t i;
+    int ok = 0;
+
+    pthread_mutex_lock(&secret_env_lock);
+    for (i = 0; i < secret_env_n; i++)
+        if (strcmp(secret_env_names[i], name) == 0)
+            break;
+    if (i < secret_env_n)
+        ok = 1;
+    else if (secret_env_n < SECRET_ENV_MAX
+             && (secret_env_names[secret_env_n] = strdup(name)) != NULL) {
+        secret_env_n++;
+        ok = 1;
+    }
+    pthread_mutex_unlock(&secret_env_lock);
+    return ok;
+}
+
+size_t secret_env_wipe_read(void)
+{
+    size_t i, n = 0;
+    char *v;
+
+    pthread_mutex_lock(&secret_env_lock);
+    for (i = 0; i < secret_env_n; i++) {
+        /* "NAME=value" is overwritten where it lives (the initial
+         * environment block, which /proc/PID/environ shows, or setenv's
+         * copy, which glibc never frees) once it is out of environ */
+        if ((v = getenv(secret_env_names[i])) != NULL) {
+            size_t nl = strlen(secret_env_names[i]), vl = strlen(v);
+            char *kv = v - nl - 1;
+            int whole = memcmp(kv, secret_env_names[i], nl) == 0
+                        && kv[nl] == '=';
+
+            (void)unsetenv(secret_env_names[i]);
+            if (whole)
+                secret_wipe(kv, nl + 1 + vl);
+            else
+                secret_wipe(v, vl);
+            n++;
+        }
+        free(secret_env_names[i]);
+        secret_env_names[i] = NULL;
+    }
+    secret_env_n = 0;
+    pthread_mutex_unlock(&secret_env_lock);
+    return n;
+}
+
 int secret_read(const char *spec, const char *what, char *buf, size_t buflen,
                 char *err, size_t errlen)
 {
@@ -212,6 +273,8 @@ int secret_read(const char *spec, const char *what, char *buf, size_t buflen,
                      what, spec + 4);
         } else if (strlen(v) >= buflen || strlen(v) > SECRET_MAX) {
             snprintf(err, errlen, "%s in %s is too long", what, spec + 4);
+        } else if (!secret_env_note(spec + 4)) {
+            snprintf(err, errlen, "%s: too many env: secrets", what);
         } else {
             memcpy(buf, v, strlen(v) + 1);
             ok = 1;

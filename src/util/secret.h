@@ -35,6 +35,12 @@ void secret_wipe(void *buf, size_t len);
  * larger than |max|). */
 int secret_file_read(const char *path, size_t max, char **buf, size_t *len);
 
+/* Overwrites the values of the environment variables that secret_read()
+ * took "env:" secrets from and removes them from the environment (also from
+ * /proc/PID/environ), once every secret is read: `cmpca serve` calls it
+ * after start-up. A variable may serve several secrets until then. Returns
+ * the number of variables wiped. */
+size_t secret_env_wipe_read(void);
 /* Wipes and frees a buffer from secret_file_read() (NULL harmless). */
 void secret_free(char *buf, size_t len);
 

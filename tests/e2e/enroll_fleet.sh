@@ -28,6 +28,7 @@ synchronous = normal
 [server]
 listen = 127.0.0.1:0
 log_level = warn
+$(serve_user_line)
 
 [ca root]
 key_pass = file:$T/op.pass
@@ -75,6 +76,7 @@ expect "vendor add" 0 "$CMPCA" vendor add --name acme --ca vendor/vendor-ca.pem 
     --ca vendor/vendor-root.pem
 expect "device import of the allow-list" 0 "$CMPCA" device import --vendor acme \
     devices/allowlist.csv
+serve_user_own "$T"
 "$CMPCA" serve --port-file port >serve.log 2>&1 &
 SRV=$!
 for i in $(seq 1 100); do [ -s port ] && break; sleep 0.05; done

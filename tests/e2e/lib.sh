@@ -123,6 +123,7 @@ e2e_pki() {
 [server]
 listen = 127.0.0.1:0
 sweep_interval = 1s
+$(serve_user_line)
 [store]
 path = cmpca.db
 [alias 3gpp]
@@ -150,6 +151,7 @@ EOF
         cli ca show issuing --pem >"$T/opchain.pem" &&
         cli ca show root --pem >"$T/oproot.pem"
     } >"$T/pki.log" 2>&1 || { echo "Bail out! PKI setup failed"; diag "$T/pki.log"; exit 1; }
+    serve_user_own "$T"         # the server runs as nobody after binding
     openssl x509 -in "$T/opchain.pem" -out "$T/issuing.pem"
 }
 

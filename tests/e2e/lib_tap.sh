@@ -17,3 +17,8 @@ expect() {
 }
 # grep_ok DESC PATTERN FILE
 grep_ok() { if grep -q -- "$2" "$3"; then ok "$1"; else nok "$1"; sed 's/^/# /' "$3"; fi; }
+# serve_user_line: "user = nobody" when the tests run as root (cmpca serve
+# refuses to stay root without [server] user); serve_user_own PATH...: hands
+# the files the server needs after dropping to that user.
+serve_user_line() { if [ "$(id -u)" = 0 ]; then echo "user = nobody"; fi; }
+serve_user_own() { if [ "$(id -u)" = 0 ]; then chown -R nobody "$@"; fi; }

@@ -27,6 +27,7 @@ synchronous = normal
 [server]
 listen = 127.0.0.1:0
 log_level = warn
+$(serve_user_line)
 
 [ca root]
 key_pass = file:$T/op.pass
@@ -93,6 +94,7 @@ expect "operator issuing CA" 0 "$CMPCA" ca create --name issuing --parent root \
 "$CMPCA" ca show root --pem 2>/dev/null | awk '/BEGIN/{n++} n==1' > root.pem
 expect "vendor add" 0 "$CMPCA" vendor add --name plain --ca vca.pem --ca vroot.pem
 expect "device import" 0 "$CMPCA" device import --vendor plain allow.csv
+serve_user_own "$T"
 "$CMPCA" serve --port-file port >serve.log 2>&1 &
 SRV=$!
 for i in $(seq 1 100); do [ -s port ] && break; sleep 0.05; done

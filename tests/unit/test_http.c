@@ -160,6 +160,7 @@ static struct http_server *start_server(size_t max_body, unsigned max_conns,
     conf.max_conns = max_conns;
     conf.default_alias = "dflt";
     conf.idle_timeout = 5;
+    conf.per_ip_conns = HTTP_NO_LIMIT;  /* these clients all share 127.0.0.1 */
     conf.metrics_extra = test_metrics_extra;
     srv = http_server_start(&conf, test_handler, test_alias_known, NULL, err,
                             sizeof(err));
@@ -330,7 +331,16 @@ static void test_route_table(void **state)
         { "/.well-known/cmpx", "", "", HTTP_ROUTE_NOT_FOUND },
         { "/.well-known/cmp/p", "", "", HTTP_ROUTE_NOT_FOUND },
         { "/.well-known/cmp/p/", "", "", HTTP_ROUTE_NOT_FOUND },
-        { "/.well-known/cmp//", "", "", HTTP_ROUTE_NOT_FOUND },
+        { "/.well-known/cmp//", "dflt", "", HTTP_ROUTE_CMP },
+        { "/.well-known/cmp/p/x/////", "x", "", HTTP_ROUTE_CMP },
+        { "/.well-known/cmp/p/x/keyupdate///", "x", "keyupdate",
+          HTTP_ROUTE_CMP },
+        { "/ejbca/publicweb/cmp/vendor//", "vendor", "", HTTP_ROUTE_CMP },
+        { "/health//", "", "", HTTP_ROUTE_HEALTH },
+        { "//", "", "", HTTP_ROUTE_NOT_FOUND },
+        { "/.well-known/CMP/p/x", "", "", HTTP_ROUTE_NOT_FOUND },
+        { "/.Well-Known/cmp/p/x", "", "", HTTP_ROUTE_NOT_FOUND },
+        { "/HEALTH", "", "", HTTP_ROUTE_NOT_FOUND },
         { "/.well-known/cmp/p//x", "", "", HTTP_ROUTE_NOT_FOUND },
         { "/.well-known/cmp/p/a b", "", "", HTTP_ROUTE_NOT_FOUND },
         { "/.well-known/cmp/p/a%b", "", "", HTTP_ROUTE_NOT_FOUND },
@@ -836,30 +846,305 @@ static void test_concurrency(void **state)
     http_server_stop(srv);
 }
 
-/* Beyond max_conns a connection is not served until one is freed. */
+/* Returns 1 if the server closed |fd| (EOF or reset) within |ms|. */
+static int cl_closed_within(int fd, int ms)
+{
+    struct pollfd pfd = { fd, POLLIN, 0 };
+    char c;
+
+    if (poll(&pfd, 1, ms) <= 0)
+        return 0;
+    return recv(fd, &c, 1, MSG_DONTWAIT) <= 0;
+}
+
+/* Connects from the loopback address |src| (e.g. "127.0.0.2"). */
+static int cl_connect_from(unsigned short port, const char *src)
+{
+    struct sockaddr_in sa;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    assert_true(fd >= 0);
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    assert_int_equal(inet_pton(AF_INET, src, &sa.sin_addr), 1);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    sa.sin_port = htons(port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    return fd;
+}
+
+/* At max_conns the connection idle longest is closed so that a new client
+ * gets in; when every connection is busy with a request, the new one is
+ * refused. */
 static void test_connection_limit(void **state)
 {
     struct http_server *srv = start_server(65536, 4, 1);
     unsigned short port = http_server_port(srv);
-    int fd[5], i;
+    struct http_server_stats st;
+    static const char part[] = "POST /.well-known/cmp HTTP/1.1\r\nHost: x\r\n"
+        "Content-Type: application/pkixcmp\r\nContent-Length: 2\r\n\r\na";
+    int fd[6], i;
     struct cl_rsp r;
 
-    for (i = 0; i < 4; i++) {
+    for (i = 0; i < 4; i++) {           /* four idle keep-alive connections */
         fd[i] = cl_connect(port);
         cl_send(fd[i], "POST", "/.well-known/cmp", "application/pkixcmp",
                 "x", 1, NULL);
         assert_true(cl_read(fd[i], &r));
     }
-    fd[4] = cl_connect(port);            /* kernel backlog accepts it */
+    fd[4] = cl_connect(port);           /* a fifth client gets in at once */
     cl_send(fd[4], "POST", "/.well-known/cmp", "application/pkixcmp", "y", 1,
             NULL);
-    assert_int_equal(cl_read_timeout(fd[4], &r, 300), 0);
-    close(fd[0]);
-    assert_true(cl_read_timeout(fd[4], &r, 3000));
+    assert_true(cl_read_timeout(fd[4], &r, 2000));
     assert_int_equal(r.status, 200);
+    assert_true(cl_closed_within(fd[0], 2000));   /* the oldest idle one */
+    http_server_get_stats(srv, &st);
+    assert_int_equal(st.evicted, 1);
+    /* now all four busy (a body under way): a newcomer is refused */
     for (i = 1; i < 5; i++)
+        cl_write(fd[i], part, sizeof(part) - 1);
+    usleep(500 * 1000);                 /* the server has read them */
+    fd[5] = cl_connect(port);
+    assert_true(cl_closed_within(fd[5], 2000));
+    http_server_get_stats(srv, &st);
+    assert_int_equal(st.refused, 1);
+    assert_int_equal(st.evicted, 1);
+    cl_write(fd[1], "b", 1);            /* the busy ones finish normally */
+    assert_true(cl_read(fd[1], &r));
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body_len, 2);
+    /* the counters in /metrics (fd[1] is kept alive) */
+    cl_send(fd[1], "GET", "/metrics", NULL, NULL, 0, NULL);
+    assert_true(cl_read(fd[1], &r));
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "cmpca_http_connections_closed_total"
+                           "{reason=\"evicted\"} 1\n"));
+    assert_non_null(strstr(r.body, "cmpca_http_connections_closed_total"
+                           "{reason=\"refused\"} 1\n"));
+    for (i = 0; i < 6; i++)
         close(fd[i]);
     http_server_stop(srv);
+}
+
+/* The per-address limit is on by default; other addresses still get in. */
+static void test_per_ip_limit(void **state)
+{
+    struct http_conf conf;
+    struct http_server *srv;
+    char err[256];
+    int fd[5], i, other;
+    struct cl_rsp r;
+
+    http_conf_init(&conf);
+    assert_int_equal(conf.per_ip_conns, 128);     /* the default */
+    conf.bind_addr = "127.0.0.1";
+    conf.threads = 2;
+    conf.per_ip_conns = 4;
+    conf.default_alias = "dflt";
+    srv = http_server_start(&conf, test_handler, NULL, NULL, err, sizeof(err));
+    assert_non_null(srv);
+    for (i = 0; i < 4; i++)
+        fd[i] = cl_connect_from(http_server_port(srv), "127.0.0.2");
+    fd[4] = cl_connect_from(http_server_port(srv), "127.0.0.2");
+    assert_true(cl_closed_within(fd[4], 2000));   /* fifth from .2: refused */
+    other = cl_connect_from(http_server_port(srv), "127.0.0.3");
+    cl_send(other, "POST", "/.well-known/cmp", "application/pkixcmp", "o", 1,
+            NULL);
+    assert_true(cl_read(other, &r));
+    assert_int_equal(r.status, 200);
+    cl_send(fd[3], "POST", "/.well-known/cmp", "application/pkixcmp", "k", 1,
+            NULL);
+    assert_true(cl_read(fd[3], &r));              /* the four are served */
+    assert_int_equal(r.status, 200);
+    for (i = 0; i < 5; i++)
+        close(fd[i]);
+    close(other);
+    http_server_stop(srv);
+}
+
+/* Starts a server with 1 s header and body deadlines (inactivity 30 s). */
+static struct http_server *start_deadline_server(void)
+{
+    struct http_conf conf;
+    struct http_server *srv;
+    char err[256];
+
+    http_conf_init(&conf);
+    conf.bind_addr = "127.0.0.1";
+    conf.threads = 2;
+    conf.default_alias = "dflt";
+    conf.idle_timeout = 30;
+    conf.header_timeout = 1;
+    conf.body_timeout = 1;
+    srv = http_server_start(&conf, test_handler, NULL, NULL, err, sizeof(err));
+    assert_non_null(srv);
+    seen_reset();
+    return srv;
+}
+
+/* Sends |text| one byte every |ms| until the server closes the connection
+ * or |max_s| pass; returns the seconds until it was closed (or max_s). */
+static double cl_drip(int fd, const char *text, int ms, double max_s)
+{
+    double t0 = now_s();
+    size_t i = 0, n = strlen(text);
+
+    while (now_s() - t0 < max_s) {
+        if (i < n && send(fd, text + i, 1, MSG_NOSIGNAL) != 1)
+            break;
+        i++;
+        if (cl_closed_within(fd, ms))
+            break;
+    }
+    return now_s() - t0;
+}
+
+/* A client dripping its headers (or its body) is closed at the overall
+ * deadline, however active it stays; an idle one too. */
+static void test_header_body_deadlines(void **state)
+{
+    struct http_server *srv = start_deadline_server();
+    unsigned short port = http_server_port(srv);
+    static const char hdr[] = "POST /.well-known/cmp HTTP/1.1\r\nHost: x\r\n"
+        "X-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n"
+        "Content-Type: application/pkixcmp\r\n\r\n";
+    static const char body_hdr[] = "POST /.well-known/cmp HTTP/1.1\r\nHost: x"
+        "\r\nContent-Type: application/pkixcmp\r\nContent-Length: 100\r\n\r\n";
+    struct http_server_stats st;
+    struct cl_rsp r;
+    double t;
+    int fd;
+
+    fd = cl_connect(port);              /* headers, one byte per 100 ms */
+    t = cl_drip(fd, hdr, 100, 6);
+    close(fd);
+    fprintf(stderr, "# dripping headers closed after %.2f s\n", t);
+    assert_true(t >= 0.8 && t < 3.0);
+
+    fd = cl_connect(port);              /* complete headers, dripping body */
+    cl_write(fd, body_hdr, sizeof(body_hdr) - 1);
+    t = cl_drip(fd, "0123456789012345678901234567890123456789012345678901234"
+                "5678901234567890123456789012345678901234", 100, 6);
+    close(fd);
+    fprintf(stderr, "# dripping body closed after %.2f s\n", t);
+    assert_true(t >= 0.8 && t < 3.0);
+    assert_int_equal(atomic_load(&seen.calls), 0);  /* never reached */
+
+    fd = cl_connect(port);              /* idle: nothing sent at all */
+    t = now_s();
+    assert_true(cl_closed_within(fd, 4000));
+    assert_true(now_s() - t < 3.0);
+    close(fd);
+
+    fd = cl_connect(port);              /* a kept-alive connection gets the */
+    cl_send(fd, "POST", "/.well-known/cmp", "application/pkixcmp", "1", 1,
+            NULL);                      /* deadline anew for each request */
+    assert_true(cl_read(fd, &r));
+    usleep(600 * 1000);
+    cl_send(fd, "POST", "/.well-known/cmp", "application/pkixcmp", "2", 1,
+            NULL);
+    assert_true(cl_read(fd, &r));
+    usleep(600 * 1000);
+    cl_send(fd, "POST", "/.well-known/cmp", "application/pkixcmp", "3", 1,
+            NULL);
+    assert_true(cl_read(fd, &r));
+    assert_int_equal(r.status, 200);
+    close(fd);
+
+    http_server_get_stats(srv, &st);
+    assert_true(st.header_timeouts >= 2);
+    assert_true(st.body_timeouts >= 1);
+    http_server_stop(srv);
+}
+
+/* Several listeners: IPv4 and IPv6 CMP, and a separate /health, /metrics
+ * listener that takes them off the CMP listeners. */
+static void test_listeners(void **state)
+{
+    struct http_conf conf;
+    struct http_server *srv;
+    char err[256];
+    unsigned short p4, pm;
+    struct cl_rsp r;
+
+    http_conf_init(&conf);
+    conf.threads = 1;
+    conf.default_alias = "dflt";
+    conf.listen[0] = (struct http_listen){ "127.0.0.1", 0, HTTP_LISTEN_CMP,
+                                           0, 0 };
+    conf.listen[1] = (struct http_listen){ "127.0.0.1", 0,
+                                           HTTP_LISTEN_METRICS, 0, 0 };
+    conf.listen[2] = (struct http_listen){ "::1", 0, HTTP_LISTEN_CMP, 0, 0 };
+    conf.nlisten = 3;
+    srv = http_server_start(&conf, test_handler, NULL, NULL, err, sizeof(err));
+    if (srv == NULL) {                  /* no IPv6 in some containers */
+        fprintf(stderr, "# without ::1: %s\n", err);
+        conf.nlisten = 2;
+        srv = http_server_start(&conf, test_handler, NULL, NULL, err,
+                                sizeof(err));
+    }
+    assert_non_null(srv);
+    p4 = http_server_listen_port(srv, 0);
+    pm = http_server_listen_port(srv, 1);
+    assert_int_equal(http_server_port(srv), p4);
+    assert_int_equal(cl_request(p4, "POST", "/.well-known/cmp",
+                                "application/pkixcmp", "a", 1, &r), 200);
+    assert_int_equal(cl_request(p4, "GET", "/metrics", NULL, NULL, 0, &r),
+                     404);
+    assert_int_equal(cl_request(p4, "GET", "/health", NULL, NULL, 0, &r),
+                     404);
+    assert_int_equal(cl_request(pm, "GET", "/health", NULL, NULL, 0, &r), 200);
+    assert_int_equal(cl_request(pm, "GET", "/metrics", NULL, NULL, 0, &r),
+                     200);
+    assert_int_equal(cl_request(pm, "POST", "/.well-known/cmp",
+                                "application/pkixcmp", "a", 1, &r), 404);
+    if (conf.nlisten == 3) {
+        char cmd[256], out[64];
+        FILE *p;
+        size_t n;
+
+        snprintf(cmd, sizeof(cmd), "curl -s --max-time 5 -H 'Content-Type: "
+                 "application/pkixcmp' --data-binary v6 -w ' %%{http_code}' "
+                 "'http://[::1]:%u/.well-known/cmp//'",
+                 (unsigned)http_server_listen_port(srv, 2));
+        p = popen(cmd, "r");
+        n = fread(out, 1, sizeof(out) - 1, p);
+        out[n] = '\0';
+        pclose(p);
+        assert_string_equal(out, "v6 200");
+    }
+    http_server_stop(srv);
+}
+
+/* Without a metrics listener, /health and /metrics answer loopback
+ * clients only. */
+static void test_loopback_only(void **state)
+{
+    struct sockaddr_in s4;
+    struct sockaddr_in6 s6;
+
+    memset(&s4, 0, sizeof(s4));
+    s4.sin_family = AF_INET;
+    inet_pton(AF_INET, "127.0.0.1", &s4.sin_addr);
+    assert_true(http_addr_loopback((struct sockaddr *)&s4));
+    inet_pton(AF_INET, "127.255.0.9", &s4.sin_addr);
+    assert_true(http_addr_loopback((struct sockaddr *)&s4));
+    inet_pton(AF_INET, "10.0.0.1", &s4.sin_addr);
+    assert_false(http_addr_loopback((struct sockaddr *)&s4));
+    inet_pton(AF_INET, "128.0.0.1", &s4.sin_addr);
+    assert_false(http_addr_loopback((struct sockaddr *)&s4));
+    memset(&s6, 0, sizeof(s6));
+    s6.sin6_family = AF_INET6;
+    inet_pton(AF_INET6, "::1", &s6.sin6_addr);
+    assert_true(http_addr_loopback((struct sockaddr *)&s6));
+    inet_pton(AF_INET6, "::ffff:127.0.0.5", &s6.sin6_addr);
+    assert_true(http_addr_loopback((struct sockaddr *)&s6));
+    inet_pton(AF_INET6, "::ffff:192.0.2.1", &s6.sin6_addr);
+    assert_false(http_addr_loopback((struct sockaddr *)&s6));
+    inet_pton(AF_INET6, "2001:db8::1", &s6.sin6_addr);
+    assert_false(http_addr_loopback((struct sockaddr *)&s6));
+    assert_false(http_addr_loopback(NULL));
 }
 
 static void test_start_errors(void **state)
@@ -922,6 +1207,10 @@ int main(void)
         cmocka_unit_test(test_graceful_stop),
         cmocka_unit_test(test_concurrency),
         cmocka_unit_test(test_connection_limit),
+        cmocka_unit_test(test_per_ip_limit),
+        cmocka_unit_test(test_header_body_deadlines),
+        cmocka_unit_test(test_listeners),
+        cmocka_unit_test(test_loopback_only),
         cmocka_unit_test(test_start_errors),
     };
 

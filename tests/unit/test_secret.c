@@ -147,12 +147,43 @@ static void test_spec_file(void **state)
     assert_non_null(strstr(err, "/nonexistent/p"));
 }
 
+/* env: secrets are wiped from the environment once read: the variable is
+ * gone and the bytes that held "NAME=value" are zero. */
+static void test_env_wiped(void **state)
+{
+    char buf[64], err[256];
+    const char *v;
+    char *kv;
+
+    assert_int_equal(setenv("CMPCA_TEST_WIPE", "s3cret-value", 1), 0);
+    assert_int_equal(setenv("CMPCA_TEST_KEEP", "other", 1), 0);
+    assert_true(secret_read("env:CMPCA_TEST_WIPE", NULL, buf, sizeof(buf), err,
+                            sizeof(err)));
+    assert_string_equal(buf, "s3cret-value");
+    /* a variable may serve several secrets until the wipe */
+    assert_true(secret_read("env:CMPCA_TEST_WIPE", NULL, buf, sizeof(buf), err,
+                            sizeof(err)));
+    v = getenv("CMPCA_TEST_WIPE");
+    assert_non_null(v);
+    kv = (char *)v - strlen("CMPCA_TEST_WIPE=");
+    assert_int_equal(secret_env_wipe_read(), 1);
+    assert_null(getenv("CMPCA_TEST_WIPE"));
+    assert_string_equal(getenv("CMPCA_TEST_KEEP"), "other");  /* not read */
+    for (size_t i = 0; i < strlen("CMPCA_TEST_WIPE=s3cret-value"); i++)
+        assert_int_equal(kv[i], 0);
+    assert_false(secret_read("env:CMPCA_TEST_WIPE", NULL, buf, sizeof(buf), err,
+                             sizeof(err)));
+    assert_int_equal(secret_env_wipe_read(), 0);
+    unsetenv("CMPCA_TEST_KEEP");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_file_read),
         cmocka_unit_test(test_file_read_pipe),
         cmocka_unit_test(test_spec_file),
+        cmocka_unit_test(test_env_wiped),
     };
 
     return cmocka_run_group_tests_name("secret", tests, group_setup,
