@@ -28,21 +28,22 @@ log() { printf '[ab] %s\n' "$*" >&2; }
 
 log "building $BASE"
 git worktree add --detach -q "$T/base-src" "$BASE"
-make -C "$T/base-src" -j2 build/release/cmpca >"$T/base-build.log" 2>&1 \
+make -C "$T/base-src" -j2 BUILD=build/release build/release/cmpca >"$T/base-build.log" 2>&1 \
     || { tail -20 "$T/base-build.log"; exit 1; }
 OLD=$T/base-src/build/release/cmpca
 
 "$NEW" factory ca create --dir "$T/V" --name Acme >/dev/null
 "$NEW" factory issue --dir "$T/V" --out "$T/DEVS" --count "$NDEV" --prefix SN- --quiet
 
-# make_server DIR BINARY
+# make_server DIR BINARY [extra [server] line]
 make_server() {
-    local d=$1 b=$2
+    local d=$1 b=$2 extra=${3:-}
     mkdir -p "$d"
     cat >"$d/cmpca.conf" <<CONF
 [server]
 listen = 127.0.0.1:0
 log_level = warn
+$extra
 [store]
 path = cmpca.db
 [alias 3gpp]
@@ -73,7 +74,15 @@ start() {
     SPORT=$(cat "$d/port")
 }
 make_server "$T/old" "$OLD"
-make_server "$T/new" "$NEW"
+# (this tree refuses to serve as root without being told; the base may
+# not know the key)
+if [ "$(id -u)" = 0 ] && "$NEW" serve --help 2>&1 | grep -q allow-root; then
+    make_server "$T/new" "$NEW" "allow_root = yes"
+elif [ "$(id -u)" = 0 ]; then
+    make_server "$T/new" "$NEW" "allow_root = yes"
+else
+    make_server "$T/new" "$NEW"
+fi
 start "$T/old" "$OLD"; OPID=$SPID OPORT=$SPORT
 start "$T/new" "$NEW"; NPID=$SPID NPORT=$SPORT
 run() {  # run NAME PID PORT DIR
