@@ -1,6 +1,7 @@
 /*
- * `cmpca serve`: loads the configuration, opens the store, builds the CMP
- * server core and puts the HTTP front end in front of it. The main thread
+ * `cmpca serve`: starts the signer process (which alone holds the keys),
+ * loads the configuration, opens the store, builds the CMP server core and
+ * puts the HTTP front end in front of it. The main thread
  * waits for signals and runs the confirmation sweeper; SIGTERM/SIGINT stop
  * gracefully (in-flight requests are answered), SIGHUP reloads vendors.
  */
@@ -9,6 +10,7 @@
 #include "conf/conf.h"
 #include "http/http.h"
 #include "server/server.h"
+#include "signer/signer.h"
 #include "store/store.h"
 #include "util/log.h"
 
@@ -182,15 +184,30 @@ static int cli_serve_run(const struct serve_opts *o)
     SERVER *srv = NULL;
     struct http_server *http = NULL;
     struct http_conf hc;
+    struct signer_conf scf;
+    SIGNER_PROC *sp = NULL;
+    enum signer_start_rc src;
     sigset_t sigs;
     char err[512], host[128];
     long sweep = 5;
-    int rc, sig, ret = CLI_ERR;
+    int rc, sig, ret = CLI_ERR, signer_died = 0;
 
-    if ((rc = cli_store_open(&conf, &st)) != CLI_OK)
+    /* first, while this process has one thread: the signer process loads
+     * the keys; from here on ca_signer_load() asks it (unless signer =
+     * inprocess) */
+    if ((src = signer_proc_start(cli_config_path(), &sp, err, sizeof(err)))
+        != SIGNER_START_OK) {
+        fprintf(stderr, "cmpca: %s\n", err);
+        return src == SIGNER_START_KEY ? CLI_AUTH
+            : src == SIGNER_START_CONFIG ? CLI_CONFIG : CLI_ERR;
+    }
+    if ((rc = cli_store_open(&conf, &st)) != CLI_OK) {
+        signer_proc_stop(sp);
         return rc;
+    }
     if (!serve_conf_http(conf, o, &hc, host, sizeof(host), &sweep, err,
-                         sizeof(err))) {
+                         sizeof(err))
+        || !signer_conf_read(conf, &scf, err, sizeof(err))) {
         fprintf(stderr, "cmpca: %s\n", err);
         ret = CLI_CONFIG;
         goto end;
@@ -213,6 +230,7 @@ static int cli_serve_run(const struct serve_opts *o)
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGHUP);
+    sigaddset(&sigs, SIGCHLD);  /* the signer process ended */
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
     if ((http = http_server_start(&hc, serve_handler, serve_alias_known, srv,
@@ -235,7 +253,15 @@ static int cli_serve_run(const struct serve_opts *o)
         struct timespec ts = { sweep, 0 };
         siginfo_t si;
 
+        if (sp != NULL && signer_proc_exited(sp, NULL)) {
+            log_msg(LOG_ERROR, "the signer process ended: stopping (nothing "
+                    "can be signed any more)");
+            signer_died = 1;
+            break;
+        }
         sig = sigtimedwait(&sigs, &si, &ts);
+        if (sig == SIGCHLD)
+            continue;
         if (sig == SIGTERM || sig == SIGINT)
             break;
         if (sig == SIGHUP) {
@@ -247,10 +273,12 @@ static int cli_serve_run(const struct serve_opts *o)
             log_msg(LOG_WARN, "sweeper: store unavailable");
     }
     log_msg(LOG_INFO, "stopping: answering requests in flight");
-    ret = CLI_OK;
+    ret = signer_died ? CLI_ERR : CLI_OK;
  end:
     http_server_stop(http);
     server_free(srv);
+    if (!signer_proc_stop(sp) && !signer_died)
+        log_msg(LOG_WARN, "the signer process did not exit cleanly");
     store_close(st);
     conf_free(conf);
     return ret;
