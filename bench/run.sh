@@ -1,7 +1,8 @@
 #!/bin/bash
 # Standard enrollment benchmark (`make bench`): throughput, latency, server
 # CPU against the crypto floor, the openssl cmp mock server side by side,
-# RSA CA, store scale and idle connections. Writes bench/out/results.md.
+# RSA CA, store scale, idle connections and the signer process's cost
+# (bench/bench_signer.sh). Writes bench/out/results.md.
 # Every scenario uses loadgen's lean client; `ir_ossl` repeats the closed-
 # loop ir with OpenSSL's client for comparison.
 # Env: BUILD (build/release), QUICK=1 (< 1 min), RUNS, DUR, SCALE_CERTS,
@@ -249,6 +250,14 @@ stop_server
 IDLE_RES=$(grep '^RESULT' "$OUT/idle.log" || echo "RESULT conns=0 rss0_kb=0 rss1_kb=0 per_conn_kb=0")
 idle_get() { echo "$IDLE_RES" | grep -o " $1=[^ ]*" | cut -d= -f2; }
 
+# --- signer process vs in-process signing, same run (own servers) ------------
+log "signer process vs in-process signing"
+if ! RUNS=$RUNS DUR=$DUR NDEV=$NDEV THREADS=$THREADS BUILD=$BUILD WARM=$WARM \
+        "$ROOT/bench/bench_signer.sh" > "$OUT/signer.out" 2>&1; then
+    echo "run.sh: bench_signer.sh failed:" >&2; tail -20 "$OUT/signer.out" >&2
+    echo "(bench_signer.sh failed: see bench/out/signer.out)" > "$OUT/signer.md"
+fi
+
 # --- results ------------------------------------------------------------------
 IR_TPS=$(med ir tps); IR_RATIO=$(med ir ratio); IR_CPU=$(med ir server_cpu_ms)
 FLOOR=$(med ir floor_ms); CLI_CPU=$(med ir client_cpu_ms)
@@ -308,6 +317,8 @@ row() {  # NAME: one latency/throughput row from the medians
     echo "| $SCALE_CERTS certs vs empty | ${SCALE_PCT}% ($SCN vs $SC0 tx/s; by server CPU per tx: $SCALE_CPU) | >= 90% | $(ge "$SCALE" 0.9) |"
     echo "| RSA-2048 CA key | $RSA_TPS tx/s (CPU/floor $RSA_RATIO); with a P-256 CMP signer $RSAS_TPS tx/s | >= 1000 | $(ge "$RSA_TPS" 1000) |"
     echo "| server RSS, $(idle_get conns) idle connections | $(idle_get rss1_kb) kB | (reported) | |"
+    echo
+    cat "$OUT/signer.md"
 } > "$OUT/results.md"
 log "done; per-run reports in $OUT/*.log"
 cat "$OUT/results.md"

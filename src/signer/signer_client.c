@@ -134,18 +134,18 @@ static void signer_chan_put(SIGNER_CLIENT *c, long i)
 }
 
 /*
- * Sends |req| (its id is set here) and reads the reply into |buf| of
- * SIGNER_MAX_REPLY bytes, decoded into |rsp|: it must answer this request
+ * Sends |req| (its id is set here) and reads the reply (prefix included)
+ * into |buf| of SIGNER_MAX_REPLY bytes, decoded into |rsp|: it must answer this request
  * and be of type |want| or ERROR. Returns 1 (check rsp->type), or 0 after
  * breaking the client.
  */
 static int signer_call(SIGNER_CLIENT *c, struct signer_frame *req,
                        uint8_t want, uint8_t *buf, struct signer_frame *rsp)
 {
-    uint8_t stackbuf[SIGNER_STACK_REQ], *out = stackbuf, hdr[SIGNER_HDR_LEN];
+    uint8_t stackbuf[SIGNER_STACK_REQ], *out = stackbuf;
     size_t size, len;
     long ch;
-    ssize_t r;
+    int r;
     const char *why = NULL;
 
     req->id = atomic_fetch_add(&c->next_id, 1);
@@ -165,15 +165,12 @@ static int signer_call(SIGNER_CLIENT *c, struct signer_frame *req,
     }
     if (!signer_write_full(c->fds[ch], out, len))
         why = errno == EAGAIN ? "write timed out" : "write failed";
-    else if ((r = signer_read_full(c->fds[ch], hdr, sizeof(hdr)))
-             != (ssize_t)sizeof(hdr))
-        why = r < 0 && errno == EAGAIN ? "no reply in time"
-            : r < 0 ? "read failed" : "the signer process closed the channel";
-    else if (!signer_frame_len(hdr, SIGNER_MAX_REPLY - SIGNER_HDR_LEN, &len))
-        why = "reply length out of bounds";
-    else if (signer_read_full(c->fds[ch], buf, len) != (ssize_t)len)
-        why = "reply cut short";
-    else if (!signer_frame_decode(buf, len, rsp))
+    else if ((r = signer_read_frame(c->fds[ch], buf, SIGNER_MAX_REPLY, &len))
+             != 1)
+        why = r < 0 ? (errno == EAGAIN ? "no reply in time" : "read failed")
+            : r == 0 ? "the signer process closed the channel"
+            : "reply length out of bounds or cut short";
+    else if (!signer_frame_decode(buf + SIGNER_HDR_LEN, len, rsp))
         why = "malformed reply";
     else if (rsp->id != req->id)
         why = "reply to another request";

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* One key the signer holds. */
 struct signer_key {
@@ -310,59 +311,90 @@ static uint32_t signer_peek_id(const uint8_t *b, size_t len)
                                    : 0;
 }
 
-enum signer_serve_rc signer_serve_fd(const SIGNER_KEYS *k, int fd)
+/* Reads more of the stream into |in| (room for |cap|), which holds
+ * *have bytes. Returns 1, 0 on EOF, -1 on error. */
+static int signer_fill(int fd, uint8_t *in, size_t cap, size_t *have)
 {
-    uint8_t hdr[SIGNER_HDR_LEN], *buf = NULL, *grown;
-    size_t cap = 0, len;
-    struct signer_frame f;
-    enum signer_serve_rc rc = SIGNER_SERVE_IO;
     ssize_t r;
-    int ok;
 
     for (;;) {
-        r = signer_read_full(fd, hdr, sizeof(hdr));
-        if (r == 0) {
-            rc = SIGNER_SERVE_EOF;
-            break;
-        }
-        if (r < 0) {
-            log_msg(LOG_ERROR, "signer: read: %s", strerror(errno));
-            break;
-        }
-        if (r != (ssize_t)sizeof(hdr)) {
-            log_msg(LOG_ERROR, "signer: channel closed inside a frame");
-            rc = SIGNER_SERVE_PROTO;
+        r = read(fd, in + *have, cap - *have);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -1;
+        if (r == 0)
+            return 0;
+        *have += (size_t)r;
+        return 1;
+    }
+}
+
+/* Size of the read buffer: every request but a large CRL's fits. */
+#define SIGNER_INBUF 16384
+
+enum signer_serve_rc signer_serve_fd(const SIGNER_KEYS *k, int fd)
+{
+    uint8_t *in = malloc(SIGNER_INBUF), *big = NULL, *body;
+    size_t have = 0, len, total;
+    struct signer_frame f;
+    enum signer_serve_rc rc = SIGNER_SERVE_IO;
+    int r, ok;
+
+    if (in == NULL)
+        return SIGNER_SERVE_IO;
+    for (;;) {
+        while (have < SIGNER_HDR_LEN
+               && (r = signer_fill(fd, in, SIGNER_INBUF, &have)) == 1)
+            ;
+        if (have < SIGNER_HDR_LEN) {
+            if (r < 0)
+                log_msg(LOG_ERROR, "signer: read: %s", strerror(errno));
+            else if (have > 0)
+                log_msg(LOG_ERROR, "signer: channel closed inside a frame");
+            rc = r < 0 ? SIGNER_SERVE_IO
+                : have == 0 ? SIGNER_SERVE_EOF : SIGNER_SERVE_PROTO;
             break;
         }
         /* the length is checked before anything is allocated */
-        if (!signer_frame_len(hdr, SIGNER_MAX_FRAME, &len)) {
+        if (!signer_frame_len(in, SIGNER_MAX_FRAME, &len)) {
             log_msg(LOG_ERROR, "signer: frame length %lu out of bounds "
                     "(%u..%u): channel closed",
-                    (unsigned long)hdr[0] << 24 | (unsigned long)hdr[1] << 16
-                    | (unsigned long)hdr[2] << 8 | hdr[3], SIGNER_MIN_FRAME,
+                    (unsigned long)in[0] << 24 | (unsigned long)in[1] << 16
+                    | (unsigned long)in[2] << 8 | in[3], SIGNER_MIN_FRAME,
                     SIGNER_MAX_FRAME);
             rc = SIGNER_SERVE_PROTO;
             break;
         }
-        if (len > cap) {
-            if ((grown = realloc(buf, len)) == NULL) {
-                log_msg(LOG_ERROR, "signer: out of memory for a %zu-byte "
-                        "frame", len);
-                break;
-            }
-            buf = grown;
-            cap = len;
+        total = SIGNER_HDR_LEN + len;
+        r = 1;
+        if (total <= SIGNER_INBUF) {
+            while (have < total
+                   && (r = signer_fill(fd, in, SIGNER_INBUF, &have)) == 1)
+                ;
+            body = in + SIGNER_HDR_LEN;
+        } else if ((big = malloc(len)) == NULL) {
+            log_msg(LOG_ERROR, "signer: out of memory for a %zu-byte frame",
+                    len);
+            break;
+        } else {
+            /* a large frame: what arrived so far, then the rest */
+            memcpy(big, in + SIGNER_HDR_LEN, have - SIGNER_HDR_LEN);
+            if (signer_read_full(fd, big + have - SIGNER_HDR_LEN,
+                                 total - have) != (ssize_t)(total - have))
+                r = 0;
+            have = total;
+            body = big;
         }
-        r = signer_read_full(fd, buf, len);
-        if (r != (ssize_t)len) {
+        if (have < total || r != 1) {
             log_msg(LOG_ERROR, "signer: channel closed inside a frame");
             rc = r < 0 ? SIGNER_SERVE_IO : SIGNER_SERVE_PROTO;
             break;
         }
-        if (!signer_frame_decode(buf, len, &f)) {
+        if (!signer_frame_decode(body, len, &f)) {
             log_msg(LOG_WARN, "signer: malformed request (%zu bytes) refused",
                     len);
-            ok = signer_reply_err(fd, signer_peek_id(buf, len),
+            ok = signer_reply_err(fd, signer_peek_id(body, len),
                                   SIGNER_E_MALFORMED, "malformed request");
         } else if (f.type == SIGNER_T_LOOKUP) {
             ok = signer_do_lookup(k, fd, &f);
@@ -378,13 +410,17 @@ enum signer_serve_rc signer_serve_fd(const SIGNER_KEYS *k, int fd)
             log_msg(LOG_ERROR, "signer: cannot answer: %s", strerror(errno));
             break;
         }
-        /* a large CRL's buffer is not kept for the small requests after */
-        if (cap > 65536) {
-            free(buf);
-            buf = NULL;
-            cap = 0;
+        /* the bytes after this frame (a client may send ahead) stay */
+        if (big != NULL) {
+            free(big);
+            big = NULL;
+            have = 0;
+        } else {
+            memmove(in, in + total, have - total);
+            have -= total;
         }
     }
-    free(buf);
+    free(big);
+    free(in);
     return rc;
 }
