@@ -156,7 +156,9 @@ enum signer_start_rc signer_proc_start(const char *conf_path,
 pid_t signer_proc_pid(const SIGNER_PROC *p);
 
 /* Returns 1 if the signer process has ended (it is reaped then and
- * *status, if not NULL, gets its wait status), else 0. Call on SIGCHLD. */
+ * *status, if not NULL, gets its wait status), else 0. A signer whose
+ * channels failed (no reply in time, say) is killed and counts as ended.
+ * Call on SIGCHLD and now and then. */
 int signer_proc_exited(SIGNER_PROC *p, int *status);
 
 /* Uninstalls the loader, closes the channels, waits (bounded, then

@@ -397,6 +397,12 @@ int signer_proc_exited(SIGNER_PROC *p, int *status)
 {
     int st;
 
+    /* a failed channel (a signer that hangs, say): make sure it is gone */
+    if (!p->reaped && p->client != NULL && signer_client_broken(p->client)
+        && kill(p->pid, SIGKILL) == 0 && waitpid(p->pid, &st, 0) == p->pid) {
+        p->reaped = 1;
+        p->status = st;
+    }
     if (!p->reaped && waitpid(p->pid, &st, WNOHANG) == p->pid) {
         p->reaped = 1;
         p->status = st;
