@@ -197,9 +197,11 @@ static int cli_serve_run(const struct serve_opts *o)
      * inprocess) */
     if ((src = signer_proc_start(cli_config_path(), &sp, err, sizeof(err)))
         != SIGNER_START_OK) {
-        fprintf(stderr, "cmpca: %s\n", err);
+        fprintf(stderr, "cmpca: %s%s\n", src == SIGNER_START_STORE
+                ? "cannot open the store: " : "", err);
         return src == SIGNER_START_KEY ? CLI_AUTH
-            : src == SIGNER_START_CONFIG ? CLI_CONFIG : CLI_ERR;
+            : src == SIGNER_START_CONFIG ? CLI_CONFIG
+            : src == SIGNER_START_STORE ? CLI_STORE : CLI_ERR;
     }
     if ((rc = cli_store_open(&conf, &st)) != CLI_OK) {
         signer_proc_stop(sp);

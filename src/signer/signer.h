@@ -132,6 +132,7 @@ enum signer_start_rc {
     SIGNER_START_OK = 0,
     SIGNER_START_CONFIG,  /* the configuration is invalid */
     SIGNER_START_KEY,     /* the signer could not load a key */
+    SIGNER_START_STORE,   /* the signer could not open the store */
     SIGNER_START_ERROR    /* fork, socketpair, the process died */
 };
 

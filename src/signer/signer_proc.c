@@ -250,7 +250,7 @@ static void signer_child(struct conf *conf, const int *fds, size_t n,
     if (!store_conf_load(conf, &sc, err, sizeof(err))) {
         code = SIGNER_E_CONFIG;
     } else if (store_open(&sc, &st, err, sizeof(err)) != STORE_OK) {
-        code = SIGNER_E_START;
+        code = SIGNER_E_STORE;
     } else {
         lrc = signer_keys_load_conf(conf, st, &keys, err, sizeof(err));
         code = lrc == SIGNER_LOAD_OK ? 0 : lrc == SIGNER_LOAD_AUTH
@@ -357,6 +357,7 @@ enum signer_start_rc signer_proc_start(const char *conf_path,
     if ((code = signer_wait_ready(pfd[0], err, errlen)) != 0) {
         rc = code == SIGNER_E_AUTH ? SIGNER_START_KEY
             : code == SIGNER_E_CONFIG ? SIGNER_START_CONFIG
+            : code == SIGNER_E_STORE ? SIGNER_START_STORE
             : SIGNER_START_ERROR;
         goto fail;
     }

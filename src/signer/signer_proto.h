@@ -56,7 +56,8 @@ enum signer_code {
     SIGNER_E_CONFIG,         /* start-up: the configuration is invalid */
     SIGNER_E_AUTH,           /* start-up: a key is unusable (passphrase,
                               * PIN, file, token) */
-    SIGNER_E_START           /* start-up: any other failure */
+    SIGNER_E_START,          /* start-up: any other failure */
+    SIGNER_E_STORE           /* start-up: the store cannot be opened */
 };
 
 /* KEY flags. */

@@ -130,6 +130,8 @@ echo wrong-passphrase >"$T/signer.pass"
 expect "a wrong passphrase: exit 5, from the signer process" 5 cli serve --port-file "$T/x.port"
 grep_ok "... naming the key" "CMP signer key of CA issuing" "$T/.stderr"
 echo "$PASS" >"$T/signer.pass"
+sed 's|^path = cmpca.db$|path = /nonexistent/cmpca.db|' "$T/cmpca.conf" >"$T/nostore.conf"
+expect "a store the signer cannot open: exit 6" 6 "$CMPCA" -c "$T/nostore.conf" serve --port-file "$T/x.port"
 
 # ---- env: passphrases leave the environment of both processes ---------------
 sed -i "s|^signer_key_pass = file:.*|signer_key_pass = env:CMP_SIGNER_PASS|" "$T/cmpca.conf"
