@@ -993,7 +993,33 @@ static void lg_floor_measure(struct lg *g, struct lg_floor *f, double secs)
 /* CPU accounting                                                    */
 
 /* utime+stime of |pid| in seconds, or -1. */
+static double lg_proc_cpu1(long pid);
+
+/* CPU seconds of |pid| and of its child processes (the signer process of
+ * `cmpca serve` counts as server CPU). */
 static double lg_proc_cpu(long pid)
+{
+    char path[96], buf[1024], *p, *end;
+    double sum = lg_proc_cpu1(pid), c;
+    long kid;
+    FILE *fp;
+    size_t n;
+
+    if (sum < 0)
+        return sum;
+    snprintf(path, sizeof(path), "/proc/%ld/task/%ld/children", pid, pid);
+    if ((fp = fopen(path, "r")) == NULL)
+        return sum;
+    n = fread(buf, 1, sizeof(buf) - 1, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    for (p = buf; (kid = strtol(p, &end, 10)) > 0 && end != p; p = end)
+        if ((c = lg_proc_cpu1(kid)) > 0)
+            sum += c;
+    return sum;
+}
+
+static double lg_proc_cpu1(long pid)
 {
     char path[64], buf[2048], *p;
     unsigned long ut = 0, st = 0;
@@ -1123,7 +1149,8 @@ static void lg_usage(FILE *fp)
         "                   scheduled arrival, so queueing is included\n"
         "  --warmup S       untimed run first (default 1)\n"
         "  --one-device     every transaction uses the first device\n"
-        "  --server-pid P   read the server's CPU time from /proc/P/stat\n"
+        "  --server-pid P   read the server's CPU time (its child processes included)\n"
+        "                   from /proc/P/stat\n"
         "  --floor          measure the crypto floor (sign/verify in-process)\n"
         "  --keys N         pre-generated new keys, reused round robin (default 2048)\n"
         "  --newkey FILE    one fixed new key for every request (a mock server\n"

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Standard enrollment benchmark (`make bench`): throughput, latency, server
 # CPU against the crypto floor, the openssl cmp mock server side by side,
-# RSA CA, store scale and idle connections. Writes bench/out/results.md.
+# RSA CA, store scale, idle connections and the signer process's cost
+# (bench/bench_signer.sh). Writes bench/out/results.md.
 # Every scenario uses loadgen's lean client; `ir_ossl` repeats the closed-
 # loop ir with OpenSSL's client for comparison.
 # Env: BUILD (build/release), QUICK=1 (< 1 min), RUNS, DUR, SCALE_CERTS,
@@ -277,6 +278,13 @@ for r in $(seq "$RUNS"); do
     done
 done
 stop_server
+# --- signer process vs in-process signing, same run (own servers) ------------
+log "signer process vs in-process signing"
+if ! RUNS=$RUNS DUR=$DUR NDEV=$NDEV THREADS=$THREADS BUILD=$BUILD WARM=$WARM \
+        "$ROOT/bench/bench_signer.sh" > "$OUT/signer.out" 2>&1; then
+    echo "run.sh: bench_signer.sh failed:" >&2; tail -20 "$OUT/signer.out" >&2
+    echo "(bench_signer.sh failed: see bench/out/signer.out)" > "$OUT/signer.md"
+fi
 
 # --- results ------------------------------------------------------------------
 IR_TPS=$(med ir tps); IR_RATIO=$(med ir ratio); IR_CPU=$(med ir server_cpu_ms)
@@ -342,6 +350,8 @@ row() {  # NAME: one latency/throughput row from the medians
     echo "| server RSS, $(idle_get conns) idle connections | $(idle_get rss1_kb) kB | (reported) | |"
     FP=$(awk -v a="$(med flood_idle txn_p99)" -v b="$(med flood_headers txn_p99)" 'BEGIN { print (a + 0 > b + 0 ? a : b) }')
     echo "| enrollment p99 under $FLOOD_CONNS connections from one address | $FP ms (idle $(med flood_idle txn_p99), dripping $(med flood_headers txn_p99); none $(med flood_none txn_p99)) | < 1000 ms | $(le "$FP" 1000) |"
+    echo
+    cat "$OUT/signer.md"
 } > "$OUT/results.md"
 log "done; per-run reports in $OUT/*.log"
 cat "$OUT/results.md"

@@ -1,7 +1,8 @@
 /*
  * The signing interface implementation: software keys from PEM files (shared
- * read-only between threads, a prepared signing context copied per call) and
- * PKCS#11 keys through the libp11 engine (calls serialised by a lock).
+ * read-only between threads, a prepared signing context copied per call),
+ * PKCS#11 keys through the libp11 engine (calls serialised by a lock), and
+ * keys held by the signer process (encoded here, signed there).
  */
 #define OPENSSL_SUPPRESS_DEPRECATED 1 /* the ENGINE API is what libp11 offers */
 
@@ -12,6 +13,7 @@
 #include "util/secret.h"
 
 #include <errno.h>
+#include <openssl/asn1t.h>
 #include <openssl/engine.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -41,7 +43,16 @@ struct ca_signer_st {
     _Atomic(unsigned char *) sigalg;
     size_t sigalg_len;
     pthread_mutex_t sigalg_lock;
+    /* a key held by another process: pkey, engine and tmpl are NULL */
+    ca_signer_remote_sign_fn rsign;
+    void *rarg;
+    uint32_t rkey;
+    int rpkcs11;
 };
+
+/* Set in the network process of `cmpca serve`: where keys come from. */
+static ca_signer_loader_fn signer_loader;
+static void *signer_loader_arg;
 
 /* The one libp11 engine of the process and the module it was set up for. */
 static pthread_mutex_t signer_engine_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -93,6 +104,13 @@ int ca_signer_set_md(CA_SIGNER *s, const char *md)
     char *name = NULL;
     int id = EVP_PKEY_get_base_id(s->pub);
 
+    if (s->rsign != NULL) {
+        /* the other process signs with the digest it loaded the key with */
+        if (md == NULL || *md == '\0')
+            return s->mdname == NULL || pkey_default_md(s->pub) == NULL
+                || strcasecmp(s->mdname, pkey_default_md(s->pub)) == 0;
+        return s->mdname != NULL && strcasecmp(md, s->mdname) == 0;
+    }
     if (id == EVP_PKEY_ED25519 || id == EVP_PKEY_ED448) {
         if (md != NULL && *md != '\0' && strcasecmp(md, "none") != 0)
             return 0;
@@ -195,7 +213,52 @@ const char *ca_signer_get0_md(const CA_SIGNER *s)
 
 int ca_signer_is_pkcs11(const CA_SIGNER *s)
 {
-    return s->engine != NULL;
+    return s->engine != NULL || s->rpkcs11;
+}
+
+int ca_signer_is_remote(const CA_SIGNER *s)
+{
+    return s->rsign != NULL;
+}
+
+void ca_signer_set_loader(ca_signer_loader_fn fn, void *arg)
+{
+    signer_loader = fn;
+    signer_loader_arg = arg;
+}
+
+CA_SIGNER *ca_signer_new_remote(const struct ca_signer_remote *r)
+{
+    CA_SIGNER *s = NULL;
+    unsigned char *alg = NULL;
+    const char *md = r->md != NULL && *r->md != '\0' ? r->md : NULL;
+
+    if (r->sign == NULL || r->pub == NULL || r->sigalg == NULL
+        || r->sigalg_len == 0 || (s = calloc(1, sizeof(*s))) == NULL)
+        return NULL;
+    atomic_init(&s->refs, 1);
+    atomic_init(&s->sigalg, NULL);
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->sigalg_lock, NULL);
+    s->rsign = r->sign;
+    s->rarg = r->arg;
+    s->rkey = r->key_id;
+    s->rpkcs11 = r->pkcs11 != 0;
+    if (!EVP_PKEY_up_ref(r->pub))
+        goto err;
+    s->pub = r->pub;
+    if ((s->keyref = strdup(r->keyref != NULL ? r->keyref : "")) == NULL
+        || (md != NULL && ((s->md = EVP_MD_fetch(NULL, md, NULL)) == NULL
+                           || (s->mdname = strdup(md)) == NULL))
+        || (alg = OPENSSL_memdup(r->sigalg, r->sigalg_len)) == NULL)
+        goto err;
+    s->sigalg_len = r->sigalg_len;
+    atomic_store(&s->sigalg, alg);
+    return s;
+ err:
+    ERR_clear_error();
+    ca_signer_free(s);
+    return NULL;
 }
 
 /* Password callback data for PEM decoding. */
@@ -442,6 +505,9 @@ enum ca_signer_status ca_signer_load(const char *keyref,
         snprintf(err, errlen, "no key given");
         return CA_SIGNER_NOKEY;
     }
+    if (signer_loader != NULL)
+        return signer_loader(signer_loader_arg, keyref, opts, out, err,
+                             errlen);
     if (strncmp(keyref, "pkcs11:", 7) == 0)
         return signer_load_pkcs11(keyref, opts, out, err, errlen);
     return signer_load_pem(keyref, opts, out, err, errlen);
@@ -472,14 +538,152 @@ struct signer_job {
     size_t *outlen;
 };
 
+/* ---- keys held by another process ---- */
+
+/* Sets |a1| and |a2| (either may be NULL) to the signer's algorithm, as
+ * ASN1_item_sign_ctx() would. Returns 1 or 0. */
+static int remote_set_algs(const CA_SIGNER *s, X509_ALGOR *a1, X509_ALGOR *a2)
+{
+    const unsigned char *p = atomic_load(&((CA_SIGNER *)s)->sigalg);
+    X509_ALGOR *alg = p != NULL ? d2i_X509_ALGOR(NULL, &p, (long)s->sigalg_len)
+                                : NULL;
+    int ok = alg != NULL && (a1 == NULL || X509_ALGOR_copy(a1, alg))
+        && (a2 == NULL || X509_ALGOR_copy(a2, alg));
+
+    X509_ALGOR_free(alg);
+    return ok;
+}
+
+/* Signs the DER |tbs| remotely into the BIT STRING |bs| (no unused bits,
+ * as ASN1_item_sign_ctx() leaves it). Returns 1 or 0. */
+static int remote_sign_into(const CA_SIGNER *s, const unsigned char *tbs,
+                            size_t tbslen, ASN1_BIT_STRING *bs)
+{
+    size_t len = ca_signer_max_sig_len(s);
+    unsigned char *sig = len > 0 ? OPENSSL_malloc(len) : NULL;
+
+    if (sig == NULL || !s->rsign(s->rarg, s->rkey, tbs, tbslen, sig, &len)) {
+        OPENSSL_free(sig);
+        return 0;
+    }
+    ASN1_STRING_set0(bs, sig, (int)len);
+    bs->flags &= ~0x07L;
+    bs->flags |= ASN1_STRING_FLAG_BITS_LEFT;
+    return 1;
+}
+
+/* The parts of a signed object |obj| of type |outer| (Certificate,
+ * CertificateList: SEQUENCE { tbs, AlgorithmIdentifier, BIT STRING }, all
+ * embedded), found through OpenSSL's public ASN.1 templates: the TBS, its
+ * inner AlgorithmIdentifier, the outer one and the signature. Returns 1,
+ * or 0 if the layout is not that. */
+static int remote_parts(const ASN1_ITEM *outer, void *obj, void **tbs,
+                        X509_ALGOR **a1, X509_ALGOR **a2, ASN1_BIT_STRING **bs)
+{
+    const ASN1_TEMPLATE *tt = outer->templates, *t;
+    const ASN1_ITEM *tbs_it;
+    long i;
+
+    if (outer->itype != ASN1_ITYPE_SEQUENCE || outer->tcount != 3
+        || (tt[0].flags & ASN1_TFLG_EMBED) == 0
+        || (tt[1].flags & ASN1_TFLG_EMBED) == 0
+        || (tt[2].flags & ASN1_TFLG_EMBED) == 0
+        || ASN1_ITEM_ptr(tt[1].item) != ASN1_ITEM_rptr(X509_ALGOR)
+        || ASN1_ITEM_ptr(tt[2].item) != ASN1_ITEM_rptr(ASN1_BIT_STRING))
+        return 0;
+    tbs_it = ASN1_ITEM_ptr(tt[0].item);
+    if (tbs_it->itype != ASN1_ITYPE_SEQUENCE)
+        return 0;
+    *tbs = (char *)obj + tt[0].offset;
+    *a2 = (X509_ALGOR *)((char *)obj + tt[1].offset);
+    *bs = (ASN1_BIT_STRING *)((char *)obj + tt[2].offset);
+    for (i = 0; i < tbs_it->tcount; i++) {
+        t = &tbs_it->templates[i];
+        if (ASN1_ITEM_ptr(t->item) == ASN1_ITEM_rptr(X509_ALGOR)) {
+            if ((t->flags & ASN1_TFLG_EMBED) == 0
+                || (t->flags & ASN1_TFLG_TAG_MASK) != 0)
+                return 0;
+            *a1 = (X509_ALGOR *)((char *)*tbs + t->offset);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The remote version of X509_sign_ctx() / X509_CRL_sign_ctx(): both
+ * algorithm fields set, the TBS re-encoded (i2d_re_*_tbs marks the cached
+ * encoding stale, as the sign functions do) and signed there. */
+static int remote_sign_obj(const CA_SIGNER *s, const ASN1_ITEM *outer,
+                           void *obj, int is_crl)
+{
+    void *tbs;
+    X509_ALGOR *a1 = NULL, *a2 = NULL;
+    ASN1_BIT_STRING *bs = NULL;
+    unsigned char *der = NULL;
+    int len, ok;
+
+    if (!remote_parts(outer, obj, &tbs, &a1, &a2, &bs)
+        || !remote_set_algs(s, a1, a2))
+        return 0;
+    len = is_crl ? i2d_re_X509_CRL_tbs(obj, &der) : i2d_re_X509_tbs(obj, &der);
+    ok = len > 0 && remote_sign_into(s, der, (size_t)len, bs);
+    OPENSSL_free(der);
+    return ok;
+}
+
+/* Runs one signing operation of a key another process holds. */
+static int signer_run_remote(const CA_SIGNER *s, struct signer_job *j)
+{
+    unsigned char *der = NULL;
+    size_t len;
+    int n, ok = 0;
+
+    switch (j->op) {
+    case SIGNER_X509:
+        ok = remote_sign_obj(s, ASN1_ITEM_rptr(X509), j->obj, 0);
+        break;
+    case SIGNER_CRL:
+        ok = remote_sign_obj(s, ASN1_ITEM_rptr(X509_CRL), j->obj, 1);
+        break;
+    case SIGNER_ITEM:
+        if (!remote_set_algs(s, j->alg1, j->alg2)
+            || (n = ASN1_item_i2d(j->obj, &der, j->it)) <= 0)
+            break;
+        ok = remote_sign_into(s, der, (size_t)n, j->sig);
+        break;
+    case SIGNER_DATA:
+        *j->out = NULL;
+        if ((len = ca_signer_max_sig_len(s)) == 0
+            || (*j->out = OPENSSL_malloc(len)) == NULL)
+            break;
+        if (!s->rsign(s->rarg, s->rkey, j->tbs, j->tbslen, *j->out, &len)) {
+            OPENSSL_free(*j->out);
+            *j->out = NULL;
+            break;
+        }
+        *j->outlen = len;
+        ok = 1;
+        break;
+    case SIGNER_BUF:
+        ok = s->rsign(s->rarg, s->rkey, j->tbs, j->tbslen, j->buf, j->outlen);
+        break;
+    }
+    OPENSSL_free(der);
+    if (!ok)
+        log_ossl(LOG_ERROR, "signing by the signer process failed");
+    return ok;
+}
+
 static int signer_run(const CA_SIGNER *s, struct signer_job *j)
 {
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    EVP_MD_CTX *ctx;
     CA_SIGNER *ms = (CA_SIGNER *)s; /* the lock is mutable state */
     size_t len = 0;
     int ok = 0;
 
-    if (ctx == NULL)
+    if (s->rsign != NULL)
+        return signer_run_remote(s, j);
+    if ((ctx = EVP_MD_CTX_new()) == NULL)
         return 0;
     if (s->engine != NULL)
         pthread_mutex_lock(&ms->lock);

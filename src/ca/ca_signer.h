@@ -1,14 +1,17 @@
 /*
  * The signing interface: the only code that touches a CA (or CMP signer)
  * private key. Keys come from an encrypted PEM file or a PKCS#11 token (libp11
- * engine); callers only ever ask for signatures, so a separate signer process
- * can own the keys later. All signing functions are safe to call from many
- * threads at once on one CA_SIGNER.
+ * engine) - or, in the network process of `cmpca serve`, are held by the
+ * signer process (src/signer/), and a CA_SIGNER there only forwards the bytes
+ * to sign. Callers only ever ask for signatures and cannot tell the two
+ * apart. All signing functions are safe to call from many threads at once on
+ * one CA_SIGNER.
  */
 #ifndef CMPCA_CA_SIGNER_H
 #define CMPCA_CA_SIGNER_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <openssl/asn1.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
@@ -106,5 +109,49 @@ int ca_signer_sign_buf(const CA_SIGNER *s, const unsigned char *tbs,
  * or 0. */
 int ca_signer_get0_sigalg_der(const CA_SIGNER *s, const unsigned char **der,
                               size_t *len);
+
+/* ------------------------------------------------------------------ */
+/* Keys held by another process                                        */
+
+/* Signs |tbs| (digest-and-sign, as ca_signer_sign_buf()) with key |key_id|
+ * of the backend |arg| into |sig| of *siglen bytes; sets *siglen. Called
+ * from many threads at once. Returns 1 or 0. */
+typedef int (*ca_signer_remote_sign_fn)(void *arg, uint32_t key_id,
+                                        const unsigned char *tbs,
+                                        size_t tbslen, unsigned char *sig,
+                                        size_t *siglen);
+
+/* What the other process told about one of its keys. */
+struct ca_signer_remote {
+    ca_signer_remote_sign_fn sign;
+    void *arg;                   /* must outlive the CA_SIGNER */
+    uint32_t key_id;
+    const char *keyref;          /* the key reference it was loaded from */
+    const char *md;              /* digest name; NULL or "" for EdDSA */
+    int pkcs11;                  /* 1 if the key is on a token */
+    EVP_PKEY *pub;               /* public key (a reference is taken) */
+    const unsigned char *sigalg; /* DER AlgorithmIdentifier of its
+                                  * signatures (copied) */
+    size_t sigalg_len;
+};
+
+/* Builds a CA_SIGNER for a key another process holds: every signing
+ * function (sign_x509, sign_crl, sign_item, sign_data, sign_buf) encodes
+ * here and sends only the bytes to be signed to |r->sign|; no private key
+ * is in this process. set_md() accepts only the digest it already has.
+ * Returns NULL on error. */
+CA_SIGNER *ca_signer_new_remote(const struct ca_signer_remote *r);
+
+/* Replaces how ca_signer_load() gets keys: with |fn| set, it calls |fn|
+ * (with |arg| and its own arguments) instead of reading key files or
+ * tokens, and never reads the passphrase or PIN. NULL restores local
+ * loading. Set before any thread loads keys. */
+typedef enum ca_signer_status (*ca_signer_loader_fn)(
+    void *arg, const char *keyref, const struct ca_signer_opts *opts,
+    CA_SIGNER **out, char *err, size_t errlen);
+void ca_signer_set_loader(ca_signer_loader_fn fn, void *arg);
+
+/* Returns 1 if the private key of |s| is held by another process. */
+int ca_signer_is_remote(const CA_SIGNER *s);
 
 #endif

@@ -1,6 +1,7 @@
 /*
- * `cmpca serve`: loads the configuration, opens the store, builds the CMP
- * server core and puts the HTTP front end in front of it. The main thread
+ * `cmpca serve`: starts the signer process (which alone holds the keys),
+ * loads the configuration, opens the store, builds the CMP server core and
+ * puts the HTTP front end in front of it. The main thread
  * waits for signals and runs the confirmation sweeper; SIGTERM/SIGINT stop
  * gracefully (in-flight requests are answered), SIGHUP reloads vendors.
  * Once its sockets are bound it becomes [server] user for good.
@@ -11,6 +12,7 @@
 #include "conf/conf.h"
 #include "http/http.h"
 #include "server/server.h"
+#include "signer/signer.h"
 #include "store/store.h"
 #include "util/log.h"
 #include "util/secret.h"
@@ -432,17 +434,34 @@ static int cli_serve_run(const struct serve_opts *o)
     struct http_conf hc;
     struct audit_export_conf ax = { 0 };
     struct serve_net net;
+    struct signer_conf scf;
+    SIGNER_PROC *sp = NULL;
+    enum signer_start_rc src;
     sigset_t sigs;
     char err[512];
     long sweep = 5;
     unsigned port;
-    int rc, sig, ret = CLI_ERR;
+    int rc, sig, ret = CLI_ERR, signer_died = 0;
     size_t i;
 
     memset(&net, 0, sizeof(net));
-    if ((rc = cli_store_open(&conf, &st)) != CLI_OK)
+    /* first, while this process has one thread: the signer process loads
+     * the keys; from here on ca_signer_load() asks it (unless signer =
+     * inprocess) */
+    if ((src = signer_proc_start(cli_config_path(), &sp, err, sizeof(err)))
+        != SIGNER_START_OK) {
+        fprintf(stderr, "cmpca: %s%s\n", src == SIGNER_START_STORE
+                ? "cannot open the store: " : "", err);
+        return src == SIGNER_START_KEY ? CLI_AUTH
+            : src == SIGNER_START_CONFIG ? CLI_CONFIG
+            : src == SIGNER_START_STORE ? CLI_STORE : CLI_ERR;
+    }
+    if ((rc = cli_store_open(&conf, &st)) != CLI_OK) {
+        signer_proc_stop(sp);
         return rc;
-    if (!serve_conf_http(conf, o, &hc, &net, &sweep, err, sizeof(err))) {
+    }
+    if (!serve_conf_http(conf, o, &hc, &net, &sweep, err, sizeof(err))
+        || !signer_conf_read(conf, &scf, err, sizeof(err))) {
         fprintf(stderr, "cmpca: %s\n", err);
         ret = CLI_CONFIG;
         goto end;
@@ -480,6 +499,7 @@ static int cli_serve_run(const struct serve_opts *o)
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGHUP);
+    sigaddset(&sigs, SIGCHLD);  /* the signer process ended */
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
     if ((http = http_server_start(&hc, serve_handler, serve_alias_known, srv,
@@ -525,7 +545,15 @@ static int cli_serve_run(const struct serve_opts *o)
         struct timespec ts = { sweep, 0 };
         siginfo_t si;
 
+        if (sp != NULL && signer_proc_exited(sp, NULL)) {
+            log_msg(LOG_ERROR, "the signer process ended: stopping (nothing "
+                    "can be signed any more)");
+            signer_died = 1;
+            break;
+        }
         sig = sigtimedwait(&sigs, &si, &ts);
+        if (sig == SIGCHLD)
+            continue;
         if (sig == SIGTERM || sig == SIGINT)
             break;
         if (sig == SIGHUP) {
@@ -544,13 +572,16 @@ static int cli_serve_run(const struct serve_opts *o)
     http_server_stop(http);
     http = NULL;
     serve_audit(st, "server.stop", net.host[0], port,
-                sig == SIGINT ? "SIGINT" : "SIGTERM");
+                signer_died ? "signer process ended"
+                : sig == SIGINT ? "SIGINT" : "SIGTERM");
     audit_export_tick(&ax, st, (int64_t)time(NULL), 1);
-    ret = CLI_OK;
+    ret = signer_died ? CLI_ERR : CLI_OK;
  end:
     audit_export_conf_clear(&ax);
     http_server_stop(http);
     server_free(srv);
+    if (!signer_proc_stop(sp) && !signer_died)
+        log_msg(LOG_WARN, "the signer process did not exit cleanly");
     store_close(st);
     conf_free(conf);
     serve_net_clear(&net);

@@ -1,0 +1,29 @@
+/*
+ * Internals shared by the signer module's files: blocking reads and writes
+ * of whole buffers on a stream socket. Nothing outside src/signer/ includes
+ * this.
+ */
+#ifndef CMPCA_SIGNER_INT_H
+#define CMPCA_SIGNER_INT_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Reads exactly |len| bytes of |fd| into |buf| (retrying on EINTR).
+ * Returns |len|, the bytes read before EOF (0 at once: a clean EOF), or -1
+ * on an error or timeout (errno set). */
+ssize_t signer_read_full(int fd, void *buf, size_t len);
+
+/* Reads one frame into |buf| of |cap| bytes (prefix included: the body
+ * starts at buf + SIGNER_HDR_LEN), usually with one read(2): a reply is
+ * never followed by more bytes, since a channel carries one request at a
+ * time. Sets *len to the body length. Returns 1, 0 on EOF before any
+ * byte, -1 on an error or timeout (errno set), -2 for a length out of
+ * SIGNER_MIN_FRAME..|cap| - SIGNER_HDR_LEN or EOF inside the frame, or
+ * bytes beyond it. */
+int signer_read_frame(int fd, unsigned char *buf, size_t cap, size_t *len);
+
+/* Writes all |len| bytes of |buf| to |fd| (no SIGPIPE). Returns 1 or 0. */
+int signer_write_full(int fd, const void *buf, size_t len);
+
+#endif
