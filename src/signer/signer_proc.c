@@ -63,14 +63,13 @@ int signer_conf_read(const struct conf *conf, struct signer_conf *sc,
 }
 
 /* Removes the secrets of env: specs in [ca] sections from the environment
- * (the value wiped in place first: it may sit in the initial stack). */
+ * ("NAME=value" wiped in place: it may sit in the initial stack). */
 static void signer_env_scrub(const struct conf *conf)
 {
     static const char *const keys[] = { "key_pass", "signer_key_pass",
                                         "pkcs11_pin" };
     const struct conf_section *sec = NULL;
     const char *spec;
-    char *v;
     size_t i;
 
     while ((sec = conf_next(conf, "ca", sec)) != NULL) {
@@ -79,10 +78,7 @@ static void signer_env_scrub(const struct conf *conf)
             if (spec == NULL || strncmp(spec, "env:", 4) != 0
                 || spec[4] == '\0')
                 continue;
-            if ((v = getenv(spec + 4)) != NULL) {
-                secret_wipe(v, strlen(v));
-                unsetenv(spec + 4);
-            }
+            (void)secret_env_wipe(spec + 4);
         }
     }
 }

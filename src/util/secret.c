@@ -215,29 +215,35 @@ static int secret_env_note(const char *name)
     return ok;
 }
 
+int secret_env_wipe(const char *name)
+{
+    size_t nl = strlen(name), vl;
+    char *v = getenv(name), *kv;
+    int whole;
+
+    if (v == NULL)
+        return 0;
+    /* "NAME=value" is overwritten where it lives (the initial environment
+     * block, which /proc/PID/environ shows, or setenv's copy, which glibc
+     * never frees) once it is out of environ */
+    vl = strlen(v);
+    kv = v - nl - 1;
+    whole = memcmp(kv, name, nl) == 0 && kv[nl] == '=';
+    (void)unsetenv(name);
+    if (whole)
+        secret_wipe(kv, nl + 1 + vl);
+    else
+        secret_wipe(v, vl);
+    return 1;
+}
+
 size_t secret_env_wipe_read(void)
 {
     size_t i, n = 0;
-    char *v;
 
     pthread_mutex_lock(&secret_env_lock);
     for (i = 0; i < secret_env_n; i++) {
-        /* "NAME=value" is overwritten where it lives (the initial
-         * environment block, which /proc/PID/environ shows, or setenv's
-         * copy, which glibc never frees) once it is out of environ */
-        if ((v = getenv(secret_env_names[i])) != NULL) {
-            size_t nl = strlen(secret_env_names[i]), vl = strlen(v);
-            char *kv = v - nl - 1;
-            int whole = memcmp(kv, secret_env_names[i], nl) == 0
-                        && kv[nl] == '=';
-
-            (void)unsetenv(secret_env_names[i]);
-            if (whole)
-                secret_wipe(kv, nl + 1 + vl);
-            else
-                secret_wipe(v, vl);
-            n++;
-        }
+        n += (size_t)secret_env_wipe(secret_env_names[i]);
         free(secret_env_names[i]);
         secret_env_names[i] = NULL;
     }

@@ -35,6 +35,10 @@ void secret_wipe(void *buf, size_t len);
  * larger than |max|). */
 int secret_file_read(const char *path, size_t max, char **buf, size_t *len);
 
+/* Removes environment variable |name| and overwrites "NAME=value" where
+ * it lived (so /proc/PID/environ no longer shows it). Returns 1 if it was
+ * set. Not thread-safe with respect to other environment changes. */
+int secret_env_wipe(const char *name);
 /* Overwrites the values of the environment variables that secret_read()
  * took "env:" secrets from and removes them from the environment (also from
  * /proc/PID/environ), once every secret is read: `cmpca serve` calls it
