@@ -5,6 +5,7 @@
 # closed loop (lean client) alternating between them RUNS times. Prints the
 # medians of throughput and server CPU per ir+certConf and their ratios.
 # Env: BASE (default: the last commit with the old server core src/ra/),
+# NEWREV (default: this tree as built; a revision is built like BASE),
 # RUNS (5), DUR (6 s), THREADS (16), NDEV (1000), BUILD (build/release).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,7 @@ cleanup() {
     local p
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
     git worktree remove --force "$T/base-src" >/dev/null 2>&1 || true
+    git worktree remove --force "$T/new-src" >/dev/null 2>&1 || true
     [ "${KEEP:-0}" = 1 ] || rm -rf "$T"
 }
 trap cleanup EXIT
@@ -31,6 +33,15 @@ git worktree add --detach -q "$T/base-src" "$BASE"
 make -C "$T/base-src" -j2 BUILD=build/release build/release/cmpca >"$T/base-build.log" 2>&1 \
     || { tail -20 "$T/base-build.log"; exit 1; }
 OLD=$T/base-src/build/release/cmpca
+NEWNAME="this tree"
+if [ -n "${NEWREV:-}" ]; then
+    NEWNAME=$(git rev-parse --short "$NEWREV")
+    log "building $NEWNAME"
+    git worktree add --detach -q "$T/new-src" "$NEWREV"
+    make -C "$T/new-src" -j2 BUILD=build/release build/release/cmpca >"$T/new-build.log" 2>&1 \
+        || { tail -20 "$T/new-build.log"; exit 1; }
+    NEW=$T/new-src/build/release/cmpca
+fi
 
 "$NEW" factory ca create --dir "$T/V" --name Acme >/dev/null
 "$NEW" factory issue --dir "$T/V" --out "$T/DEVS" --count "$NDEV" --prefix SN- --quiet
@@ -73,16 +84,13 @@ start() {
     for i in $(seq 300); do [ -s "$d/port" ] && break; sleep 0.1; done
     SPORT=$(cat "$d/port")
 }
-make_server "$T/old" "$OLD"
-# (this tree refuses to serve as root without being told; the base may
-# not know the key)
-if [ "$(id -u)" = 0 ] && "$NEW" serve --help 2>&1 | grep -q allow-root; then
-    make_server "$T/new" "$NEW" "allow_root = yes"
-elif [ "$(id -u)" = 0 ]; then
-    make_server "$T/new" "$NEW" "allow_root = yes"
-else
-    make_server "$T/new" "$NEW"
-fi
+# a server that refuses to run as root without being told (it knows the
+# key) is told; one that does not know it would refuse the key
+root_line() {
+    if [ "$(id -u)" = 0 ] && grep -q -a allow_root "$1"; then echo "allow_root = yes"; fi
+}
+make_server "$T/old" "$OLD" "$(root_line "$OLD")"
+make_server "$T/new" "$NEW" "$(root_line "$NEW")"
 start "$T/old" "$OLD"; OPID=$SPID OPORT=$SPORT
 start "$T/new" "$NEW"; NPID=$SPID NPORT=$SPORT
 run() {  # run NAME PID PORT DIR
@@ -94,7 +102,7 @@ run() {  # run NAME PID PORT DIR
 }
 for r in $(seq "$RUNS"); do
     log "run $r/$RUNS: $BASE"; run old "$OPID" "$OPORT" "$T/old"
-    log "run $r/$RUNS: this tree"; run new "$NPID" "$NPORT" "$T/new"
+    log "run $r/$RUNS: $NEWNAME"; run new "$NPID" "$NPORT" "$T/new"
 done
 med() {
     grep -o " $2=[^ ]*" "$T/$1.res" | cut -d= -f2 | sort -g |
@@ -103,6 +111,6 @@ med() {
 OT=$(med old tps); NT=$(med new tps); OC=$(med old server_cpu_ms); NC=$(med new server_cpu_ms)
 echo "direct 3GPP ir+certConf, $THREADS connections, medians of $RUNS alternating runs of ${DUR}s:"
 printf '  %-12s %8s tx/s  %7s ms server CPU per enrollment\n' "$BASE" "$OT" "$OC"
-printf '  %-12s %8s tx/s  %7s ms server CPU per enrollment\n' "this tree" "$NT" "$NC"
+printf '  %-12s %8s tx/s  %7s ms server CPU per enrollment\n' "$NEWNAME" "$NT" "$NC"
 awk -v a="$NT" -v b="$OT" -v c="$NC" -v d="$OC" \
     'BEGIN { printf "RESULT base_tps=%s new_tps=%s tps_ratio=%.3f base_cpu_ms=%s new_cpu_ms=%s cpu_ratio=%.3f\n", b, a, a / b, d, c, c / d }'
