@@ -131,12 +131,17 @@ struct audit_export_conf {
     long interval;          /* checkpoint_interval in seconds (default 1h) */
     int64_t next;           /* private: when the next export is due */
     int64_t last_seq;       /* private: seq of the last export */
+    int fd;                 /* private: the file, opened at load (before
+                             * the server drops its privileges) */
+    int have_fd;            /* private: fd is open */
 };
 
 /*
  * Reads [audit] (optional): checkpoint_file = PATH (an append-only file
  * outside the database, e.g. on another mount or chattr +a),
- * checkpoint_interval = DURATION (default 1h). Returns 1, or 0 with a
+ * checkpoint_interval = DURATION (default 1h), and opens the file for
+ * appending (created 0644 if missing), so that exports keep working after
+ * `serve` became an unprivileged user. Returns 1, or 0 with a
  * "file:line: ..." message in |err|. Release with audit_export_conf_clear.
  */
 int audit_export_conf_load(const struct conf *conf,

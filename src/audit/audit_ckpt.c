@@ -331,32 +331,22 @@ int audit_ckpt_read_file(const char *path, EVP_PKEY *pub, int missing_ok,
     return ok;
 }
 
-int audit_ckpt_append(const char *path, const char *line, char *err,
-                      size_t errlen)
+/* Appends |line| and a newline to the open file |fd| (|path| names it in
+ * messages) in one write, then fsyncs. Returns 1, or 0 with |err|. */
+static int audit_ckpt_write_fd(int fd, const char *path, const char *line,
+                               char *err, size_t errlen)
 {
     size_t len = strlen(line), off = 0;
     char *buf;
     ssize_t w;
-    int fd, ok = 0;
+    int ok = 0;
 
-    if (strcmp(path, "-") == 0) {
-        if (printf("%s\n", line) < 0 || fflush(stdout) != 0) {
-            snprintf(err, errlen, "stdout: %s", strerror(errno));
-            return 0;
-        }
-        return 1;
-    }
     if ((buf = malloc(len + 1)) == NULL) {
         snprintf(err, errlen, "out of memory");
         return 0;
     }
     memcpy(buf, line, len);
     buf[len] = '\n';
-    if ((fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644))
-        < 0) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        goto end;
-    }
     /* one write: concurrent appenders never interleave within a line */
     while (off < len + 1) {
         if ((w = write(fd, buf + off, len + 1 - off)) < 0) {
@@ -373,11 +363,39 @@ int audit_ckpt_append(const char *path, const char *line, char *err,
     }
     ok = 1;
  end:
-    if (fd >= 0 && close(fd) != 0 && ok) {
+    free(buf);
+    return ok;
+}
+
+/* Opens |path| for appending; -1 with |err| on failure. */
+static int audit_ckpt_open(const char *path, char *err, size_t errlen)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+
+    if (fd < 0)
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    return fd;
+}
+
+int audit_ckpt_append(const char *path, const char *line, char *err,
+                      size_t errlen)
+{
+    int fd, ok;
+
+    if (strcmp(path, "-") == 0) {
+        if (printf("%s\n", line) < 0 || fflush(stdout) != 0) {
+            snprintf(err, errlen, "stdout: %s", strerror(errno));
+            return 0;
+        }
+        return 1;
+    }
+    if ((fd = audit_ckpt_open(path, err, errlen)) < 0)
+        return 0;
+    ok = audit_ckpt_write_fd(fd, path, line, err, errlen);
+    if (close(fd) != 0 && ok) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         ok = 0;
     }
-    free(buf);
     return ok;
 }
 
@@ -454,11 +472,20 @@ int audit_export_conf_load(const struct conf *conf,
         audit_export_conf_clear(ac);
         return 0;
     }
+    if (ac->file != NULL) {
+        if ((ac->fd = audit_ckpt_open(ac->file, err, errlen)) < 0) {
+            audit_export_conf_clear(ac);
+            return 0;
+        }
+        ac->have_fd = 1;
+    }
     return 1;
 }
 
 void audit_export_conf_clear(struct audit_export_conf *ac)
 {
+    if (ac->have_fd)
+        close(ac->fd);
     free(ac->file);
     memset(ac, 0, sizeof(*ac));
 }
@@ -492,7 +519,9 @@ int audit_export_tick(struct audit_export_conf *ac, STORE *st, int64_t now,
     memcpy(c.hash, rows[0]->hash, STORE_SHA256_LEN);
     c.time = now;
     if (!audit_ckpt_format(&c, NULL, line, sizeof(line), err, sizeof(err))
-        || !audit_ckpt_append(ac->file, line, err, sizeof(err))) {
+        || !(ac->have_fd
+             ? audit_ckpt_write_fd(ac->fd, ac->file, line, err, sizeof(err))
+             : audit_ckpt_append(ac->file, line, err, sizeof(err)))) {
         log_msg(LOG_ERROR, "audit checkpoint: %s", err);
         goto end;
     }
