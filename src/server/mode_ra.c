@@ -332,7 +332,10 @@ static enum cmp_reason mode_ra_authorise(struct srv_ctx *ctx, enum srv_op op)
     if (op == SRV_OP_CERTCONF || op == SRV_OP_ERROR)
         return CMP_R_OK;
     if (ctx->rq.kind != SRV_RQ_RA)
-        return ctx->alias->inner->authorise(ctx, op);
+        return ctx->alias->inner != NULL
+            ? ctx->alias->inner->authorise(ctx, op)
+            : srv_fail(ctx, CMP_R_SIGNER_NOT_TRUSTED,
+                       "the signer is not a registered RA");
     switch (store_ra_check(ra, ctx->alias->name,
                            bit != 0 ? ctx->alias->profile_name : NULL,
                            bit != 0 ? bit : STORE_RA_OP_IR)) {
@@ -369,7 +372,9 @@ static enum cmp_reason mode_ra_ra_verified(struct srv_ctx *ctx)
     int i, cmc_ra = 0;
 
     if (ctx->rq.kind != SRV_RQ_RA)
-        return ctx->alias->inner->ra_verified(ctx);
+        return ctx->alias->inner != NULL ? ctx->alias->inner->ra_verified(ctx)
+            : srv_reject(ctx, CMP_R_BAD_POP, "raVerified is accepted only "
+                         "from an authorised RA");
     if (!ctx->alias->allow_ra_verified)
         return srv_reject(ctx, CMP_R_BAD_POP, "alias %s does not accept "
                           "raVerified", ctx->alias->name);
