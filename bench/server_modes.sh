@@ -16,6 +16,7 @@ cat >"$T/cmpca.conf" <<CONF
 [server]
 listen = 127.0.0.1:0
 log_level = error
+allow_root = yes
 [store]
 path = cmpca.db
 [alias 3gpp]
