@@ -75,6 +75,9 @@ enum cmp_reason srv_nested(struct srv_ctx *ctx, srv_inner_fn inner,
         return srv_fail(ctx, CMP_R_BAD_REQUEST,
                         "%d inner messages; at most %d are accepted", n,
                         ctx->srv->max_nested);
+    /* the wrapper's lookups are done: its snapshot need not stay open
+     * while the inner messages write */
+    srv_read_end(ctx);
     if (n == 1
         && srv_octets_eq(h->transactionID,
                          sk_CMP_MSG_value(msgs, 0)->header->transactionID)

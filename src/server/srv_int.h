@@ -181,6 +181,7 @@ struct srv_ctx {
     char detail[200];
     char device_label[256];
     int depth;                     /* 0, or 1 inside a nested wrapper */
+    const char *peer;              /* the client's address, for the log */
     unsigned char *out_der;        /* a handler's answer that is protected
                                     * already (a single nested message's
                                     * inner response), or NULL */

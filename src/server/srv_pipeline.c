@@ -248,8 +248,9 @@ static void srv_ctx_clear(struct srv_ctx *ctx)
  * none could be built). Logs one line. Returns the HTTP status.
  */
 static int srv_handle_msg(struct srv_ctx *ctx, const CMP_MSG *msg,
-                          const char *peer, unsigned char **der, size_t *len)
+                          unsigned char **der, size_t *len)
 {
+    const char *peer = ctx->peer;
     struct timespec t0;
     CMP_MSG *out = NULL;
     const char *type = "invalid", *outcome, *ra;
@@ -341,7 +342,8 @@ static int srv_handle_inner(struct srv_ctx *outer, const CMP_MSG *msg,
     ctx.now = outer->now;
     ctx.via = &outer->rq;
     ctx.depth = outer->depth + 1;
-    srv_handle_msg(&ctx, msg, "nested", der, len);
+    ctx.peer = outer->peer;
+    srv_handle_msg(&ctx, msg, der, len);
     return *der != NULL;
 }
 
@@ -362,12 +364,13 @@ void server_handle(SERVER *srv, const struct server_request *req,
         return;
     }
     ctx.mode = ctx.alias->mode;
+    ctx.peer = req->peer;
     if (req->reject_status != 0)
         srv_fail(&ctx, req->reject_status == 413 ? CMP_R_BODY_TOO_LARGE
                                                  : CMP_R_BAD_CONTENT_TYPE, NULL);
     else
         ctx.reason = cmp_msg_decode(req->der, req->len, &srv->limits, &msg);
-    rsp->http_status = srv_handle_msg(&ctx, msg, req->peer, &der, &len);
+    rsp->http_status = srv_handle_msg(&ctx, msg, &der, &len);
     if (der != NULL && (rsp->der = malloc(len)) != NULL) {
         memcpy(rsp->der, der, len);
         rsp->len = len;
