@@ -9,7 +9,12 @@
  * re-signed with that signer's key first, with a transactionID made from
  * their hash unless they continue a transaction (certConf, error), so that
  * mutated content reaches the checks behind authentication with a new
- * transaction each time. The store is bounded: once its files
+ * transaction each time; the messages inside a nested wrapper are
+ * re-signed first (a single wrapper then repeats its inner
+ * transactionID), then the wrapper. An input goes to the ra alias when it
+ * is nested or signed by an RA (a certificate with id-kp-cmcRA in
+ * signers.pem), otherwise to the 3gpp alias; one input in eight (by its
+ * hash) to the other one. The store is bounded: once its files
  * pass FUZZ_SERVER_MAX_DB bytes it is replaced by a fresh copy, so a long
  * run cannot fill the disk. State carries over between inputs (a replay is
  * answered differently from a first delivery), so a crash may need the
@@ -25,6 +30,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/x509v3.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -46,10 +52,25 @@ static char db_path[4096];
 static unsigned long runs;
 static long max_db = FUZZ_SERVER_MAX_DB;
 static unsigned long resets;
-#define FUZZ_SERVER_MAX_SIGNERS 16
+#define FUZZ_SERVER_MAX_SIGNERS 32
 static X509 *signer_cert[FUZZ_SERVER_MAX_SIGNERS];
 static EVP_PKEY *signer_key[FUZZ_SERVER_MAX_SIGNERS];
+static int signer_ra[FUZZ_SERVER_MAX_SIGNERS];   /* has id-kp-cmcRA */
 static int nsigners;
+
+/* Does |x| carry id-kp-cmcRA (an RA of the world)? */
+static int is_ra_cert(X509 *x)
+{
+    EXTENDED_KEY_USAGE *eku = X509_get_ext_d2i(x, NID_ext_key_usage, NULL,
+                                               NULL);
+    int i, found = 0;
+
+    for (i = 0; i < sk_ASN1_OBJECT_num(eku); i++)
+        found |= OBJ_obj2nid(sk_ASN1_OBJECT_value(eku, i)) == NID_cmcRA;
+    EXTENDED_KEY_USAGE_free(eku);
+    ERR_clear_error();
+    return found;
+}
 
 /* Reads WORLD/signers.pem: certificate, key, certificate, key, ... */
 static void load_signers(void)
@@ -68,6 +89,7 @@ static void load_signers(void)
             X509_free(signer_cert[nsigners]);
             break;
         }
+        signer_ra[nsigners] = is_ra_cert(signer_cert[nsigners]);
         nsigners++;
     }
     fclose(fp);
@@ -83,34 +105,96 @@ static void free_signers(void)
     }
 }
 
+/* The index in signers.pem of the signer of |m|, -1 if unknown: by the
+ * certificate in extraCerts, else (a certConf carries none) by senderKID. */
+static int signer_of(const CMP_MSG *m)
+{
+    const ASN1_OCTET_STRING *kid = m->header->senderKID, *ski;
+    X509 *signer = NULL;
+    int i;
+
+    if (cmp_protect_find_signer(m, &signer) == CMP_R_OK) {
+        for (i = 0; i < nsigners; i++)
+            if (X509_cmp(signer, signer_cert[i]) == 0)
+                return i;
+        return -1;
+    }
+    ERR_clear_error();
+    for (i = 0; kid != NULL && i < nsigners; i++)
+        if ((ski = X509_get0_subject_key_id(signer_cert[i])) != NULL
+            && ASN1_OCTET_STRING_cmp(ski, kid) == 0)
+            return i;
+    return -1;
+}
+
+static int same_octets(const ASN1_OCTET_STRING *a, const ASN1_OCTET_STRING *b)
+{
+    return a != NULL && b != NULL && ASN1_STRING_cmp(a, b) == 0;
+}
+
+/* Re-signs |m| if its signer is known, with transactionID |md| (16 octets)
+ * unless it continues a transaction; the messages in a nested |m| first
+ * (each of a batch with a transactionID of its own, a single one with |md|
+ * and the wrapper then repeating it). Returns 1 if |m| was re-signed. */
+static int resign_msg(CMP_MSG *m, const unsigned char *md, int depth)
+{
+    int i = signer_of(m), type = m->body->type, k, n, single;
+    ASN1_OCTET_STRING *tid = m->header->transactionID;
+
+    if (type == CMP_BODY_NESTED && depth < 2) {
+        STACK_OF(CMP_MSG) *in = m->body->value.nested;
+
+        n = sk_CMP_MSG_num(in);
+        single = n == 1 && same_octets(tid, sk_CMP_MSG_value(in, 0)
+                                           ->header->transactionID);
+        for (k = 0; k < n; k++) {
+            unsigned char sub[32];
+
+            memcpy(sub, md, sizeof(sub));
+            if (!single)
+                sub[0] ^= (unsigned char)(k + 1);
+            (void)resign_msg(sk_CMP_MSG_value(in, k), sub, depth + 1);
+        }
+        if (i >= 0 && tid != NULL
+            && !(single ? ASN1_STRING_copy(tid, sk_CMP_MSG_value(in, 0)
+                                                ->header->transactionID)
+                        : ASN1_OCTET_STRING_set(tid, md, 16)))
+            return 0;
+    } else if (i >= 0 && type != CMP_BODY_CERTCONF && type != CMP_BODY_ERROR
+               && tid != NULL && !ASN1_OCTET_STRING_set(tid, md, 16)) {
+        return 0;
+    }
+    return i >= 0 && stenv_resign(m, signer_key[i], NULL);
+}
+
 /* Re-signs |data| if it decodes and its signer is known; sets *out
  * (OPENSSL_malloc'ed) or leaves it NULL. */
 static void resign(const uint8_t *data, size_t size, const unsigned char *md,
                    unsigned char **out, size_t *outlen)
 {
     CMP_MSG *m = NULL;
-    X509 *signer = NULL;
-    int i, type;
 
     *out = NULL;
-    if (cmp_msg_decode(data, size, NULL, &m) != CMP_R_OK
-        || cmp_protect_find_signer(m, &signer) != CMP_R_OK)
-        goto end;
-    for (i = 0; i < nsigners; i++)
-        if (X509_cmp(signer, signer_cert[i]) == 0)
-            break;
-    if (i == nsigners)
-        goto end;
-    type = m->body->type;
-    if (type != CMP_BODY_CERTCONF && type != CMP_BODY_ERROR
-        && m->header->transactionID != NULL
-        && !ASN1_OCTET_STRING_set(m->header->transactionID, md, 16))
-        goto end;
-    if (stenv_resign(m, signer_key[i], NULL) && !cmp_msg_encode(m, out, outlen))
+    if (cmp_msg_decode(data, size, NULL, &m) == CMP_R_OK
+        && resign_msg(m, md, 0) && !cmp_msg_encode(m, out, outlen))
         *out = NULL;
- end:
     CMP_MSG_free(m);
     ERR_clear_error();
+}
+
+/* The alias for |data|: "ra" for a nested message or one an RA signed,
+ * else "3gpp"; the other one when |flip|. */
+static const char *alias_for(const uint8_t *data, size_t size, int flip)
+{
+    CMP_MSG *m = NULL;
+    int ra = 0, i;
+
+    if (cmp_msg_decode(data, size, NULL, &m) == CMP_R_OK)
+        ra = m->body->type == CMP_BODY_NESTED
+            || ((i = signer_of(m)) >= 0 && signer_ra[i]);
+    CMP_MSG_free(m);
+    ERR_clear_error();
+    return ra != flip ? "ra" : "3gpp";
 }
 
 static int copy_file(const char *from, const char *to)
@@ -245,13 +329,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t rlen = 0, relen = 0;
     int status;
 
-    if (nsigners > 0 && EVP_Digest(data, size, md, NULL, EVP_sha256(), NULL)
-        && (md[31] & 1) != 0)
+    if (!EVP_Digest(data, size, md, NULL, EVP_sha256(), NULL))
+        memset(md, 0, sizeof(md));
+    if (nsigners > 0 && (md[31] & 1) != 0)
         resign(data, size, md, &re, &relen);
     if (re != NULL)
-        status = stenv_handle(&env, NULL, re, relen, &rsp, &rlen);
+        status = stenv_handle(&env, alias_for(re, relen, (md[30] & 7) == 0),
+                              re, relen, &rsp, &rlen);
     else
-        status = stenv_handle(&env, NULL, data, size, &rsp, &rlen);
+        status = stenv_handle(&env, alias_for(data, size, (md[30] & 7) == 0),
+                              data, size, &rsp, &rlen);
     OPENSSL_free(re);
     /* every answer but 404/500 is a CMP message */
     if ((status == 200 || (status >= 400 && status < 500 && status != 404))

@@ -8,6 +8,7 @@
 
 #include "ca/ca.h"
 #include "ca/ca_key.h"
+#include "cmp/cmp_build.h"
 #include "cmp/cmp_msg.h"
 #include "cmp/cmp_protect.h"
 #include "conf/conf.h"
@@ -17,10 +18,12 @@
 
 #include <ftw.h>
 #include <openssl/err.h>
+#include <openssl/x509v3.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define STENV_ACTOR "test:srv_testenv"
@@ -62,19 +65,44 @@ static int stenv_write_conf(const char *path, const struct stenv_opts *o)
             "time_tolerance = %lds\n"
             "allow_reenroll = %s\n"
             "\n"
+            "[alias ra]\n"
+            "mode = ra\n"
+            "ca = issuing\n"
+            "profile = radev\n"
+            "ra_trust = issuing\n"
+            "allow_ra_verified = yes\n"
+            "inner_mode = 3gpp\n"
+            "vendors = acme\n"
+            "confirm_wait_time = %lds\n"
+            "time_tolerance = %lds\n"
+            "\n"
+            "[alias ra2]\n"
+            "mode = ra\n"
+            "ca = issuing\n"
+            "profile = radev\n"
+            "inner_mode = none\n"
+            "\n"
             "[profile device]\n"
             "validity = 365d\n"
             "subject = CN=${vendor.serialNumber},O=Operator\n"
             "key_usage = digitalSignature\n"
+            "ext_key_usage = clientAuth\n"
+            "\n"
+            "[profile radev]\n"
+            "validity = 30d\n"
+            "subject = CN=${request.CN},O=Operator\n"
+            "key_usage = digitalSignature\n"
             "ext_key_usage = clientAuth\n",
-            cw, tt, o != NULL && o->allow_reenroll ? "yes" : "no");
+            cw, tt, o != NULL && o->allow_reenroll ? "yes" : "no", cw, tt);
     ok = ferror(fp) == 0;
     return fclose(fp) == 0 && ok;
 }
 
-/* Records |cert| (issued by |issuer|) in the certificates table. */
-static enum store_rc stenv_record_cert(STORE_TX *tx, const CA *issuer,
-                                       X509 *cert, const char *profile)
+/* Records |cert| (issued by |issuer|) in the certificates table; sets
+ * *id_out if not NULL. */
+static enum store_rc stenv_record_cert_id(STORE_TX *tx, const CA *issuer,
+                                          X509 *cert, const char *profile,
+                                          int64_t *id_out)
 {
     struct store_cert rec;
     int64_t id;
@@ -83,8 +111,16 @@ static enum store_rc stenv_record_cert(STORE_TX *tx, const CA *issuer,
     if (!ca_store_cert_fill(issuer, cert, profile, 0, &rec))
         return STORE_ERROR;
     rc = store_cert_insert(tx, &rec, &id);
+    if (id_out != NULL)
+        *id_out = id;
     ca_store_cert_clear(&rec);
     return rc;
+}
+
+static enum store_rc stenv_record_cert(STORE_TX *tx, const CA *issuer,
+                                       X509 *cert, const char *profile)
+{
+    return stenv_record_cert_id(tx, issuer, cert, profile, NULL);
 }
 
 /* As `cmpca ca create`: a P-256 key in DIR/<name>.key (no passphrase), a
@@ -220,6 +256,111 @@ static int stenv_make_vendor(struct stenv *e, char *err, size_t errlen)
     return ok;
 }
 
+/* The RAs of enum stenv_ra: name, aliases, profile (NULL any), operations,
+ * raVerified, disabled, registered, revoked. */
+static const struct {
+    const char *name;
+    const char *alias1, *alias2;
+    const char *profile;
+    unsigned ops;
+    int ra_verified, disabled, registered, revoked;
+} stenv_ras[STENV_NRA] = {
+    [STENV_RA_ALL] = { "ra-all", "ra", "ra2", NULL, STORE_RA_OP_ALL, 1, 0, 1, 0 },
+    [STENV_RA_IR] = { "ra-ir", "ra", NULL, NULL, STORE_RA_OP_IR, 0, 0, 1, 0 },
+    [STENV_RA_OFF] = { "ra-off", "ra", NULL, NULL, STORE_RA_OP_ALL, 1, 1, 1, 0 },
+    [STENV_RA_ELSEWHERE] = { "ra-elsewhere", "ra2", NULL, NULL,
+                             STORE_RA_OP_ALL, 1, 0, 1, 0 },
+    [STENV_RA_UNREG] = { "-", NULL, NULL, NULL, 0, 0, 0, 0, 0 },
+    [STENV_RA_REVOKED] = { "ra-revoked", "ra", NULL, NULL, STORE_RA_OP_ALL,
+                           1, 0, 1, 1 },
+    [STENV_RA_PROFILE] = { "ra-profile", "ra", NULL, "otherprofile",
+                           STORE_RA_OP_ALL, 1, 0, 1, 0 },
+};
+
+const char *stenv_ra_name(int i)
+{
+    return i >= 0 && i < STENV_NRA ? stenv_ras[i].name : NULL;
+}
+
+/* As `cmpca ca signer`-style issuance plus `cmpca ra add` (and `cmpca
+ * cert revoke` for the revoked one): every RA of enum stenv_ra. */
+static int stenv_make_ras(struct stenv *e, char *err, size_t errlen)
+{
+    CA *ca = NULL;
+    X509_NAME *dn = NULL;
+    STORE_TX *tx = NULL;
+    char subj[128];
+    enum store_rc rc = STORE_OK;
+    int i, ok = 0;
+
+    if (!ca_load(e->conf, e->store, "issuing", &ca, err, errlen))
+        return 0;
+    for (i = 0; i < STENV_NRA; i++) {
+        struct stenv_id *id = &e->ra[i];
+        struct store_ra ra;
+        unsigned char *der = NULL;
+        char *aliases[2], *profiles[1];
+        int64_t cert_id = 0, ra_id = 0;
+        int len;
+
+        snprintf(subj, sizeof(subj), "/O=Operator/CN=RA %s",
+                 i == STENV_RA_UNREG ? "unregistered" : stenv_ras[i].name);
+        X509_NAME_free(dn);
+        dn = NULL;
+        if ((id->key = cmp_testpki_key("EC")) == NULL
+            || !ca_name_parse(subj, &dn, err, errlen)
+            || (id->cert = ca_make_cmp_signer_cert(ca, dn, id->key, 365, err,
+                                                   errlen)) == NULL
+            || (id->chain = cmp_testpki_stack(e->op_issuing, NULL)) == NULL)
+            goto end;
+        if ((rc = store_begin(e->store, &tx)) != STORE_OK
+            || (rc = stenv_record_cert_id(tx, ca, id->cert, "ra", &cert_id))
+               != STORE_OK)
+            goto store_err;
+        if (stenv_ras[i].registered) {
+            if ((len = i2d_X509(id->cert, &der)) <= 0)
+                goto end;
+            memset(&ra, 0, sizeof(ra));
+            ra.name = (char *)stenv_ras[i].name;
+            ra.cert_der = der;
+            ra.cert_len = (size_t)len;
+            aliases[0] = (char *)stenv_ras[i].alias1;
+            aliases[1] = (char *)stenv_ras[i].alias2;
+            ra.aliases = aliases;
+            ra.naliases = aliases[1] != NULL ? 2 : 1;
+            profiles[0] = (char *)stenv_ras[i].profile;
+            ra.profiles = profiles[0] != NULL ? profiles : NULL;
+            ra.nprofiles = profiles[0] != NULL ? 1 : 0;
+            ra.ops = stenv_ras[i].ops;
+            ra.ra_verified = stenv_ras[i].ra_verified;
+            ra.disabled = stenv_ras[i].disabled;
+            rc = store_ra_insert(tx, &ra, &ra_id);
+            OPENSSL_free(der);
+            if (rc != STORE_OK
+                || (rc = store_audit_append(tx, STENV_ACTOR, "ra.add",
+                                            stenv_ras[i].name, NULL))
+                   != STORE_OK)
+                goto store_err;
+        }
+        if (stenv_ras[i].revoked
+            && ca_revoke(ca, tx, cert_id, CRL_REASON_KEY_COMPROMISE, 0,
+                         STENV_ACTOR, err, errlen) != CA_REVOKE_OK)
+            goto end;
+        if ((rc = store_commit_clear(&tx)) != STORE_OK)
+            goto store_err;
+    }
+    ok = 1;
+    goto end;
+ store_err:
+    snprintf(err, errlen, "storing RA %d: %s", i, store_rc_str(rc));
+ end:
+    store_rollback(tx);
+    X509_NAME_free(dn);
+    ca_free(ca);
+    ERR_clear_error();
+    return ok;
+}
+
 static int stenv_open_store(struct stenv *e, const char *db_path, char *err,
                             size_t errlen)
 {
@@ -265,7 +406,8 @@ int stenv_create(struct stenv *e, const char *dir, const struct stenv_opts *o,
         || !stenv_make_ca(e, "issuing", "/O=Operator/CN=Issuing CA", root,
                           &e->issuing_id, &e->op_issuing, err, errlen)
         || !stenv_make_signer(e, err, errlen)
-        || !stenv_make_vendor(e, err, errlen))
+        || !stenv_make_vendor(e, err, errlen)
+        || !stenv_make_ras(e, err, errlen))
         goto end;
     if ((e->srv = server_new(e->conf, e->store, err, errlen)) == NULL)
         goto end;
@@ -299,6 +441,10 @@ static int stenv_rm_one(const char *path, const struct stat *sb, int flag,
 
 void stenv_free(struct stenv *e, int remove_dir)
 {
+    int i;
+
+    for (i = 0; i < STENV_NRA; i++)
+        stenv_id_clear(&e->ra[i]);
     server_free(e->srv);
     store_close(e->store);
     conf_free(e->conf);
@@ -423,6 +569,37 @@ int stenv_resign(CMP_MSG *msg, EVP_PKEY *key, const char *md)
     return key != NULL && cmp_protect_sign(msg, stenv_sign_fn, &a);
 }
 
+int stenv_wrap(const struct stenv_id *by, int single,
+               const unsigned char *const *inner, const size_t *inner_len,
+               int n, unsigned char **der, size_t *len)
+{
+    STACK_OF(CMP_MSG) *msgs = sk_CMP_MSG_new_null();
+    CMP_MSG *w = NULL, *m;
+    int i, ok = 0;
+
+    *der = NULL;
+    *len = 0;
+    for (i = 0; msgs != NULL && i < n; i++) {
+        m = NULL;
+        if (cmp_msg_decode(inner[i], inner_len[i], NULL, &m) != CMP_R_OK
+            || !sk_CMP_MSG_push(msgs, m)) {
+            CMP_MSG_free(m);
+            goto end;
+        }
+    }
+    if (msgs == NULL
+        || (w = cmp_nested_new(msgs, single, by->cert, by->chain,
+                               time(NULL))) == NULL)
+        goto end;
+    msgs = NULL;
+    ok = stenv_resign(w, by->key, NULL) && cmp_msg_encode(w, der, len);
+ end:
+    sk_CMP_MSG_pop_free(msgs, CMP_MSG_free);
+    CMP_MSG_free(w);
+    ERR_clear_error();
+    return ok;
+}
+
 static int stenv_silent_log(const char *func, const char *file, int line,
                             OSSL_CMP_severity level, const char *msg)
 {
@@ -464,6 +641,18 @@ static int stenv_validate(struct stenv *e, const OSSL_CMP_MSG *msg,
     return ok;
 }
 
+int stenv_rsp_verified(struct stenv *e, const unsigned char *der, size_t len)
+{
+    const unsigned char *p = der;
+    OSSL_CMP_MSG *m = der != NULL ? d2i_OSSL_CMP_MSG(NULL, &p, (long)len)
+                                  : NULL;
+    int ok = m != NULL && stenv_validate(e, m, der, len);
+
+    OSSL_CMP_MSG_free(m);
+    ERR_clear_error();
+    return ok;
+}
+
 static OSSL_CMP_MSG *stenv_transfer(OSSL_CMP_CTX *ctx, const OSSL_CMP_MSG *req)
 {
     struct stenv_link *l = OSSL_CMP_CTX_get_transfer_cb_arg(ctx);
@@ -484,6 +673,17 @@ static OSSL_CMP_MSG *stenv_transfer(OSSL_CMP_CTX *ctx, const OSSL_CMP_MSG *req)
             || (!l->no_resign && !stenv_resign(m, l->resign_key, l->resign_md))
             || !cmp_msg_encode(m, &mder, &len))
             goto end;
+    }
+    if (l->wrap != NULL && l->nowrap_at != idx + 1) {
+        const unsigned char *one = mder != NULL ? mder : der;
+        unsigned char *w = NULL;
+        size_t wlen = 0;
+
+        if (!stenv_wrap(l->wrap, 1, &one, &len, 1, &w, &wlen))
+            goto end;
+        OPENSSL_free(mder);
+        mder = w;
+        len = wlen;
     }
     if ((copy = malloc(len)) == NULL)
         goto end;
@@ -609,6 +809,9 @@ int stenv_rsp_parse(const unsigned char *der, size_t len, struct stenv_rsp *out)
     case CMP_BODY_RP:
         si = sk_CMP_PKISI_value(m->body->value.rp->status, 0);
         break;
+    case CMP_BODY_NESTED:
+        out->nnested = sk_CMP_MSG_num(m->body->value.nested);
+        break;
     default:
         break;
     }
@@ -618,6 +821,32 @@ int stenv_rsp_parse(const unsigned char *der, size_t len, struct stenv_rsp *out)
     }
     CMP_MSG_free(m);
     return 1;
+}
+
+int stenv_nested_get(const unsigned char *der, size_t len, int i,
+                     unsigned char **out, size_t *out_len)
+{
+    CMP_MSG *m = NULL;
+    unsigned char *enc = NULL;
+    size_t n = 0;
+    int ok = 0;
+
+    *out = NULL;
+    *out_len = 0;
+    if (der != NULL && cmp_msg_decode(der, len, NULL, &m) == CMP_R_OK
+        && m->body->type == CMP_BODY_NESTED
+        && i >= 0 && i < sk_CMP_MSG_num(m->body->value.nested)
+        && cmp_msg_encode(sk_CMP_MSG_value(m->body->value.nested, i), &enc,
+                          &n)
+        && (*out = malloc(n)) != NULL) {
+        memcpy(*out, enc, n);
+        *out_len = n;
+        ok = 1;
+    }
+    OPENSSL_free(enc);
+    CMP_MSG_free(m);
+    ERR_clear_error();
+    return ok;
 }
 
 void stenv_rsp_clear(struct stenv_rsp *r)

@@ -2,8 +2,10 @@
  * A whole cmpca server in-process for tests, the fuzz target and its seed
  * generator: an operator PKI (root, issuing CA, CMP signer) and a vendor PKI
  * made with the library's own admin functions, a real SQLite store file and
- * configuration in a directory, devices on the allow-list, and OpenSSL's CMP
- * client wired to server_handle() through its transfer callback.
+ * configuration in a directory, devices on the allow-list, registration
+ * authorities for the ra-mode aliases, and OpenSSL's CMP client wired to
+ * server_handle() through its transfer callback (optionally through an RA
+ * that wraps every request in a nested message).
  */
 #ifndef CMPCA_TEST_SRV_TESTENV_H
 #define CMPCA_TEST_SRV_TESTENV_H
@@ -27,6 +29,41 @@ struct stenv_opts {
     int allow_reenroll;       /* default no */
 };
 
+/* An identity that signs requests: certificate, key, and the certificates
+ * sent with it in extraCerts (the vendor CA for a vendor certificate). */
+struct stenv_id {
+    X509 *cert;
+    EVP_PKEY *key;
+    STACK_OF(X509) *chain;
+};
+
+/*
+ * The registration authorities of the environment. Each has a certificate
+ * issued by the issuing CA with id-kp-cmcRA (as `cmpca ca signer` makes
+ * them), recorded in the store's certificate table, and, except
+ * STENV_RA_UNREG, is registered as `cmpca ra add` does (profile "*"):
+ *   STENV_RA_ALL       "ra-all": aliases ra and ra2, every operation,
+ *                      may assert raVerified
+ *   STENV_RA_IR        "ra-ir": alias ra, ir only, no raVerified
+ *   STENV_RA_OFF       "ra-off": alias ra, every operation, disabled
+ *   STENV_RA_ELSEWHERE "ra-elsewhere": alias ra2 only, every operation
+ *   STENV_RA_UNREG     never registered
+ *   STENV_RA_REVOKED   "ra-revoked": alias ra, every operation, raVerified;
+ *                      its certificate revoked (keyCompromise)
+ *   STENV_RA_PROFILE   "ra-profile": alias ra, every operation, but only
+ *                      for profile "otherprofile"
+ * Alias "ra" (mode = ra, profile radev: subject CN=${request.CN},O=Operator,
+ * ra_trust = issuing, allow_ra_verified = yes, inner_mode 3gpp with vendor
+ * acme) and alias "ra2" (mode = ra, the same profile, raVerified not
+ * accepted, inner_mode = none) serve them.
+ */
+enum stenv_ra {
+    STENV_RA_ALL, STENV_RA_IR, STENV_RA_OFF, STENV_RA_ELSEWHERE,
+    STENV_RA_UNREG, STENV_RA_REVOKED, STENV_RA_PROFILE, STENV_NRA
+};
+/* The registered name of RA |i| ("-" for STENV_RA_UNREG). */
+const char *stenv_ra_name(int i);
+
 /* The server, its store and the PKIs behind it. */
 struct stenv {
     char *dir;                /* holds cmpca.conf, cmpca.db, the CA keys */
@@ -42,20 +79,14 @@ struct stenv {
     EVP_PKEY *rogue_key;
     X509 *rogue;              /* a vendor CA nobody registered */
     int64_t vendor_id;
-};
-
-/* An identity that signs requests: certificate, key, and the certificates
- * sent with it in extraCerts (the vendor CA for a vendor certificate). */
-struct stenv_id {
-    X509 *cert;
-    EVP_PKEY *key;
-    STACK_OF(X509) *chain;
+    struct stenv_id ra[STENV_NRA];  /* enum stenv_ra; chain = issuing CA */
 };
 
 /*
  * Creates everything in |dir| (made under $TMPDIR when NULL; it must exist
  * and be empty otherwise): configuration, store, operator CAs with a CMP
- * signer, vendor "acme" with its CA registered, and the server. Returns 1,
+ * signer, vendor "acme" with its CA registered, the RAs (enum stenv_ra),
+ * and the server. Returns 1,
  * or 0 with a message in |err|; either way stenv_free() releases it.
  */
 int stenv_create(struct stenv *e, const char *dir, const struct stenv_opts *o,
@@ -107,6 +138,13 @@ struct stenv_link {
                                    * deliver (the client then fails); 0 none */
     int snapshot_at;              /* 1 + index of a request before which the
                                    * store digest is taken into |snap| */
+    const struct stenv_id *wrap;  /* if set: every request (after |mutate|
+                                   * and re-signing) is delivered inside a
+                                   * single nested message (RFC 9483
+                                   * 5.2.2.1) protected by this RA; the
+                                   * answer is the plain inner response */
+    int nowrap_at;                /* 1 + index of a request delivered as it
+                                   * is despite |wrap|; 0 none */
     unsigned char snap[32];
     int nreq;                     /* requests seen (delivered or captured) */
     unsigned char *req[STENV_MAXMSG];  /* each as delivered (or captured) */
@@ -135,6 +173,21 @@ int stenv_client_newkey(OSSL_CMP_CTX *ctx, EVP_PKEY *newkey, const char *cn);
 int stenv_handle(struct stenv *e, const char *alias, const unsigned char *der,
                  size_t len, unsigned char **rsp, size_t *rsp_len);
 
+/*
+ * A nested message (cmp_nested_new) of the |n| DER messages |inner|,
+ * protected by |by| (its certificate and chain in extraCerts): |single|
+ * repeats the one inner message's transactionID and senderNonce, else a
+ * batch with a fresh header. Sets *der (OPENSSL_malloc'ed) and *len.
+ * Returns 1 or 0.
+ */
+int stenv_wrap(const struct stenv_id *by, int single,
+               const unsigned char *const *inner, const size_t *inner_len,
+               int n, unsigned char **der, size_t *len);
+/* Does OpenSSL's CMP code (OSSL_CMP_validate_msg, the operator root as
+ * trust anchor, the message's extraCerts as untrusted) accept the
+ * protection of the response |der|? Returns 1 or 0. */
+int stenv_rsp_verified(struct stenv *e, const unsigned char *der, size_t len);
+
 /* ------------------------------------------------------------------ */
 /* Looking at messages and at the store                                 */
 
@@ -148,9 +201,15 @@ struct stenv_rsp {
     unsigned char *cert;      /* ip/cp/kup: the certificate DER (malloc'ed) */
     size_t cert_len;
     int ncapubs;              /* ip: caPubs count */
+    int nnested;              /* nested: the number of inner messages */
 };
 /* Fills |out| (free its cert with free()). Returns out->decoded. */
 int stenv_rsp_parse(const unsigned char *der, size_t len, struct stenv_rsp *out);
+/* Inner message |i| (0-based) of the nested message |der| as DER in *out
+ * (malloc'ed). Returns 1, or 0 if |der| is no nested message or has no
+ * message |i|. */
+int stenv_nested_get(const unsigned char *der, size_t len, int i,
+                     unsigned char **out, size_t *out_len);
 void stenv_rsp_clear(struct stenv_rsp *r);
 /* The transactionID of a DER request: copies up to 64 octets into |tid|,
  * returns the length (0 on error). */

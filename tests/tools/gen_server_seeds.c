@@ -2,10 +2,12 @@
  * gen_server_seeds: makes the world and the seed corpus of the fuzz_server
  * target. WORLD gets a whole in-process cmpca (tests/lib/srv_testenv.c:
  * PKIs, configuration, store) left in the state the seeds expect; CORPUS
- * gets valid requests of every kind (and an ir wrapped in a nested
- * message, for the ra mode to come), each signed by a registered identity
+ * gets valid requests of every kind, each signed by a registered identity
  * and not yet delivered, so that the fuzzer's first run of each goes
- * through authentication into issuance, confirmation, revocation and genm.
+ * through authentication into issuance, confirmation, revocation and genm:
+ * for the 3gpp alias (devices) and for the ra alias (an RA's ir, cr,
+ * p10cr, kur, rr and certConf on behalf of devices; devices' own irs in a
+ * single nested message and in a batch of three, and a wrapped certConf).
  *
  * WORLD/signers.pem holds the signing identities (certificate, then key)
  * so that the fuzzer can re-sign what it mutates.
@@ -15,6 +17,7 @@
  */
 #include "srv_testenv.h"
 
+#include "cmp/cmp_build.h"
 #include "cmp/cmp_msg.h"
 #include "util/log.h"
 
@@ -58,10 +61,11 @@ static int reject_cb(OSSL_CMP_CTX *ctx, X509 *cert, int fail_info,
 }
 
 /* Runs |op| as |id| (NULL = MAC) through |l|; with l->capture_at set, the
- * session stops at that request. Sets *cert to a copy of a new
- * certificate if the session completed. */
+ * session stops at that request. |old| (NULL: |id|'s own certificate) is
+ * the certificate a kur renews or an rr revokes. Sets *cert to a copy of
+ * a new certificate if the session completed. */
 static int session(struct stenv_link *l, enum op op, const struct stenv_id *id,
-                   const char *cn, int reject, X509 **cert)
+                   const char *cn, int reject, X509 *old, X509 **cert)
 {
     OSSL_CMP_CTX *ctx = stenv_client(l, id);
     EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
@@ -82,7 +86,9 @@ static int session(struct stenv_link *l, enum op op, const struct stenv_id *id,
         OSSL_CMP_CTX_set_certConf_cb(ctx, reject_cb);
     switch (op) {
     case OP_IR: case OP_CR: case OP_KUR:
-        if (!stenv_client_newkey(ctx, k, op == OP_KUR ? NULL : cn))
+        if (!stenv_client_newkey(ctx, k, op == OP_KUR ? NULL : cn)
+            || (op == OP_KUR && old != NULL
+                && !OSSL_CMP_CTX_set1_oldCert(ctx, old)))
             goto end;
         got = op == OP_IR ? OSSL_CMP_exec_IR_ses(ctx)
             : op == OP_CR ? OSSL_CMP_exec_CR_ses(ctx) : OSSL_CMP_exec_KUR_ses(ctx);
@@ -104,7 +110,7 @@ static int session(struct stenv_link *l, enum op op, const struct stenv_id *id,
         break;
     }
     case OP_RR:
-        ok = OSSL_CMP_CTX_set1_oldCert(ctx, id->cert)
+        ok = OSSL_CMP_CTX_set1_oldCert(ctx, old != NULL ? old : id->cert)
             && OSSL_CMP_exec_RR_ses(ctx) == 1;
         break;
     case OP_GENM: {
@@ -131,58 +137,63 @@ static int session(struct stenv_link *l, enum op op, const struct stenv_id *id,
     return ok;
 }
 
-/* Captures request |at| (0-based) of a session as seed |name|; requests
- * before it are delivered. */
-static int capture(struct stenv *e, const char *name, int at, enum op op,
-                   const struct stenv_id *id, const char *cn, int reject)
+/* Captures request |at| (0-based) of a session on |alias| (NULL = 3gpp)
+ * as seed |name|; requests before it are delivered. With |wrap|, every
+ * request goes inside a single nested message by that RA. */
+static int capture_ex(struct stenv *e, const char *alias,
+                      const struct stenv_id *wrap, const char *name, int at,
+                      enum op op, const struct stenv_id *id, const char *cn,
+                      int reject, X509 *old)
 {
     struct stenv_link l;
     int ok;
 
     memset(&l, 0, sizeof(l));
     l.env = e;
+    l.alias = alias;
+    l.wrap = wrap;
     l.capture_at = at + 1;
-    (void)session(&l, op, id, cn, reject, NULL);
+    (void)session(&l, op, id, cn, reject, old, NULL);
     ok = l.nreq == at + 1 && write_seed(name, l.req[at], l.req_len[at]);
     stenv_link_reset(&l);
     return ok;
 }
 
-/* Seed |name|: request |at| of a session (not delivered) wrapped in a
- * nested message signed by |id| like the request itself (what an RA
- * forwarding it would send, RFC 9483 5.2.2.1). */
-static int capture_nested(struct stenv *e, const char *name, enum op op,
-                          const struct stenv_id *id, const char *cn)
+static int capture(struct stenv *e, const char *name, int at, enum op op,
+                   const struct stenv_id *id, const char *cn, int reject)
 {
-    struct stenv_link l;
-    CMP_MSG *m = NULL, *inner = NULL;
-    CMP_BODY *b = NULL;
+    return capture_ex(e, NULL, NULL, name, at, op, id, cn, reject, NULL);
+}
+
+/* Seed |name|: the irs of devices |ids| (|n| of them; not delivered) in a
+ * nested message by RA |ra|: single for one, else a batch (RFC 9483
+ * 5.2.2). */
+static int capture_nested(struct stenv *e, const char *name,
+                          const struct stenv_id *ra,
+                          const struct stenv_id *ids, const char *const *cns,
+                          int n)
+{
+    struct stenv_link l[3];
+    const unsigned char *in[3];
+    size_t inl[3];
     unsigned char *der = NULL;
     size_t len = 0;
-    int ok = 0;
+    int i, ok = n >= 1 && n <= 3;
 
-    memset(&l, 0, sizeof(l));
-    l.env = e;
-    l.capture_at = 1;
-    (void)session(&l, op, id, cn, 0, NULL);
-    if (l.nreq != 1 || cmp_msg_decode(l.req[0], l.req_len[0], NULL, &m) != CMP_R_OK
-        || (inner = CMP_MSG_dup(m)) == NULL || (b = CMP_BODY_new()) == NULL
-        || (b->value.nested = sk_CMP_MSG_new_null()) == NULL
-        || !sk_CMP_MSG_push(b->value.nested, inner))
-        goto end;
-    inner = NULL;
-    b->type = CMP_BODY_NESTED;
-    CMP_BODY_free(m->body);
-    m->body = b;
-    b = NULL;
-    ok = stenv_resign(m, id->key, NULL) && cmp_msg_encode(m, &der, &len)
+    memset(l, 0, sizeof(l));
+    for (i = 0; ok && i < n; i++) {
+        l[i].env = e;
+        l[i].capture_at = 1;
+        (void)session(&l[i], OP_IR, &ids[i], cns[i], 0, NULL, NULL);
+        ok = l[i].nreq == 1;
+        in[i] = l[i].req[0];
+        inl[i] = l[i].req_len[0];
+    }
+    ok = ok && stenv_wrap(ra, n == 1, in, inl, n, &der, &len)
         && write_seed(name, der, len);
- end:
     OPENSSL_free(der);
-    CMP_MSG_free(inner);
-    CMP_BODY_free(b);
-    CMP_MSG_free(m);
-    stenv_link_reset(&l);
+    for (i = 0; i < 3; i++)
+        stenv_link_reset(&l[i]);
     return ok;
 }
 
@@ -231,11 +242,30 @@ static int enrolled(struct stenv *e, const char *serial, struct stenv_id *op)
     return ok;
 }
 
+/* A device |cn| enrolled by RA |ra| on alias ra (ir+certConf): its
+ * certificate in *cert. */
+static int ra_enrolled(struct stenv *e, const struct stenv_id *ra,
+                       const char *cn, X509 **cert)
+{
+    struct stenv_link l;
+    int ok;
+
+    memset(&l, 0, sizeof(l));
+    l.env = e;
+    l.alias = "ra";
+    ok = session(&l, OP_IR, ra, cn, 0, NULL, cert) && *cert != NULL;
+    stenv_link_reset(&l);
+    return ok;
+}
+
 int main(int argc, char **argv)
 {
     struct stenv e;
     struct stenv_opts o = { 86400, -1, 0 };
     struct stenv_id d[8], op3, op4, op5;
+    static const char *const batch_cns[3] = { "SN-000005", "SN-000006",
+                                              "SN-000007" };
+    X509 *rakur = NULL, *rarr = NULL;
     char err[512], sn[32];
     int i, ok = 1;
 
@@ -255,7 +285,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "gen_server_seeds: %s\n", err);
         return 1;
     }
-    for (i = 0; i < 3; i++) {        /* SN-000001..3: registered only */
+    for (i = 0; i < 8; i++) {        /* SN-000001..8: registered only */
         snprintf(sn, sizeof(sn), "SN-%06d", i + 1);
         ok &= stenv_device(&e, sn, 0, 1, &d[i]);
     }
@@ -266,7 +296,6 @@ int main(int argc, char **argv)
         /* first requests, not delivered */
         && capture(&e, "ir", 0, OP_IR, &d[0], "SN-000001", 0)
         && capture(&e, "p10cr", 0, OP_P10CR, &d[0], "SN-000001", 0)
-        && capture_nested(&e, "nested-ir", OP_IR, &d[0], "SN-000001")
         && capture(&e, "ir-mac", 0, OP_IR, NULL, "SN-000001", 0)
         && capture(&e, "kur", 0, OP_KUR, &op3, NULL, 0)
         && capture(&e, "cr", 0, OP_CR, &op3, "SN-000011", 0)
@@ -275,9 +304,33 @@ int main(int argc, char **argv)
         && capture(&e, "genm-operator", 0, OP_GENM, &op5, NULL, 0)
         /* ir delivered, its certConf waiting in the world's store */
         && capture(&e, "certconf", 1, OP_IR, &d[1], "SN-000002", 0)
-        && capture(&e, "certconf-reject", 1, OP_IR, &d[2], "SN-000003", 1);
-    for (i = 0; i < 3 && ok; i++)
+        && capture(&e, "certconf-reject", 1, OP_IR, &d[2], "SN-000003", 1)
+        /* the ra alias: an RA for devices dev-*, and devices' own irs
+         * forwarded in nested messages */
+        && ra_enrolled(&e, &e.ra[STENV_RA_ALL], "dev-kur", &rakur)
+        && ra_enrolled(&e, &e.ra[STENV_RA_ALL], "dev-rr", &rarr)
+        && capture_ex(&e, "ra", NULL, "ra-ir", 0, OP_IR, &e.ra[STENV_RA_ALL],
+                      "dev-1", 0, NULL)
+        && capture_ex(&e, "ra", NULL, "ra-cr", 0, OP_CR, &e.ra[STENV_RA_ALL],
+                      "dev-2", 0, NULL)
+        && capture_ex(&e, "ra", NULL, "ra-p10cr", 0, OP_P10CR,
+                      &e.ra[STENV_RA_ALL], "dev-3", 0, NULL)
+        && capture_ex(&e, "ra", NULL, "ra-kur", 0, OP_KUR, &e.ra[STENV_RA_ALL],
+                      NULL, 0, rakur)
+        && capture_ex(&e, "ra", NULL, "ra-rr", 0, OP_RR, &e.ra[STENV_RA_ALL],
+                      NULL, 0, rarr)
+        && capture_ex(&e, "ra", NULL, "ra-certconf", 1, OP_IR,
+                      &e.ra[STENV_RA_ALL], "dev-4", 0, NULL)
+        && capture_nested(&e, "nested-ir", &e.ra[STENV_RA_ALL], &d[3],
+                          (const char *const[]){ "SN-000004" }, 1)
+        && capture_nested(&e, "nested-batch", &e.ra[STENV_RA_ALL], &d[4],
+                          batch_cns, 3)
+        && capture_ex(&e, "ra", &e.ra[STENV_RA_ALL], "nested-certconf", 1,
+                      OP_IR, &d[7], "SN-000008", 0, NULL);
+    for (i = 0; i < 8 && ok; i++)
         ok = write_signer(argv[1], &d[i]);
+    for (i = 0; i < STENV_NRA && ok; i++)
+        ok = write_signer(argv[1], &e.ra[i]);
     ok = ok && write_signer(argv[1], &op3) && write_signer(argv[1], &op4)
         && write_signer(argv[1], &op5);
     for (i = 0; i < 8; i++)
@@ -285,6 +338,8 @@ int main(int argc, char **argv)
     stenv_id_clear(&op3);
     stenv_id_clear(&op4);
     stenv_id_clear(&op5);
+    X509_free(rakur);
+    X509_free(rarr);
     stenv_free(&e, 0);
     if (!ok) {
         fprintf(stderr, "gen_server_seeds: failed after %d seeds\n", nseeds);

@@ -4,7 +4,10 @@
  * to server_handle() through its transfer callback, so that OpenSSL also
  * validates every answer. Covers every request type of the 3GPP alias, each
  * refusal the README lists (one table row each: failInfo, a signed error,
- * nothing changed in the store), replays, and the confirmation sweeper.
+ * nothing changed in the store), replays, and the confirmation sweeper; and
+ * the ra mode: OpenSSL's client as the RA (ir, cr, p10cr, kur, rr,
+ * raVerified, origPKIMessage), each kind of RA refused, and devices' own
+ * requests forwarded in nested messages (single, batch, depth, duplicates).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +23,7 @@
 #include "cmp/cmp_reason.h"
 #include "util/log.h"
 
+#include <jansson.h>
 #include <openssl/cmp.h>
 #include <openssl/crmf.h>
 #include <openssl/err.h>
@@ -35,6 +39,9 @@
 
 #define DEV1 "SN-000001"
 #define DEV2 "SN-000002"
+#define DEV3 "SN-000003"
+#define RADEV "dev-x"             /* a device an RA asks for */
+#define RA_REVOKED_CERTS 1        /* STENV_RA_REVOKED's certificate */
 
 struct fx {
     struct stenv e;
@@ -45,6 +52,9 @@ struct fx {
     unsigned char saved_tid[64];  /* a transactionID used before */
     size_t saved_tid_len;
     const struct refusal *rc;     /* the table row being run */
+    int ra_verified;              /* run_op: ask for raVerified POP */
+    unsigned char *orig;          /* a device's ir for origPKIMessage */
+    size_t orig_len;
 };
 
 static int setup(void **state)
@@ -74,6 +84,7 @@ static int teardown(void **state)
     stenv_id_clear(&f->dev);
     stenv_id_clear(&f->op);
     stenv_id_clear(&f->other);
+    free(f->orig);
     stenv_free(&f->e, getenv("STENV_KEEP") == NULL);
     free(f);
     return 0;
@@ -120,6 +131,9 @@ static int run_op(struct fx *f, enum op op, const struct stenv_id *id,
     switch (op) {
     case OP_IR: case OP_CR: case OP_KUR:
         assert_true(stenv_client_newkey(ctx, newkey, cn));
+        if (f->ra_verified)
+            assert_true(OSSL_CMP_CTX_set_option(ctx, OSSL_CMP_OPT_POPO_METHOD,
+                                                OSSL_CRMF_POPO_RAVERIFIED));
         if (op == OP_KUR && old != NULL)
             assert_true(OSSL_CMP_CTX_set1_oldCert(ctx, old));
         got = op == OP_IR ? OSSL_CMP_exec_IR_ses(ctx)
@@ -275,7 +289,8 @@ static void test_ir_certconf(void **state)
                               sizeof(cn));
     assert_string_equal(cn, DEV1);
     assert_int_equal(X509_check_issued(f->e.op_issuing, cert), X509_V_OK);
-    assert_int_equal(stenv_cert_count(&f->e, -1), 2);   /* signer + this */
+    /* the CMP signer, the RAs, this one */
+    assert_int_equal(stenv_cert_count(&f->e, -1), 1 + STENV_NRA + 1);
     audit_intact(f);
     X509_free(cert);
     EVP_PKEY_free(k);
@@ -1158,12 +1173,614 @@ static void test_sweep_unconfirmed(void **state)
     EVP_PKEY_free(k);
 }
 
+/* ---- the ra alias: OpenSSL's client as the RA ---- */
+
+static int m_orig(struct stenv_link *l, CMP_MSG *m, int i);
+
+/* STENV_RA_ALL enrolls device |cn| on alias ra (ir+certConf): the device's
+ * certificate and key go into f->op. */
+static void ra_enroll(struct fx *f, int which, const char *cn)
+{
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    const char *alias = f->l.alias;
+    X509 *cert = NULL;
+
+    assert_non_null(k);
+    f->l.alias = "ra";
+    assert_true(run_op(f, OP_IR, &f->e.ra[which], k, cn, NULL, &cert));
+    f->l.alias = alias;
+    assert_non_null(cert);
+    stenv_id_clear(&f->op);
+    assert_true(stenv_id_set(&f->op, cert, k));
+    X509_free(cert);
+    EVP_PKEY_free(k);
+    stenv_link_reset(&f->l);
+}
+
+/* The ir that |id| would send for subject CN=|cn| (made by OpenSSL's
+ * client, not delivered): *der (malloc'ed), *len. */
+static void capture_ir(struct fx *f, const struct stenv_id *id, const char *cn,
+                       unsigned char **der, size_t *len)
+{
+    struct stenv_link saved = f->l;
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+
+    assert_non_null(k);
+    memset(&f->l, 0, sizeof(f->l));
+    f->l.env = &f->e;
+    f->l.capture_at = 1;
+    assert_false(run_op(f, OP_IR, id, k, cn, NULL, NULL));
+    assert_int_equal(f->l.nreq, 1);
+    *der = f->l.req[0];
+    *len = f->l.req_len[0];
+    f->l.req[0] = NULL;
+    stenv_link_reset(&f->l);
+    f->l = saved;
+    EVP_PKEY_free(k);
+}
+
+/* DEV1's own vendor-signed ir, for origPKIMessage. */
+static void capture_orig(struct fx *f)
+{
+    free(f->orig);
+    capture_ir(f, &f->dev, DEV1, &f->orig, &f->orig_len);
+}
+
+static CMP_MSG *der_decode(const unsigned char *der, size_t len)
+{
+    CMP_MSG *m = NULL;
+
+    assert_int_equal(cmp_msg_decode(der, len, NULL, &m), CMP_R_OK);
+    return m;
+}
+
+/* Replaces *der by |m| (freed), re-signed with |key| unless NULL. */
+static void der_replace(unsigned char **der, size_t *len, CMP_MSG *m,
+                        EVP_PKEY *key)
+{
+    unsigned char *enc = NULL;
+    size_t n = 0;
+
+    if (key != NULL)
+        assert_true(stenv_resign(m, key, NULL));
+    assert_true(cmp_msg_encode(m, &enc, &n));
+    free(*der);
+    assert_non_null(*der = malloc(n));
+    memcpy(*der, enc, n);
+    *len = n;
+    OPENSSL_free(enc);
+    CMP_MSG_free(m);
+}
+
+/* Delivers |der| to |alias|: the answer must be a signed |body| that
+ * OpenSSL verifies, HTTP 200. Returns the answer (free()), fills |r|. */
+static unsigned char *deliver(struct fx *f, const char *alias,
+                              const unsigned char *der, size_t len, int body,
+                              struct stenv_rsp *r, size_t *rl)
+{
+    unsigned char *rsp = NULL;
+
+    assert_int_equal(stenv_handle(&f->e, alias, der, len, &rsp, rl), 200);
+    assert_true(stenv_rsp_parse(rsp, *rl, r));
+    if (r->body != body)
+        print_message("# answer: body %s, wanted %s (failInfo 0x%x)\n",
+                      cmp_body_type_name(r->body), cmp_body_type_name(body),
+                      r->failinfo);
+    assert_int_equal(r->body, body);
+    assert_true(r->signed_);
+    assert_true(stenv_rsp_verified(&f->e, rsp, *rl));
+    return rsp;
+}
+
+/* The last audit row of |action| names |actor| (a prefix if it ends in
+ * '*') and has "ra": |ra| in its details. */
+static void audit_names_ra(struct fx *f, const char *action, const char *actor,
+                           const char *ra)
+{
+    struct store_audit_row **rows = NULL;
+    STORE_TX *tx = NULL;
+    size_t n = 0, i, al = strlen(actor);
+    json_t *d;
+    int found = 0;
+
+    assert_int_equal(store_begin_read(f->e.store, &tx), STORE_OK);
+    assert_int_equal(store_audit_list(tx, 0, &rows, &n), STORE_OK);
+    store_rollback(tx);
+    for (i = n; i-- > 0 && !found;) {
+        if (strcmp(rows[i]->action, action) != 0)
+            continue;
+        found = 1;
+        print_message("# audit %s: actor %s details %s\n", action,
+                      rows[i]->actor, rows[i]->details ? rows[i]->details : "-");
+        if (actor[al - 1] == '*')
+            assert_memory_equal(rows[i]->actor, actor, al - 1);
+        else
+            assert_string_equal(rows[i]->actor, actor);
+        assert_non_null(rows[i]->details);
+        assert_non_null(d = json_loads(rows[i]->details, 0, NULL));
+        assert_non_null(json_string_value(json_object_get(d, "ra")));
+        assert_string_equal(json_string_value(json_object_get(d, "ra")), ra);
+        json_decref(d);
+    }
+    store_audit_row_list_free(rows, n);
+    assert_true(found);
+}
+
+static void name_is(X509 *cert, const char *cn)
+{
+    char buf[256];
+
+    assert_true(X509_NAME_get_text_by_NID(X509_get_subject_name(cert),
+                                          NID_commonName, buf, sizeof(buf)) > 0);
+    assert_string_equal(buf, cn);
+    assert_true(X509_NAME_get_text_by_NID(X509_get_subject_name(cert),
+                                          NID_organizationName, buf,
+                                          sizeof(buf)) > 0);
+    assert_string_equal(buf, "Operator");
+}
+
+static void test_ra_ir_certconf(void **state)
+{
+    struct fx *f = *state;
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    struct stenv_rsp r;
+    unsigned char tid[64];
+    size_t tl;
+    X509 *cert = NULL;
+
+    f->l.alias = "ra";
+    assert_true(run_op(f, OP_IR, &f->e.ra[STENV_RA_ALL], k, "dev-7", NULL,
+                       &cert));
+    assert_int_equal(f->l.nreq, 2);
+    expect_answer(f, 0, CMP_BODY_IP, &r);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(stenv_cert_status(&f->e, r.cert, r.cert_len, NULL, NULL,
+                                       NULL), STORE_CERT_VALID);
+    stenv_rsp_clear(&r);
+    expect_answer(f, 1, CMP_BODY_PKICONF, &r);
+    stenv_rsp_clear(&r);
+    /* subject from the request as the profile allows, key as requested */
+    name_is(cert, "dev-7");
+    assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(cert), k), 1);
+    assert_int_equal(X509_check_issued(f->e.op_issuing, cert), X509_V_OK);
+    tl = req_tid(f, 0, tid);
+    assert_int_equal(stenv_txn_state(&f->e, tid, tl), STORE_CMP_CONFIRMED);
+    /* the allow-listed device is not involved */
+    assert_int_equal(stenv_device_state(&f->e, DEV1, NULL), STORE_DEV_REGISTERED);
+    audit_names_ra(f, "cert.issue", "cmp:ra:ra=ra-all:dev-7", "ra-all");
+    audit_names_ra(f, "cert.confirm", "cmp:ra:ra=ra-all:*", "ra-all");
+    audit_intact(f);
+    X509_free(cert);
+    EVP_PKEY_free(k);
+}
+
+/* The certConf's audit row names the device as the ir's row does
+ * ("cmp:ra:ra=<name>:<device>", README "RA mode"): both by
+ * device_id_attr or CN (srv_label_from_name), not by the whole subject. */
+static void test_ra_certconf_audit_names_device(void **state)
+{
+    struct fx *f = *state;
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+
+    f->l.alias = "ra";
+    assert_true(run_op(f, OP_IR, &f->e.ra[STENV_RA_ALL], k, "dev-7", NULL,
+                       NULL));
+    audit_names_ra(f, "cert.issue", "cmp:ra:ra=ra-all:dev-7", "ra-all");
+    audit_names_ra(f, "cert.confirm", "cmp:ra:ra=ra-all:dev-7", "ra-all");
+    EVP_PKEY_free(k);
+}
+
+static void test_ra_cr(void **state)
+{
+    struct fx *f = *state;
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    struct stenv_rsp r;
+    X509 *cert = NULL;
+
+    f->l.alias = "ra";
+    assert_true(run_op(f, OP_CR, &f->e.ra[STENV_RA_ALL], k, "dev-8", NULL,
+                       &cert));
+    expect_answer(f, 0, CMP_BODY_CP, &r);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(stenv_cert_status(&f->e, r.cert, r.cert_len, NULL, NULL,
+                                       NULL), STORE_CERT_VALID);
+    stenv_rsp_clear(&r);
+    expect_answer(f, 1, CMP_BODY_PKICONF, &r);
+    stenv_rsp_clear(&r);
+    name_is(cert, "dev-8");
+    audit_names_ra(f, "cert.issue", "cmp:ra:ra=ra-all:dev-8", "ra-all");
+    X509_free(cert);
+    EVP_PKEY_free(k);
+}
+
+static void test_ra_p10cr(void **state)
+{
+    struct fx *f = *state;
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    struct stenv_rsp r;
+    X509 *cert = NULL;
+
+    f->l.alias = "ra";
+    assert_true(run_op(f, OP_P10CR, &f->e.ra[STENV_RA_ALL], k, "dev-9", NULL,
+                       &cert));
+    expect_answer(f, 0, CMP_BODY_CP, &r);
+    assert_int_equal(stenv_cert_status(&f->e, r.cert, r.cert_len, NULL, NULL,
+                                       NULL), STORE_CERT_VALID);
+    stenv_rsp_clear(&r);
+    expect_answer(f, 1, CMP_BODY_PKICONF, &r);
+    stenv_rsp_clear(&r);
+    name_is(cert, "dev-9");
+    assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(cert), k), 1);
+    audit_names_ra(f, "cert.issue", "cmp:ra:ra=ra-all:dev-9", "ra-all");
+    X509_free(cert);
+    EVP_PKEY_free(k);
+}
+
+/* kur on behalf of a device: oldCertID names its certificate (OpenSSL's
+ * client sets it from the old certificate); subject kept, new key, the old
+ * certificate revoked (superseded) on certConf. */
+static void test_ra_kur_certconf(void **state)
+{
+    struct fx *f = *state;
+    EVP_PKEY *k2 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    struct stenv_rsp r;
+    unsigned char tid[64];
+    size_t tl;
+    int reason = -1;
+    X509 *cert = NULL;
+
+    ra_enroll(f, STENV_RA_ALL, "dev-7");
+    f->l.alias = "ra";
+    assert_true(run_op(f, OP_KUR, &f->e.ra[STENV_RA_ALL], k2, NULL, f->op.cert,
+                       &cert));
+    expect_answer(f, 0, CMP_BODY_KUP, &r);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(stenv_cert_status(&f->e, r.cert, r.cert_len, NULL, NULL,
+                                       NULL), STORE_CERT_VALID);
+    stenv_rsp_clear(&r);
+    expect_answer(f, 1, CMP_BODY_PKICONF, &r);
+    stenv_rsp_clear(&r);
+    assert_int_equal(X509_NAME_cmp(X509_get_subject_name(cert),
+                                   X509_get_subject_name(f->op.cert)), 0);
+    assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(cert), k2), 1);
+    assert_int_equal(cert_state(f, f->op.cert, &reason), STORE_CERT_REVOKED);
+    assert_int_equal(reason, CRL_REASON_SUPERSEDED);
+    tl = req_tid(f, 0, tid);
+    assert_int_equal(stenv_txn_state(&f->e, tid, tl), STORE_CMP_CONFIRMED);
+    audit_names_ra(f, "cert.issue", "cmp:ra:ra=ra-all:dev-7", "ra-all");
+    audit_intact(f);
+    X509_free(cert);
+    EVP_PKEY_free(k2);
+}
+
+/* rr signed with the RA's own key naming the device's certificate (RFC
+ * 9483 5.3.2). */
+static void test_ra_rr(void **state)
+{
+    struct fx *f = *state;
+    struct stenv_rsp r;
+    unsigned char tid[64];
+    size_t tl;
+    int reason = -1;
+
+    ra_enroll(f, STENV_RA_ALL, "dev-8");
+    f->l.alias = "ra";
+    assert_true(run_op(f, OP_RR, &f->e.ra[STENV_RA_ALL], NULL, NULL,
+                       f->op.cert, NULL));
+    assert_int_equal(f->l.nreq, 1);
+    expect_answer(f, 0, CMP_BODY_RP, &r);
+    assert_int_equal(r.status, 0);
+    stenv_rsp_clear(&r);
+    assert_int_equal(cert_state(f, f->op.cert, &reason), STORE_CERT_REVOKED);
+    assert_int_equal(reason, CRL_REASON_KEY_COMPROMISE);
+    tl = req_tid(f, 0, tid);
+    assert_int_equal(stenv_txn_state(&f->e, tid, tl), STORE_CMP_CLOSED);
+    assert_true(crl_lists(f, f->op.cert));
+    audit_intact(f);
+}
+
+/* raVerified from the RA allowed to assert it, on an alias accepting it. */
+static void test_ra_raverified(void **state)
+{
+    struct fx *f = *state;
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    struct stenv_rsp r;
+    CMP_MSG *m;
+    X509 *cert = NULL;
+
+    f->l.alias = "ra";
+    f->ra_verified = 1;
+    assert_true(run_op(f, OP_IR, &f->e.ra[STENV_RA_ALL], k, "dev-10", NULL,
+                       &cert));
+    /* it was raVerified that OpenSSL sent */
+    m = der_decode(f->l.req[0], f->l.req_len[0]);
+    assert_int_equal(sk_CMP_CERTREQMSG_value(m->body->value.ir, 0)->popo->type,
+                     0);
+    CMP_MSG_free(m);
+    expect_answer(f, 0, CMP_BODY_IP, &r);
+    assert_int_equal(r.status, 0);
+    stenv_rsp_clear(&r);
+    name_is(cert, "dev-10");
+    X509_free(cert);
+    EVP_PKEY_free(k);
+}
+
+/* The RA limited to ir may ir. */
+static void test_ra_limited_ir(void **state)
+{
+    struct fx *f = *state;
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+
+    f->l.alias = "ra";
+    assert_true(run_op(f, OP_IR, &f->e.ra[STENV_RA_IR], k, "dev-11", NULL,
+                       NULL));
+    audit_names_ra(f, "cert.issue", "cmp:ra:ra=ra-ir:dev-11", "ra-ir");
+    EVP_PKEY_free(k);
+}
+
+/* The RA attaches the device's original ir (origPKIMessage): verified and
+ * accepted. */
+static void test_ra_orig_pkimessage(void **state)
+{
+    struct fx *f = *state;
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    struct stenv_rsp r;
+    CMP_MSG *m;
+
+    capture_orig(f);
+    f->l.alias = "ra";
+    f->l.arg = f;
+    f->l.mutate = m_orig;
+    f->l.resign_key = f->e.ra[STENV_RA_ALL].key;
+    assert_true(run_op(f, OP_IR, &f->e.ra[STENV_RA_ALL], k, "dev-12", NULL,
+                       NULL));
+    m = der_decode(f->l.req[0], f->l.req_len[0]);
+    assert_int_equal(sk_CMP_ITAV_num(m->header->generalInfo), 1);
+    assert_int_equal(OBJ_obj2nid(sk_CMP_ITAV_value(m->header->generalInfo,
+                                                   0)->infoType),
+                     NID_id_it_origPKIMessage);
+    CMP_MSG_free(m);
+    expect_answer(f, 0, CMP_BODY_IP, &r);
+    assert_int_equal(r.status, 0);
+    stenv_rsp_clear(&r);
+    EVP_PKEY_free(k);
+}
+
+/* ---- nested: an RA forwards devices' own requests ---- */
+
+/* A device's vendor-signed ir and its certConf, each inside a single
+ * nested message by the RA: the plain inner answers; the device enrolled
+ * with every 3GPP check, the audit naming RA and device. */
+static void test_nested_ir_certconf(void **state)
+{
+    struct fx *f = *state;
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    struct stenv_rsp r;
+    unsigned char tid[64];
+    size_t tl;
+    X509 *cert = NULL;
+
+    f->l.alias = "ra";
+    f->l.wrap = &f->e.ra[STENV_RA_ALL];
+    assert_true(run_op(f, OP_IR, &f->dev, k, DEV1, NULL, &cert));
+    assert_int_equal(f->l.nreq, 2);
+    /* delivered: nested wrappers; answered: the plain ip and pkiConf */
+    assert_true(stenv_rsp_parse(f->l.req[0], f->l.req_len[0], &r));
+    assert_int_equal(r.body, CMP_BODY_NESTED);
+    assert_int_equal(r.nnested, 1);
+    stenv_rsp_clear(&r);
+    expect_answer(f, 0, CMP_BODY_IP, &r);
+    assert_int_equal(r.status, 0);
+    stenv_rsp_clear(&r);
+    expect_answer(f, 1, CMP_BODY_PKICONF, &r);
+    stenv_rsp_clear(&r);
+    assert_int_equal(stenv_device_state(&f->e, DEV1, NULL), STORE_DEV_ENROLLED);
+    /* the 3GPP profile made the subject from the vendor certificate */
+    name_is(cert, DEV1);
+    tl = req_tid(f, 0, tid);
+    assert_int_equal(stenv_txn_state(&f->e, tid, tl), STORE_CMP_CONFIRMED);
+    audit_names_ra(f, "cert.issue", "cmp:ra:ra=ra-all:" DEV1, "ra-all");
+    audit_intact(f);
+    X509_free(cert);
+    EVP_PKEY_free(k);
+}
+
+/* The device's certConf sent past the RA (unwrapped) is refused and
+ * changes nothing; the same certConf wrapped by the RA then confirms. */
+static void test_nested_certconf_rewrapped(void **state)
+{
+    struct fx *f = *state;
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    struct stenv_rsp r;
+    unsigned char after[32], *w = NULL, *rsp;
+    const unsigned char *one;
+    size_t wl = 0, rl = 0;
+
+    f->l.alias = "ra";
+    f->l.wrap = &f->e.ra[STENV_RA_ALL];
+    f->l.nowrap_at = 2;
+    f->l.snapshot_at = 2;
+    assert_false(run_op(f, OP_IR, &f->dev, k, DEV1, NULL, NULL));
+    assert_int_equal(f->l.nreq, 2);
+    expect_answer(f, 1, CMP_BODY_ERROR, &r);
+    assert_int_equal(r.failinfo, 1 << CMP_FAIL_NOT_AUTHORIZED);
+    stenv_rsp_clear(&r);
+    assert_true(stenv_store_digest(&f->e, after));
+    assert_memory_equal(f->l.snap, after, 32);
+    assert_int_equal(stenv_device_state(&f->e, DEV1, NULL), STORE_DEV_PENDING);
+    one = f->l.req[1];
+    assert_true(stenv_wrap(&f->e.ra[STENV_RA_ALL], 1, &one, &f->l.req_len[1], 1,
+                           &w, &wl));
+    rsp = deliver(f, "ra", w, wl, CMP_BODY_PKICONF, &r, &rl);
+    stenv_rsp_clear(&r);
+    free(rsp);
+    assert_int_equal(stenv_device_state(&f->e, DEV1, NULL), STORE_DEV_ENROLLED);
+    OPENSSL_free(w);
+    EVP_PKEY_free(k);
+}
+
+/* Three devices' irs in one batch, the third tampered: a nested answer
+ * with ip, ip and an error (badMessageCheck) in that order, every inner
+ * answer protected; two certificates issued. */
+static void test_nested_batch(void **state)
+{
+    struct fx *f = *state;
+    struct stenv_id d2, d3;
+    unsigned char *in[3], *w = NULL, *rsp, *one;
+    size_t inl[3], wl = 0, rl = 0, ol = 0, a, b;
+    unsigned char ta[64], tb[64];
+    struct stenv_rsp r;
+    CMP_MSG *m;
+    long before;
+    int i;
+
+    assert_true(stenv_device(&f->e, DEV2, 0, 1, &d2));
+    assert_true(stenv_device(&f->e, DEV3, 0, 1, &d3));
+    capture_ir(f, &f->dev, DEV1, &in[0], &inl[0]);
+    capture_ir(f, &d2, DEV2, &in[1], &inl[1]);
+    capture_ir(f, &d3, DEV3, &in[2], &inl[2]);
+    m = der_decode(in[2], inl[2]);
+    ((unsigned char *)ASN1_STRING_get0_data(m->protection))[4] ^= 0x20;
+    der_replace(&in[2], &inl[2], m, NULL);
+    assert_true(stenv_wrap(&f->e.ra[STENV_RA_ALL], 0,
+                           (const unsigned char *const *)in, inl, 3, &w, &wl));
+    before = stenv_cert_count(&f->e, -1);
+    rsp = deliver(f, "ra", w, wl, CMP_BODY_NESTED, &r, &rl);
+    assert_int_equal(r.nnested, 3);
+    stenv_rsp_clear(&r);
+    for (i = 0; i < 3; i++) {
+        assert_true(stenv_nested_get(rsp, rl, i, &one, &ol));
+        assert_true(stenv_rsp_parse(one, ol, &r));
+        print_message("# inner answer %d: %s status %d failInfo 0x%x\n", i,
+                      cmp_body_type_name(r.body), r.status, r.failinfo);
+        assert_int_equal(r.body, i < 2 ? CMP_BODY_IP : CMP_BODY_ERROR);
+        if (i < 2)
+            assert_int_equal(r.status, 0);
+        else
+            assert_int_equal(r.failinfo, 1 << CMP_FAIL_BAD_MESSAGE_CHECK);
+        assert_true(r.signed_);
+        assert_true(stenv_rsp_verified(&f->e, one, ol));
+        /* in order: answer i belongs to request i */
+        a = stenv_msg_tid(one, ol, ta);
+        b = stenv_msg_tid(in[i], inl[i], tb);
+        assert_int_equal(a, b);
+        assert_memory_equal(ta, tb, a);
+        stenv_rsp_clear(&r);
+        free(one);
+    }
+    assert_int_equal(stenv_cert_count(&f->e, -1), before + 2);
+    assert_int_equal(stenv_device_state(&f->e, DEV1, NULL), STORE_DEV_PENDING);
+    assert_int_equal(stenv_device_state(&f->e, DEV2, NULL), STORE_DEV_PENDING);
+    assert_int_equal(stenv_device_state(&f->e, DEV3, NULL), STORE_DEV_REGISTERED);
+    audit_intact(f);
+    free(rsp);
+    OPENSSL_free(w);
+    for (i = 0; i < 3; i++)
+        free(in[i]);
+    stenv_id_clear(&d2);
+    stenv_id_clear(&d3);
+}
+
+/* A refused wrapper |w|: a signed error with |bit|, nothing changed. */
+static void nested_refused(struct fx *f, const char *alias,
+                           const unsigned char *w, size_t wl, int bit)
+{
+    unsigned char d1[32], d2[32], *rsp;
+    struct stenv_rsp r;
+    size_t rl = 0;
+
+    assert_true(stenv_store_digest(&f->e, d1));
+    rsp = deliver(f, alias, w, wl, CMP_BODY_ERROR, &r, &rl);
+    if (r.failinfo != 1 << bit)
+        print_message("# failInfo 0x%x, wanted 0x%x\n", r.failinfo, 1 << bit);
+    assert_int_equal(r.failinfo, 1 << bit);
+    assert_int_equal(r.status, OSSL_CMP_PKISTATUS_rejection);
+    stenv_rsp_clear(&r);
+    free(rsp);
+    assert_true(stenv_store_digest(&f->e, d2));
+    assert_memory_equal(d1, d2, 32);
+}
+
+/* A batch of DEV1's and DEV2's irs, DEV2's given DEV1's transactionID
+ * (|nonce| = 0) or senderNonce (1). */
+static void nested_batch_duplicate(struct fx *f, int nonce)
+{
+    unsigned char *in[2], *w = NULL;
+    size_t inl[2], wl = 0;
+    CMP_MSG *m0, *m1;
+    int i;
+
+    assert_true(stenv_device(&f->e, DEV2, 0, 1, &f->other));
+    capture_ir(f, &f->dev, DEV1, &in[0], &inl[0]);
+    capture_ir(f, &f->other, DEV2, &in[1], &inl[1]);
+    m0 = der_decode(in[0], inl[0]);
+    m1 = der_decode(in[1], inl[1]);
+    if (nonce)
+        assert_true(ASN1_STRING_copy(m1->header->senderNonce,
+                                     m0->header->senderNonce));
+    else
+        assert_true(ASN1_STRING_copy(m1->header->transactionID,
+                                     m0->header->transactionID));
+    CMP_MSG_free(m0);
+    der_replace(&in[1], &inl[1], m1, f->other.key);
+    assert_true(stenv_wrap(&f->e.ra[STENV_RA_ALL], 0,
+                           (const unsigned char *const *)in, inl, 2, &w, &wl));
+    nested_refused(f, "ra", w, wl, nonce ? CMP_FAIL_BAD_SENDER_NONCE
+                                         : CMP_FAIL_TRANSACTION_ID_IN_USE);
+    OPENSSL_free(w);
+    for (i = 0; i < 2; i++)
+        free(in[i]);
+}
+
+static void test_nested_batch_duplicate_tid(void **state)
+{
+    nested_batch_duplicate(*state, 0);
+}
+
+static void test_nested_batch_duplicate_nonce(void **state)
+{
+    nested_batch_duplicate(*state, 1);
+}
+
+/* A nested message inside a nested message: badRequest, single or
+ * batch. */
+static void test_nested_depth2(void **state)
+{
+    struct fx *f = *state;
+    unsigned char *in = NULL, *w1 = NULL, *w2 = NULL, *both[2];
+    const unsigned char *p;
+    size_t inl = 0, l1 = 0, l2 = 0, bl[2];
+
+    capture_ir(f, &f->dev, DEV1, &in, &inl);
+    p = in;
+    assert_true(stenv_wrap(&f->e.ra[STENV_RA_ALL], 1, &p, &inl, 1, &w1, &l1));
+    p = w1;
+    assert_true(stenv_wrap(&f->e.ra[STENV_RA_ALL], 1, &p, &l1, 1, &w2, &l2));
+    nested_refused(f, "ra", w2, l2, CMP_FAIL_BAD_REQUEST);
+    OPENSSL_free(w2);
+    w2 = NULL;
+    both[0] = in;
+    both[1] = w1;
+    bl[0] = inl;
+    bl[1] = l1;
+    assert_true(stenv_wrap(&f->e.ra[STENV_RA_ALL], 0,
+                           (const unsigned char *const *)both, bl, 2, &w2, &l2));
+    nested_refused(f, "ra", w2, l2, CMP_FAIL_BAD_REQUEST);
+    assert_int_equal(stenv_device_state(&f->e, DEV1, NULL), STORE_DEV_REGISTERED);
+    free(in);
+    OPENSSL_free(w1);
+    OPENSSL_free(w2);
+}
+
 /* ---- refusals: one table row each ---- */
 
 enum who { WHO_DEVICE, WHO_UNKNOWN, WHO_ROGUE, WHO_MAC, WHO_OPERATOR,
-           WHO_DEV2, WHO_EXPIRED };
+           WHO_DEV2, WHO_EXPIRED, WHO_RA };
 enum prep { PREP_NONE, PREP_ENROLLED, PREP_REVOKED, PREP_OTHER_TXN,
-            PREP_DISABLED, PREP_ENROLLED_DISABLED };
+            PREP_DISABLED, PREP_ENROLLED_DISABLED,
+            PREP_RA_ENROLLED,       /* STENV_RA_ALL got RADEV a certificate
+                                     * (f->op) on alias ra */
+            PREP_RA_REVOKED };      /* ... and revoked it again */
 
 struct refusal {
     const char *name;
@@ -1190,6 +1807,14 @@ struct refusal {
                                  * transaction ends, the certificate is
                                  * revoked at once and DEV1 registered
                                  * again (instead of "nothing changed") */
+    const char *alias;          /* NULL: the 3gpp alias */
+    int ra;                     /* WHO_RA: which (enum stenv_ra) */
+    int ra_verified;            /* ask for raVerified POP (OpenSSL's
+                                 * OSSL_CRMF_POPO_RAVERIFIED) */
+    int wrap;                   /* 1 + enum stenv_ra: every request goes
+                                 * inside a single nested message by
+                                 * that RA; 0 none */
+    int nowrap;                 /* ... except request |at| */
 };
 
 static ASN1_BIT_STRING *popo_sig(CMP_MSG *m)
@@ -1418,6 +2043,93 @@ static int m_hashalg_sha1(struct stenv_link *l, CMP_MSG *m, int i)
     return certconf_hashalg(l, m, "SHA1", NID_sha1);
 }
 
+/* Adds origPKIMessage (id-it 15, RFC 9483 5.2.3.2) to the header: the
+ * device's original ir f->orig, its signature broken if |tamper|. */
+static int add_orig(struct fx *f, CMP_MSG *m, int tamper)
+{
+    CMP_MSG *o = NULL;
+    unsigned char *enc = NULL, *buf = NULL, *p;
+    size_t elen = 0;
+    ASN1_STRING *seq = NULL;
+    ASN1_TYPE *t = NULL;
+    CMP_ITAV *itav;
+    int total, ok = 0;
+
+    if (f->orig == NULL
+        || cmp_msg_decode(f->orig, f->orig_len, NULL, &o) != CMP_R_OK)
+        return 0;
+    if (tamper) {
+        unsigned char *d = (unsigned char *)ASN1_STRING_get0_data(o->protection);
+
+        d[ASN1_STRING_length(o->protection) / 2] ^= 0x10;
+    }
+    if (!cmp_msg_encode(o, &enc, &elen))
+        goto end;
+    /* PKIMessages ::= SEQUENCE OF PKIMessage */
+    total = ASN1_object_size(1, (int)elen, V_ASN1_SEQUENCE);
+    if (total <= 0 || (buf = malloc((size_t)total)) == NULL)
+        goto end;
+    p = buf;
+    ASN1_put_object(&p, 1, (int)elen, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
+    memcpy(p, enc, elen);
+    if ((seq = ASN1_STRING_new()) == NULL || !ASN1_STRING_set(seq, buf, total)
+        || (t = ASN1_TYPE_new()) == NULL)
+        goto end;
+    ASN1_TYPE_set(t, V_ASN1_SEQUENCE, seq);
+    seq = NULL;
+    if ((itav = cmp_itav_new(NID_id_it_origPKIMessage, t)) == NULL)
+        goto end;
+    t = NULL;
+    if (m->header->generalInfo == NULL
+        && (m->header->generalInfo = sk_CMP_ITAV_new_null()) == NULL) {
+        CMP_ITAV_free(itav);
+        goto end;
+    }
+    ok = sk_CMP_ITAV_push(m->header->generalInfo, itav) > 0;
+ end:
+    ASN1_STRING_free(seq);
+    ASN1_TYPE_free(t);
+    free(buf);
+    OPENSSL_free(enc);
+    CMP_MSG_free(o);
+    return ok;
+}
+
+static int m_orig(struct stenv_link *l, CMP_MSG *m, int i)
+{
+    if (i != 0) {
+        l->no_resign = 1;
+        return 1;
+    }
+    return add_orig(l->arg, m, 0);
+}
+
+static int m_orig_bad(struct stenv_link *l, CMP_MSG *m, int i)
+{
+    return add_orig(l->arg, m, 1);
+}
+
+/* kur without its controls (so without oldCertID). */
+static int m_no_controls(struct stenv_link *l, CMP_MSG *m, int i)
+{
+    CMP_CERTREQMSG *crm = sk_CMP_CERTREQMSG_value(m->body->value.kur, 0);
+
+    sk_CMP_ITAV_pop_free(crm->certReq->controls, CMP_ITAV_free);
+    crm->certReq->controls = NULL;
+    return 1;
+}
+
+/* The request goes unchanged, but wrapped by another authorised RA of
+ * the alias (STENV_RA_IR) than the session's wrapper. */
+static int m_wrap_other_ra(struct stenv_link *l, CMP_MSG *m, int i)
+{
+    struct fx *f = l->arg;
+
+    l->wrap = &f->e.ra[STENV_RA_IR];
+    l->no_resign = 1;
+    return 1;
+}
+
 /* Calls the row's mutator for its request only; the others go as OpenSSL
  * made them. */
 static int case_mutate(struct stenv_link *l, CMP_MSG *m, int i)
@@ -1571,6 +2283,115 @@ static const struct refusal refusals[] = {
     { .name = "genm_wrong_vendor_ca",
       .prep = PREP_NONE, .who = WHO_ROGUE, .op = OP_GENM,
       .fail_bit = B(SIGNER_NOT_TRUSTED) },
+    /* the ra alias: RAs that must be refused (README "RA mode") */
+    { .name = "ra_unregistered",
+      .alias = "ra", .who = WHO_RA, .ra = STENV_RA_UNREG, .op = OP_IR,
+      .fail_bit = B(SIGNER_NOT_TRUSTED) },
+    { .name = "ra_revoked_cert",
+      .alias = "ra", .who = WHO_RA, .ra = STENV_RA_REVOKED, .op = OP_IR,
+      .fail_bit = B(SIGNER_NOT_TRUSTED) },
+    { .name = "ra_disabled",
+      .alias = "ra", .who = WHO_RA, .ra = STENV_RA_OFF, .op = OP_IR,
+      .fail_bit = B(NOT_AUTHORIZED) },
+    { .name = "ra_other_alias",
+      .alias = "ra", .who = WHO_RA, .ra = STENV_RA_ELSEWHERE, .op = OP_IR,
+      .fail_bit = B(NOT_AUTHORIZED) },
+    { .name = "ra_other_profile",
+      .alias = "ra", .who = WHO_RA, .ra = STENV_RA_PROFILE, .op = OP_IR,
+      .fail_bit = B(NOT_AUTHORIZED) },
+    { .name = "ra_op_not_allowed_cr",
+      .alias = "ra", .who = WHO_RA, .ra = STENV_RA_IR, .op = OP_CR,
+      .fail_bit = B(NOT_AUTHORIZED) },
+    { .name = "ra_op_not_allowed_p10cr",
+      .alias = "ra", .who = WHO_RA, .ra = STENV_RA_IR, .op = OP_P10CR,
+      .fail_bit = B(NOT_AUTHORIZED) },
+    { .name = "ra_op_not_allowed_kur",
+      .alias = "ra", .prep = PREP_RA_ENROLLED, .who = WHO_RA,
+      .ra = STENV_RA_IR, .op = OP_KUR, .fail_bit = B(NOT_AUTHORIZED) },
+    { .name = "ra_op_not_allowed_rr",
+      .alias = "ra", .prep = PREP_RA_ENROLLED, .who = WHO_RA,
+      .ra = STENV_RA_IR, .op = OP_RR, .fail_bit = B(NOT_AUTHORIZED) },
+    { .name = "ra_raverified_not_allowed",
+      .alias = "ra", .who = WHO_RA, .ra = STENV_RA_IR, .op = OP_IR,
+      .ra_verified = 1, .fail_bit = B(BAD_POP), .body = CMP_BODY_IP },
+    { .name = "ra_raverified_alias_refuses",
+      .alias = "ra2", .who = WHO_RA, .ra = STENV_RA_ALL, .op = OP_IR,
+      .ra_verified = 1, .fail_bit = B(BAD_POP), .body = CMP_BODY_IP },
+    { .name = "ra_raverified_revoked_ra",
+      .alias = "ra", .who = WHO_RA, .ra = STENV_RA_REVOKED, .op = OP_IR,
+      .ra_verified = 1, .fail_bit = B(SIGNER_NOT_TRUSTED) },
+    { .name = "ra_bad_pop",
+      .alias = "ra", .who = WHO_RA, .ra = STENV_RA_ALL, .op = OP_IR,
+      .mutate = m_bad_pop, .fail_bit = B(BAD_POP), .body = CMP_BODY_IP },
+    { .name = "ra_tampered_signature",
+      .alias = "ra", .who = WHO_RA, .ra = STENV_RA_ALL, .op = OP_IR,
+      .mutate = m_flip_sig, .fail_bit = B(BAD_MESSAGE_CHECK) },
+    { .name = "ra_mac_protected",
+      .alias = "ra", .who = WHO_MAC, .op = OP_IR,
+      .fail_bit = B(WRONG_INTEGRITY) },
+    { .name = "ra_device_signs_itself",
+      .alias = "ra", .who = WHO_DEVICE, .op = OP_IR,
+      .fail_bit = B(SIGNER_NOT_TRUSTED) },
+    { .name = "ra_kur_no_oldcertid",
+      .alias = "ra", .prep = PREP_RA_ENROLLED, .who = WHO_RA,
+      .ra = STENV_RA_ALL, .op = OP_KUR, .mutate = m_no_controls,
+      .fail_bit = B(BAD_CERT_ID), .body = CMP_BODY_KUP },
+    { .name = "ra_kur_revoked_cert",
+      .alias = "ra", .prep = PREP_RA_REVOKED, .who = WHO_RA,
+      .ra = STENV_RA_ALL, .op = OP_KUR, .fail_bit = B(CERT_REVOKED),
+      .body = CMP_BODY_KUP },
+    { .name = "ra_rr_revoked_cert",
+      .alias = "ra", .prep = PREP_RA_REVOKED, .who = WHO_RA,
+      .ra = STENV_RA_ALL, .op = OP_RR, .fail_bit = B(CERT_REVOKED),
+      .body = CMP_BODY_RP },
+    { .name = "ra_rr_other_issuer",
+      .alias = "ra", .prep = PREP_RA_ENROLLED, .who = WHO_RA,
+      .ra = STENV_RA_ALL, .op = OP_RR, .old_is_vendor = 1,
+      .fail_bit = B(BAD_CERT_ID), .body = CMP_BODY_RP },
+    { .name = "ra_certconf_other_ra",
+      .alias = "ra", .who = WHO_RA, .ra = STENV_RA_ALL, .op = OP_IR,
+      .at = 1, .mutate = m_other_signer, .fail_bit = B(NOT_AUTHORIZED) },
+    { .name = "ra_orig_pkimessage_tampered",
+      .alias = "ra", .who = WHO_RA, .ra = STENV_RA_ALL, .op = OP_IR,
+      .mutate = m_orig_bad, .fail_bit = B(BAD_MESSAGE_CHECK) },
+    /* devices' own requests forwarded by an RA in nested messages */
+    { .name = "nested_by_unregistered_ra",
+      .alias = "ra", .who = WHO_DEVICE, .op = OP_IR,
+      .wrap = 1 + STENV_RA_UNREG, .fail_bit = B(SIGNER_NOT_TRUSTED) },
+    { .name = "nested_by_ra_of_other_alias",
+      .alias = "ra", .who = WHO_DEVICE, .op = OP_IR,
+      .wrap = 1 + STENV_RA_ELSEWHERE, .fail_bit = B(NOT_AUTHORIZED) },
+    { .name = "nested_by_disabled_ra",
+      .alias = "ra", .who = WHO_DEVICE, .op = OP_IR,
+      .wrap = 1 + STENV_RA_OFF, .fail_bit = B(NOT_AUTHORIZED) },
+    { .name = "nested_by_revoked_ra",
+      .alias = "ra", .who = WHO_DEVICE, .op = OP_IR,
+      .wrap = 1 + STENV_RA_REVOKED, .fail_bit = B(SIGNER_NOT_TRUSTED) },
+    { .name = "nested_unknown_device",
+      .alias = "ra", .who = WHO_UNKNOWN, .op = OP_IR,
+      .wrap = 1 + STENV_RA_ALL, .fail_bit = B(NOT_AUTHORIZED) },
+    { .name = "nested_wrong_vendor_ca",
+      .alias = "ra", .who = WHO_ROGUE, .op = OP_IR,
+      .wrap = 1 + STENV_RA_ALL, .fail_bit = B(SIGNER_NOT_TRUSTED) },
+    { .name = "nested_inner_bad_pop",
+      .alias = "ra", .who = WHO_DEVICE, .op = OP_IR, .mutate = m_bad_pop,
+      .wrap = 1 + STENV_RA_ALL, .fail_bit = B(BAD_POP), .body = CMP_BODY_IP },
+    { .name = "nested_inner_tampered",
+      .alias = "ra", .who = WHO_DEVICE, .op = OP_IR, .mutate = m_flip_sig,
+      .wrap = 1 + STENV_RA_ALL, .fail_bit = B(BAD_MESSAGE_CHECK) },
+    { .name = "nested_certconf_unwrapped",
+      .alias = "ra", .who = WHO_DEVICE, .op = OP_IR, .at = 1,
+      .wrap = 1 + STENV_RA_ALL, .nowrap = 1, .fail_bit = B(NOT_AUTHORIZED) },
+    { .name = "nested_certconf_by_other_ra",
+      .alias = "ra", .who = WHO_DEVICE, .op = OP_IR, .at = 1,
+      .mutate = m_wrap_other_ra, .wrap = 1 + STENV_RA_ALL,
+      .fail_bit = B(NOT_AUTHORIZED) },
+    { .name = "nested_no_inner_mode",
+      .alias = "ra2", .who = WHO_DEVICE, .op = OP_IR,
+      .wrap = 1 + STENV_RA_ALL, .fail_bit = B(SIGNER_NOT_TRUSTED) },
+    { .name = "nested_in_3gpp_alias",
+      .who = WHO_DEVICE, .op = OP_IR,
+      .wrap = 1 + STENV_RA_ALL, .fail_bit = B(BAD_REQUEST) },
 };
 #undef B
 
@@ -1638,14 +2459,31 @@ static void run_refusal(void **state)
         assert_true(run_op(f, OP_RR, &f->op, NULL, NULL, f->op.cert, NULL));
         stenv_link_reset(&f->l);
     }
+    if (rc->prep == PREP_RA_ENROLLED || rc->prep == PREP_RA_REVOKED)
+        ra_enroll(f, STENV_RA_ALL, RADEV);
+    if (rc->prep == PREP_RA_REVOKED) {
+        f->l.alias = "ra";
+        assert_true(run_op(f, OP_RR, &f->e.ra[STENV_RA_ALL], NULL, NULL,
+                           f->op.cert, NULL));
+        f->l.alias = NULL;
+        stenv_link_reset(&f->l);
+    }
+    if (rc->mutate == m_orig_bad)
+        capture_orig(f);
     if (rc->prep == PREP_OTHER_TXN) {   /* DEV2 enrolls; its tid is kept */
         assert_true(stenv_device(&f->e, DEV2, 0, 1, &f->other));
         assert_true(run_op(f, OP_IR, &f->other, k, DEV2, NULL, NULL));
         f->saved_tid_len = req_tid(f, 0, f->saved_tid);
         stenv_link_reset(&f->l);
     }
-    if (rc->mutate == m_other_signer)
+    if (rc->mutate == m_other_signer && rc->who == WHO_RA) {
+        /* another RA authorised on the alias */
+        assert_true(stenv_id_set(&f->other, f->e.ra[STENV_RA_IR].cert,
+                                 f->e.ra[STENV_RA_IR].key));
+        f->other.chain = cmp_testpki_stack(f->e.op_issuing, NULL);
+    } else if (rc->mutate == m_other_signer) {
         assert_true(stenv_device(&f->e, DEV2, 0, 1, &f->other));
+    }
     switch (rc->who) {
     case WHO_DEVICE: id = &f->dev; break;
     case WHO_OPERATOR: id = &f->op; cn = rc->cn; break;
@@ -1669,7 +2507,15 @@ static void run_refusal(void **state)
         assert_true(stenv_device(&f->e, DEV1, 1, 0, &rogue));
         id = &rogue;
         break;
+    case WHO_RA:        /* an RA asks for RADEV (kur: keeps the subject) */
+        id = &f->e.ra[rc->ra];
+        cn = rc->op == OP_KUR ? rc->cn : rc->cn != NULL ? rc->cn : RADEV;
+        break;
     }
+    f->l.alias = rc->alias;
+    f->l.wrap = rc->wrap != 0 ? &f->e.ra[rc->wrap - 1] : NULL;
+    f->l.nowrap_at = rc->nowrap ? rc->at + 1 : 0;
+    f->ra_verified = rc->ra_verified;
     f->l.arg = f;
     f->l.mutate = rc->mutate != NULL ? case_mutate : NULL;
     f->l.resign_key = id != NULL ? id->key : NULL;
@@ -1692,7 +2538,7 @@ static void run_refusal(void **state)
         assert_memory_not_equal(f->l.snap, after, 32);
         assert_int_equal(stenv_device_state(&f->e, DEV1, NULL),
                          STORE_DEV_REGISTERED);
-        assert_int_equal(count_revoked(f), 1);
+        assert_int_equal(count_revoked(f), 1 + RA_REVOKED_CERTS);
     } else {
         assert_memory_equal(f->l.snap, after, 32);
     }
@@ -1783,6 +2629,21 @@ int main(void)
         T(test_certconf_too_late),
         T(test_reload_vendors),
         T(test_transport_errors),
+        T(test_ra_ir_certconf),
+        T(test_ra_certconf_audit_names_device),
+        T(test_ra_cr),
+        T(test_ra_p10cr),
+        T(test_ra_kur_certconf),
+        T(test_ra_rr),
+        T(test_ra_raverified),
+        T(test_ra_limited_ir),
+        T(test_ra_orig_pkimessage),
+        T(test_nested_ir_certconf),
+        T(test_nested_certconf_rewrapped),
+        T(test_nested_batch),
+        T(test_nested_batch_duplicate_tid),
+        T(test_nested_batch_duplicate_nonce),
+        T(test_nested_depth2),
     };
 #undef T
     enum { NREF = sizeof(refusals) / sizeof(refusals[0]) };
