@@ -9,6 +9,7 @@
 #include "cmp/cmp_build.h"
 #include "util/log.h"
 #include "util/metrics.h"
+#include "util/x509_der.h"
 
 #include <jansson.h>
 #include <openssl/crypto.h>
@@ -173,10 +174,12 @@ static void srv_confirm_label(struct srv_ctx *ctx, STORE_TX *tx,
                               int64_t cert_id)
 {
     struct store_cert *rec = NULL;
+    X509 *x = NULL;
 
-    if (store_cert_get(tx, cert_id, &rec) == STORE_OK && rec->subject != NULL)
-        snprintf(ctx->device_label, sizeof(ctx->device_label), "%s",
-                 rec->subject);
+    if (store_cert_get(tx, cert_id, &rec) == STORE_OK
+        && (x = x509_der_get1(rec->der, rec->der_len)) != NULL)
+        srv_label_from_name(ctx, X509_get_subject_name(x));
+    X509_free(x);
     store_cert_free(rec);
 }
 

@@ -336,13 +336,8 @@ enum cmp_reason srv_enroll(struct srv_ctx *ctx, CMP_MSG **rsp_out)
         goto end;
     /* a request made for a device the store does not know (an RA's)
      * is named by its subject */
-    if (ctx->device_label[0] == '\0' && cr.subject != NULL
-        && !srv_name_attr(cr.subject, a->device_id_nid, ctx->device_label,
-                          sizeof(ctx->device_label))
-        && !srv_name_attr(cr.subject, NID_commonName, ctx->device_label,
-                          sizeof(ctx->device_label)))
-        X509_NAME_oneline(cr.subject, ctx->device_label,
-                          sizeof(ctx->device_label));
+    if (ctx->device_label[0] == '\0')
+        srv_label_from_name(ctx, cr.subject);
     /* issue (outside the store transaction: signing needs no lock) */
     memset(&vars, 0, sizeof(vars));
     vars.base.vendor = ctx->vendor_cert != NULL

@@ -10,6 +10,7 @@
 #include "util/log.h"
 
 #include <openssl/err.h>
+#include <openssl/objects.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -170,6 +171,17 @@ int srv_name_attr(const X509_NAME *name, int nid, char *buf, size_t len)
     buf[n] = '\0';
     OPENSSL_free(utf8);
     return 1;
+}
+
+void srv_label_from_name(struct srv_ctx *ctx, const X509_NAME *name)
+{
+    if (name == NULL)
+        return;
+    if (!srv_name_attr(name, ctx->alias->device_id_nid, ctx->device_label,
+                       sizeof(ctx->device_label))
+        && !srv_name_attr(name, NID_commonName, ctx->device_label,
+                          sizeof(ctx->device_label)))
+        X509_NAME_oneline(name, ctx->device_label, sizeof(ctx->device_label));
 }
 
 void srv_requester_clear(struct srv_requester *rq)

@@ -228,6 +228,9 @@ int srv_revoke_in_tx(struct srv_ctx *ctx, STORE_TX *tx, int64_t cert_id,
                      int reason, const char *why);
 /* Reads attribute |nid| of |name| as UTF-8 into |buf|. Returns 1 or 0. */
 int srv_name_attr(const X509_NAME *name, int nid, char *buf, size_t len);
+/* Names a device the store does not know (an RA's request) by |name|:
+ * its device_id_attr, else its CN, else the whole name. */
+void srv_label_from_name(struct srv_ctx *ctx, const X509_NAME *name);
 /* Frees what the requester holds and zeroes it. */
 void srv_requester_clear(struct srv_requester *rq);
 
