@@ -31,6 +31,9 @@ struct ca_load_opts {
     const char *signer_pass;    /* same for the CMP signer key */
     int skip_key;               /* 1: do not load the CA key (listing) */
     int skip_cmp_signer;        /* 1: do not load a separate CMP signer key */
+    int ocsp_signer;            /* 1: also load the delegated OCSP signer
+                                 * named by [ca NAME] ocsp_signer_cert and
+                                 * ocsp_signer_key (if set) */
 };
 
 /* Result of loading; the CLI maps it to an exit code. */
@@ -47,7 +50,9 @@ enum ca_load_rc {
 /*
  * Loads CA |name| from |store|, reading the [ca NAME] section of |conf|
  * (may be NULL; keys: key_pass, signer_key_pass, pkcs11_module, pkcs11_pin,
- * crl_validity, digest). Parses the certificates, opens the keys (checking
+ * crl_validity, digest, ocsp_signer_cert, ocsp_signer_key,
+ * ocsp_signer_key_pass; relative paths are relative to the configuration
+ * file's directory). Parses the certificates, opens the keys (checking
  * they match), builds the chain and the cached extensions. Returns 1 and
  * sets *out, or 0 with a message in |err|.
  */
@@ -89,6 +94,10 @@ const CA_SIGNER *ca_get0_cmp_signer(const CA *ca);
 /* Returns the CMP signer certificate followed by the CA chain up to the
  * root, without duplicates: ready to use as extraCerts. */
 STACK_OF(X509) *ca_get0_cmp_chain(const CA *ca);
+/* Returns the delegated OCSP signer certificate and its signer, NULL
+ * unless loaded with opts->ocsp_signer and configured. */
+X509 *ca_get0_ocsp_signer_cert(const CA *ca);
+const CA_SIGNER *ca_get0_ocsp_signer(const CA *ca);
 /* Returns 1 if a separate CMP signer certificate is designated. */
 int ca_has_separate_cmp_signer(const CA *ca);
 /* Returns the CRL validity (nextUpdate - thisUpdate) in seconds. */

@@ -457,7 +457,7 @@ static int signer_ctx_init(const CA_SIGNER *s, EVP_MD_CTX *ctx)
 
 /* Runs one signing operation under the token lock when needed. */
 enum signer_op { SIGNER_X509, SIGNER_CRL, SIGNER_ITEM, SIGNER_DATA,
-                 SIGNER_BUF };
+                 SIGNER_BUF, SIGNER_OCSP };
 
 struct signer_job {
     enum signer_op op;
@@ -470,6 +470,9 @@ struct signer_job {
     unsigned char **out;
     unsigned char *buf;
     size_t *outlen;
+    X509 *cert;                 /* SIGNER_OCSP: the responder certificate */
+    STACK_OF(X509) *certs;      /* SIGNER_OCSP: extra certificates */
+    unsigned long flags;        /* SIGNER_OCSP: OCSP_basic_sign flags */
 };
 
 static int signer_run(const CA_SIGNER *s, struct signer_job *j)
@@ -509,6 +512,9 @@ static int signer_run(const CA_SIGNER *s, struct signer_job *j)
         *j->outlen = len;
         ok = 1;
         break;
+    case SIGNER_OCSP:
+        ok = OCSP_basic_sign_ctx(j->obj, j->cert, ctx, j->certs, j->flags) > 0;
+        break;
     case SIGNER_BUF:
         /* the context signs once: no copy of the key context in Final */
         EVP_MD_CTX_set_flags(ctx, EVP_MD_CTX_FLAG_FINALISE);
@@ -544,6 +550,15 @@ int ca_signer_sign_item(const CA_SIGNER *s, const ASN1_ITEM *it,
 {
     struct signer_job j = { .op = SIGNER_ITEM, .obj = (void *)data, .it = it,
                             .alg1 = alg1, .alg2 = alg2, .sig = sig };
+
+    return signer_run(s, &j);
+}
+
+int ca_signer_sign_ocsp(const CA_SIGNER *s, OCSP_BASICRESP *bs, X509 *cert,
+                        STACK_OF(X509) *certs, unsigned long flags)
+{
+    struct signer_job j = { .op = SIGNER_OCSP, .obj = bs, .cert = cert,
+                            .certs = certs, .flags = flags };
 
     return signer_run(s, &j);
 }

@@ -8,6 +8,7 @@
 
 #include "conf/conf.h"
 #include "http/http.h"
+#include "ocsp/ocsp_pub.h"
 #include "server/server.h"
 #include "store/store.h"
 #include "util/log.h"
@@ -29,10 +30,17 @@ struct serve_opts {
     int threads;              /* overrides [server] threads; -1 = unset */
 };
 
+/* What the HTTP callbacks get: the CMP core and the revocation services. */
+struct serve_ctx {
+    SERVER *srv;
+    OCSP_PUB *pub;
+};
+
 /* Transport glue: bytes from the HTTP layer to the server core and back. */
 static void serve_handler(void *arg, const struct http_request *hreq,
                           struct http_response *hrsp)
 {
+    struct serve_ctx *ctx = arg;
     struct server_request req;
     struct server_response rsp;
 
@@ -42,7 +50,7 @@ static void serve_handler(void *arg, const struct http_request *hreq,
     req.len = hreq->body_len;
     req.reject_status = hreq->reject_status;
     req.peer = hreq->peer;
-    server_handle(arg, &req, &rsp);
+    server_handle(ctx->srv, &req, &rsp);
     hrsp->body = rsp.der;
     hrsp->body_len = rsp.len;
     hrsp->status = rsp.http_status;
@@ -52,7 +60,13 @@ static void serve_handler(void *arg, const struct http_request *hreq,
 
 static int serve_alias_known(void *arg, const char *alias)
 {
-    return server_has_alias(arg, alias);
+    return server_has_alias(((struct serve_ctx *)arg)->srv, alias);
+}
+
+/* The revocation services' lines of /metrics. */
+static size_t serve_metrics(void *arg, char *buf, size_t cap)
+{
+    return ocsp_pub_metrics(((struct serve_ctx *)arg)->pub, buf, cap);
 }
 
 /* Splits "host:port", "[v6]:port", ":port" or "port". Returns 1 or 0. */
@@ -180,6 +194,8 @@ static int cli_serve_run(const struct serve_opts *o)
     struct conf *conf = NULL;
     struct store *st = NULL;
     SERVER *srv = NULL;
+    OCSP_PUB *pub = NULL;
+    struct serve_ctx ctx;
     struct http_server *http = NULL;
     struct http_conf hc;
     sigset_t sigs;
@@ -200,6 +216,16 @@ static int cli_serve_run(const struct serve_opts *o)
         ret = CLI_CONFIG;
         goto end;
     }
+    if ((pub = ocsp_pub_new(conf, st, err, sizeof(err))) == NULL) {
+        fprintf(stderr, "cmpca: %s\n", err);
+        ret = CLI_CONFIG;
+        goto end;
+    }
+    ctx.srv = srv;
+    ctx.pub = pub;
+    hc.resource = ocsp_pub_handle;
+    hc.resource_arg = pub;
+    hc.metrics_extra = serve_metrics;
     if (conf_find(conf, "server", "") != NULL
         && !conf_check_used(conf, conf_find(conf, "server", ""), err,
                             sizeof(err))) {
@@ -215,7 +241,7 @@ static int cli_serve_run(const struct serve_opts *o)
     sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
-    if ((http = http_server_start(&hc, serve_handler, serve_alias_known, srv,
+    if ((http = http_server_start(&hc, serve_handler, serve_alias_known, &ctx,
                                   err, sizeof(err))) == NULL) {
         fprintf(stderr, "cmpca: %s\n", err);
         goto end;
@@ -245,11 +271,14 @@ static int cli_serve_run(const struct serve_opts *o)
         }
         if (server_sweep(srv, time(NULL)) < 0)
             log_msg(LOG_WARN, "sweeper: store unavailable");
+        if (ocsp_pub_refresh_crls(pub, time(NULL)) < 0)
+            log_msg(LOG_WARN, "crl refresh: store unavailable");
     }
     log_msg(LOG_INFO, "stopping: answering requests in flight");
     ret = CLI_OK;
  end:
     http_server_stop(http);
+    ocsp_pub_free(pub);
     server_free(srv);
     store_close(st);
     conf_free(conf);

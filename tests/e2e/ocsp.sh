@@ -1,0 +1,141 @@
+#!/bin/bash
+# End-to-end revocation services of `cmpca serve`: the OCSP responder with
+# the stock `openssl ocsp` client (good, revoked, unknown, with and without
+# nonce, CA-signed and delegated signer, the RFC 5019 GET form with curl),
+# malformed/truncated/oversized requests, CRL and CA certificate over HTTP
+# (`openssl verify -crl_check`), and device decommissioning.
+. "$(dirname "$0")/lib.sh"
+
+e2e_pki 300s 6
+cat >>"$T/cmpca.conf" <<EOF
+[ocsp]
+next_update = 1h
+max_age = 60s
+EOF
+srv_start main || { echo "Bail out! server did not start"; exit 1; }
+LOG=$T/main.log
+URL=http://127.0.0.1:$PORT
+openssl x509 -in "$T/oproot.pem" -out "$T/root.pem"
+
+# enroll N: ir+certConf of SN-00000N, operator certificate opN.pem
+enroll() {
+    newkey "k$1.key"
+    ocmp -cmd ir $(dev_args "SN-00000$1") -trusted oproot.pem -newkey "k$1.key" \
+        -subject "/CN=SN-00000$1" -certout "op$1.pem" >"$T/enroll$1.out" 2>&1
+}
+# ocsp OUT ARGS...: openssl ocsp against the responder, output to OUT
+ocsp() {
+    local out=$1; shift
+    (cd "$T" && timeout 30 openssl ocsp -url "$URL/ocsp" -issuer issuing.pem \
+        -CAfile root.pem -verify_other issuing.pem "$@") >"$T/$out" 2>&1
+}
+# has DESC FILE REGEX
+has() { if grep -Eq -- "$3" "$T/$2"; then ok "$1"; else nok "$1"; diag "$T/$2"; fi; }
+hasnt() { if grep -Eq -- "$3" "$T/$2"; then nok "$1"; diag "$T/$2"; else ok "$1"; fi; }
+# hexbody FILE: the file as hex
+hexbody() { od -An -tx1 "$T/$1" | tr -d ' \n'; }
+
+check "SN-000001 enrolled" enroll 1
+check "SN-000002 enrolled" enroll 2
+
+# ---- good, nonce, no nonce ------------------------------------------------
+ocsp o1.txt -cert op1.pem -resp_text
+has "openssl ocsp: fresh certificate is good" o1.txt "op1.pem: good"
+has "openssl ocsp: response verifies (CA-signed)" o1.txt "Response verify OK"
+has "nonce echoed" o1.txt "OCSP Nonce"
+hasnt "no nonce warning" o1.txt "WARNING"
+has "nextUpdate present" o1.txt "Next Update:"
+has "responder id by key" o1.txt "Responder Id: [0-9A-F]{40}"
+ocsp o2.txt -cert op1.pem -no_nonce -resp_text
+has "without nonce: good" o2.txt "op1.pem: good"
+hasnt "without nonce: no nonce in the response" o2.txt "OCSP Nonce"
+
+# ---- revoked, unknown -----------------------------------------------------
+s1=$(serial_of op1.pem)
+check "cmpca cert revoke (keyCompromise)" cli cert revoke --ca issuing --serial "$s1" --reason keyCompromise
+ocsp o3.txt -cert op1.pem
+has "after revoke: revoked at once" o3.txt "op1.pem: revoked"
+has "revocation reason" o3.txt "Reason: keyCompromise"
+has "revocation time" o3.txt "Revocation Time:"
+ocsp o4.txt -serial 0x1234567890abcdef
+has "foreign serial: unknown" o4.txt ": unknown"
+ocsp o5.txt -cert op1.pem -cert op2.pem
+has "two CertIDs: first revoked" o5.txt "op1.pem: revoked"
+has "two CertIDs: second good" o5.txt "op2.pem: good"
+
+# ---- GET form (RFC 5019) with curl ------------------------------------------
+(cd "$T" && openssl ocsp -issuer issuing.pem -cert op2.pem -no_nonce -reqout req2.der) >/dev/null 2>&1
+b64=$(base64 -w0 "$T/req2.der" | python3 -c 'import sys,urllib.parse; print(urllib.parse.quote(sys.stdin.read().strip(), safe=""))')
+h=$(curl -s --max-time 10 -D "$T/get.hdr" -o "$T/get.der" -w '%{http_code}' "$URL/ocsp/$b64")
+is "GET /ocsp/<base64>: 200" "$h" 200
+has "GET: Content-Type application/ocsp-response" get.hdr "Content-Type: application/ocsp-response"
+has "GET: Cache-Control max-age from the configuration" get.hdr "Cache-Control: max-age=60"
+(cd "$T" && openssl ocsp -respin get.der -issuer issuing.pem -CAfile root.pem \
+    -verify_other issuing.pem -cert op2.pem) >"$T/get.txt" 2>&1
+has "GET: good and verified" get.txt "op2.pem: good"
+h=$(curl -s --max-time 10 -o "$T/post.der" -w '%{http_code}' -H "Content-Type: application/ocsp-request" \
+    --data-binary @"$T/req2.der" "$URL/ocsp")
+is "POST with curl: 200" "$h" 200
+
+# ---- malformed, truncated, oversized, wrong type ----------------------------
+printf 'this is not DER' >"$T/junk.bin"
+h=$(post junk.bin junk.rsp application/ocsp-request /ocsp)
+is "garbage: HTTP 200" "$h" 200
+is "garbage: malformedRequest" "$(hexbody junk.rsp)" 30030a0101
+head -c 40 "$T/req2.der" >"$T/trunc.der"
+h=$(post trunc.der trunc.rsp application/ocsp-request /ocsp)
+is "truncated: malformedRequest" "$h/$(hexbody trunc.rsp)" 200/30030a0101
+: >"$T/empty.der"
+h=$(post empty.der empty.rsp application/ocsp-request /ocsp)
+is "empty body: malformedRequest" "$h/$(hexbody empty.rsp)" 200/30030a0101
+head -c 8000 /dev/zero >"$T/big.der"
+h=$(post big.der big.rsp application/ocsp-request /ocsp)
+is "over max_request: malformedRequest" "$h/$(hexbody big.rsp)" 200/30030a0101
+head -c 200000 /dev/zero >"$T/huge.der"
+h=$(post huge.der huge.rsp application/ocsp-request /ocsp)
+is "over the HTTP body limit: 413 + malformedRequest" "$h/$(hexbody huge.rsp)" 413/30030a0101
+h=$(post req2.der ct.rsp text/plain /ocsp)
+is "wrong Content-Type: 415 + malformedRequest" "$h/$(hexbody ct.rsp)" 415/30030a0101
+h=$(curl -s --max-time 10 -o "$T/g.rsp" -w '%{http_code}' "$URL/ocsp/!!!notbase64")
+is "GET with bad base64: malformedRequest" "$h/$(hexbody g.rsp)" 200/30030a0101
+h=$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' -X PUT "$URL/ocsp")
+is "PUT /ocsp: 405" "$h" 405
+is "server still healthy" "$(health)" 200
+ocsp o6.txt -cert op2.pem
+has "still answering after bad requests" o6.txt "op2.pem: good"
+
+# ---- CRL and CA certificate over HTTP ---------------------------------------
+h=$(curl -s --max-time 10 -D "$T/crl.hdr" -o "$T/crl.der" -w '%{http_code}' "$URL/crl/issuing.crl")
+is "GET /crl/issuing.crl: 200" "$h" 200
+has "CRL: Content-Type application/pkix-crl" crl.hdr "Content-Type: application/pkix-crl"
+has "CRL: ETag" crl.hdr "ETag: \"crl-"
+has "CRL: Last-Modified" crl.hdr "Last-Modified: "
+etag=$(sed -n 's/^ETag: *//Ip' "$T/crl.hdr" | tr -d '\r')
+lm=$(sed -n 's/^Last-Modified: *//Ip' "$T/crl.hdr" | tr -d '\r')
+h=$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' -H "If-None-Match: $etag" "$URL/crl/issuing.crl")
+is "CRL: If-None-Match -> 304" "$h" 304
+h=$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' -H "If-Modified-Since: $lm" "$URL/crl/issuing.crl")
+is "CRL: If-Modified-Since -> 304" "$h" 304
+openssl crl -inform DER -in "$T/crl.der" -out "$T/crl.pem" 2>/dev/null
+openssl verify -crl_check -CAfile "$T/root.pem" -untrusted "$T/issuing.pem" \
+    -CRLfile "$T/crl.pem" "$T/op1.pem" >"$T/v1.txt" 2>&1
+has "openssl verify -crl_check: revoked device" v1.txt "certificate revoked"
+check "openssl verify -crl_check: the other device is fine" openssl verify -crl_check \
+    -CAfile "$T/root.pem" -untrusted "$T/issuing.pem" -CRLfile "$T/crl.pem" "$T/op2.pem"
+h=$(curl -s --max-time 10 -D "$T/ca.hdr" -o "$T/ca.der" -w '%{http_code}' "$URL/ca/issuing.crt")
+is "GET /ca/issuing.crt: 200" "$h" 200
+has "CA: Content-Type application/pkix-cert" ca.hdr "Content-Type: application/pkix-cert"
+openssl x509 -in "$T/issuing.pem" -outform DER -out "$T/issuing.der"
+check "CA certificate is the issuing CA's" cmp "$T/ca.der" "$T/issuing.der"
+h=$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' "$URL/ca/nosuch.crt")
+is "unknown CA: 404" "$h" 404
+h=$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' "$URL/crl/../x.crl")
+is "bad CA name: 404" "$h" 404
+
+# ---- metrics ---------------------------------------------------------------
+curl -s --max-time 10 "$URL/metrics" >"$T/metrics.txt"
+has "metrics: good responses counted" metrics.txt 'cmpca_ocsp_responses_total\{outcome="good"\} [1-9]'
+has "metrics: malformed counted" metrics.txt 'cmpca_ocsp_responses_total\{outcome="malformed"\} [1-9]'
+has "metrics: CRL downloads" metrics.txt 'cmpca_crl_downloads_total [1-9]'
+
+e2e_done
