@@ -296,6 +296,15 @@ X509 *ca_make_cmp_signer_cert(const CA *ca, const X509_NAME *subject,
                               EVP_PKEY *pub, long days, char *err,
                               size_t errlen);
 
+/* Builds a delegated OCSP responder certificate for |pub| under |ca|
+ * (loaded with its key): extendedKeyUsage id-kp-OCSPSigning, keyUsage
+ * digitalSignature, CA:FALSE, id-pkix-ocsp-nocheck, SKI/AKI, |days|
+ * (capped at the CA's notAfter), signed with the CA key's digest (SHA-256
+ * for P-256 and RSA keys). Returns the certificate or NULL (+ err). */
+X509 *ca_make_ocsp_signer_cert(const CA *ca, const X509_NAME *subject,
+                               EVP_PKEY *pub, long days, char *err,
+                               size_t errlen);
+
 /* Records |cert| (already in the certificates table or not) with key
  * |key_ref| as the designated CMP signer of |ca| in |tx|, with an audit
  * row. Returns the store code. */

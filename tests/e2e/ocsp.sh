@@ -138,4 +138,30 @@ has "metrics: good responses counted" metrics.txt 'cmpca_ocsp_responses_total\{o
 has "metrics: malformed counted" metrics.txt 'cmpca_ocsp_responses_total\{outcome="malformed"\} [1-9]'
 has "metrics: CRL downloads" metrics.txt 'cmpca_crl_downloads_total [1-9]'
 
+# ---- delegated OCSP signer ---------------------------------------------------
+cli ca ocsp-signer --ca issuing --no-passphrase >"$T/signer.txt" 2>&1
+has "cmpca ca ocsp-signer" signer.txt "OCSP signer of CA issuing"
+scert=$(sed -n 's/^  ocsp_signer_cert = //p' "$T/signer.txt")
+skey=$(sed -n 's/^  ocsp_signer_key = //p' "$T/signer.txt")
+openssl x509 -in "$scert" -noout -text >"$T/signer.pem.txt" 2>&1
+has "signer: id-kp-OCSPSigning" signer.pem.txt "OCSP Signing"
+has "signer: id-pkix-ocsp-nocheck" signer.pem.txt "OCSP No Check"
+has "signer: SHA-256 signature" signer.pem.txt "ecdsa-with-SHA256"
+key_mode=$(stat -c %a "$skey")
+is "signer key file mode 0600" "$key_mode" 600
+srv_stop main
+printf '[ca issuing]\nocsp_signer_cert = %s\nocsp_signer_key = %s\n' "$scert" "$skey" >>"$T/cmpca.conf"
+srv_start main || { echo "Bail out! server did not restart"; exit 1; }
+URL=http://127.0.0.1:$PORT
+ocsp o7.txt -cert op2.pem -resp_text
+has "delegated signer: good" o7.txt "op2.pem: good"
+has "delegated signer: response verifies" o7.txt "Response verify OK"
+has "delegated signer: its certificate travels with the response" o7.txt "Subject: CN ?= ?issuing OCSP signer"
+ocsp o8.txt -cert op1.pem
+has "delegated signer: revoked" o8.txt "op1.pem: revoked"
+grep -q "answering for CA issuing (signed by a delegated OCSP signer)" "$LOG" && ok "log names the delegated signer" || nok "log names the delegated signer"
+grep -v '^ocsp_signer_key' "$T/cmpca.conf" >"$T/bad2.conf"
+(cd "$T" && timeout 20 "$CMPCA" -c "$T/bad2.conf" serve --port-file "$T/bad.port") >"$T/bad.txt" 2>&1
+has "ocsp_signer_cert without ocsp_signer_key: file:line error" bad.txt "bad2.conf:[0-9]+: ocsp_signer_cert and ocsp_signer_key go together"
+
 e2e_done
