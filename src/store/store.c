@@ -642,7 +642,9 @@ enum store_rc store_cert_insert(STORE_TX *tx, const struct store_cert *c,
     if (id != NULL)
         *id = 0;
     if (c->serial_len == 0 || c->serial_len > STORE_SERIAL_MAX
-        || c->der == NULL || c->der_len == 0 || c->ca_id <= 0)
+        || c->der == NULL || c->der_len == 0 || c->ca_id <= 0
+        || (c->has_vendor && (c->vendor_serial_len == 0
+                              || c->vendor_serial_len > STORE_SERIAL_MAX)))
         return store_tx_fail(tx, STORE_ERROR, "cert_insert: bad record");
     if (!store_sha256(c->der, c->der_len, sha))
         return store_tx_fail(tx, STORE_ERROR, "sha256 failed");
@@ -720,6 +722,13 @@ enum store_rc store_vendor_list(STORE_TX *tx, struct store_vendor ***out,
                                 size_t *n)
 {
     return OPS(tx)->vendor_list(tx, out, n);
+}
+
+enum store_rc store_vendor_set_disabled(STORE_TX *tx, int64_t id,
+                                        int disabled)
+{
+    STORE_NEED_WRITE(tx);
+    return OPS(tx)->vendor_set_disabled(tx, id, disabled ? 1 : 0);
 }
 
 enum store_rc store_vendor_delete(STORE_TX *tx, int64_t id, int force)

@@ -220,6 +220,13 @@ struct store_cert {
     int64_t device_id;             /* 0 = not a device certificate */
     char *profile;                 /* may be NULL */
     int64_t created;
+    /* Optional (0 = not recorded): the vendor certificate the device
+     * authenticated with when this operator certificate was issued (3GPP
+     * ir), as the SHA-256 of its DER and its serial magnitude octets. */
+    int has_vendor;
+    unsigned char vendor_sha256[STORE_SHA256_LEN];
+    unsigned char vendor_serial[STORE_SERIAL_MAX];
+    size_t vendor_serial_len;      /* 1..STORE_SERIAL_MAX when has_vendor */
 };
 
 void store_cert_free(struct store_cert *c);
@@ -252,6 +259,9 @@ struct store_cert_filter {
     int64_t device_id;    /* 0 = any */
     int status;           /* -1 = any (set it: 0 means VALID) */
     int64_t expires_before; /* 0 = any; else not_after < this */
+    int64_t expires_after;  /* 0 = any; else not_after >= this */
+    const unsigned char *vendor_sha256; /* NULL = any; else issued against
+                                         * this vendor certificate */
     int skip_der;         /* 1 = do not load der (lighter listings) */
     long limit;           /* 0 = no limit */
     long offset;
@@ -291,6 +301,8 @@ struct store_vendor {
     struct store_der *certs;       /* trusted CA certs: vendor CA + chain */
     size_t ncerts;
     int64_t created;
+    int disabled;                  /* 1: no new enrollments through it
+                                    * (store_vendor_set_disabled) */
 };
 
 void store_vendor_free(struct store_vendor *v);
@@ -307,6 +319,10 @@ enum store_rc store_vendor_get_by_name(STORE_TX *tx, const char *name,
 /* All vendors ordered by name. */
 enum store_rc store_vendor_list(STORE_TX *tx, struct store_vendor ***out,
                                 size_t *n);
+/* Sets the disabled flag of vendor |id| (1 disabled, 0 enabled).
+ * STORE_NOTFOUND if absent. */
+enum store_rc store_vendor_set_disabled(STORE_TX *tx, int64_t id,
+                                        int disabled);
 /* Deletes vendor |id|. With |force| 0 it refuses with STORE_CONFLICT while
  * devices of the vendor exist; with |force| 1 the devices go too (their
  * certificates stay, with device_id cleared). */

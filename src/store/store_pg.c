@@ -32,9 +32,10 @@
     X(CA_LIST, "SELECT " STORE_CA_COLS " FROM ca ORDER BY id")                 \
     X(CERT_INSERT, "INSERT INTO cert(ca_id,serial,subject,not_before,"      \
       "not_after,der,sha256,status,revoked_at,reason,device_id,profile,"    \
-      "created) SELECT $1::bigint,$2::bytea,$3::text,$4::bigint,"           \
+      "created,vendor_sha256,vendor_serial) SELECT $1::bigint,$2::bytea,"   \
+      "$3::text,$4::bigint,"                                                \
       "$5::bigint,$6::bytea,$7::bytea,$8::integer,$9::bigint,$10::integer," \
-      "$11::bigint,$12::text,$13::bigint "                                  \
+      "$11::bigint,$12::text,$13::bigint,$14::bytea,$15::bytea "            \
       "WHERE EXISTS(SELECT 1 FROM ca WHERE id=$1::bigint) AND ($11::bigint " \
       "IS NULL OR EXISTS(SELECT 1 FROM device WHERE id=$11::bigint)) "      \
       "ON CONFLICT DO NOTHING RETURNING id")                                \
@@ -52,6 +53,7 @@
     X(VENDOR_INSERT, "INSERT INTO vendor(name,certs,created) "              \
       "VALUES($1,$2,$3) ON CONFLICT DO NOTHING RETURNING id")               \
     X(VENDOR_UPDATE, "UPDATE vendor SET certs=$1 WHERE id=$2")              \
+    X(VENDOR_SET_DISABLED, "UPDATE vendor SET disabled=$1 WHERE id=$2")     \
     X(VENDOR_GET_ID, "SELECT " STORE_VENDOR_COLS " FROM vendor WHERE id=$1")   \
     X(VENDOR_GET_NAME, "SELECT " STORE_VENDOR_COLS                             \
       " FROM vendor WHERE name=$1")                                         \
@@ -1249,6 +1251,18 @@ static void *pg_read_cert(STORE_TX *tx, const PGresult *r, int i)
     c->reason = (int)pg_int(r, i, 10, -1);
     c->device_id = pg_id(r, i, 11);
     c->created = pg_id(r, i, 13);
+    if (!PQgetisnull(r, i, 14)) {
+        size_t vl = 0;
+
+        if (!pg_fixed(r, i, 14, c->vendor_sha256, sizeof(c->vendor_sha256),
+                      &vl)
+            || !pg_fixed(r, i, 15, c->vendor_serial, sizeof(c->vendor_serial),
+                         &c->vendor_serial_len)) {
+            store_cert_free(c);
+            return NULL;
+        }
+        c->has_vendor = vl == STORE_SHA256_LEN;
+    }
     return c;
 }
 
@@ -1276,6 +1290,13 @@ static enum store_rc pg_cert_insert(STORE_TX *tx, const struct store_cert *c,
     pp_id(&p, c->device_id);
     pp_text(&p, c->profile);
     pp_i64(&p, c->created ? c->created : pg_now());
+    if (c->has_vendor) {
+        pp_bytes(&p, c->vendor_sha256, STORE_SHA256_LEN);
+        pp_bytes(&p, c->vendor_serial, c->vendor_serial_len);
+    } else {
+        pp_null(&p);
+        pp_null(&p);
+    }
     rc = pg_insert_id(tx, PG_CERT_INSERT, &p, id, "cert_insert");
     if (rc != STORE_EXISTS)
         return rc;
@@ -1360,6 +1381,16 @@ static void pg_cert_filter(const struct store_cert_filter *f, char *sql,
         off = strlen(sql);
         snprintf(sql + off, len - off, " AND not_after<$%d", p->n);
     }
+    if (f->expires_after > 0) {
+        pp_i64(p, f->expires_after);
+        off = strlen(sql);
+        snprintf(sql + off, len - off, " AND not_after>=$%d", p->n);
+    }
+    if (f->vendor_sha256 != NULL) {
+        pp_bytes(p, f->vendor_sha256, STORE_SHA256_LEN);
+        off = strlen(sql);
+        snprintf(sql + off, len - off, " AND vendor_sha256=$%d", p->n);
+    }
 }
 
 /* Appends " LIMIT $a OFFSET $b" (a NULL limit means all). */
@@ -1389,7 +1420,8 @@ static enum store_rc pg_cert_list(STORE_TX *tx,
     *n = 0;
     snprintf(sql, sizeof(sql), "SELECT id,ca_id,serial,subject,not_before,"
              "not_after,%s,sha256,status,revoked_at,reason,device_id,"
-             "profile,created FROM cert", f->skip_der ? "NULL::bytea" : "der");
+             "profile,created,vendor_sha256,vendor_serial FROM cert",
+             f->skip_der ? "NULL::bytea" : "der");
     pg_cert_filter(f, sql, sizeof(sql), &p);
     strncat(sql, " ORDER BY id DESC", sizeof(sql) - strlen(sql) - 1);
     pg_limit(f->limit, f->offset, sql, sizeof(sql), &p);
@@ -1481,6 +1513,7 @@ static void *pg_read_vendor(STORE_TX *tx, const PGresult *r, int i)
         return NULL;
     }
     v->created = pg_id(r, i, 3);
+    v->disabled = pg_int(r, i, 4, 0) != 0;
     return v;
 }
 
@@ -1522,6 +1555,21 @@ static enum store_rc pg_vendor_update(STORE_TX *tx,
     pp_i64(&p, v->id);
     rc = pg_exec(tx, PG_VENDOR_UPDATE, &p, "vendor_update", &n);
     free(certs);
+    if (rc == STORE_OK && n == 0)
+        rc = STORE_NOTFOUND;
+    return rc;
+}
+
+static enum store_rc pg_vendor_set_disabled(STORE_TX *tx, int64_t id,
+                                            int disabled)
+{
+    struct pg_params p = { 0 };
+    enum store_rc rc;
+    long n = 0;
+
+    pp_i64(&p, disabled);
+    pp_i64(&p, id);
+    rc = pg_exec(tx, PG_VENDOR_SET_DISABLED, &p, "vendor_set_disabled", &n);
     if (rc == STORE_OK && n == 0)
         rc = STORE_NOTFOUND;
     return rc;
@@ -2278,6 +2326,7 @@ const struct store_ops store_pg_ops = {
     .vendor_get = pg_vendor_get,
     .vendor_list = pg_vendor_list,
     .vendor_delete = pg_vendor_delete,
+    .vendor_set_disabled = pg_vendor_set_disabled,
     .device_insert = pg_device_insert,
     .device_get = pg_device_get,
     .device_set_state = pg_device_set_state,

@@ -107,6 +107,14 @@ static const char *const store_pg_migrations[] = {
     " VALUES(1, 0, decode(repeat('00', 32), 'hex'));",
     /* 2: as SQLite's 3: certificates are found by (ca_id, serial) only */
     "DROP INDEX cert_sha256;",
+    /* 3: as SQLite's 4: vendor certificate of an operator certificate,
+     * valid certificates by expiry, disabled vendors */
+    "ALTER TABLE cert ADD COLUMN vendor_sha256 bytea;"
+    "ALTER TABLE cert ADD COLUMN vendor_serial bytea;"
+    "CREATE INDEX cert_vendor ON cert(vendor_sha256)"
+    " WHERE vendor_sha256 IS NOT NULL;"
+    "CREATE INDEX cert_valid_expiry ON cert(not_after) WHERE status = 0;"
+    "ALTER TABLE vendor ADD COLUMN disabled integer NOT NULL DEFAULT 0;",
 };
 
 #endif

@@ -34,7 +34,8 @@
     X(CA_LIST, "SELECT " STORE_CA_COLS " FROM ca ORDER BY id")                 \
     X(CERT_INSERT, "INSERT INTO cert(ca_id,serial,subject,not_before,"      \
       "not_after,der,sha256,status,revoked_at,reason,device_id,profile,"    \
-      "created) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)")                         \
+      "created,vendor_sha256,vendor_serial) "                               \
+      "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")                              \
     X(CERT_GET_ID, "SELECT " STORE_CERT_COLS " FROM cert WHERE id=?")          \
     X(CERT_GET_SERIAL, "SELECT " STORE_CERT_COLS                               \
       " FROM cert WHERE ca_id=? AND serial=?")                              \
@@ -45,6 +46,7 @@
       "WHERE ca_id=? AND status=1 AND not_after>=? ORDER BY serial")        \
     X(VENDOR_INSERT, "INSERT INTO vendor(name,certs,created) VALUES(?,?,?)") \
     X(VENDOR_UPDATE, "UPDATE vendor SET certs=? WHERE id=?")                \
+    X(VENDOR_SET_DISABLED, "UPDATE vendor SET disabled=? WHERE id=?")       \
     X(VENDOR_GET_ID, "SELECT " STORE_VENDOR_COLS " FROM vendor WHERE id=?")    \
     X(VENDOR_GET_NAME, "SELECT " STORE_VENDOR_COLS " FROM vendor WHERE name=?") \
     X(VENDOR_LIST, "SELECT " STORE_VENDOR_COLS " FROM vendor ORDER BY name")   \
@@ -1161,6 +1163,18 @@ static void *sq_read_cert(STORE_TX *tx, sqlite3_stmt *s)
         : sqlite3_column_int(s, 10);
     c->device_id = sq_col_id(s, 11);
     c->created = sqlite3_column_int64(s, 13);
+    if (sqlite3_column_type(s, 14) == SQLITE_BLOB) {
+        size_t vl = 0;
+
+        if (!sq_col_fixed(s, 14, c->vendor_sha256, sizeof(c->vendor_sha256),
+                          &vl)
+            || !sq_col_fixed(s, 15, c->vendor_serial, sizeof(c->vendor_serial),
+                             &c->vendor_serial_len)) {
+            store_cert_free(c);
+            return NULL;
+        }
+        c->has_vendor = vl == STORE_SHA256_LEN;
+    }
     return c;
 }
 
@@ -1189,6 +1203,15 @@ static enum store_rc sq_cert_insert(STORE_TX *tx, const struct store_cert *c,
     sq_bind_id(s, 11, c->device_id);
     sq_bind_text(s, 12, c->profile);
     sqlite3_bind_int64(s, 13, c->created ? c->created : sq_now());
+    if (c->has_vendor) {
+        sqlite3_bind_blob(s, 14, c->vendor_sha256, STORE_SHA256_LEN,
+                          SQLITE_STATIC);
+        sqlite3_bind_blob(s, 15, c->vendor_serial, (int)c->vendor_serial_len,
+                          SQLITE_STATIC);
+    } else {
+        sqlite3_bind_null(s, 14);
+        sqlite3_bind_null(s, 15);
+    }
     rc = sq_exec_stmt(tx, s, "cert_insert");
     if (rc == STORE_OK && id != NULL)
         *id = sqlite3_last_insert_rowid(SQ_DB(tx));
@@ -1268,11 +1291,13 @@ static void sq_cert_filter_sql(const struct store_cert_filter *f, char *sql,
 {
     size_t off = strlen(sql);
 
-    snprintf(sql + off, len - off, " WHERE 1%s%s%s%s",
+    snprintf(sql + off, len - off, " WHERE 1%s%s%s%s%s%s",
              f->ca_id > 0 ? " AND ca_id=?" : "",
              f->device_id > 0 ? " AND device_id=?" : "",
              f->status >= 0 ? " AND status=?" : "",
-             f->expires_before > 0 ? " AND not_after<?" : "");
+             f->expires_before > 0 ? " AND not_after<?" : "",
+             f->expires_after > 0 ? " AND not_after>=?" : "",
+             f->vendor_sha256 != NULL ? " AND vendor_sha256=?" : "");
 }
 
 static int sq_cert_filter_bind(sqlite3_stmt *s,
@@ -1288,6 +1313,11 @@ static int sq_cert_filter_bind(sqlite3_stmt *s,
         sqlite3_bind_int(s, i++, f->status);
     if (f->expires_before > 0)
         sqlite3_bind_int64(s, i++, f->expires_before);
+    if (f->expires_after > 0)
+        sqlite3_bind_int64(s, i++, f->expires_after);
+    if (f->vendor_sha256 != NULL)
+        sqlite3_bind_blob(s, i++, f->vendor_sha256, STORE_SHA256_LEN,
+                          SQLITE_STATIC);
     return i;
 }
 
@@ -1304,7 +1334,8 @@ static enum store_rc sq_cert_list(STORE_TX *tx,
     *n = 0;
     snprintf(sql, sizeof(sql), "SELECT id,ca_id,serial,subject,not_before,"
              "not_after,%s,sha256,status,revoked_at,reason,device_id,"
-             "profile,created FROM cert", f->skip_der ? "NULL" : "der");
+             "profile,created,vendor_sha256,vendor_serial FROM cert",
+             f->skip_der ? "NULL" : "der");
     sq_cert_filter_sql(f, sql, sizeof(sql));
     strncat(sql, " ORDER BY id DESC LIMIT ? OFFSET ?",
             sizeof(sql) - strlen(sql) - 1);
@@ -1338,7 +1369,7 @@ static enum store_rc sq_cert_count(STORE_TX *tx,
                                    const struct store_cert_filter *f,
                                    int64_t *n)
 {
-    char sql[256] = "SELECT count(*) FROM cert";
+    char sql[384] = "SELECT count(*) FROM cert";
     sqlite3_stmt *s = NULL;
     int r;
 
@@ -1398,6 +1429,7 @@ static void *sq_read_vendor(STORE_TX *tx, sqlite3_stmt *s)
         return NULL;
     }
     v->created = sqlite3_column_int64(s, 3);
+    v->disabled = sqlite3_column_int(s, 4) != 0;
     return v;
 }
 
@@ -1448,6 +1480,22 @@ static enum store_rc sq_vendor_update(STORE_TX *tx,
     sqlite3_bind_int64(s, 2, v->id);
     rc = sq_exec_stmt(tx, s, "vendor_update");
     free(certs);
+    if (rc == STORE_OK && sqlite3_changes(SQ_DB(tx)) == 0)
+        rc = STORE_NOTFOUND;
+    return rc;
+}
+
+static enum store_rc sq_vendor_set_disabled(STORE_TX *tx, int64_t id,
+                                            int disabled)
+{
+    sqlite3_stmt *s;
+    enum store_rc rc;
+
+    if ((s = sq_stmt(tx, SQ_VENDOR_SET_DISABLED)) == NULL)
+        return STORE_ERROR;
+    sqlite3_bind_int(s, 1, disabled);
+    sqlite3_bind_int64(s, 2, id);
+    rc = sq_exec_stmt(tx, s, "vendor_set_disabled");
     if (rc == STORE_OK && sqlite3_changes(SQ_DB(tx)) == 0)
         rc = STORE_NOTFOUND;
     return rc;
@@ -2219,6 +2267,7 @@ const struct store_ops store_sqlite_ops = {
     .vendor_get = sq_vendor_get,
     .vendor_list = sq_vendor_list,
     .vendor_delete = sq_vendor_delete,
+    .vendor_set_disabled = sq_vendor_set_disabled,
     .device_insert = sq_device_insert,
     .device_get = sq_device_get,
     .device_set_state = sq_device_set_state,

@@ -103,6 +103,16 @@ static const char *const store_sqlite_migrations[] = {
      * the DER; a second random-keyed index only cost a page write per
      * issuance */
     "DROP INDEX cert_sha256;",
+    /* 4: revocation services and the device's life: the vendor
+     * certificate an operator certificate was issued against, valid
+     * certificates by expiry (the expiry gauge and `cert list
+     * --expiring-within`), disabled vendors */
+    ("ALTER TABLE cert ADD COLUMN vendor_sha256 BLOB;"
+     "ALTER TABLE cert ADD COLUMN vendor_serial BLOB;"
+     "CREATE INDEX cert_vendor ON cert(vendor_sha256)"
+     " WHERE vendor_sha256 IS NOT NULL;"
+     "CREATE INDEX cert_valid_expiry ON cert(not_after) WHERE status = 0;"
+     "ALTER TABLE vendor ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;"),
 };
 
 #endif
