@@ -24,6 +24,9 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Seconds between two counts of the expiry gauges. */
+#define SERVE_GAUGE_AGE 60
+
 struct serve_opts {
     const char *listen;       /* overrides [server] listen */
     const char *port_file;    /* write the bound port here */
@@ -252,6 +255,7 @@ static int cli_serve_run(const struct serve_opts *o)
                 strerror(errno));
         goto end;
     }
+    (void)ocsp_pub_refresh_gauges(pub, time(NULL), 0);
     log_msg(LOG_INFO, "cmpca %s serving on http://%s:%u/.well-known/cmp%s%s%s",
             CMPCA_VERSION, host, http_server_port(http),
             hc.default_alias != NULL ? " (default alias " : "",
@@ -273,6 +277,8 @@ static int cli_serve_run(const struct serve_opts *o)
             log_msg(LOG_WARN, "sweeper: store unavailable");
         if (ocsp_pub_refresh_crls(pub, time(NULL)) < 0)
             log_msg(LOG_WARN, "crl refresh: store unavailable");
+        if (ocsp_pub_refresh_gauges(pub, time(NULL), SERVE_GAUGE_AGE) < 0)
+            log_msg(LOG_WARN, "expiry gauges: store unavailable");
     }
     log_msg(LOG_INFO, "stopping: answering requests in flight");
     ret = CLI_OK;

@@ -24,6 +24,10 @@
 #define OCSP_CT_CRL        "application/pkix-crl"
 #define OCSP_CT_CERT       "application/pkix-cert"
 #define OCSP_NOUTCOMES     (OCSP_OUT_INTERNAL + 1)
+#define OCSP_NBUCKETS      5
+
+/* Days-to-expiry buckets of the gauge (0 = +Inf). */
+static const long ocsp_pub_buckets[OCSP_NBUCKETS] = { 7, 30, 90, 365, 0 };
 
 struct ocsp_pub {
     STORE *store;
@@ -35,6 +39,9 @@ struct ocsp_pub {
     long crl_max_age;                   /* Cache-Control of GET /crl */
     atomic_ulong outcomes[OCSP_NOUTCOMES];
     atomic_ulong crl_downloads, ca_downloads, crls_issued;
+    atomic_llong expiring[OCSP_NBUCKETS];   /* -1 until first counted */
+    atomic_llong expired;
+    time_t gauges_at;                   /* main thread only */
 };
 
 /* Adds |name| to |p| if not there yet: loads the CA with its key and its
@@ -115,6 +122,9 @@ OCSP_PUB *ocsp_pub_new(const struct conf *conf, STORE *store, char *err,
     if (p == NULL)
         return NULL;
     p->store = store;
+    for (v = 0; v < OCSP_NBUCKETS; v++)
+        atomic_store(&p->expiring[v], -1);
+    atomic_store(&p->expired, -1);
     ocsp_conf_init(&p->oc);
     p->max_age = 0;
     p->crl_max_age = 0;
@@ -487,6 +497,41 @@ int ocsp_pub_refresh_crls(OCSP_PUB *p, time_t now)
     return issued;
 }
 
+int ocsp_pub_refresh_gauges(OCSP_PUB *p, time_t now, long min_age)
+{
+    struct store_cert_filter f;
+    STORE_TX *tx = NULL;
+    int64_t n = 0;
+    int i;
+
+    if (p->gauges_at != 0 && now - p->gauges_at < min_age)
+        return 0;
+    if (store_begin_read(p->store, &tx) != STORE_OK)
+        return -1;
+    for (i = 0; i < OCSP_NBUCKETS; i++) {
+        store_cert_filter_init(&f);
+        f.status = STORE_CERT_VALID;
+        f.expires_after = (int64_t)now;
+        f.expires_before = ocsp_pub_buckets[i] > 0
+            ? (int64_t)now + ocsp_pub_buckets[i] * 86400 : 0;
+        if (store_cert_count(tx, &f, &n) != STORE_OK)
+            goto fail;
+        atomic_store(&p->expiring[i], (long long)n);
+    }
+    store_cert_filter_init(&f);
+    f.status = STORE_CERT_VALID;
+    f.expires_before = (int64_t)now;
+    if (store_cert_count(tx, &f, &n) != STORE_OK)
+        goto fail;
+    atomic_store(&p->expired, (long long)n);
+    store_rollback(tx);
+    p->gauges_at = now;
+    return 1;
+ fail:
+    store_rollback(tx);
+    return -1;
+}
+
 size_t ocsp_pub_metrics(OCSP_PUB *p, char *buf, size_t cap)
 {
     size_t n = 0;
@@ -520,6 +565,27 @@ size_t ocsp_pub_metrics(OCSP_PUB *p, char *buf, size_t cap)
                  atomic_load(&p->crl_downloads),
                  atomic_load(&p->ca_downloads),
                  atomic_load(&p->crls_issued));
+    if (atomic_load(&p->expired) >= 0) {
+        OCSP_PUB_OUT("# HELP cmpca_certificates_valid_expiring Valid "
+                     "certificates whose notAfter is within the given days "
+                     "(cumulative).\n# TYPE cmpca_certificates_valid_expiring "
+                     "gauge\n");
+        for (i = 0; i < OCSP_NBUCKETS; i++) {
+            char le[24];
+
+            if (ocsp_pub_buckets[i] > 0)
+                snprintf(le, sizeof(le), "%ld", ocsp_pub_buckets[i]);
+            else
+                snprintf(le, sizeof(le), "+Inf");
+            OCSP_PUB_OUT("cmpca_certificates_valid_expiring{within_days="
+                         "\"%s\"} %lld\n", le, atomic_load(&p->expiring[i]));
+        }
+        OCSP_PUB_OUT("# HELP cmpca_certificates_valid_expired Certificates "
+                     "not revoked whose notAfter has passed.\n"
+                     "# TYPE cmpca_certificates_valid_expired gauge\n"
+                     "cmpca_certificates_valid_expired %lld\n",
+                     atomic_load(&p->expired));
+    }
 #undef OCSP_PUB_OUT
     return n;
 }

@@ -59,8 +59,20 @@ void ocsp_pub_handle(void *arg, const struct http_resource_request *req,
  */
 int ocsp_pub_refresh_crls(OCSP_PUB *p, time_t now);
 
+/*
+ * Recounts the valid certificates by days to expiry for the gauge
+ * cmpca_certificates_valid_expiring{within_days="7|30|90|365|+Inf"}
+ * (cumulative; +Inf = every valid, unexpired certificate) and
+ * cmpca_certificates_valid_expired (status valid, notAfter passed), unless
+ * the last count is younger than |min_age| seconds. One indexed range
+ * count per bucket (cost grows with the number of valid certificates, not
+ * with the requests to /metrics, which only read the last counts).
+ * Returns 1, 0 if skipped, -1 on a store error.
+ */
+int ocsp_pub_refresh_gauges(OCSP_PUB *p, time_t now, long min_age);
+
 /* Appends the services' Prometheus text (cmpca_ocsp_responses_total
- * {outcome}, cmpca_crl_downloads_total) to |buf| (|cap| bytes); returns
+ * {outcome}, cmpca_crl_downloads_total, the expiry gauges) to |buf| (|cap| bytes); returns
  * the number of bytes written. */
 size_t ocsp_pub_metrics(OCSP_PUB *p, char *buf, size_t cap);
 

@@ -262,6 +262,8 @@ struct store_cert_filter {
     int64_t expires_after;  /* 0 = any; else not_after >= this */
     const unsigned char *vendor_sha256; /* NULL = any; else issued against
                                          * this vendor certificate */
+    int64_t vendor_id;    /* 0 = any; else certificates of the devices of
+                           * this vendor */
     int skip_der;         /* 1 = do not load der (lighter listings) */
     long limit;           /* 0 = no limit */
     long offset;

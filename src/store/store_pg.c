@@ -1391,6 +1391,12 @@ static void pg_cert_filter(const struct store_cert_filter *f, char *sql,
         off = strlen(sql);
         snprintf(sql + off, len - off, " AND vendor_sha256=$%d", p->n);
     }
+    if (f->vendor_id > 0) {
+        pp_i64(p, f->vendor_id);
+        off = strlen(sql);
+        snprintf(sql + off, len - off, " AND device_id IN (SELECT id FROM "
+                 "device WHERE vendor_id=$%d)", p->n);
+    }
 }
 
 /* Appends " LIMIT $a OFFSET $b" (a NULL limit means all). */
@@ -1412,7 +1418,7 @@ static enum store_rc pg_cert_list(STORE_TX *tx,
                                   struct store_cert ***out, size_t *n)
 {
     struct pg_params p = { 0 };
-    char sql[600];
+    char sql[900];
     enum store_rc rc;
     PGresult *res;
 
@@ -1455,7 +1461,7 @@ static enum store_rc pg_cert_count(STORE_TX *tx,
                                    int64_t *n)
 {
     struct pg_params p = { 0 };
-    char sql[300] = "SELECT count(*) FROM cert";
+    char sql[512] = "SELECT count(*) FROM cert";
 
     pg_cert_filter(f, sql, sizeof(sql), &p);
     return pg_count(tx, sql, &p, n, "cert_count");

@@ -1290,14 +1290,20 @@ static void sq_cert_filter_sql(const struct store_cert_filter *f, char *sql,
                                size_t len)
 {
     size_t off = strlen(sql);
+    /* the status goes in as a literal, so that the partial indexes on
+     * status (cert_revoked, cert_valid_expiry) can serve the query */
+    const char *status = f->status < 0 ? ""
+        : f->status == STORE_CERT_REVOKED ? " AND status=1" : " AND status=0";
 
-    snprintf(sql + off, len - off, " WHERE 1%s%s%s%s%s%s",
+    snprintf(sql + off, len - off, " WHERE 1%s%s%s%s%s%s%s",
              f->ca_id > 0 ? " AND ca_id=?" : "",
              f->device_id > 0 ? " AND device_id=?" : "",
-             f->status >= 0 ? " AND status=?" : "",
+             status,
              f->expires_before > 0 ? " AND not_after<?" : "",
              f->expires_after > 0 ? " AND not_after>=?" : "",
-             f->vendor_sha256 != NULL ? " AND vendor_sha256=?" : "");
+             f->vendor_sha256 != NULL ? " AND vendor_sha256=?" : "",
+             f->vendor_id > 0 ? " AND device_id IN (SELECT id FROM device"
+                                " WHERE vendor_id=?)" : "");
 }
 
 static int sq_cert_filter_bind(sqlite3_stmt *s,
@@ -1309,8 +1315,6 @@ static int sq_cert_filter_bind(sqlite3_stmt *s,
         sqlite3_bind_int64(s, i++, f->ca_id);
     if (f->device_id > 0)
         sqlite3_bind_int64(s, i++, f->device_id);
-    if (f->status >= 0)
-        sqlite3_bind_int(s, i++, f->status);
     if (f->expires_before > 0)
         sqlite3_bind_int64(s, i++, f->expires_before);
     if (f->expires_after > 0)
@@ -1318,6 +1322,8 @@ static int sq_cert_filter_bind(sqlite3_stmt *s,
     if (f->vendor_sha256 != NULL)
         sqlite3_bind_blob(s, i++, f->vendor_sha256, STORE_SHA256_LEN,
                           SQLITE_STATIC);
+    if (f->vendor_id > 0)
+        sqlite3_bind_int64(s, i++, f->vendor_id);
     return i;
 }
 
@@ -1325,7 +1331,7 @@ static enum store_rc sq_cert_list(STORE_TX *tx,
                                   const struct store_cert_filter *f,
                                   struct store_cert ***out, size_t *n)
 {
-    char sql[512];
+    char sql[768];
     sqlite3_stmt *s = NULL;
     enum store_rc rc;
     int i, r;
@@ -1369,7 +1375,7 @@ static enum store_rc sq_cert_count(STORE_TX *tx,
                                    const struct store_cert_filter *f,
                                    int64_t *n)
 {
-    char sql[384] = "SELECT count(*) FROM cert";
+    char sql[512] = "SELECT count(*) FROM cert";
     sqlite3_stmt *s = NULL;
     int r;
 

@@ -164,4 +164,66 @@ grep -v '^ocsp_signer_key' "$T/cmpca.conf" >"$T/bad2.conf"
 (cd "$T" && timeout 20 "$CMPCA" -c "$T/bad2.conf" serve --port-file "$T/bad.port") >"$T/bad.txt" 2>&1
 has "ocsp_signer_cert without ocsp_signer_key: file:line error" bad.txt "bad2.conf:[0-9]+: ocsp_signer_cert and ocsp_signer_key go together"
 
+# ---- device decommissioning -------------------------------------------------
+check "SN-000003 enrolled" enroll 3
+ocsp o9.txt -cert op3.pem
+has "SN-000003: good before" o9.txt "op3.pem: good"
+a0=$(audit_count)
+cli device disable --vendor acme SN-000003 --reason superseded >"$T/dis.txt" 2>&1
+has "device disable revokes its certificate" dis.txt "1 operator certificate revoked \(superseded\); new CRL issued"
+is "SN-000003 disabled" "$(dev_state SN-000003)" disabled
+is "audit: one revocation row and one device row" "$(audit_count)" $((a0 + 2))
+cli audit list --limit 2 --json >"$T/aud.json"
+has "audit: cert.revoke" aud.json '"action": "cert.revoke"'
+has "audit: device.disable with the count" aud.json '"certs_revoked": 1'
+ocsp o10.txt -cert op3.pem
+has "disabled device: OCSP revoked" o10.txt "op3.pem: revoked"
+has "disabled device: reason superseded" o10.txt "Reason: superseded"
+curl -s --max-time 10 -o "$T/crl2.der" "$URL/crl/issuing.crl"
+openssl crl -inform DER -in "$T/crl2.der" -out "$T/crl2.pem" 2>/dev/null
+openssl verify -crl_check -CAfile "$T/root.pem" -untrusted "$T/issuing.pem" \
+    -CRLfile "$T/crl2.pem" "$T/op3.pem" >"$T/v3.txt" 2>&1
+has "disabled device: the served CRL lists it" v3.txt "certificate revoked"
+newkey k3b.key
+ocmp -cmd ir $(dev_args SN-000003) -trusted oproot.pem -newkey k3b.key \
+    -subject /CN=SN-000003 -certout op3b.pem >"$T/ir3b.out" 2>&1
+has "disabled device: a new ir is refused" ir3b.out "notAuthorized|rejection"
+cli device show --vendor acme SN-000003 --json >"$T/show3.json"
+has "device show lists its certificates" show3.json '"status": "revoked"'
+has "device show names the vendor certificate field" show3.json '"vendor_cert"'
+cli device show --vendor acme SN-000003 >"$T/show3.txt"
+has "device show (text): issued against" show3.txt "issued against vendor certificate"
+check "SN-000004 enrolled" enroll 4
+cli device remove --vendor acme SN-000004 >"$T/rm4.txt" 2>&1
+has "device remove revokes" rm4.txt "1 operator certificate revoked \(cessationOfOperation\)"
+ocsp o11.txt -cert op4.pem
+has "removed device: OCSP revoked" o11.txt "op4.pem: revoked"
+
+# ---- vendor disable --revoke-all -------------------------------------------
+check "SN-000005 enrolled" enroll 5
+cli vendor disable acme --revoke-all --reason keyCompromise >"$T/vdis.txt" 2>&1
+has "vendor disable --revoke-all" vdis.txt "operator certificates? revoked \(keyCompromise\)"
+ocsp o12.txt -cert op5.pem -cert op2.pem
+has "vendor revoke-all: SN-000005 revoked" o12.txt "op5.pem: revoked"
+has "vendor revoke-all: SN-000002 revoked" o12.txt "op2.pem: revoked"
+cli vendor show acme >"$T/vshow.txt"
+has "vendor show: disabled" vshow.txt "disabled"
+check "vendor enable" cli vendor enable acme
+
+# ---- expiry in view ------------------------------------------------------------
+check "SN-000006 enrolled" enroll 6
+cli cert list --expiring-within 400d --json >"$T/exp.json"
+has "cert list --expiring-within 400d: the valid one" exp.json "SN-000006"
+hasnt "cert list --expiring-within: no revoked one" exp.json "SN-000003"
+has "cert list --expiring-within --json: days_left" exp.json '"days_left": 36[45]'
+cli cert list --expiring-within 30d --json >"$T/exp30.json"
+hasnt "cert list --expiring-within 30d: a 365-day certificate is not listed" exp30.json "SN-000006"
+srv_stop main
+srv_start main || { echo "Bail out! server did not restart"; exit 1; }
+URL=http://127.0.0.1:$PORT
+curl -s --max-time 10 "$URL/metrics" >"$T/metrics2.txt"
+has "expiry gauge: within 365 days" metrics2.txt 'cmpca_certificates_valid_expiring\{within_days="365"\} [1-9]'
+has "expiry gauge: within 30 days" metrics2.txt 'cmpca_certificates_valid_expiring\{within_days="30"\} 0'
+has "expiry gauge: expired" metrics2.txt 'cmpca_certificates_valid_expired 0'
+
 e2e_done

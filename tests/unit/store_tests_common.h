@@ -182,6 +182,10 @@ static void test_cert_vendor_expiry(void **state)
     assert_int_equal(nl, 2);
     assert_int_equal(list[0]->has_vendor + list[1]->has_vendor, 1);
     store_cert_list_free(list, nl);
+    store_cert_filter_init(&flt);
+    flt.vendor_id = vid;
+    assert_int_equal(store_cert_count(tx, &flt, &n), STORE_OK);
+    assert_int_equal(n, 0);                /* none belongs to a device */
     assert_int_equal(store_vendor_get(tx, vid, &v), STORE_OK);
     assert_int_equal(v->disabled, 1);
     store_vendor_free(v);
