@@ -523,6 +523,24 @@ void store_crl_free(struct store_crl *crl)
     free(crl);
 }
 
+void store_vendor_crl_free(struct store_vendor_crl *c)
+{
+    if (c == NULL)
+        return;
+    free(c->source);
+    free(c->der);
+    free(c);
+}
+
+void store_vendor_crl_list_free(struct store_vendor_crl **v, size_t n)
+{
+    size_t i;
+
+    for (i = 0; v != NULL && i < n; i++)
+        store_vendor_crl_free(v[i]);
+    free(v);
+}
+
 void store_audit_row_free_elem(void *row)
 {
     store_audit_row_free(row);
@@ -966,6 +984,22 @@ enum store_rc store_crl_get_last(STORE_TX *tx, int64_t ca_id,
                                  struct store_crl **out)
 {
     return OPS(tx)->crl_get_last(tx, ca_id, out);
+}
+
+enum store_rc store_vendor_crl_put(STORE_TX *tx,
+                                   const struct store_vendor_crl *c)
+{
+    STORE_NEED_WRITE(tx);
+    if (c->der == NULL || c->der_len == 0 || c->vendor_id <= 0)
+        return store_tx_fail(tx, STORE_ERROR, "vendor_crl_put: bad record");
+    return OPS(tx)->vendor_crl_put(tx, c);
+}
+
+enum store_rc store_vendor_crl_list(STORE_TX *tx, int64_t vendor_id,
+                                    struct store_vendor_crl ***out,
+                                    size_t *n)
+{
+    return OPS(tx)->vendor_crl_list(tx, vendor_id, out, n);
 }
 
 enum store_rc store_audit_list(STORE_TX *tx, long limit,

@@ -545,6 +545,30 @@ enum store_rc store_crl_put(STORE_TX *tx, const struct store_crl *crl);
 enum store_rc store_crl_get_last(STORE_TX *tx, int64_t ca_id,
                                  struct store_crl **out);
 
+/* Vendor CRLs: the latest CRL of each issuing CA of a vendor (imported
+ * with `cmpca vendor crl import` or fetched from a distribution point). */
+struct store_vendor_crl {
+    int64_t vendor_id;
+    unsigned char issuer_sha256[STORE_SHA256_LEN]; /* SHA-256 of the DER of
+                                                    * the CRL's issuer */
+    int64_t this_update, next_update;  /* next_update 0 = none given */
+    int64_t fetched;                   /* when it was stored (0 = now) */
+    char *source;                      /* "import:FILE" or the URL; may be
+                                        * NULL */
+    unsigned char *der;
+    size_t der_len;
+};
+void store_vendor_crl_free(struct store_vendor_crl *c);
+void store_vendor_crl_list_free(struct store_vendor_crl **v, size_t n);
+/* Stores |c| as the CRL of (vendor, issuer), replacing an older one.
+ * STORE_NOTFOUND if the vendor does not exist. */
+enum store_rc store_vendor_crl_put(STORE_TX *tx,
+                                   const struct store_vendor_crl *c);
+/* The CRLs of vendor |vendor_id| (0 = of every vendor), by vendor. */
+enum store_rc store_vendor_crl_list(STORE_TX *tx, int64_t vendor_id,
+                                    struct store_vendor_crl ***out,
+                                    size_t *n);
+
 /* ------------------------------------------------------------------ */
 /* Audit trail                                                         */
 

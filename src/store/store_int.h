@@ -122,6 +122,10 @@ struct store_ops {
     enum store_rc (*crl_next_number)(STORE_TX *, int64_t, int64_t *);
     enum store_rc (*crl_put)(STORE_TX *, const struct store_crl *);
     enum store_rc (*crl_get_last)(STORE_TX *, int64_t, struct store_crl **);
+    enum store_rc (*vendor_crl_put)(STORE_TX *,
+                                    const struct store_vendor_crl *);
+    enum store_rc (*vendor_crl_list)(STORE_TX *, int64_t,
+                                     struct store_vendor_crl ***, size_t *);
 
     /* audit primitives; the hash chain itself lives in store_audit.c */
     enum store_rc (*audit_head)(STORE_TX *, int64_t *seq,

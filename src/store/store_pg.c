@@ -108,6 +108,17 @@
       "ON CONFLICT(ca_id) DO UPDATE SET number=excluded.number,"            \
       "this_update=excluded.this_update,next_update=excluded.next_update,"  \
       "der=excluded.der RETURNING 1")                                       \
+    X(VCRL_PUT, "INSERT INTO vendor_crl(vendor_id,issuer_sha256,"           \
+      "this_update,next_update,fetched,source,der) SELECT $1::bigint,"      \
+      "$2::bytea,$3::bigint,$4::bigint,$5::bigint,$6::text,$7::bytea "      \
+      "WHERE EXISTS(SELECT 1 FROM vendor WHERE id=$1::bigint) "             \
+      "ON CONFLICT(vendor_id,issuer_sha256) DO UPDATE SET "                 \
+      "this_update=excluded.this_update,next_update=excluded.next_update,"  \
+      "fetched=excluded.fetched,source=excluded.source,der=excluded.der "   \
+      "RETURNING 1")                                                        \
+    X(VCRL_LIST, "SELECT vendor_id,issuer_sha256,this_update,next_update,"  \
+      "fetched,source,der FROM vendor_crl WHERE $1::bigint=0 OR "           \
+      "vendor_id=$1::bigint ORDER BY vendor_id")                            \
     X(CRL_GET, "SELECT ca_id,number,this_update,next_update,der FROM crl "  \
       "WHERE ca_id=$1")                                                     \
     X(AUDIT_HEAD, "SELECT seq,hash FROM audit_head WHERE id=1")             \
@@ -2139,6 +2150,58 @@ static void *pg_read_crl(STORE_TX *tx, const PGresult *r, int i)
     return c;
 }
 
+static enum store_rc pg_vendor_crl_put(STORE_TX *tx,
+                                       const struct store_vendor_crl *c)
+{
+    struct pg_params p = { 0 };
+    enum store_rc rc;
+
+    pp_i64(&p, c->vendor_id);
+    pp_bytes(&p, c->issuer_sha256, STORE_SHA256_LEN);
+    pp_i64(&p, c->this_update);
+    pp_i64(&p, c->next_update);
+    pp_i64(&p, c->fetched ? c->fetched : pg_now());
+    pp_text(&p, c->source);
+    pp_bytes(&p, c->der, c->der_len);
+    rc = pg_insert_id(tx, PG_VCRL_PUT, &p, NULL, "vendor_crl_put");
+    if (rc == STORE_EXISTS)
+        rc = store_tx_fail(tx, STORE_NOTFOUND, "no vendor with id %lld",
+                           (long long)c->vendor_id);
+    return rc;
+}
+
+static void *pg_read_vendor_crl(STORE_TX *tx, const PGresult *r, int i)
+{
+    struct store_vendor_crl *c = calloc(1, sizeof(*c));
+    size_t hl = 0;
+
+    if (c == NULL)
+        return NULL;
+    c->vendor_id = pg_id(r, i, 0);
+    c->this_update = pg_id(r, i, 2);
+    c->next_update = pg_id(r, i, 3);
+    c->fetched = pg_id(r, i, 4);
+    if (!pg_fixed(r, i, 1, c->issuer_sha256, sizeof(c->issuer_sha256), &hl)
+        || !pg_text(r, i, 5, &c->source)
+        || !pg_bytes(r, i, 6, &c->der, &c->der_len)) {
+        store_vendor_crl_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static enum store_rc pg_vendor_crl_list(STORE_TX *tx, int64_t vendor_id,
+                                        struct store_vendor_crl ***out,
+                                        size_t *n)
+{
+    struct pg_params p = { 0 };
+
+    pp_i64(&p, vendor_id);
+    return pg_list(tx, PG_VCRL_LIST, &p, pg_read_vendor_crl,
+                   (pg_freer)store_vendor_crl_free, (void ***)out, n,
+                   "vendor_crl_list");
+}
+
 static enum store_rc pg_crl_get_last(STORE_TX *tx, int64_t ca_id,
                                      struct store_crl **out)
 {
@@ -2354,6 +2417,8 @@ const struct store_ops store_pg_ops = {
     .crl_next_number = pg_crl_next_number,
     .crl_put = pg_crl_put,
     .crl_get_last = pg_crl_get_last,
+    .vendor_crl_put = pg_vendor_crl_put,
+    .vendor_crl_list = pg_vendor_crl_list,
     .audit_head = pg_audit_head,
     .audit_insert = pg_audit_insert,
     .audit_foreach = pg_audit_foreach,

@@ -91,6 +91,11 @@
       "next_update,der) VALUES(?,?,?,?,?)")                                 \
     X(CRL_GET, "SELECT ca_id,number,this_update,next_update,der FROM crl "  \
       "WHERE ca_id=?")                                                      \
+    X(VCRL_PUT, "INSERT OR REPLACE INTO vendor_crl(vendor_id,issuer_sha256," \
+      "this_update,next_update,fetched,source,der) VALUES(?,?,?,?,?,?,?)")  \
+    X(VCRL_LIST, "SELECT vendor_id,issuer_sha256,this_update,next_update,"  \
+      "fetched,source,der FROM vendor_crl WHERE ?1=0 OR vendor_id=?1 "      \
+      "ORDER BY vendor_id")                                                 \
     X(AUDIT_HEAD, "SELECT seq,hash FROM audit_head WHERE id=1")             \
     X(AUDIT_INSERT, "INSERT INTO audit(" STORE_AUDIT_COLS ") "                 \
       "VALUES(?,?,?,?,?,?,?)")                                              \
@@ -2105,6 +2110,59 @@ static void *sq_read_crl(STORE_TX *tx, sqlite3_stmt *s)
     return c;
 }
 
+static enum store_rc sq_vendor_crl_put(STORE_TX *tx,
+                                       const struct store_vendor_crl *c)
+{
+    sqlite3_stmt *s;
+
+    if ((s = sq_stmt(tx, SQ_VCRL_PUT)) == NULL)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, c->vendor_id);
+    sqlite3_bind_blob(s, 2, c->issuer_sha256, STORE_SHA256_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, c->this_update);
+    sqlite3_bind_int64(s, 4, c->next_update);
+    sqlite3_bind_int64(s, 5, c->fetched ? c->fetched : sq_now());
+    sq_bind_text(s, 6, c->source);
+    sqlite3_bind_blob64(s, 7, c->der, c->der_len, SQLITE_STATIC);
+    return sq_exec_stmt(tx, s, "vendor_crl_put");
+}
+
+static void *sq_read_vendor_crl(STORE_TX *tx, sqlite3_stmt *s)
+{
+    struct store_vendor_crl *c = calloc(1, sizeof(*c));
+    size_t hl = 0;
+
+    if (c == NULL)
+        return NULL;
+    c->vendor_id = sqlite3_column_int64(s, 0);
+    c->this_update = sqlite3_column_int64(s, 2);
+    c->next_update = sqlite3_column_int64(s, 3);
+    c->fetched = sqlite3_column_int64(s, 4);
+    if (!sq_col_fixed(s, 1, c->issuer_sha256, sizeof(c->issuer_sha256), &hl)
+        || !sq_col_text(s, 5, &c->source)
+        || !sq_col_blob(s, 6, &c->der, &c->der_len)) {
+        store_vendor_crl_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static enum store_rc sq_vendor_crl_list(STORE_TX *tx, int64_t vendor_id,
+                                        struct store_vendor_crl ***out,
+                                        size_t *n)
+{
+    sqlite3_stmt *s;
+
+    *out = NULL;
+    *n = 0;
+    if ((s = sq_stmt(tx, SQ_VCRL_LIST)) == NULL)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, vendor_id);
+    return sq_collect(tx, s, sq_read_vendor_crl,
+                      (sq_freer)store_vendor_crl_free, (void ***)out, n,
+                      "vendor_crl_list");
+}
+
 static enum store_rc sq_crl_get_last(STORE_TX *tx, int64_t ca_id,
                                      struct store_crl **out)
 {
@@ -2295,6 +2353,8 @@ const struct store_ops store_sqlite_ops = {
     .crl_next_number = sq_crl_next_number,
     .crl_put = sq_crl_put,
     .crl_get_last = sq_crl_get_last,
+    .vendor_crl_put = sq_vendor_crl_put,
+    .vendor_crl_list = sq_vendor_crl_list,
     .audit_head = sq_audit_head,
     .audit_insert = sq_audit_insert,
     .audit_foreach = sq_audit_foreach,
@@ -2309,6 +2369,7 @@ static int sq_plan_scan_ok(enum sq_stmt_id id)
     switch (id) {
     case SQ_CA_LIST: case SQ_VENDOR_LIST: case SQ_RA_LIST:
     case SQ_AUDIT_ALL: case SQ_AUDIT_LAST: case SQ_AUDIT_COUNT:
+    case SQ_VCRL_LIST:          /* one row per vendor issuing CA */
         return 1;
     default:
         return 0;

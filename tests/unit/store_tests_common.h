@@ -190,6 +190,40 @@ static void test_cert_vendor_expiry(void **state)
     assert_int_equal(v->disabled, 1);
     store_vendor_free(v);
     store_rollback(tx);
+
+    /* vendor CRLs: put replaces per (vendor, issuer), list by vendor */
+    {
+        struct store_vendor_crl vc, **vl = NULL;
+        unsigned char crl[] = { 0x30, 0x03, 0x02, 0x01, 0x01 };
+
+        memset(&vc, 0, sizeof(vc));
+        vc.vendor_id = vid;
+        memset(vc.issuer_sha256, 0x5a, 32);
+        vc.this_update = 100;
+        vc.next_update = 200;
+        vc.source = "import:x.crl";
+        vc.der = crl;
+        vc.der_len = sizeof(crl);
+        assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+        assert_int_equal(store_vendor_crl_put(tx, &vc), STORE_OK);
+        vc.next_update = 300;
+        assert_int_equal(store_vendor_crl_put(tx, &vc), STORE_OK);
+        vc.vendor_id = 99999;
+        assert_int_equal(store_vendor_crl_put(tx, &vc), STORE_NOTFOUND);
+        assert_int_equal(store_commit(tx), STORE_OK);
+        assert_int_equal(store_begin_read(f->st, &tx), STORE_OK);
+        assert_int_equal(store_vendor_crl_list(tx, vid, &vl, &nl), STORE_OK);
+        assert_int_equal(nl, 1);
+        assert_int_equal(vl[0]->next_update, 300);
+        assert_string_equal(vl[0]->source, "import:x.crl");
+        assert_int_equal(vl[0]->der_len, sizeof(crl));
+        assert_true(vl[0]->fetched > 0);
+        store_vendor_crl_list_free(vl, nl);
+        assert_int_equal(store_vendor_crl_list(tx, 0, &vl, &nl), STORE_OK);
+        assert_int_equal(nl, 1);
+        store_vendor_crl_list_free(vl, nl);
+        store_rollback(tx);
+    }
 }
 
 static int count_revoked(void *arg, const struct store_revoked *r)
