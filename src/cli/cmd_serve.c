@@ -9,6 +9,7 @@
 #include "conf/conf.h"
 #include "http/http.h"
 #include "ocsp/ocsp_pub.h"
+#include "ocsp/vendor_crl.h"
 #include "server/server.h"
 #include "store/store.h"
 #include "util/log.h"
@@ -37,6 +38,9 @@ struct serve_opts {
 struct serve_ctx {
     SERVER *srv;
     OCSP_PUB *pub;
+    VENDOR_CRL *vcrl;           /* vendor-certificate revocation ([vendor
+                                 * NAME] crl); see the report: the server
+                                 * core calls vendor_crl_check() once wired */
 };
 
 /* Transport glue: bytes from the HTTP layer to the server core and back. */
@@ -69,7 +73,10 @@ static int serve_alias_known(void *arg, const char *alias)
 /* The revocation services' lines of /metrics. */
 static size_t serve_metrics(void *arg, char *buf, size_t cap)
 {
-    return ocsp_pub_metrics(((struct serve_ctx *)arg)->pub, buf, cap);
+    struct serve_ctx *ctx = arg;
+    size_t n = ocsp_pub_metrics(ctx->pub, buf, cap);
+
+    return n + vendor_crl_metrics(ctx->vcrl, buf + n, cap - n);
 }
 
 /* Splits "host:port", "[v6]:port", ":port" or "port". Returns 1 or 0. */
@@ -198,6 +205,7 @@ static int cli_serve_run(const struct serve_opts *o)
     struct store *st = NULL;
     SERVER *srv = NULL;
     OCSP_PUB *pub = NULL;
+    VENDOR_CRL *vcrl = NULL;
     struct serve_ctx ctx;
     struct http_server *http = NULL;
     struct http_conf hc;
@@ -224,8 +232,14 @@ static int cli_serve_run(const struct serve_opts *o)
         ret = CLI_CONFIG;
         goto end;
     }
+    if ((vcrl = vendor_crl_new(conf, st, err, sizeof(err))) == NULL) {
+        fprintf(stderr, "cmpca: %s\n", err);
+        ret = CLI_CONFIG;
+        goto end;
+    }
     ctx.srv = srv;
     ctx.pub = pub;
+    ctx.vcrl = vcrl;
     hc.resource = ocsp_pub_handle;
     hc.resource_arg = pub;
     hc.metrics_extra = serve_metrics;
@@ -285,6 +299,7 @@ static int cli_serve_run(const struct serve_opts *o)
  end:
     http_server_stop(http);
     ocsp_pub_free(pub);
+    vendor_crl_free(vcrl);
     server_free(srv);
     store_close(st);
     conf_free(conf);

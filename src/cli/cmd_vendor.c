@@ -8,6 +8,7 @@
 
 #include "ca/ca.h"
 #include "conf/conf.h"
+#include "ocsp/vendor_crl.h"
 #include "store/store.h"
 
 #include <getopt.h>
@@ -25,6 +26,9 @@ static void vendor_usage(FILE *fp)
             "       cmpca vendor remove NAME [--force] [--revoke-all [--reason R]]\n"
             "       cmpca vendor disable NAME [--revoke-all [--reason R]]\n"
             "       cmpca vendor enable NAME\n"
+            "       cmpca vendor crl import --vendor NAME FILE\n"
+            "       cmpca vendor crl fetch --vendor NAME [--url URL]\n"
+            "       cmpca vendor crl list [--vendor NAME] [--json]\n"
             "\n"
             "A vendor is a factory CA (with its chain) trusted to authenticate\n"
             "devices on initial enrollment. --ca may repeat; a file may hold\n"
@@ -33,7 +37,9 @@ static void vendor_usage(FILE *fp)
             "disable stops new enrollments through the vendor; --revoke-all\n"
             "also revokes every valid operator certificate of its devices\n"
             "(reason --reason, default cessationOfOperation) in the same\n"
-            "transaction, with a new CRL.\n");
+            "transaction, with a new CRL.\n"
+            "crl import/fetch store a CRL of one of the vendor's CAs (checked:\n"
+            "issuer and signature), used when [vendor NAME] crl = soft|hard.\n");
 }
 
 /* Parses the options of one action. |want| lists which are allowed. */
@@ -466,6 +472,167 @@ static int vendor_remove(const struct conf *conf, STORE *st,
     return ret;
 }
 
+/* `vendor crl import|fetch|list`. */
+static int vendor_crl_cmd(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "vendor", required_argument, NULL, 'v' },
+        { "url", required_argument, NULL, 'u' },
+        { "json", no_argument, NULL, 'j' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+    const char *vendor = NULL, *url = NULL, *act;
+    struct conf *conf = NULL;
+    STORE *st = NULL;
+    STORE_TX *tx = NULL;
+    struct store_vendor *v = NULL;
+    struct store_vendor_crl **crls = NULL;
+    unsigned char *data = NULL;
+    size_t len = 0, n = 0, i;
+    char err[600], src[700], hex[2 * STORE_SHA256_LEN + 1], t1[32], t2[32];
+    json_t *arr = NULL;
+    enum store_rc rc;
+    int c, json = 0, ret = CLI_ERR;
+    FILE *fp = NULL;
+
+    if (argc < 2) {
+        vendor_usage(stderr);
+        return CLI_USAGE;
+    }
+    act = argv[1];
+    argc--;
+    argv++;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'v': vendor = optarg; break;
+        case 'u': url = optarg; break;
+        case 'j': json = 1; break;
+        case 'h': vendor_usage(stdout); return CLI_OK;
+        default: vendor_usage(stderr); return CLI_USAGE;
+        }
+    }
+    if ((strcmp(act, "import") == 0 && (vendor == NULL || optind + 1 != argc))
+        || (strcmp(act, "fetch") == 0 && (vendor == NULL || optind != argc))
+        || (strcmp(act, "list") == 0 && optind != argc)
+        || (strcmp(act, "import") != 0 && strcmp(act, "fetch") != 0
+            && strcmp(act, "list") != 0)) {
+        vendor_usage(stderr);
+        return CLI_USAGE;
+    }
+    if ((ret = cli_store_open(&conf, &st)) != CLI_OK)
+        return ret;
+    ret = CLI_ERR;
+    if (strcmp(act, "list") == 0) {
+        int64_t vid = 0;
+
+        if ((rc = store_begin_read(st, &tx)) != STORE_OK)
+            goto dberr;
+        if (vendor != NULL) {
+            if ((rc = store_vendor_get_by_name(tx, vendor, &v)) != STORE_OK)
+                goto dberr;
+            vid = v->id;
+        }
+        if ((rc = store_vendor_crl_list(tx, vid, &crls, &n)) != STORE_OK)
+            goto dberr;
+        arr = json_array();
+        for (i = 0; i < n; i++) {
+            json_t *o = json_object();
+
+            cli_hex(crls[i]->issuer_sha256, STORE_SHA256_LEN, hex);
+            cli_time(crls[i]->this_update, t1, sizeof(t1));
+            cli_time(crls[i]->next_update, t2, sizeof(t2));
+            json_object_set_new(o, "vendor_id", json_integer(crls[i]->vendor_id));
+            json_object_set_new(o, "issuer_sha256", json_string(hex));
+            json_object_set_new(o, "this_update", json_string(t1));
+            json_object_set_new(o, "next_update", crls[i]->next_update
+                                ? json_string(t2) : json_null());
+            json_object_set_new(o, "source", crls[i]->source != NULL
+                                ? json_string(crls[i]->source) : json_null());
+            if (!json)
+                printf("vendor %lld issuer %.16s... this %s next %s from %s\n",
+                       (long long)crls[i]->vendor_id, hex, t1,
+                       crls[i]->next_update ? t2 : "-",
+                       crls[i]->source != NULL ? crls[i]->source : "-");
+            json_array_append_new(arr, o);
+        }
+        if (json) {
+            cli_json_print(arr);
+            arr = NULL;
+        }
+        ret = CLI_OK;
+        goto end;
+    }
+    if (strcmp(act, "import") == 0) {
+        long sz;
+
+        if ((fp = fopen(argv[optind], "rb")) == NULL
+            || fseek(fp, 0, SEEK_END) != 0 || (sz = ftell(fp)) <= 0
+            || sz > (64L << 20) || fseek(fp, 0, SEEK_SET) != 0
+            || (data = malloc((size_t)sz)) == NULL
+            || fread(data, 1, (size_t)sz, fp) != (size_t)sz) {
+            fprintf(stderr, "cmpca vendor crl import: cannot read %s\n",
+                    argv[optind]);
+            goto end;
+        }
+        len = (size_t)sz;
+        snprintf(src, sizeof(src), "import:%s", argv[optind]);
+    } else {
+        if (url == NULL) {
+            /* the [vendor NAME] crl_url */
+            const struct conf_section *sec = conf_find(conf, "vendor", vendor);
+
+            url = sec != NULL ? conf_get(sec, "crl_url") : NULL;
+        }
+        if (url == NULL) {
+            fprintf(stderr, "cmpca vendor crl fetch: give --url or set "
+                    "crl_url in [vendor %s]\n", vendor);
+            ret = CLI_USAGE;
+            goto end;
+        }
+        if (!vendor_crl_fetch(url, 10, 64UL << 20, &data, &len, err,
+                              sizeof(err))) {
+            fprintf(stderr, "cmpca vendor crl fetch: %s\n", err);
+            goto end;
+        }
+        snprintf(src, sizeof(src), "%s", url);
+    }
+    if ((rc = store_begin(st, &tx)) != STORE_OK)
+        goto dberr;
+    if ((rc = store_vendor_get_by_name(tx, vendor, &v)) != STORE_OK)
+        goto dberr;
+    if (!vendor_crl_import(tx, v, data, len, src, err, sizeof(err))) {
+        fprintf(stderr, "cmpca vendor crl %s: %s\n", act, err);
+        goto end;
+    }
+    if ((rc = store_audit_append(tx, cli_actor(), "vendor.crl", vendor, NULL))
+        != STORE_OK)
+        goto dberr;
+    rc = store_commit(tx);
+    tx = NULL;
+    if (rc != STORE_OK)
+        goto dberr;
+    printf("CRL of vendor '%s' stored (%s)\n", vendor, src);
+    ret = CLI_OK;
+    goto end;
+ dberr:
+    if (rc == STORE_NOTFOUND && vendor != NULL)
+        fprintf(stderr, "cmpca vendor crl: %s: no such vendor\n", vendor);
+    ret = rc == STORE_NOTFOUND ? CLI_NOTFOUND : cli_dberr("vendor", "crl", tx, rc);
+ end:
+    if (fp != NULL)
+        fclose(fp);
+    json_decref(arr);
+    free(data);
+    store_vendor_crl_list_free(crls, n);
+    store_vendor_free(v);
+    store_rollback(tx);
+    store_close(st);
+    conf_free(conf);
+    return ret;
+}
+
 int cli_vendor(int argc, char **argv)
 {
     struct vendor_opts o;
@@ -478,6 +645,8 @@ int cli_vendor(int argc, char **argv)
                                         "disable", "enable", NULL };
 
     memset(&o, 0, sizeof(o));
+    if (argc >= 2 && strcmp(argv[1], "crl") == 0)
+        return vendor_crl_cmd(argc - 1, argv + 1);
     if ((ret = cli_pick_action(argc, argv, "vendor", acts, vendor_usage,
                                &act)) != CLI_OK)
         return ret < 0 ? CLI_OK : ret;
