@@ -226,4 +226,33 @@ has "expiry gauge: within 365 days" metrics2.txt 'cmpca_certificates_valid_expir
 has "expiry gauge: within 30 days" metrics2.txt 'cmpca_certificates_valid_expiring\{within_days="30"\} 0'
 has "expiry gauge: expired" metrics2.txt 'cmpca_certificates_valid_expired 0'
 
+# ---- vendor CRLs (the CLI; the check at ir time is the server core's) ---------
+mkdir -p "$T/vca"
+: >"$T/vca/index.txt"
+echo 01 >"$T/vca/crlnumber"
+cat >"$T/vca/ca.cnf" <<EOF2
+[ca]
+default_ca = d
+[d]
+database = $T/vca/index.txt
+crlnumber = $T/vca/crlnumber
+default_md = sha256
+default_crl_days = 1
+EOF2
+(cd "$T" && openssl ca -config vca/ca.cnf -keyfile vendor/vendor-ca.key -cert vendor/vendor-ca.pem \
+    -revoke devs/SN-000006/cert.pem -batch && openssl ca -config vca/ca.cnf -keyfile vendor/vendor-ca.key \
+    -cert vendor/vendor-ca.pem -gencrl -out vca/v.crl -batch) >"$T/vca.log" 2>&1
+check "cmpca vendor crl import" cli vendor crl import --vendor acme "$T/vca/v.crl"
+cli vendor crl list --vendor acme --json >"$T/vcl.json"
+has "vendor crl list shows it" vcl.json '"source": "import:'
+(cd "$T" && openssl ca -config vca/ca.cnf -keyfile root.key -cert root.pem -gencrl -out vca/bad.crl -batch) >>"$T/vca.log" 2>&1
+cli vendor crl import --vendor acme "$T/vca/bad.crl" >"$T/vbad.txt" 2>&1 && nok "a CRL of another CA is refused" || ok "a CRL of another CA is refused"
+has "refusal says why" vbad.txt "not signed by a CA certificate of vendor acme"
+cp "$T/cmpca.conf" "$T/vbad.conf"
+printf '[vendor acme]\ncrl = maybe\n' >>"$T/vbad.conf"
+(cd "$T" && timeout 20 "$CMPCA" -c "$T/vbad.conf" serve --port-file "$T/vbad.port") >"$T/vbadserve.txt" 2>&1
+has "[vendor] crl policy checked at load with file:line" vbadserve.txt "vbad.conf:[0-9]+: crl must be off, soft or hard"
+curl -s --max-time 10 "$URL/metrics" >"$T/metrics3.txt"
+has "metrics: vendor CRL checks" metrics3.txt 'cmpca_vendor_crl_checks_total\{result="revoked"\} 0'
+
 e2e_done
