@@ -242,6 +242,7 @@ static int cli_serve_run(const struct serve_opts *o)
     ctx.vcrl = vcrl;
     hc.resource = ocsp_pub_handle;
     hc.resource_arg = pub;
+    hc.resource_max_requests = ocsp_pub_max_requests(pub);
     hc.metrics_extra = serve_metrics;
     if (conf_find(conf, "server", "") != NULL
         && !conf_check_used(conf, conf_find(conf, "server", ""), err,

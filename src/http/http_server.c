@@ -40,6 +40,8 @@
 #define HTTP_METRICS_EXTRA      (64 * 1024)
 #define HTTP_CT_CMP             "application/pkixcmp"
 #define HTTP_RES_MAX_REQUESTS   1000  /* resource answers per connection */
+#define HTTP_RES_POST           1
+#define HTTP_RES_GET            2
 
 struct http_server {
     struct MHD_Daemon *daemon;
@@ -60,8 +62,13 @@ struct http_req {
     int answered;                       /* response queued already */
     size_t discarded;                   /* bytes dropped after a reject */
     size_t len, cap;                    /* body bytes held / allocated */
-    int resource;                       /* a POST to the resource handler:
-                                           alias holds its path */
+    int resource;                       /* HTTP_RES_POST: a POST to the
+                                           resource handler, alias holds its
+                                           path; HTTP_RES_GET: a GET or HEAD,
+                                           body holds the path (answered
+                                           when the request is complete, so
+                                           that the connection stays open) */
+    int head;                           /* HTTP_RES_GET: the method is HEAD */
     char alias[HTTP_LABEL_MAX + 1];
     char op[HTTP_LABEL_MAX + 1];
     unsigned char body[];
@@ -527,8 +534,19 @@ static enum MHD_Result http_res_begin(struct http_server *srv,
     }
     if (strcmp(method, MHD_HTTP_METHOD_GET) == 0
         || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0) {
-        *con_cls = &http_marker_simple;
-        return http_reply_res(srv, conn, method, url, NULL, 0, 0);
+        /* the path (bounded by MHD's connection memory) waits for the end
+         * of the request: an answer queued before it closes the
+         * connection */
+        if ((hr = malloc(sizeof(*hr) + n + 1)) == NULL) {
+            *con_cls = &http_marker_simple;
+            return MHD_NO;
+        }
+        memset(hr, 0, sizeof(*hr));
+        hr->resource = HTTP_RES_GET;
+        hr->head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+        memcpy(hr->body, url, n + 1);
+        *con_cls = hr;
+        return MHD_YES;
     }
     if (strcmp(method, MHD_HTTP_METHOD_POST) != 0 || n > HTTP_LABEL_MAX) {
         *con_cls = &http_marker_simple;
@@ -551,7 +569,7 @@ static enum MHD_Result http_res_begin(struct http_server *srv,
     memset(hr, 0, sizeof(*hr));
     hr->reject = reject;
     hr->cap = cap;
-    hr->resource = 1;
+    hr->resource = HTTP_RES_POST;
     memcpy(hr->alias, url, n + 1);
     *con_cls = hr;
     if (reject != 0 && cl > HTTP_DISCARD_MAX) {
@@ -571,6 +589,10 @@ static enum MHD_Result http_res_complete(struct http_server *srv,
     if (hr->answered)
         return MHD_YES;
     hr->answered = 1;
+    if (hr->resource == HTTP_RES_GET)
+        return http_reply_res(srv, conn, hr->head ? MHD_HTTP_METHOD_HEAD
+                                                  : MHD_HTTP_METHOD_GET,
+                              (const char *)hr->body, NULL, 0, 0);
     return http_reply_res(srv, conn, MHD_HTTP_METHOD_POST, hr->alias,
                           hr->reject == 0 ? hr->body : NULL,
                           hr->reject == 0 ? hr->len : 0, hr->reject);
@@ -620,6 +642,8 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn,
         size_t n = *upload_data_size;
 
         *upload_data_size = 0;
+        if (((struct http_req *)*con_cls)->resource == HTTP_RES_GET)
+            return MHD_YES;             /* a GET's body is ignored */
         return http_cmp_data(srv, con_cls, upload_data, n);
     }
     if (((struct http_req *)*con_cls)->resource)

@@ -37,6 +37,7 @@ struct ocsp_pub {
     struct ocsp_conf oc;
     long max_age;                       /* Cache-Control of GET /ocsp */
     long crl_max_age;                   /* Cache-Control of GET /crl */
+    long max_requests;                  /* answers per connection */
     atomic_ulong outcomes[OCSP_NOUTCOMES];
     atomic_ulong crl_downloads, ca_downloads, crls_issued;
     atomic_llong expiring[OCSP_NBUCKETS];   /* -1 until first counted */
@@ -128,6 +129,7 @@ OCSP_PUB *ocsp_pub_new(const struct conf *conf, STORE *store, char *err,
     ocsp_conf_init(&p->oc);
     p->max_age = 0;
     p->crl_max_age = 0;
+    p->max_requests = 1000;
     if (sec != NULL) {
         cas = conf_get(sec, "cas");
         if (!conf_get_duration(conf, sec, "next_update", p->oc.next_update,
@@ -142,7 +144,9 @@ OCSP_PUB *ocsp_pub_new(const struct conf *conf, STORE *store, char *err,
             goto end;
         p->oc.max_request = (size_t)v;
         if (!conf_get_long(conf, sec, "max_certids", 8, 1, 64, &v, err,
-                           errlen))
+                           errlen)
+            || !conf_get_long(conf, sec, "max_requests", 1000, 1, 1000000,
+                              &p->max_requests, err, errlen))
             goto end;
         p->oc.max_certids = (int)v;
         if (p->oc.next_update > 0 && p->max_age > p->oc.next_update) {
@@ -192,6 +196,11 @@ void ocsp_pub_free(OCSP_PUB *p)
 OCSP_RESPONDER *ocsp_pub_get0_responder(OCSP_PUB *p)
 {
     return p->resp;
+}
+
+unsigned ocsp_pub_max_requests(const OCSP_PUB *p)
+{
+    return (unsigned)p->max_requests;
 }
 
 /* Decodes the base64 (standard or URL-safe alphabet; a space stands for a

@@ -19,8 +19,8 @@ typedef struct ocsp_pub OCSP_PUB;
 
 /*
  * Builds the services from the [ocsp] section of |conf| (optional; keys:
- * cas, next_update, max_age, max_request, max_certids, crl_max_age,
- * crl_refresh) and loads, with their keys, the CAs the OCSP responder
+ * cas, next_update, max_age, max_request, max_certids, max_requests,
+ * crl_max_age) and loads, with their keys, the CAs the OCSP responder
  * answers for: [ocsp] cas (comma-separated names), by default every CA an
  * [alias] section names. A CA with a delegated OCSP signer ([ca NAME]
  * ocsp_signer_cert/ocsp_signer_key) has its responses signed by it.
@@ -30,6 +30,10 @@ typedef struct ocsp_pub OCSP_PUB;
 OCSP_PUB *ocsp_pub_new(const struct conf *conf, STORE *store, char *err,
                        size_t errlen);
 void ocsp_pub_free(OCSP_PUB *p);
+
+/* Returns [ocsp] max_requests: resource answers on one keep-alive
+ * connection before it is closed (default 1000). */
+unsigned ocsp_pub_max_requests(const OCSP_PUB *p);
 
 /* Returns the responder (for tests and benchmarks). */
 OCSP_RESPONDER *ocsp_pub_get0_responder(OCSP_PUB *p);

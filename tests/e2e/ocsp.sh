@@ -11,6 +11,7 @@ cat >>"$T/cmpca.conf" <<EOF
 [ocsp]
 next_update = 1h
 max_age = 60s
+max_requests = 2
 EOF
 srv_start main || { echo "Bail out! server did not start"; exit 1; }
 LOG=$T/main.log
@@ -127,6 +128,9 @@ is "GET /ca/issuing.crt: 200" "$h" 200
 has "CA: Content-Type application/pkix-cert" ca.hdr "Content-Type: application/pkix-cert"
 openssl x509 -in "$T/issuing.pem" -outform DER -out "$T/issuing.der"
 check "CA certificate is the issuing CA's" cmp "$T/ca.der" "$T/issuing.der"
+n3=$(curl -s --max-time 10 -o /dev/null -o /dev/null -o /dev/null -w '%{num_connects}' \
+    "$URL/ca/issuing.crt" "$URL/ca/issuing.crt" "$URL/ca/issuing.crt")
+is "max_requests = 2: three answers take two connections" "$n3" 101
 h=$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' "$URL/ca/nosuch.crt")
 is "unknown CA: 404" "$h" 404
 h=$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' "$URL/crl/../x.crl")
