@@ -130,6 +130,13 @@ struct ca_issue_req {
                                                * whatever the profile says
                                                * (key update keeps the old
                                                * certificate's subject) */
+    const X509 *vendor_cert;                  /* optional: the vendor
+                                               * certificate the device
+                                               * authenticated with (3GPP
+                                               * ir); its SHA-256 and serial
+                                               * are recorded with the
+                                               * certificate in the store
+                                               * (store_cert.has_vendor) */
 };
 
 /* Result of an issuance; every value but OK names one cause. */

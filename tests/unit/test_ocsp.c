@@ -603,6 +603,58 @@ static void test_pub_routes(void **state)
     conf_free(bad);
 }
 
+/* An issuance given the vendor certificate records it (what `cmpca device
+ * show` and the vendor_sha256 filter read). */
+static void test_vendor_recorded(void **state)
+{
+    struct conf *pc = NULL;
+    CA_PROFILE *p = NULL;
+    EVP_PKEY *dk = NULL;
+    struct ca_issue_req req = { 0 };
+    struct store_cert *got = NULL, **list = NULL;
+    struct store_cert_filter f;
+    STORE_TX *tx = NULL;
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    int64_t id = 0;
+    size_t n = 0;
+    char err[256];
+
+    assert_int_equal(conf_load_string("p.conf", "[profile d]\nsubject = CN=v\n",
+                                      &pc, err, sizeof(err)), 1);
+    assert_int_equal(ca_profile_load(pc, "d", &p, err, sizeof(err)), 1);
+    assert_int_equal(ca_key_generate("ec:P-256", &dk, err, sizeof(err)), 1);
+    req.pubkey = dk;
+    req.vars = no_vars;
+    req.vendor_cert = foreign_ca;       /* any certificate will do */
+    assert_int_equal(store_begin(st, &tx), STORE_OK);
+    assert_int_equal(ca_issue_store(ca, p, &req, tx, 0, NULL, &id, err,
+                                    sizeof(err)), CA_ISSUE_OK);
+    assert_int_equal(store_commit(tx), STORE_OK);
+    assert_int_equal(X509_digest(foreign_ca, EVP_sha256(), md, &mdlen), 1);
+    assert_int_equal(store_begin_read(st, &tx), STORE_OK);
+    assert_int_equal(store_cert_get(tx, id, &got), STORE_OK);
+    assert_int_equal(got->has_vendor, 1);
+    assert_memory_equal(got->vendor_sha256, md, 32);
+    assert_int_equal(got->vendor_serial_len,
+                     ASN1_STRING_length(X509_get0_serialNumber(foreign_ca)));
+    store_cert_filter_init(&f);
+    f.vendor_sha256 = md;
+    assert_int_equal(store_cert_list(tx, &f, &list, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(list[0]->id, id);
+    store_cert_list_free(list, n);
+    store_cert_free(got);
+    /* the certificates issued without it have none */
+    assert_int_equal(store_cert_get(tx, 1, &got), STORE_OK);
+    assert_int_equal(got->has_vendor, 0);
+    store_cert_free(got);
+    store_rollback(tx);
+    EVP_PKEY_free(dk);
+    ca_profile_free(p);
+    conf_free(pc);
+}
+
 static void test_http_helpers(void **state)
 {
     char buf[64];
@@ -640,6 +692,7 @@ int main(void)
         cmocka_unit_test(test_unauthorized_and_malformed),
         cmocka_unit_test(test_delegated_signer),
         cmocka_unit_test(test_pub_routes),
+        cmocka_unit_test(test_vendor_recorded),
         cmocka_unit_test(test_http_helpers),
     };
 
