@@ -2,7 +2,7 @@
 # build/asan), `make fuzz` (libFuzzer targets, build/fuzz), `make test`.
 # Sources are found by directory; adding a file needs no edit here.
 
-PKGS     := libcrypto libssl libmicrohttpd gnutls sqlite3 libpq inih jansson libp11
+PKGS     := libcrypto libssl libmicrohttpd gnutls sqlite3 libpq inih jansson libp11 libcurl
 BUILD    ?= build/release
 SAN      ?=
 CC       ?= cc

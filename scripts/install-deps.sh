@@ -6,7 +6,8 @@ set -eu
 PKGS="build-essential pkg-config clang-14 libclang-rt-14-dev
  libssl-dev openssl libmicrohttpd-dev libgnutls28-dev libsqlite3-dev sqlite3 libpq-dev
  libinih-dev libjansson-dev libp11-dev libengine-pkcs11-openssl
- softhsm2 opensc libcmocka-dev postgresql curl python3 procps faketime"
+ softhsm2 opensc libcmocka-dev postgresql curl python3 procps faketime
+ libcurl4-openssl-dev"
 
 missing=""
 for p in $PKGS; do

@@ -9,6 +9,7 @@
 #include "util/x509_der.h"
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,8 @@ void ca_free(CA *ca)
     X509_EXTENSION_free(ca->aki);
     free(ca->key_ref);
     free(ca->signer_key_ref);
+    X509_free(ca->ocsp_cert);
+    ca_signer_free(ca->ocsp_signer);
     free(ca);
 }
 
@@ -41,6 +44,8 @@ X509 *ca_get0_cmp_signer_cert(const CA *ca) { return ca->cmp_cert; }
 const CA_SIGNER *ca_get0_cmp_signer(const CA *ca) { return ca->cmp_signer; }
 STACK_OF(X509) *ca_get0_cmp_chain(const CA *ca) { return ca->cmp_chain; }
 long ca_get_crl_validity(const CA *ca) { return ca->crl_validity; }
+X509 *ca_get0_ocsp_signer_cert(const CA *ca) { return ca->ocsp_cert; }
+const CA_SIGNER *ca_get0_ocsp_signer(const CA *ca) { return ca->ocsp_signer; }
 
 int ca_has_separate_cmp_signer(const CA *ca)
 {
@@ -129,6 +134,64 @@ static enum ca_load_rc ca_open_key(const char *ref, const char *pass,
     return CA_LOAD_OK;
 }
 
+/* |path| made absolute against the directory of the configuration file
+ * |conf| (malloc'ed; NULL on allocation failure). */
+static char *ca_conf_path(const struct conf *conf, const char *path)
+{
+    const char *slash = conf->path != NULL ? strrchr(conf->path, '/') : NULL;
+    size_t dl = slash != NULL ? (size_t)(slash - conf->path) + 1 : 0;
+    char *out;
+
+    if (path[0] == '/' || strncmp(path, "pkcs11:", 7) == 0 || dl == 0)
+        return strdup(path);
+    if ((out = malloc(dl + strlen(path) + 1)) == NULL)
+        return NULL;
+    memcpy(out, conf->path, dl);
+    strcpy(out + dl, path);
+    return out;
+}
+
+/* Loads the delegated OCSP signer of |ca| (certificate PEM |certpath|,
+ * key |keypath| unlocked with |pass|) and checks that |ca| issued it for
+ * OCSP signing. Returns a ca_load_rc. */
+static enum ca_load_rc ca_load_ocsp_signer(CA *ca, const struct conf *conf,
+                                           const char *certpath,
+                                           const char *keypath,
+                                           const char *pass,
+                                           const char *module, char *err,
+                                           size_t errlen)
+{
+    char *cp = ca_conf_path(conf, certpath), *kp = ca_conf_path(conf, keypath);
+    char what[300];
+    BIO *b = NULL;
+    enum ca_load_rc rc = CA_LOAD_ERROR;
+
+    if (cp == NULL || kp == NULL)
+        goto end;
+    if ((b = BIO_new_file(cp, "r")) == NULL
+        || (ca->ocsp_cert = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL) {
+        snprintf(err, errlen, "CA %s: cannot read the OCSP signer "
+                 "certificate %s", ca->name, cp);
+        rc = CA_LOAD_CONFIG;
+        goto end;
+    }
+    if (X509_check_issued(ca->cert, ca->ocsp_cert) != X509_V_OK
+        || !(X509_get_extended_key_usage(ca->ocsp_cert) & XKU_OCSP_SIGN)) {
+        snprintf(err, errlen, "CA %s: %s is not an OCSP signer certificate "
+                 "issued by the CA", ca->name, cp);
+        rc = CA_LOAD_CONFIG;
+        goto end;
+    }
+    snprintf(what, sizeof(what), "OCSP signer key of CA %s", ca->name);
+    rc = ca_open_key(kp, pass, module, NULL, what, ca->ocsp_cert,
+                     &ca->ocsp_signer, err, errlen);
+ end:
+    BIO_free(b);
+    free(cp);
+    free(kp);
+    return rc;
+}
+
 /*
  * Sets up what ca_new() and ca_load_ex() both build in |ca|: the chain
  * (|cert| then |above|, which may be NULL) checked to verify up to its
@@ -214,6 +277,7 @@ enum ca_load_rc ca_load_ex(const struct conf *conf, STORE *store,
     const struct conf_section *sec = NULL;
     const char *key_pass = NULL, *signer_pass = NULL, *module = NULL;
     const char *pin = NULL, *md = NULL, *pass;
+    const char *ocsp_cert = NULL, *ocsp_key = NULL, *ocsp_pass = NULL;
     struct store_ca *rec = NULL;
     STORE_TX *tx = NULL;
     CA *ca = NULL;
@@ -238,6 +302,15 @@ enum ca_load_rc ca_load_ex(const struct conf *conf, STORE *store,
         module = conf_get(sec, "pkcs11_module");
         pin = conf_get(sec, "pkcs11_pin");
         md = conf_get(sec, "digest");
+        ocsp_cert = conf_get(sec, "ocsp_signer_cert");
+        ocsp_key = conf_get(sec, "ocsp_signer_key");
+        ocsp_pass = conf_get(sec, "ocsp_signer_key_pass");
+        if ((ocsp_cert == NULL) != (ocsp_key == NULL)) {
+            conf_err(conf, sec->line, err, errlen, "ocsp_signer_cert and "
+                     "ocsp_signer_key go together in [ca %s]", name);
+            rc = CA_LOAD_CONFIG;
+            goto end;
+        }
         if (!conf_get_duration(conf, sec, "crl_validity", 7L * 86400, 3600,
                                366L * 86400, &ca->crl_validity, err, errlen)
             || !conf_check_used(conf, sec, err, errlen)) {
@@ -315,6 +388,13 @@ enum ca_load_rc ca_load_ex(const struct conf *conf, STORE *store,
     } else if (ca->signer != NULL) {
         ca_signer_up_ref(ca->signer);
         ca->cmp_signer = ca->signer;
+    }
+    if (opts->ocsp_signer && !opts->skip_key && ocsp_cert != NULL) {
+        pass = strncmp(ocsp_key, "pkcs11:", 7) == 0 ? pin : ocsp_pass;
+        if ((rc = ca_load_ocsp_signer(ca, conf, ocsp_cert, ocsp_key, pass,
+                                      module, err, errlen)) != CA_LOAD_OK)
+            goto end;
+        rc = CA_LOAD_ERROR;
     }
     *out = ca;
     ca = NULL;

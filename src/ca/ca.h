@@ -31,6 +31,9 @@ struct ca_load_opts {
     const char *signer_pass;    /* same for the CMP signer key */
     int skip_key;               /* 1: do not load the CA key (listing) */
     int skip_cmp_signer;        /* 1: do not load a separate CMP signer key */
+    int ocsp_signer;            /* 1: also load the delegated OCSP signer
+                                 * named by [ca NAME] ocsp_signer_cert and
+                                 * ocsp_signer_key (if set) */
 };
 
 /* Result of loading; the CLI maps it to an exit code. */
@@ -47,7 +50,9 @@ enum ca_load_rc {
 /*
  * Loads CA |name| from |store|, reading the [ca NAME] section of |conf|
  * (may be NULL; keys: key_pass, signer_key_pass, pkcs11_module, pkcs11_pin,
- * crl_validity, digest). Parses the certificates, opens the keys (checking
+ * crl_validity, digest, ocsp_signer_cert, ocsp_signer_key,
+ * ocsp_signer_key_pass; relative paths are relative to the configuration
+ * file's directory). Parses the certificates, opens the keys (checking
  * they match), builds the chain and the cached extensions. Returns 1 and
  * sets *out, or 0 with a message in |err|.
  */
@@ -89,6 +94,10 @@ const CA_SIGNER *ca_get0_cmp_signer(const CA *ca);
 /* Returns the CMP signer certificate followed by the CA chain up to the
  * root, without duplicates: ready to use as extraCerts. */
 STACK_OF(X509) *ca_get0_cmp_chain(const CA *ca);
+/* Returns the delegated OCSP signer certificate and its signer, NULL
+ * unless loaded with opts->ocsp_signer and configured. */
+X509 *ca_get0_ocsp_signer_cert(const CA *ca);
+const CA_SIGNER *ca_get0_ocsp_signer(const CA *ca);
 /* Returns 1 if a separate CMP signer certificate is designated. */
 int ca_has_separate_cmp_signer(const CA *ca);
 /* Returns the CRL validity (nextUpdate - thisUpdate) in seconds. */
@@ -121,6 +130,13 @@ struct ca_issue_req {
                                                * whatever the profile says
                                                * (key update keeps the old
                                                * certificate's subject) */
+    const X509 *vendor_cert;                  /* optional: the vendor
+                                               * certificate the device
+                                               * authenticated with (3GPP
+                                               * ir); its SHA-256 and serial
+                                               * are recorded with the
+                                               * certificate in the store
+                                               * (store_cert.has_vendor) */
 };
 
 /* Result of an issuance; every value but OK names one cause. */
@@ -292,6 +308,15 @@ enum store_rc ca_record_insert(STORE_TX *tx, const char *name, X509 *cert,
 X509 *ca_make_cmp_signer_cert(const CA *ca, const X509_NAME *subject,
                               EVP_PKEY *pub, long days, char *err,
                               size_t errlen);
+
+/* Builds a delegated OCSP responder certificate for |pub| under |ca|
+ * (loaded with its key): extendedKeyUsage id-kp-OCSPSigning, keyUsage
+ * digitalSignature, CA:FALSE, id-pkix-ocsp-nocheck, SKI/AKI, |days|
+ * (capped at the CA's notAfter), signed with the CA key's digest (SHA-256
+ * for P-256 and RSA keys). Returns the certificate or NULL (+ err). */
+X509 *ca_make_ocsp_signer_cert(const CA *ca, const X509_NAME *subject,
+                               EVP_PKEY *pub, long days, char *err,
+                               size_t errlen);
 
 /* Records |cert| (already in the certificates table or not) with key
  * |key_ref| as the designated CMP signer of |ca| in |tx|, with an audit

@@ -101,6 +101,58 @@ X509 *ca_make_cmp_signer_cert(const CA *ca, const X509_NAME *subject,
     return x;
 }
 
+X509 *ca_make_ocsp_signer_cert(const CA *ca, const X509_NAME *subject,
+                               EVP_PKEY *pub, long days, char *err,
+                               size_t errlen)
+{
+    char text[512];
+    struct conf *conf = NULL;
+    CA_PROFILE *prof = NULL;
+    struct ca_issue_req req;
+    ASN1_NULL *nul = NULL;
+    X509 *x = NULL;
+
+    if (days <= 0 || days > 36500) {
+        snprintf(err, errlen, "validity must be 1..36500 days");
+        return NULL;
+    }
+    if (ca->signer == NULL) {
+        snprintf(err, errlen, "CA %s was loaded without its key", ca->name);
+        return NULL;
+    }
+    snprintf(text, sizeof(text),
+             "[profile ocsp-signer]\n"
+             "validity = %ldd\n"
+             "key_usage = digitalSignature\n"
+             "ext_key_usage = 1.3.6.1.5.5.7.3.9\n"
+             "basic_constraints = CA:FALSE\n"
+             "allow_requested_subject = yes\n", days);
+    if (!conf_load_string("ocsp-signer", text, &conf, err, errlen)
+        || !ca_profile_load(conf, "ocsp-signer", &prof, err, errlen))
+        goto end;
+    memset(&req, 0, sizeof(req));
+    req.pubkey = pub;
+    req.subject = subject;
+    if (ca_issue(ca, prof, &req, &x, err, errlen) != CA_ISSUE_OK) {
+        x = NULL;
+        goto end;
+    }
+    /* id-pkix-ocsp-nocheck (RFC 6960 4.2.2.2.1): relying parties need not
+     * check the responder certificate itself; signed again with it */
+    if ((nul = ASN1_NULL_new()) == NULL
+        || !X509_add1_ext_i2d(x, NID_id_pkix_OCSP_noCheck, nul, 0, 0)
+        || !ca_signer_sign_x509(ca->signer, x)) {
+        snprintf(err, errlen, "cannot add id-pkix-ocsp-nocheck");
+        X509_free(x);
+        x = NULL;
+    }
+ end:
+    ASN1_NULL_free(nul);
+    ca_profile_free(prof);
+    conf_free(conf);
+    return x;
+}
+
 enum store_rc ca_record_set_cmp_signer(STORE_TX *tx, const CA *ca, X509 *cert,
                                        const char *key_ref, const char *actor)
 {

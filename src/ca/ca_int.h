@@ -67,6 +67,8 @@ struct ca_st {
     time_t not_after;               /* CA certificate's notAfter */
     long crl_validity;              /* seconds */
     char *key_ref, *signer_key_ref;
+    X509 *ocsp_cert;                /* delegated OCSP signer (or NULL) */
+    CA_SIGNER *ocsp_signer;
 };
 
 /* Parses a parsed subject template string into attributes (DER order). */

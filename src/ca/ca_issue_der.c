@@ -511,6 +511,24 @@ enum ca_issue_rc ca_issue_der(const CA *ca, const CA_PROFILE *p,
     rec->subject = (char *)text.p;
     rec->der = der;
     rec->der_len = der_len;
+    if (req->vendor_cert != NULL) {
+        const ASN1_INTEGER *vs = X509_get0_serialNumber(req->vendor_cert);
+        unsigned int vl = 0;
+
+        if (ASN1_STRING_length(vs) < 1
+            || ASN1_STRING_length(vs) > STORE_SERIAL_MAX
+            || !X509_digest(req->vendor_cert, EVP_sha256(),
+                            rec->vendor_sha256, &vl)
+            || vl != STORE_SHA256_LEN) {
+            rec->der = NULL;            /* freed below, with the rest */
+            snprintf(err, errlen, "cannot record the vendor certificate");
+            goto end;
+        }
+        memcpy(rec->vendor_serial, ASN1_STRING_get0_data(vs),
+               (size_t)ASN1_STRING_length(vs));
+        rec->vendor_serial_len = (size_t)ASN1_STRING_length(vs);
+        rec->has_vendor = 1;
+    }
     memset(&text, 0, sizeof(text));
     der = NULL;
     rc = CA_ISSUE_OK;

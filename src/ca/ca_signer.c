@@ -523,7 +523,7 @@ static int signer_ctx_init(const CA_SIGNER *s, EVP_MD_CTX *ctx)
 
 /* Runs one signing operation under the token lock when needed. */
 enum signer_op { SIGNER_X509, SIGNER_CRL, SIGNER_ITEM, SIGNER_DATA,
-                 SIGNER_BUF };
+                 SIGNER_BUF, SIGNER_OCSP };
 
 struct signer_job {
     enum signer_op op;
@@ -536,6 +536,9 @@ struct signer_job {
     unsigned char **out;
     unsigned char *buf;
     size_t *outlen;
+    X509 *cert;                 /* SIGNER_OCSP: the responder certificate */
+    STACK_OF(X509) *certs;      /* SIGNER_OCSP: extra certificates */
+    unsigned long flags;        /* SIGNER_OCSP: OCSP_basic_sign flags */
 };
 
 /* ---- keys held by another process ---- */
@@ -631,6 +634,50 @@ static int remote_sign_obj(const CA_SIGNER *s, const ASN1_ITEM *outer,
     return ok;
 }
 
+/*
+ * The remote version of OCSP_basic_sign_ctx(): OpenSSL 3.0 offers no
+ * setter for a BasicOCSPResponse's responderID and producedAt, so they are
+ * set by OCSP_basic_sign_ctx() itself, run with a context that holds only
+ * the public key: it checks the key against |cert|, adds the certificates,
+ * sets responderID and producedAt, then fails to sign (the context is not
+ * initialised for signing). The TBSResponseData is then signed remotely and
+ * the algorithm and signature put in place. The result is checked: the
+ * signature must verify with the signer's public key.
+ */
+static int remote_sign_ocsp(const CA_SIGNER *s, OCSP_BASICRESP *bs, X509 *cert,
+                            STACK_OF(X509) *certs, unsigned long flags)
+{
+    EVP_MD_CTX *mctx = EVP_MD_CTX_new();
+    EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new(s->pub, NULL);
+    unsigned char *der = NULL;
+    int len, ok = 0;
+
+    if (mctx == NULL || pctx == NULL)
+        goto end;
+    EVP_MD_CTX_set_pkey_ctx(mctx, pctx);
+    if (OCSP_basic_sign_ctx(bs, cert, mctx, certs, flags) == 1
+        || OCSP_resp_get0_produced_at(bs) == NULL)
+        goto end;           /* nothing to sign with must not have signed */
+    ERR_clear_error();
+    if (!remote_set_algs(s, (X509_ALGOR *)OCSP_resp_get0_tbs_sigalg(bs), NULL)
+        || (len = i2d_OCSP_RESPDATA((OCSP_RESPDATA *)OCSP_resp_get0_respdata(bs),
+                                    &der)) <= 0
+        || !remote_sign_into(s, der, (size_t)len,
+                             (ASN1_BIT_STRING *)OCSP_resp_get0_signature(bs)))
+        goto end;
+    ok = ASN1_item_verify(ASN1_ITEM_rptr(OCSP_RESPDATA),
+                          OCSP_resp_get0_tbs_sigalg(bs),
+                          OCSP_resp_get0_signature(bs),
+                          OCSP_resp_get0_respdata(bs), s->pub) == 1;
+ end:
+    EVP_MD_CTX_free(mctx);      /* frees pctx too once set */
+    if (mctx == NULL)
+        EVP_PKEY_CTX_free(pctx);
+    OPENSSL_free(der);
+    ERR_clear_error();
+    return ok;
+}
+
 /* Runs one signing operation of a key another process holds. */
 static int signer_run_remote(const CA_SIGNER *s, struct signer_job *j)
 {
@@ -666,6 +713,9 @@ static int signer_run_remote(const CA_SIGNER *s, struct signer_job *j)
         break;
     case SIGNER_BUF:
         ok = s->rsign(s->rarg, s->rkey, j->tbs, j->tbslen, j->buf, j->outlen);
+        break;
+    case SIGNER_OCSP:
+        ok = remote_sign_ocsp(s, j->obj, j->cert, j->certs, j->flags);
         break;
     }
     OPENSSL_free(der);
@@ -713,6 +763,9 @@ static int signer_run(const CA_SIGNER *s, struct signer_job *j)
         *j->outlen = len;
         ok = 1;
         break;
+    case SIGNER_OCSP:
+        ok = OCSP_basic_sign_ctx(j->obj, j->cert, ctx, j->certs, j->flags) > 0;
+        break;
     case SIGNER_BUF:
         /* the context signs once: no copy of the key context in Final */
         EVP_MD_CTX_set_flags(ctx, EVP_MD_CTX_FLAG_FINALISE);
@@ -748,6 +801,15 @@ int ca_signer_sign_item(const CA_SIGNER *s, const ASN1_ITEM *it,
 {
     struct signer_job j = { .op = SIGNER_ITEM, .obj = (void *)data, .it = it,
                             .alg1 = alg1, .alg2 = alg2, .sig = sig };
+
+    return signer_run(s, &j);
+}
+
+int ca_signer_sign_ocsp(const CA_SIGNER *s, OCSP_BASICRESP *bs, X509 *cert,
+                        STACK_OF(X509) *certs, unsigned long flags)
+{
+    struct signer_job j = { .op = SIGNER_OCSP, .obj = bs, .cert = cert,
+                            .certs = certs, .flags = flags };
 
     return signer_run(s, &j);
 }

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <openssl/asn1.h>
 #include <openssl/evp.h>
+#include <openssl/ocsp.h>
 #include <openssl/x509.h>
 
 typedef struct ca_signer_st CA_SIGNER;
@@ -86,6 +87,12 @@ int ca_signer_sign_crl(const CA_SIGNER *s, X509_CRL *crl);
 int ca_signer_sign_item(const CA_SIGNER *s, const ASN1_ITEM *it,
                         X509_ALGOR *alg1, X509_ALGOR *alg2,
                         ASN1_BIT_STRING *sig, const void *data);
+/* Signs the BasicOCSPResponse |bs| as OCSP_basic_sign_ctx() does (sets the
+ * responderID, producedAt and signature; adds |cert| unless OCSP_NOCERTS
+ * is in |flags|, and |certs|); |cert| must hold this signer's public key.
+ * Returns 1 or 0. */
+int ca_signer_sign_ocsp(const CA_SIGNER *s, OCSP_BASICRESP *bs, X509 *cert,
+                        STACK_OF(X509) *certs, unsigned long flags);
 /* Signs raw bytes |tbs| (digest-and-sign); the malloc'ed signature goes to
  * *sig (OPENSSL_free it). Returns 1 or 0. */
 int ca_signer_sign_data(const CA_SIGNER *s, const unsigned char *tbs,

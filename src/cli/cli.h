@@ -53,6 +53,17 @@ struct ca_st;
  * an exit code after printing why (CLI_AUTH for an unusable key). */
 int cli_ca_load(const struct conf *conf, struct store *st, const char *name,
                 const char *key_pass, int skip_key, struct ca_st **out);
+struct store_tx;
+struct store_cert_filter;
+/* cli_revoke.c: revokes in the write transaction |tx| every valid
+ * certificate matching |f| (its status field is ignored) with RFC 5280
+ * |reason|, one audit row each, and issues a new CRL for every CA
+ * concerned (loading those CAs with their keys from |conf|). Sets *count
+ * to the number revoked. Returns CLI_OK, or an exit code after a message
+ * (the caller rolls back). */
+int cli_revoke_matching(const struct conf *conf, struct store *st,
+                        struct store_tx *tx, const struct store_cert_filter *f,
+                        int reason, long *count);
 /* Parses a hex serial ("0x", ':' allowed) into magnitude octets (at most
  * 64). Returns 1 or 0. */
 int cli_parse_serial(const char *hex, unsigned char *out, size_t *len);

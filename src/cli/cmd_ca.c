@@ -792,6 +792,132 @@ static int ca_signer_cmd(int argc, char **argv)
     return ret;
 }
 
+static void ca_ocsp_signer_usage(FILE *fp)
+{
+    fprintf(fp,
+            "usage: cmpca ca ocsp-signer --ca N [--subject DN] [--key-type T]\n"
+            "         [--days D] [--key-out PATH] [--cert-out PATH]\n"
+            "         [--pass SPEC | --no-passphrase] [--pkcs11 URI [--pin SPEC]]\n"
+            "         [--ca-pass SPEC]\n"
+            "  Issues a delegated OCSP responder certificate (id-kp-OCSPSigning,\n"
+            "  id-pkix-ocsp-nocheck) and writes it next to its key; the printed\n"
+            "  [ca N] lines make `cmpca serve` sign OCSP responses with it.\n");
+}
+
+static int ca_ocsp_signer_cmd(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "ca", required_argument, NULL, 'a' },
+        { "subject", required_argument, NULL, 's' },
+        { "key-type", required_argument, NULL, 't' },
+        { "days", required_argument, NULL, 'd' },
+        CA_CLI_NEWKEY_OPTIONS,
+        { "ca-pass", required_argument, NULL, 'q' },
+        { "cert-out", required_argument, NULL, 'o' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+    struct ca_cli_keycmd kc;
+    struct conf *conf = NULL;
+    STORE *st = NULL;
+    STORE_TX *tx = NULL;
+    CA *ca = NULL;
+    X509 *cert = NULL;
+    FILE *fp = NULL;
+    char err[1024], dflt[256], suffix[40], details[256];
+    char *certpath = NULL;
+    const char *cert_out = NULL;
+    int ret, i;
+    enum store_rc src;
+
+    /* --cert-out is ours; the shared parser takes the rest */
+    for (i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--cert-out") == 0 && i + 1 < argc) {
+            cert_out = argv[i + 1];
+            memmove(&argv[i], &argv[i + 2], (size_t)(argc - i - 1) * sizeof(*argv));
+            argc -= 2;
+            break;
+        }
+    ca_cli_keycmd_init(&kc, 365);
+    if ((ret = ca_cli_keycmd_parse(argc, argv, opts, ca_ocsp_signer_usage, &kc))
+        != CLI_OK) {
+        ret = ret < 0 ? CLI_OK : ret;
+        goto end;
+    }
+    if (optind != argc || !ca_cli_name_ok(kc.name)) {
+        ca_ocsp_signer_usage(stderr);
+        ret = CLI_USAGE;
+        goto end;
+    }
+    snprintf(dflt, sizeof(dflt), "/CN=%s OCSP signer", kc.name);
+    if ((ret = ca_cli_keycmd_subject(&kc, dflt)) != CLI_OK
+        || (ret = cli_store_open(&conf, &st)) != CLI_OK
+        || (ret = cli_ca_load(conf, st, kc.name, kc.other_pass, 0, &ca)) != CLI_OK)
+        goto end;
+    snprintf(suffix, sizeof(suffix), "-ocsp-%ld.key.pem", (long)time(NULL));
+    if ((ret = ca_cli_new_key(conf, &kc, "passphrase for the OCSP signer key",
+                              "ocsp_signer_key_pass", suffix)) != CLI_OK)
+        goto end;
+    ret = CLI_ERR;
+    if (cert_out != NULL)
+        certpath = ca_cli_abspath(cert_out);
+    else {
+        snprintf(suffix, sizeof(suffix), "-ocsp-%ld.crt.pem", (long)time(NULL));
+        certpath = ca_cli_default_key(kc.name, suffix);
+    }
+    if (certpath == NULL)
+        goto end;
+    if (access(certpath, F_OK) == 0) {
+        fprintf(stderr, "cmpca: %s exists already\n", certpath);
+        ret = CLI_EXISTS;
+        goto end;
+    }
+    cert = ca_make_ocsp_signer_cert(ca, kc.dn, ca_signer_get0_pubkey(kc.signer),
+                                    kc.days, err, sizeof(err));
+    if (!ca_cli_keycmd_write(&kc, cert, err))
+        goto end;
+    if ((fp = fopen(certpath, "w")) == NULL || !PEM_write_X509(fp, cert)
+        || fclose(fp) != 0) {
+        fp = NULL;
+        fprintf(stderr, "cmpca: cannot write %s\n", certpath);
+        goto end;
+    }
+    fp = NULL;
+    X509_NAME_oneline(X509_get_subject_name(cert), err, sizeof(err));
+    snprintf(details, sizeof(details), "{\"key\":\"%.180s\"}", kc.keyref);
+    if ((src = store_begin(st, &tx)) != STORE_OK
+        || (src = ca_cli_record_cert(tx, ca, cert, "ocsp-signer")) != STORE_OK
+        || (src = store_audit_append(tx, cli_actor(), "ca.ocsp_signer",
+                                     kc.name, details)) != STORE_OK
+        || (src = store_commit_clear(&tx)) != STORE_OK) {
+        fprintf(stderr, "cmpca: recording the OCSP signer failed: %s\n",
+                store_rc_str(src));
+        unlink(certpath);
+        ret = cli_store_exit(src);
+        goto end;
+    }
+    printf("OCSP signer of CA %s: %s\ncertificate: %s\nkey: %s\n"
+           "add to [ca %s] in %s:\n  ocsp_signer_cert = %s\n"
+           "  ocsp_signer_key = %s\n", kc.name, err, certpath, kc.keyref,
+           kc.name, cli_config_path(), certpath, kc.keyref);
+    if (kc.ko.pkcs11 == NULL && !kc.ko.no_pass)
+        printf("  ocsp_signer_key_pass = %s\n",
+               kc.ko.pass != NULL && strcmp(kc.ko.pass, "prompt") != 0
+               ? kc.ko.pass : "file:PATH or env:VAR");
+    ret = CLI_OK;
+ end:
+    if (fp != NULL)
+        fclose(fp);
+    store_rollback(tx);
+    ca_cli_keycmd_clear(&kc, ret != CLI_OK);
+    free(certpath);
+    X509_free(cert);
+    ca_free(ca);
+    store_close(st);
+    conf_free(conf);
+    return ret;
+}
+
 /* A JSON description of CA |rec| (with counts when |tx| is given). */
 static json_t *ca_cli_json(STORE_TX *tx, const struct store_ca *rec, int full)
 {
@@ -1024,6 +1150,7 @@ static void ca_usage(FILE *fp)
             "  create   make a root CA or an issuing CA under --parent\n"
             "  import   register an existing CA certificate and key\n"
             "  signer   issue a separate CMP signing certificate for a CA\n"
+            "  ocsp-signer  issue a delegated OCSP responder certificate\n"
             "  list     list CAs\n"
             "  show     show one CA (--json, --pem for its chain)\n");
 }
@@ -1043,6 +1170,8 @@ int cli_ca(int argc, char **argv)
         return ca_import(argc, argv);
     if (strcmp(argv[0], "signer") == 0)
         return ca_signer_cmd(argc, argv);
+    if (strcmp(argv[0], "ocsp-signer") == 0)
+        return ca_ocsp_signer_cmd(argc, argv);
     if (strcmp(argv[0], "list") == 0)
         return ca_list(argc, argv);
     if (strcmp(argv[0], "show") == 0)

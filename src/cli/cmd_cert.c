@@ -416,11 +416,16 @@ static int cert_list(int argc, char **argv)
         { "status", required_argument, NULL, 's' },
         { "limit", required_argument, NULL, 'l' },
         { "json", no_argument, NULL, 'j' },
+        { "expiring-within", required_argument, NULL, 'e' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
     const char *usage = "usage: cmpca cert list [--ca N] "
-        "[--status valid|revoked] [--limit N] [--json]\n";
+        "[--status valid|revoked] [--expiring-within DURATION] [--limit N] "
+        "[--json]\n  --expiring-within 30d: valid certificates whose notAfter "
+        "is within that time from now\n";
+    long within = -1;
+    time_t now = time(NULL);
     struct store_cert_filter f;
     struct store_cert **v = NULL;
     struct store_ca *ca = NULL;
@@ -456,6 +461,13 @@ static int cert_list(int argc, char **argv)
             }
             break;
         case 'j': json = 1; break;
+        case 'e':
+            if (!conf_parse_duration(optarg, &within) || within <= 0) {
+                fprintf(stderr, "cmpca: --expiring-within takes a duration "
+                        "(e.g. 30d)\n");
+                return CLI_USAGE;
+            }
+            break;
         case 'h': fputs(usage, stdout); return CLI_OK;
         default: fputs(usage, stderr); return CLI_USAGE;
         }
@@ -463,6 +475,16 @@ static int cert_list(int argc, char **argv)
     if (optind != argc) {
         fputs(usage, stderr);
         return CLI_USAGE;
+    }
+    if (within > 0) {
+        if (f.status == STORE_CERT_REVOKED) {
+            fprintf(stderr, "cmpca: --expiring-within lists valid "
+                    "certificates\n");
+            return CLI_USAGE;
+        }
+        f.status = STORE_CERT_VALID;
+        f.expires_after = (int64_t)now;
+        f.expires_before = (int64_t)now + within;
     }
     if ((ret = cli_store_open(NULL, &st)) != CLI_OK)
         return ret;
@@ -481,7 +503,13 @@ static int cert_list(int argc, char **argv)
     arr = json_array();
     for (i = 0; i < n; i++) {
         if (json) {
-            json_array_append_new(arr, cert_json(tx, v[i]));
+            json_t *o = cert_json(tx, v[i]);
+
+            if (within > 0)
+                json_object_set_new(o, "days_left", json_integer(
+                                        (v[i]->not_after - (int64_t)now)
+                                        / 86400));
+            json_array_append_new(arr, o);
             continue;
         }
         cli_hex(v[i]->serial, v[i]->serial_len, hex);

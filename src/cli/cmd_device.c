@@ -1,9 +1,12 @@
 /*
  * `cmpca device`: the allow-list of devices that may enroll, per vendor:
- * add one, bulk import a CSV (all-or-nothing), list, show, disable/enable.
+ * add one, bulk import a CSV (all-or-nothing), list, show, disable/enable,
+ * remove; disable and remove revoke the device's operator certificates.
  */
 #include "cli/cli.h"
 
+#include "ca/ca.h"
+#include "conf/conf.h"
 #include "store/store.h"
 
 #include <ctype.h>
@@ -28,15 +31,19 @@ static void device_usage(FILE *fp)
             "       cmpca device list [--vendor V] [--state S] [--limit N (default 1000, 0 = all)]\n"
             "                         [--offset N] [--json]\n"
             "       cmpca device show --vendor V IDENTIFIER [--json]\n"
-            "       cmpca device disable --vendor V IDENTIFIER\n"
+            "       cmpca device disable --vendor V IDENTIFIER [--reason R] [--keep-certs]\n"
             "       cmpca device enable --vendor V IDENTIFIER\n"
-            "       cmpca device remove --vendor V IDENTIFIER\n"
+            "       cmpca device remove --vendor V IDENTIFIER [--reason R] [--keep-certs]\n"
             "\n"
             "IDENTIFIER is what the vendor certificate carries (its subject\n"
             "serialNumber). import reads one identifier per line: the first\n"
             "comma-separated column; an optional header line 'identifier',\n"
             "'#' comments and blank lines are skipped. FILE '-' is stdin.\n"
             "Either every line is imported or nothing is.\n"
+            "disable and remove (a device returned, sold or scrapped) revoke\n"
+            "its valid operator certificates in the same transaction (reason\n"
+            "--reason, default cessationOfOperation; a new CRL is issued),\n"
+            "unless --keep-certs.\n"
             "States: registered pending enrolled revoked disabled.\n");
 }
 
@@ -44,8 +51,9 @@ struct device_opts {
     const char *vendor;
     const char *state;
     const char *pos;
+    const char *reason;       /* disable/remove: CRLReason name or number */
     long limit, offset;
-    int json;
+    int json, keep_certs;
 };
 
 static int device_parse(int argc, char **argv, struct device_opts *o)
@@ -56,6 +64,8 @@ static int device_parse(int argc, char **argv, struct device_opts *o)
         { "limit",  required_argument, NULL, 'l' },
         { "offset", required_argument, NULL, 'o' },
         { "json",   no_argument,       NULL, 'j' },
+        { "reason", required_argument, NULL, 'r' },
+        { "keep-certs", no_argument,   NULL, 'k' },
         { "help",   no_argument,       NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
@@ -65,6 +75,12 @@ static int device_parse(int argc, char **argv, struct device_opts *o)
     optind = 0;
     while ((c = getopt_long(argc, argv, "v:s:l:o:jh", opts, NULL)) != -1) {
         switch (c) {
+        case 'r':
+            o->reason = optarg;
+            break;
+        case 'k':
+            o->keep_certs = 1;
+            break;
         case 'v':
             o->vendor = optarg;
             break;
@@ -516,10 +532,68 @@ static int device_list(STORE *st, const struct device_opts *o)
     return ret;
 }
 
+/* The certificates |v| (|n|) of a device as a JSON array: id, serial,
+ * status, not_after and the vendor certificate each was issued against. */
+static json_t *device_certs_json(struct store_cert **v, size_t n)
+{
+    json_t *arr = json_array();
+    char hex[2 * STORE_SERIAL_MAX + 1], tbuf[32];
+    size_t i;
+
+    for (i = 0; arr != NULL && i < n; i++) {
+        json_t *o = json_object();
+
+        cli_hex(v[i]->serial, v[i]->serial_len, hex);
+        json_object_set_new(o, "id", json_integer(v[i]->id));
+        json_object_set_new(o, "serial", json_string(hex));
+        json_object_set_new(o, "status", json_string(
+                                v[i]->status == STORE_CERT_REVOKED ? "revoked"
+                                                                   : "valid"));
+        cli_time(v[i]->not_after, tbuf, sizeof(tbuf));
+        json_object_set_new(o, "not_after", json_string(tbuf));
+        if (v[i]->has_vendor) {
+            json_t *vc = json_object();
+
+            cli_hex(v[i]->vendor_sha256, STORE_SHA256_LEN, hex);
+            json_object_set_new(vc, "sha256", json_string(hex));
+            cli_hex(v[i]->vendor_serial, v[i]->vendor_serial_len, hex);
+            json_object_set_new(vc, "serial", json_string(hex));
+            json_object_set_new(o, "vendor_cert", vc);
+        } else {
+            json_object_set_new(o, "vendor_cert", json_null());
+        }
+        json_array_append_new(arr, o);
+    }
+    return arr;
+}
+
+/* Prints the "certs" array of device_certs_json(). */
+static void device_certs_print(const json_t *arr)
+{
+    const json_t *o, *vc;
+    size_t i;
+
+    json_array_foreach(arr, i, o) {
+        vc = json_object_get(o, "vendor_cert");
+        printf("certificate %lld: serial %s, %s, until %s\n",
+               (long long)json_integer_value(json_object_get(o, "id")),
+               json_string_value(json_object_get(o, "serial")),
+               json_string_value(json_object_get(o, "status")),
+               json_string_value(json_object_get(o, "not_after")));
+        if (json_is_object(vc))
+            printf("  issued against vendor certificate sha256 %s serial %s\n",
+                   json_string_value(json_object_get(vc, "sha256")),
+                   json_string_value(json_object_get(vc, "serial")));
+        else
+            printf("  issued against vendor certificate: not recorded\n");
+    }
+}
+
 static int device_show(STORE *st, const struct device_opts *o)
 {
     struct store_device *d = NULL;
-    struct store_cert *c = NULL;
+    struct store_cert *c = NULL, **all = NULL;
+    size_t nall = 0;
     STORE_TX *tx = NULL;
     json_t *j = NULL;
     char hex[2 * STORE_SERIAL_MAX + 1], tbuf[32];
@@ -558,6 +632,18 @@ static int device_show(STORE *st, const struct device_opts *o)
                                                                 : "valid"));
         json_object_set_new(j, "cert", cj);
     }
+    {
+        struct store_cert_filter f;
+
+        store_cert_filter_init(&f);
+        f.device_id = d->id;
+        f.skip_der = 1;
+        if ((rc = store_cert_list(tx, &f, &all, &nall)) != STORE_OK) {
+            ret = device_dberr("show", tx, rc);
+            goto end;
+        }
+        json_object_set_new(j, "certs", device_certs_json(all, nall));
+    }
     if (o->json) {
         cli_json_print(j);
         j = NULL;
@@ -574,10 +660,12 @@ static int device_show(STORE *st, const struct device_opts *o)
                    (long long)c->id, hex,
                    c->status == STORE_CERT_REVOKED ? "revoked" : "valid", tbuf,
                    c->subject);
+        device_certs_print(json_object_get(j, "certs"));
     }
     ret = CLI_OK;
  end:
     json_decref(j);
+    store_cert_list_free(all, nall);
     store_cert_free(c);
     store_device_free(d);
     store_rollback(tx);
@@ -585,18 +673,25 @@ static int device_show(STORE *st, const struct device_opts *o)
 }
 
 /* disable, enable, remove: one device, one audited change. */
-static int device_change(STORE *st, const struct device_opts *o,
-                         const char *act)
+static int device_change(const struct conf *conf, STORE *st,
+                         const struct device_opts *o, const char *act)
 {
     struct store_device *d = NULL;
     STORE_TX *tx = NULL;
-    char details[96], action[32];
+    char details[160], action[32];
     int64_t vid;
     enum store_rc rc;
-    int ret, to;
+    int ret, to, reason = 5;                /* cessationOfOperation */
+    int revoke = strcmp(act, "enable") != 0 && !o->keep_certs;
+    long nrev = 0;
 
     if (o->pos == NULL) {
         fprintf(stderr, "cmpca device %s: IDENTIFIER required\n", act);
+        return CLI_USAGE;
+    }
+    if (o->reason != NULL && (reason = ca_reason_parse(o->reason)) < 0) {
+        fprintf(stderr, "cmpca device %s: unknown reason '%s'\n", act,
+                o->reason);
         return CLI_USAGE;
     }
     if ((rc = store_begin(st, &tx)) != STORE_OK)
@@ -612,18 +707,28 @@ static int device_change(STORE *st, const struct device_opts *o,
         ret = cli_store_exit(rc);
         goto end;
     }
+    if (revoke) {
+        struct store_cert_filter f;
+
+        store_cert_filter_init(&f);
+        f.device_id = d->id;
+        if ((ret = cli_revoke_matching(conf, st, tx, &f, reason, &nrev))
+            != CLI_OK)
+            goto end;
+    }
     if (strcmp(act, "remove") == 0) {
         rc = store_device_delete(tx, d->id);
         to = -1;
     } else if (strcmp(act, "disable") == 0) {
-        if (d->state == STORE_DEV_DISABLED) {
+        if (d->state == STORE_DEV_DISABLED && nrev == 0) {
             printf("device '%s' is disabled already\n", o->pos);
             ret = CLI_OK;
             goto end;
         }
         to = STORE_DEV_DISABLED;
-        rc = store_device_set_state(tx, d->id, d->state, to,
-                                    STORE_KEEP_CERT);
+        rc = d->state == STORE_DEV_DISABLED ? STORE_OK
+            : store_device_set_state(tx, d->id, d->state, to,
+                                     STORE_KEEP_CERT);
     } else {
         if (d->state != STORE_DEV_DISABLED) {
             printf("device '%s' is not disabled (%s)\n", o->pos,
@@ -635,8 +740,9 @@ static int device_change(STORE *st, const struct device_opts *o,
         rc = store_device_set_state(tx, d->id, d->state, to,
                                     STORE_KEEP_CERT);
     }
-    snprintf(details, sizeof(details), "{\"vendor_id\":%lld,\"from\":\"%s\"}",
-             (long long)vid, store_device_state_str(d->state));
+    snprintf(details, sizeof(details), "{\"vendor_id\":%lld,\"from\":\"%s\","
+             "\"certs_revoked\":%ld,\"reason\":%d}", (long long)vid,
+             store_device_state_str(d->state), nrev, revoke ? reason : -1);
     snprintf(action, sizeof(action), "device.%s", act);
     if (rc == STORE_OK)
         rc = store_audit_append(tx, cli_actor(), action, o->pos, details);
@@ -653,6 +759,10 @@ static int device_change(STORE *st, const struct device_opts *o,
     else
         printf("device '%s' of vendor '%s': %s -> %s\n", o->pos, o->vendor,
                store_device_state_str(d->state), store_device_state_str(to));
+    if (revoke)
+        printf("%ld operator certificate%s revoked (%s)%s\n", nrev,
+               nrev == 1 ? "" : "s", ca_reason_str(reason),
+               nrev > 0 ? "; new CRL issued" : "");
     ret = CLI_OK;
  end:
     store_device_free(d);
@@ -666,6 +776,7 @@ int cli_device(int argc, char **argv)
         "add", "import", "list", "show", "disable", "enable", "remove", NULL
     };
     struct device_opts o;
+    struct conf *conf = NULL;
     STORE *st = NULL;
     const char *act;
     int ret;
@@ -682,7 +793,7 @@ int cli_device(int argc, char **argv)
                 o.pos);
         return CLI_USAGE;
     }
-    if ((ret = cli_store_open(NULL, &st)) != CLI_OK)
+    if ((ret = cli_store_open(&conf, &st)) != CLI_OK)
         return ret;
     if (strcmp(act, "add") == 0)
         ret = device_add(st, &o);
@@ -693,7 +804,8 @@ int cli_device(int argc, char **argv)
     else if (strcmp(act, "show") == 0)
         ret = device_show(st, &o);
     else
-        ret = device_change(st, &o, act);
+        ret = device_change(conf, st, &o, act);
     store_close(st);
+    conf_free(conf);
     return ret;
 }

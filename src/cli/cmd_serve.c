@@ -11,6 +11,8 @@
 #include "audit/audit.h"
 #include "conf/conf.h"
 #include "http/http.h"
+#include "ocsp/ocsp_pub.h"
+#include "ocsp/vendor_crl.h"
 #include "server/server.h"
 #include "signer/signer.h"
 #include "store/store.h"
@@ -31,6 +33,9 @@
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
+
+/* Seconds between two counts of the expiry gauges. */
+#define SERVE_GAUGE_AGE 60
 
 struct serve_opts {
     const char *listen;       /* overrides [server] listen */
@@ -53,10 +58,20 @@ struct serve_net {
     int allow_root;           /* [server] allow_root */
 };
 
+/* What the HTTP callbacks get: the CMP core and the revocation services. */
+struct serve_ctx {
+    SERVER *srv;
+    OCSP_PUB *pub;
+    VENDOR_CRL *vcrl;           /* vendor-certificate revocation ([vendor
+                                 * NAME] crl), lent to the server core for
+                                 * its ir checks; its metrics here */
+};
+
 /* Transport glue: bytes from the HTTP layer to the server core and back. */
 static void serve_handler(void *arg, const struct http_request *hreq,
                           struct http_response *hrsp)
 {
+    struct serve_ctx *ctx = arg;
     struct server_request req;
     struct server_response rsp;
 
@@ -66,7 +81,7 @@ static void serve_handler(void *arg, const struct http_request *hreq,
     req.len = hreq->body_len;
     req.reject_status = hreq->reject_status;
     req.peer = hreq->peer;
-    server_handle(arg, &req, &rsp);
+    server_handle(ctx->srv, &req, &rsp);
     hrsp->body = rsp.der;
     hrsp->body_len = rsp.len;
     hrsp->status = rsp.http_status;
@@ -76,7 +91,16 @@ static void serve_handler(void *arg, const struct http_request *hreq,
 
 static int serve_alias_known(void *arg, const char *alias)
 {
-    return server_has_alias(arg, alias);
+    return server_has_alias(((struct serve_ctx *)arg)->srv, alias);
+}
+
+/* The revocation services' lines of /metrics. */
+static size_t serve_metrics(void *arg, char *buf, size_t cap)
+{
+    struct serve_ctx *ctx = arg;
+    size_t n = ocsp_pub_metrics(ctx->pub, buf, cap);
+
+    return n + vendor_crl_metrics(ctx->vcrl, buf + n, cap - n);
 }
 
 /* Splits "host:port", "[v6]:port", ":port" or "port". Returns 1 or 0. */
@@ -430,6 +454,9 @@ static int cli_serve_run(const struct serve_opts *o)
     struct conf *conf = NULL;
     struct store *st = NULL;
     SERVER *srv = NULL;
+    OCSP_PUB *pub = NULL;
+    VENDOR_CRL *vcrl = NULL;
+    struct serve_ctx ctx;
     struct http_server *http = NULL;
     struct http_conf hc;
     struct audit_export_conf ax = { 0 };
@@ -479,6 +506,24 @@ static int cli_serve_run(const struct serve_opts *o)
         ret = CLI_CONFIG;
         goto end;
     }
+    if ((pub = ocsp_pub_new(conf, st, err, sizeof(err))) == NULL) {
+        fprintf(stderr, "cmpca: %s\n", err);
+        ret = CLI_CONFIG;
+        goto end;
+    }
+    if ((vcrl = vendor_crl_new(conf, st, err, sizeof(err))) == NULL) {
+        fprintf(stderr, "cmpca: %s\n", err);
+        ret = CLI_CONFIG;
+        goto end;
+    }
+    server_set0_vendor_crl(srv, vcrl);
+    ctx.srv = srv;
+    ctx.pub = pub;
+    ctx.vcrl = vcrl;
+    hc.resource = ocsp_pub_handle;
+    hc.resource_arg = pub;
+    hc.resource_max_requests = ocsp_pub_max_requests(pub);
+    hc.metrics_extra = serve_metrics;
     if (conf_find(conf, "server", "") != NULL
         && !conf_check_used(conf, conf_find(conf, "server", ""), err,
                             sizeof(err))) {
@@ -502,7 +547,7 @@ static int cli_serve_run(const struct serve_opts *o)
     sigaddset(&sigs, SIGCHLD);  /* the signer process ended */
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
-    if ((http = http_server_start(&hc, serve_handler, serve_alias_known, srv,
+    if ((http = http_server_start(&hc, serve_handler, serve_alias_known, &ctx,
                                   err, sizeof(err))) == NULL) {
         fprintf(stderr, "cmpca: %s\n", err);
         goto end;
@@ -541,6 +586,7 @@ static int cli_serve_run(const struct serve_opts *o)
                 ? " (client certificate required)" : "");
     if (hc.default_alias != NULL)
         log_msg(LOG_INFO, "default alias %s", hc.default_alias);
+    (void)ocsp_pub_refresh_gauges(pub, time(NULL), 0);
     for (;;) {
         struct timespec ts = { sweep, 0 };
         siginfo_t si;
@@ -566,6 +612,10 @@ static int cli_serve_run(const struct serve_opts *o)
         if (server_sweep(srv, time(NULL)) < 0)
             log_msg(LOG_WARN, "sweeper: store unavailable");
         audit_export_tick(&ax, st, (int64_t)time(NULL), 0);
+        if (ocsp_pub_refresh_crls(pub, time(NULL)) < 0)
+            log_msg(LOG_WARN, "crl refresh: store unavailable");
+        if (ocsp_pub_refresh_gauges(pub, time(NULL), SERVE_GAUGE_AGE) < 0)
+            log_msg(LOG_WARN, "expiry gauges: store unavailable");
     }
     log_msg(LOG_INFO, "stopping: answering requests in flight");
     port = http_server_port(http);
@@ -579,6 +629,8 @@ static int cli_serve_run(const struct serve_opts *o)
  end:
     audit_export_conf_clear(&ax);
     http_server_stop(http);
+    ocsp_pub_free(pub);
+    vendor_crl_free(vcrl);
     server_free(srv);
     if (!signer_proc_stop(sp) && !signer_died)
         log_msg(LOG_WARN, "the signer process did not exit cleanly");

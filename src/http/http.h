@@ -38,6 +38,43 @@ struct http_listen {
                                   required; others get 403 */
 };
 
+/* One request for a resource (OCSP, CRL, CA certificate) as the resource
+ * handler sees it; read-only, valid for the call. */
+struct http_resource_request {
+    const char *method;        /* "GET", "HEAD" or "POST" (others: 405 from
+                                  the HTTP layer) */
+    const char *path;          /* the %-decoded path, e.g. "/ocsp/MEow..." */
+    const char *content_type;  /* POST: the Content-Type header or NULL */
+    const unsigned char *body; /* POST body (NULL if body_len is 0) */
+    size_t body_len;
+    int reject_status;         /* 0, or 413 when the body exceeded max_body
+                                  (body is then empty) */
+    const char *peer;          /* "ip:port" for logs */
+};
+
+/* The resource handler's answer. Starts zeroed with status 500. */
+struct http_resource_response {
+    unsigned char *body;       /* malloc'ed, freed by the HTTP layer */
+    size_t body_len;
+    int status;                /* 200, 404, ... (304 is made by the HTTP
+                                  layer from etag/last_modified) */
+    const char *content_type;  /* static string, e.g. "application/pkix-crl";
+                                  NULL = none */
+    char etag[80];             /* quoted entity tag or "" (If-None-Match is
+                                  answered with 304 by the HTTP layer) */
+    long long last_modified;   /* unix time for Last-Modified (and
+                                  If-Modified-Since), 0 = none */
+    long max_age;              /* >= 0: "Cache-Control: max-age=N" (0 sends
+                                  "no-cache"); -1: no Cache-Control */
+    int close;                 /* 1 = "Connection: close" after this answer */
+};
+
+/* Answers one resource request (fills |rsp|). Runs on MHD worker threads,
+ * several at once: must be thread-safe. */
+typedef void (*http_resource_fn)(void *arg,
+                                 const struct http_resource_request *req,
+                                 struct http_resource_response *rsp);
+
 /* Server settings. Zero fields take the defaults named here; fill the struct
  * with http_conf_init() first and override what you need. */
 struct http_conf {
@@ -81,6 +118,14 @@ struct http_conf {
      * |arg| given to http_server_start(); writes at most |cap| bytes to |buf|
      * and returns the number written. NULL = none. */
     size_t (*metrics_extra)(void *arg, char *buf, size_t cap);
+    /* Optional: answers the non-CMP resources /ocsp, /ocsp/..., /crl/...
+     * and /ca/... (see http_resource_fn); NULL = those paths get 404.
+     * Called with |resource_arg|. */
+    http_resource_fn resource;
+    void *resource_arg;
+    unsigned resource_max_requests; /* answers on one keep-alive connection
+                                       before "Connection: close" is sent
+                                       with a resource answer; default 1000 */
 };
 
 /* One CMP request as the handler sees it; read-only, valid for the call. */

@@ -15,7 +15,9 @@ enum http_route_kind {
     HTTP_ROUTE_NOT_FOUND = 0,
     HTTP_ROUTE_CMP,        /* a CMP endpoint; alias (and maybe op) filled */
     HTTP_ROUTE_HEALTH,     /* /health */
-    HTTP_ROUTE_METRICS     /* /metrics */
+    HTTP_ROUTE_METRICS,    /* /metrics */
+    HTTP_ROUTE_RESOURCE    /* /ocsp, /ocsp/..., /crl/..., /ca/...: the
+                              resource handler's (see http_resource_fn) */
 };
 
 /* Returns 1 if the |n| bytes at |s| are a valid label: 1-64 characters of
@@ -31,6 +33,22 @@ int http_label_valid(const char *s, size_t n);
  * any number of trailing slashes; case-sensitive. Returns the route kind. */
 enum http_route_kind http_route(const char *url, const char *default_alias,
                                 char *alias, char *op);
+
+/* Returns 1 if |url| is a resource path: "/ocsp", "/ocsp/" followed by
+ * anything, or "/crl/" or "/ca/" followed by at least one character;
+ * else 0 (also for NULL). */
+int http_route_is_resource(const char *url);
+
+/* Formats unix time |t| as an HTTP date (RFC 9110 IMF-fixdate, "Sun, 06
+ * Nov 1994 08:49:37 GMT") into |buf| (at least 32 bytes). Returns 1 or 0. */
+int http_date_format(long long t, char *buf, size_t len);
+/* Parses an IMF-fixdate into unix time; returns 1 or 0 (other formats). */
+int http_date_parse(const char *s, long long *t);
+
+/* Returns 1 if the If-None-Match header value |inm| (may be NULL) matches
+ * the quoted entity tag |etag| ("*" or one of a comma-separated list, weak
+ * comparison); else 0. */
+int http_etag_match(const char *inm, const char *etag);
 
 /* Returns 1 if the Content-Type value |ct| is application/pkixcmp (or the
  * legacy application/pkixcmp-poll), case-insensitive, parameters after ';'
@@ -56,6 +74,8 @@ struct http_conn {
     enum http_conn_phase phase;
     int fd;
     long long since;                /* monotonic ms when the phase began */
+    unsigned resources;             /* resource (OCSP, CRL) answers given on
+                                     * it; only its handler thread touches it */
 };
 
 /* All connections of one server (every listener); lists in phase order. */

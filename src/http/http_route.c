@@ -6,7 +6,9 @@
 #include "http/http_int.h"
 
 #include <string.h>
+#include <stdio.h>
 #include <strings.h>
+#include <time.h>
 
 int http_label_valid(const char *s, size_t n)
 {
@@ -67,6 +69,8 @@ enum http_route_kind http_route(const char *url, const char *default_alias,
         return HTTP_ROUTE_HEALTH;
     if (n == 8 && memcmp(url, "/metrics", 8) == 0)
         return HTTP_ROUTE_METRICS;
+    if (http_route_is_resource(url))
+        return HTTP_ROUTE_RESOURCE;
 
     if (n >= sizeof(wk) - 1 && memcmp(url, wk, sizeof(wk) - 1) == 0) {
         const char *rest = url + sizeof(wk) - 1;
@@ -97,6 +101,84 @@ enum http_route_kind http_route(const char *url, const char *default_alias,
     alias[0] = '\0';
     op[0] = '\0';
     return HTTP_ROUTE_NOT_FOUND;
+}
+
+int http_route_is_resource(const char *url)
+{
+    if (url == NULL)
+        return 0;
+    if (strncmp(url, "/ocsp", 5) == 0 && (url[5] == '\0' || url[5] == '/'))
+        return 1;
+    return (strncmp(url, "/crl/", 5) == 0 && url[5] != '\0')
+        || (strncmp(url, "/ca/", 4) == 0 && url[4] != '\0');
+}
+
+int http_date_format(long long t, char *buf, size_t len)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    if (gmtime_r(&tt, &tm) == NULL
+        || strftime(buf, len, "%a, %d %b %Y %H:%M:%S GMT", &tm) == 0)
+        return 0;
+    return 1;
+}
+
+int http_date_parse(const char *s, long long *t)
+{
+    static const char *const mon[] = { "Jan", "Feb", "Mar", "Apr", "May",
+                                       "Jun", "Jul", "Aug", "Sep", "Oct",
+                                       "Nov", "Dec" };
+    struct tm tm;
+    char wd[4], mn[4], z[4];
+    int i;
+
+    if (s == NULL || strlen(s) != 29)
+        return 0;
+    memset(&tm, 0, sizeof(tm));
+    if (sscanf(s, "%3s, %2d %3s %4d %2d:%2d:%2d %3s", wd, &tm.tm_mday, mn,
+               &tm.tm_year, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, z) != 8
+        || strcmp(z, "GMT") != 0)
+        return 0;
+    for (i = 0; i < 12 && strcmp(mn, mon[i]) != 0; i++)
+        ;
+    if (i == 12 || tm.tm_year < 1970 || tm.tm_mday < 1 || tm.tm_mday > 31
+        || tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
+        return 0;
+    tm.tm_mon = i;
+    tm.tm_year -= 1900;
+    *t = (long long)timegm(&tm);
+    return 1;
+}
+
+int http_etag_match(const char *inm, const char *etag)
+{
+    size_t el;
+
+    if (inm == NULL || etag == NULL || etag[0] == '\0')
+        return 0;
+    el = strlen(etag);
+    while (*inm != '\0') {
+        const char *e;
+        size_t n;
+
+        while (*inm == ' ' || *inm == '\t' || *inm == ',')
+            inm++;
+        if (*inm == '*')
+            return 1;
+        if (strncmp(inm, "W/", 2) == 0)
+            inm += 2;
+        e = strchr(inm, ',');
+        n = e != NULL ? (size_t)(e - inm) : strlen(inm);
+        while (n > 0 && (inm[n - 1] == ' ' || inm[n - 1] == '\t'))
+            n--;
+        if (n == el && memcmp(inm, etag, el) == 0)
+            return 1;
+        if (e == NULL)
+            break;
+        inm = e + 1;
+    }
+    return 0;
 }
 
 int http_content_type_ok(const char *ct)

@@ -47,6 +47,9 @@
 #define HTTP_METRICS_EXTRA      (64 * 1024)
 #define HTTP_CONN_METRICS_MAX   1024      /* the connection counters' text */
 #define HTTP_CT_CMP             "application/pkixcmp"
+#define HTTP_RES_MAX_REQUESTS   1000  /* resource answers per connection */
+#define HTTP_RES_POST           1
+#define HTTP_RES_GET            2
 
 struct http_server;
 
@@ -85,6 +88,13 @@ struct http_req {
     int answered;                       /* response queued already */
     size_t discarded;                   /* bytes dropped after a reject */
     size_t len, cap;                    /* body bytes held / allocated */
+    int resource;                       /* HTTP_RES_POST: a POST to the
+                                           resource handler, alias holds its
+                                           path; HTTP_RES_GET: a GET or HEAD,
+                                           body holds the path (answered
+                                           when the request is complete, so
+                                           that the connection stays open) */
+    int head;                           /* HTTP_RES_GET: the method is HEAD */
     char alias[HTTP_LABEL_MAX + 1];
     char op[HTTP_LABEL_MAX + 1];
     unsigned char body[];
@@ -106,6 +116,7 @@ void http_conf_init(struct http_conf *conf)
     conf->listen_backlog = HTTP_DEFAULT_BACKLOG;
     conf->conn_mem_limit = HTTP_DEFAULT_CONN_MEM;
     conf->stop_grace = HTTP_DEFAULT_STOP_GRACE;
+    conf->resource_max_requests = HTTP_RES_MAX_REQUESTS;
 }
 
 /* Routes MHD's own diagnostics to our log (|fmt| comes from MHD). */
@@ -145,8 +156,9 @@ static void http_mhd_logger(void *cls, const char *fmt, va_list ap)
     log_msg(LOG_WARN, "http: %s", line);
 }
 
-/* Tracks every connection (deadlines, the connection limit) and sets
- * TCP_NODELAY on every accepted socket: responses leave in one segment
+/* Tracks every connection (deadlines, the connection limit, the resource
+ * answers given on it) and sets TCP_NODELAY on every accepted socket:
+ * responses leave in one segment
  * train without waiting for the peer's delayed ACK (Nagle). */
 static void http_notify_connection(void *cls, struct MHD_Connection *conn,
                                    void **socket_context,
@@ -511,6 +523,193 @@ static enum MHD_Result http_cmp_data(struct http_server *srv, void **con_cls,
     return MHD_YES;
 }
 
+/* Counts one more resource answer on |conn|; returns 1 when the
+ * connection has had its share and should be closed after this one. */
+static int http_res_count(struct http_server *srv, struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci;
+    struct http_conn *c;
+
+    ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    if (ci == NULL || (c = ci->socket_context) == NULL)
+        return 0;
+    return ++c->resources >= srv->conf.resource_max_requests;
+}
+
+/* Returns 1 if the request's If-None-Match / If-Modified-Since make the
+ * 200 answer |out| a 304. */
+static int http_res_not_modified(struct MHD_Connection *conn,
+                                 const struct http_resource_response *out)
+{
+    const char *inm = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                  "If-None-Match");
+    const char *ims = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                  "If-Modified-Since");
+    long long t;
+
+    if (out->status != 200)
+        return 0;
+    if (inm != NULL)                    /* RFC 9110 13.1.3: it wins */
+        return http_etag_match(inm, out->etag);
+    return ims != NULL && out->last_modified > 0 && http_date_parse(ims, &t)
+           && out->last_modified <= t;
+}
+
+/* Calls the resource handler for |method| |path| (|body| may be NULL) and
+ * queues its answer with Content-Type, ETag, Last-Modified and
+ * Cache-Control; 304 when the client's copy is current. */
+static enum MHD_Result http_reply_res(struct http_server *srv,
+                                      struct MHD_Connection *conn,
+                                      const char *method, const char *path,
+                                      const unsigned char *body, size_t len,
+                                      int reject)
+{
+    struct http_resource_request req;
+    struct http_resource_response out;
+    struct MHD_Response *rsp;
+    char peer[INET6_ADDRSTRLEN + 16], date[40], cc[40];
+    int status, close;
+
+    http_peer(conn, peer, sizeof(peer));
+    memset(&req, 0, sizeof(req));
+    req.method = method;
+    req.path = path;
+    req.content_type = MHD_lookup_connection_value(
+        conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    req.body = len > 0 ? body : NULL;
+    req.body_len = len;
+    req.reject_status = reject;
+    req.peer = peer;
+    memset(&out, 0, sizeof(out));
+    out.status = 500;
+    out.max_age = -1;
+    srv->conf.resource(srv->conf.resource_arg, &req, &out);
+    out.etag[sizeof(out.etag) - 1] = '\0';
+    if (out.status < 200 || out.status > 599) {
+        log_msg(LOG_ERROR, "http: resource handler returned status %d",
+                out.status);
+        free(out.body);
+        return http_reply_text(srv, conn, 500, "internal error\n", NULL);
+    }
+    status = out.status;
+    if (http_res_not_modified(conn, &out)) {
+        status = 304;
+        free(out.body);
+        out.body = NULL;
+    }
+    if (out.body != NULL && out.body_len > 0)
+        rsp = MHD_create_response_from_buffer(out.body_len, out.body,
+                                              MHD_RESPMEM_MUST_FREE);
+    else {
+        free(out.body);
+        out.body = NULL;
+        rsp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    }
+    if (rsp == NULL) {
+        free(out.body);
+        return MHD_NO;
+    }
+    if (out.content_type != NULL && status != 304)
+        MHD_add_response_header(rsp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                out.content_type);
+    if (out.etag[0] != '\0')
+        MHD_add_response_header(rsp, MHD_HTTP_HEADER_ETAG, out.etag);
+    if (out.last_modified > 0
+        && http_date_format(out.last_modified, date, sizeof(date)))
+        MHD_add_response_header(rsp, MHD_HTTP_HEADER_LAST_MODIFIED, date);
+    if (out.max_age >= 0) {
+        if (out.max_age == 0)
+            snprintf(cc, sizeof(cc), "no-cache");
+        else
+            snprintf(cc, sizeof(cc), "max-age=%ld, public", out.max_age);
+        MHD_add_response_header(rsp, MHD_HTTP_HEADER_CACHE_CONTROL, cc);
+    }
+    close = out.close || http_res_count(srv, conn);
+    return http_queue(srv, conn, rsp, status, close);
+}
+
+/* First call of a resource request: GET/HEAD are answered at once, a POST
+ * gets a body buffer (like a CMP request; refused beyond max_body). */
+static enum MHD_Result http_res_begin(struct http_server *srv,
+                                      struct MHD_Connection *conn,
+                                      const char *url, const char *method,
+                                      void **con_cls)
+{
+    struct http_req *hr;
+    uint64_t cl = 0;
+    int has_cl, reject = 0;
+    size_t cap = 0, n = strlen(url);
+
+    if (srv->conf.resource == NULL) {
+        *con_cls = &http_marker_simple;
+        return http_reply_text(srv, conn, 404, "not found\n", NULL);
+    }
+    if (strcmp(method, MHD_HTTP_METHOD_GET) == 0
+        || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0) {
+        /* the path (bounded by MHD's connection memory) waits for the end
+         * of the request: an answer queued before it closes the
+         * connection */
+        if ((hr = malloc(sizeof(*hr) + n + 1)) == NULL) {
+            *con_cls = &http_marker_simple;
+            return MHD_NO;
+        }
+        memset(hr, 0, sizeof(*hr));
+        hr->resource = HTTP_RES_GET;
+        hr->head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+        memcpy(hr->body, url, n + 1);
+        *con_cls = hr;
+        return MHD_YES;
+    }
+    if (strcmp(method, MHD_HTTP_METHOD_POST) != 0 || n > HTTP_LABEL_MAX) {
+        *con_cls = &http_marker_simple;
+        return n > HTTP_LABEL_MAX
+            ? http_reply_text(srv, conn, 404, "not found\n", NULL)
+            : http_reply_text(srv, conn, 405, "method not allowed\n",
+                              "GET, HEAD, POST");
+    }
+    has_cl = http_content_length(conn, &cl);
+    if (has_cl && cl > srv->conf.max_body)
+        reject = 413;
+    else
+        cap = has_cl && cl < HTTP_PREALLOC_MAX ? (size_t)cl
+            : (srv->conf.max_body < HTTP_FIRST_CHUNK
+               ? srv->conf.max_body : HTTP_FIRST_CHUNK);
+    if ((hr = malloc(sizeof(*hr) + cap)) == NULL) {
+        *con_cls = &http_marker_simple;
+        return MHD_NO;
+    }
+    memset(hr, 0, sizeof(*hr));
+    hr->reject = reject;
+    hr->cap = cap;
+    hr->resource = HTTP_RES_POST;
+    memcpy(hr->alias, url, n + 1);
+    *con_cls = hr;
+    if (reject != 0 && cl > HTTP_DISCARD_MAX) {
+        hr->answered = 1;
+        return http_reply_res(srv, conn, method, hr->alias, NULL, 0, reject);
+    }
+    if (!has_cl || cl > 0)
+        http_quickack(conn);
+    return MHD_YES;
+}
+
+/* Last call of a resource POST: the whole body is in. */
+static enum MHD_Result http_res_complete(struct http_server *srv,
+                                         struct MHD_Connection *conn,
+                                         struct http_req *hr)
+{
+    if (hr->answered)
+        return MHD_YES;
+    hr->answered = 1;
+    if (hr->resource == HTTP_RES_GET)
+        return http_reply_res(srv, conn, hr->head ? MHD_HTTP_METHOD_HEAD
+                                                  : MHD_HTTP_METHOD_GET,
+                              (const char *)hr->body, NULL, 0, 0);
+    return http_reply_res(srv, conn, MHD_HTTP_METHOD_POST, hr->alias,
+                          hr->reject == 0 ? hr->body : NULL,
+                          hr->reject == 0 ? hr->len : 0, hr->reject);
+}
+
 /* MHD's access handler: called once with the headers, then per body piece,
  * then once more with no data when the request is complete. */
 static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn,
@@ -557,6 +756,8 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn,
             return get ? http_reply_metrics(srv, conn)
                        : http_reply_text(srv, conn, 405,
                                          "method not allowed\n", "GET, HEAD");
+        case HTTP_ROUTE_RESOURCE:
+            return http_res_begin(srv, conn, url, method, con_cls);
         default:
             *con_cls = &http_marker_simple;
             return http_reply_text(srv, conn, 404, "not found\n", NULL);
@@ -570,8 +771,12 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn,
         size_t n = *upload_data_size;
 
         *upload_data_size = 0;
+        if (((struct http_req *)*con_cls)->resource == HTTP_RES_GET)
+            return MHD_YES;             /* a GET's body is ignored */
         return http_cmp_data(srv, con_cls, upload_data, n);
     }
+    if (((struct http_req *)*con_cls)->resource)
+        return http_res_complete(srv, conn, *con_cls);
     return http_reply_cmp(srv, conn, *con_cls);
 }
 
@@ -765,6 +970,8 @@ struct http_server *http_server_start(const struct http_conf *conf,
         srv->conf.conn_mem_limit = HTTP_DEFAULT_CONN_MEM;
     if (srv->conf.stop_grace == 0)
         srv->conf.stop_grace = HTTP_DEFAULT_STOP_GRACE;
+    if (srv->conf.resource_max_requests == 0)
+        srv->conf.resource_max_requests = HTTP_RES_MAX_REQUESTS;
     if (srv->conf.threads == 0) {
         /* Handlers wait for the group commit's fsync: with a few threads
          * per CPU the CPUs stay busy meanwhile and commits batch up. */

@@ -356,6 +356,7 @@ enum cmp_reason srv_enroll(struct srv_ctx *ctx, CMP_MSG **rsp_out)
     ireq.vars = srv_vars_lookup;
     ireq.vars_arg = &vars;
     ireq.now = ctx->now;
+    ireq.vendor_cert = ctx->vendor_cert;  /* recorded with the certificate */
     if (type == CMP_BODY_KUR)
         ireq.force_subject = X509_get_subject_name(ctx->old_x509);
     if ((r = srv_submit(ctx, &ireq, &res)) != CMP_R_OK)

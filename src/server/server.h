@@ -23,6 +23,12 @@ SERVER *server_new(const struct conf *conf, STORE *store, char *err,
                          size_t errlen);
 void server_free(SERVER *srv);
 
+struct vendor_crl;
+/* Lets the server check vendor certificates of first enrollments against
+ * their vendors' CRLs (src/ocsp/vendor_crl.h; |vc| is borrowed and must
+ * outlive the server; NULL: no check). Call before serving. */
+void server_set0_vendor_crl(SERVER *srv, struct vendor_crl *vc);
+
 /* Returns 1 if |alias| is configured. Thread-safe. */
 int server_has_alias(const SERVER *srv, const char *alias);
 /* Returns the name of the alias that /.well-known/cmp maps to, or NULL. */

@@ -228,6 +228,8 @@ static int srv_vendor_trust_add(struct srv_vendor_trust *vt,
     struct srv_vendor_anchor *grown;
     size_t i;
 
+    if (v->disabled)
+        return 1;       /* `cmpca vendor disable`: its devices fail the chain */
     for (i = 0; i < v->ncerts; i++) {
         X509 *x = x509_der_get1(v->certs[i].der, v->certs[i].len);
         unsigned int len = 0;

@@ -6,6 +6,7 @@
  */
 #include "server/srv_int.h"
 
+#include "ocsp/vendor_crl.h"
 #include "util/log.h"
 #include "util/x509_der.h"
 
@@ -116,6 +117,21 @@ enum cmp_reason srv_auth_vendor_device(struct srv_ctx *ctx)
 
     if ((r = srv_auth_vendor_path(ctx, &vendor_id)) != CMP_R_OK)
         return r;
+    if (ctx->srv->vcrl != NULL) {
+        switch (vendor_crl_check(ctx->srv->vcrl, ctx->rq.cert, vendor_id,
+                                 ctx->now)) {
+        case VENDOR_REV_REVOKED:
+            return srv_fail(ctx, CMP_R_SIGNER_NOT_TRUSTED,
+                            "vendor certificate is revoked (vendor CRL)");
+        case VENDOR_REV_NO_CRL:
+            return srv_fail(ctx, CMP_R_SIGNER_NOT_TRUSTED,
+                            "no current CRL of the vendor CA (policy: hard)");
+        case VENDOR_REV_ERROR:
+            return srv_fail(ctx, CMP_R_SYSTEM_UNAVAIL, "vendor CRL check");
+        default:
+            break;      /* good, or unchecked under a soft policy */
+        }
+    }
     ctx->vendor_cert = ctx->rq.cert;
     ctx->rq.kind = SRV_RQ_VENDOR_DEVICE;
     if (!srv_name_attr(X509_get_subject_name(ctx->rq.cert), a->device_id_nid,

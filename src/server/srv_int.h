@@ -149,6 +149,7 @@ struct server {
     long txn_retention;            /* seconds finished transactions stay */
     int max_nested;                /* inner messages of one nested batch */
     time_t last_purge;             /* atomic via __atomic builtins */
+    struct vendor_crl *vcrl;       /* vendor CRL checks (borrowed), or NULL */
 };
 
 /* Everything known about one request while it is handled. */

@@ -22,6 +22,11 @@
 #include <string.h>
 #include <time.h>
 
+void server_set0_vendor_crl(SERVER *srv, struct vendor_crl *vc)
+{
+    srv->vcrl = vc;
+}
+
 int server_has_alias(const SERVER *srv, const char *alias)
 {
     return srv_alias_find(srv, alias) != NULL;

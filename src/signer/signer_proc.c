@@ -67,7 +67,7 @@ int signer_conf_read(const struct conf *conf, struct signer_conf *sc,
 static void signer_env_scrub(const struct conf *conf)
 {
     static const char *const keys[] = { "key_pass", "signer_key_pass",
-                                        "pkcs11_pin" };
+                                        "pkcs11_pin", "ocsp_signer_key_pass" };
     const struct conf_section *sec = NULL;
     const char *spec;
     size_t i;

@@ -113,6 +113,7 @@ static int signer_keys_add_ca(SIGNER_KEYS *k, const CA *ca, const char *name,
 {
     char label[300];
     const CA_SIGNER *cs = ca_get0_signer(ca), *ms = ca_get0_cmp_signer(ca);
+    const CA_SIGNER *os;
 
     snprintf(label, sizeof(label), "CA %s", name);
     if (cs == NULL || !signer_keys_add(k, (CA_SIGNER *)cs, NULL, md, label))
@@ -122,7 +123,42 @@ static int signer_keys_add_ca(SIGNER_KEYS *k, const CA *ca, const char *name,
         if (!signer_keys_add(k, (CA_SIGNER *)ms, NULL, NULL, label))
             return 0;
     }
+    if ((os = ca_get0_ocsp_signer(ca)) != NULL && os != cs && os != ms) {
+        snprintf(label, sizeof(label), "OCSP signer of CA %s", name);
+        if (!signer_keys_add(k, (CA_SIGNER *)os, NULL, NULL, label))
+            return 0;
+    }
     return 1;
+}
+
+/* Loads CA |name| with its CMP and OCSP signers and registers their keys. */
+static enum signer_load_rc signer_keys_load_ca(SIGNER_KEYS *k,
+                                               const struct conf *conf,
+                                               struct store *store,
+                                               const char *name, char *err,
+                                               size_t errlen)
+{
+    const struct conf_section *csec = conf_find(conf, "ca", name);
+    struct ca_load_opts lo;
+    enum ca_load_rc lrc;
+    CA *ca = NULL;
+    int ok;
+
+    memset(&lo, 0, sizeof(lo));
+    lo.ocsp_signer = 1;
+    lrc = ca_load_ex(conf, store, name, &lo, &ca, err, errlen);
+    if (lrc != CA_LOAD_OK)
+        return lrc == CA_LOAD_AUTH ? SIGNER_LOAD_AUTH
+            : lrc == CA_LOAD_CONFIG || lrc == CA_LOAD_NOTFOUND
+            ? SIGNER_LOAD_CONFIG : SIGNER_LOAD_ERROR;
+    ok = signer_keys_add_ca(k, ca, name,
+                            csec != NULL ? conf_get(csec, "digest") : NULL);
+    ca_free(ca);
+    if (!ok) {
+        snprintf(err, errlen, "CA %s: cannot register its keys", name);
+        return SIGNER_LOAD_ERROR;
+    }
+    return SIGNER_LOAD_OK;
 }
 
 enum signer_load_rc signer_keys_load_conf(const struct conf *conf,
@@ -130,12 +166,10 @@ enum signer_load_rc signer_keys_load_conf(const struct conf *conf,
                                           SIGNER_KEYS **out, char *err,
                                           size_t errlen)
 {
-    const struct conf_section *sec = NULL, *csec;
+    const struct conf_section *sec = NULL;
     SIGNER_KEYS *k = signer_keys_new();
     enum signer_load_rc rc = SIGNER_LOAD_ERROR;
-    enum ca_load_rc lrc;
-    const char *name;
-    CA *ca = NULL;
+    const char *name, *list;
     int aliases = 0;
 
     *out = NULL;
@@ -147,23 +181,23 @@ enum signer_load_rc signer_keys_load_conf(const struct conf *conf,
         aliases++;
         if ((name = conf_get(sec, "ca")) == NULL)
             continue; /* the server reports it with file:line */
-        csec = conf_find(conf, "ca", name);
-        lrc = ca_load_ex(conf, store, name, NULL, &ca, err, errlen);
-        if (lrc != CA_LOAD_OK) {
-            rc = lrc == CA_LOAD_AUTH ? SIGNER_LOAD_AUTH
-                : lrc == CA_LOAD_CONFIG || lrc == CA_LOAD_NOTFOUND
-                ? SIGNER_LOAD_CONFIG : SIGNER_LOAD_ERROR;
+        if ((rc = signer_keys_load_ca(k, conf, store, name, err, errlen))
+            != SIGNER_LOAD_OK)
             goto end;
-        }
-        if (!signer_keys_add_ca(k, ca, name,
-                                csec != NULL ? conf_get(csec, "digest")
-                                             : NULL)) {
-            snprintf(err, errlen, "CA %s: cannot register its keys", name);
-            goto end;
-        }
-        ca_free(ca);
-        ca = NULL;
     }
+    /* the CAs the OCSP responder answers for, if named apart */
+    if ((sec = conf_find(conf, "ocsp", "")) != NULL
+        && (list = conf_get(sec, "cas")) != NULL) {
+        char buf[4096], *tok, *save = NULL;
+
+        snprintf(buf, sizeof(buf), "%s", list);
+        for (tok = strtok_r(buf, ", \t", &save); tok != NULL;
+             tok = strtok_r(NULL, ", \t", &save))
+            if ((rc = signer_keys_load_ca(k, conf, store, tok, err, errlen))
+                != SIGNER_LOAD_OK)
+                goto end;
+    }
+    rc = SIGNER_LOAD_ERROR;
     if (aliases == 0) {
         snprintf(err, errlen, "no [alias] section: nothing to sign for");
         rc = SIGNER_LOAD_CONFIG;
@@ -175,7 +209,6 @@ enum signer_load_rc signer_keys_load_conf(const struct conf *conf,
  end:
     if (rc != SIGNER_LOAD_OK && err[0] == '\0')
         snprintf(err, errlen, "cannot load the signing keys");
-    ca_free(ca);
     signer_keys_free(k);
     return rc;
 }

@@ -650,6 +650,24 @@ void store_crl_free(struct store_crl *crl)
     free(crl);
 }
 
+void store_vendor_crl_free(struct store_vendor_crl *c)
+{
+    if (c == NULL)
+        return;
+    free(c->source);
+    free(c->der);
+    free(c);
+}
+
+void store_vendor_crl_list_free(struct store_vendor_crl **v, size_t n)
+{
+    size_t i;
+
+    for (i = 0; v != NULL && i < n; i++)
+        store_vendor_crl_free(v[i]);
+    free(v);
+}
+
 void store_audit_row_free_elem(void *row)
 {
     store_audit_row_free(row);
@@ -769,7 +787,9 @@ enum store_rc store_cert_insert(STORE_TX *tx, const struct store_cert *c,
     if (id != NULL)
         *id = 0;
     if (c->serial_len == 0 || c->serial_len > STORE_SERIAL_MAX
-        || c->der == NULL || c->der_len == 0 || c->ca_id <= 0)
+        || c->der == NULL || c->der_len == 0 || c->ca_id <= 0
+        || (c->has_vendor && (c->vendor_serial_len == 0
+                              || c->vendor_serial_len > STORE_SERIAL_MAX)))
         return store_tx_fail(tx, STORE_ERROR, "cert_insert: bad record");
     if (!store_sha256(c->der, c->der_len, sha))
         return store_tx_fail(tx, STORE_ERROR, "sha256 failed");
@@ -847,6 +867,13 @@ enum store_rc store_vendor_list(STORE_TX *tx, struct store_vendor ***out,
                                 size_t *n)
 {
     return OPS(tx)->vendor_list(tx, out, n);
+}
+
+enum store_rc store_vendor_set_disabled(STORE_TX *tx, int64_t id,
+                                        int disabled)
+{
+    STORE_NEED_WRITE(tx);
+    return OPS(tx)->vendor_set_disabled(tx, id, disabled ? 1 : 0);
 }
 
 enum store_rc store_vendor_delete(STORE_TX *tx, int64_t id, int force)
@@ -1103,6 +1130,22 @@ enum store_rc store_crl_get_last(STORE_TX *tx, int64_t ca_id,
                                  struct store_crl **out)
 {
     return OPS(tx)->crl_get_last(tx, ca_id, out);
+}
+
+enum store_rc store_vendor_crl_put(STORE_TX *tx,
+                                   const struct store_vendor_crl *c)
+{
+    STORE_NEED_WRITE(tx);
+    if (c->der == NULL || c->der_len == 0 || c->vendor_id <= 0)
+        return store_tx_fail(tx, STORE_ERROR, "vendor_crl_put: bad record");
+    return OPS(tx)->vendor_crl_put(tx, c);
+}
+
+enum store_rc store_vendor_crl_list(STORE_TX *tx, int64_t vendor_id,
+                                    struct store_vendor_crl ***out,
+                                    size_t *n)
+{
+    return OPS(tx)->vendor_crl_list(tx, vendor_id, out, n);
 }
 
 enum store_rc store_audit_list(STORE_TX *tx, long limit,

@@ -220,6 +220,13 @@ struct store_cert {
     int64_t device_id;             /* 0 = not a device certificate */
     char *profile;                 /* may be NULL */
     int64_t created;
+    /* Optional (0 = not recorded): the vendor certificate the device
+     * authenticated with when this operator certificate was issued (3GPP
+     * ir), as the SHA-256 of its DER and its serial magnitude octets. */
+    int has_vendor;
+    unsigned char vendor_sha256[STORE_SHA256_LEN];
+    unsigned char vendor_serial[STORE_SERIAL_MAX];
+    size_t vendor_serial_len;      /* 1..STORE_SERIAL_MAX when has_vendor */
 };
 
 void store_cert_free(struct store_cert *c);
@@ -252,6 +259,11 @@ struct store_cert_filter {
     int64_t device_id;    /* 0 = any */
     int status;           /* -1 = any (set it: 0 means VALID) */
     int64_t expires_before; /* 0 = any; else not_after < this */
+    int64_t expires_after;  /* 0 = any; else not_after >= this */
+    const unsigned char *vendor_sha256; /* NULL = any; else issued against
+                                         * this vendor certificate */
+    int64_t vendor_id;    /* 0 = any; else certificates of the devices of
+                           * this vendor */
     int skip_der;         /* 1 = do not load der (lighter listings) */
     long limit;           /* 0 = no limit */
     long offset;
@@ -291,6 +303,8 @@ struct store_vendor {
     struct store_der *certs;       /* trusted CA certs: vendor CA + chain */
     size_t ncerts;
     int64_t created;
+    int disabled;                  /* 1: no new enrollments through it
+                                    * (store_vendor_set_disabled) */
 };
 
 void store_vendor_free(struct store_vendor *v);
@@ -307,6 +321,10 @@ enum store_rc store_vendor_get_by_name(STORE_TX *tx, const char *name,
 /* All vendors ordered by name. */
 enum store_rc store_vendor_list(STORE_TX *tx, struct store_vendor ***out,
                                 size_t *n);
+/* Sets the disabled flag of vendor |id| (1 disabled, 0 enabled).
+ * STORE_NOTFOUND if absent. */
+enum store_rc store_vendor_set_disabled(STORE_TX *tx, int64_t id,
+                                        int disabled);
 /* Deletes vendor |id|. With |force| 0 it refuses with STORE_CONFLICT while
  * devices of the vendor exist; with |force| 1 the devices go too (their
  * certificates stay, with device_id cleared). */
@@ -602,6 +620,30 @@ enum store_rc store_crl_put(STORE_TX *tx, const struct store_crl *crl);
 /* The latest CRL of CA |ca_id|; STORE_NOTFOUND if none was issued. */
 enum store_rc store_crl_get_last(STORE_TX *tx, int64_t ca_id,
                                  struct store_crl **out);
+
+/* Vendor CRLs: the latest CRL of each issuing CA of a vendor (imported
+ * with `cmpca vendor crl import` or fetched from a distribution point). */
+struct store_vendor_crl {
+    int64_t vendor_id;
+    unsigned char issuer_sha256[STORE_SHA256_LEN]; /* SHA-256 of the DER of
+                                                    * the CRL's issuer */
+    int64_t this_update, next_update;  /* next_update 0 = none given */
+    int64_t fetched;                   /* when it was stored (0 = now) */
+    char *source;                      /* "import:FILE" or the URL; may be
+                                        * NULL */
+    unsigned char *der;
+    size_t der_len;
+};
+void store_vendor_crl_free(struct store_vendor_crl *c);
+void store_vendor_crl_list_free(struct store_vendor_crl **v, size_t n);
+/* Stores |c| as the CRL of (vendor, issuer), replacing an older one.
+ * STORE_NOTFOUND if the vendor does not exist. */
+enum store_rc store_vendor_crl_put(STORE_TX *tx,
+                                   const struct store_vendor_crl *c);
+/* The CRLs of vendor |vendor_id| (0 = of every vendor), by vendor. */
+enum store_rc store_vendor_crl_list(STORE_TX *tx, int64_t vendor_id,
+                                    struct store_vendor_crl ***out,
+                                    size_t *n);
 
 /* ------------------------------------------------------------------ */
 /* Audit trail                                                         */

@@ -12,10 +12,11 @@
 
 /* Column lists of the tables, in the order both backends read them. */
 #define STORE_CERT_COLS "id,ca_id,serial,subject,not_before,not_after,der," \
-    "sha256,status,revoked_at,reason,device_id,profile,created"
+    "sha256,status,revoked_at,reason,device_id,profile,created,vendor_sha256," \
+    "vendor_serial"
 #define STORE_CA_COLS "id,name,cert,chain,key_ref,signer_cert,signer_key_ref," \
     "created"
-#define STORE_VENDOR_COLS "id,name,certs,created"
+#define STORE_VENDOR_COLS "id,name,certs,created,disabled"
 #define STORE_DEVICE_COLS "id,vendor_id,identifier,state,cert_id,created," \
     "updated"
 #define STORE_RA_COLS "id,name,cert,sha256,created,ops,ra_verified," \
@@ -81,6 +82,7 @@ struct store_ops {
     enum store_rc (*vendor_list)(STORE_TX *, struct store_vendor ***,
                                  size_t *);
     enum store_rc (*vendor_delete)(STORE_TX *, int64_t, int);
+    enum store_rc (*vendor_set_disabled)(STORE_TX *, int64_t, int);
 
     enum store_rc (*device_insert)(STORE_TX *, int64_t, const char *,
                                    int64_t *);
@@ -122,6 +124,10 @@ struct store_ops {
     enum store_rc (*crl_next_number)(STORE_TX *, int64_t, int64_t *);
     enum store_rc (*crl_put)(STORE_TX *, const struct store_crl *);
     enum store_rc (*crl_get_last)(STORE_TX *, int64_t, struct store_crl **);
+    enum store_rc (*vendor_crl_put)(STORE_TX *,
+                                    const struct store_vendor_crl *);
+    enum store_rc (*vendor_crl_list)(STORE_TX *, int64_t,
+                                     struct store_vendor_crl ***, size_t *);
 
     /* audit primitives; the hash chain itself lives in store_audit.c */
     enum store_rc (*audit_head)(STORE_TX *, int64_t *seq,

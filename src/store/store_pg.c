@@ -32,9 +32,10 @@
     X(CA_LIST, "SELECT " STORE_CA_COLS " FROM ca ORDER BY id")                 \
     X(CERT_INSERT, "INSERT INTO cert(ca_id,serial,subject,not_before,"      \
       "not_after,der,sha256,status,revoked_at,reason,device_id,profile,"    \
-      "created) SELECT $1::bigint,$2::bytea,$3::text,$4::bigint,"           \
+      "created,vendor_sha256,vendor_serial) SELECT $1::bigint,$2::bytea,"   \
+      "$3::text,$4::bigint,"                                                \
       "$5::bigint,$6::bytea,$7::bytea,$8::integer,$9::bigint,$10::integer," \
-      "$11::bigint,$12::text,$13::bigint "                                  \
+      "$11::bigint,$12::text,$13::bigint,$14::bytea,$15::bytea "            \
       "WHERE EXISTS(SELECT 1 FROM ca WHERE id=$1::bigint) AND ($11::bigint " \
       "IS NULL OR EXISTS(SELECT 1 FROM device WHERE id=$11::bigint)) "      \
       "ON CONFLICT DO NOTHING RETURNING id")                                \
@@ -52,6 +53,7 @@
     X(VENDOR_INSERT, "INSERT INTO vendor(name,certs,created) "              \
       "VALUES($1,$2,$3) ON CONFLICT DO NOTHING RETURNING id")               \
     X(VENDOR_UPDATE, "UPDATE vendor SET certs=$1 WHERE id=$2")              \
+    X(VENDOR_SET_DISABLED, "UPDATE vendor SET disabled=$1 WHERE id=$2")     \
     X(VENDOR_GET_ID, "SELECT " STORE_VENDOR_COLS " FROM vendor WHERE id=$1")   \
     X(VENDOR_GET_NAME, "SELECT " STORE_VENDOR_COLS                             \
       " FROM vendor WHERE name=$1")                                         \
@@ -114,6 +116,17 @@
       "ON CONFLICT(ca_id) DO UPDATE SET number=excluded.number,"            \
       "this_update=excluded.this_update,next_update=excluded.next_update,"  \
       "der=excluded.der RETURNING 1")                                       \
+    X(VCRL_PUT, "INSERT INTO vendor_crl(vendor_id,issuer_sha256,"           \
+      "this_update,next_update,fetched,source,der) SELECT $1::bigint,"      \
+      "$2::bytea,$3::bigint,$4::bigint,$5::bigint,$6::text,$7::bytea "      \
+      "WHERE EXISTS(SELECT 1 FROM vendor WHERE id=$1::bigint) "             \
+      "ON CONFLICT(vendor_id,issuer_sha256) DO UPDATE SET "                 \
+      "this_update=excluded.this_update,next_update=excluded.next_update,"  \
+      "fetched=excluded.fetched,source=excluded.source,der=excluded.der "   \
+      "RETURNING 1")                                                        \
+    X(VCRL_LIST, "SELECT vendor_id,issuer_sha256,this_update,next_update,"  \
+      "fetched,source,der FROM vendor_crl WHERE $1::bigint=0 OR "           \
+      "vendor_id=$1::bigint ORDER BY vendor_id")                            \
     X(CRL_GET, "SELECT ca_id,number,this_update,next_update,der FROM crl "  \
       "WHERE ca_id=$1")                                                     \
     X(AUDIT_HEAD, "SELECT seq,hash FROM audit_head WHERE id=1")             \
@@ -1257,6 +1270,18 @@ static void *pg_read_cert(STORE_TX *tx, const PGresult *r, int i)
     c->reason = (int)pg_int(r, i, 10, -1);
     c->device_id = pg_id(r, i, 11);
     c->created = pg_id(r, i, 13);
+    if (!PQgetisnull(r, i, 14)) {
+        size_t vl = 0;
+
+        if (!pg_fixed(r, i, 14, c->vendor_sha256, sizeof(c->vendor_sha256),
+                      &vl)
+            || !pg_fixed(r, i, 15, c->vendor_serial, sizeof(c->vendor_serial),
+                         &c->vendor_serial_len)) {
+            store_cert_free(c);
+            return NULL;
+        }
+        c->has_vendor = vl == STORE_SHA256_LEN;
+    }
     return c;
 }
 
@@ -1284,6 +1309,13 @@ static enum store_rc pg_cert_insert(STORE_TX *tx, const struct store_cert *c,
     pp_id(&p, c->device_id);
     pp_text(&p, c->profile);
     pp_i64(&p, c->created ? c->created : pg_now());
+    if (c->has_vendor) {
+        pp_bytes(&p, c->vendor_sha256, STORE_SHA256_LEN);
+        pp_bytes(&p, c->vendor_serial, c->vendor_serial_len);
+    } else {
+        pp_null(&p);
+        pp_null(&p);
+    }
     rc = pg_insert_id(tx, PG_CERT_INSERT, &p, id, "cert_insert");
     if (rc != STORE_EXISTS)
         return rc;
@@ -1368,6 +1400,22 @@ static void pg_cert_filter(const struct store_cert_filter *f, char *sql,
         off = strlen(sql);
         snprintf(sql + off, len - off, " AND not_after<$%d", p->n);
     }
+    if (f->expires_after > 0) {
+        pp_i64(p, f->expires_after);
+        off = strlen(sql);
+        snprintf(sql + off, len - off, " AND not_after>=$%d", p->n);
+    }
+    if (f->vendor_sha256 != NULL) {
+        pp_bytes(p, f->vendor_sha256, STORE_SHA256_LEN);
+        off = strlen(sql);
+        snprintf(sql + off, len - off, " AND vendor_sha256=$%d", p->n);
+    }
+    if (f->vendor_id > 0) {
+        pp_i64(p, f->vendor_id);
+        off = strlen(sql);
+        snprintf(sql + off, len - off, " AND device_id IN (SELECT id FROM "
+                 "device WHERE vendor_id=$%d)", p->n);
+    }
 }
 
 /* Appends " LIMIT $a OFFSET $b" (a NULL limit means all). */
@@ -1389,7 +1437,7 @@ static enum store_rc pg_cert_list(STORE_TX *tx,
                                   struct store_cert ***out, size_t *n)
 {
     struct pg_params p = { 0 };
-    char sql[600];
+    char sql[900];
     enum store_rc rc;
     PGresult *res;
 
@@ -1397,7 +1445,8 @@ static enum store_rc pg_cert_list(STORE_TX *tx,
     *n = 0;
     snprintf(sql, sizeof(sql), "SELECT id,ca_id,serial,subject,not_before,"
              "not_after,%s,sha256,status,revoked_at,reason,device_id,"
-             "profile,created FROM cert", f->skip_der ? "NULL::bytea" : "der");
+             "profile,created,vendor_sha256,vendor_serial FROM cert",
+             f->skip_der ? "NULL::bytea" : "der");
     pg_cert_filter(f, sql, sizeof(sql), &p);
     strncat(sql, " ORDER BY id DESC", sizeof(sql) - strlen(sql) - 1);
     pg_limit(f->limit, f->offset, sql, sizeof(sql), &p);
@@ -1431,7 +1480,7 @@ static enum store_rc pg_cert_count(STORE_TX *tx,
                                    int64_t *n)
 {
     struct pg_params p = { 0 };
-    char sql[300] = "SELECT count(*) FROM cert";
+    char sql[512] = "SELECT count(*) FROM cert";
 
     pg_cert_filter(f, sql, sizeof(sql), &p);
     return pg_count(tx, sql, &p, n, "cert_count");
@@ -1489,6 +1538,7 @@ static void *pg_read_vendor(STORE_TX *tx, const PGresult *r, int i)
         return NULL;
     }
     v->created = pg_id(r, i, 3);
+    v->disabled = pg_int(r, i, 4, 0) != 0;
     return v;
 }
 
@@ -1530,6 +1580,21 @@ static enum store_rc pg_vendor_update(STORE_TX *tx,
     pp_i64(&p, v->id);
     rc = pg_exec(tx, PG_VENDOR_UPDATE, &p, "vendor_update", &n);
     free(certs);
+    if (rc == STORE_OK && n == 0)
+        rc = STORE_NOTFOUND;
+    return rc;
+}
+
+static enum store_rc pg_vendor_set_disabled(STORE_TX *tx, int64_t id,
+                                            int disabled)
+{
+    struct pg_params p = { 0 };
+    enum store_rc rc;
+    long n = 0;
+
+    pp_i64(&p, disabled);
+    pp_i64(&p, id);
+    rc = pg_exec(tx, PG_VENDOR_SET_DISABLED, &p, "vendor_set_disabled", &n);
     if (rc == STORE_OK && n == 0)
         rc = STORE_NOTFOUND;
     return rc;
@@ -2150,6 +2215,58 @@ static void *pg_read_crl(STORE_TX *tx, const PGresult *r, int i)
     return c;
 }
 
+static enum store_rc pg_vendor_crl_put(STORE_TX *tx,
+                                       const struct store_vendor_crl *c)
+{
+    struct pg_params p = { 0 };
+    enum store_rc rc;
+
+    pp_i64(&p, c->vendor_id);
+    pp_bytes(&p, c->issuer_sha256, STORE_SHA256_LEN);
+    pp_i64(&p, c->this_update);
+    pp_i64(&p, c->next_update);
+    pp_i64(&p, c->fetched ? c->fetched : pg_now());
+    pp_text(&p, c->source);
+    pp_bytes(&p, c->der, c->der_len);
+    rc = pg_insert_id(tx, PG_VCRL_PUT, &p, NULL, "vendor_crl_put");
+    if (rc == STORE_EXISTS)
+        rc = store_tx_fail(tx, STORE_NOTFOUND, "no vendor with id %lld",
+                           (long long)c->vendor_id);
+    return rc;
+}
+
+static void *pg_read_vendor_crl(STORE_TX *tx, const PGresult *r, int i)
+{
+    struct store_vendor_crl *c = calloc(1, sizeof(*c));
+    size_t hl = 0;
+
+    if (c == NULL)
+        return NULL;
+    c->vendor_id = pg_id(r, i, 0);
+    c->this_update = pg_id(r, i, 2);
+    c->next_update = pg_id(r, i, 3);
+    c->fetched = pg_id(r, i, 4);
+    if (!pg_fixed(r, i, 1, c->issuer_sha256, sizeof(c->issuer_sha256), &hl)
+        || !pg_text(r, i, 5, &c->source)
+        || !pg_bytes(r, i, 6, &c->der, &c->der_len)) {
+        store_vendor_crl_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static enum store_rc pg_vendor_crl_list(STORE_TX *tx, int64_t vendor_id,
+                                        struct store_vendor_crl ***out,
+                                        size_t *n)
+{
+    struct pg_params p = { 0 };
+
+    pp_i64(&p, vendor_id);
+    return pg_list(tx, PG_VCRL_LIST, &p, pg_read_vendor_crl,
+                   (pg_freer)store_vendor_crl_free, (void ***)out, n,
+                   "vendor_crl_list");
+}
+
 static enum store_rc pg_crl_get_last(STORE_TX *tx, int64_t ca_id,
                                      struct store_crl **out)
 {
@@ -2343,6 +2460,7 @@ const struct store_ops store_pg_ops = {
     .vendor_get = pg_vendor_get,
     .vendor_list = pg_vendor_list,
     .vendor_delete = pg_vendor_delete,
+    .vendor_set_disabled = pg_vendor_set_disabled,
     .device_insert = pg_device_insert,
     .device_get = pg_device_get,
     .device_set_state = pg_device_set_state,
@@ -2365,6 +2483,8 @@ const struct store_ops store_pg_ops = {
     .crl_next_number = pg_crl_next_number,
     .crl_put = pg_crl_put,
     .crl_get_last = pg_crl_get_last,
+    .vendor_crl_put = pg_vendor_crl_put,
+    .vendor_crl_list = pg_vendor_crl_list,
     .audit_head = pg_audit_head,
     .audit_insert = pg_audit_insert,
     .audit_foreach = pg_audit_foreach,

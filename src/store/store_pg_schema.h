@@ -120,6 +120,23 @@ static const char *const store_pg_migrations[] = {
     "  ra_id bigint NOT NULL REFERENCES ra(id) ON DELETE CASCADE,"
     "  profile text COLLATE \"C\" NOT NULL,"
     "  PRIMARY KEY (ra_id, profile));",
+    /* 4: as SQLite's 5: vendor certificate of an operator certificate,
+     * valid certificates by expiry, disabled vendors, vendor CRLs */
+    "ALTER TABLE cert ADD COLUMN vendor_sha256 bytea;"
+    "ALTER TABLE cert ADD COLUMN vendor_serial bytea;"
+    "CREATE INDEX cert_vendor ON cert(vendor_sha256)"
+    " WHERE vendor_sha256 IS NOT NULL;"
+    "CREATE INDEX cert_valid_expiry ON cert(not_after) WHERE status = 0;"
+    "ALTER TABLE vendor ADD COLUMN disabled integer NOT NULL DEFAULT 0;"
+    "CREATE TABLE vendor_crl ("
+    "  vendor_id bigint NOT NULL REFERENCES vendor(id) ON DELETE CASCADE,"
+    "  issuer_sha256 bytea NOT NULL,"
+    "  this_update bigint NOT NULL,"
+    "  next_update bigint NOT NULL,"
+    "  fetched bigint NOT NULL,"
+    "  source text,"
+    "  der bytea NOT NULL,"
+    "  PRIMARY KEY (vendor_id, issuer_sha256));",
 };
 
 #endif

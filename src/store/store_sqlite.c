@@ -34,7 +34,8 @@
     X(CA_LIST, "SELECT " STORE_CA_COLS " FROM ca ORDER BY id")                 \
     X(CERT_INSERT, "INSERT INTO cert(ca_id,serial,subject,not_before,"      \
       "not_after,der,sha256,status,revoked_at,reason,device_id,profile,"    \
-      "created) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)")                         \
+      "created,vendor_sha256,vendor_serial) "                               \
+      "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")                              \
     X(CERT_GET_ID, "SELECT " STORE_CERT_COLS " FROM cert WHERE id=?")          \
     X(CERT_GET_SERIAL, "SELECT " STORE_CERT_COLS                               \
       " FROM cert WHERE ca_id=? AND serial=?")                              \
@@ -45,6 +46,7 @@
       "WHERE ca_id=? AND status=1 AND not_after>=? ORDER BY serial")        \
     X(VENDOR_INSERT, "INSERT INTO vendor(name,certs,created) VALUES(?,?,?)") \
     X(VENDOR_UPDATE, "UPDATE vendor SET certs=? WHERE id=?")                \
+    X(VENDOR_SET_DISABLED, "UPDATE vendor SET disabled=? WHERE id=?")       \
     X(VENDOR_GET_ID, "SELECT " STORE_VENDOR_COLS " FROM vendor WHERE id=?")    \
     X(VENDOR_GET_NAME, "SELECT " STORE_VENDOR_COLS " FROM vendor WHERE name=?") \
     X(VENDOR_LIST, "SELECT " STORE_VENDOR_COLS " FROM vendor ORDER BY name")   \
@@ -97,6 +99,11 @@
       "next_update,der) VALUES(?,?,?,?,?)")                                 \
     X(CRL_GET, "SELECT ca_id,number,this_update,next_update,der FROM crl "  \
       "WHERE ca_id=?")                                                      \
+    X(VCRL_PUT, "INSERT OR REPLACE INTO vendor_crl(vendor_id,issuer_sha256," \
+      "this_update,next_update,fetched,source,der) VALUES(?,?,?,?,?,?,?)")  \
+    X(VCRL_LIST, "SELECT vendor_id,issuer_sha256,this_update,next_update,"  \
+      "fetched,source,der FROM vendor_crl WHERE ?1=0 OR vendor_id=?1 "      \
+      "ORDER BY vendor_id")                                                 \
     X(AUDIT_HEAD, "SELECT seq,hash FROM audit_head WHERE id=1")             \
     X(AUDIT_INSERT, "INSERT INTO audit(" STORE_AUDIT_COLS ") "                 \
       "VALUES(?,?,?,?,?,?,?)")                                              \
@@ -1169,6 +1176,18 @@ static void *sq_read_cert(STORE_TX *tx, sqlite3_stmt *s)
         : sqlite3_column_int(s, 10);
     c->device_id = sq_col_id(s, 11);
     c->created = sqlite3_column_int64(s, 13);
+    if (sqlite3_column_type(s, 14) == SQLITE_BLOB) {
+        size_t vl = 0;
+
+        if (!sq_col_fixed(s, 14, c->vendor_sha256, sizeof(c->vendor_sha256),
+                          &vl)
+            || !sq_col_fixed(s, 15, c->vendor_serial, sizeof(c->vendor_serial),
+                             &c->vendor_serial_len)) {
+            store_cert_free(c);
+            return NULL;
+        }
+        c->has_vendor = vl == STORE_SHA256_LEN;
+    }
     return c;
 }
 
@@ -1197,6 +1216,15 @@ static enum store_rc sq_cert_insert(STORE_TX *tx, const struct store_cert *c,
     sq_bind_id(s, 11, c->device_id);
     sq_bind_text(s, 12, c->profile);
     sqlite3_bind_int64(s, 13, c->created ? c->created : sq_now());
+    if (c->has_vendor) {
+        sqlite3_bind_blob(s, 14, c->vendor_sha256, STORE_SHA256_LEN,
+                          SQLITE_STATIC);
+        sqlite3_bind_blob(s, 15, c->vendor_serial, (int)c->vendor_serial_len,
+                          SQLITE_STATIC);
+    } else {
+        sqlite3_bind_null(s, 14);
+        sqlite3_bind_null(s, 15);
+    }
     rc = sq_exec_stmt(tx, s, "cert_insert");
     if (rc == STORE_OK && id != NULL)
         *id = sqlite3_last_insert_rowid(SQ_DB(tx));
@@ -1275,12 +1303,20 @@ static void sq_cert_filter_sql(const struct store_cert_filter *f, char *sql,
                                size_t len)
 {
     size_t off = strlen(sql);
+    /* the status goes in as a literal, so that the partial indexes on
+     * status (cert_revoked, cert_valid_expiry) can serve the query */
+    const char *status = f->status < 0 ? ""
+        : f->status == STORE_CERT_REVOKED ? " AND status=1" : " AND status=0";
 
-    snprintf(sql + off, len - off, " WHERE 1%s%s%s%s",
+    snprintf(sql + off, len - off, " WHERE 1%s%s%s%s%s%s%s",
              f->ca_id > 0 ? " AND ca_id=?" : "",
              f->device_id > 0 ? " AND device_id=?" : "",
-             f->status >= 0 ? " AND status=?" : "",
-             f->expires_before > 0 ? " AND not_after<?" : "");
+             status,
+             f->expires_before > 0 ? " AND not_after<?" : "",
+             f->expires_after > 0 ? " AND not_after>=?" : "",
+             f->vendor_sha256 != NULL ? " AND vendor_sha256=?" : "",
+             f->vendor_id > 0 ? " AND device_id IN (SELECT id FROM device"
+                                " WHERE vendor_id=?)" : "");
 }
 
 static int sq_cert_filter_bind(sqlite3_stmt *s,
@@ -1292,10 +1328,15 @@ static int sq_cert_filter_bind(sqlite3_stmt *s,
         sqlite3_bind_int64(s, i++, f->ca_id);
     if (f->device_id > 0)
         sqlite3_bind_int64(s, i++, f->device_id);
-    if (f->status >= 0)
-        sqlite3_bind_int(s, i++, f->status);
     if (f->expires_before > 0)
         sqlite3_bind_int64(s, i++, f->expires_before);
+    if (f->expires_after > 0)
+        sqlite3_bind_int64(s, i++, f->expires_after);
+    if (f->vendor_sha256 != NULL)
+        sqlite3_bind_blob(s, i++, f->vendor_sha256, STORE_SHA256_LEN,
+                          SQLITE_STATIC);
+    if (f->vendor_id > 0)
+        sqlite3_bind_int64(s, i++, f->vendor_id);
     return i;
 }
 
@@ -1303,7 +1344,7 @@ static enum store_rc sq_cert_list(STORE_TX *tx,
                                   const struct store_cert_filter *f,
                                   struct store_cert ***out, size_t *n)
 {
-    char sql[512];
+    char sql[768];
     sqlite3_stmt *s = NULL;
     enum store_rc rc;
     int i, r;
@@ -1312,7 +1353,8 @@ static enum store_rc sq_cert_list(STORE_TX *tx,
     *n = 0;
     snprintf(sql, sizeof(sql), "SELECT id,ca_id,serial,subject,not_before,"
              "not_after,%s,sha256,status,revoked_at,reason,device_id,"
-             "profile,created FROM cert", f->skip_der ? "NULL" : "der");
+             "profile,created,vendor_sha256,vendor_serial FROM cert",
+             f->skip_der ? "NULL" : "der");
     sq_cert_filter_sql(f, sql, sizeof(sql));
     strncat(sql, " ORDER BY id DESC LIMIT ? OFFSET ?",
             sizeof(sql) - strlen(sql) - 1);
@@ -1346,7 +1388,7 @@ static enum store_rc sq_cert_count(STORE_TX *tx,
                                    const struct store_cert_filter *f,
                                    int64_t *n)
 {
-    char sql[256] = "SELECT count(*) FROM cert";
+    char sql[512] = "SELECT count(*) FROM cert";
     sqlite3_stmt *s = NULL;
     int r;
 
@@ -1406,6 +1448,7 @@ static void *sq_read_vendor(STORE_TX *tx, sqlite3_stmt *s)
         return NULL;
     }
     v->created = sqlite3_column_int64(s, 3);
+    v->disabled = sqlite3_column_int(s, 4) != 0;
     return v;
 }
 
@@ -1456,6 +1499,22 @@ static enum store_rc sq_vendor_update(STORE_TX *tx,
     sqlite3_bind_int64(s, 2, v->id);
     rc = sq_exec_stmt(tx, s, "vendor_update");
     free(certs);
+    if (rc == STORE_OK && sqlite3_changes(SQ_DB(tx)) == 0)
+        rc = STORE_NOTFOUND;
+    return rc;
+}
+
+static enum store_rc sq_vendor_set_disabled(STORE_TX *tx, int64_t id,
+                                            int disabled)
+{
+    sqlite3_stmt *s;
+    enum store_rc rc;
+
+    if ((s = sq_stmt(tx, SQ_VENDOR_SET_DISABLED)) == NULL)
+        return STORE_ERROR;
+    sqlite3_bind_int(s, 1, disabled);
+    sqlite3_bind_int64(s, 2, id);
+    rc = sq_exec_stmt(tx, s, "vendor_set_disabled");
     if (rc == STORE_OK && sqlite3_changes(SQ_DB(tx)) == 0)
         rc = STORE_NOTFOUND;
     return rc;
@@ -2113,6 +2172,59 @@ static void *sq_read_crl(STORE_TX *tx, sqlite3_stmt *s)
     return c;
 }
 
+static enum store_rc sq_vendor_crl_put(STORE_TX *tx,
+                                       const struct store_vendor_crl *c)
+{
+    sqlite3_stmt *s;
+
+    if ((s = sq_stmt(tx, SQ_VCRL_PUT)) == NULL)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, c->vendor_id);
+    sqlite3_bind_blob(s, 2, c->issuer_sha256, STORE_SHA256_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, c->this_update);
+    sqlite3_bind_int64(s, 4, c->next_update);
+    sqlite3_bind_int64(s, 5, c->fetched ? c->fetched : sq_now());
+    sq_bind_text(s, 6, c->source);
+    sqlite3_bind_blob64(s, 7, c->der, c->der_len, SQLITE_STATIC);
+    return sq_exec_stmt(tx, s, "vendor_crl_put");
+}
+
+static void *sq_read_vendor_crl(STORE_TX *tx, sqlite3_stmt *s)
+{
+    struct store_vendor_crl *c = calloc(1, sizeof(*c));
+    size_t hl = 0;
+
+    if (c == NULL)
+        return NULL;
+    c->vendor_id = sqlite3_column_int64(s, 0);
+    c->this_update = sqlite3_column_int64(s, 2);
+    c->next_update = sqlite3_column_int64(s, 3);
+    c->fetched = sqlite3_column_int64(s, 4);
+    if (!sq_col_fixed(s, 1, c->issuer_sha256, sizeof(c->issuer_sha256), &hl)
+        || !sq_col_text(s, 5, &c->source)
+        || !sq_col_blob(s, 6, &c->der, &c->der_len)) {
+        store_vendor_crl_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static enum store_rc sq_vendor_crl_list(STORE_TX *tx, int64_t vendor_id,
+                                        struct store_vendor_crl ***out,
+                                        size_t *n)
+{
+    sqlite3_stmt *s;
+
+    *out = NULL;
+    *n = 0;
+    if ((s = sq_stmt(tx, SQ_VCRL_LIST)) == NULL)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, vendor_id);
+    return sq_collect(tx, s, sq_read_vendor_crl,
+                      (sq_freer)store_vendor_crl_free, (void ***)out, n,
+                      "vendor_crl_list");
+}
+
 static enum store_rc sq_crl_get_last(STORE_TX *tx, int64_t ca_id,
                                      struct store_crl **out)
 {
@@ -2281,6 +2393,7 @@ const struct store_ops store_sqlite_ops = {
     .vendor_get = sq_vendor_get,
     .vendor_list = sq_vendor_list,
     .vendor_delete = sq_vendor_delete,
+    .vendor_set_disabled = sq_vendor_set_disabled,
     .device_insert = sq_device_insert,
     .device_get = sq_device_get,
     .device_set_state = sq_device_set_state,
@@ -2303,6 +2416,8 @@ const struct store_ops store_sqlite_ops = {
     .crl_next_number = sq_crl_next_number,
     .crl_put = sq_crl_put,
     .crl_get_last = sq_crl_get_last,
+    .vendor_crl_put = sq_vendor_crl_put,
+    .vendor_crl_list = sq_vendor_crl_list,
     .audit_head = sq_audit_head,
     .audit_insert = sq_audit_insert,
     .audit_foreach = sq_audit_foreach,
@@ -2317,6 +2432,7 @@ static int sq_plan_scan_ok(enum sq_stmt_id id)
     switch (id) {
     case SQ_CA_LIST: case SQ_VENDOR_LIST: case SQ_RA_LIST:
     case SQ_AUDIT_ALL: case SQ_AUDIT_LAST: case SQ_AUDIT_COUNT:
+    case SQ_VCRL_LIST:          /* one row per vendor issuing CA */
         return 1;
     default:
         return 0;

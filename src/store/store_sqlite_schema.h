@@ -116,6 +116,25 @@ static const char *const store_sqlite_migrations[] = {
     "  ra_id INTEGER NOT NULL REFERENCES ra(id) ON DELETE CASCADE,"
     "  profile TEXT NOT NULL,"
     "  PRIMARY KEY (ra_id, profile)) WITHOUT ROWID;",
+    /* 5: revocation services and the device's life: the vendor
+     * certificate an operator certificate was issued against, valid
+     * certificates by expiry (the expiry gauge and `cert list
+     * --expiring-within`), disabled vendors, vendor CRLs */
+    ("ALTER TABLE cert ADD COLUMN vendor_sha256 BLOB;"
+     "ALTER TABLE cert ADD COLUMN vendor_serial BLOB;"
+     "CREATE INDEX cert_vendor ON cert(vendor_sha256)"
+     " WHERE vendor_sha256 IS NOT NULL;"
+     "CREATE INDEX cert_valid_expiry ON cert(not_after) WHERE status = 0;"
+     "ALTER TABLE vendor ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;"
+     "CREATE TABLE vendor_crl ("
+     "  vendor_id INTEGER NOT NULL REFERENCES vendor(id) ON DELETE CASCADE,"
+     "  issuer_sha256 BLOB NOT NULL,"
+     "  this_update INTEGER NOT NULL,"
+     "  next_update INTEGER NOT NULL,"
+     "  fetched INTEGER NOT NULL,"
+     "  source TEXT,"
+     "  der BLOB NOT NULL,"
+     "  PRIMARY KEY (vendor_id, issuer_sha256));"),
 };
 
 #endif

@@ -15,7 +15,7 @@ static int64_t add_vendor(STORE *st, const char *name)
 {
     static unsigned char der[] = { 0x30, 0x03, 0x02, 0x01, 0x05 };
     struct store_der cert = { der, sizeof(der) };
-    struct store_vendor v = { 0, (char *)name, &cert, 1, 0 };
+    struct store_vendor v = { 0, (char *)name, &cert, 1, 0, 0 };
     STORE_TX *tx;
     int64_t id = 0;
 
@@ -122,6 +122,110 @@ static void test_cert_unique(void **state)
     /* writes refused in a read transaction */
     assert_int_equal(store_cert_revoke(tx, id1, 1, 0), STORE_ERROR);
     store_rollback(tx);
+}
+
+/* The vendor certificate an operator certificate was issued against (an
+ * optional field), the filters on it and on expiry, disabled vendors. */
+static void test_cert_vendor_expiry(void **state)
+{
+    struct fx *f = *state;
+    struct store_cert c, *got = NULL, **list = NULL;
+    struct store_cert_filter flt;
+    struct store_vendor *v = NULL;
+    unsigned char der1[48], der2[48], der3[48], vsha[32];
+    STORE_TX *tx;
+    int64_t ca = add_ca(f->st, "cav"), vid = add_vendor(f->st, "acme"), id1 = 0;
+    int64_t n = 0;
+    size_t nl = 0;
+
+    memset(vsha, 0xab, sizeof(vsha));
+    assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+    fake_cert(&c, ca, 0x21, der1, sizeof(der1));
+    c.has_vendor = 1;
+    memcpy(c.vendor_sha256, vsha, 32);
+    memset(c.vendor_serial, 0x42, 9);
+    c.vendor_serial_len = 9;
+    c.not_after = 5000;
+    assert_int_equal(store_cert_insert(tx, &c, &id1), STORE_OK);
+    fake_cert(&c, ca, 0x22, der2, sizeof(der2));   /* no vendor recorded */
+    c.not_after = 7000;
+    assert_int_equal(store_cert_insert(tx, &c, NULL), STORE_OK);
+    fake_cert(&c, ca, 0x23, der3, sizeof(der3));
+    c.has_vendor = 1;
+    c.vendor_serial_len = 0;                       /* refused */
+    assert_int_equal(store_cert_insert(tx, &c, NULL), STORE_ERROR);
+    assert_int_equal(store_vendor_set_disabled(tx, vid, 1), STORE_OK);
+    assert_int_equal(store_vendor_set_disabled(tx, 987654, 1), STORE_NOTFOUND);
+    assert_int_equal(store_commit(tx), STORE_OK);
+
+    assert_int_equal(store_begin_read(f->st, &tx), STORE_OK);
+    assert_int_equal(store_cert_get(tx, id1, &got), STORE_OK);
+    assert_int_equal(got->has_vendor, 1);
+    assert_memory_equal(got->vendor_sha256, vsha, 32);
+    assert_int_equal(got->vendor_serial_len, 9);
+    assert_int_equal(got->vendor_serial[8], 0x42);
+    store_cert_free(got);
+    store_cert_filter_init(&flt);
+    flt.vendor_sha256 = vsha;
+    assert_int_equal(store_cert_list(tx, &flt, &list, &nl), STORE_OK);
+    assert_int_equal(nl, 1);
+    assert_int_equal(list[0]->id, id1);
+    assert_int_equal(list[0]->has_vendor, 1);
+    store_cert_list_free(list, nl);
+    store_cert_filter_init(&flt);
+    flt.ca_id = ca;
+    flt.status = STORE_CERT_VALID;
+    flt.expires_after = 4000;
+    flt.expires_before = 6000;
+    assert_int_equal(store_cert_count(tx, &flt, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    flt.expires_before = 8000;
+    assert_int_equal(store_cert_list(tx, &flt, &list, &nl), STORE_OK);
+    assert_int_equal(nl, 2);
+    assert_int_equal(list[0]->has_vendor + list[1]->has_vendor, 1);
+    store_cert_list_free(list, nl);
+    store_cert_filter_init(&flt);
+    flt.vendor_id = vid;
+    assert_int_equal(store_cert_count(tx, &flt, &n), STORE_OK);
+    assert_int_equal(n, 0);                /* none belongs to a device */
+    assert_int_equal(store_vendor_get(tx, vid, &v), STORE_OK);
+    assert_int_equal(v->disabled, 1);
+    store_vendor_free(v);
+    store_rollback(tx);
+
+    /* vendor CRLs: put replaces per (vendor, issuer), list by vendor */
+    {
+        struct store_vendor_crl vc, **vl = NULL;
+        unsigned char crl[] = { 0x30, 0x03, 0x02, 0x01, 0x01 };
+
+        memset(&vc, 0, sizeof(vc));
+        vc.vendor_id = vid;
+        memset(vc.issuer_sha256, 0x5a, 32);
+        vc.this_update = 100;
+        vc.next_update = 200;
+        vc.source = "import:x.crl";
+        vc.der = crl;
+        vc.der_len = sizeof(crl);
+        assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+        assert_int_equal(store_vendor_crl_put(tx, &vc), STORE_OK);
+        vc.next_update = 300;
+        assert_int_equal(store_vendor_crl_put(tx, &vc), STORE_OK);
+        vc.vendor_id = 99999;
+        assert_int_equal(store_vendor_crl_put(tx, &vc), STORE_NOTFOUND);
+        assert_int_equal(store_commit(tx), STORE_OK);
+        assert_int_equal(store_begin_read(f->st, &tx), STORE_OK);
+        assert_int_equal(store_vendor_crl_list(tx, vid, &vl, &nl), STORE_OK);
+        assert_int_equal(nl, 1);
+        assert_int_equal(vl[0]->next_update, 300);
+        assert_string_equal(vl[0]->source, "import:x.crl");
+        assert_int_equal(vl[0]->der_len, sizeof(crl));
+        assert_true(vl[0]->fetched > 0);
+        store_vendor_crl_list_free(vl, nl);
+        assert_int_equal(store_vendor_crl_list(tx, 0, &vl, &nl), STORE_OK);
+        assert_int_equal(nl, 1);
+        store_vendor_crl_list_free(vl, nl);
+        store_rollback(tx);
+    }
 }
 
 static int count_revoked(void *arg, const struct store_revoked *r)
@@ -1275,6 +1379,7 @@ static void test_two_processes(void **state)
 #define STORE_COMMON_TESTS \
     cmocka_unit_test_setup_teardown(test_ca_roundtrip, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_cert_unique, setup, teardown), \
+    cmocka_unit_test_setup_teardown(test_cert_vendor_expiry, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_cert_revoke_crl, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_device_states, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_import_all_or_nothing, setup, teardown), \
