@@ -30,6 +30,7 @@ cat >"$W/cmpca.conf" <<EOF
 listen = 127.0.0.1:0
 sweep_interval = 60s
 log_level = warn
+allow_root = yes
 [store]
 path = cmpca.db
 [ocsp]

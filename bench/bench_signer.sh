@@ -42,6 +42,7 @@ make_server() {
     cat > "$d/cmpca.conf" <<EOF
 [server]
 listen = 127.0.0.1:0
+allow_root = yes
 $extra
 [store]
 path = cmpca.db
