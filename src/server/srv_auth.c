@@ -218,13 +218,20 @@ enum cmp_reason srv_auth_operator_cert(struct srv_ctx *ctx)
         return srv_fail(ctx, CMP_R_SIGNER_NOT_TRUSTED,
                         "the signer certificate differs from the one CA %s "
                         "issued under its serial number", ca_get0_name(a->ca));
+    /* RFC 9483 4.1.3 (kur) and 4.2 (rr): the certificate must not be
+     * revoked; the refusal is of the request (kup/rp rejection) with
+     * certRevoked */
     if (ctx->old_cert->status == STORE_CERT_REVOKED)
+        return srv_reject(ctx, CMP_R_CERT_REVOKED,
+                          "the signer certificate is %s",
+                          ctx->old_cert->reason == 6 ? "on hold"
+                                                     : "revoked");
+    if (ctx->old_cert->not_after < (int64_t)ctx->now)
         return srv_fail(ctx, CMP_R_SIGNER_NOT_TRUSTED,
-                        "signer certificate is revoked");
-    if (ctx->old_cert->not_after < (int64_t)ctx->now
-        || ctx->old_cert->not_before > (int64_t)ctx->now)
+                        "the signer certificate has expired");
+    if (ctx->old_cert->not_before > (int64_t)ctx->now)
         return srv_fail(ctx, CMP_R_SIGNER_NOT_TRUSTED,
-                        "signer certificate is not valid now");
+                        "the signer certificate is not valid yet");
     if (ctx->device == NULL)
         return srv_fail(ctx, CMP_R_NOT_AUTHORIZED,
                         "signer certificate belongs to no device");

@@ -66,6 +66,7 @@ struct store_ops {
                               const unsigned char *serial, size_t serial_len,
                               struct store_cert **);
     enum store_rc (*cert_revoke)(STORE_TX *, int64_t, int, int64_t);
+    enum store_rc (*cert_unrevoke)(STORE_TX *, int64_t);
     enum store_rc (*cert_list)(STORE_TX *, const struct store_cert_filter *,
                                struct store_cert ***, size_t *);
     enum store_rc (*cert_count)(STORE_TX *, const struct store_cert_filter *,

@@ -38,8 +38,11 @@
     X(CERT_GET_ID, "SELECT " STORE_CERT_COLS " FROM cert WHERE id=?")          \
     X(CERT_GET_SERIAL, "SELECT " STORE_CERT_COLS                               \
       " FROM cert WHERE ca_id=? AND serial=?")                              \
-    X(CERT_REVOKE, "UPDATE cert SET status=1,revoked_at=?,reason=? "        \
-      "WHERE id=? AND status=0")                                            \
+    X(CERT_REVOKE, "UPDATE cert SET status=1,revoked_at=?1,reason=?2 "      \
+      "WHERE id=?3 AND (status=0 OR (status=1 AND reason=6 "                \
+      "AND coalesce(?2,-1)<>6))")                                           \
+    X(CERT_UNREVOKE, "UPDATE cert SET status=0,revoked_at=NULL,reason=NULL " \
+      "WHERE id=? AND status=1 AND reason=6")                               \
     X(CERT_EXISTS, "SELECT 1 FROM cert WHERE id=?")                         \
     X(CERT_REVOKED, "SELECT serial,revoked_at,reason FROM cert "            \
       "WHERE ca_id=? AND status=1 AND not_after>=? ORDER BY serial")        \
@@ -1269,6 +1272,22 @@ static enum store_rc sq_cert_revoke(STORE_TX *tx, int64_t id, int reason,
     return rc == STORE_OK ? STORE_CONFLICT : rc;
 }
 
+static enum store_rc sq_cert_unrevoke(STORE_TX *tx, int64_t id)
+{
+    sqlite3_stmt *s;
+    enum store_rc rc;
+
+    if ((s = sq_stmt(tx, SQ_CERT_UNREVOKE)) == NULL)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, id);
+    if ((rc = sq_exec_stmt(tx, s, "cert_unrevoke")) != STORE_OK)
+        return rc;
+    if (sqlite3_changes(SQ_DB(tx)) == 1)
+        return STORE_OK;
+    rc = sq_exists(tx, SQ_CERT_EXISTS, id, NULL, 0);
+    return rc == STORE_OK ? STORE_CONFLICT : rc;
+}
+
 /* Builds the WHERE clause of a certificate filter into |sql|; binds later
  * with sq_cert_filter_bind in the same order. */
 static void sq_cert_filter_sql(const struct store_cert_filter *f, char *sql,
@@ -2273,6 +2292,7 @@ const struct store_ops store_sqlite_ops = {
     .cert_insert = sq_cert_insert,
     .cert_get = sq_cert_get,
     .cert_revoke = sq_cert_revoke,
+    .cert_unrevoke = sq_cert_unrevoke,
     .cert_list = sq_cert_list,
     .cert_count = sq_cert_count,
     .cert_foreach_revoked = sq_cert_foreach_revoked,

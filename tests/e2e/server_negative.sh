@@ -272,7 +272,7 @@ check "rr of SN-000006's certificate" ocmp -cmd rr -oldcert op6.pem -cert op6.pe
 ocmp -cmd kur -cert op6.pem -key k6.key -extracerts opchain.pem -trusted oproot.pem \
     -newkey k6b.key -certout x.pem -reqout kurrev.der >"$T/o.out" 2>&1
 "$CRAFT" mutate --in "$T/kurrev.der" --key "$T/k6.key" --new-tid --out "$T/kurrev2.der"
-neg "kur signed with a revoked certificate" kurrev2.der 200 signerNotTrusted SN-000006
+negr "kur signed with a revoked certificate" kurrev2.der kup certRevoked SN-000006
 
 # ---- transport ------------------------------------------------------------------
 head -c 70000 /dev/urandom >"$T/big.bin"
