@@ -1031,6 +1031,7 @@ static int store_cmp_txn_ok(const struct store_cmp_txn *t)
 {
     return t->tid_len >= 1 && t->tid_len <= STORE_TID_MAX
         && t->sender_nonce_len <= STORE_NONCE_MAX
+        && t->req_nonce_len <= STORE_NONCE_MAX
         && store_cmp_type_str(t->type) != NULL
         && store_cmp_state_str(t->state) != NULL;
 }

@@ -559,6 +559,11 @@ struct store_cmp_txn {
                                                   * response (certConf's
                                                   * recipNonce must match) */
     size_t sender_nonce_len;
+    unsigned char req_nonce[STORE_NONCE_MAX]; /* the request's senderNonce
+                                               * (a certConf must bring a
+                                               * fresh one); set at insert,
+                                               * never updated */
+    size_t req_nonce_len;              /* 0: not recorded (older rows) */
     int64_t cert_id;                   /* issued certificate; 0 none */
     int64_t old_cert_id;               /* kur: certificate renewed */
     int64_t device_id;                 /* 0 none */

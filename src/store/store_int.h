@@ -21,7 +21,7 @@
 #define STORE_RA_COLS "id,name,cert,sha256,created,ops,ra_verified," \
     "disabled,updated"
 #define STORE_TXN_COLS "tid,alias,type,state,cert_req_id,created,deadline," \
-    "updated,requester,sender_nonce,cert_id,old_cert_id,device_id"
+    "updated,requester,sender_nonce,cert_id,old_cert_id,device_id,req_nonce"
 #define STORE_AUDIT_COLS "seq,time,actor,action,object,details,hash"
 
 struct store_ops;

@@ -93,7 +93,7 @@
     X(RA_ALIASES, "SELECT alias FROM ra_alias WHERE ra_id=$1 ORDER BY alias") \
     X(RA_DELETE, "DELETE FROM ra WHERE id=$1")                              \
     X(TXN_INSERT, "INSERT INTO cmp_txn(" STORE_TXN_COLS ") "                   \
-      "VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) "                 \
+      "VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14) "             \
       "ON CONFLICT DO NOTHING RETURNING 1")                                 \
     X(TXN_GET, "SELECT " STORE_TXN_COLS " FROM cmp_txn WHERE tid=$1")          \
     X(TXN_EXISTS, "SELECT 1 FROM cmp_txn WHERE tid=$1")                     \
@@ -1964,7 +1964,9 @@ static void *pg_read_txn(STORE_TX *tx, const PGresult *r, int i)
         || !pg_fixed(r, i, 8, t->requester_sha256,
                      sizeof(t->requester_sha256), &reqlen)
         || !pg_fixed(r, i, 9, t->sender_nonce, sizeof(t->sender_nonce),
-                     &t->sender_nonce_len)) {
+                     &t->sender_nonce_len)
+        || !pg_fixed(r, i, 13, t->req_nonce, sizeof(t->req_nonce),
+                     &t->req_nonce_len)) {
         store_cmp_txn_free(t);
         return NULL;
     }
@@ -2001,6 +2003,8 @@ static enum store_rc pg_txn_insert(STORE_TX *tx, const struct store_cmp_txn *t)
     pp_id(&p, t->cert_id);
     pp_id(&p, t->old_cert_id);
     pp_id(&p, t->device_id);
+    pp_bytes(&p, t->req_nonce_len > 0 ? t->req_nonce : NULL,
+             t->req_nonce_len);
     return pg_insert_id(tx, PG_TXN_INSERT, &p, NULL, "cmp_txn_insert");
 }
 

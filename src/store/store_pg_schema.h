@@ -120,6 +120,9 @@ static const char *const store_pg_migrations[] = {
     "  ra_id bigint NOT NULL REFERENCES ra(id) ON DELETE CASCADE,"
     "  profile text COLLATE \"C\" NOT NULL,"
     "  PRIMARY KEY (ra_id, profile));",
+    /* 4: as SQLite's 5: the request's senderNonce (a certConf must not
+     * reuse it) */
+    "ALTER TABLE cmp_txn ADD COLUMN req_nonce bytea;",
 };
 
 #endif

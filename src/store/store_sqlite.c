@@ -81,7 +81,7 @@
     X(RA_ALIASES, "SELECT alias FROM ra_alias WHERE ra_id=? ORDER BY alias") \
     X(RA_DELETE, "DELETE FROM ra WHERE id=?")                               \
     X(TXN_INSERT, "INSERT INTO cmp_txn(" STORE_TXN_COLS ") "                   \
-      "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)")                                  \
+      "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)")                                \
     X(TXN_GET, "SELECT " STORE_TXN_COLS " FROM cmp_txn WHERE tid=?")           \
     X(TXN_EXISTS, "SELECT 1 FROM cmp_txn WHERE tid=?")                      \
     X(TXN_SET_STATE, "UPDATE cmp_txn SET state=?,updated=? "                \
@@ -1910,7 +1910,9 @@ static void *sq_read_txn(STORE_TX *tx, sqlite3_stmt *s)
         || !sq_col_fixed(s, 8, t->requester_sha256,
                          sizeof(t->requester_sha256), &reqlen)
         || !sq_col_fixed(s, 9, t->sender_nonce, sizeof(t->sender_nonce),
-                         &t->sender_nonce_len)) {
+                         &t->sender_nonce_len)
+        || !sq_col_fixed(s, 13, t->req_nonce, sizeof(t->req_nonce),
+                         &t->req_nonce_len)) {
         store_cmp_txn_free(t);
         return NULL;
     }
@@ -1955,6 +1957,11 @@ static enum store_rc sq_txn_insert(STORE_TX *tx, const struct store_cmp_txn *t)
     sq_bind_id(s, 11, t->cert_id);
     sq_bind_id(s, 12, t->old_cert_id);
     sq_bind_id(s, 13, t->device_id);
+    if (t->req_nonce_len > 0)
+        sqlite3_bind_blob(s, 14, t->req_nonce, (int)t->req_nonce_len,
+                          SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, 14);
     return sq_exec_stmt(tx, s, "cmp_txn_insert");
 }
 

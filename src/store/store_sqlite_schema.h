@@ -116,6 +116,8 @@ static const char *const store_sqlite_migrations[] = {
     "  ra_id INTEGER NOT NULL REFERENCES ra(id) ON DELETE CASCADE,"
     "  profile TEXT NOT NULL,"
     "  PRIMARY KEY (ra_id, profile)) WITHOUT ROWID;",
+    /* 5: the request's senderNonce (a certConf must not reuse it) */
+    "ALTER TABLE cmp_txn ADD COLUMN req_nonce BLOB;",
 };
 
 #endif

@@ -240,6 +240,7 @@ expect_error "correct certConf after a refused one" "$h" 200 cc5late.rsp badRequ
 is "correct certConf after a refused one: still revoked" "$(cert_status "$(serial_of op5.pem)")" revoked
 refuse_conf "certConf with a wrong recipNonce" --recip-nonce-random badRecipientNonce
 refuse_conf "certConf with a wrong certReqId" "--cert-req-id 7" badRequest
+refuse_conf "certConf reusing the request's senderNonce" --reuse-req-nonce badSenderNonce
 newkey k5.key
 check "ir for SN-000005 again" ocmp -cmd ir -disable_confirm \
     $(dev_args SN-000005) -trusted oproot.pem -newkey k5.key -subject /CN=SN-000005 \

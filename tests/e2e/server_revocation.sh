@@ -111,6 +111,31 @@ is "removeFromCRL after a revocation for good: rp rejection certRevoked" "$(rsp 
     "body=rp status=2 failInfo=certRevoked"
 is "removeFromCRL after a revocation for good: still revoked" "$(cert_status "$S1")" revoked
 
+# ---- one certificate's audit rows, followed by its serial ----------------------------
+# every row names the certificate by ca_serial_hex (upper case); the
+# issuance and the confirmation name the device in their details
+cli audit list --limit 0 --json >"$T/audit.json"
+trail=$(python3 - "$T/audit.json" "$S1" <<'EOF'
+import json, sys
+rows = json.load(open(sys.argv[1]))
+s = sys.argv[2].upper()
+mine = [r for r in rows if (r.get("object") or "").upper() == s]
+if any(r["object"] != s for r in mine):
+    print("serial not upper case: " + " ".join(r["object"] for r in mine)); sys.exit(0)
+out = []
+for r in mine:
+    d = r.get("details")
+    d = json.loads(d) if isinstance(d, str) else (d or {})
+    if r["action"] in ("cert.issue", "cert.confirm"):
+        out.append("%s:%s" % (r["action"], d.get("device")))
+    else:
+        out.append("%s:%s" % (r["action"], d.get("reason")))
+print(" ".join(out))
+EOF
+)
+is "SN-000001's rows by serial: issue, confirm, hold, release, hold, keyCompromise" "$trail" \
+    "cert.issue:SN-000001 cert.confirm:SN-000001 cert.revoke:6 cert.unhold:8 cert.revoke:6 cert.revoke:1"
+
 # ---- kur signed with a certificate on hold ------------------------------------------
 check "enroll SN-000002" enroll SN-000002
 check "hold SN-000002" rr SN-000002 6 rr2.rsp
