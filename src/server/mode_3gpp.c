@@ -82,8 +82,10 @@ static enum cmp_reason mode_3gpp_authorise(struct srv_ctx *ctx, enum srv_op op)
             || X509_NAME_cmp(ctx->rr_issuer,
                              X509_get_issuer_name(ctx->rq.cert)) != 0)
             return srv_fail(ctx, CMP_R_NOT_AUTHORIZED,
-                            "an rr must be signed by the certificate it "
-                            "revokes, or by an RA");
+                            "the rr names another certificate than the one "
+                            "that signs it (on alias %s, in 3gpp mode, a "
+                            "device revokes only its own certificate)",
+                            ctx->alias->name);
         return CMP_R_OK;
     case SRV_OP_NESTED:
         return srv_fail(ctx, CMP_R_UNSUPPORTED_BODY,

@@ -30,7 +30,8 @@ static enum cmp_reason srv_confirm_requester(struct srv_ctx *ctx,
     if (!txn->has_requester
         || CRYPTO_memcmp(txn->requester_sha256, ctx->rq.id, 32) != 0)
         return srv_fail(ctx, CMP_R_NOT_AUTHORIZED,
-                        "certConf must be protected like the request");
+                        "the certConf is not protected by the requester of "
+                        "the transaction");
     return CMP_R_OK;
 }
 
@@ -95,7 +96,8 @@ static int srv_confirm_verdict(struct srv_ctx *ctx, STORE_TX *tx,
     st = sk_CMP_CERTSTATUS_value(sts, 0);
     if (!ASN1_INTEGER_get_int64(&id, st->certReqId) || id != txn->cert_req_id) {
         ERR_clear_error();
-        srv_fail(ctx, CMP_R_BAD_CERT_REQ_ID, "certReqId does not match");
+        srv_fail(ctx, CMP_R_BAD_CERT_REQ_ID, "certReqId is not %d, the one "
+                 "the certificate was issued for", txn->cert_req_id);
         return -1;
     }
     if ((rc = store_cert_get(tx, txn->cert_id, &rec)) != STORE_OK) {

@@ -53,8 +53,9 @@ enum cmp_reason srv_revoke(struct srv_ctx *ctx, CMP_MSG **rsp)
         return r;
     if (X509_NAME_cmp(ctx->rr_issuer,
                       X509_get_subject_name(ca_get0_cert(ctx->alias->ca))) != 0)
-        return srv_reject(ctx, CMP_R_BAD_CERT_ID, "issuer is not CA %s",
-                          ca_get0_name(ctx->alias->ca));
+        return srv_reject(ctx, CMP_R_BAD_CERT_ID, "the rr names a "
+                          "certificate of another CA than CA %s of alias %s",
+                          ca_get0_name(ctx->alias->ca), ctx->alias->name);
     if ((r = m->authorise(ctx, SRV_OP_RR)) != CMP_R_OK)
         return r;
     /* ctx->old_cert is the certificate named; ca_revoke re-reads it under

@@ -181,4 +181,33 @@ is "superseded in the CRL" "$(reason_in_crl SN-000003 crl6)" "Superseded"
 bad=$(cat "$T"/crl*.txt | grep -c "Remove From CRL")
 is "none of the $NCRL CRLs carries the reason removeFromCRL" "$bad" 0
 check "audit trail intact" cli audit verify
+
+# ---- refusal texts name the actual cause ------------------------------------------------
+# textof OUT: the text of the (error) answer
+textof() { inspect "$1" | head -1 | sed -n 's/.* text="\(.*\)"$/\1/p'; }
+# a certificate that only names the issuing CA as its issuer
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/fake.key" \
+    -subj "/O=Operator/CN=Issuing CA" -days 30 -out "$T/fakeca.pem" >/dev/null 2>&1
+newkey kf.key
+openssl req -new -key "$T/kf.key" -subj "/CN=SN-000004/O=Operator" -out "$T/kf.csr" 2>/dev/null
+openssl x509 -req -in "$T/kf.csr" -CA "$T/fakeca.pem" -CAkey "$T/fake.key" -days 30 \
+    -extfile <(printf 'subjectKeyIdentifier=hash\nkeyUsage=digitalSignature\n') \
+    -out "$T/op-fake.pem" 2>/dev/null
+newkey kfn.key
+ocmp -cmd kur -cert op-fake.pem -key kf.key -extracerts opchain.pem -trusted oproot.pem \
+    -newkey kfn.key -certout x.pem -rspout kurfake.rsp >"$T/o.out" 2>&1
+is "kur signed by a certificate naming the CA but not signed by it: text" \
+    "$(rsp kurfake.rsp) $(textof kurfake.rsp)" \
+    "body=error status=2 failInfo=signerNotTrusted protecting certificate not trusted: the signer certificate names CA issuing as its issuer but is not signed by it"
+# a certificate the CA issued whose row is gone from the store
+check "enroll SN-000004" enroll SN-000004
+sqlite3 "$T/cmpca.db" "PRAGMA foreign_keys=OFF; DELETE FROM cert WHERE sha256 = X'$(openssl x509 \
+    -in "$T/op-SN-000004.pem" -outform DER | openssl dgst -sha256 -r | cut -d' ' -f1)';"
+is "its row deleted" "$(cert_status "$(serial_of op-SN-000004.pem)")" none
+newkey k4n.key
+ocmp -cmd kur -cert op-SN-000004.pem -key k-SN-000004.key -extracerts opchain.pem \
+    -trusted oproot.pem -newkey k4n.key -certout x.pem -rspout kurgone.rsp >"$T/o.out" 2>&1
+is "kur signed by a certificate of the CA not in the store: text" \
+    "$(rsp kurgone.rsp) $(textof kurgone.rsp)" \
+    "body=error status=2 failInfo=signerNotTrusted protecting certificate not trusted: the signer certificate was issued by CA issuing but is not in this store"
 e2e_done
