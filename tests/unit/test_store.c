@@ -216,6 +216,8 @@ static void test_ra_migration(void **state)
             "ALTER TABLE ra DROP COLUMN ra_verified;"
             "ALTER TABLE ra DROP COLUMN disabled;"
             "ALTER TABLE ra DROP COLUMN updated;"
+            /* and what migrations after 4 add */
+            "ALTER TABLE cmp_txn DROP COLUMN req_nonce;"
             "INSERT INTO ra(id,name,cert,sha256,created) VALUES(7,'old',"
             "x'300105',zeroblob(32),1234);"
             "INSERT INTO ra_alias(ra_id,alias) VALUES(7,'lab');"
