@@ -1,6 +1,7 @@
 /*
  * audit_verify: the audit chain against its head and exported checkpoints,
- * then certificate status against the cert.revoke events, all in one read
+ * then certificate status against the cert.revoke and cert.unhold events
+ * (a hold released, a hold made a revocation for good), all in one read
  * snapshot (a running server cannot make the two disagree).
  */
 #include "audit/audit.h"
@@ -11,8 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One cert.revoke event of the chain. */
+/* One cert.revoke or cert.unhold event of the chain. */
 struct audit_rev {
+    int unhold;              /* cert.unhold: released from hold */
     int64_t ca_id;
     unsigned char serial[STORE_SERIAL_MAX];
     size_t serial_len;
@@ -79,14 +81,20 @@ static int audit_serial_parse(const char *hex, unsigned char *out,
     return 1;
 }
 
-/* Collects the cert.revoke events while the chain is verified. */
+/* Collects the cert.revoke / cert.unhold events while the chain is
+ * verified. */
 static int audit_collect(void *arg, const struct store_audit_row *row)
 {
     struct audit_check *k = arg;
     struct audit_rev *r, *nv;
     json_t *d = NULL, *ca, *reason, *t;
 
-    if (row->action == NULL || strcmp(row->action, "cert.revoke") != 0)
+    int unhold;
+
+    if (row->action == NULL)
+        return 1;
+    unhold = strcmp(row->action, "cert.unhold") == 0;
+    if (!unhold && strcmp(row->action, "cert.revoke") != 0)
         return 1;
     if (k->nrev == k->caprev) {
         k->caprev = k->caprev ? k->caprev * 2 : 64;
@@ -99,6 +107,7 @@ static int audit_collect(void *arg, const struct store_audit_row *row)
     r = &k->rev[k->nrev];
     memset(r, 0, sizeof(*r));
     r->seq = row->seq;
+    r->unhold = unhold;
     if (row->details != NULL)
         d = json_loads(row->details, 0, NULL);
     ca = json_object_get(d, "ca");
@@ -107,9 +116,9 @@ static int audit_collect(void *arg, const struct store_audit_row *row)
     if (!audit_serial_parse(row->object, r->serial, &r->serial_len)
         || !json_is_integer(ca) || !json_is_integer(reason)
         || !json_is_integer(t)) {
-        audit_report(k, "audit row %lld: cert.revoke event without a "
+        audit_report(k, "audit row %lld: %s event without a "
                      "readable serial, CA, reason and time",
-                     (long long)row->seq);
+                     (long long)row->seq, row->action);
         json_decref(d);
         return 1;
     }
@@ -163,6 +172,22 @@ static struct audit_rev *audit_rev_find(struct audit_check *k, int64_t ca_id,
     return NULL;
 }
 
+/* Is |b| an event of the same certificate as |a|? */
+static int audit_rev_same(const struct audit_rev *a, const struct audit_rev *b)
+{
+    return a->ca_id == b->ca_id && a->serial_len == b->serial_len
+        && memcmp(a->serial, b->serial, a->serial_len) == 0;
+}
+
+/* The last event of the certificate whose first event is |e|. */
+static struct audit_rev *audit_rev_last(struct audit_check *k,
+                                        struct audit_rev *e)
+{
+    while (e + 1 < k->rev + k->nrev && audit_rev_same(e, e + 1))
+        e++;
+    return e;
+}
+
 /* Checks one certificate revoked in the store against its event. */
 static int audit_check_revoked(void *arg, const struct store_revoked *r)
 {
@@ -180,8 +205,13 @@ static int audit_check_revoked(void *arg, const struct store_revoked *r)
                      "the table?)", hex, (long long)k->ca_id);
         return 1;
     }
+    e = audit_rev_last(k, e);     /* the state the events leave */
     e->seen = 1;
-    if (e->reason != r->reason || e->time != r->revoked_at)
+    if (e->unhold)
+        audit_report(k, "certificate %s of CA %lld is revoked in the store, "
+                     "but audit row %lld released it from hold", hex,
+                     (long long)k->ca_id, (long long)e->seq);
+    else if (e->reason != r->reason || e->time != r->revoked_at)
         audit_report(k, "certificate %s of CA %lld: revocation reason %d at "
                      "%lld in the store, but %d at %lld in audit row %lld",
                      hex, (long long)k->ca_id, r->reason,
@@ -202,17 +232,24 @@ static int audit_check_events(struct audit_check *k, STORE_TX *tx)
     for (i = 0; i < k->nrev; i++) {
         const struct audit_rev *e = &k->rev[i];
 
+        const struct audit_rev *p = i > 0 && audit_rev_same(&k->rev[i - 1], e)
+            ? &k->rev[i - 1] : NULL;
+
         audit_serial_hex(e->serial, e->serial_len, hex);
-        if (i > 0 && k->rev[i - 1].ca_id == e->ca_id
-            && k->rev[i - 1].serial_len == e->serial_len
-            && memcmp(k->rev[i - 1].serial, e->serial, e->serial_len) == 0) {
+        /* valid -> revoked; on hold (6) -> released, or revoked for good */
+        if (e->unhold && (p == NULL || p->unhold || p->reason != 6))
+            audit_report(k, "audit row %lld released certificate %s of CA "
+                         "%lld from hold, but it was not on hold",
+                         (long long)e->seq, hex, (long long)e->ca_id);
+        else if (!e->unhold && p != NULL && !p->unhold
+                 && (p->reason != 6 || e->reason == 6))
             audit_report(k, "certificate %s of CA %lld has a second "
                          "revocation event (audit rows %lld and %lld)", hex,
-                         (long long)e->ca_id, (long long)k->rev[i - 1].seq,
+                         (long long)e->ca_id, (long long)p->seq,
                          (long long)e->seq);
-            continue;
-        }
-        if (e->seen)
+        if (i + 1 < k->nrev && audit_rev_same(e, &k->rev[i + 1]))
+            continue;             /* only the last event says the state */
+        if (e->seen || e->unhold)
             continue;
         c = NULL;
         rc = store_cert_get_by_serial(tx, e->ca_id, e->serial,

@@ -245,14 +245,28 @@ const char *ca_reason_str(int code);
 enum ca_revoke_rc {
     CA_REVOKE_OK = 0,
     CA_REVOKE_NOTFOUND,     /* no such certificate of this CA (badCertId) */
-    CA_REVOKE_ALREADY,      /* already revoked (certRevoked) */
-    CA_REVOKE_ERROR         /* store error */
+    CA_REVOKE_ALREADY,      /* already revoked, or on hold and put on
+                             * hold again (certRevoked) */
+    CA_REVOKE_NOT_HELD,     /* removeFromCRL for a valid certificate
+                             * (badRequest) */
+    CA_REVOKE_ERROR         /* store error, or a reason that is none */
 };
+
+/* RFC 5280 CRLReason codes with a rule of their own. */
+#define CA_REASON_HOLD 6          /* certificateHold: may be released */
+#define CA_REASON_REMOVE 8        /* removeFromCRL: releases a hold */
 
 /*
  * Marks certificate |cert_id| of |ca| revoked at |when| (0 = now) with
- * |reason| (-1 = none) in |tx| and appends an audit row naming |actor|.
- * Does not make a CRL (call ca_crl_generate in the same tx if wanted).
+ * |reason| (-1 = none) in |tx| and appends an audit row "cert.revoke"
+ * naming |actor|. A certificate on hold (certificateHold) may be revoked
+ * with another reason: the hold becomes that revocation. |reason|
+ * removeFromCRL releases a certificate on hold instead: valid again, off
+ * the next CRL, audit row "cert.unhold" (RFC 5280 5.3.1 allows the reason
+ * only in delta CRLs; a full CRL simply no longer lists it); for a valid
+ * certificate that is CA_REVOKE_NOT_HELD, for one revoked for good
+ * CA_REVOKE_ALREADY. Does not make a CRL (call ca_crl_generate in the
+ * same tx if wanted).
  */
 enum ca_revoke_rc ca_revoke(const CA *ca, STORE_TX *tx, int64_t cert_id,
                             int reason, int64_t when, const char *actor,

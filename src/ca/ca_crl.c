@@ -57,22 +57,63 @@ char *ca_serial_hex(const unsigned char *serial, size_t len, char *buf,
     return buf;
 }
 
-/* Appends the audit row for a revocation. */
+/* Appends the audit row |action| (cert.revoke, cert.unhold) for |c|. */
 static enum store_rc ca_revoke_audit(const CA *ca, STORE_TX *tx,
-                                     const struct store_cert *c, int reason,
+                                     const struct store_cert *c,
+                                     const char *action, int reason,
                                      int64_t when, const char *actor)
 {
-    char obj[2 * STORE_SERIAL_MAX + 1], details[256];
+    char obj[2 * STORE_SERIAL_MAX + 1], details[256], was[48] = "";
 
     ca_serial_hex(c->serial, c->serial_len, obj, sizeof(obj));
+    if (c->status == STORE_CERT_REVOKED)
+        snprintf(was, sizeof(was), ",\"was\":%d", c->reason);
     snprintf(details, sizeof(details),
-             "{\"ca\":%lld,\"cert_id\":%lld,\"reason\":%d,\"time\":%lld}",
-             (long long)ca->id, (long long)c->id, reason, (long long)when);
-    return store_audit_append(tx, actor != NULL ? actor : "ca", "cert.revoke",
+             "{\"ca\":%lld,\"cert_id\":%lld,\"reason\":%d,\"time\":%lld%s}",
+             (long long)ca->id, (long long)c->id, reason, (long long)when,
+             was);
+    return store_audit_append(tx, actor != NULL ? actor : "ca", action,
                               obj, details);
 }
 
-/* Revokes the looked-up certificate |c|. */
+/* Releases the looked-up certificate |c| from hold. */
+static enum ca_revoke_rc ca_unhold_rec(const CA *ca, STORE_TX *tx,
+                                       const struct store_cert *c,
+                                       int64_t when, const char *actor,
+                                       char *err, size_t errlen)
+{
+    enum store_rc src;
+
+    if (c->status != STORE_CERT_REVOKED) {
+        snprintf(err, errlen, "removeFromCRL: the certificate is not on hold "
+                 "(it is valid)");
+        return CA_REVOKE_NOT_HELD;
+    }
+    if (c->reason != CA_REASON_HOLD) {
+        snprintf(err, errlen, "removeFromCRL: the certificate is revoked "
+                 "(%s), not on hold", c->reason >= 0
+                 && ca_reason_str(c->reason) != NULL
+                 ? ca_reason_str(c->reason) : "no reason");
+        return CA_REVOKE_ALREADY;
+    }
+    src = store_cert_unrevoke(tx, c->id);
+    if (src == STORE_CONFLICT) {
+        snprintf(err, errlen, "removeFromCRL: the certificate is no longer "
+                 "on hold");
+        return CA_REVOKE_ALREADY;
+    }
+    if (src == STORE_OK)
+        src = ca_revoke_audit(ca, tx, c, "cert.unhold", CA_REASON_REMOVE,
+                              when, actor);
+    if (src != STORE_OK) {
+        snprintf(err, errlen, "store: %s (%s)", store_rc_str(src),
+                 store_tx_errmsg(tx));
+        return src == STORE_NOTFOUND ? CA_REVOKE_NOTFOUND : CA_REVOKE_ERROR;
+    }
+    return CA_REVOKE_OK;
+}
+
+/* Revokes the looked-up certificate |c| (or releases its hold). */
 static enum ca_revoke_rc ca_revoke_rec(const CA *ca, STORE_TX *tx,
                                        const struct store_cert *c, int reason,
                                        int64_t when, const char *actor,
@@ -81,23 +122,31 @@ static enum ca_revoke_rc ca_revoke_rec(const CA *ca, STORE_TX *tx,
     enum store_rc src;
 
     if (c->ca_id != ca->id) {
-        snprintf(err, errlen, "certificate %lld was not issued by CA %s",
-                 (long long)c->id, ca->name);
+        snprintf(err, errlen, "certificate %lld was issued by another CA "
+                 "than %s", (long long)c->id, ca->name);
         return CA_REVOKE_NOTFOUND;
     }
-    if (c->status == STORE_CERT_REVOKED) {
-        snprintf(err, errlen, "certificate is already revoked");
-        return CA_REVOKE_ALREADY;
+    if (reason == 7 || reason > 10 || reason < -1) {
+        snprintf(err, errlen, "%d is no CRL reason", reason);
+        return CA_REVOKE_ERROR;
     }
     if (when == 0)
         when = (int64_t)time(NULL);
+    if (reason == CA_REASON_REMOVE)
+        return ca_unhold_rec(ca, tx, c, when, actor, err, errlen);
+    if (c->status == STORE_CERT_REVOKED
+        && (c->reason != CA_REASON_HOLD || reason == CA_REASON_HOLD)) {
+        snprintf(err, errlen, "certificate is already %s",
+                 c->reason == CA_REASON_HOLD ? "on hold" : "revoked");
+        return CA_REVOKE_ALREADY;
+    }
     src = store_cert_revoke(tx, c->id, reason, when);
     if (src == STORE_CONFLICT) {
         snprintf(err, errlen, "certificate is already revoked");
         return CA_REVOKE_ALREADY;
     }
     if (src == STORE_OK)
-        src = ca_revoke_audit(ca, tx, c, reason, when, actor);
+        src = ca_revoke_audit(ca, tx, c, "cert.revoke", reason, when, actor);
     if (src != STORE_OK) {
         snprintf(err, errlen, "store: %s (%s)", store_rc_str(src),
                  store_tx_errmsg(tx));
@@ -164,8 +213,10 @@ static int ca_crl_add_cb(void *arg, const struct store_revoked *r)
         || (t = ASN1_TIME_set(NULL, when)) == NULL
         || !X509_REVOKED_set_revocationDate(rev, t))
         goto end;
-    /* RFC 5280 5.3.1: omit the reason rather than use unspecified (0) */
-    if (r->reason > 0) {
+    /* RFC 5280 5.3.1: omit the reason rather than use unspecified (0);
+     * removeFromCRL belongs to delta CRLs only (the store never records
+     * it; a row from an older version is listed without a reason) */
+    if (r->reason > 0 && r->reason != CA_REASON_REMOVE) {
         if ((reason = ASN1_ENUMERATED_new()) == NULL
             || !ASN1_ENUMERATED_set(reason, r->reason)
             || !X509_REVOKED_add1_ext_i2d(rev, NID_crl_reason, reason, 0, 0))

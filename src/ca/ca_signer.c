@@ -670,9 +670,8 @@ static int remote_sign_ocsp(const CA_SIGNER *s, OCSP_BASICRESP *bs, X509 *cert,
                           OCSP_resp_get0_signature(bs),
                           OCSP_resp_get0_respdata(bs), s->pub) == 1;
  end:
-    EVP_MD_CTX_free(mctx);      /* frees pctx too once set */
-    if (mctx == NULL)
-        EVP_PKEY_CTX_free(pctx);
+    EVP_MD_CTX_free(mctx);      /* set_pkey_ctx leaves pctx to us */
+    EVP_PKEY_CTX_free(pctx);
     OPENSSL_free(der);
     ERR_clear_error();
     return ok;

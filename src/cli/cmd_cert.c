@@ -1,7 +1,7 @@
 /*
  * `cmpca cert ...`: issue a certificate from a CSR through a profile, list,
- * show and export issued certificates, and revoke one (which also makes a
- * fresh CRL in the same transaction).
+ * show and export issued certificates, revoke one or release it from hold
+ * (either also makes a fresh CRL in the same transaction).
  */
 #include "cli/cli.h"
 #include "util/x509_der.h"
@@ -171,10 +171,39 @@ static void cert_revoke_usage(FILE *fp)
             "         [--date YYYY-MM-DD[THH:MM:SSZ]|@UNIX] [--ca-pass SPEC]\n"
             "  R: unspecified keyCompromise cACompromise affiliationChanged\n"
             "     superseded cessationOfOperation certificateHold\n"
-            "     privilegeWithdrawn aACompromise\n");
+            "     privilegeWithdrawn aACompromise; removeFromCRL releases a\n"
+            "     certificate on hold (as cert unhold). A certificate on hold\n"
+            "     may be revoked for good with another reason.\n");
 }
 
-static int cert_revoke(int argc, char **argv)
+static void cert_unhold_usage(FILE *fp)
+{
+    fprintf(fp, "usage: cmpca cert unhold --ca N --serial HEX [--ca-pass SPEC]\n"
+            "  Releases a certificate on hold (certificateHold): valid again,\n"
+            "  gone from the new CRL (RFC 5280 removeFromCRL).\n");
+}
+
+/* The device whose current certificate |rec| is, back to enrolled if it
+ * was revoked with it (the certificate is valid again). */
+static enum store_rc cert_device_release(STORE_TX *tx,
+                                         const struct store_cert *rec)
+{
+    struct store_device *d = NULL;
+    enum store_rc src;
+
+    if (rec->device_id == 0)
+        return STORE_OK;
+    if ((src = store_device_get(tx, rec->device_id, &d)) != STORE_OK)
+        return src == STORE_NOTFOUND ? STORE_OK : src;
+    if (d->cert_id == rec->id && d->state == STORE_DEV_REVOKED)
+        src = store_device_set_state(tx, d->id, d->state, STORE_DEV_ENROLLED,
+                                     STORE_KEEP_CERT);
+    store_device_free(d);
+    return src;
+}
+
+/* cert revoke, and cert unhold (|unhold|: the reason is removeFromCRL). */
+static int cert_revoke_or_unhold(int argc, char **argv, int unhold)
 {
     static const struct option opts[] = {
         { "ca", required_argument, NULL, 'a' },
@@ -186,7 +215,8 @@ static int cert_revoke(int argc, char **argv)
         { NULL, 0, NULL, 0 }
     };
     const char *ca_name = NULL, *hex = NULL, *capass = NULL;
-    int reason = -1, c, ret;
+    void (*usage)(FILE *) = unhold ? cert_unhold_usage : cert_revoke_usage;
+    int reason = unhold ? CA_REASON_REMOVE : -1, c, ret;
     int64_t when = 0;
     struct conf *conf = NULL;
     STORE *st = NULL;
@@ -202,24 +232,32 @@ static int cert_revoke(int argc, char **argv)
         case 'a': ca_name = optarg; break;
         case 's': hex = optarg; break;
         case 'r':
+            if (unhold) {
+                usage(stderr);
+                return CLI_USAGE;
+            }
             if ((reason = ca_reason_parse(optarg)) < 0) {
                 fprintf(stderr, "cmpca: unknown reason '%s'\n", optarg);
                 return CLI_USAGE;
             }
             break;
         case 'd':
+            if (unhold) {
+                usage(stderr);
+                return CLI_USAGE;
+            }
             if (!cert_parse_time(optarg, &when)) {
                 fprintf(stderr, "cmpca: bad --date '%s'\n", optarg);
                 return CLI_USAGE;
             }
             break;
         case 'q': capass = optarg; break;
-        case 'h': cert_revoke_usage(stdout); return CLI_OK;
-        default: cert_revoke_usage(stderr); return CLI_USAGE;
+        case 'h': usage(stdout); return CLI_OK;
+        default: usage(stderr); return CLI_USAGE;
         }
     }
     if (optind != argc || ca_name == NULL || hex == NULL) {
-        cert_revoke_usage(stderr);
+        usage(stderr);
         return CLI_USAGE;
     }
     /* the CA key is needed for the CRL: fail before changing anything */
@@ -237,8 +275,14 @@ static int cert_revoke(int argc, char **argv)
                     sizeof(err));
     if (rrc != CA_REVOKE_OK) {
         fprintf(stderr, "cmpca: %s\n", err);
-        ret = rrc == CA_REVOKE_ALREADY ? CLI_EXISTS
-            : rrc == CA_REVOKE_NOTFOUND ? CLI_NOTFOUND : CLI_STORE;
+        ret = rrc == CA_REVOKE_ALREADY || rrc == CA_REVOKE_NOT_HELD
+            ? CLI_EXISTS : rrc == CA_REVOKE_NOTFOUND ? CLI_NOTFOUND : CLI_STORE;
+        goto end;
+    }
+    if (reason == CA_REASON_REMOVE
+        && (src = cert_device_release(tx, rec)) != STORE_OK) {
+        fprintf(stderr, "cmpca: device state: %s\n", store_rc_str(src));
+        ret = cli_store_exit(src);
         goto end;
     }
     if (!ca_crl_generate(ca, tx, 0, NULL, err, sizeof(err))) {
@@ -253,8 +297,12 @@ static int cert_revoke(int argc, char **argv)
         ret = cli_store_exit(src);
         goto end;
     }
-    printf("revoked %s of CA %s%s%s; new CRL made\n", hex, ca_name,
-           reason >= 0 ? ": " : "", reason >= 0 ? ca_reason_str(reason) : "");
+    if (reason == CA_REASON_REMOVE)
+        printf("released %s of CA %s from hold; new CRL made\n", hex, ca_name);
+    else
+        printf("revoked %s of CA %s%s%s; new CRL made\n", hex, ca_name,
+               reason >= 0 ? ": " : "",
+               reason >= 0 ? ca_reason_str(reason) : "");
     ret = CLI_OK;
  end:
     store_rollback(tx);
@@ -630,7 +678,8 @@ static void cert_usage(FILE *fp)
             "  list     list issued certificates\n"
             "  show     show one certificate (--json)\n"
             "  export   write one certificate (PEM, or --der)\n"
-            "  revoke   revoke a certificate and make a new CRL\n");
+            "  revoke   revoke a certificate and make a new CRL\n"
+            "  unhold   release a certificate on hold and make a new CRL\n");
 }
 
 int cli_cert(int argc, char **argv)
@@ -645,7 +694,9 @@ int cli_cert(int argc, char **argv)
     if (strcmp(argv[0], "issue") == 0)
         return cert_issue(argc, argv);
     if (strcmp(argv[0], "revoke") == 0)
-        return cert_revoke(argc, argv);
+        return cert_revoke_or_unhold(argc, argv, 0);
+    if (strcmp(argv[0], "unhold") == 0)
+        return cert_revoke_or_unhold(argc, argv, 1);
     if (strcmp(argv[0], "list") == 0)
         return cert_list(argc, argv);
     if (strcmp(argv[0], "show") == 0)

@@ -24,13 +24,15 @@ static enum cmp_reason mode_3gpp_authenticate(struct srv_ctx *ctx,
         return srv_auth_operator_cert(ctx);
     case SRV_OP_RR:
         r = srv_auth_operator_cert(ctx);
-        /* a revoked certificate may still ask, to learn that it is: the
-         * handler answers certRevoked once the rr names it */
-        if (r == CMP_R_SIGNER_NOT_TRUSTED && ctx->old_cert != NULL
+        /* a revoked certificate may still ask, to learn that it is (the
+         * handler answers certRevoked once the rr names it), and one on
+         * hold may ask to be released (removeFromCRL) */
+        if (r == CMP_R_CERT_REVOKED && ctx->old_cert != NULL
             && ctx->device != NULL
             && ctx->old_cert->status == STORE_CERT_REVOKED
             && memcmp(ctx->old_cert->sha256, ctx->rq.cert_sha256, 32) == 0) {
             ctx->reason = CMP_R_OK;
+            ctx->in_body = 0;
             ctx->detail[0] = '\0';
             ctx->rq.kind = SRV_RQ_OPERATOR_DEVICE;
             return CMP_R_OK;
@@ -42,7 +44,8 @@ static enum cmp_reason mode_3gpp_authenticate(struct srv_ctx *ctx,
          * error stays */
         if ((r = srv_auth_operator_cert(ctx)) == CMP_R_OK)
             return r;
-        if (r != CMP_R_SIGNER_NOT_TRUSTED && r != CMP_R_NOT_AUTHORIZED)
+        if (r != CMP_R_SIGNER_NOT_TRUSTED && r != CMP_R_NOT_AUTHORIZED
+            && r != CMP_R_CERT_REVOKED)
             return r;
         store_cert_free(ctx->old_cert);
         ctx->old_cert = NULL;
@@ -51,6 +54,7 @@ static enum cmp_reason mode_3gpp_authenticate(struct srv_ctx *ctx,
         store_device_free(ctx->device);
         ctx->device = NULL;
         ctx->reason = CMP_R_OK;
+        ctx->in_body = 0;
         ctx->detail[0] = '\0';
         if ((r = srv_auth_vendor_path(ctx, &vendor_id)) != CMP_R_OK)
             return r;
@@ -78,8 +82,10 @@ static enum cmp_reason mode_3gpp_authorise(struct srv_ctx *ctx, enum srv_op op)
             || X509_NAME_cmp(ctx->rr_issuer,
                              X509_get_issuer_name(ctx->rq.cert)) != 0)
             return srv_fail(ctx, CMP_R_NOT_AUTHORIZED,
-                            "an rr must be signed by the certificate it "
-                            "revokes, or by an RA");
+                            "the rr names another certificate than the one "
+                            "that signs it (on alias %s, in 3gpp mode, a "
+                            "device revokes only its own certificate)",
+                            ctx->alias->name);
         return CMP_R_OK;
     case SRV_OP_NESTED:
         return srv_fail(ctx, CMP_R_UNSUPPORTED_BODY,

@@ -31,20 +31,30 @@ static enum cmp_reason srv_confirm_requester(struct srv_ctx *ctx,
     if (!txn->has_requester
         || CRYPTO_memcmp(txn->requester_sha256, ctx->rq.id, 32) != 0)
         return srv_fail(ctx, CMP_R_NOT_AUTHORIZED,
-                        "certConf must be protected like the request");
+                        "the certConf is not protected by the requester of "
+                        "the transaction");
     return CMP_R_OK;
 }
 
-/* ... and answer our nonce. */
+/* ... answer our nonce, and bring a fresh one of its own (RFC 9810 5.1.1:
+ * every message of a transaction has a new senderNonce; one equal to the
+ * request's is badSenderNonce). */
 static enum cmp_reason srv_confirm_nonce(struct srv_ctx *ctx,
                                          const struct store_cmp_txn *txn)
 {
     const ASN1_OCTET_STRING *rn = ctx->req->header->recipNonce;
+    const ASN1_OCTET_STRING *sn = ctx->req->header->senderNonce;
 
     if (rn == NULL || (size_t)ASN1_STRING_length(rn) != txn->sender_nonce_len
         || memcmp(ASN1_STRING_get0_data(rn), txn->sender_nonce,
                   txn->sender_nonce_len) != 0)
         return srv_fail(ctx, CMP_R_BAD_RECIP_NONCE, NULL);
+    if (sn != NULL && txn->req_nonce_len > 0
+        && (size_t)ASN1_STRING_length(sn) == txn->req_nonce_len
+        && memcmp(ASN1_STRING_get0_data(sn), txn->req_nonce,
+                  txn->req_nonce_len) == 0)
+        return srv_fail(ctx, CMP_R_BAD_SENDER_NONCE, "the senderNonce is the "
+                        "request's: every message needs a fresh one");
     return CMP_R_OK;
 }
 
@@ -87,7 +97,8 @@ static int srv_confirm_verdict(struct srv_ctx *ctx, STORE_TX *tx,
     st = sk_CMP_CERTSTATUS_value(sts, 0);
     if (!ASN1_INTEGER_get_int64(&id, st->certReqId) || id != txn->cert_req_id) {
         ERR_clear_error();
-        srv_fail(ctx, CMP_R_BAD_CERT_REQ_ID, "certReqId does not match");
+        srv_fail(ctx, CMP_R_BAD_CERT_REQ_ID, "certReqId is not %d, the one "
+                 "the certificate was issued for", txn->cert_req_id);
         return -1;
     }
     if ((rc = store_cert_get(tx, txn->cert_id, &rec)) != STORE_OK) {

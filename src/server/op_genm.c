@@ -1,7 +1,8 @@
 /*
  * General messages (RFC 9483 4.3): caCerts, rootCaCert -> rootCaKeyUpdate,
  * certReqTemplate and crlStatusList -> crls. Answered from the loaded CA and
- * the latest stored CRL; nothing changes state.
+ * the latest stored CRL; nothing changes state. The value of each known
+ * infoType is checked first: a wrong one is an error with badRequest.
  */
 #include "server/srv_int.h"
 
@@ -9,6 +10,7 @@
 
 #include <openssl/err.h>
 #include <openssl/objects.h>
+#include <openssl/x509v3.h>
 #include <string.h>
 
 /* id-it arcs (1.3.6.1.5.5.7.4.N); OpenSSL 3.0 lacks NIDs for some. */
@@ -66,6 +68,124 @@ static ASN1_TYPE *srv_pack(const void *val, const ASN1_ITEM *it)
     return t;
 }
 
+/* Reads one DER element from *p (|len| left): its tag, class, whether it
+ * is constructed, and its content (*c, *clen); advances *p. Returns 1, or
+ * 0 if it is not a definite-length element within |len|. */
+static int srv_der_next(const unsigned char **p, long *len, int *tag,
+                        int *cls, int *cons, const unsigned char **c,
+                        long *clen)
+{
+    const unsigned char *q = *p;
+    int ret = ASN1_get_object(&q, clen, tag, cls, *len);
+
+    if ((ret & 0x80) != 0 || ret == 0x21 || *clen > *len - (q - *p))
+        return 0;
+    *cons = (ret & V_ASN1_CONSTRUCTED) != 0;
+    *c = q;
+    *len -= (q - *p) + *clen;
+    *p = q + *clen;
+    return 1;
+}
+
+/* A CRLStatus list (RFC 9483 4.3.4): SEQUENCE SIZE (1..MAX) OF CRLStatus;
+ * CRLStatus ::= SEQUENCE { source CRLSource, thisUpdate Time OPTIONAL };
+ * CRLSource ::= CHOICE { dpn [0] DistributionPointName,
+ * issuer [1] GeneralNames } (explicit tags). 1 if |v| is one. */
+static int srv_crl_status_list_ok(const ASN1_TYPE *v)
+{
+    const unsigned char *p, *c, *e, *s, *q;
+    long len, clen, elen, slen;
+    int tag, cls, cons, n = 0;
+
+    if (v == NULL || v->type != V_ASN1_SEQUENCE)
+        return 0;
+    p = ASN1_STRING_get0_data(v->value.sequence);
+    len = ASN1_STRING_length(v->value.sequence);
+    if (!srv_der_next(&p, &len, &tag, &cls, &cons, &c, &clen) || len != 0
+        || tag != V_ASN1_SEQUENCE || cls != V_ASN1_UNIVERSAL || !cons)
+        return 0;
+    while (clen > 0) {
+        /* one CRLStatus */
+        if (!srv_der_next(&c, &clen, &tag, &cls, &cons, &e, &elen)
+            || tag != V_ASN1_SEQUENCE || cls != V_ASN1_UNIVERSAL || !cons)
+            return 0;
+        if (!srv_der_next(&e, &elen, &tag, &cls, &cons, &s, &slen)
+            || cls != V_ASN1_CONTEXT_SPECIFIC || !cons || (tag != 0 && tag != 1))
+            return 0;
+        q = s;
+        if (tag == 0) {
+            DIST_POINT_NAME *dpn = d2i_DIST_POINT_NAME(NULL, &q, slen);
+
+            DIST_POINT_NAME_free(dpn);
+            if (dpn == NULL || q != s + slen)
+                return 0;
+        } else {
+            GENERAL_NAMES *gn = d2i_GENERAL_NAMES(NULL, &q, slen);
+
+            sk_GENERAL_NAME_pop_free(gn, GENERAL_NAME_free);
+            if (gn == NULL || q != s + slen)
+                return 0;
+        }
+        if (elen > 0) {          /* thisUpdate */
+            ASN1_TIME *t;
+
+            q = e;
+            t = d2i_ASN1_TIME(NULL, &q, elen);
+            ASN1_TIME_free(t);
+            if (t == NULL || q != e + elen)
+                return 0;
+        }
+        n++;
+    }
+    return n > 0;
+}
+
+/* Checks the genm value of known infoType |arc| (RFC 9483 4.3): absent for
+ * caCerts and certReqTemplate, absent or a certificate for rootCaCert, a
+ * CRLStatus list for crlStatusList. CMP_R_OK or badRequest with the text. */
+static enum cmp_reason srv_genm_value_check(struct srv_ctx *ctx, int arc,
+                                            const ASN1_TYPE *v)
+{
+    const unsigned char *p, *q;
+    X509 *x;
+    long len;
+
+    switch (arc) {
+    case IT_CA_CERTS:
+    case IT_CERT_REQ_TEMPLATE:
+        if (v != NULL)
+            return srv_fail(ctx, CMP_R_BAD_REQUEST, "genm: %s takes no value "
+                            "(RFC 9483 4.3)", arc == IT_CA_CERTS ? "caCerts"
+                            : "certReqTemplate");
+        return CMP_R_OK;
+    case IT_ROOT_CA_CERT:
+        if (v == NULL)
+            return CMP_R_OK;
+        if (v->type == V_ASN1_SEQUENCE) {
+            p = q = ASN1_STRING_get0_data(v->value.sequence);
+            len = ASN1_STRING_length(v->value.sequence);
+            x = d2i_X509(NULL, &q, len);
+            X509_free(x);
+            ERR_clear_error();
+            if (x != NULL && q == p + len)
+                return CMP_R_OK;
+        }
+        return srv_fail(ctx, CMP_R_BAD_REQUEST, "genm: the rootCaCert value "
+                        "is not a certificate (RFC 9483 4.3.2)");
+    case IT_CRL_STATUS_LIST:
+        if (!srv_crl_status_list_ok(v)) {
+            ERR_clear_error();
+            return srv_fail(ctx, CMP_R_BAD_REQUEST, "genm: the crlStatusList "
+                            "value is %s (RFC 9483 4.3.4)", v == NULL
+                            ? "absent, a CRLStatus list is required"
+                            : "not a CRLStatus list");
+        }
+        return CMP_R_OK;
+    default:
+        return CMP_R_OK;
+    }
+}
+
 /* The latest CRL of the alias CA (generating the first one if needed). */
 static X509_CRL *srv_current_crl(struct srv_ctx *ctx)
 {
@@ -111,6 +231,12 @@ enum cmp_reason srv_genm(struct srv_ctx *ctx, CMP_MSG **rsp)
         return r;
     if ((r = srv_txn_check_unused(ctx)) != CMP_R_OK)
         return r;
+    for (i = 0; i < sk_CMP_ITAV_num(in); i++) {
+        itav = sk_CMP_ITAV_value(in, i);
+        if ((r = srv_genm_value_check(ctx, srv_it_arc(itav->infoType),
+                                      itav->infoValue)) != CMP_R_OK)
+            return r;
+    }
     if ((out = sk_CMP_ITAV_new_null()) == NULL)
         goto oom;
     for (i = 0; i < sk_CMP_ITAV_num(in); i++) {

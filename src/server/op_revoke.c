@@ -1,8 +1,8 @@
 /*
  * Revocation requests (rr): a certificate revoked at the request of its
  * holder (signed with it) or of an authorised RA (signed with the RA's own
- * key, RFC 9483 5.3.2). The CRL is regenerated in the same store
- * transaction.
+ * key, RFC 9483 5.3.2); removeFromCRL releases a certificate on hold
+ * (RFC 5280 5.3.1). The CRL is regenerated in the same store transaction.
  */
 #include "server/srv_int.h"
 
@@ -34,7 +34,7 @@ enum cmp_reason srv_revoke(struct srv_ctx *ctx, CMP_MSG **rsp)
     char err[256];
     enum store_rc rc;
     enum cmp_reason r;
-    int reason;
+    int reason, held, dev_to;
 
     if ((r = m->verify(ctx)) != CMP_R_OK)
         return r;
@@ -46,20 +46,37 @@ enum cmp_reason srv_revoke(struct srv_ctx *ctx, CMP_MSG **rsp)
     if (ctx->rr_serial == NULL || ctx->rr_issuer == NULL)
         return srv_fail(ctx, CMP_R_BAD_REQUEST,
                         "certDetails needs issuer and serialNumber");
-    if ((reason = srv_rr_reason(rd)) == -2)
-        return srv_fail(ctx, CMP_R_BAD_REQUEST, "bad reasonCode");
+    if ((reason = srv_rr_reason(rd)) == -2 || reason == 7)
+        return srv_fail(ctx, CMP_R_BAD_REQUEST, "reasonCode is no CRLReason "
+                        "(RFC 5280 5.3.1: 0-6, 8-10)");
     if ((r = m->authenticate(ctx, SRV_OP_RR)) != CMP_R_OK)
         return r;
     if (X509_NAME_cmp(ctx->rr_issuer,
                       X509_get_subject_name(ca_get0_cert(ctx->alias->ca))) != 0)
-        return srv_reject(ctx, CMP_R_BAD_CERT_ID, "issuer is not CA %s",
-                          ca_get0_name(ctx->alias->ca));
+        return srv_reject(ctx, CMP_R_BAD_CERT_ID, "the rr names a "
+                          "certificate of another CA than CA %s of alias %s",
+                          ca_get0_name(ctx->alias->ca), ctx->alias->name);
     if ((r = m->authorise(ctx, SRV_OP_RR)) != CMP_R_OK)
         return r;
     /* ctx->old_cert is the certificate named; ca_revoke re-reads it under
-     * the write lock and refuses it if a concurrent rr revoked it */
-    if (ctx->old_cert->status == STORE_CERT_REVOKED)
-        return srv_reject(ctx, CMP_R_CERT_REVOKED, "already revoked");
+     * the write lock and refuses it if a concurrent rr changed it. A
+     * certificate on hold may be released (removeFromCRL) or revoked for
+     * good (another reason); a valid one cannot be released. */
+    held = ctx->old_cert->status == STORE_CERT_REVOKED
+        && ctx->old_cert->reason == CA_REASON_HOLD;
+    if (reason == CA_REASON_REMOVE
+        && ctx->old_cert->status != STORE_CERT_REVOKED)
+        return srv_reject(ctx, CMP_R_BAD_REQUEST, "removeFromCRL: the "
+                          "certificate is not on hold (it is valid)");
+    if (ctx->old_cert->status == STORE_CERT_REVOKED && !held)
+        return srv_reject(ctx, CMP_R_CERT_REVOKED, "the certificate is "
+                          "already revoked (%s)",
+                          ca_reason_str(ctx->old_cert->reason) != NULL
+                          ? ca_reason_str(ctx->old_cert->reason)
+                          : "no reason");
+    if (held && reason == CA_REASON_HOLD)
+        return srv_reject(ctx, CMP_R_CERT_REVOKED, "the certificate is "
+                          "already on hold");
     if ((rc = srv_write_begin(ctx, &tx)) != STORE_OK)
         return srv_store_reason(ctx, rc, "begin");
     if ((r = srv_txn_open(ctx, tx, STORE_CMP_CLOSED, 0, ctx->old_cert->id, 0,
@@ -70,9 +87,15 @@ enum cmp_reason srv_revoke(struct srv_ctx *ctx, CMP_MSG **rsp)
         r = ctx->reason;
         goto end;
     }
+    /* the device's current certificate: revoked (held) or valid again */
+    dev_to = reason == CA_REASON_REMOVE ? STORE_DEV_ENROLLED
+                                        : STORE_DEV_REVOKED;
     if (ctx->device != NULL && ctx->old_cert->id == ctx->device->cert_id
+        && (reason != CA_REASON_REMOVE
+            || ctx->device->state == STORE_DEV_REVOKED)
+        && ctx->device->state != dev_to
         && (rc = store_device_set_state(tx, ctx->device->id, ctx->device->state,
-                                        STORE_DEV_REVOKED, STORE_KEEP_CERT))
+                                        dev_to, STORE_KEEP_CERT))
            != STORE_OK) {
         r = srv_store_reason(ctx, rc, "device state");
         goto end;

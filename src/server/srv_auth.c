@@ -194,13 +194,22 @@ static enum cmp_reason srv_auth_cert_record(struct srv_ctx *ctx,
                                    (size_t)ASN1_STRING_length(sn),
                                    &ctx->old_cert)
         : STORE_NOTFOUND;
+    if (rc == STORE_NOTFOUND && signing) {
+        /* say which: made with the CA key (but not recorded here), or only
+         * naming the CA as issuer */
+        EVP_PKEY *cak = X509_get0_pubkey(ca_get0_cert(a->ca));
+        int by_ca = cak != NULL && X509_verify(ctx->rq.cert, cak) == 1;
+
+        ERR_clear_error();
+        return srv_fail(ctx, unknown, by_ca
+                        ? "%s was issued by CA %s but is not in this store"
+                        : "%s names CA %s as its issuer but is not signed "
+                          "by it", what, ca_get0_name(a->ca));
+    }
     if (rc == STORE_NOTFOUND)
-        return signing ? srv_fail(ctx, unknown, "%s is not a certificate "
-                                  "of CA %s in this store", what,
-                                  ca_get0_name(a->ca))
-                       : srv_reject(ctx, unknown, "%s is not a certificate "
-                                    "of CA %s in this store", what,
-                                    ca_get0_name(a->ca));
+        return srv_reject(ctx, unknown, "%s: no certificate of CA %s with "
+                          "that serial number is in this store", what,
+                          ca_get0_name(a->ca));
     if (rc != STORE_OK)
         return srv_store_reason(ctx, rc, "certificate lookup");
     if (ctx->old_cert->device_id != 0
@@ -224,8 +233,8 @@ enum cmp_reason srv_auth_operator_cert(struct srv_ctx *ctx)
     if (X509_NAME_cmp(X509_get_issuer_name(ctx->rq.cert),
                       X509_get_subject_name(ca_get0_cert(a->ca))) != 0)
         return srv_fail(ctx, CMP_R_SIGNER_NOT_TRUSTED,
-                        "signer certificate not issued by CA %s",
-                        ca_get0_name(a->ca));
+                        "the signer certificate's issuer is another CA than "
+                        "CA %s of alias %s", ca_get0_name(a->ca), a->name);
     if ((r = srv_auth_cert_record(ctx, X509_get0_serialNumber(ctx->rq.cert), 1,
                                   "the signer certificate")) != CMP_R_OK)
         return r;
@@ -234,16 +243,23 @@ enum cmp_reason srv_auth_operator_cert(struct srv_ctx *ctx)
         return srv_fail(ctx, CMP_R_SIGNER_NOT_TRUSTED,
                         "the signer certificate differs from the one CA %s "
                         "issued under its serial number", ca_get0_name(a->ca));
+    /* RFC 9483 4.1.3 (kur) and 4.2 (rr): the certificate must not be
+     * revoked; the refusal is of the request (kup/rp rejection) with
+     * certRevoked */
     if (ctx->old_cert->status == STORE_CERT_REVOKED)
+        return srv_reject(ctx, CMP_R_CERT_REVOKED,
+                          "the signer certificate is %s",
+                          ctx->old_cert->reason == 6 ? "on hold"
+                                                     : "revoked");
+    if (ctx->old_cert->not_after < (int64_t)ctx->now)
         return srv_fail(ctx, CMP_R_SIGNER_NOT_TRUSTED,
-                        "signer certificate is revoked");
-    if (ctx->old_cert->not_after < (int64_t)ctx->now
-        || ctx->old_cert->not_before > (int64_t)ctx->now)
+                        "the signer certificate has expired");
+    if (ctx->old_cert->not_before > (int64_t)ctx->now)
         return srv_fail(ctx, CMP_R_SIGNER_NOT_TRUSTED,
-                        "signer certificate is not valid now");
+                        "the signer certificate is not valid yet");
     if (ctx->device == NULL)
         return srv_fail(ctx, CMP_R_NOT_AUTHORIZED,
-                        "signer certificate belongs to no device");
+                        "the signer certificate belongs to no device");
     if (ctx->device->state == STORE_DEV_DISABLED)
         return srv_fail(ctx, CMP_R_NOT_AUTHORIZED, "device %s is disabled",
                         ctx->device->identifier);
@@ -265,8 +281,9 @@ enum cmp_reason srv_auth_load_cert(struct srv_ctx *ctx, const X509_NAME *issuer,
                           "the certificate needs issuer and serialNumber");
     if (X509_NAME_cmp(issuer, X509_get_subject_name(ca_get0_cert(ctx->alias->ca)))
         != 0)
-        return srv_reject(ctx, CMP_R_BAD_CERT_ID, "issuer is not CA %s",
-                          ca_get0_name(ctx->alias->ca));
+        return srv_reject(ctx, CMP_R_BAD_CERT_ID, "the certificate's issuer "
+                          "is another CA than CA %s of alias %s",
+                          ca_get0_name(ctx->alias->ca), ctx->alias->name);
     if ((r = srv_auth_cert_record(ctx, serial, 0, "the named certificate"))
         != CMP_R_OK)
         return r;

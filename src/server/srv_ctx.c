@@ -138,13 +138,17 @@ int srv_revoke_in_tx(struct srv_ctx *ctx, STORE_TX *tx, int64_t cert_id,
                        err, sizeof(err));
     switch (rc) {
     case CA_REVOKE_OK:
-        ctx->revoked++;
+        if (reason != CA_REASON_REMOVE)    /* a released hold is none */
+            ctx->revoked++;
         return 1;
     case CA_REVOKE_ALREADY:
-        srv_reject(ctx, CMP_R_CERT_REVOKED, "%s", why);
+        srv_reject(ctx, CMP_R_CERT_REVOKED, "%s: %s", why, err);
+        return 0;
+    case CA_REVOKE_NOT_HELD:
+        srv_reject(ctx, CMP_R_BAD_REQUEST, "%s: %s", why, err);
         return 0;
     case CA_REVOKE_NOTFOUND:
-        srv_reject(ctx, CMP_R_BAD_CERT_ID, "%s", why);
+        srv_reject(ctx, CMP_R_BAD_CERT_ID, "%s: %s", why, err);
         return 0;
     default:
         srv_fail(ctx, CMP_R_SYSTEM_UNAVAIL, "revoke: %s", err);

@@ -270,7 +270,8 @@ extern const struct srv_mode srv_mode_ra;
 enum cmp_reason srv_txn_check_unused(struct srv_ctx *ctx);
 /* Records a new transaction of ctx's request in |tx|: |state| (issued =
  * STORE_CMP_WAITING_CONFIRM, confirmed with implicitConfirm, closed for an
- * rr), the certificate, our response's |nonce|. */
+ * rr), the certificate, our response's |nonce| and the request's
+ * senderNonce (a certConf must not reuse it). */
 enum cmp_reason srv_txn_open(struct srv_ctx *ctx, STORE_TX *tx, int state,
                              long cert_req_id, int64_t cert_id,
                              int64_t old_cert_id,

@@ -67,7 +67,7 @@ enum cmp_reason srv_txn_open(struct srv_ctx *ctx, STORE_TX *tx, int state,
                              int64_t old_cert_id,
                              const ASN1_OCTET_STRING *nonce)
 {
-    const ASN1_OCTET_STRING *tid = ctx->req->header->transactionID;
+    const ASN1_OCTET_STRING *tid = ctx->req->header->transactionID, *sn;
     struct store_cmp_txn txn;
     enum store_rc rc;
 
@@ -89,6 +89,12 @@ enum cmp_reason srv_txn_open(struct srv_ctx *ctx, STORE_TX *tx, int state,
         memcpy(txn.sender_nonce, ASN1_STRING_get0_data(nonce),
                (size_t)ASN1_STRING_length(nonce));
         txn.sender_nonce_len = (size_t)ASN1_STRING_length(nonce);
+    }
+    sn = ctx->req->header->senderNonce;  /* 16..64 octets, checked */
+    if (sn != NULL && (size_t)ASN1_STRING_length(sn) <= sizeof(txn.req_nonce)) {
+        memcpy(txn.req_nonce, ASN1_STRING_get0_data(sn),
+               (size_t)ASN1_STRING_length(sn));
+        txn.req_nonce_len = (size_t)ASN1_STRING_length(sn);
     }
     txn.cert_id = cert_id;
     txn.old_cert_id = old_cert_id;

@@ -816,7 +816,17 @@ enum store_rc store_cert_revoke(STORE_TX *tx, int64_t id, int reason,
                                 int64_t when)
 {
     STORE_NEED_WRITE(tx);
+    if (reason == STORE_REASON_REMOVE || reason == 7 || reason > 10
+        || reason < -1)
+        return store_tx_fail(tx, STORE_ERROR, "reason %d is no revocation "
+                             "reason", reason);
     return OPS(tx)->cert_revoke(tx, id, reason, when);
+}
+
+enum store_rc store_cert_unrevoke(STORE_TX *tx, int64_t id)
+{
+    STORE_NEED_WRITE(tx);
+    return OPS(tx)->cert_unrevoke(tx, id);
 }
 
 enum store_rc store_cert_list(STORE_TX *tx, const struct store_cert_filter *f,
@@ -1048,6 +1058,7 @@ static int store_cmp_txn_ok(const struct store_cmp_txn *t)
 {
     return t->tid_len >= 1 && t->tid_len <= STORE_TID_MAX
         && t->sender_nonce_len <= STORE_NONCE_MAX
+        && t->req_nonce_len <= STORE_NONCE_MAX
         && store_cmp_type_str(t->type) != NULL
         && store_cmp_state_str(t->state) != NULL;
 }

@@ -246,12 +246,26 @@ enum store_rc store_cert_get_by_serial(STORE_TX *tx, int64_t ca_id,
                                        const unsigned char *serial,
                                        size_t serial_len,
                                        struct store_cert **out);
+/* RFC 5280 CRLReason codes the store gives a meaning to. */
+#define STORE_REASON_HOLD 6            /* certificateHold */
+#define STORE_REASON_REMOVE 8          /* removeFromCRL (never stored) */
 /*
- * Marks certificate |id| revoked at |when| with RFC 5280 |reason|.
- * STORE_NOTFOUND if absent; STORE_CONFLICT if it is already revoked.
+ * Marks certificate |id| revoked at |when| with RFC 5280 |reason| (-1 =
+ * none). A certificate on hold (revoked with certificateHold) may be
+ * revoked again with another reason: the hold becomes that revocation.
+ * STORE_NOTFOUND if absent; STORE_CONFLICT if it is already revoked (on
+ * hold, with certificateHold again). removeFromCRL is no revocation
+ * reason (RFC 5280 5.3.1: only delta CRLs carry it; see
+ * store_cert_unrevoke) and 7 is unassigned: refused with STORE_ERROR.
  */
 enum store_rc store_cert_revoke(STORE_TX *tx, int64_t id, int reason,
                                 int64_t when);
+/*
+ * Releases certificate |id| from hold: valid again (revoked_at, reason
+ * cleared) if it is revoked with certificateHold. STORE_NOTFOUND if
+ * absent; STORE_CONFLICT if it is valid or revoked for another reason.
+ */
+enum store_rc store_cert_unrevoke(STORE_TX *tx, int64_t id);
 
 /* Filter for store_cert_list/store_cert_count; zero it for "everything". */
 struct store_cert_filter {
@@ -563,6 +577,11 @@ struct store_cmp_txn {
                                                   * response (certConf's
                                                   * recipNonce must match) */
     size_t sender_nonce_len;
+    unsigned char req_nonce[STORE_NONCE_MAX]; /* the request's senderNonce
+                                               * (a certConf must bring a
+                                               * fresh one); set at insert,
+                                               * never updated */
+    size_t req_nonce_len;              /* 0: not recorded (older rows) */
     int64_t cert_id;                   /* issued certificate; 0 none */
     int64_t old_cert_id;               /* kur: certificate renewed */
     int64_t device_id;                 /* 0 none */

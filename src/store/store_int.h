@@ -22,7 +22,7 @@
 #define STORE_RA_COLS "id,name,cert,sha256,created,ops,ra_verified," \
     "disabled,updated"
 #define STORE_TXN_COLS "tid,alias,type,state,cert_req_id,created,deadline," \
-    "updated,requester,sender_nonce,cert_id,old_cert_id,device_id"
+    "updated,requester,sender_nonce,cert_id,old_cert_id,device_id,req_nonce"
 #define STORE_AUDIT_COLS "seq,time,actor,action,object,details,hash"
 
 struct store_ops;
@@ -67,6 +67,7 @@ struct store_ops {
                               const unsigned char *serial, size_t serial_len,
                               struct store_cert **);
     enum store_rc (*cert_revoke)(STORE_TX *, int64_t, int, int64_t);
+    enum store_rc (*cert_unrevoke)(STORE_TX *, int64_t);
     enum store_rc (*cert_list)(STORE_TX *, const struct store_cert_filter *,
                                struct store_cert ***, size_t *);
     enum store_rc (*cert_count)(STORE_TX *, const struct store_cert_filter *,

@@ -45,8 +45,11 @@
     X(CERT_GET_ID, "SELECT " STORE_CERT_COLS " FROM cert WHERE id=$1")         \
     X(CERT_GET_SERIAL, "SELECT " STORE_CERT_COLS                               \
       " FROM cert WHERE ca_id=$1 AND serial=$2")                            \
-    X(CERT_REVOKE, "UPDATE cert SET status=1,revoked_at=$1,reason=$2 "      \
-      "WHERE id=$3 AND status=0")                                           \
+    X(CERT_REVOKE, "UPDATE cert SET status=1,revoked_at=$1,"               \
+      "reason=$2::integer WHERE id=$3 AND (status=0 OR (status=1 "          \
+      "AND reason=6 AND coalesce($2::integer,-1)<>6))")                     \
+    X(CERT_UNREVOKE, "UPDATE cert SET status=0,revoked_at=NULL,"           \
+      "reason=NULL WHERE id=$1 AND status=1 AND reason=6")                  \
     X(CERT_EXISTS, "SELECT 1 FROM cert WHERE id=$1")                        \
     X(CERT_REVOKED, "SELECT serial,revoked_at,reason FROM cert "            \
       "WHERE ca_id=$1 AND status=1 AND not_after>=$2 ORDER BY serial")      \
@@ -92,7 +95,7 @@
     X(RA_ALIASES, "SELECT alias FROM ra_alias WHERE ra_id=$1 ORDER BY alias") \
     X(RA_DELETE, "DELETE FROM ra WHERE id=$1")                              \
     X(TXN_INSERT, "INSERT INTO cmp_txn(" STORE_TXN_COLS ") "                   \
-      "VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) "                 \
+      "VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14) "             \
       "ON CONFLICT DO NOTHING RETURNING 1")                                 \
     X(TXN_GET, "SELECT " STORE_TXN_COLS " FROM cmp_txn WHERE tid=$1")          \
     X(TXN_EXISTS, "SELECT 1 FROM cmp_txn WHERE tid=$1")                     \
@@ -1372,6 +1375,22 @@ static enum store_rc pg_cert_revoke(STORE_TX *tx, int64_t id, int reason,
     return rc == STORE_OK ? STORE_CONFLICT : rc;
 }
 
+static enum store_rc pg_cert_unrevoke(STORE_TX *tx, int64_t id)
+{
+    struct pg_params p = { 0 };
+    enum store_rc rc;
+    long n = 0;
+
+    pp_i64(&p, id);
+    if ((rc = pg_exec(tx, PG_CERT_UNREVOKE, &p, "cert_unrevoke", &n))
+        != STORE_OK)
+        return rc;
+    if (n == 1)
+        return STORE_OK;
+    rc = pg_exists(tx, PG_CERT_EXISTS, id, NULL, 0);
+    return rc == STORE_OK ? STORE_CONFLICT : rc;
+}
+
 /* Appends the WHERE clause of a certificate filter to |sql| and binds its
  * values to |p| in the same order. */
 static void pg_cert_filter(const struct store_cert_filter *f, char *sql,
@@ -2010,7 +2029,9 @@ static void *pg_read_txn(STORE_TX *tx, const PGresult *r, int i)
         || !pg_fixed(r, i, 8, t->requester_sha256,
                      sizeof(t->requester_sha256), &reqlen)
         || !pg_fixed(r, i, 9, t->sender_nonce, sizeof(t->sender_nonce),
-                     &t->sender_nonce_len)) {
+                     &t->sender_nonce_len)
+        || !pg_fixed(r, i, 13, t->req_nonce, sizeof(t->req_nonce),
+                     &t->req_nonce_len)) {
         store_cmp_txn_free(t);
         return NULL;
     }
@@ -2047,6 +2068,8 @@ static enum store_rc pg_txn_insert(STORE_TX *tx, const struct store_cmp_txn *t)
     pp_id(&p, t->cert_id);
     pp_id(&p, t->old_cert_id);
     pp_id(&p, t->device_id);
+    pp_bytes(&p, t->req_nonce_len > 0 ? t->req_nonce : NULL,
+             t->req_nonce_len);
     return pg_insert_id(tx, PG_TXN_INSERT, &p, NULL, "cmp_txn_insert");
 }
 
@@ -2452,6 +2475,7 @@ const struct store_ops store_pg_ops = {
     .cert_insert = pg_cert_insert,
     .cert_get = pg_cert_get,
     .cert_revoke = pg_cert_revoke,
+    .cert_unrevoke = pg_cert_unrevoke,
     .cert_list = pg_cert_list,
     .cert_count = pg_cert_count,
     .cert_foreach_revoked = pg_cert_foreach_revoked,

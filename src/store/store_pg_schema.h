@@ -137,6 +137,9 @@ static const char *const store_pg_migrations[] = {
     "  source text,"
     "  der bytea NOT NULL,"
     "  PRIMARY KEY (vendor_id, issuer_sha256));",
+    /* 5: as SQLite's 6: the request's senderNonce (a certConf must not
+     * reuse it) */
+    "ALTER TABLE cmp_txn ADD COLUMN req_nonce bytea;",
 };
 
 #endif

@@ -39,8 +39,11 @@
     X(CERT_GET_ID, "SELECT " STORE_CERT_COLS " FROM cert WHERE id=?")          \
     X(CERT_GET_SERIAL, "SELECT " STORE_CERT_COLS                               \
       " FROM cert WHERE ca_id=? AND serial=?")                              \
-    X(CERT_REVOKE, "UPDATE cert SET status=1,revoked_at=?,reason=? "        \
-      "WHERE id=? AND status=0")                                            \
+    X(CERT_REVOKE, "UPDATE cert SET status=1,revoked_at=?1,reason=?2 "      \
+      "WHERE id=?3 AND (status=0 OR (status=1 AND reason=6 "                \
+      "AND coalesce(?2,-1)<>6))")                                           \
+    X(CERT_UNREVOKE, "UPDATE cert SET status=0,revoked_at=NULL,reason=NULL " \
+      "WHERE id=? AND status=1 AND reason=6")                               \
     X(CERT_EXISTS, "SELECT 1 FROM cert WHERE id=?")                         \
     X(CERT_REVOKED, "SELECT serial,revoked_at,reason FROM cert "            \
       "WHERE ca_id=? AND status=1 AND not_after>=? ORDER BY serial")        \
@@ -80,7 +83,7 @@
     X(RA_ALIASES, "SELECT alias FROM ra_alias WHERE ra_id=? ORDER BY alias") \
     X(RA_DELETE, "DELETE FROM ra WHERE id=?")                               \
     X(TXN_INSERT, "INSERT INTO cmp_txn(" STORE_TXN_COLS ") "                   \
-      "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)")                                  \
+      "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)")                                \
     X(TXN_GET, "SELECT " STORE_TXN_COLS " FROM cmp_txn WHERE tid=?")           \
     X(TXN_EXISTS, "SELECT 1 FROM cmp_txn WHERE tid=?")                      \
     X(TXN_SET_STATE, "UPDATE cmp_txn SET state=?,updated=? "                \
@@ -1297,6 +1300,22 @@ static enum store_rc sq_cert_revoke(STORE_TX *tx, int64_t id, int reason,
     return rc == STORE_OK ? STORE_CONFLICT : rc;
 }
 
+static enum store_rc sq_cert_unrevoke(STORE_TX *tx, int64_t id)
+{
+    sqlite3_stmt *s;
+    enum store_rc rc;
+
+    if ((s = sq_stmt(tx, SQ_CERT_UNREVOKE)) == NULL)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, id);
+    if ((rc = sq_exec_stmt(tx, s, "cert_unrevoke")) != STORE_OK)
+        return rc;
+    if (sqlite3_changes(SQ_DB(tx)) == 1)
+        return STORE_OK;
+    rc = sq_exists(tx, SQ_CERT_EXISTS, id, NULL, 0);
+    return rc == STORE_OK ? STORE_CONFLICT : rc;
+}
+
 /* Builds the WHERE clause of a certificate filter into |sql|; binds later
  * with sq_cert_filter_bind in the same order. */
 static void sq_cert_filter_sql(const struct store_cert_filter *f, char *sql,
@@ -1950,7 +1969,9 @@ static void *sq_read_txn(STORE_TX *tx, sqlite3_stmt *s)
         || !sq_col_fixed(s, 8, t->requester_sha256,
                          sizeof(t->requester_sha256), &reqlen)
         || !sq_col_fixed(s, 9, t->sender_nonce, sizeof(t->sender_nonce),
-                         &t->sender_nonce_len)) {
+                         &t->sender_nonce_len)
+        || !sq_col_fixed(s, 13, t->req_nonce, sizeof(t->req_nonce),
+                         &t->req_nonce_len)) {
         store_cmp_txn_free(t);
         return NULL;
     }
@@ -1995,6 +2016,11 @@ static enum store_rc sq_txn_insert(STORE_TX *tx, const struct store_cmp_txn *t)
     sq_bind_id(s, 11, t->cert_id);
     sq_bind_id(s, 12, t->old_cert_id);
     sq_bind_id(s, 13, t->device_id);
+    if (t->req_nonce_len > 0)
+        sqlite3_bind_blob(s, 14, t->req_nonce, (int)t->req_nonce_len,
+                          SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, 14);
     return sq_exec_stmt(tx, s, "cmp_txn_insert");
 }
 
@@ -2385,6 +2411,7 @@ const struct store_ops store_sqlite_ops = {
     .cert_insert = sq_cert_insert,
     .cert_get = sq_cert_get,
     .cert_revoke = sq_cert_revoke,
+    .cert_unrevoke = sq_cert_unrevoke,
     .cert_list = sq_cert_list,
     .cert_count = sq_cert_count,
     .cert_foreach_revoked = sq_cert_foreach_revoked,

@@ -135,6 +135,8 @@ static const char *const store_sqlite_migrations[] = {
      "  source TEXT,"
      "  der BLOB NOT NULL,"
      "  PRIMARY KEY (vendor_id, issuer_sha256));"),
+    /* 6: the request's senderNonce (a certConf must not reuse it) */
+    "ALTER TABLE cmp_txn ADD COLUMN req_nonce BLOB;",
 };
 
 #endif

@@ -177,8 +177,31 @@ is "genp protected" "$(field genp.der protected)" ok
 h=$(post genm20.der genp20.der)
 is "genm rootCaCert: HTTP 200" "$h" 200
 is "genm rootCaCert -> rootCaKeyUpdate" "$(field genp20.der genp.0 | cut -d' ' -f1)" 1.3.6.1.5.5.7.4.18
+# crl_status_hex [TIME]: a CRLStatus list (RFC 9483 4.3.4) naming the CRL by
+# a distribution point URI, with thisUpdate TIME (UTCTime text) if given
+crl_status_hex() {
+    python3 - "${1:-}" <<'EOF'
+import sys
+def tlv(t, b):
+    n = len(b)
+    return bytes([t]) + (bytes([n]) if n < 128 else bytes([0x81, n])) + b
+uri = tlv(0x86, b"http://crl.example/issuing.crl")
+src = tlv(0xa0, tlv(0xa0, uri))          # dpn [0] { fullName [0] { uri } }
+st = src + (tlv(0x17, sys.argv[1].encode()) if sys.argv[1] else b"")
+print(tlv(0x30, tlv(0x30, st)).hex())
+EOF
+}
+# genmv OID HEX OUT: a genm with one ITAV of OID and DER value HEX ("" =
+# absent) posted; prints the HTTP status, the answer in OUT
+genmv() {
+    local v=()
+    [ -n "$2" ] && v=(--genm-value "$2")
+    "$CRAFT" mutate --in "$T/genm.der" --key "$T/k1b.key" --new-tid \
+        --genm-oid "$1" "${v[@]}" --out "$T/$3.der"
+    post "$3.der" "$3"
+}
 "$CRAFT" mutate --in "$T/genm.der" --key "$T/k1b.key" --new-tid \
-    --genm-oid 1.3.6.1.5.5.7.4.22 --out "$T/genm22.der"
+    --genm-oid 1.3.6.1.5.5.7.4.22 --genm-value "$(crl_status_hex)" --out "$T/genm22.der"
 h=$(post genm22.der genp22.der)
 is "genm crlStatusList: HTTP 200" "$h" 200
 is "genm crlStatusList -> crls with a value" "$(field genp22.der genp.0)" "1.3.6.1.5.5.7.4.23 value"
@@ -188,6 +211,27 @@ openssl crl -in "$T/genp.crl" -noout -text >"$T/genpcrl.txt" 2>&1
 s2c=$(serial_of op2c.pem | tr 'a-f' 'A-F')
 grep -q "Serial Number: 0*$s2c" "$T/genpcrl.txt" && ok "the genp CRL lists the certificate revoked by rr" \
     || { nok "the genp CRL lacks $s2c"; diag "$T/genpcrl.txt"; }
+h=$(genmv 1.3.6.1.5.5.7.4.22 "$(crl_status_hex 250101000000Z)" genp22t)
+is "genm crlStatusList with thisUpdate -> crls" "$h/$(field genp22t genp.0)" \
+    "200/1.3.6.1.5.5.7.4.23 value"
+h=$(genmv 1.3.6.1.5.5.7.4.20 "$(openssl x509 -in "$T/oproot.pem" -outform DER | od -An -v -tx1 | tr -d ' \n')" genp20c)
+is "genm rootCaCert with the root certificate -> rootCaKeyUpdate" \
+    "$h/$(field genp20c genp.0 | cut -d' ' -f1)" 200/1.3.6.1.5.5.7.4.18
+# a known infoType with a value RFC 9483 4.3 does not allow: badRequest
+h=$(genmv 1.3.6.1.5.5.7.4.17 020101 genpv17)
+expect_error "genm caCerts with a value" "$h" 200 genpv17 badRequest
+h=$(genmv 1.3.6.1.5.5.7.4.19 0500 genpv19)
+expect_error "genm certReqTemplate with a value" "$h" 200 genpv19 badRequest
+h=$(genmv 1.3.6.1.5.5.7.4.20 020101 genpv20)
+expect_error "genm rootCaCert with a value that is no certificate" "$h" 200 genpv20 badRequest
+h=$(genmv 1.3.6.1.5.5.7.4.22 "" genpv22a)
+expect_error "genm crlStatusList without a value" "$h" 200 genpv22a badRequest
+h=$(genmv 1.3.6.1.5.5.7.4.22 3000 genpv22e)
+expect_error "genm crlStatusList with an empty list" "$h" 200 genpv22e badRequest
+h=$(genmv 1.3.6.1.5.5.7.4.22 30053003020101 genpv22i)
+expect_error "genm crlStatusList whose CRLStatus has no CRLSource" "$h" 200 genpv22i badRequest
+h=$(genmv 1.2.3.4 020101 genpunk)
+is "genm with an unknown infoType and a value: genp without it" "$h/$(field genpunk body)" 200/genp
 inspect genp.der --genpcertsout "$T/cacerts.pem" >/dev/null
 grep -c "BEGIN CERTIFICATE" "$T/cacerts.pem" >"$T/ncacerts"
 [ "$(cat "$T/ncacerts")" -ge 1 ] && ok "caCerts carries certificates ($(cat "$T/ncacerts"))" || nok "caCerts empty"

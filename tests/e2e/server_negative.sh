@@ -240,6 +240,7 @@ expect_error "correct certConf after a refused one" "$h" 200 cc5late.rsp badRequ
 is "correct certConf after a refused one: still revoked" "$(cert_status "$(serial_of op5.pem)")" revoked
 refuse_conf "certConf with a wrong recipNonce" --recip-nonce-random badRecipientNonce
 refuse_conf "certConf with a wrong certReqId" "--cert-req-id 7" badRequest
+refuse_conf "certConf reusing the request's senderNonce" --reuse-req-nonce badSenderNonce
 newkey k5.key
 check "ir for SN-000005 again" ocmp -cmd ir -disable_confirm \
     $(dev_args SN-000005) -trusted oproot.pem -newkey k5.key -subject /CN=SN-000005 \
@@ -272,7 +273,7 @@ check "rr of SN-000006's certificate" ocmp -cmd rr -oldcert op6.pem -cert op6.pe
 ocmp -cmd kur -cert op6.pem -key k6.key -extracerts opchain.pem -trusted oproot.pem \
     -newkey k6b.key -certout x.pem -reqout kurrev.der >"$T/o.out" 2>&1
 "$CRAFT" mutate --in "$T/kurrev.der" --key "$T/k6.key" --new-tid --out "$T/kurrev2.der"
-neg "kur signed with a revoked certificate" kurrev2.der 200 signerNotTrusted SN-000006
+negr "kur signed with a revoked certificate" kurrev2.der kup certRevoked SN-000006
 
 # ---- transport ------------------------------------------------------------------
 head -c 70000 /dev/urandom >"$T/big.bin"

@@ -68,6 +68,7 @@ static void usage(void)
 "  --crm-id N            ir/cr/kur: set certReqId of the CertReqMsg\n"
 "  --two-reqs            ir/cr/kur: duplicate the CertReqMsg\n"
 "  --genm-oid OID        genm: replace the body by one ITAV of OID (no value)\n"
+"  --genm-value HEX      ... with this DER infoValue (hex; with --genm-oid)\n"
 "  --signer CERT.pem     replace sender, senderKID and extraCerts by CERT\n"
 "  --signer-last         put the signer certificate last in extraCerts\n"
 "  --sender-from CERT    set only the header sender to CERT's subject\n"
@@ -155,7 +156,7 @@ static int sign_md_fn(void *arg, const ASN1_ITEM *it, X509_ALGOR *alg1,
 /* Options shared by both commands. */
 struct opts {
     const char *in, *out, *key, *ip, *req, *md, *popo, *mac, *signer, *chain,
-        *server, *path, *newkey, *capubsout, *trusted, *genm_oid, *tid, *sender_from,
+        *server, *path, *newkey, *capubsout, *trusted, *genm_oid, *genm_value, *tid, *sender_from,
         *recip_nonce, *implicit_confirm, *popo_md;
     int pvno, drop_nonce, nonce_len, new_tid, recip_random, has_time;
     int bad_hash, reject, empty, no_resign, keep_nonce, two_reqs, unprotect,
@@ -426,6 +427,19 @@ static int apply_opts(CMP_MSG *msg, const struct opts *o)
         if ((itav->infoType = OBJ_txt2obj(o->genm_oid, 1)) == NULL) {
             CMP_ITAV_free(itav);
             return 0;
+        }
+        if (o->genm_value != NULL) {
+            long vlen = 0;
+            unsigned char *vder = OPENSSL_hexstr2buf(o->genm_value, &vlen);
+            const unsigned char *vp = vder;
+
+            itav->infoValue = vder != NULL ? d2i_ASN1_TYPE(NULL, &vp, vlen)
+                                           : NULL;
+            OPENSSL_free(vder);
+            if (itav->infoValue == NULL) {
+                CMP_ITAV_free(itav);
+                return 0;
+            }
         }
         sk_CMP_ITAV_pop_free(msg->body->value.genm, CMP_ITAV_free);
         if ((msg->body->value.genm = sk_CMP_ITAV_new_null()) == NULL
@@ -801,6 +815,7 @@ int main(int argc, char **argv)
         else if (ARG("--capubsout")) o.capubsout = v;
         else if (ARG("--trusted")) o.trusted = v;
         else if (ARG("--genm-oid")) o.genm_oid = v;
+        else if (ARG("--genm-value")) o.genm_value = v;
         else if (ARG("--tid")) o.tid = v;
         else if (ARG("--sender-from")) o.sender_from = v;
         else if (ARG("--recip-nonce")) o.recip_nonce = v;

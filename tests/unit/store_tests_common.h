@@ -280,6 +280,64 @@ static void test_cert_revoke_crl(void **state)
     assert_int_equal(store_commit(tx), STORE_OK);
 }
 
+/* certificateHold (6) may be released (store_cert_unrevoke) or become a
+ * revocation for good; removeFromCRL (8) is never stored. */
+static void test_cert_hold(void **state)
+{
+    struct fx *f = *state;
+    struct store_cert c, c2, *got = NULL;
+    unsigned char der[40], der2[40];
+    STORE_TX *tx;
+    int64_t ca = add_ca(f->st, "ca1"), id = 0, id2 = 0;
+    int n = 0;
+
+    assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+    fake_cert(&c, ca, 0x31, der, sizeof(der));
+    fake_cert(&c2, ca, 0x32, der2, sizeof(der2));
+    assert_int_equal(store_cert_insert(tx, &c, &id), STORE_OK);
+    assert_int_equal(store_cert_insert(tx, &c2, &id2), STORE_OK);
+    /* not on hold: nothing to release */
+    assert_int_equal(store_cert_unrevoke(tx, id), STORE_CONFLICT);
+    assert_int_equal(store_cert_unrevoke(tx, 999), STORE_NOTFOUND);
+    /* removeFromCRL and 7 are no revocation reasons */
+    assert_int_equal(store_cert_revoke(tx, id, 8, 100), STORE_ERROR);
+    assert_int_equal(store_cert_revoke(tx, id, 7, 100), STORE_ERROR);
+    /* hold, hold again refused, released */
+    assert_int_equal(store_cert_revoke(tx, id, 6, 100), STORE_OK);
+    assert_int_equal(store_cert_revoke(tx, id, 6, 101), STORE_CONFLICT);
+    assert_int_equal(store_cert_unrevoke(tx, id), STORE_OK);
+    assert_int_equal(store_cert_get(tx, id, &got), STORE_OK);
+    assert_int_equal(got->status, STORE_CERT_VALID);
+    assert_int_equal(got->reason, -1);
+    assert_int_equal(got->revoked_at, 0);
+    store_cert_free(got);
+    assert_int_equal(store_cert_unrevoke(tx, id), STORE_CONFLICT);
+    assert_int_equal(store_cert_foreach_revoked(tx, ca, 0, count_revoked, &n),
+                     STORE_OK);
+    assert_int_equal(n, 0);
+    /* hold, then keyCompromise: the hold becomes the revocation, which is
+     * final */
+    assert_int_equal(store_cert_revoke(tx, id, 6, 200), STORE_OK);
+    assert_int_equal(store_cert_revoke(tx, id, 1, 300), STORE_OK);
+    assert_int_equal(store_cert_get(tx, id, &got), STORE_OK);
+    assert_int_equal(got->status, STORE_CERT_REVOKED);
+    assert_int_equal(got->reason, 1);
+    assert_int_equal(got->revoked_at, 300);
+    store_cert_free(got);
+    assert_int_equal(store_cert_unrevoke(tx, id), STORE_CONFLICT);
+    assert_int_equal(store_cert_revoke(tx, id, 6, 400), STORE_CONFLICT);
+    assert_int_equal(store_cert_revoke(tx, id, 4, 400), STORE_CONFLICT);
+    /* a revocation without a reason (-1) also ends a hold */
+    assert_int_equal(store_cert_revoke(tx, id2, 6, 500), STORE_OK);
+    assert_int_equal(store_cert_revoke(tx, id2, -1, 600), STORE_OK);
+    assert_int_equal(store_cert_get(tx, id2, &got), STORE_OK);
+    assert_int_equal(got->reason, -1);
+    assert_int_equal(got->status, STORE_CERT_REVOKED);
+    store_cert_free(got);
+    assert_int_equal(store_cert_unrevoke(tx, id2), STORE_CONFLICT);
+    assert_int_equal(store_commit(tx), STORE_OK);
+}
+
 static void test_ca_roundtrip(void **state)
 {
     struct fx *f = *state;
@@ -1035,6 +1093,40 @@ static void test_audit_status(void **state)
         raw_sql(STORE_TEST_WHERE(f), sql);
     }
     assert_int_equal(status_check(f->st, &p), AUDIT_OK);
+    /* c2 put on hold and released (cert.unhold): agrees while valid */
+    revoke_with_event(f->st, ca, id2, &c2, 6, 1700000010);
+    assert_int_equal(status_check(f->st, &p), AUDIT_OK);
+    {
+        char obj[2 * STORE_SERIAL_MAX + 1], details[160], sql[160];
+        size_t i;
+
+        for (i = 0; i < c2.serial_len; i++)
+            snprintf(obj + 2 * i, 3, "%02X", c2.serial[i]);
+        snprintf(details, sizeof(details), "{\"ca\":%lld,\"cert_id\":%lld,"
+                 "\"reason\":8,\"time\":1700000020}", (long long)ca,
+                 (long long)id2);
+        assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+        assert_int_equal(store_cert_unrevoke(tx, id2), STORE_OK);
+        assert_int_equal(store_audit_append(tx, "test", "cert.unhold", obj,
+                                            details), STORE_OK);
+        assert_int_equal(store_commit(tx), STORE_OK);
+        assert_int_equal(status_check(f->st, &p), AUDIT_OK);
+        /* revoked again in the table after the release: no event says so */
+        snprintf(sql, sizeof(sql), "UPDATE cert SET status = 1, revoked_at = "
+                 "1700000010, reason = 6 WHERE id = %lld", (long long)id2);
+        raw_sql(STORE_TEST_WHERE(f), sql);
+        assert_int_equal(status_check(f->st, &p), AUDIT_TAMPERED);
+        assert_non_null(strstr(p.last, "released it from hold"));
+        snprintf(sql, sizeof(sql), "UPDATE cert SET status = 0, revoked_at = "
+                 "NULL, reason = NULL WHERE id = %lld", (long long)id2);
+        raw_sql(STORE_TEST_WHERE(f), sql);
+        assert_int_equal(status_check(f->st, &p), AUDIT_OK);
+    }
+    /* on hold again, then superseded for good: two events, agreed */
+    revoke_with_event(f->st, ca, id2, &c2, 6, 1700000030);
+    revoke_with_event(f->st, ca, id2, &c2, 4, 1700000040);
+    assert_int_equal(status_check(f->st, &p), AUDIT_OK);
+    assert_int_equal(p.n, 0);
     /* an event whose row is unreadable counts as a problem */
     assert_int_equal(store_begin(f->st, &tx), STORE_OK);
     assert_int_equal(store_audit_append(tx, "test", "cert.revoke", "XYZ",
@@ -1381,6 +1473,7 @@ static void test_two_processes(void **state)
     cmocka_unit_test_setup_teardown(test_cert_unique, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_cert_vendor_expiry, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_cert_revoke_crl, setup, teardown), \
+    cmocka_unit_test_setup_teardown(test_cert_hold, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_device_states, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_import_all_or_nothing, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_rollback_leaves_nothing, setup, teardown), \

@@ -748,6 +748,49 @@ static void test_store_issue_revoke_crl(void **state)
     ASN1_INTEGER_free(num);
     X509_CRL_free(crl);
 
+    /* certificateHold and removeFromCRL (RFC 5280 5.3.1): leaf[1] held,
+     * listed with certificateHold, released (valid, off the CRL, which
+     * never carries removeFromCRL); release of a valid or finally revoked
+     * certificate refused */
+    assert_int_equal(store_begin(st, &tx), STORE_OK);
+    assert_int_equal(ca_revoke(ca, tx, cid[1], CA_REASON_REMOVE, 0, "test",
+                               err, sizeof(err)), CA_REVOKE_NOT_HELD);
+    assert_non_null(strstr(err, "not on hold"));
+    assert_int_equal(ca_revoke(ca, tx, cid[1], CA_REASON_HOLD, 0, "test", err,
+                               sizeof(err)), CA_REVOKE_OK);
+    assert_int_equal(ca_revoke(ca, tx, cid[1], CA_REASON_HOLD, 0, "test", err,
+                               sizeof(err)), CA_REVOKE_ALREADY);
+    assert_non_null(strstr(err, "on hold"));
+    assert_int_equal(ca_crl_generate(ca, tx, 0, &crl, err, sizeof(err)), 1);
+    assert_int_equal(verify_leaf(ca, leaf[1], crl), X509_V_ERR_CERT_REVOKED);
+    assert_int_equal(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)), 3);
+    X509_CRL_free(crl);
+    assert_int_equal(ca_revoke(ca, tx, cid[1], CA_REASON_REMOVE, 0, "test",
+                               err, sizeof(err)), CA_REVOKE_OK);
+    assert_int_equal(ca_crl_generate(ca, tx, 0, &crl, err, sizeof(err)), 1);
+    assert_int_equal(verify_leaf(ca, leaf[1], crl), X509_V_OK);
+    revs = X509_CRL_get_REVOKED(crl);
+    assert_int_equal(sk_X509_REVOKED_num(revs), 2);
+    for (i = 0; i < sk_X509_REVOKED_num(revs); i++) {
+        reason = X509_REVOKED_get_ext_d2i(sk_X509_REVOKED_value(revs, i),
+                                          NID_crl_reason, &crit, NULL);
+        assert_true(reason == NULL || ASN1_ENUMERATED_get(reason) != 8);
+        ASN1_ENUMERATED_free(reason);
+    }
+    X509_CRL_free(crl);
+    assert_int_equal(ca_revoke(ca, tx, cid[0], CA_REASON_REMOVE, 0, "test",
+                               err, sizeof(err)), CA_REVOKE_ALREADY);
+    assert_int_equal(ca_revoke(ca, tx, cid[1], 7, 0, "test", err, sizeof(err)),
+                     CA_REVOKE_ERROR);
+    /* on hold, then superseded: the hold becomes the revocation */
+    assert_int_equal(ca_revoke(ca, tx, cid[1], CA_REASON_HOLD, 0, "test", err,
+                               sizeof(err)), CA_REVOKE_OK);
+    assert_int_equal(ca_revoke(ca, tx, cid[1], 4, 0, "test", err, sizeof(err)),
+                     CA_REVOKE_OK);
+    assert_int_equal(ca_revoke(ca, tx, cid[1], CA_REASON_REMOVE, 0, "test",
+                               err, sizeof(err)), CA_REVOKE_ALREADY);
+    store_rollback(tx);
+
     /* a separate CMP signer, reloaded with signer_key_pass */
     {
         EVP_PKEY *sk = NULL;

@@ -475,6 +475,14 @@ static void genm_all(struct fx *f, const struct stenv_id *id)
             ASN1_TYPE_set(val, V_ASN1_SEQUENCE,
                           ASN1_item_pack(f->e.op_root, ASN1_ITEM_rptr(X509), NULL));
         }
+        if (i == 3) {       /* crlStatusList: one CRLStatus (RFC 9483 4.3.4) */
+            static const unsigned char crlst[] = {
+                0x30, 0x0c, 0x30, 0x0a, 0xa0, 0x08, 0xa0, 0x06,
+                0x86, 0x04, 'h', 't', 't', 'p' };
+            const unsigned char *p = crlst;
+
+            assert_non_null(val = d2i_ASN1_TYPE(NULL, &p, sizeof(crlst)));
+        }
         assert_true(OSSL_CMP_CTX_push0_genm_ITAV(ctx,
                         OSSL_CMP_ITAV_create(OBJ_txt2obj(oids[i], 1), val)));
     }
@@ -2197,7 +2205,7 @@ static const struct refusal refusals[] = {
       .mutate = m_resign_only, .md = "SHA1", .fail_bit = B(BAD_ALG) },
     { .name = "kur_revoked_cert",
       .prep = PREP_REVOKED, .who = WHO_OPERATOR, .op = OP_KUR,
-      .fail_bit = B(SIGNER_NOT_TRUSTED) },
+      .fail_bit = B(CERT_REVOKED), .body = CMP_BODY_KUP },
     /* more of the same rules */
     { .name = "ir_already_enrolled",
       .prep = PREP_ENROLLED, .who = WHO_DEVICE, .op = OP_IR,
