@@ -120,6 +120,8 @@ static const char *const store_pg_migrations[] = {
     "  ra_id bigint NOT NULL REFERENCES ra(id) ON DELETE CASCADE,"
     "  profile text COLLATE \"C\" NOT NULL,"
     "  PRIMARY KEY (ra_id, profile));",
+    /* 4: as SQLite's 5: per-requester enrollment limits */
+    "CREATE INDEX IF NOT EXISTS cmp_txn_requester ON cmp_txn(requester, created);",
 };
 
 #endif

@@ -116,6 +116,9 @@ static const char *const store_sqlite_migrations[] = {
     "  ra_id INTEGER NOT NULL REFERENCES ra(id) ON DELETE CASCADE,"
     "  profile TEXT NOT NULL,"
     "  PRIMARY KEY (ra_id, profile)) WITHOUT ROWID;",
+    /* 5: per-requester enrollment limits count a requester's recent and
+     * unconfirmed transactions */
+    "CREATE INDEX IF NOT EXISTS cmp_txn_requester ON cmp_txn(requester, created);",
 };
 
 #endif

@@ -640,6 +640,56 @@ static void test_cmp_txn(void **state)
     assert_int_equal(store_commit(tx), STORE_OK);
 }
 
+/* Per-requester counts: waiting enrollments, enrollments since a time;
+ * rr/genm rows and other requesters do not count. */
+static void test_cmp_txn_count_requester(void **state)
+{
+    struct fx *f = *state;
+    struct store_cmp_txn t;
+    unsigned char rq[32], other[32];
+    int64_t waiting = -1, recent = -1;
+    STORE_TX *tx;
+    int i;
+
+    memset(rq, 0x11, sizeof(rq));
+    memset(other, 0x22, sizeof(other));
+    assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+    for (i = 0; i < 8; i++) {
+        memset(&t, 0, sizeof(t));
+        memset(t.tid, 0x40 + i, 16);
+        t.tid_len = 16;
+        t.alias = "default";
+        /* 0-3 ir waiting, 4 ir confirmed, 5 rr, 6 kur of another
+         * requester waiting, 7 p10cr waiting created long ago */
+        t.type = i == 5 ? STORE_CMP_RR : i == 6 ? STORE_CMP_KUR
+            : i == 7 ? STORE_CMP_P10CR : STORE_CMP_IR;
+        t.state = i == 4 ? STORE_CMP_CONFIRMED : i == 5 ? STORE_CMP_CLOSED
+                                               : STORE_CMP_WAITING_CONFIRM;
+        t.created = i == 7 ? 1000 : 5000 + i;
+        t.deadline = t.created + 300;
+        memcpy(t.requester_sha256, i == 6 ? other : rq, 32);
+        t.has_requester = 1;
+        assert_int_equal(store_cmp_txn_insert(tx, &t), STORE_OK);
+    }
+    assert_int_equal(store_cmp_txn_count_requester(tx, rq, 5000, &waiting,
+                                                   &recent), STORE_OK);
+    assert_int_equal(waiting, 5);     /* 0-3 and 7 */
+    assert_int_equal(recent, 5);      /* 0-4 */
+    assert_int_equal(store_cmp_txn_count_requester(tx, rq, 5003, &waiting,
+                                                   &recent), STORE_OK);
+    assert_int_equal(recent, 2);
+    assert_int_equal(store_cmp_txn_count_requester(tx, other, 0, &waiting,
+                                                   &recent), STORE_OK);
+    assert_int_equal(waiting, 1);
+    assert_int_equal(recent, 1);
+    memset(other, 0x33, sizeof(other));
+    assert_int_equal(store_cmp_txn_count_requester(tx, other, 0, &waiting,
+                                                   &recent), STORE_OK);
+    assert_int_equal(waiting, 0);
+    assert_int_equal(recent, 0);
+    assert_int_equal(store_commit(tx), STORE_OK);
+}
+
 static void append_rows(STORE *st, int n)
 {
     STORE_TX *tx;
@@ -1282,6 +1332,7 @@ static void test_two_processes(void **state)
     cmocka_unit_test_setup_teardown(test_ra, setup, teardown), \
     cmocka_unit_test(test_ra_ops), \
     cmocka_unit_test_setup_teardown(test_cmp_txn, setup, teardown), \
+    cmocka_unit_test_setup_teardown(test_cmp_txn_count_requester, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_audit_modify, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_audit_delete, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_audit_delete_tail, setup, teardown), \
