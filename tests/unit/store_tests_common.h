@@ -640,6 +640,58 @@ static void test_cmp_txn(void **state)
     assert_int_equal(store_commit(tx), STORE_OK);
 }
 
+/* Expired certificates stay queryable (issue 16, point 4): by id, by
+ * serial, listed (also as expired), after the transaction purge; revoked
+ * ones only leave the CRL walk. */
+static void test_cert_expired_kept(void **state)
+{
+    struct fx *f = *state;
+    struct store_cert c, *got = NULL, **list = NULL;
+    struct store_cert_filter flt;
+    unsigned char der[48];
+    STORE_TX *tx;
+    int64_t ca = add_ca(f->st, "ca-exp"), id = 0, purged = 0;
+    int64_t now = (int64_t)time(NULL), n = 0;
+    size_t nl = 0;
+    int walked = 0;
+
+    assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+    fake_cert(&c, ca, 0x31, der, sizeof(der));
+    c.not_before = now - 7200;
+    c.not_after = now - 3600;            /* expired an hour ago */
+    c.status = STORE_CERT_REVOKED;
+    c.revoked_at = now - 5000;
+    c.reason = 4;
+    assert_int_equal(store_cert_insert(tx, &c, &id), STORE_OK);
+    assert_int_equal(store_cmp_txn_purge(tx, now + 10, &purged), STORE_OK);
+    assert_int_equal(store_commit(tx), STORE_OK);
+    assert_int_equal(store_begin_read(f->st, &tx), STORE_OK);
+    assert_int_equal(store_cert_get(tx, id, &got), STORE_OK);
+    assert_int_equal(got->not_after, now - 3600);
+    assert_int_equal(got->status, STORE_CERT_REVOKED);
+    store_cert_free(got);
+    got = NULL;
+    assert_int_equal(store_cert_get_by_serial(tx, ca, c.serial, 20, &got),
+                     STORE_OK);
+    assert_int_equal(got->id, id);
+    store_cert_free(got);
+    store_cert_filter_init(&flt);
+    flt.ca_id = ca;
+    flt.expires_before = now;
+    assert_int_equal(store_cert_list(tx, &flt, &list, &nl), STORE_OK);
+    assert_int_equal(nl, 1);
+    store_cert_list_free(list, nl);
+    assert_int_equal(store_cert_count(tx, &flt, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(store_cert_foreach_revoked(tx, ca, now, count_revoked,
+                                                &walked), STORE_OK);
+    assert_int_equal(walked, 0);         /* not on a CRL issued now */
+    assert_int_equal(store_cert_foreach_revoked(tx, ca, 0, count_revoked,
+                                                &walked), STORE_OK);
+    assert_int_equal(walked, 1);
+    store_rollback(tx);
+}
+
 /* Per-requester counts: waiting enrollments, enrollments since a time;
  * rr/genm rows and other requesters do not count. */
 static void test_cmp_txn_count_requester(void **state)
@@ -1333,6 +1385,7 @@ static void test_two_processes(void **state)
     cmocka_unit_test(test_ra_ops), \
     cmocka_unit_test_setup_teardown(test_cmp_txn, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_cmp_txn_count_requester, setup, teardown), \
+    cmocka_unit_test_setup_teardown(test_cert_expired_kept, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_audit_modify, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_audit_delete, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_audit_delete_tail, setup, teardown), \
