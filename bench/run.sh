@@ -75,6 +75,7 @@ ca = issuing
 profile = device
 vendors = acme
 allow_reenroll = yes
+enroll_max_per_window = 0
 [profile device]
 validity = 365d
 subject = CN=\${vendor.serialNumber},O=Operator

@@ -25,12 +25,14 @@ ca = issuing
 profile = device
 vendors = acme
 allow_reenroll = yes
+enroll_max_per_window = 0
 [alias ra]
 mode = ra
 ca = issuing
 profile = radev
 vendors = acme
 allow_reenroll = yes
+enroll_max_per_window = 0
 [alias rasetup]
 mode = 3gpp
 ca = issuing

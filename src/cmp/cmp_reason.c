@@ -69,6 +69,10 @@ static const struct cmp_reason_row cmp_reason_rows[CMP_R_MAX] = {
     [CMP_R_WRONG_AUTHORITY] = { CMP_FAIL_WRONG_AUTHORITY, 200, "wrong authority" },
     [CMP_R_SYSTEM_UNAVAIL] = { CMP_FAIL_SYSTEM_UNAVAIL, 503, "service temporarily unavailable" },
     [CMP_R_SYSTEM_FAILURE] = { CMP_FAIL_SYSTEM_FAILURE, 500, "internal error" },
+    /* the requester, known and allowed, asks too often: notAuthorized
+     * (STANDARDS.md: "sender known but not allowed this"), not
+     * systemUnavail, which tells a client to retry at once */
+    [CMP_R_ENROLL_LIMIT] = { CMP_FAIL_NOT_AUTHORIZED, 200, "enrollment limit reached" },
 };
 
 static const char *const cmp_fail_names[CMP_FAIL_MAX + 1] = {

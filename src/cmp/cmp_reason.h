@@ -81,6 +81,7 @@ enum cmp_reason {
     CMP_R_WRONG_AUTHORITY,
     CMP_R_SYSTEM_UNAVAIL,        /* store or signer unavailable */
     CMP_R_SYSTEM_FAILURE,        /* internal error */
+    CMP_R_ENROLL_LIMIT,          /* a per-requester enrollment limit */
     CMP_R_MAX
 };
 

@@ -323,7 +323,8 @@ enum cmp_reason srv_enroll(struct srv_ctx *ctx, CMP_MSG **rsp_out)
     if ((r = m->verify(ctx)) != CMP_R_OK
         || (r = srv_txn_check_unused(ctx)) != CMP_R_OK
         || (r = m->authenticate(ctx, op)) != CMP_R_OK
-        || (r = m->authorise(ctx, op)) != CMP_R_OK)
+        || (r = m->authorise(ctx, op)) != CMP_R_OK
+        || (r = srv_limits_check(ctx)) != CMP_R_OK)
         goto end;
     /* what it asks for */
     if (type == CMP_BODY_P10CR)

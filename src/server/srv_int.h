@@ -91,6 +91,17 @@ struct srv_vendor_trust {
 
 #define SRV_RA_SEEN 32              /* validated RA certificates remembered */
 
+/* Per-requester enrollment limits of an alias (srv_limits.c); 0 = off. */
+#define SRV_DEFAULT_MAX_PENDING 4
+#define SRV_DEFAULT_MAX_PER_WINDOW 100
+#define SRV_DEFAULT_WINDOW 3600
+#define SRV_DEFAULT_LOG_REPEAT 10   /* refusal lines per key and second */
+struct srv_enroll_limits {
+    long max_pending;              /* transactions awaiting certConf */
+    long max_per_window;           /* enrollments per |window| */
+    long window;                   /* seconds */
+};
+
 struct srv_alias {
     char *name;
     const struct srv_mode *mode;
@@ -138,6 +149,7 @@ struct srv_alias {
     struct srv_vendor_trust *vt;
     atomic_int crl_dirty;          /* revoked outside an rr since the last
                                     * CRL: the sweeper issues a new one */
+    struct srv_enroll_limits enroll; /* per-requester limits */
 };
 
 struct server {
@@ -150,6 +162,8 @@ struct server {
     int max_nested;                /* inner messages of one nested batch */
     time_t last_purge;             /* atomic via __atomic builtins */
     struct vendor_crl *vcrl;       /* vendor CRL checks (borrowed), or NULL */
+    unsigned log_repeat;           /* identical refusal lines per second
+                                    * (0 = unlimited) */
 };
 
 /* Everything known about one request while it is handled. */
@@ -303,6 +317,27 @@ struct srv_vendor_trust *srv_alias_get1_vendor_trust(struct srv_alias *a);
 void srv_vendor_trust_free(struct srv_vendor_trust *vt);
 /* The alias called |name| (NULL = the default alias), or NULL. */
 struct srv_alias *srv_alias_find(const SERVER *srv, const char *name);
+
+/* --- srv_limits.c: per-requester limits, refusal log rate ----------- */
+
+/* Reads enroll_max_pending, enroll_max_per_window and enroll_window of
+ * alias section |sec| (defaults from [server], then SRV_DEFAULT_*). */
+int srv_limits_load(struct srv_enroll_limits *l, const struct conf *conf,
+                    const struct conf_section *sec, char *err, size_t errlen);
+/* Refuses (CMP_R_ENROLL_LIMIT, notAuthorized) an enrollment of a requester
+ * that has enroll_max_pending transactions awaiting certConf or made
+ * enroll_max_per_window enrollments in the window. Requests signed by an
+ * RA itself are not limited. Call after authorise, before issuing. */
+enum cmp_reason srv_limits_check(struct srv_ctx *ctx);
+/* Reads [server] log_repeat_per_sec into |srv|. */
+int srv_log_limits_load(SERVER *srv, const struct conf *conf,
+                        const struct conf_section *server, char *err,
+                        size_t errlen);
+/* May the log line of ctx's outcome be written? Accepted requests always;
+ * refusals at most log_repeat per second per (alias, failInfo, peer
+ * address). *suppressed: lines of that key held back before this one. */
+int srv_log_admit(const struct srv_ctx *ctx, const char *peer,
+                  unsigned long *suppressed);
 
 /* --- srv_protect.c -------------------------------------------------- */
 

@@ -54,7 +54,8 @@ SERVER *server_new(const struct conf *conf, STORE *store, char *err,
     if (!conf_get_duration(conf, server, "txn_retention", 7 * 86400, 0,
                            3650L * 86400, &retention, err, errlen)
         || !conf_get_long(conf, server, "max_nested", 8, 1, 64, &nested, err,
-                          errlen))
+                          errlen)
+        || !srv_log_limits_load(srv, conf, server, err, errlen))
         goto err;
     srv->txn_retention = retention;
     srv->max_nested = (int)nested;
@@ -259,7 +260,8 @@ static int srv_handle_msg(struct srv_ctx *ctx, const CMP_MSG *msg,
     struct timespec t0;
     CMP_MSG *out = NULL;
     const char *type = "invalid", *outcome, *ra;
-    char tid[40], dev[128], detail[240], rabuf[80];
+    char tid[40], dev[128], detail[240], rabuf[80], held[40];
+    unsigned long suppressed = 0;
     int status;
     long us;
 
@@ -305,10 +307,17 @@ static int srv_handle_msg(struct srv_ctx *ctx, const CMP_MSG *msg,
                  srv_log_clean(ra, detail, 64), ctx->depth > 0 ? " nested=1" : "");
     else
         rabuf[0] = '\0';
+    /* repeated identical refusals are logged at most log_repeat_per_sec
+     * times a second, the next line admitted tells how many were not */
+    if (srv_log_admit(ctx, peer, &suppressed)) {
+    if (suppressed > 0)
+        snprintf(held, sizeof(held), " suppressed=%lu", suppressed);
+    else
+        held[0] = '\0';
     log_msg(ctx->reason == CMP_R_OK ? LOG_INFO
             : !strcmp(outcome, "error") ? LOG_ERROR : LOG_WARN,
             "alias=%s type=%s tid=%s device=\"%s\"%s outcome=%s failInfo=%s "
-            "http=%d us=%ld peer=%s%s%s%s", ctx->alias->name, type,
+            "http=%d us=%ld peer=%s%s%s%s%s", ctx->alias->name, type,
             tid[0] != '\0' ? tid : "-",
             srv_log_clean(ctx->device_label, dev, sizeof(dev)), rabuf, outcome,
             ctx->reason == CMP_R_OK ? "-" : cmp_reason_fail_name(ctx->reason),
@@ -318,7 +327,8 @@ static int srv_handle_msg(struct srv_ctx *ctx, const CMP_MSG *msg,
                 ? srv_log_clean(ctx->detail[0] != '\0' ? ctx->detail
                                 : cmp_reason_text(ctx->reason), detail,
                                 sizeof(detail)) : "",
-            ctx->reason != CMP_R_OK ? "\"" : "");
+            ctx->reason != CMP_R_OK ? "\"" : "", held);
+    }
     srv_read_end(ctx);
     metrics_observe_cmp(ctx->alias->name, type, outcome, us / 1e6);
     /* an rr issues its CRL in its own transaction; other revocations

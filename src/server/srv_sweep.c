@@ -93,6 +93,8 @@ int server_sweep(SERVER *srv, time_t now)
     store_cmp_txn_list_free(list, n);
     srv_refresh_crls(srv, now);
     srv_txn_purge(srv, now);
+    /* counts of refusal lines a burst that ended left suppressed */
+    log_flush_suppressed();
     /* vendors registered or removed meanwhile (cmpca vendor ...) */
     server_reload_vendors(srv);
     return done;

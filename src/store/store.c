@@ -1122,6 +1122,19 @@ enum store_rc store_cmp_txn_purge(STORE_TX *tx, int64_t before, int64_t *n)
     return OPS(tx)->cmp_txn_purge(tx, before, n);
 }
 
+enum store_rc store_cmp_txn_count_requester(STORE_TX *tx,
+                                            const unsigned char *requester,
+                                            int64_t since, int64_t *waiting,
+                                            int64_t *recent)
+{
+    *waiting = 0;
+    *recent = 0;
+    if (requester == NULL)
+        return store_tx_fail(tx, STORE_ERROR, "cmp_txn_count_requester");
+    return OPS(tx)->cmp_txn_count_requester(tx, requester, since, waiting,
+                                            recent);
+}
+
 enum store_rc store_crl_next_number(STORE_TX *tx, int64_t ca_id,
                                     int64_t *number)
 {

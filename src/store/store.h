@@ -618,6 +618,14 @@ enum store_rc store_cmp_txn_list_waiting_device(STORE_TX *tx,
 /* Deletes finished transactions (STORE_CMP_FINISHED states) last updated
  * before |before|; *n (may be NULL) gets the number deleted. */
 enum store_rc store_cmp_txn_purge(STORE_TX *tx, int64_t before, int64_t *n);
+/* Counts the enrollment transactions (ir, cr, kur, p10cr) of requester
+ * |requester| (the 32-byte id of struct store_cmp_txn): *waiting those
+ * awaiting certConf (STORE_CMP_WAITING_CONFIRM), *recent those created at
+ * or after |since| (any state; purged rows no longer count). */
+enum store_rc store_cmp_txn_count_requester(STORE_TX *tx,
+                                            const unsigned char *requester,
+                                            int64_t since, int64_t *waiting,
+                                            int64_t *recent);
 
 /* ------------------------------------------------------------------ */
 /* CRLs                                                                */

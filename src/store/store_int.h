@@ -121,6 +121,8 @@ struct store_ops {
     enum store_rc (*cmp_txn_list_waiting_device)(STORE_TX *, int64_t, long,
                                                  struct store_cmp_txn ***,
                                                  size_t *);
+    enum store_rc (*cmp_txn_count_requester)(STORE_TX *, const unsigned char *,
+                                             int64_t, int64_t *, int64_t *);
 
     enum store_rc (*crl_next_number)(STORE_TX *, int64_t, int64_t *);
     enum store_rc (*crl_put)(STORE_TX *, const struct store_crl *);

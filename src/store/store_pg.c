@@ -109,6 +109,9 @@
     X(TXN_WAITING_DEV, "SELECT " STORE_TXN_COLS " FROM cmp_txn WHERE state=0 " \
       "AND device_id=$1 ORDER BY created LIMIT $2")                         \
     X(TXN_PURGE, "DELETE FROM cmp_txn WHERE state IN (1,2,3,4) AND updated<$1")       \
+    X(TXN_COUNT_RQ, "SELECT count(*) FILTER (WHERE state=0),"               \
+      "count(*) FILTER (WHERE created>=$1) FROM cmp_txn "                   \
+      "WHERE requester=$2 AND type IN (0,1,2,3)")                           \
     X(CRL_NEXT, "INSERT INTO crl_counter(ca_id,number) SELECT $1::bigint,1 " \
       "WHERE EXISTS(SELECT 1 FROM ca WHERE id=$1::bigint) "                 \
       "ON CONFLICT(ca_id) DO UPDATE SET number=crl_counter.number+1 "       \
@@ -2186,6 +2189,28 @@ static enum store_rc pg_txn_purge(STORE_TX *tx, int64_t before, int64_t *n)
     return rc;
 }
 
+static enum store_rc pg_txn_count_requester(STORE_TX *tx,
+                                            const unsigned char *requester,
+                                            int64_t since, int64_t *waiting,
+                                            int64_t *recent)
+{
+    struct pg_params p = { 0 };
+    enum store_rc rc;
+    PGresult *res;
+
+    pp_i64(&p, since);
+    pp_bytes(&p, requester, STORE_SHA256_LEN);
+    if ((res = pg_run(tx, PG_TXN_COUNT_RQ, &p, "cmp_txn_count_requester",
+                      &rc)) == NULL)
+        return rc;
+    if (PQntuples(res) == 1) {
+        *waiting = pg_id(res, 0, 0);
+        *recent = pg_id(res, 0, 1);
+    }
+    PQclear(res);
+    return STORE_OK;
+}
+
 /* ------------------------------------------------------------------ */
 /* CRLs                                                                */
 
@@ -2504,6 +2529,7 @@ const struct store_ops store_pg_ops = {
     .cmp_txn_list_expired = pg_txn_list_expired,
     .cmp_txn_list_waiting_device = pg_txn_list_waiting_device,
     .cmp_txn_purge = pg_txn_purge,
+    .cmp_txn_count_requester = pg_txn_count_requester,
     .crl_next_number = pg_crl_next_number,
     .crl_put = pg_crl_put,
     .crl_get_last = pg_crl_get_last,

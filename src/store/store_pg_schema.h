@@ -140,6 +140,8 @@ static const char *const store_pg_migrations[] = {
     /* 5: as SQLite's 6: the request's senderNonce (a certConf must not
      * reuse it) */
     "ALTER TABLE cmp_txn ADD COLUMN req_nonce bytea;",
+    /* 6: as SQLite's 7: per-requester enrollment limits */
+    "CREATE INDEX IF NOT EXISTS cmp_txn_requester ON cmp_txn(requester, created);",
 };
 
 #endif

@@ -96,6 +96,9 @@
     X(TXN_WAITING_DEV, "SELECT " STORE_TXN_COLS " FROM cmp_txn WHERE state=0 " \
       "AND device_id=? ORDER BY created LIMIT ?")                           \
     X(TXN_PURGE, "DELETE FROM cmp_txn WHERE state IN (1,2,3,4) AND updated<?")        \
+    X(TXN_COUNT_RQ, "SELECT coalesce(sum(state=0),0),"                      \
+      "coalesce(sum(created>=?),0) FROM cmp_txn "                           \
+      "WHERE requester=? AND type IN (0,1,2,3)")                            \
     X(CRL_NEXT, "INSERT INTO crl_counter(ca_id,number) VALUES(?,1) "        \
       "ON CONFLICT(ca_id) DO UPDATE SET number=number+1 RETURNING number")  \
     X(CRL_PUT, "INSERT OR REPLACE INTO crl(ca_id,number,this_update,"       \
@@ -2141,6 +2144,27 @@ static enum store_rc sq_txn_purge(STORE_TX *tx, int64_t before, int64_t *n)
     return rc;
 }
 
+static enum store_rc sq_txn_count_requester(STORE_TX *tx,
+                                            const unsigned char *requester,
+                                            int64_t since, int64_t *waiting,
+                                            int64_t *recent)
+{
+    sqlite3_stmt *s;
+    int r;
+
+    if ((s = sq_stmt(tx, SQ_TXN_COUNT_RQ)) == NULL)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, since);
+    sqlite3_bind_blob(s, 2, requester, STORE_SHA256_LEN, SQLITE_STATIC);
+    r = sqlite3_step(s);
+    if (r == SQLITE_ROW) {
+        *waiting = sqlite3_column_int64(s, 0);
+        *recent = sqlite3_column_int64(s, 1);
+    }
+    sqlite3_reset(s);
+    return r == SQLITE_ROW ? STORE_OK : sq_fail(tx, r, "cmp_txn_count_requester");
+}
+
 /* ------------------------------------------------------------------ */
 /* CRLs                                                                */
 
@@ -2440,6 +2464,7 @@ const struct store_ops store_sqlite_ops = {
     .cmp_txn_list_expired = sq_txn_list_expired,
     .cmp_txn_list_waiting_device = sq_txn_list_waiting_device,
     .cmp_txn_purge = sq_txn_purge,
+    .cmp_txn_count_requester = sq_txn_count_requester,
     .crl_next_number = sq_crl_next_number,
     .crl_put = sq_crl_put,
     .crl_get_last = sq_crl_get_last,

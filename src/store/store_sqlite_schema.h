@@ -137,6 +137,9 @@ static const char *const store_sqlite_migrations[] = {
      "  PRIMARY KEY (vendor_id, issuer_sha256));"),
     /* 6: the request's senderNonce (a certConf must not reuse it) */
     "ALTER TABLE cmp_txn ADD COLUMN req_nonce BLOB;",
+    /* 7: per-requester enrollment limits count a requester's recent and
+     * unconfirmed transactions */
+    "CREATE INDEX IF NOT EXISTS cmp_txn_requester ON cmp_txn(requester, created);",
 };
 
 #endif

@@ -85,7 +85,7 @@ print(" ".join("%s=%d" % kv for kv in sorted(c.items())))'
 
 # ---- operator PKI, 24 allow-listed devices, re-enrollment allowed ----------
 e2e_pki 300s 24
-sed -i 's/^\[alias 3gpp\]$/[alias 3gpp]\nallow_reenroll = yes/' "$T/cmpca.conf"
+sed -i 's/^\[alias 3gpp\]$/[alias 3gpp]\nallow_reenroll = yes\nenroll_max_per_window = 0/' "$T/cmpca.conf"
 srv_start a || { echo "Bail out! server did not start"; exit 1; }
 URL=http://127.0.0.1:$PORT/$ALIAS_PATH
 C0=$(cert_count)   # the issuing CA's certificate

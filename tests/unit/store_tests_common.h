@@ -802,6 +802,108 @@ static void test_cmp_txn(void **state)
     assert_int_equal(store_commit(tx), STORE_OK);
 }
 
+/* Expired certificates stay queryable (issue 16, point 4): by id, by
+ * serial, listed (also as expired), after the transaction purge; revoked
+ * ones only leave the CRL walk. */
+static void test_cert_expired_kept(void **state)
+{
+    struct fx *f = *state;
+    struct store_cert c, *got = NULL, **list = NULL;
+    struct store_cert_filter flt;
+    unsigned char der[48];
+    STORE_TX *tx;
+    int64_t ca = add_ca(f->st, "ca-exp"), id = 0, purged = 0;
+    int64_t now = (int64_t)time(NULL), n = 0;
+    size_t nl = 0;
+    int walked = 0;
+
+    assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+    fake_cert(&c, ca, 0x31, der, sizeof(der));
+    c.not_before = now - 7200;
+    c.not_after = now - 3600;            /* expired an hour ago */
+    c.status = STORE_CERT_REVOKED;
+    c.revoked_at = now - 5000;
+    c.reason = 4;
+    assert_int_equal(store_cert_insert(tx, &c, &id), STORE_OK);
+    assert_int_equal(store_cmp_txn_purge(tx, now + 10, &purged), STORE_OK);
+    assert_int_equal(store_commit(tx), STORE_OK);
+    assert_int_equal(store_begin_read(f->st, &tx), STORE_OK);
+    assert_int_equal(store_cert_get(tx, id, &got), STORE_OK);
+    assert_int_equal(got->not_after, now - 3600);
+    assert_int_equal(got->status, STORE_CERT_REVOKED);
+    store_cert_free(got);
+    got = NULL;
+    assert_int_equal(store_cert_get_by_serial(tx, ca, c.serial, 20, &got),
+                     STORE_OK);
+    assert_int_equal(got->id, id);
+    store_cert_free(got);
+    store_cert_filter_init(&flt);
+    flt.ca_id = ca;
+    flt.expires_before = now;
+    assert_int_equal(store_cert_list(tx, &flt, &list, &nl), STORE_OK);
+    assert_int_equal(nl, 1);
+    store_cert_list_free(list, nl);
+    assert_int_equal(store_cert_count(tx, &flt, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(store_cert_foreach_revoked(tx, ca, now, count_revoked,
+                                                &walked), STORE_OK);
+    assert_int_equal(walked, 0);         /* not on a CRL issued now */
+    assert_int_equal(store_cert_foreach_revoked(tx, ca, 0, count_revoked,
+                                                &walked), STORE_OK);
+    assert_int_equal(walked, 1);
+    store_rollback(tx);
+}
+
+/* Per-requester counts: waiting enrollments, enrollments since a time;
+ * rr/genm rows and other requesters do not count. */
+static void test_cmp_txn_count_requester(void **state)
+{
+    struct fx *f = *state;
+    struct store_cmp_txn t;
+    unsigned char rq[32], other[32];
+    int64_t waiting = -1, recent = -1;
+    STORE_TX *tx;
+    int i;
+
+    memset(rq, 0x11, sizeof(rq));
+    memset(other, 0x22, sizeof(other));
+    assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+    for (i = 0; i < 8; i++) {
+        memset(&t, 0, sizeof(t));
+        memset(t.tid, 0x40 + i, 16);
+        t.tid_len = 16;
+        t.alias = "default";
+        /* 0-3 ir waiting, 4 ir confirmed, 5 rr, 6 kur of another
+         * requester waiting, 7 p10cr waiting created long ago */
+        t.type = i == 5 ? STORE_CMP_RR : i == 6 ? STORE_CMP_KUR
+            : i == 7 ? STORE_CMP_P10CR : STORE_CMP_IR;
+        t.state = i == 4 ? STORE_CMP_CONFIRMED : i == 5 ? STORE_CMP_CLOSED
+                                               : STORE_CMP_WAITING_CONFIRM;
+        t.created = i == 7 ? 1000 : 5000 + i;
+        t.deadline = t.created + 300;
+        memcpy(t.requester_sha256, i == 6 ? other : rq, 32);
+        t.has_requester = 1;
+        assert_int_equal(store_cmp_txn_insert(tx, &t), STORE_OK);
+    }
+    assert_int_equal(store_cmp_txn_count_requester(tx, rq, 5000, &waiting,
+                                                   &recent), STORE_OK);
+    assert_int_equal(waiting, 5);     /* 0-3 and 7 */
+    assert_int_equal(recent, 5);      /* 0-4 */
+    assert_int_equal(store_cmp_txn_count_requester(tx, rq, 5003, &waiting,
+                                                   &recent), STORE_OK);
+    assert_int_equal(recent, 2);
+    assert_int_equal(store_cmp_txn_count_requester(tx, other, 0, &waiting,
+                                                   &recent), STORE_OK);
+    assert_int_equal(waiting, 1);
+    assert_int_equal(recent, 1);
+    memset(other, 0x33, sizeof(other));
+    assert_int_equal(store_cmp_txn_count_requester(tx, other, 0, &waiting,
+                                                   &recent), STORE_OK);
+    assert_int_equal(waiting, 0);
+    assert_int_equal(recent, 0);
+    assert_int_equal(store_commit(tx), STORE_OK);
+}
+
 static void append_rows(STORE *st, int n)
 {
     STORE_TX *tx;
@@ -1480,6 +1582,8 @@ static void test_two_processes(void **state)
     cmocka_unit_test_setup_teardown(test_ra, setup, teardown), \
     cmocka_unit_test(test_ra_ops), \
     cmocka_unit_test_setup_teardown(test_cmp_txn, setup, teardown), \
+    cmocka_unit_test_setup_teardown(test_cmp_txn_count_requester, setup, teardown), \
+    cmocka_unit_test_setup_teardown(test_cert_expired_kept, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_audit_modify, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_audit_delete, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_audit_delete_tail, setup, teardown), \

@@ -790,6 +790,44 @@ static void test_store_issue_revoke_crl(void **state)
     assert_int_equal(ca_revoke(ca, tx, cid[1], CA_REASON_REMOVE, 0, "test",
                                err, sizeof(err)), CA_REVOKE_ALREADY);
     store_rollback(tx);
+    /* RFC 5280 3.3: a revoked certificate leaves the CRL once it expired,
+     * and stays queryable in the store (status revoked) */
+    {
+        struct store_cert *rec = NULL;
+        struct tm tm;
+        time_t na;
+
+        na = 0;
+        for (i = 0; i < 3; i++) {       /* the latest notAfter of the three */
+            assert_int_equal(ASN1_TIME_to_tm(X509_get0_notAfter(leaf[i]), &tm),
+                             1);
+            if (timegm(&tm) > na)
+                na = timegm(&tm);
+        }
+        assert_int_equal(store_begin(st, &tx), STORE_OK);
+        /* the day before, both are listed */
+        assert_int_equal(ca_crl_generate(ca, tx, na - 86400, &crl, err,
+                                         sizeof(err)), 1);
+        assert_int_equal(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)), 2);
+        X509_CRL_free(crl);
+        assert_int_equal(ca_crl_generate(ca, tx, na + 1, &crl, err,
+                                         sizeof(err)), 1);
+        /* no revokedCertificates at all (OpenSSL: NULL stack, -1) */
+        assert_true(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)) <= 0);
+        assert_int_equal(X509_CRL_verify(crl, rk), 1);
+        X509_CRL_free(crl);
+        assert_int_equal(store_commit(tx), STORE_OK);
+        assert_int_equal(store_begin_read(st, &tx), STORE_OK);
+        for (i = 0; i < 3; i++) {
+            assert_int_equal(store_cert_get(tx, cid[i], &rec), STORE_OK);
+            assert_true(rec->not_after <= (int64_t)na);
+            assert_int_equal(rec->status, i == 1 ? STORE_CERT_VALID
+                                                 : STORE_CERT_REVOKED);
+            store_cert_free(rec);
+            rec = NULL;
+        }
+        store_rollback(tx);
+    }
 
     /* a separate CMP signer, reloaded with signer_key_pass */
     {
