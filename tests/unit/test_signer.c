@@ -21,6 +21,7 @@
 #include "util/log.h"
 
 #include <openssl/err.h>
+#include <openssl/ocsp.h>
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
@@ -411,6 +412,34 @@ static void check_type(const char *type)
     assert_true(i2d_X509_CRL(crl, &d1) > 0);
     OPENSSL_free(d1);
     X509_CRL_free(crl);
+    /* a BasicOCSPResponse (responderID by key, producedAt, signature; the
+     * responder certificate included), checked as a client checks it */
+    {
+        OCSP_BASICRESP *obs = OCSP_BASICRESP_new();
+        OCSP_CERTID *cid = OCSP_cert_to_id(NULL, x, x);
+        ASN1_TIME *now = ASN1_TIME_set(NULL, time(NULL));
+        X509_STORE *xs = X509_STORE_new();
+        STACK_OF(X509) *none = sk_X509_new_null();
+
+        assert_non_null(obs);
+        assert_non_null(cid);
+        assert_non_null(OCSP_basic_add1_status(obs, cid, V_OCSP_CERTSTATUS_GOOD,
+                                               0, NULL, now, NULL));
+        assert_true(ca_signer_sign_ocsp(remote, obs, x, NULL, OCSP_RESPID_KEY));
+        assert_non_null(OCSP_resp_get0_produced_at(obs));
+        assert_int_equal(ASN1_item_verify(ASN1_ITEM_rptr(OCSP_RESPDATA),
+                                          OCSP_resp_get0_tbs_sigalg(obs),
+                                          OCSP_resp_get0_signature(obs),
+                                          OCSP_resp_get0_respdata(obs), k), 1);
+        assert_true(X509_STORE_add_cert(xs, x));
+        assert_int_equal(OCSP_basic_verify(obs, none, xs, OCSP_TRUSTOTHER), 1);
+        sk_X509_free(none);
+        X509_STORE_free(xs);
+        ASN1_TIME_free(now);
+        OCSP_CERTID_free(cid);
+        OCSP_BASICRESP_free(obs);
+        ERR_clear_error();
+    }
     /* an item (as the CMP layer signs ProtectedPart) */
     name = X509_get_subject_name(x);
     assert_true(ca_signer_sign_item(remote, ASN1_ITEM_rptr(X509_NAME), alg,
