@@ -9,6 +9,7 @@
 #include "conf/conf.h"
 #include "http/http_int.h"
 #include "util/log.h"
+#include "util/metrics.h"
 
 #include <openssl/evp.h>
 #include <openssl/ocsp.h>
@@ -544,14 +545,12 @@ int ocsp_pub_refresh_gauges(OCSP_PUB *p, time_t now, long min_age)
 size_t ocsp_pub_metrics(OCSP_PUB *p, char *buf, size_t cap)
 {
     size_t n = 0;
-    int i, w;
+    int i;
 
 #define OCSP_PUB_OUT(...)                                               \
     do {                                                                \
-        w = snprintf(buf + n, cap - n, __VA_ARGS__);                    \
-        if (w < 0 || (size_t)w >= cap - n)                              \
+        if (!metrics_appendf(buf, cap, &n, __VA_ARGS__))                \
             return n;                                                   \
-        n += (size_t)w;                                                 \
     } while (0)
 
     if (cap == 0)

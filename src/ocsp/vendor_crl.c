@@ -8,6 +8,7 @@
 
 #include "conf/conf.h"
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/x509_der.h"
 
 #include <curl/curl.h>
@@ -642,14 +643,12 @@ enum vendor_rev_rc vendor_crl_check(VENDOR_CRL *vc, X509 *vendor_cert,
 size_t vendor_crl_metrics(VENDOR_CRL *vc, char *buf, size_t cap)
 {
     size_t n = 0;
-    int i, w;
+    int i;
 
-#define VCRL_OUT(...)                                                   \
+#define VCRL_OUT(...)                                               \
     do {                                                                \
-        w = snprintf(buf + n, cap - n, __VA_ARGS__);                    \
-        if (w < 0 || (size_t)w >= cap - n)                              \
+        if (!metrics_appendf(buf, cap, &n, __VA_ARGS__))                \
             return n;                                                   \
-        n += (size_t)w;                                                 \
     } while (0)
 
     if (cap == 0)

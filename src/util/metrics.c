@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -340,4 +341,22 @@ void metrics_reset(void)
     for (i = 0; i < STATUS_SLOTS; i++)
         atomic_store(&http_total[i], 0);
     pthread_mutex_unlock(&alias_lock);
+}
+
+int metrics_appendf(char *buf, size_t cap, size_t *n, const char *fmt, ...)
+{
+    va_list ap;
+    int w;
+
+    if (*n >= cap)
+        return 0;
+    va_start(ap, fmt);
+    w = vsnprintf(buf + *n, cap - *n, fmt, ap);
+    va_end(ap);
+    if (w < 0 || (size_t)w >= cap - *n) {
+        buf[*n] = '\0';
+        return 0;
+    }
+    *n += (size_t)w;
+    return 1;
 }

@@ -37,6 +37,12 @@ void metrics_http_status(int status);
  * in |*len| if |len| is not NULL; NULL on allocation failure. */
 char *metrics_render(size_t *len);
 
+/* Appends printf output to the Prometheus text in |buf| (|cap| bytes, *n
+ * of them used) for the modules' metrics_extra hooks. Returns 1, or 0 when
+ * it does not fit (*n unchanged: the text so far stays whole). */
+int metrics_appendf(char *buf, size_t cap, size_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* Clears every counter and the alias table (for tests). */
 void metrics_reset(void);
 
