@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 
 #include "audit/audit.h"
+#include "client/upclient.h"
 #include "conf/conf.h"
 #include "http/http.h"
 #include "ocsp/ocsp_pub.h"
@@ -100,7 +101,9 @@ static size_t serve_metrics(void *arg, char *buf, size_t cap)
     struct serve_ctx *ctx = arg;
     size_t n = ocsp_pub_metrics(ctx->pub, buf, cap);
 
-    return n + vendor_crl_metrics(ctx->vcrl, buf + n, cap - n);
+    n += vendor_crl_metrics(ctx->vcrl, buf + n, cap - n);
+    upclient_metrics_append(buf, cap, &n);     /* the upstream links */
+    return n;
 }
 
 /* Splits "host:port", "[v6]:port", ":port" or "port". Returns 1 or 0. */
