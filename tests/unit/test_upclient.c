@@ -33,7 +33,7 @@
 
 /* ---- the test server ------------------------------------------------- */
 
-#define TS_BODY_MAX 65536
+#define TS_BODY_MAX (4 * 1024 * 1024)
 
 struct tsrv {
     struct MHD_Daemon *d;
@@ -47,6 +47,7 @@ struct tsrv {
     unsigned status;            /* answer status */
     int need_client;            /* 403 without a verified client cert */
     int empty;                  /* answer without a body */
+    unsigned conn_timeout;      /* idle seconds before the server closes */
     pthread_mutex_t lock;
     char req_ctype[64], req_accept[64], req_method[16];
     int req_expect;             /* an Expect header was seen */
@@ -195,6 +196,8 @@ static enum MHD_Result ts_handler(void *cls, struct MHD_Connection *c,
     if (rsp == NULL)
         return MHD_NO;
     MHD_add_response_header(rsp, "Content-Type", ts.ctype);
+    if (status >= 300 && status < 400)
+        MHD_add_response_header(rsp, "Location", "/elsewhere");
     ret = MHD_queue_response(c, status, rsp);
     MHD_destroy_response(rsp);
     atomic_fetch_add(&ts.reqs, 1);
@@ -229,6 +232,8 @@ static void ts_start(int tls, int trust)
     ts.status = 200;
     ts.need_client = 0;
     ts.empty = 0;
+    if (ts.conn_timeout == 0)
+        ts.conn_timeout = 10;
     pthread_mutex_init(&ts.lock, NULL);
     memset(&sa, 0, sizeof(sa));
     sa.sin_family = AF_INET;
@@ -241,14 +246,14 @@ static void ts_start(int tls, int trust)
                                 MHD_OPTION_SOCK_ADDR, &sa,
                                 MHD_OPTION_NOTIFY_CONNECTION, ts_notify, NULL,
                                 MHD_OPTION_NOTIFY_COMPLETED, ts_completed, NULL,
-                                MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+                                MHD_OPTION_CONNECTION_TIMEOUT, ts.conn_timeout,
                                 MHD_OPTION_END);
     else if (!trust)
         ts.d = MHD_start_daemon(flags, 0, NULL, NULL, ts_handler, NULL,
                                 MHD_OPTION_SOCK_ADDR, &sa,
                                 MHD_OPTION_NOTIFY_CONNECTION, ts_notify, NULL,
                                 MHD_OPTION_NOTIFY_COMPLETED, ts_completed, NULL,
-                                MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+                                MHD_OPTION_CONNECTION_TIMEOUT, ts.conn_timeout,
                                 MHD_OPTION_HTTPS_MEM_KEY, pki.srv_key,
                                 MHD_OPTION_HTTPS_MEM_CERT, pki.srv_cert,
                                 MHD_OPTION_END);
@@ -257,7 +262,7 @@ static void ts_start(int tls, int trust)
                                 MHD_OPTION_SOCK_ADDR, &sa,
                                 MHD_OPTION_NOTIFY_CONNECTION, ts_notify, NULL,
                                 MHD_OPTION_NOTIFY_COMPLETED, ts_completed, NULL,
-                                MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+                                MHD_OPTION_CONNECTION_TIMEOUT, ts.conn_timeout,
                                 MHD_OPTION_HTTPS_MEM_KEY, pki.srv_key,
                                 MHD_OPTION_HTTPS_MEM_CERT, pki.srv_cert,
                                 MHD_OPTION_HTTPS_MEM_TRUST, pki.ca_cert,
@@ -273,6 +278,7 @@ static void ts_stop(void)
 {
     MHD_stop_daemon(ts.d);
     ts.d = NULL;
+    ts.conn_timeout = 0;
     pthread_mutex_destroy(&ts.lock);
 }
 
@@ -523,8 +529,12 @@ static void test_roundtrip(void **state)
     assert_string_equal(ts.req_ctype, "application/pkixcmp");
     assert_string_equal(ts.req_accept, "application/pkixcmp");
     assert_int_equal(ts.req_expect, 0);
-    /* a body large enough that curl would otherwise send Expect */
-    assert_int_equal(post_once(uc, 40000, &status, err, sizeof(err)),
+    /* a body large enough (over 1 MiB) that curl would otherwise send
+     * Expect: 100-continue */
+    upclient_free(uc);
+    c.max_response = 2 * 1024 * 1024;
+    assert_non_null(uc = client_new("http", &c));
+    assert_int_equal(post_once(uc, 1100000, &status, err, sizeof(err)),
                      UPCLIENT_OK);
     assert_int_equal(ts.req_expect, 0);
     /* a CMP error comes with 4xx/5xx and a body: still relayed */
@@ -537,7 +547,7 @@ static void test_roundtrip(void **state)
     ts.ctype = "Application/PKIXCMP; charset=binary";
     assert_int_equal(post_once(uc, 100, &status, err, sizeof(err)),
                      UPCLIENT_OK);
-    assert_int_equal(metric("cmpca_upstream_requests_total{alias=\"rt\"} "), 4);
+    assert_int_equal(metric("cmpca_upstream_requests_total{alias=\"rt\"} "), 3);
     upclient_free(uc);
     ts_stop();
 }
@@ -586,6 +596,7 @@ static void test_timeout(void **state)
     t0 = now_s();
     assert_int_equal(post_once(uc, 50, &status, err, sizeof(err)),
                      UPCLIENT_TIMEOUT);
+    assert_true(now_s() - t0 >= 0.29);
     assert_true(now_s() - t0 < 0.9);    /* no retry after a timeout */
     assert_non_null(strstr(err, "timeout"));
     assert_int_equal(metric("cmpca_upstream_errors_total{alias=\"slow\","
@@ -645,6 +656,117 @@ static void test_refused(void **state)
                      -1);
 }
 
+/* A TCP server that reads a request and closes without answering (with a
+ * reset when |rst|), |n| times. */
+struct rawsrv {
+    int fd, n, rst;
+    unsigned short port;
+    atomic_int accepted;
+    pthread_t t;
+};
+
+static void *rawsrv_run(void *arg)
+{
+    struct rawsrv *r = arg;
+    struct linger lg = { 1, 0 };
+    char buf[4096];
+    int i, c;
+
+    for (i = 0; i < r->n; i++) {
+        if ((c = accept(r->fd, NULL, NULL)) < 0)
+            break;
+        atomic_fetch_add(&r->accepted, 1);
+        if (read(c, buf, sizeof(buf)) < 0)
+            fprintf(stderr, "rawsrv: read failed\n");
+        if (r->rst)
+            setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        close(c);
+    }
+    return NULL;
+}
+
+static void rawsrv_start(struct rawsrv *r, int n, int rst)
+{
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof(sa);
+
+    memset(r, 0, sizeof(*r));
+    r->n = n;
+    r->rst = rst;
+    r->fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(r->fd >= 0);
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(r->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(r->fd, 16), 0);
+    assert_int_equal(getsockname(r->fd, (struct sockaddr *)&sa, &sl), 0);
+    r->port = ntohs(sa.sin_port);
+    assert_int_equal(pthread_create(&r->t, NULL, rawsrv_run, r), 0);
+}
+
+static void rawsrv_stop(struct rawsrv *r)
+{
+    shutdown(r->fd, SHUT_RDWR);
+    pthread_join(r->t, NULL);
+    close(r->fd);
+}
+
+static void test_reset(void **state)
+{
+    struct upclient_conf c = { .metrics_label = "reset", .retries = 2 };
+    struct rawsrv r;
+    char url[64], err[256];
+    unsigned char *rsp = NULL;
+    size_t rsp_len;
+    long status;
+    UPCLIENT *uc;
+    int rst;
+
+    (void)state;
+    for (rst = 0; rst < 2; rst++) {
+        rawsrv_start(&r, 3, rst);
+        snprintf(url, sizeof(url), "http://127.0.0.1:%u/", (unsigned)r.port);
+        c.url = url;
+        assert_non_null(uc = upclient_new(&c, err, sizeof(err)));
+        /* closed (or reset) before any answer: tried 1 + 2 times */
+        assert_int_equal(upclient_post(uc, (const unsigned char *)"abc", 3,
+                                       &rsp, &rsp_len, &status, err,
+                                       sizeof(err)), UPCLIENT_CONNECT);
+        assert_null(rsp);
+        rawsrv_stop(&r);
+        assert_int_equal(atomic_load(&r.accepted), 3);
+        assert_int_equal(metric("cmpca_upstream_retries_total{alias=\"reset\"} "),
+                         2);
+        upclient_free(uc);
+    }
+}
+
+static void test_idle_closed(void **state)
+{
+    struct upclient_conf c = { .metrics_label = "idle" };
+    UPCLIENT *uc;
+    long status;
+    char err[256];
+
+    (void)state;
+    ts.conn_timeout = 1;
+    ts_start(0, 0);
+    assert_non_null(uc = client_new("http", &c));
+    assert_int_equal(post_once(uc, 100, &status, err, sizeof(err)),
+                     UPCLIENT_OK);
+    /* the server closes the idle pooled connection; the next post opens
+     * a new one without an error */
+    usleep(2500 * 1000);
+    assert_int_equal(post_once(uc, 100, &status, err, sizeof(err)),
+                     UPCLIENT_OK);
+    assert_int_equal(atomic_load(&ts.conns), 2);
+    assert_int_equal(metric("cmpca_upstream_errors_total{alias=\"idle\","
+                            "kind=\"connect\"} "), 0);
+    upclient_free(uc);
+    ts_stop();
+}
+
 static void test_too_big(void **state)
 {
     struct upclient_conf c = { .metrics_label = "big",
@@ -699,10 +821,19 @@ static void test_not_cmp(void **state)
     assert_int_equal(post_once(uc, 10, &status, err, sizeof(err)),
                      UPCLIENT_HTTP);
     assert_int_equal(status, 503);
+    /* redirects are not followed */
+    ts.empty = 0;
+    ts.status = 302;
+    ts.ctype = "text/plain";
+    assert_int_equal(post_once(uc, 10, &status, err, sizeof(err)),
+                     UPCLIENT_HTTP);
+    assert_int_equal(status, 302);
     /* an HTTP answer is never retried */
-    assert_int_equal(atomic_load(&ts.reqs), 3);
+    assert_int_equal(atomic_load(&ts.reqs), 4);
     assert_int_equal(metric("cmpca_upstream_errors_total{alias=\"notcmp\","
-                            "kind=\"http\"} "), 3);
+                            "kind=\"http\"} "), 4);
+    assert_int_equal(metric("cmpca_upstream_retries_total{alias=\"notcmp\"} "),
+                     0);
     upclient_free(uc);
     ts_stop();
 }
@@ -866,7 +997,7 @@ static void *worker_run(void *arg)
 
 static void test_concurrent(void **state)
 {
-    struct upclient_conf c = { .metrics_label = "conc", .max_conns = 2 };
+    struct upclient_conf c = { .metrics_label = "conc", .max_conns = 4 };
     struct worker w[4];
     pthread_t t[4];
     char buf[8192];
@@ -889,8 +1020,8 @@ static void test_concurrent(void **state)
         assert_int_equal(w[i].ok, 25);
     }
     assert_int_equal(atomic_load(&ts.reqs), 100);
-    /* at most 4 at once; the pool keeps 2 of them open */
-    assert_true(atomic_load(&ts.conns) <= 100);
+    /* at most 4 at once, and the pool keeps all 4 open */
+    assert_true(atomic_load(&ts.conns) <= 4);
     assert_int_equal(metric("cmpca_upstream_requests_total{alias=\"conc\"} "),
                      100);
     assert_int_equal(metric("cmpca_upstream_seconds_count{alias=\"conc\"} "),
@@ -928,6 +1059,8 @@ int main(void)
         cmocka_unit_test(test_keepalive),
         cmocka_unit_test(test_timeout),
         cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_reset),
+        cmocka_unit_test(test_idle_closed),
         cmocka_unit_test(test_too_big),
         cmocka_unit_test(test_not_cmp),
         cmocka_unit_test(test_conf_refused),
