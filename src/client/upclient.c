@@ -280,6 +280,13 @@ UPCLIENT *upclient_new(const struct upclient_conf *conf, char *err,
                                    0, &uc->cert, &uc->cert_len, err, errlen))
             goto fail;
         /* without a key file the key is in the certificate file */
+        if (conf->tls_cert_file != NULL && conf->tls_key_file == NULL
+            && strstr(uc->cert, "PRIVATE KEY-----") == NULL) {
+            snprintf(err, errlen, "upstream client certificate %s holds no "
+                     "key and no key file is configured",
+                     conf->tls_cert_file);
+            goto fail;
+        }
         if (conf->tls_cert_file != NULL
             && !upclient_read_file("client key",
                                    conf->tls_key_file != NULL

@@ -767,6 +767,35 @@ static void test_idle_closed(void **state)
     ts_stop();
 }
 
+static void test_upstream_down(void **state)
+{
+    struct upclient_conf c = { .metrics_label = "down", .retries = 1,
+                               .connect_timeout_ms = 1000 };
+    UPCLIENT *uc;
+    long status = 0;
+    char err[256];
+    double t0;
+
+    (void)state;
+    ts_start(0, 0);
+    assert_non_null(uc = client_new("http", &c));
+    assert_int_equal(post_once(uc, 100, &status, err, sizeof(err)),
+                     UPCLIENT_OK);
+    assert_int_equal(status, 200);
+    /* the pooled handle answered before; now nobody listens */
+    ts_stop();
+    t0 = now_s();
+    assert_int_equal(post_once(uc, 100, &status, err, sizeof(err)),
+                     UPCLIENT_CONNECT);
+    assert_true(now_s() - t0 < 0.9);
+    assert_int_equal(status, 0);
+    assert_int_equal(metric("cmpca_upstream_retries_total{alias=\"down\"} "),
+                     1);
+    assert_int_equal(metric("cmpca_upstream_errors_total{alias=\"down\","
+                            "kind=\"connect\"} "), 1);
+    upclient_free(uc);
+}
+
 static void test_too_big(void **state)
 {
     struct upclient_conf c = { .metrics_label = "big",
@@ -866,8 +895,20 @@ static void test_conf_refused(void **state)
     c.tls_key_file = pki.ca_file;
     assert_null(upclient_new(&c, err, sizeof(err)));
     assert_non_null(strstr(err, "0600"));
+    /* a certificate file without a key, and no key file */
+    c.tls_key_file = NULL;
+    assert_null(upclient_new(&c, err, sizeof(err)));
+    assert_non_null(strstr(err, "holds no key"));
+    /* a key without a certificate */
+    c.tls_key_file = pki.cli_key_file;
     c.tls_cert_file = NULL;
     assert_null(upclient_new(&c, err, sizeof(err)));
+    /* over http the TLS files are not used */
+    c.url = "http://127.0.0.1:1/cmp";
+    c.tls_key_file = NULL;
+    c.tls_ca_file = "/nonexistent/ca.pem";
+    upclient_free(upclient_new(&c, err, sizeof(err)));
+    assert_string_equal(err, "");
     c.retries = -1;
     c.tls_key_file = NULL;
     assert_null(upclient_new(&c, err, sizeof(err)));
@@ -1061,6 +1102,7 @@ int main(void)
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_reset),
         cmocka_unit_test(test_idle_closed),
+        cmocka_unit_test(test_upstream_down),
         cmocka_unit_test(test_too_big),
         cmocka_unit_test(test_not_cmp),
         cmocka_unit_test(test_conf_refused),
