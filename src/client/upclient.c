@@ -680,9 +680,46 @@ enum upclient_rc upclient_post(UPCLIENT *uc, const unsigned char *req,
     return rc;
 }
 
+/* The counters of every live client labelled |label|, summed (two clients
+ * of one alias, e.g. an old and a new one, give one series). */
+struct upclient_snap {
+    uint64_t requests, retried, errors[UPCLIENT_NKINDS];
+    uint64_t bucket[UPCLIENT_NBUCKETS], sum_ns;
+};
+
+/* Returns 1 if |uc| is the first live client with its label and then fills
+ * |s|; 0 otherwise. Under upclient_reg_lock. */
+static int upclient_snap_get(const struct upclient *uc,
+                             struct upclient_snap *s)
+{
+    const struct upclient *o;
+    unsigned k;
+
+    for (o = upclient_reg; o != uc; o = o->next)
+        if (strcmp(o->label, uc->label) == 0)
+            return 0;
+    memset(s, 0, sizeof(*s));
+    for (o = uc; o != NULL; o = o->next) {
+        if (strcmp(o->label, uc->label) != 0)
+            continue;
+        s->requests += atomic_load_explicit(&o->requests,
+                                            memory_order_relaxed);
+        s->retried += atomic_load_explicit(&o->retried, memory_order_relaxed);
+        for (k = 0; k < UPCLIENT_NKINDS; k++)
+            s->errors[k] += atomic_load_explicit(&o->errors[k],
+                                                 memory_order_relaxed);
+        for (k = 0; k < UPCLIENT_NBUCKETS; k++)
+            s->bucket[k] += atomic_load_explicit(&o->bucket[k],
+                                                 memory_order_relaxed);
+        s->sum_ns += atomic_load_explicit(&o->sum_ns, memory_order_relaxed);
+    }
+    return 1;
+}
+
 int upclient_metrics_append(char *buf, size_t cap, size_t *n)
 {
     size_t n0 = *n;
+    struct upclient_snap sn;
     struct upclient *uc;
     unsigned k, b;
     uint64_t cum;
@@ -703,39 +740,42 @@ int upclient_metrics_append(char *buf, size_t cap, size_t *n)
                  "to the upstream server, by alias.\n"
                  "# TYPE cmpca_upstream_requests_total counter\n");
     for (uc = upclient_reg; uc != NULL; uc = uc->next)
-        UPCLIENT_OUT("cmpca_upstream_requests_total{alias=\"%s\"} %llu\n",
-                     uc->label, (unsigned long long)atomic_load_explicit(
-                         &uc->requests, memory_order_relaxed));
+        if (upclient_snap_get(uc, &sn))
+            UPCLIENT_OUT("cmpca_upstream_requests_total{alias=\"%s\"} %llu\n",
+                         uc->label, (unsigned long long)sn.requests);
     UPCLIENT_OUT("# HELP cmpca_upstream_retries_total Repeated attempts "
                  "after a transport failure, by alias.\n"
                  "# TYPE cmpca_upstream_retries_total counter\n");
     for (uc = upclient_reg; uc != NULL; uc = uc->next)
-        UPCLIENT_OUT("cmpca_upstream_retries_total{alias=\"%s\"} %llu\n",
-                     uc->label, (unsigned long long)atomic_load_explicit(
-                         &uc->retried, memory_order_relaxed));
+        if (upclient_snap_get(uc, &sn))
+            UPCLIENT_OUT("cmpca_upstream_retries_total{alias=\"%s\"} %llu\n",
+                         uc->label, (unsigned long long)sn.retried);
     UPCLIENT_OUT("# HELP cmpca_upstream_errors_total Failed upstream posts, "
                  "by alias and kind.\n"
                  "# TYPE cmpca_upstream_errors_total counter\n");
-    for (uc = upclient_reg; uc != NULL; uc = uc->next)
+    for (uc = upclient_reg; uc != NULL; uc = uc->next) {
+        if (!upclient_snap_get(uc, &sn))
+            continue;
         for (k = 0; k < UPCLIENT_NKINDS; k++)
             UPCLIENT_OUT("cmpca_upstream_errors_total{alias=\"%s\",kind=\"%s\"}"
                          " %llu\n", uc->label, upclient_kinds[k],
-                         (unsigned long long)atomic_load_explicit(
-                             &uc->errors[k], memory_order_relaxed));
+                         (unsigned long long)sn.errors[k]);
+    }
     UPCLIENT_OUT("# HELP cmpca_upstream_seconds Duration of upstream posts "
                  "(retries included), by alias.\n"
                  "# TYPE cmpca_upstream_seconds histogram\n");
     for (uc = upclient_reg; uc != NULL; uc = uc->next) {
+        if (!upclient_snap_get(uc, &sn))
+            continue;
         cum = 0;
         for (b = 0; b < UPCLIENT_NBUCKETS; b++) {
-            cum += atomic_load_explicit(&uc->bucket[b], memory_order_relaxed);
+            cum += sn.bucket[b];
             UPCLIENT_OUT("cmpca_upstream_seconds_bucket{alias=\"%s\","
                          "le=\"%s\"} %llu\n", uc->label, upclient_le_txt[b],
                          (unsigned long long)cum);
         }
         UPCLIENT_OUT("cmpca_upstream_seconds_sum{alias=\"%s\"} %.9f\n",
-                     uc->label, (double)atomic_load_explicit(
-                         &uc->sum_ns, memory_order_relaxed) / 1e9);
+                     uc->label, (double)sn.sum_ns / 1e9);
         UPCLIENT_OUT("cmpca_upstream_seconds_count{alias=\"%s\"} %llu\n",
                      uc->label, (unsigned long long)cum);
     }

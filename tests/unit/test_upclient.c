@@ -1043,7 +1043,8 @@ static void test_concurrent(void **state)
     pthread_t t[4];
     char buf[8192];
     size_t n = 0;
-    UPCLIENT *uc, *uc2;
+    UPCLIENT *uc, *uc2, *uc3;
+    char err[256];
     int i;
 
     (void)state;
@@ -1082,6 +1083,17 @@ static void test_concurrent(void **state)
     assert_non_null(strstr(buf, "# TYPE cmpca_upstream_seconds histogram\n"));
     assert_null(strstr(strstr(buf, "# TYPE cmpca_upstream_requests_total")
                        + 1, "# TYPE cmpca_upstream_requests_total"));
+    /* two clients of one alias: one series, summed */
+    c.metrics_label = "conc";
+    assert_non_null(uc3 = client_new("https", &c));
+    assert_int_equal(post_once(uc3, 10, NULL, err, sizeof(err)), UPCLIENT_OK);
+    assert_int_equal(metric("cmpca_upstream_requests_total{alias=\"conc\"} "),
+                     101);
+    n = 0;
+    assert_int_equal(upclient_metrics_append(buf, sizeof(buf), &n), 1);
+    assert_null(strstr(strstr(buf, "cmpca_upstream_seconds_count{alias=\"conc\"}")
+                       + 1, "cmpca_upstream_seconds_count{alias=\"conc\"}"));
+    upclient_free(uc3);
     /* no room: nothing half written, 0 */
     n = 0;
     memset(buf, 'z', sizeof(buf));
