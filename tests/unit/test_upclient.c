@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -612,6 +613,55 @@ static void test_timeout(void **state)
     ts_stop();
 }
 
+static void test_connect_timeout(void **state)
+{
+    struct upclient_conf c = { .metrics_label = "ctimeout",
+                               .connect_timeout_ms = 300, .timeout_ms = 5000,
+                               .retries = 2 };
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof(sa);
+    int fd, fill[4], i;
+    char url[64], err[256];
+    unsigned char *rsp = NULL;
+    size_t rsp_len;
+    long status;
+    UPCLIENT *uc;
+    double t0;
+
+    (void)state;
+    /* a listener that never accepts, its queue full: SYNs are dropped */
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(fd, 0), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    for (i = 0; i < 4; i++) {
+        fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        if (connect(fill[i], (struct sockaddr *)&sa, sizeof(sa)) != 0)
+            assert_int_equal(errno, EINPROGRESS);
+    }
+    usleep(100 * 1000);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/",
+             (unsigned)ntohs(sa.sin_port));
+    c.url = url;
+    assert_non_null(uc = upclient_new(&c, err, sizeof(err)));
+    t0 = now_s();
+    assert_int_equal(upclient_post(uc, (const unsigned char *)"abc", 3, &rsp,
+                                   &rsp_len, &status, err, sizeof(err)),
+                     UPCLIENT_TIMEOUT);
+    /* bounded by the connect timeout, not retried */
+    assert_true(now_s() - t0 >= 0.29);
+    assert_true(now_s() - t0 < 1.5);
+    assert_int_equal(metric("cmpca_upstream_retries_total{alias=\"ctimeout\"} "),
+                     0);
+    upclient_free(uc);
+    for (i = 0; i < 4; i++)
+        close(fill[i]);
+    close(fd);
+}
+
 static void test_refused(void **state)
 {
     struct upclient_conf c = { .metrics_label = "refused", .retries = 2 };
@@ -1112,6 +1162,7 @@ int main(void)
         cmocka_unit_test(test_keepalive),
         cmocka_unit_test(test_timeout),
         cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_connect_timeout),
         cmocka_unit_test(test_reset),
         cmocka_unit_test(test_idle_closed),
         cmocka_unit_test(test_upstream_down),
