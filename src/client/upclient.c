@@ -297,8 +297,9 @@ UPCLIENT *upclient_new(const struct upclient_conf *conf, char *err,
     if ((h = curl_slist_append(NULL, "Content-Type: " UPCLIENT_CTYPE)) == NULL)
         goto fail;
     uc->headers = h;
-    if ((h = curl_slist_append(uc->headers, "Accept: " UPCLIENT_CTYPE)) == NULL
-        || (h = curl_slist_append(uc->headers, "Expect:")) == NULL)
+    /* appending keeps the head; no Expect: 100-continue round trip */
+    if (curl_slist_append(uc->headers, "Accept: " UPCLIENT_CTYPE) == NULL
+        || curl_slist_append(uc->headers, "Expect:") == NULL)
         goto fail;
     if ((uc->idle = calloc((size_t)uc->max_conns, sizeof(*uc->idle))) == NULL)
         goto fail;
@@ -350,7 +351,7 @@ void upclient_free(UPCLIENT *uc)
     if (uc->next != NULL)
         uc->next->prev = uc->prev;
     pthread_mutex_unlock(&upclient_reg_lock);
-    for (i = 0; i < uc->nidle; i++)
+    for (i = 0; uc->idle != NULL && i < uc->nidle; i++)
         curl_easy_cleanup(uc->idle[i]);
     free(uc->idle);
     if (uc->share != NULL)
@@ -425,6 +426,7 @@ static int upclient_handle_setup(struct upclient *uc, CURL *c)
     UPCLIENT_OPT(CURLOPT_WRITEFUNCTION, upclient_write);
     UPCLIENT_OPT(CURLOPT_SSL_VERIFYPEER, 1L);
     UPCLIENT_OPT(CURLOPT_SSL_VERIFYHOST, 2L);
+    UPCLIENT_OPT(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
     if (uc->ca != NULL) {
         /* only the configured CAs: no system bundle or directory */
         UPCLIENT_OPT(CURLOPT_CAINFO, (char *)NULL);

@@ -49,6 +49,7 @@ struct tsrv {
     int need_client;            /* 403 without a verified client cert */
     int empty;                  /* answer without a body */
     unsigned conn_timeout;      /* idle seconds before the server closes */
+    const char *tls_prio;       /* GnuTLS priorities, or NULL */
     pthread_mutex_t lock;
     char req_ctype[64], req_accept[64], req_method[16];
     int req_expect;             /* an Expect header was seen */
@@ -242,32 +243,28 @@ static void ts_start(int tls, int trust)
     sa.sin_port = 0;
     if (tls)
         flags |= MHD_USE_TLS;
-    if (!tls)
+    {
+        struct MHD_OptionItem o[10];
+        int k = 0;
+
+#define TS_OPT(opt, v, p) o[k++] = (struct MHD_OptionItem){ opt, v, p }
+        TS_OPT(MHD_OPTION_SOCK_ADDR, 0, &sa);
+        TS_OPT(MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)ts_notify, NULL);
+        TS_OPT(MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)ts_completed, NULL);
+        TS_OPT(MHD_OPTION_CONNECTION_TIMEOUT, ts.conn_timeout, NULL);
+        if (tls) {
+            TS_OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, pki.srv_key);
+            TS_OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, pki.srv_cert);
+        }
+        if (tls && trust)
+            TS_OPT(MHD_OPTION_HTTPS_MEM_TRUST, 0, pki.ca_cert);
+        if (tls && ts.tls_prio != NULL)
+            TS_OPT(MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)ts.tls_prio);
+        TS_OPT(MHD_OPTION_END, 0, NULL);
+#undef TS_OPT
         ts.d = MHD_start_daemon(flags, 0, NULL, NULL, ts_handler, NULL,
-                                MHD_OPTION_SOCK_ADDR, &sa,
-                                MHD_OPTION_NOTIFY_CONNECTION, ts_notify, NULL,
-                                MHD_OPTION_NOTIFY_COMPLETED, ts_completed, NULL,
-                                MHD_OPTION_CONNECTION_TIMEOUT, ts.conn_timeout,
-                                MHD_OPTION_END);
-    else if (!trust)
-        ts.d = MHD_start_daemon(flags, 0, NULL, NULL, ts_handler, NULL,
-                                MHD_OPTION_SOCK_ADDR, &sa,
-                                MHD_OPTION_NOTIFY_CONNECTION, ts_notify, NULL,
-                                MHD_OPTION_NOTIFY_COMPLETED, ts_completed, NULL,
-                                MHD_OPTION_CONNECTION_TIMEOUT, ts.conn_timeout,
-                                MHD_OPTION_HTTPS_MEM_KEY, pki.srv_key,
-                                MHD_OPTION_HTTPS_MEM_CERT, pki.srv_cert,
-                                MHD_OPTION_END);
-    else
-        ts.d = MHD_start_daemon(flags, 0, NULL, NULL, ts_handler, NULL,
-                                MHD_OPTION_SOCK_ADDR, &sa,
-                                MHD_OPTION_NOTIFY_CONNECTION, ts_notify, NULL,
-                                MHD_OPTION_NOTIFY_COMPLETED, ts_completed, NULL,
-                                MHD_OPTION_CONNECTION_TIMEOUT, ts.conn_timeout,
-                                MHD_OPTION_HTTPS_MEM_KEY, pki.srv_key,
-                                MHD_OPTION_HTTPS_MEM_CERT, pki.srv_cert,
-                                MHD_OPTION_HTTPS_MEM_TRUST, pki.ca_cert,
-                                MHD_OPTION_END);
+                                MHD_OPTION_ARRAY, o, MHD_OPTION_END);
+    }
     assert_non_null(ts.d);
     di = MHD_get_daemon_info(ts.d, MHD_DAEMON_INFO_BIND_PORT);
     assert_non_null(di);
@@ -280,6 +277,7 @@ static void ts_stop(void)
     MHD_stop_daemon(ts.d);
     ts.d = NULL;
     ts.conn_timeout = 0;
+    ts.tls_prio = NULL;
     pthread_mutex_destroy(&ts.lock);
 }
 
@@ -1025,6 +1023,34 @@ static void test_tls_hostname(void **state)
     ts_stop();
 }
 
+static void test_tls_old_version(void **state)
+{
+    struct upclient_conf c = { .metrics_label = "tls11" };
+    UPCLIENT *uc;
+    long status;
+    char err[256];
+
+    (void)state;
+    /* a server that speaks TLS 1.1 at most */
+    ts.tls_prio = "NORMAL:-VERS-ALL:+VERS-TLS1.1:+VERS-TLS1.0";
+    ts_start(1, 0);
+    c.tls_ca_file = pki.ca_file;
+    assert_non_null(uc = client_new("https", &c));
+    assert_int_equal(post_once(uc, 50, &status, err, sizeof(err)),
+                     UPCLIENT_CONNECT);
+    assert_int_equal(atomic_load(&ts.reqs), 0);
+    upclient_free(uc);
+    ts_stop();
+    /* the same server with TLS 1.2 answers */
+    ts.tls_prio = "NORMAL:-VERS-ALL:+VERS-TLS1.2";
+    ts_start(1, 0);
+    assert_non_null(uc = client_new("https", &c));
+    assert_int_equal(post_once(uc, 50, &status, err, sizeof(err)),
+                     UPCLIENT_OK);
+    upclient_free(uc);
+    ts_stop();
+}
+
 static void test_tls_client_cert(void **state)
 {
     struct upclient_conf c = { .metrics_label = "mtls" };
@@ -1171,6 +1197,7 @@ int main(void)
         cmocka_unit_test(test_conf_refused),
         cmocka_unit_test(test_tls),
         cmocka_unit_test(test_tls_hostname),
+        cmocka_unit_test(test_tls_old_version),
         cmocka_unit_test(test_tls_client_cert),
         cmocka_unit_test(test_concurrent),
     };
