@@ -41,7 +41,7 @@ struct tsrv {
     unsigned short port;
     atomic_int conns;           /* TCP connections accepted */
     atomic_int reqs;            /* requests answered */
-    int sleep_ms;               /* before answering */
+    atomic_int sleep_ms;        /* before answering */
     size_t big;                 /* answer this many bytes instead of echo */
     int chunked;                /* big answer without Content-Length */
     const char *ctype;          /* answer content type */
