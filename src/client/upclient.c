@@ -510,12 +510,14 @@ static int upclient_ctype_ok(const char *ct)
     return *ct == '\0' || *ct == ';';
 }
 
-/* Returns 1 for a transport failure before any answer that a new attempt
- * may cure (connection refused or reset, nothing received). */
+/* Returns 1 for a transport failure that a new attempt may cure
+ * (connection refused or reset, closed or timed out without an answer);
+ * the caller makes sure no answer has begun. */
 static int upclient_retryable(CURLcode res)
 {
     return res == CURLE_COULDNT_CONNECT || res == CURLE_SEND_ERROR
-           || res == CURLE_RECV_ERROR || res == CURLE_GOT_NOTHING;
+           || res == CURLE_RECV_ERROR || res == CURLE_GOT_NOTHING
+           || res == CURLE_OPERATION_TIMEDOUT;
 }
 
 /* Maps a failed transfer to a result code. */
@@ -635,7 +637,7 @@ enum upclient_rc upclient_post(UPCLIENT *uc, const unsigned char *req,
         res = curl_easy_perform(c);
         status = 0;
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-        /* never again once the server has answered */
+        /* never again once the server has begun to answer */
         if (res == CURLE_OK || status != 0 || !upclient_retryable(res)
             || attempt >= uc->retries)
             break;

@@ -50,6 +50,7 @@ struct tsrv {
     int empty;                  /* answer without a body */
     unsigned conn_timeout;      /* idle seconds before the server closes */
     const char *tls_prio;       /* GnuTLS priorities, or NULL */
+    atomic_int stall_body;      /* the chunked body waits 1 s first */
     pthread_mutex_t lock;
     char req_ctype[64], req_accept[64], req_method[16];
     int req_expect;             /* an Expect header was seen */
@@ -92,6 +93,8 @@ static ssize_t ts_chunk(void *cls, uint64_t pos, char *buf, size_t max)
     size_t n;
 
     (void)cls;
+    if (pos == 0 && ts.stall_body)
+        usleep(1000 * 1000);
     if (pos >= ts.big)
         return MHD_CONTENT_READER_END_OF_STREAM;
     n = ts.big - (size_t)pos;
@@ -234,6 +237,7 @@ static void ts_start(int tls, int trust)
     ts.status = 200;
     ts.need_client = 0;
     ts.empty = 0;
+    ts.stall_body = 0;
     if (ts.conn_timeout == 0)
         ts.conn_timeout = 10;
     pthread_mutex_init(&ts.lock, NULL);
@@ -582,31 +586,47 @@ static void test_keepalive(void **state)
 static void test_timeout(void **state)
 {
     struct upclient_conf c = { .metrics_label = "slow", .timeout_ms = 300,
-                               .retries = 3 };
+                               .retries = 2 };
     UPCLIENT *uc;
     long status;
     char err[256];
-    double t0;
+    double t0, t;
 
     (void)state;
     ts_start(0, 0);
-    ts.sleep_ms = 1200;
+    ts.sleep_ms = 1500;
     assert_non_null(uc = client_new("http", &c));
     t0 = now_s();
     assert_int_equal(post_once(uc, 50, &status, err, sizeof(err)),
                      UPCLIENT_TIMEOUT);
-    assert_true(now_s() - t0 >= 0.29);
-    assert_true(now_s() - t0 < 0.9);    /* no retry after a timeout */
+    t = now_s() - t0;
+    /* no answer began: 1 + 2 attempts of 300 ms each */
+    assert_true(t >= 0.89);
+    assert_true(t < 1.45);
     assert_non_null(strstr(err, "timeout"));
+    assert_int_equal(atomic_load(&ts.conns), 3);
     assert_int_equal(metric("cmpca_upstream_errors_total{alias=\"slow\","
                             "kind=\"timeout\"} "), 1);
     assert_int_equal(metric("cmpca_upstream_retries_total{alias=\"slow\"} "),
-                     0);
+                     2);
     /* the handle stays usable */
     ts.sleep_ms = 0;
-    usleep(1000 * 1000);
+    usleep(1600 * 1000);
     assert_int_equal(post_once(uc, 50, &status, err, sizeof(err)),
                      UPCLIENT_OK);
+    /* an answer that began (status line and headers) and then stalls is
+     * not sent again */
+    atomic_store(&ts.conns, 0);
+    ts.big = 2000;
+    ts.chunked = 1;
+    ts.stall_body = 1;
+    t0 = now_s();
+    assert_int_equal(post_once(uc, 50, &status, err, sizeof(err)),
+                     UPCLIENT_TIMEOUT);
+    assert_true(now_s() - t0 < 0.6);
+    assert_int_equal(metric("cmpca_upstream_retries_total{alias=\"slow\"} "),
+                     2);
+    usleep(1200 * 1000);
     upclient_free(uc);
     ts_stop();
 }
@@ -649,11 +669,11 @@ static void test_connect_timeout(void **state)
     assert_int_equal(upclient_post(uc, (const unsigned char *)"abc", 3, &rsp,
                                    &rsp_len, &status, err, sizeof(err)),
                      UPCLIENT_TIMEOUT);
-    /* bounded by the connect timeout, not retried */
-    assert_true(now_s() - t0 >= 0.29);
-    assert_true(now_s() - t0 < 1.5);
+    /* bounded by the connect timeout, 1 + 2 attempts */
+    assert_true(now_s() - t0 >= 0.89);
+    assert_true(now_s() - t0 < 2.0);
     assert_int_equal(metric("cmpca_upstream_retries_total{alias=\"ctimeout\"} "),
-                     0);
+                     2);
     upclient_free(uc);
     for (i = 0; i < 4; i++)
         close(fill[i]);
