@@ -510,6 +510,19 @@ static int upclient_ctype_ok(const char *ct)
     return *ct == '\0' || *ct == ';';
 }
 
+/* Copies the network-supplied |s| into |out| (|outlen| bytes) with every
+ * byte outside printable ASCII as '?', for error texts that get logged. */
+static void upclient_printable(const char *s, char *out, size_t outlen)
+{
+    size_t i;
+
+    if (outlen == 0)
+        return;
+    for (i = 0; s[i] != '\0' && i + 1 < outlen; i++)
+        out[i] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
+    out[i] = '\0';
+}
+
 /* Returns 1 for a transport failure that a new attempt may cure
  * (connection refused or reset, closed or timed out without an answer);
  * the caller makes sure no answer has begun. */
@@ -595,7 +608,7 @@ enum upclient_rc upclient_post(UPCLIENT *uc, const unsigned char *req,
 {
     enum upclient_rc rc = UPCLIENT_ERROR;
     struct upclient_body body;
-    char cerr[CURL_ERROR_SIZE];
+    char cerr[CURL_ERROR_SIZE], ctbuf[65];
     double t0 = upclient_now();
     CURLcode res = CURLE_OK;
     CURL *c = NULL;
@@ -663,8 +676,9 @@ enum upclient_rc upclient_post(UPCLIENT *uc, const unsigned char *req,
     }
     if (!upclient_ctype_ok(ct)) {
         rc = UPCLIENT_HTTP;
+        upclient_printable(ct != NULL ? ct : "(none)", ctbuf, sizeof(ctbuf));
         snprintf(err, errlen, "upstream answered HTTP %ld with content type "
-                 "%.64s", status, ct != NULL ? ct : "(none)");
+                 "%s", status, ctbuf);
         goto end;
     }
     if (body.len == 0) {

@@ -909,6 +909,11 @@ static void test_not_cmp(void **state)
                      UPCLIENT_HTTP);
     assert_int_equal(status, 200);
     assert_non_null(strstr(err, "text/html"));
+    ts.ctype = "text/\x1b[31mred";      /* no terminal escapes in the log */
+    assert_int_equal(post_once(uc, 10, &status, err, sizeof(err)),
+                     UPCLIENT_HTTP);
+    assert_null(strchr(err, '\x1b'));
+    assert_non_null(strstr(err, "text/?[31mred"));
     ts.ctype = "application/pkixcmpx";
     assert_int_equal(post_once(uc, 10, &status, err, sizeof(err)),
                      UPCLIENT_HTTP);
@@ -926,9 +931,9 @@ static void test_not_cmp(void **state)
                      UPCLIENT_HTTP);
     assert_int_equal(status, 302);
     /* an HTTP answer is never retried */
-    assert_int_equal(atomic_load(&ts.reqs), 4);
+    assert_int_equal(atomic_load(&ts.reqs), 5);
     assert_int_equal(metric("cmpca_upstream_errors_total{alias=\"notcmp\","
-                            "kind=\"http\"} "), 4);
+                            "kind=\"http\"} "), 5);
     assert_int_equal(metric("cmpca_upstream_retries_total{alias=\"notcmp\"} "),
                      0);
     upclient_free(uc);
