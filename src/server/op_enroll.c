@@ -160,7 +160,7 @@ static enum cmp_reason srv_submit(struct srv_ctx *ctx,
                                   const struct ca_issue_req *ireq,
                                   struct issuer_result *res)
 {
-    switch (issuer_submit(ctx->alias->issuer, ireq,
+    switch (issuer_submit(srv_profile_issuer(ctx), ireq,
                           ctx->device != NULL ? ctx->device->id : 0, res)) {
     case ISSUER_ISSUED:
         return CMP_R_OK;
@@ -254,7 +254,8 @@ static enum cmp_reason srv_enroll_commit(struct srv_ctx *ctx,
         }
     }
     srv_audit_fill(ctx, &audit, actor, sizeof(actor), tid, sizeof(tid));
-    switch (issuer_record(ctx->alias->issuer, tx, res, &audit, &cert_id)) {
+    switch (issuer_record(srv_profile_issuer(ctx), tx, res, &audit,
+                          &cert_id)) {
     case ISSUER_ISSUED:
         break;
     case ISSUER_UNAVAIL:
@@ -323,6 +324,7 @@ enum cmp_reason srv_enroll(struct srv_ctx *ctx, CMP_MSG **rsp_out)
     if ((r = m->verify(ctx)) != CMP_R_OK
         || (r = srv_txn_check_unused(ctx)) != CMP_R_OK
         || (r = m->authenticate(ctx, op)) != CMP_R_OK
+        || (r = srv_profile_choose(ctx, op)) != CMP_R_OK
         || (r = m->authorise(ctx, op)) != CMP_R_OK
         || (r = srv_limits_check(ctx)) != CMP_R_OK)
         goto end;
@@ -335,6 +337,11 @@ enum cmp_reason srv_enroll(struct srv_ctx *ctx, CMP_MSG **rsp_out)
         goto end;
     if (type == CMP_BODY_KUR && (r = srv_kur_check(ctx, &cr)) != CMP_R_OK)
         goto end;
+    /* no subject asked for: the mode may name one (cert mode: the
+     * signer's own) */
+    if ((cr.subject == NULL || X509_NAME_entry_count(cr.subject) == 0)
+        && ctx->subject_default != NULL)
+        cr.subject = ctx->subject_default;
     /* a request made for a device the store does not know (an RA's)
      * is named by its subject */
     if (ctx->device_label[0] == '\0')

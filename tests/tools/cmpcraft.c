@@ -9,6 +9,7 @@
 #include "util/pkey_md.h"
 #include "cmp/cmp_crmf.h"
 #include "cmp/cmp_msg.h"
+#include "cmp/cmp_profile.h"
 #include "cmp/cmp_protect.h"
 
 #include <openssl/cmp.h>
@@ -49,6 +50,8 @@ static void usage(void)
 "                        the value NULL, an INTEGER 1, or no value\n"
 "  --confirm-wait-time SEC  add generalInfo confirmWaitTime = now + SEC\n"
 "                        (both options together: both in one generalInfo)\n"
+"  --cert-profile NAME   add generalInfo certProfile (id-it 21) with NAME;\n"
+"                        repeated: several names in that one entry\n"
 "  --time-offset SEC     messageTime = now + SEC\n"
 "  --md NAME             protection digest (e.g. SHA1), default per key\n"
 "  --popo bad|raverified|none  change the POPO of the first CertReqMsg\n"
@@ -163,6 +166,8 @@ struct opts {
         error_msg, signer_last, kid_random, drop_kid, reuse_req_nonce;
     long time_offset, flip, cert_req_id, crm_id, confirm_wait;
     int has_flip, has_crid, has_crm_id, has_confirm_wait, fail_info;
+    const char *profiles[4];       /* --cert-profile NAME (repeatable) */
+    int nprofiles;
 };
 
 static int apply_popo(CMP_MSG *msg, const char *how, const struct opts *o);
@@ -319,6 +324,9 @@ static int apply_general_info(CMP_HDR *h, const struct opts *o)
         if (!add_general_info(h, NID_id_it_implicitConfirm, t))
             return 0;
     }
+    if (o->nprofiles > 0
+        && !cmp_hdr_push_cert_profile(h, o->profiles, o->nprofiles))
+        return 0;
     if (o->has_confirm_wait) {
         ASN1_GENERALIZEDTIME *gt =
             ASN1_GENERALIZEDTIME_set(NULL, time(NULL) + o->confirm_wait);
@@ -821,6 +829,8 @@ int main(int argc, char **argv)
         else if (ARG("--recip-nonce")) o.recip_nonce = v;
         else if (ARG("--popo-md")) o.popo_md = v;
         else if (ARG("--implicit-confirm")) o.implicit_confirm = v;
+        else if (ARG("--cert-profile") && o.nprofiles < 4)
+            o.profiles[o.nprofiles++] = v;
         else if (ARG("--confirm-wait-time")) { o.confirm_wait = atol(v); o.has_confirm_wait = 1; }
         else if (ARG("--fail-info")) {
             if ((o.fail_info = parse_fail_bit(v)) < 0) {
