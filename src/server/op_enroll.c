@@ -44,6 +44,7 @@ static enum cmp_reason srv_certreq_crmf(struct srv_ctx *ctx,
 {
     const CMP_CERTREQMSG *crm;
     const CMP_CERTTEMPLATE *t;
+    struct cmp_popo_auth auth;
     int64_t id;
     enum cmp_reason r;
 
@@ -70,7 +71,13 @@ static enum cmp_reason srv_certreq_crmf(struct srv_ctx *ctx,
     cr->exts = t->extensions;
     if (crm->popo != NULL && crm->popo->type == 0)
         return ctx->mode->ra_verified(ctx);
-    if ((r = cmp_crmf_verify_popo(crm, cr->pubkey)) != CMP_R_OK)
+    /* POPOSigningKeyInput (a template without subject): its sender must
+     * be the request's authenticated sender; publicKeyMAC needs the MAC
+     * secret of the request (pkmac: set by a MAC-protected mode; none
+     * here, so it is refused badPOP) */
+    memset(&auth, 0, sizeof(auth));
+    auth.sender = ctx->req->header->sender;
+    if ((r = cmp_crmf_verify_popo_auth(crm, cr->pubkey, &auth)) != CMP_R_OK)
         return srv_reject(ctx, r, NULL);
     return CMP_R_OK;
 }
