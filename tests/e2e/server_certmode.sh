@@ -293,4 +293,29 @@ expect_error "certProfile with two values" "$h" 200 ptwo.rsp badRequest
 is "refused certProfiles: nothing issued" "$(cert_count)" "$c0"
 is "server still serves" "$(health)" 200
 
+# ---- POPOSigningKeyInput (RFC 4211 4.1: a template without subject) ---------------
+newkey pk.key
+cocmp h1 -cmd cr -newkey pk.key -disable_confirm -reqout pk-cr.der -certout pk0.pem \
+    >"$T/o.out" 2>&1
+# pski OUT ARGS...: the saved cr, subject dropped, POP over POPOSigningKeyInput
+pski() {
+    local out=$1; shift
+    "$CRAFT" mutate --in "$T/pk-cr.der" --out "$T/$out.der" --key "$T/h1.key" --new-tid \
+        --newkey "$T/pk.key" "$@"
+    post "$out.der" "$out.rsp" "" "/$CP"
+}
+h=$(pski pski-ok --popo-input sender)
+is "POPOSigningKeyInput naming the sender: accepted" \
+    "$h/$(field pski-ok.rsp body)/$(field pski-ok.rsp status)" 200/cp/0
+is "POPOSigningKeyInput: issued with the signer's subject (cert_subjects = own)" \
+    "$(sqlite3 "$T/cmpca.db" "SELECT subject FROM cert ORDER BY id DESC LIMIT 1")" "$H1SUBJ"
+c0=$(cert_count)
+h=$(pski pski-s --popo-input othersender)
+expect_rejection "POPOSigningKeyInput naming another sender" "$h" pski-s.rsp cp badPOP
+h=$(pski pski-k --popo-input otherkey)
+expect_rejection "POPOSigningKeyInput with another key than the template's" "$h" pski-k.rsp cp \
+    badPOP
+is "POPOSigningKeyInput refusals: nothing issued" "$(cert_count)" "$c0"
+is "server still serves" "$(health)" 200
+
 e2e_done
