@@ -90,6 +90,11 @@ ca = issuing
 profile = certdev
 cert_trust = issuing
 cert_trust_file = ext-ca.pem
+[alias raprof]
+mode = ra
+ca = issuing
+profile = certdev
+profiles = gold, other
 [profile certdev]
 validity = 30d
 subject = CN=\${request.CN},O=Operator
@@ -317,5 +322,32 @@ expect_rejection "POPOSigningKeyInput with another key than the template's" "$h"
     badPOP
 is "POPOSigningKeyInput refusals: nothing issued" "$(cert_count)" "$c0"
 is "server still serves" "$(health)" 200
+
+# ---- certProfile for an RA: its registered profiles apply --------------------------
+check "ra add rp (profile gold only)" cli ra add --name rp --cert h1.pem --alias raprof \
+    --profile gold
+newkey rq.key
+(cd "$T" && timeout 30 openssl cmp -server "127.0.0.1:$PORT" -path .well-known/cmp/p/raprof \
+    -cert h1.pem -key h1.key -extracerts opchain.pem -trusted oproot.pem -cmd ir \
+    -newkey rq.key -subject /CN=ra-dev -reqout ra-ir.der -rspout ra-ir.rsp -certout rq.pem) \
+    >"$T/o.out" 2>&1
+expect_error "RA without certProfile: the default profile is not the RA's" 200 200 ra-ir.rsp \
+    notAuthorized
+# rprof OUT ARGS...: the RA's saved ir with a new transactionID and certProfile
+rprof() {
+    local out=$1; shift
+    "$CRAFT" mutate --in "$T/ra-ir.der" --out "$T/$out.der" --key "$T/h1.key" --new-tid "$@"
+    post "$out.der" "$out.rsp" "" "/.well-known/cmp/p/raprof"
+}
+h=$(rprof rgold --cert-profile gold)
+is "RA certProfile gold (registered for it): accepted" \
+    "$h/$(field rgold.rsp body)/$(field rgold.rsp status)" 200/ip/0
+is "RA certProfile gold: issued with it" \
+    "$(sqlite3 "$T/cmpca.db" "SELECT profile FROM cert ORDER BY id DESC LIMIT 1")" gold
+c0=$(cert_count)
+h=$(rprof roth --cert-profile other)
+expect_rejection "RA certProfile offered on the alias but not registered for the RA" "$h" \
+    roth.rsp ip badCertTemplate
+is "RA certProfile refusal: nothing issued" "$(cert_count)" "$c0"
 
 e2e_done
