@@ -196,6 +196,9 @@ check "kur of the external certificate" cocmp ext1 -cmd kur -newkey e4.key -cert
     -oldcert ext1.pem
 is "kur of an external certificate keeps its subject" "$(subject_of e4.pem)" "CN=ext-1"
 check "genm signed by an external certificate" cocmp ext1 -cmd genm
+check "rr of the certificate the external holder obtained, signed by it" \
+    cocmp e2 -cmd rr -oldcert e2.pem -revreason 4
+is "e2 revoked (superseded)" "$(cert_status "$(serial_of e2.pem)")" revoked
 
 # ---- refusals: signed answer, failInfo, nothing changed, serving -------------------
 # cneg DESC KIND FAILINFO HOLDER ARGS...
