@@ -34,7 +34,8 @@ static enum cmp_reason cmp_profile_value(const ASN1_STRING *seq, char **name)
         return CMP_R_BAD_REQUEST;
     while (p < end) {
         q = p;
-        if ((ASN1_get_object(&q, &len, &tag, &xclass, end - p) & 0x80) != 0
+        /* a primitive UTF8String of definite length within the list */
+        if (ASN1_get_object(&q, &len, &tag, &xclass, end - p) != 0
             || tag != V_ASN1_UTF8STRING || xclass != V_ASN1_UNIVERSAL
             || len > end - q || ++n > 1)
             return CMP_R_BAD_REQUEST;

@@ -79,6 +79,8 @@ static void test_profile_malformed(void **state)
     static const unsigned char trail[] = { 0x30, 0x03, 0x0c, 0x01, 'a', 0x00 };
     static const unsigned char shortlen[] = { 0x30, 0x03, 0x0c, 0x05, 'a' };
     static const unsigned char good[] = { 0x30, 0x03, 0x0c, 0x01, 'a' };
+    static const unsigned char cons[] = { 0x30, 0x05, 0x2c, 0x03, 0x0c, 0x01,
+                                          'a' };
     static const unsigned char integer[] = { 0x02, 0x01, 0x01 };
     unsigned char longname[4 + CMP_PROFILE_NAME_MAX + 1];
     char *name = NULL;
@@ -88,6 +90,7 @@ static void test_profile_malformed(void **state)
         { empty, sizeof(empty) }, { ia5, sizeof(ia5) }, { nul, sizeof(nul) },
         { zero, sizeof(zero) }, { trail, sizeof(trail) },
         { shortlen, sizeof(shortlen) }, { longname, sizeof(longname) },
+        { cons, sizeof(cons) },
     };
 
     longname[0] = 0x30;
