@@ -10,6 +10,7 @@
 
 #include <openssl/err.h>
 #include <openssl/objects.h>
+#include <openssl/x509v3.h>
 
 int cmp_sig_alg_fits_key(const X509_ALGOR *alg, const EVP_PKEY *pkey)
 {
@@ -31,26 +32,115 @@ int cmp_sig_alg_fits_key(const X509_ALGOR *alg, const EVP_PKEY *pkey)
     }
 }
 
-enum cmp_reason cmp_crmf_verify_popo(const CMP_CERTREQMSG *msg, EVP_PKEY *pkey)
+/* Checks the authInfo and publicKey of POPOSigningKeyInput |in| (its two
+ * elements as decoded: authInfo, publicKey) against |auth| and |pkey|. */
+static enum cmp_reason cmp_poposk_input_check(const STACK_OF(ASN1_TYPE) *in,
+                                              EVP_PKEY *pkey,
+                                              const struct cmp_popo_auth *auth)
+{
+    const ASN1_TYPE *ai, *pk;
+    const unsigned char *p, *spki;
+    GENERAL_NAME *gn = NULL;
+    X509_ALGOR *alg = NULL;
+    ASN1_BIT_STRING *mac = NULL;
+    EVP_PKEY *key = NULL;
+    enum cmp_reason r = CMP_R_BAD_POP;
+    long len;
+    int spki_len, tag, xclass, ai_len;
+
+    if (auth == NULL || sk_ASN1_TYPE_num(in) != 2)
+        return CMP_R_BAD_POP;
+    ai = sk_ASN1_TYPE_value(in, 0);
+    pk = sk_ASN1_TYPE_value(in, 1);
+    /* publicKey: the key the template asks for */
+    if (pk->type != V_ASN1_SEQUENCE)
+        goto end;
+    spki = ASN1_STRING_get0_data(pk->value.sequence);
+    spki_len = ASN1_STRING_length(pk->value.sequence);
+    p = spki;
+    if ((key = d2i_PUBKEY(NULL, &p, spki_len)) == NULL
+        || p != spki + spki_len || EVP_PKEY_eq(key, pkey) != 1)
+        goto end;
+    if (ai->type == V_ASN1_OTHER) {
+        /* sender [0] GeneralName (explicit: GeneralName is a CHOICE) */
+        p = ASN1_STRING_get0_data(ai->value.asn1_string);
+        ai_len = ASN1_STRING_length(ai->value.asn1_string);
+        if (auth->sender == NULL
+            || ASN1_get_object(&p, &len, &tag, &xclass, ai_len)
+               != V_ASN1_CONSTRUCTED
+            || tag != 0 || xclass != V_ASN1_CONTEXT_SPECIFIC
+            || (gn = d2i_GENERAL_NAME(NULL, &p, len)) == NULL
+            || p != ASN1_STRING_get0_data(ai->value.asn1_string) + ai_len
+            || GENERAL_NAME_cmp(gn, (GENERAL_NAME *)auth->sender) != 0)
+            goto end;
+    } else if (ai->type == V_ASN1_SEQUENCE) {
+        /* publicKeyMAC PKMACValue ::= SEQUENCE { algId, value BIT STRING } */
+        const unsigned char *end;
+
+        p = ASN1_STRING_get0_data(ai->value.sequence);
+        ai_len = ASN1_STRING_length(ai->value.sequence);
+        end = p + ai_len;
+        if (auth->pkmac == NULL
+            || ASN1_get_object(&p, &len, &tag, &xclass, ai_len)
+               != V_ASN1_CONSTRUCTED
+            || p + len != end
+            || (alg = d2i_X509_ALGOR(NULL, &p, end - p)) == NULL
+            || (mac = d2i_ASN1_BIT_STRING(NULL, &p, end - p)) == NULL
+            || p != end
+            || auth->pkmac(auth->pkmac_arg, alg, mac, spki,
+                           (size_t)spki_len) != 1)
+            goto end;
+    } else {
+        goto end;
+    }
+    r = CMP_R_OK;
+ end:
+    GENERAL_NAME_free(gn);
+    X509_ALGOR_free(alg);
+    ASN1_BIT_STRING_free(mac);
+    EVP_PKEY_free(key);
+    ERR_clear_error();
+    return r;
+}
+
+enum cmp_reason cmp_crmf_verify_popo_auth(const CMP_CERTREQMSG *msg,
+                                          EVP_PKEY *pkey,
+                                          const struct cmp_popo_auth *auth)
 {
     const CMP_POPOSIGNINGKEY *sk;
+    const X509_NAME *subj;
+    enum cmp_reason r;
 
     if (msg->popo == NULL || msg->popo->type != 1)
         return CMP_R_BAD_POP; /* none, raVerified, key encipherment/agreement */
     sk = msg->popo->value.signature;
-    /* poposkInput is only for requests without subject/key in the
-     * template (RFC 4211 4.1); cmpca needs both, so it is refused */
-    if (sk->poposkInput != NULL)
-        return CMP_R_BAD_POP;
     if (cmp_protect_check_sig_alg(sk->algorithmIdentifier) != CMP_R_OK)
         return CMP_R_BAD_POP_ALG;
     if (!cmp_sig_alg_fits_key(sk->algorithmIdentifier, pkey))
         return CMP_R_POP_ALG_KEY_MISMATCH;
-    if (!cmp_protect_verify_item(ASN1_ITEM_rptr(CMP_CERTREQUEST),
+    if (sk->poposkInput == NULL)
+        return cmp_protect_verify_item(ASN1_ITEM_rptr(CMP_CERTREQUEST),
+                                       sk->algorithmIdentifier, sk->signature,
+                                       msg->certReq, pkey)
+            ? CMP_R_OK : CMP_R_BAD_POP;
+    /* RFC 4211 4.1: poposkInput only when the template has no subject;
+     * the signature is over DER(POPOSigningKeyInput), i.e. the SEQUENCE
+     * of its elements as received (the message decoded as DER) */
+    subj = msg->certReq->certTemplate->subject;
+    if (subj != NULL && X509_NAME_entry_count(subj) > 0)
+        return CMP_R_BAD_POP;
+    if ((r = cmp_poposk_input_check(sk->poposkInput, pkey, auth)) != CMP_R_OK)
+        return r;
+    if (!cmp_protect_verify_item(ASN1_ITEM_rptr(ASN1_SEQUENCE_ANY),
                                  sk->algorithmIdentifier, sk->signature,
-                                 msg->certReq, pkey))
+                                 sk->poposkInput, pkey))
         return CMP_R_BAD_POP;
     return CMP_R_OK;
+}
+
+enum cmp_reason cmp_crmf_verify_popo(const CMP_CERTREQMSG *msg, EVP_PKEY *pkey)
+{
+    return cmp_crmf_verify_popo_auth(msg, pkey, NULL);
 }
 
 /* The DER of the CertificationRequestInfo of |csr| as received. */

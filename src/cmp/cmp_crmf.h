@@ -22,6 +22,32 @@
  * (badPOP). */
 enum cmp_reason cmp_crmf_verify_popo(const CMP_CERTREQMSG *msg, EVP_PKEY *pkey);
 
+/* How the authInfo of a POPOSigningKeyInput is checked (RFC 4211 4.1). */
+struct cmp_popo_auth {
+    /* sender: the request's authenticated sender (its PKIHeader sender);
+     * NULL refuses a sender authInfo */
+    const GENERAL_NAME *sender;
+    /* publicKeyMAC: verifies the PKMACValue (|alg|, |value|) computed
+     * over |spki| (DER of the SubjectPublicKeyInfo) with the request's
+     * shared secret; returns 1 if it verifies. NULL (no MAC secret known
+     * for the request): refused badPOP. */
+    int (*pkmac)(void *arg, const X509_ALGOR *alg,
+                 const ASN1_BIT_STRING *value, const unsigned char *spki,
+                 size_t spki_len);
+    void *pkmac_arg;
+};
+/*
+ * As cmp_crmf_verify_popo, and a POPOSigningKey with poposkInput is
+ * verified per RFC 4211 4.1: the template has no subject, the signature
+ * by |pkey| is over DER(POPOSigningKeyInput), whose publicKey is the
+ * template's key (|pkey|) and whose authInfo is |auth|'s sender or a
+ * publicKeyMAC |auth| verifies. Any mismatch (or |auth| NULL):
+ * CMP_R_BAD_POP.
+ */
+enum cmp_reason cmp_crmf_verify_popo_auth(const CMP_CERTREQMSG *msg,
+                                          EVP_PKEY *pkey,
+                                          const struct cmp_popo_auth *auth);
+
 /* Returns 1 if signature algorithm |alg| is one for keys of |pkey|'s type
  * (RSA keys: PKCS#1 v1.5 or PSS; RSASSA-PSS keys: PSS; EC: ECDSA; Ed25519,
  * Ed448: themselves), else 0. */

@@ -337,7 +337,7 @@ static enum cmp_reason mode_ra_authorise(struct srv_ctx *ctx, enum srv_op op)
             : srv_fail(ctx, CMP_R_SIGNER_NOT_TRUSTED,
                        "the signer is not a registered RA");
     switch (store_ra_check(ra, ctx->alias->name,
-                           bit != 0 ? ctx->alias->profile_name : NULL,
+                           bit != 0 ? srv_profile_name(ctx) : NULL,
                            bit != 0 ? bit : STORE_RA_OP_IR)) {
     case STORE_RA_ALLOWED:
         break;
@@ -353,7 +353,7 @@ static enum cmp_reason mode_ra_authorise(struct srv_ctx *ctx, enum srv_op op)
             break;      /* genm, nested: any RA of the alias */
         return srv_fail(ctx, CMP_R_NOT_AUTHORIZED,
                         "RA %s may not request profile %s", ra->name,
-                        ctx->alias->profile_name);
+                        srv_profile_name(ctx));
     case STORE_RA_NO_OP:
         if (bit == 0)
             break;

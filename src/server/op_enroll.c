@@ -44,6 +44,7 @@ static enum cmp_reason srv_certreq_crmf(struct srv_ctx *ctx,
 {
     const CMP_CERTREQMSG *crm;
     const CMP_CERTTEMPLATE *t;
+    struct cmp_popo_auth auth;
     int64_t id;
     enum cmp_reason r;
 
@@ -70,7 +71,13 @@ static enum cmp_reason srv_certreq_crmf(struct srv_ctx *ctx,
     cr->exts = t->extensions;
     if (crm->popo != NULL && crm->popo->type == 0)
         return ctx->mode->ra_verified(ctx);
-    if ((r = cmp_crmf_verify_popo(crm, cr->pubkey)) != CMP_R_OK)
+    /* POPOSigningKeyInput (a template without subject): its sender must
+     * be the request's authenticated sender; publicKeyMAC needs the MAC
+     * secret of the request (pkmac: set by a MAC-protected mode; none
+     * here, so it is refused badPOP) */
+    memset(&auth, 0, sizeof(auth));
+    auth.sender = ctx->req->header->sender;
+    if ((r = cmp_crmf_verify_popo_auth(crm, cr->pubkey, &auth)) != CMP_R_OK)
         return srv_reject(ctx, r, NULL);
     return CMP_R_OK;
 }
@@ -160,7 +167,7 @@ static enum cmp_reason srv_submit(struct srv_ctx *ctx,
                                   const struct ca_issue_req *ireq,
                                   struct issuer_result *res)
 {
-    switch (issuer_submit(ctx->alias->issuer, ireq,
+    switch (issuer_submit(srv_profile_issuer(ctx), ireq,
                           ctx->device != NULL ? ctx->device->id : 0, res)) {
     case ISSUER_ISSUED:
         return CMP_R_OK;
@@ -254,7 +261,8 @@ static enum cmp_reason srv_enroll_commit(struct srv_ctx *ctx,
         }
     }
     srv_audit_fill(ctx, &audit, actor, sizeof(actor), tid, sizeof(tid));
-    switch (issuer_record(ctx->alias->issuer, tx, res, &audit, &cert_id)) {
+    switch (issuer_record(srv_profile_issuer(ctx), tx, res, &audit,
+                          &cert_id)) {
     case ISSUER_ISSUED:
         break;
     case ISSUER_UNAVAIL:
@@ -323,6 +331,7 @@ enum cmp_reason srv_enroll(struct srv_ctx *ctx, CMP_MSG **rsp_out)
     if ((r = m->verify(ctx)) != CMP_R_OK
         || (r = srv_txn_check_unused(ctx)) != CMP_R_OK
         || (r = m->authenticate(ctx, op)) != CMP_R_OK
+        || (r = srv_profile_choose(ctx, op)) != CMP_R_OK
         || (r = m->authorise(ctx, op)) != CMP_R_OK
         || (r = srv_limits_check(ctx)) != CMP_R_OK)
         goto end;
@@ -335,6 +344,11 @@ enum cmp_reason srv_enroll(struct srv_ctx *ctx, CMP_MSG **rsp_out)
         goto end;
     if (type == CMP_BODY_KUR && (r = srv_kur_check(ctx, &cr)) != CMP_R_OK)
         goto end;
+    /* no subject asked for: the mode may name one (cert mode: the
+     * signer's own) */
+    if ((cr.subject == NULL || X509_NAME_entry_count(cr.subject) == 0)
+        && ctx->subject_default != NULL)
+        cr.subject = ctx->subject_default;
     /* a request made for a device the store does not know (an RA's)
      * is named by its subject */
     if (ctx->device_label[0] == '\0')

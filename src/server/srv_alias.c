@@ -20,7 +20,7 @@
 const struct srv_mode *srv_mode_find(const char *name)
 {
     static const struct srv_mode *const modes[] = {
-        &srv_mode_3gpp, &srv_mode_ra,
+        &srv_mode_3gpp, &srv_mode_ra, &srv_mode_cert,
     };
     size_t i;
 
@@ -47,32 +47,29 @@ struct srv_alias *srv_alias_find(const SERVER *srv, const char *name)
 static int srv_split_list(const char *s, char ***out, size_t *n);
 
 /* Adds |x| (a reference is taken) with store id |ca_id| (0 = not one of
- * ours) to the RA trust of |a|. */
-static int srv_ra_trust_add(struct srv_alias *a, X509 *x, int64_t ca_id)
+ * ours) to the trust set |t|. */
+static int srv_trust_add(struct srv_trust *t, X509 *x, int64_t ca_id)
 {
     int64_t *grown;
-    int n = sk_X509_num(a->ra_trust);
+    int n = sk_X509_num(*t->certs);
 
-    if ((grown = realloc(a->ra_trust_ids, (size_t)(n + 1) * sizeof(*grown)))
-        == NULL)
+    if ((grown = realloc(*t->ids, (size_t)(n + 1) * sizeof(*grown))) == NULL)
         return 0;
-    a->ra_trust_ids = grown;
-    if (!X509_STORE_add_cert(a->ra_store, x)
-        || !X509_add_cert(a->ra_trust, x, X509_ADD_FLAG_UP_REF))
+    *t->ids = grown;
+    if (!X509_STORE_add_cert(*t->store, x)
+        || !X509_add_cert(*t->certs, x, X509_ADD_FLAG_UP_REF))
         return 0;
-    a->ra_trust_ids[n] = ca_id;
+    (*t->ids)[n] = ca_id;
     return 1;
 }
 
-/* ra mode: the CAs trusted for RA certificates: `ra_trust` names CAs in
- * the store (default: the alias CA), `ra_trust_file` adds a PEM file of
- * further CA certificates (an RA hierarchy outside cmpca). */
-static int srv_ra_trust_load(struct srv_alias *a, const struct conf *conf,
-                             const struct conf_section *sec, STORE *store,
-                             char *err, size_t errlen)
+int srv_trust_load(struct srv_alias *a, const struct conf *conf,
+                   const struct conf_section *sec, STORE *store,
+                   const char *names_key, const char *file_key,
+                   struct srv_trust *t, char *err, size_t errlen)
 {
-    const char *names = conf_get(sec, "ra_trust");
-    const char *file = conf_get(sec, "ra_trust_file");
+    const char *names = conf_get(sec, names_key);
+    const char *file = conf_get(sec, file_key);
     char **v = NULL;
     size_t n = 0, i;
     STORE_TX *tx = NULL;
@@ -82,13 +79,13 @@ static int srv_ra_trust_load(struct srv_alias *a, const struct conf *conf,
     X509 *x;
     int ok = 0;
 
-    if ((a->ra_store = X509_STORE_new()) == NULL
-        || (a->ra_trust = sk_X509_new_null()) == NULL)
+    if ((*t->store = X509_STORE_new()) == NULL
+        || (*t->certs = sk_X509_new_null()) == NULL)
         goto end;
-    /* an RA certificate issued by an intermediate is trusted as such */
-    X509_STORE_set_flags(a->ra_store, X509_V_FLAG_PARTIAL_CHAIN);
+    /* a certificate issued by an intermediate is trusted as such */
+    X509_STORE_set_flags(*t->store, X509_V_FLAG_PARTIAL_CHAIN);
     if (names == NULL && file == NULL) {
-        ok = srv_ra_trust_add(a, ca_get0_cert(a->ca), ca_get_id(a->ca));
+        ok = srv_trust_add(t, ca_get0_cert(a->ca), ca_get_id(a->ca));
         goto end;
     }
     if (names != NULL && !srv_split_list(names, &v, &n))
@@ -102,13 +99,13 @@ static int srv_ra_trust_load(struct srv_alias *a, const struct conf *conf,
 
         if (store_ca_get_by_name(tx, v[i], &rec) != STORE_OK) {
             conf_err(conf, sec->line, err, errlen,
-                     "[alias %s]: ra_trust: no CA '%s' in the store", a->name,
-                     v[i]);
+                     "[alias %s]: %s: no CA '%s' in the store", a->name,
+                     names_key, v[i]);
             goto end;
         }
         p = rec->cert_der;
         x = d2i_X509(NULL, &p, (long)rec->cert_len);
-        ok = x != NULL && srv_ra_trust_add(a, x, rec->id);
+        ok = x != NULL && srv_trust_add(t, x, rec->id);
         X509_free(x);
         store_ca_free(rec);
         rec = NULL;
@@ -121,13 +118,13 @@ static int srv_ra_trust_load(struct srv_alias *a, const struct conf *conf,
             || (infos = PEM_X509_INFO_read_bio(bio, NULL, NULL, NULL)) == NULL
             || sk_X509_INFO_num(infos) == 0) {
             conf_err(conf, sec->line, err, errlen,
-                     "[alias %s]: ra_trust_file %s: no certificates", a->name,
+                     "[alias %s]: %s %s: no certificates", a->name, file_key,
                      file);
             goto end;
         }
         for (i = 0; i < (size_t)sk_X509_INFO_num(infos); i++)
             if ((x = sk_X509_INFO_value(infos, (int)i)->x509) != NULL
-                && !srv_ra_trust_add(a, x, 0))
+                && !srv_trust_add(t, x, 0))
                 goto end;
     }
     ok = 1;
@@ -141,8 +138,22 @@ static int srv_ra_trust_load(struct srv_alias *a, const struct conf *conf,
     BIO_free(bio);
     ERR_clear_error();
     if (!ok && err[0] == '\0')
-        snprintf(err, errlen, "[alias %s]: cannot load the RA trust", a->name);
+        snprintf(err, errlen, "[alias %s]: cannot load the %s", a->name,
+                 names_key);
     return ok;
+}
+
+/* ra mode: the CAs trusted for RA certificates: `ra_trust` names CAs in
+ * the store (default: the alias CA), `ra_trust_file` adds a PEM file of
+ * further CA certificates (an RA hierarchy outside cmpca). */
+static int srv_ra_trust_load(struct srv_alias *a, const struct conf *conf,
+                             const struct conf_section *sec, STORE *store,
+                             char *err, size_t errlen)
+{
+    struct srv_trust t = { &a->ra_store, &a->ra_trust, &a->ra_trust_ids };
+
+    return srv_trust_load(a, conf, sec, store, "ra_trust", "ra_trust_file",
+                          &t, err, errlen);
 }
 
 /* A directoryName GeneralName holding a copy of |name| (NULL: the empty
@@ -324,7 +335,7 @@ int srv_alias_load(struct srv_alias *a, const struct conf *conf,
     mode = conf_get(sec, "mode");
     if ((a->mode = srv_mode_find(mode != NULL ? mode : "3gpp")) == NULL)
         return conf_err(conf, sec->line, err, errlen,
-                        "[alias %s]: unknown mode '%s' (known: 3gpp, ra)",
+                        "[alias %s]: unknown mode '%s' (known: 3gpp, ra, cert)",
                         sec->name, mode);
     inner = conf_get(sec, "inner_mode");
     if (a->mode == &srv_mode_ra) {
@@ -395,6 +406,9 @@ int srv_alias_load(struct srv_alias *a, const struct conf *conf,
                         "[alias %s]: ra_trust is for mode = ra", sec->name);
     if (!srv_limits_load(&a->enroll, conf, sec, err, errlen))
         return 0;
+    if (!srv_cert_conf_load(a, conf, sec, err, errlen))
+        return 0;
+    (void)conf_get(sec, "profiles");    /* read by srv_profiles_load */
     if (!conf_check_used(conf, sec, err, errlen))
         return 0;
     a->allow_ra_verified = ra_verified;
@@ -438,6 +452,11 @@ int srv_alias_load(struct srv_alias *a, const struct conf *conf,
     if (a->mode == &srv_mode_ra
         && !srv_ra_trust_load(a, conf, sec, store, err, errlen))
         return 0;
+    if (!srv_profiles_load(a, conf, sec, err, errlen))
+        return 0;
+    if (a->mode == &srv_mode_cert
+        && !srv_cert_trust_load(a, conf, sec, store, err, errlen))
+        return 0;
     if ((a->op_store = X509_STORE_new()) == NULL
         || !X509_STORE_add_cert(a->op_store, ca_get0_root(a->ca))
         || (a->ca_pubs = sk_X509_new_null()) == NULL
@@ -461,6 +480,7 @@ void srv_alias_clear(struct srv_alias *a)
         free(a->vendors[i]);
     free(a->vendors);
     free(a->name);
+    srv_profiles_clear(a);
     issuer_free(a->issuer);
     ca_free(a->ca);
     ca_profile_free(a->profile);
@@ -473,7 +493,13 @@ void srv_alias_clear(struct srv_alias *a)
     GENERAL_NAME_free(a->rsp_sender);
     GENERAL_NAME_free(a->rsp_nobody);
     srv_vendor_trust_free(a->vt);
+    srv_cert_clear(a);
     pthread_mutex_destroy(&a->vt_lock);
     pthread_mutex_destroy(&a->ra_lock);
     memset(a, 0, sizeof(*a));
+}
+
+int srv_list_split(const char *s, char ***out, size_t *n)
+{
+    return srv_split_list(s, out, n);
 }

@@ -39,8 +39,10 @@ enum srv_rq_kind {
     SRV_RQ_VENDOR_DEVICE,      /* a device with its vendor certificate */
     SRV_RQ_OPERATOR_DEVICE,    /* a device with a certificate of ours */
     SRV_RQ_RA,                 /* a registered RA, for a device */
-    SRV_RQ_SIGNER              /* a signature whose signer is not (yet)
+    SRV_RQ_SIGNER,             /* a signature whose signer is not (yet)
                                 * classified: certConf, error, genm */
+    SRV_RQ_CERT_HOLDER         /* cert mode: a certificate of a CA trusted
+                                * for the alias (ours or external) */
 };
 
 struct srv_requester {
@@ -150,6 +152,21 @@ struct srv_alias {
     atomic_int crl_dirty;          /* revoked outside an rr since the last
                                     * CRL: the sweeper issues a new one */
     struct srv_enroll_limits enroll; /* per-requester limits */
+    /* cert mode (mode_cert.c) */
+    X509_STORE *cert_store;        /* CAs trusted for signer certificates,
+                                    * with the CRLs of cert_crl_file */
+    STACK_OF(X509) *cert_trust;    /* the same CA certificates */
+    int64_t *cert_trust_ids;       /* their CA ids in the store (0: not
+                                    * ours) */
+    int cert_have_crls;            /* cert_crl_file given: external signers
+                                    * are checked against its CRLs */
+    int cert_subjects;             /* enum srv_cert_subjects */
+    int implicit_confirm;          /* alias option implicit_confirm (cert
+                                    * mode grants it when set) */
+    /* certProfile (srv_profile.c): [0] the default profile (borrowed),
+     * then those of `profiles` (owned) */
+    struct srv_profile *profiles;
+    size_t nprofiles;
 };
 
 struct server {
@@ -203,6 +220,11 @@ struct srv_ctx {
     size_t out_len;
     int issued;                    /* a certificate was issued */
     int revoked;                   /* certificates revoked */
+    const struct srv_profile *profile; /* certProfile asked for and allowed;
+                                    * NULL: the alias's default profile */
+    const X509_NAME *subject_default; /* issued subject when the request
+                                    * names none (cert mode, own subject);
+                                    * borrowed from rq.cert */
 };
 
 /* --- srv_ctx.c: helpers shared by the handlers ---------------------- */
@@ -275,6 +297,53 @@ enum cmp_reason srv_auth_load_cert(struct srv_ctx *ctx, const X509_NAME *issuer,
 const struct srv_mode *srv_mode_find(const char *name);
 extern const struct srv_mode srv_mode_3gpp;
 extern const struct srv_mode srv_mode_ra;
+extern const struct srv_mode srv_mode_cert;
+
+/* cert mode: which subjects a certificate holder may enroll. */
+enum srv_cert_subjects {
+    SRV_CERT_SUBJECTS_OWN = 0,     /* the signer's own subject */
+    SRV_CERT_SUBJECTS_ANY,         /* any subject */
+    SRV_CERT_SUBJECTS_ALLOWLIST    /* a device of the alias's allow-list */
+};
+/* Reads the cert mode options of alias section |sec| (cert_subjects,
+ * implicit_confirm; cert_trust* are checked here and loaded by
+ * srv_cert_trust_load). Refuses them on aliases of other modes. */
+int srv_cert_conf_load(struct srv_alias *a, const struct conf *conf,
+                       const struct conf_section *sec, char *err,
+                       size_t errlen);
+/* Loads cert_trust, cert_trust_file and cert_crl_file (after the CA). */
+int srv_cert_trust_load(struct srv_alias *a, const struct conf *conf,
+                        const struct conf_section *sec, STORE *store,
+                        char *err, size_t errlen);
+/* Frees what srv_cert_trust_load loaded. */
+void srv_cert_clear(struct srv_alias *a);
+
+/* --- srv_profile.c: certProfile (RFC 9483 4.1.1) -------------------- */
+
+/* A profile an alias offers: the default one or one of `profiles`. */
+struct srv_profile {
+    const char *name;              /* borrowed from prof */
+    CA_PROFILE *prof;
+    ISSUER *issuer;
+    int owned;                     /* prof and issuer freed with the alias */
+};
+/* Loads the alias's default profile (borrowed) and those named by the
+ * `profiles` option (after the CA and default profile are loaded). */
+int srv_profiles_load(struct srv_alias *a, const struct conf *conf,
+                      const struct conf_section *sec, char *err,
+                      size_t errlen);
+void srv_profiles_clear(struct srv_alias *a);
+/* The profile called |name| offered on ctx's alias, or NULL. */
+const struct srv_profile *srv_profile_lookup(const struct srv_ctx *ctx,
+                                             const char *name);
+/* Reads certProfile of ctx's request and, if present, checks that its
+ * requester may use it on the alias (an RA: also its registry profiles);
+ * sets ctx->profile. More than one value: badRequest; unknown or not
+ * permitted: badCertTemplate (a rejection in the ip/cp/kup). */
+enum cmp_reason srv_profile_choose(struct srv_ctx *ctx, enum srv_op op);
+/* The issuer and the profile name a request is issued with. */
+ISSUER *srv_profile_issuer(const struct srv_ctx *ctx);
+const char *srv_profile_name(const struct srv_ctx *ctx);
 
 /* --- srv_txn.c: the only writer of the CMP transaction record ------- */
 
@@ -307,6 +376,22 @@ enum store_rc srv_txn_move_tx(STORE_TX *tx, const struct store_cmp_txn *txn,
 long srv_txn_purge(SERVER *srv, time_t now);
 
 /* --- srv_alias.c ---------------------------------------------------- */
+
+/* A trust set being loaded: where srv_trust_load puts it. */
+struct srv_trust {
+    X509_STORE **store;
+    STACK_OF(X509) **certs;
+    int64_t **ids;
+};
+/* Loads the CAs of alias option |names_key| (names of CAs in the store;
+ * neither option: the alias CA) and of |file_key| (a PEM file of external
+ * CA certificates, id 0) into |t| (partial chains allowed). */
+int srv_trust_load(struct srv_alias *a, const struct conf *conf,
+                   const struct conf_section *sec, STORE *store,
+                   const char *names_key, const char *file_key,
+                   struct srv_trust *t, char *err, size_t errlen);
+/* Splits a comma/space separated list into a malloc'ed array of strings. */
+int srv_list_split(const char *s, char ***out, size_t *n);
 
 int srv_alias_load(struct srv_alias *a, const struct conf *conf,
                    const struct conf_section *sec, STORE *store, char *err,

@@ -1,15 +1,44 @@
 /*
  * libFuzzer target: arbitrary bytes through cmp_msg_decode, the request
- * checks, both signer lookups and signature verification, and an error
- * response built (unprotected) and encoded for whatever decoded.
+ * checks, both signer lookups and signature verification, certProfile and
+ * the POP (POPOSigningKeyInput included) of a certificate request, and an
+ * error response built (unprotected) and encoded for whatever decoded.
  */
 #include "cmp/cmp_build.h"
+#include "cmp/cmp_crmf.h"
 #include "cmp/cmp_msg.h"
+#include "cmp/cmp_profile.h"
 #include "cmp/cmp_protect.h"
+#include "cmp/cmp_spki.h"
 
 #include <openssl/err.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+
+/* certProfile, and the POP of the first CertReqMsg of an ir/cr/kur. */
+static void fuzz_certreq(const CMP_MSG *msg)
+{
+    const CMP_BODY *b = msg->body;
+    struct cmp_popo_auth auth = { msg->header->sender, NULL, NULL };
+    const CMP_CERTREQMSG *crm;
+    EVP_PKEY *pkey = NULL;
+    X509_PUBKEY *xpk = NULL;
+    char *name = NULL;
+
+    (void)cmp_hdr_get1_cert_profile(msg->header, &name);
+    free(name);
+    if ((b->type != CMP_BODY_IR && b->type != CMP_BODY_CR
+         && b->type != CMP_BODY_KUR) || sk_CMP_CERTREQMSG_num(b->value.ir) < 1)
+        return;
+    crm = sk_CMP_CERTREQMSG_value(b->value.ir, 0);
+    if (crm->certReq->certTemplate->publicKey != NULL
+        && cmp_spki_get1_checked(crm->certReq->certTemplate->publicKey, &pkey,
+                                 &xpk) == CMP_R_OK)
+        (void)cmp_crmf_verify_popo_auth(crm, pkey, &auth);
+    EVP_PKEY_free(pkey);
+    X509_PUBKEY_free(xpk);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -30,6 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         (void)cmp_hdr_get_pvno(msg->header);
         (void)cmp_hdr_has_implicit_confirm(msg->header);
         (void)cmp_protect_is_mac(msg);
+        fuzz_certreq(msg);
         if (cmp_protect_find_signer(msg, &signer) == CMP_R_OK)
             (void)cmp_protect_verify_sig(msg, signer);
     }

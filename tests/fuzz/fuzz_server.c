@@ -333,11 +333,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memset(md, 0, sizeof(md));
     if (nsigners > 0 && (md[31] & 1) != 0)
         resign(data, size, md, &re, &relen);
+    /* one input in eight goes to the cert-mode alias (any holder of a
+     * certificate of the issuing CA: the RAs' certificates) */
     if (re != NULL)
-        status = stenv_handle(&env, alias_for(re, relen, (md[30] & 7) == 0),
+        status = stenv_handle(&env, (md[29] & 7) == 1 ? "cert"
+                              : alias_for(re, relen, (md[30] & 7) == 0),
                               re, relen, &rsp, &rlen);
     else
-        status = stenv_handle(&env, alias_for(data, size, (md[30] & 7) == 0),
+        status = stenv_handle(&env, (md[29] & 7) == 1 ? "cert"
+                              : alias_for(data, size, (md[30] & 7) == 0),
                               data, size, &rsp, &rlen);
     OPENSSL_free(re);
     /* every answer but 404/500 is a CMP message */

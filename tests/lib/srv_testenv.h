@@ -55,7 +55,9 @@ struct stenv_id {
  * Alias "ra" (mode = ra, profile radev: subject CN=${request.CN},O=Operator,
  * ra_trust = issuing, allow_ra_verified = yes, inner_mode 3gpp with vendor
  * acme) and alias "ra2" (mode = ra, the same profile, raVerified not
- * accepted, inner_mode = none) serve them.
+ * accepted, inner_mode = none) serve them. Alias "cert" (mode = cert,
+ * cert_subjects = any, the issuing CA trusted, profile radev and "gold"
+ * (10 days) for certProfile) takes any of them as a certificate holder.
  */
 enum stenv_ra {
     STENV_RA_ALL, STENV_RA_IR, STENV_RA_OFF, STENV_RA_ELSEWHERE,

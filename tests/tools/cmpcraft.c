@@ -9,6 +9,7 @@
 #include "util/pkey_md.h"
 #include "cmp/cmp_crmf.h"
 #include "cmp/cmp_msg.h"
+#include "cmp/cmp_profile.h"
 #include "cmp/cmp_protect.h"
 
 #include <openssl/cmp.h>
@@ -49,6 +50,12 @@ static void usage(void)
 "                        the value NULL, an INTEGER 1, or no value\n"
 "  --confirm-wait-time SEC  add generalInfo confirmWaitTime = now + SEC\n"
 "                        (both options together: both in one generalInfo)\n"
+"  --popo-input sender|othersender|otherkey --newkey KEY  drop the template's\n"
+"                        subject; POP by KEY over a POPOSigningKeyInput naming\n"
+"                        the header sender (or CN=someone-else) and the\n"
+"                        template's key (or a fresh one)\n"
+"  --cert-profile NAME   add generalInfo certProfile (id-it 21) with NAME;\n"
+"                        repeated: several names in that one entry\n"
 "  --time-offset SEC     messageTime = now + SEC\n"
 "  --md NAME             protection digest (e.g. SHA1), default per key\n"
 "  --popo bad|raverified|none  change the POPO of the first CertReqMsg\n"
@@ -163,6 +170,9 @@ struct opts {
         error_msg, signer_last, kid_random, drop_kid, reuse_req_nonce;
     long time_offset, flip, cert_req_id, crm_id, confirm_wait;
     int has_flip, has_crid, has_crm_id, has_confirm_wait, fail_info;
+    const char *profiles[4];       /* --cert-profile NAME (repeatable) */
+    const char *popo_input;        /* --popo-input sender|othersender|otherkey */
+    int nprofiles;
 };
 
 static int apply_popo(CMP_MSG *msg, const char *how, const struct opts *o);
@@ -172,6 +182,103 @@ static int apply_popo(CMP_MSG *msg, const char *how, const struct opts *o);
 static int apply_popo_md(CMP_MSG *msg, const struct opts *o)
 {
     return apply_popo(msg, "resign", o);
+}
+
+/* DER tag and length octets for |len| content octets (below 64 KiB). */
+static size_t der_hdr_len(size_t len)
+{
+    return len < 0x80 ? 2 : len < 0x100 ? 3 : 4;
+}
+static size_t der_hdr(unsigned char *out, unsigned char tag, size_t len)
+{
+    size_t n = 0;
+
+    out[n++] = tag;
+    if (len >= 0x100) {
+        out[n++] = 0x82;
+        out[n++] = (unsigned char)(len >> 8);
+    } else if (len >= 0x80) {
+        out[n++] = 0x81;
+    }
+    out[n++] = (unsigned char)len;
+    return n;
+}
+
+/* --popo-input: the first CertReqMsg loses its subject and its POP
+ * becomes a signature by |o->newkey| over a POPOSigningKeyInput (RFC 4211
+ * 4.1) naming the header's sender (or CN=someone-else) and the template's
+ * key (or a fresh one). */
+static int apply_popo_input(CMP_MSG *msg, const struct opts *o)
+{
+    CMP_CERTREQMSG *crm;
+    CMP_CERTTEMPLATE *t;
+    CMP_POPOSIGNINGKEY *sk;
+    GENERAL_NAME *other = NULL;
+    const GENERAL_NAME *sender = msg->header->sender;
+    EVP_PKEY *nk = NULL, *fresh = NULL;
+    unsigned char *gn = NULL, *spki = NULL, *in = NULL;
+    const unsigned char *p;
+    int gn_len, spki_len, ok = 0;
+    size_t n = 0, body;
+
+    if ((msg->body->type != CMP_BODY_IR && msg->body->type != CMP_BODY_CR
+         && msg->body->type != CMP_BODY_KUR) || o->newkey == NULL
+        || (nk = load_key(o->newkey)) == NULL) {
+        fprintf(stderr, "cmpcraft: --popo-input needs ir/cr/kur and --newkey\n");
+        return 0;
+    }
+    crm = sk_CMP_CERTREQMSG_value(msg->body->value.ir, 0);
+    t = crm->certReq->certTemplate;
+    X509_NAME_free(t->subject);
+    t->subject = NULL;
+    if (strcmp(o->popo_input, "othersender") == 0) {
+        X509_NAME *nm = X509_NAME_new();
+
+        other = GENERAL_NAME_new();
+        X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC,
+                                   (const unsigned char *)"someone-else", -1, -1, 0);
+        GENERAL_NAME_set0_value(other, GEN_DIRNAME, nm);
+        sender = other;
+    }
+    if (strcmp(o->popo_input, "otherkey") == 0) {
+        fresh = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+        spki_len = fresh != NULL ? i2d_PUBKEY(fresh, &spki) : -1;
+    } else {
+        spki_len = i2d_CMP_RAWSPKI(t->publicKey, &spki);
+    }
+    gn_len = i2d_GENERAL_NAME((GENERAL_NAME *)sender, &gn);
+    if (spki_len <= 0 || gn_len <= 0 || gn_len > 0xffff
+        || (in = OPENSSL_malloc((size_t)(gn_len + spki_len) + 16)) == NULL)
+        goto end;
+    /* SEQUENCE { [0] EXPLICIT GeneralName, SubjectPublicKeyInfo } (DER) */
+    body = (size_t)gn_len + der_hdr_len((size_t)gn_len) + (size_t)spki_len;
+    n = der_hdr(in, 0x30, body);
+    n += der_hdr(in + n, 0xa0, (size_t)gn_len);
+    memcpy(in + n, gn, (size_t)gn_len);
+    n += (size_t)gn_len;
+    memcpy(in + n, spki, (size_t)spki_len);
+    n += (size_t)spki_len;
+    p = in;
+    if (crm->popo == NULL || crm->popo->type != 1)
+        goto end;
+    sk = crm->popo->value.signature;
+    sk_ASN1_TYPE_pop_free(sk->poposkInput, ASN1_TYPE_free);
+    if ((sk->poposkInput = d2i_ASN1_SEQUENCE_ANY(NULL, &p, (long)n)) == NULL)
+        goto end;
+    ok = ASN1_item_sign(ASN1_ITEM_rptr(ASN1_SEQUENCE_ANY),
+                        sk->algorithmIdentifier, NULL, sk->signature,
+                        sk->poposkInput, nk,
+                        EVP_PKEY_get_base_id(nk) == EVP_PKEY_ED25519
+                        || EVP_PKEY_get_base_id(nk) == EVP_PKEY_ED448
+                            ? NULL : EVP_sha256()) > 0;
+ end:
+    GENERAL_NAME_free(other);
+    EVP_PKEY_free(nk);
+    EVP_PKEY_free(fresh);
+    OPENSSL_free(gn);
+    OPENSSL_free(spki);
+    OPENSSL_free(in);
+    return ok;
 }
 
 static int apply_popo(CMP_MSG *msg, const char *how, const struct opts *o)
@@ -319,6 +426,9 @@ static int apply_general_info(CMP_HDR *h, const struct opts *o)
         if (!add_general_info(h, NID_id_it_implicitConfirm, t))
             return 0;
     }
+    if (o->nprofiles > 0
+        && !cmp_hdr_push_cert_profile(h, o->profiles, o->nprofiles))
+        return 0;
     if (o->has_confirm_wait) {
         ASN1_GENERALIZEDTIME *gt =
             ASN1_GENERALIZEDTIME_set(NULL, time(NULL) + o->confirm_wait);
@@ -415,6 +525,8 @@ static int apply_opts(CMP_MSG *msg, const struct opts *o)
         h->messageTime = t;
     }
     if (o->popo != NULL && !apply_popo(msg, o->popo, o))
+        return 0;
+    if (o->popo_input != NULL && !apply_popo_input(msg, o))
         return 0;
     if (o->popo_md != NULL && !apply_popo_md(msg, o))
         return 0;
@@ -821,6 +933,9 @@ int main(int argc, char **argv)
         else if (ARG("--recip-nonce")) o.recip_nonce = v;
         else if (ARG("--popo-md")) o.popo_md = v;
         else if (ARG("--implicit-confirm")) o.implicit_confirm = v;
+        else if (ARG("--popo-input")) o.popo_input = v;
+        else if (ARG("--cert-profile") && o.nprofiles < 4)
+            o.profiles[o.nprofiles++] = v;
         else if (ARG("--confirm-wait-time")) { o.confirm_wait = atol(v); o.has_confirm_wait = 1; }
         else if (ARG("--fail-info")) {
             if ((o.fail_info = parse_fail_bit(v)) < 0) {

@@ -22,6 +22,7 @@
 #include <openssl/objects.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <string.h>
 
 static EVP_PKEY *keygen(const char *spec)
@@ -371,6 +372,191 @@ static void test_p10_pop(void **state)
     EVP_PKEY_free(rsa);
 }
 
+/* ---- POPOSigningKeyInput (RFC 4211 4.1), built by hand ---- */
+
+/* Appends TLV(|tag|, |c|) to |out| at *n (lengths below 64 KiB). */
+static void der_put(unsigned char *out, size_t *n, unsigned char tag,
+                    const unsigned char *c, size_t len)
+{
+    out[(*n)++] = tag;
+    if (len < 0x80) {
+        out[(*n)++] = (unsigned char)len;
+    } else if (len < 0x100) {
+        out[(*n)++] = 0x81;
+        out[(*n)++] = (unsigned char)len;
+    } else {
+        out[(*n)++] = 0x82;
+        out[(*n)++] = (unsigned char)(len >> 8);
+        out[(*n)++] = (unsigned char)len;
+    }
+    memcpy(out + *n, c, len);
+    *n += len;
+}
+
+/* How the hand-made POPOSigningKeyInput differs from a good one. */
+enum pski_kind { PSKI_SENDER, PSKI_MAC, PSKI_SUBJECT };
+
+/*
+ * A CertReqMsg for |pub| without subject whose POP is a POPOSigningKeyInput
+ * with authInfo sender |sender_cn| (PSKI_SENDER) or a publicKeyMAC (PSKI_MAC)
+ * and publicKey |in_key|, signed by |signer| over the input's DER; with
+ * PSKI_SUBJECT the template also has a subject. Encoded and decoded again
+ * (as the server sees it).
+ */
+static CMP_CERTREQMSG *pski_new(EVP_PKEY *pub, EVP_PKEY *in_key,
+                                EVP_PKEY *signer, const char *sender_cn,
+                                enum pski_kind kind)
+{
+    unsigned char body[2048], input[2100], sig[256], *spki = NULL, *gn = NULL;
+    unsigned char *der = NULL, mac[40];
+    const unsigned char *p;
+    size_t n = 0, in_len = 0, siglen = sizeof(sig);
+    int spki_len, gn_len, len;
+    GENERAL_NAME *g = GENERAL_NAME_new();
+    X509_NAME *name = X509_NAME_new();
+    CMP_CERTREQMSG *m = crm_new(pub), *out;
+    CMP_POPOSIGNINGKEY *sk = m->popo->value.signature;
+    EVP_MD_CTX *mc = EVP_MD_CTX_new();
+
+    if (kind != PSKI_SUBJECT) {
+        X509_NAME_free(m->certReq->certTemplate->subject);
+        m->certReq->certTemplate->subject = NULL;
+    }
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                               (const unsigned char *)sender_cn, -1, -1, 0);
+    GENERAL_NAME_set0_value(g, GEN_DIRNAME, name);
+    assert_true((gn_len = i2d_GENERAL_NAME(g, &gn)) > 0);
+    assert_true((spki_len = i2d_PUBKEY(in_key, &spki)) > 0);
+    if (kind == PSKI_MAC) {
+        /* PKMACValue { algId passwordBasedMac (no parameters here), value } */
+        unsigned char alg[32], pk[80];
+        size_t an = 0, pn = 0;
+        static const unsigned char oid[] = { 0x2a, 0x86, 0x48, 0x86, 0xf6,
+                                             0x7d, 0x07, 0x42, 0x0d };
+
+        memset(mac, 0x5a, sizeof(mac));
+        mac[0] = 0;                      /* no unused bits */
+        der_put(alg, &an, 0x06, oid, sizeof(oid));
+        der_put(pk, &pn, 0x30, alg, an);
+        der_put(pk, &pn, 0x03, mac, 21);
+        der_put(body, &n, 0x30, pk, pn);
+    } else {
+        der_put(body, &n, 0xa0, gn, (size_t)gn_len);
+    }
+    memcpy(body + n, spki, (size_t)spki_len);
+    n += (size_t)spki_len;
+    der_put(input, &in_len, 0x30, body, n);
+    assert_true(EVP_DigestSignInit_ex(mc, NULL, "SHA256", NULL, NULL, signer,
+                                      NULL) > 0
+                && EVP_DigestSign(mc, sig, &siglen, input, in_len) > 0);
+    X509_ALGOR_set0(sk->algorithmIdentifier,
+                    OBJ_nid2obj(NID_ecdsa_with_SHA256), V_ASN1_UNDEF, NULL);
+    assert_true(ASN1_BIT_STRING_set(sk->signature, sig, (int)siglen));
+    sk->signature->flags &= ~(long)0x07;
+    sk->signature->flags |= ASN1_STRING_FLAG_BITS_LEFT;
+    p = input;
+    assert_non_null(sk->poposkInput = d2i_ASN1_SEQUENCE_ANY(NULL, &p,
+                                                            (long)in_len));
+    /* the server sees it decoded from DER */
+    assert_true((len = i2d_CMP_CERTREQMSG(m, &der)) > 0);
+    p = der;
+    assert_non_null(out = d2i_CMP_CERTREQMSG(NULL, &p, len));
+    OPENSSL_free(der);
+    OPENSSL_free(spki);
+    OPENSSL_free(gn);
+    GENERAL_NAME_free(g);
+    EVP_MD_CTX_free(mc);
+    CMP_CERTREQMSG_free(m);
+    return out;
+}
+
+static GENERAL_NAME *dirname_cn(const char *cn)
+{
+    GENERAL_NAME *g = GENERAL_NAME_new();
+    X509_NAME *name = X509_NAME_new();
+
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
+                               (const unsigned char *)cn, -1, -1, 0);
+    GENERAL_NAME_set0_value(g, GEN_DIRNAME, name);
+    return g;
+}
+
+static int pkmac_calls;
+static int pkmac_ok(void *arg, const X509_ALGOR *alg,
+                    const ASN1_BIT_STRING *value, const unsigned char *spki,
+                    size_t spki_len)
+{
+    EVP_PKEY *want = arg;
+    const unsigned char *p = spki;
+    EVP_PKEY *k = d2i_PUBKEY(NULL, &p, (long)spki_len);
+    int ok = k != NULL && EVP_PKEY_eq(k, want) == 1
+        && OBJ_obj2nid(alg->algorithm) == NID_id_PasswordBasedMAC
+        && ASN1_STRING_length(value) == 20;
+
+    pkmac_calls++;
+    EVP_PKEY_free(k);
+    return ok;
+}
+static int pkmac_bad(void *arg, const X509_ALGOR *alg,
+                     const ASN1_BIT_STRING *value, const unsigned char *spki,
+                     size_t spki_len)
+{
+    pkmac_calls++;
+    return 0;
+}
+
+static void test_poposk_input(void **state)
+{
+    EVP_PKEY *k = keygen("EC:P-256"), *other = keygen("EC:P-256");
+    GENERAL_NAME *dev = dirname_cn("device-1"), *else_ = dirname_cn("someone");
+    struct cmp_popo_auth auth = { dev, NULL, NULL };
+    CMP_CERTREQMSG *m;
+
+    /* good: the sender is the request's sender, the key the template's */
+    m = pski_new(k, k, k, "device-1", PSKI_SENDER);
+    assert_int_equal(cmp_crmf_verify_popo_auth(m, k, &auth), CMP_R_OK);
+    /* without an authInfo check (cmp_crmf_verify_popo): refused */
+    assert_int_equal(cmp_crmf_verify_popo(m, k), CMP_R_BAD_POP);
+    /* another authenticated sender than the input names */
+    auth.sender = else_;
+    assert_int_equal(cmp_crmf_verify_popo_auth(m, k, &auth), CMP_R_BAD_POP);
+    auth.sender = NULL;
+    assert_int_equal(cmp_crmf_verify_popo_auth(m, k, &auth), CMP_R_BAD_POP);
+    auth.sender = dev;
+    /* the signature no longer covers the input */
+    ((unsigned char *)ASN1_STRING_get0_data(
+        m->popo->value.signature->signature))[8] ^= 0x01;
+    assert_int_equal(cmp_crmf_verify_popo_auth(m, k, &auth), CMP_R_BAD_POP);
+    CMP_CERTREQMSG_free(m);
+    /* the input's publicKey is not the template's (signed by its key) */
+    m = pski_new(k, other, other, "device-1", PSKI_SENDER);
+    assert_int_equal(cmp_crmf_verify_popo_auth(m, k, &auth), CMP_R_BAD_POP);
+    CMP_CERTREQMSG_free(m);
+    /* right key in the input, signed by another key */
+    m = pski_new(k, k, other, "device-1", PSKI_SENDER);
+    assert_int_equal(cmp_crmf_verify_popo_auth(m, k, &auth), CMP_R_BAD_POP);
+    CMP_CERTREQMSG_free(m);
+    /* poposkInput although the template has a subject (RFC 4211 4.1) */
+    m = pski_new(k, k, k, "device-1", PSKI_SUBJECT);
+    assert_int_equal(cmp_crmf_verify_popo_auth(m, k, &auth), CMP_R_BAD_POP);
+    CMP_CERTREQMSG_free(m);
+    /* publicKeyMAC: badPOP without a MAC secret; the hook decides */
+    m = pski_new(k, k, k, "device-1", PSKI_MAC);
+    assert_int_equal(cmp_crmf_verify_popo_auth(m, k, &auth), CMP_R_BAD_POP);
+    pkmac_calls = 0;
+    auth.pkmac = pkmac_ok;
+    auth.pkmac_arg = k;
+    assert_int_equal(cmp_crmf_verify_popo_auth(m, k, &auth), CMP_R_OK);
+    auth.pkmac = pkmac_bad;
+    assert_int_equal(cmp_crmf_verify_popo_auth(m, k, &auth), CMP_R_BAD_POP);
+    assert_int_equal(pkmac_calls, 2);
+    CMP_CERTREQMSG_free(m);
+    GENERAL_NAME_free(dev);
+    GENERAL_NAME_free(else_);
+    EVP_PKEY_free(k);
+    EVP_PKEY_free(other);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -378,6 +564,7 @@ int main(void)
         cmocka_unit_test(test_key_malformed),
         cmocka_unit_test(test_pop_algs),
         cmocka_unit_test(test_p10_pop),
+        cmocka_unit_test(test_poposk_input),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
