@@ -4,6 +4,7 @@
  * store while the server runs.
  */
 #include "server/srv_int.h"
+#include "server/srv_genm.h"
 
 #include "cmp/cmp_build.h"
 #include "conf/conf.h"
@@ -393,7 +394,8 @@ int srv_alias_load(struct srv_alias *a, const struct conf *conf,
     if (ra_trust && a->mode != &srv_mode_ra)
         return conf_err(conf, sec->line, err, errlen,
                         "[alias %s]: ra_trust is for mode = ra", sec->name);
-    if (!srv_limits_load(&a->enroll, conf, sec, err, errlen))
+    if (!srv_limits_load(&a->enroll, conf, sec, err, errlen)
+        || !srv_genm_profiles_load(a, conf, sec, err, errlen))
         return 0;
     if (!conf_check_used(conf, sec, err, errlen))
         return 0;
@@ -473,6 +475,7 @@ void srv_alias_clear(struct srv_alias *a)
     GENERAL_NAME_free(a->rsp_sender);
     GENERAL_NAME_free(a->rsp_nobody);
     srv_vendor_trust_free(a->vt);
+    srv_genm_profiles_free(a);
     pthread_mutex_destroy(&a->vt_lock);
     pthread_mutex_destroy(&a->ra_lock);
     memset(a, 0, sizeof(*a));

@@ -150,6 +150,9 @@ struct srv_alias {
     atomic_int crl_dirty;          /* revoked outside an rr since the last
                                     * CRL: the sweeper issues a new one */
     struct srv_enroll_limits enroll; /* per-requester limits */
+    CA_PROFILE **tmpl_profiles;    /* option `profiles`: other profiles a
+                                    * genm certReqTemplate may name */
+    size_t ntmpl_profiles;
 };
 
 struct server {
