@@ -1248,7 +1248,7 @@ static int ca_rollover_cmd(int argc, char **argv)
     ca_rollover_print("oldWithNew:", rc.old_with_new);
     printf("key: %s\n", kc.keyref);
     ca_cli_keycmd_hint(conf, &kc, "key_pass");
-    printf("note: restart the server (or reload) so that CA %s signs with "
+    printf("note: restart the server so that CA %s signs with "
            "the new key\n", kc.name);
     ret = CLI_OK;
  end:
