@@ -194,6 +194,22 @@ is "rootCaCert = the new root: no update (absent)" "$h/$(field gp20d genp.0)" "2
 h=$(genmx 1.3.6.1.5.5.7.4.20 "$(hexof issuing.pem)" gp20e)
 is "rootCaCert = a certificate that is no root of ours: absent" "$h/$(field gp20e genp.0)" "200/1.3.6.1.5.5.7.4.18 absent"
 
+# both roots over HTTP: /ca/root.crt the new root, /ca/root.p7c it and the links
+h=$(curl -s --max-time 10 -o "$T/root.der" -w '%{http_code}' "http://127.0.0.1:$PORT/ca/root.crt")
+openssl x509 -inform DER -in "$T/root.der" -out "$T/root-http.pem" 2>/dev/null
+is "GET /ca/root.crt after the rollover: the new root" "$h/$(cmp -s "$T/root-http.pem" "$T/ru-nwn.pem" && echo same)" 200/same
+h=$(curl -s --max-time 10 -D "$T/p7c.hdr" -o "$T/root.p7c" -w '%{http_code}' "http://127.0.0.1:$PORT/ca/root.p7c")
+openssl pkcs7 -inform DER -in "$T/root.p7c" -print_certs -out "$T/p7c.pem" 2>"$T/p7c.err"
+is "GET /ca/root.p7c: 200 with three certificates" "$h/$(grep -c 'BEGIN CERTIFICATE' "$T/p7c.pem")" 200/3
+grep -qi "content-type: application/pkcs7-mime" "$T/p7c.hdr" && ok "p7c content type" || nok "p7c content type"
+for f in ru-nwn.pem ru-nwo.pem ru-own.pem; do
+    grep -q "$(sed -n 3p "$T/$f")" "$T/p7c.pem" && ok "p7c holds $f" || nok "p7c lacks $f"
+done
+h=$(curl -s --max-time 10 -o "$T/iss.p7c" -w '%{http_code}' "http://127.0.0.1:$PORT/ca/issuing.p7c")
+openssl pkcs7 -inform DER -in "$T/iss.p7c" -print_certs -out "$T/iss-p7c.pem" 2>/dev/null
+is "GET /ca/issuing.p7c: just the issuing CA" "$h/$(grep -c 'BEGIN CERTIFICATE' "$T/iss-p7c.pem")" 200/1
+is "GET /ca/nosuch.p7c: 404" "$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/ca/nosuch.p7c")" 404
+
 # caCerts now carry both roots and the links
 check "genm caCerts after the rollover" ocmp -cmd genm -infotype caCerts $DEV -rspout genp17b.der
 inspect genp17b.der --genpcertsout "$T/cacerts1.pem" >"$T/g17b.txt"
