@@ -244,5 +244,27 @@ check "and under the new root through oldWithNew" openssl verify -CAfile "$T/ru-
     -untrusted "$T/linkchain.pem" "$T/op2.pem"
 check "genm with the renewed certificate" ocmp -cmd genm -infotype caCerts -cert op1b.pem \
     -key k1b.key -extracerts opchain.pem -trusted oproot.pem
+# ---- the CLI: an encrypted root, refusals -------------------------------------------
+export GENM_OLD_PASS=old-root-pass GENM_NEW_PASS=new-root-pass
+check "create an encrypted root" cli ca create --name root2 --subject "/O=Operator/CN=Root 2" \
+    --pass env:GENM_OLD_PASS --key-out "$T/root2.key"
+n0=$(sqlite3 "$DB" 'SELECT count(*) FROM ca_rollover')
+if cli ca rollover root2 --pass env:GENM_NEW_PASS --key-out "$T/root2-new.key" \
+    --ca-pass env:GENM_NOPE >"$T/r2.out" 2>&1; then nok "rollover without the old key's passphrase refused"
+else ok "rollover without the old key's passphrase refused"; fi
+[ ! -e "$T/root2-new.key" ] && ok "no new key file left behind" || nok "new key file left behind"
+if cli ca rollover nosuch --no-passphrase >"$T/r3.out" 2>&1; then nok "rollover of an unknown CA refused"
+else ok "rollover of an unknown CA refused"; fi
+is "nothing stored for the refused rollovers" "$(sqlite3 "$DB" 'SELECT count(*) FROM ca_rollover')" "$n0"
+check "rollover of the encrypted root (--pass, --ca-pass)" cli ca rollover root2 \
+    --pass env:GENM_NEW_PASS --key-out "$T/root2-new.key" --ca-pass env:GENM_OLD_PASS
+grep -q "BEGIN ENCRYPTED PRIVATE KEY" "$T/root2-new.key" && ok "the new root key is encrypted" || nok "new key not encrypted"
+is "the new key file is mode 600" "$(stat -c %a "$T/root2-new.key")" 600
+check "the new key opens with the new passphrase" openssl pkey -in "$T/root2-new.key" \
+    -passin env:GENM_NEW_PASS -noout
+is "root2 refers to the new key" "$(sqlite3 "$DB" "SELECT key_ref FROM ca WHERE name='root2'")" "$T/root2-new.key"
+check "root2 signs with the new key" cli crl --ca root2 --ca-pass env:GENM_NEW_PASS -o "$T/root2.crl"
+cli ca show root2 --pem >"$T/root2.pem"
+check "its CRL verifies with its new certificate" openssl crl -in "$T/root2.crl" -CAfile "$T/root2.pem" -noout
 is "server still serves" "$(health)" 200
 e2e_done
