@@ -65,7 +65,8 @@ int ca_rollover_make(const CA *ca, const CA_SIGNER *new_signer, long days,
     memset(out, 0, sizeof(*out));
     if (errlen > 0)
         err[0] = '\0';
-    if (sk_X509_num(ca->chain) != 1 || X509_check_issued(old, old) != X509_V_OK) {
+    if (sk_X509_num(ca->chain) != 1
+        || X509_check_issued(old, old) != X509_V_OK) {
         snprintf(err, errlen, "CA %s is not a self-signed root: only a root "
                  "CA's key is rolled over", ca->name);
         goto end;

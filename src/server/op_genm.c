@@ -156,7 +156,8 @@ static size_t srv_crl_status_list(const ASN1_TYPE *v,
             || tag != V_ASN1_SEQUENCE || cls != V_ASN1_UNIVERSAL || !cons)
             goto bad;
         if (!srv_der_next(&e, &elen, &tag, &cls, &cons, &s, &slen)
-            || cls != V_ASN1_CONTEXT_SPECIFIC || !cons || (tag != 0 && tag != 1))
+            || cls != V_ASN1_CONTEXT_SPECIFIC || !cons
+            || (tag != 0 && tag != 1))
             goto bad;
         q = s;
         st.issuer = tag == 1;
@@ -405,8 +406,10 @@ static enum cmp_reason srv_genm_crls(struct srv_ctx *ctx, const ASN1_TYPE *v,
             want[k].since = st[i].has_time ? st[i].this_update : -1;
         }
     }
-    if (crls == NULL)
-        goto oom;
+    if (crls == NULL) {
+        r = srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "genp");
+        goto end;
+    }
     for (k = 0; k < nwant; k++) {
         if ((crl = srv_current_crl(ctx, want[k].id, &tu)) == NULL) {
             if (want[k].id == ca_get_id(ctx->alias->ca)) {
@@ -423,10 +426,7 @@ static enum cmp_reason srv_genm_crls(struct srv_ctx *ctx, const ASN1_TYPE *v,
     else
         *itav = srv_itav_arc(IT_CRLS, NULL);
     if (*itav == NULL)
-        goto oom;
-    goto end;
- oom:
-    r = srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "genp");
+        r = srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "genp");
  end:
     sk_X509_CRL_pop_free(crls, X509_CRL_free);
     srv_crl_status_clear(st, n);
@@ -585,10 +585,10 @@ enum cmp_reason srv_genm(struct srv_ctx *ctx, CMP_MSG **rsp)
             continue; /* unknown requests are left out (RFC 9810 5.3.19) */
         }
         /* a value that should be there but could not be built */
+        arc = srv_it_arc(req_itav->infoType);
         if (itav == NULL || (itav->infoValue == NULL
-                             && srv_it_arc(req_itav->infoType) != IT_ROOT_CA_CERT
-                             && srv_it_arc(req_itav->infoType)
-                                != IT_CRL_STATUS_LIST)
+                             && arc != IT_ROOT_CA_CERT
+                             && arc != IT_CRL_STATUS_LIST)
             || !sk_CMP_ITAV_push(out, itav)) {
             CMP_ITAV_free(itav);
             goto oom;

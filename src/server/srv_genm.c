@@ -48,7 +48,10 @@ static size_t srv_genm_hdr(unsigned char *buf, unsigned char tag, size_t len)
     return n;
 }
 
-/* A growing DER buffer. */
+/* Largest genp value built (DER octets). */
+#define SRV_GENM_MAX (1L << 20)
+
+/* A growing DER buffer, at most SRV_GENM_MAX octets. */
 struct srv_genm_buf {
     unsigned char *p;
     size_t len, cap;
@@ -62,6 +65,10 @@ static void srv_genm_put(struct srv_genm_buf *b, const void *d, size_t len)
 
     if (b->failed)
         return;
+    if (len > SRV_GENM_MAX || b->len + len > SRV_GENM_MAX) {
+        b->failed = 1;
+        return;
+    }
     if (b->len + len > b->cap) {
         cap = (b->len + len) * 2 + 64;
         if ((np = realloc(b->p, cap)) == NULL) {
