@@ -21,6 +21,14 @@ key_usage = digitalSignature
 key_types = ed25519
 EOF
 sed -i 's/^mode = 3gpp$/mode = 3gpp\nprofiles = other/' "$T/cmpca.conf"
+# an alias naming a profile that does not exist does not start
+sed 's/^profiles = other$/profiles = other, nosuch/' "$T/cmpca.conf" >"$T/bad.conf"
+if (cd "$T" && timeout 30 "$CMPCA" -c "$T/bad.conf" serve --port-file "$T/bad.port" \
+    >"$T/bad.log" 2>&1); then nok "profiles naming an unknown profile refused at start"
+else
+    grep -q "nosuch" "$T/bad.log" && ok "profiles naming an unknown profile refused at start" \
+        || { nok "unknown profile message"; diag "$T/bad.log"; }
+fi
 srv_start main || { echo "Bail out! server did not start"; exit 1; }
 is "/health answers 200" "$(health)" 200
 DB=$T/cmpca.db
