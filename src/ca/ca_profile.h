@@ -89,4 +89,23 @@ struct ca_vars {
 };
 const char *ca_vars_lookup(void *arg, const char *name);
 
+/* --- certificate request templates (ca_profile_tmpl.c) ------------- */
+
+/* The subject template as a name (RFC 9483 4.3.3): constant attributes
+ * with their values, attributes made from ${variables} with an empty value
+ * for the client to fill in; an empty name when the profile has no
+ * template. NULL on allocation failure. */
+X509_NAME *ca_profile_template_subject(const CA_PROFILE *p);
+/* Copies of the profile's fixed extensions (basicConstraints, keyUsage,
+ * extendedKeyUsage, CRL distribution points, AIA), in issuance order. */
+STACK_OF(X509_EXTENSION) *ca_profile_template_exts(const CA_PROFILE *p);
+/* Returns 1 if the subject comes from the request (no template, or
+ * allow_requested_subject). */
+int ca_profile_subject_requested(const CA_PROFILE *p);
+/* Number of allowed key types (0 = any) and the |i|-th: EVP_PKEY id, EC
+ * group short name ("" = any), RSA bit range. Returns 1 or 0. */
+size_t ca_profile_key_count(const CA_PROFILE *p);
+int ca_profile_key_get(const CA_PROFILE *p, size_t i, int *id,
+                       const char **group, int *min_bits, int *max_bits);
+
 #endif

@@ -9,6 +9,7 @@
 
 #include "ca/ca.h"
 #include "ca/ca_key.h"
+#include "ca/ca_rollover.h"
 #include "conf/conf.h"
 #include "store/store.h"
 #include "util/secret.h"
@@ -1143,6 +1144,124 @@ static int ca_show(int argc, char **argv)
     return ret;
 }
 
+static void ca_rollover_usage(FILE *fp)
+{
+    fprintf(fp,
+            "usage: cmpca ca rollover NAME [--key-type T] [--days D]\n"
+            "         [--key-out PATH] [--pass SPEC | --no-passphrase]\n"
+            "         [--pkcs11 URI [--pin SPEC]] [--ca-pass SPEC]\n"
+            "  gives root CA NAME a new key: a new self-signed root\n"
+            "  (newWithNew) and the link certificates newWithOld and\n"
+            "  oldWithNew (RFC 9810 4.4), handed out by genm\n"
+            "  rootCaKeyUpdate; NAME signs with the new key from then on\n"
+            "  T: ec:P-256 (default), ec:P-384, rsa:2048..4096, ed25519, ed448\n"
+            "  --ca-pass: passphrase of the current key (default [ca] key_pass)\n");
+}
+
+/* Prints the subject and notAfter of |x| after |label|. */
+static void ca_rollover_print(const char *label, X509 *x)
+{
+    char sub[512], na[64] = "";
+    BIO *b = BIO_new(BIO_s_mem());
+    long n;
+    char *p;
+
+    X509_NAME_oneline(X509_get_subject_name(x), sub, sizeof(sub));
+    if (b != NULL && ASN1_TIME_print(b, X509_get0_notAfter(x))
+        && (n = BIO_get_mem_data(b, &p)) > 0)
+        snprintf(na, sizeof(na), "%.*s", (int)n, p);
+    BIO_free(b);
+    printf("%-12s %s, valid until %s\n", label, sub, na);
+}
+
+static int ca_rollover_cmd(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "key-type", required_argument, NULL, 't' },
+        { "days", required_argument, NULL, 'd' },
+        CA_CLI_NEWKEY_OPTIONS,
+        { "ca-pass", required_argument, NULL, 'q' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+    struct ca_cli_keycmd kc;
+    struct ca_rollover_certs rc = { NULL, NULL, NULL };
+    struct conf *conf = NULL;
+    STORE *st = NULL;
+    STORE_TX *tx = NULL;
+    CA *ca = NULL;
+    char err[1024], suffix[64];
+    int64_t rid = 0;
+    int ret;
+    time_t now = time(NULL);
+    struct tm tm;
+    enum store_rc src;
+
+    ca_cli_keycmd_init(&kc, 3650);
+    if ((ret = ca_cli_keycmd_parse(argc, argv, opts, ca_rollover_usage, &kc))
+        != CLI_OK) {
+        ret = ret < 0 ? CLI_OK : ret;
+        goto end;
+    }
+    if (optind + 1 != argc || !ca_cli_name_ok(argv[optind])) {
+        ca_rollover_usage(stderr);
+        ret = CLI_USAGE;
+        goto end;
+    }
+    kc.name = argv[optind];
+    if (kc.ko.pass != NULL && !secret_spec_valid(kc.ko.pass)) {
+        fprintf(stderr, "cmpca: --pass takes file:PATH, env:VAR or prompt\n");
+        ret = CLI_USAGE;
+        goto end;
+    }
+    if ((ret = cli_store_open(&conf, &st)) != CLI_OK
+        || (ret = cli_ca_load(conf, st, kc.name, kc.other_pass, 0, &ca))
+           != CLI_OK)
+        goto end;
+    gmtime_r(&now, &tm);
+    strftime(suffix, sizeof(suffix), ".%Y%m%d%H%M%S.key.pem", &tm);
+    if ((ret = ca_cli_new_key(conf, &kc, "passphrase for the new root key",
+                              "key_pass", suffix)) != CLI_OK)
+        goto end;
+    ret = CLI_ERR;
+    if (!ca_rollover_make(ca, kc.signer, kc.days, &rc, err, sizeof(err))) {
+        fprintf(stderr, "cmpca: %s\n", err);
+        goto end;
+    }
+    if (!ca_cli_keycmd_write(&kc, rc.new_with_new, err))
+        goto end;
+    if ((src = store_begin(st, &tx)) != STORE_OK
+        || (src = ca_rollover_record(tx, ca, &rc, kc.keyref, cli_actor(),
+                                     &rid)) != STORE_OK
+        || (src = store_commit(tx)) != STORE_OK) {
+        fprintf(stderr, "cmpca: storing the rollover of CA %s failed: %s %s\n",
+                kc.name, store_rc_str(src),
+                src != STORE_OK && tx != NULL ? store_tx_errmsg(tx) : "");
+        ret = cli_store_exit(src);
+        goto end;
+    }
+    tx = NULL;
+    printf("rolled over root CA %s (rollover %lld)\n", kc.name,
+           (long long)rid);
+    ca_rollover_print("newWithNew:", rc.new_with_new);
+    ca_rollover_print("newWithOld:", rc.new_with_old);
+    ca_rollover_print("oldWithNew:", rc.old_with_new);
+    printf("key: %s\n", kc.keyref);
+    ca_cli_keycmd_hint(conf, &kc, "key_pass");
+    printf("note: restart the server so that CA %s signs with "
+           "the new key\n", kc.name);
+    ret = CLI_OK;
+ end:
+    if (tx != NULL)
+        store_rollback(tx);
+    ca_rollover_certs_clear(&rc);
+    ca_cli_keycmd_clear(&kc, ret != CLI_OK);
+    ca_free(ca);
+    store_close(st);
+    conf_free(conf);
+    return ret;
+}
+
 static void ca_usage(FILE *fp)
 {
     fprintf(fp,
@@ -1151,6 +1270,7 @@ static void ca_usage(FILE *fp)
             "  import   register an existing CA certificate and key\n"
             "  signer   issue a separate CMP signing certificate for a CA\n"
             "  ocsp-signer  issue a delegated OCSP responder certificate\n"
+            "  rollover new key for a root CA with link certificates\n"
             "  list     list CAs\n"
             "  show     show one CA (--json, --pem for its chain)\n");
 }
@@ -1172,6 +1292,8 @@ int cli_ca(int argc, char **argv)
         return ca_signer_cmd(argc, argv);
     if (strcmp(argv[0], "ocsp-signer") == 0)
         return ca_ocsp_signer_cmd(argc, argv);
+    if (strcmp(argv[0], "rollover") == 0)
+        return ca_rollover_cmd(argc, argv);
     if (strcmp(argv[0], "list") == 0)
         return ca_list(argc, argv);
     if (strcmp(argv[0], "show") == 0)

@@ -13,6 +13,8 @@
 
 #include <openssl/evp.h>
 #include <openssl/ocsp.h>
+#include <openssl/pkcs7.h>
+#include <openssl/err.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +26,7 @@
 #define OCSP_CT_RSP        "application/ocsp-response"
 #define OCSP_CT_CRL        "application/pkix-crl"
 #define OCSP_CT_CERT       "application/pkix-cert"
+#define OCSP_CT_P7C        "application/pkcs7-mime"
 #define OCSP_NOUTCOMES     (OCSP_OUT_INTERNAL + 1)
 #define OCSP_NBUCKETS      5
 
@@ -417,6 +420,69 @@ static void ocsp_pub_cacert(OCSP_PUB *p, const char *name,
     store_ca_free(rec);
 }
 
+/* Adds the DER certificate |der| to the certs-only |p7| (a reference of
+ * its own). Returns 1 or 0. */
+static int ocsp_pub_p7_add(PKCS7 *p7, const unsigned char *der, size_t len)
+{
+    const unsigned char *q = der;
+    X509 *x = len < (1L << 20) ? d2i_X509(NULL, &q, (long)len) : NULL;
+    int ok = x != NULL && PKCS7_add_certificate(p7, x);
+
+    X509_free(x);
+    return ok;
+}
+
+/* GET /ca/<name>.p7c: certs-only PKCS#7 (RFC 5280 4.2.2.1) with the CA's
+ * certificate and, after root CA key rollovers, each rollover's newWithOld
+ * and oldWithNew: a client holding either root finds a path to the other. */
+static void ocsp_pub_cap7c(OCSP_PUB *p, const char *name,
+                           struct http_resource_response *rsp)
+{
+    STORE_TX *tx = NULL;
+    struct store_ca *rec = NULL;
+    struct store_rollover **rolls = NULL;
+    PKCS7 *p7 = NULL;
+    unsigned char *der = NULL;
+    size_t n = 0, i;
+    int len;
+    enum store_rc rc;
+
+    rsp->status = 404;
+    if ((rc = store_begin_read(p->store, &tx)) != STORE_OK
+        || (rc = store_ca_get_by_name(tx, name, &rec)) != STORE_OK
+        || (rc = store_rollover_list(tx, rec->id, &rolls, &n)) != STORE_OK)
+        goto end;
+    rsp->status = 500;
+    if ((p7 = PKCS7_new()) == NULL || !PKCS7_set_type(p7, NID_pkcs7_signed)
+        || !PKCS7_content_new(p7, NID_pkcs7_data)
+        || !ocsp_pub_p7_add(p7, rec->cert_der, rec->cert_len))
+        goto end;
+    for (i = 0; i < n; i++)
+        if (!ocsp_pub_p7_add(p7, rolls[i]->new_with_old.der,
+                             rolls[i]->new_with_old.len)
+            || !ocsp_pub_p7_add(p7, rolls[i]->old_with_new.der,
+                                rolls[i]->old_with_new.len))
+            goto end;
+    if ((len = i2d_PKCS7(p7, &der)) <= 0
+        || (rsp->body = malloc((size_t)len)) == NULL)
+        goto end;
+    memcpy(rsp->body, der, (size_t)len);
+    rsp->body_len = (size_t)len;
+    rsp->status = 200;
+    rsp->content_type = OCSP_CT_P7C;
+    rsp->max_age = 3600;
+    atomic_fetch_add(&p->ca_downloads, 1);
+ end:
+    if (rc != STORE_OK && rc != STORE_NOTFOUND)
+        rsp->status = 503;
+    OPENSSL_free(der);
+    PKCS7_free(p7);
+    store_rollover_list_free(rolls, n);
+    store_rollback(tx);
+    store_ca_free(rec);
+    ERR_clear_error();
+}
+
 /* Returns 1 if |ct| (may be NULL) is application/ocsp-request. */
 static int ocsp_pub_ct_ok(const char *ct)
 {
@@ -476,6 +542,8 @@ void ocsp_pub_handle(void *arg, const struct http_resource_request *req,
         ocsp_pub_crl(p, name, rsp);
     else if (ocsp_pub_name(path, "/ca/", ".crt", name))
         ocsp_pub_cacert(p, name, rsp);
+    else if (ocsp_pub_name(path, "/ca/", ".p7c", name))
+        ocsp_pub_cap7c(p, name, rsp);
 }
 
 int ocsp_pub_refresh_crls(OCSP_PUB *p, time_t now)

@@ -4,6 +4,7 @@
  * store while the server runs.
  */
 #include "server/srv_int.h"
+#include "server/srv_genm.h"
 
 #include "cmp/cmp_build.h"
 #include "conf/conf.h"

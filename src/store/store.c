@@ -1208,3 +1208,45 @@ int store_migrate_steps(int from, int latest, const char *const *migrations,
     }
     return 1;
 }
+
+void store_rollover_free(struct store_rollover *r)
+{
+    if (r == NULL)
+        return;
+    free(r->new_with_new.der);
+    free(r->new_with_old.der);
+    free(r->old_with_new.der);
+    free(r);
+}
+
+void store_rollover_list_free(struct store_rollover **v, size_t n)
+{
+    size_t i;
+
+    for (i = 0; v != NULL && i < n; i++)
+        store_rollover_free(v[i]);
+    free(v);
+}
+
+enum store_rc store_rollover_insert(STORE_TX *tx,
+                                    const struct store_rollover *r,
+                                    int64_t *id)
+{
+    STORE_NEED_WRITE(tx);
+    if (id != NULL)
+        *id = 0;
+    if (r->ca_id <= 0 || r->new_with_new.der == NULL
+        || r->new_with_new.len == 0 || r->new_with_old.der == NULL
+        || r->new_with_old.len == 0 || r->old_with_new.der == NULL
+        || r->old_with_new.len == 0)
+        return store_tx_fail(tx, STORE_ERROR, "rollover_insert: bad record");
+    return OPS(tx)->rollover_insert(tx, r, id);
+}
+
+enum store_rc store_rollover_list(STORE_TX *tx, int64_t ca_id,
+                                  struct store_rollover ***out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    return OPS(tx)->rollover_list(tx, ca_id, out, n);
+}

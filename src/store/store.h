@@ -762,4 +762,32 @@ enum store_audit_verdict store_audit_walk(STORE_TX *tx,
 /* Number of audit rows and the newest seq (0, 0 when empty). */
 enum store_rc store_audit_count(STORE_TX *tx, int64_t *nrows, int64_t *last_seq);
 
+/* ------------------------------------------------------------------ */
+/* Root CA key rollovers (RFC 9810 4.4, RFC 9483 4.3.2)                */
+
+/* One rollover of a root CA: the new self-signed root and the two link
+ * certificates, kept so that genm rootCaKeyUpdate can hand them out. */
+struct store_rollover {
+    int64_t id;
+    int64_t ca_id;                 /* the root CA record (now holding the
+                                    * new root and key) */
+    unsigned char old_sha256[STORE_SHA256_LEN]; /* SHA-256 of the DER of the
+                                                 * old root certificate */
+    unsigned char new_sha256[STORE_SHA256_LEN]; /* ... of newWithNew */
+    struct store_der new_with_new; /* the new self-signed root */
+    struct store_der new_with_old; /* new key, signed by the old key */
+    struct store_der old_with_new; /* old key, signed by the new key */
+    int64_t created;               /* 0 on insert = now */
+};
+void store_rollover_free(struct store_rollover *r);
+void store_rollover_list_free(struct store_rollover **v, size_t n);
+/* Inserts |r| (its id is ignored) and sets *id (may be NULL).
+ * STORE_NOTFOUND if the CA does not exist. */
+enum store_rc store_rollover_insert(STORE_TX *tx,
+                                    const struct store_rollover *r,
+                                    int64_t *id);
+/* The rollovers of CA |ca_id| (0 = of every CA), oldest first. */
+enum store_rc store_rollover_list(STORE_TX *tx, int64_t ca_id,
+                                  struct store_rollover ***out, size_t *n);
+
 #endif

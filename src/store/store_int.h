@@ -142,6 +142,12 @@ struct store_ops {
     enum store_rc (*audit_list)(STORE_TX *, long,
                                 struct store_audit_row ***, size_t *);
     enum store_rc (*audit_count)(STORE_TX *, int64_t *, int64_t *);
+
+    enum store_rc (*rollover_insert)(STORE_TX *,
+                                     const struct store_rollover *,
+                                     int64_t *);
+    enum store_rc (*rollover_list)(STORE_TX *, int64_t,
+                                   struct store_rollover ***, size_t *);
 };
 
 extern const struct store_ops store_sqlite_ops;

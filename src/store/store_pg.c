@@ -143,7 +143,14 @@
     X(AUDIT_ALL, "SELECT " STORE_AUDIT_COLS " FROM audit ORDER BY seq")        \
     X(AUDIT_LAST, "SELECT * FROM (SELECT " STORE_AUDIT_COLS " FROM audit "     \
       "ORDER BY seq DESC LIMIT $1) t ORDER BY seq")                         \
-    X(AUDIT_COUNT, "SELECT count(*),coalesce(max(seq),0) FROM audit")
+    X(AUDIT_COUNT, "SELECT count(*),coalesce(max(seq),0) FROM audit")      \
+    X(ROLL_INSERT, "INSERT INTO ca_rollover(ca_id,old_sha256,new_sha256,"   \
+      "new_with_new,new_with_old,old_with_new,created) SELECT $1::bigint,"  \
+      "$2::bytea,$3::bytea,$4::bytea,$5::bytea,$6::bytea,$7::bigint "       \
+      "WHERE EXISTS(SELECT 1 FROM ca WHERE id=$1::bigint) RETURNING id")    \
+    X(ROLL_LIST, "SELECT id,ca_id,old_sha256,new_sha256,new_with_new,"      \
+      "new_with_old,old_with_new,created FROM ca_rollover "                 \
+      "WHERE $1::bigint=0 OR ca_id=$1::bigint ORDER BY id")
 
 #define PG_ENUM(n, s) PG_##n,
 #define PG_TEXT(n, s) s,
@@ -2326,6 +2333,63 @@ static enum store_rc pg_crl_get_last(STORE_TX *tx, int64_t ca_id,
 }
 
 /* ------------------------------------------------------------------ */
+/* Root CA key rollovers                                               */
+
+static enum store_rc pg_rollover_insert(STORE_TX *tx,
+                                        const struct store_rollover *r,
+                                        int64_t *id)
+{
+    struct pg_params p = { 0 };
+    enum store_rc rc;
+
+    pp_i64(&p, r->ca_id);
+    pp_bytes(&p, r->old_sha256, STORE_SHA256_LEN);
+    pp_bytes(&p, r->new_sha256, STORE_SHA256_LEN);
+    pp_bytes(&p, r->new_with_new.der, r->new_with_new.len);
+    pp_bytes(&p, r->new_with_old.der, r->new_with_old.len);
+    pp_bytes(&p, r->old_with_new.der, r->old_with_new.len);
+    pp_i64(&p, r->created ? r->created : pg_now());
+    rc = pg_insert_id(tx, PG_ROLL_INSERT, &p, id, "rollover_insert");
+    if (rc == STORE_EXISTS)
+        rc = store_tx_fail(tx, STORE_NOTFOUND, "no CA with id %lld",
+                           (long long)r->ca_id);
+    return rc;
+}
+
+static void *pg_read_rollover(STORE_TX *tx, const PGresult *res, int i)
+{
+    struct store_rollover *r = calloc(1, sizeof(*r));
+    size_t l1 = 0, l2 = 0;
+
+    (void)tx;
+    if (r == NULL)
+        return NULL;
+    r->id = pg_id(res, i, 0);
+    r->ca_id = pg_id(res, i, 1);
+    r->created = pg_id(res, i, 7);
+    if (!pg_fixed(res, i, 2, r->old_sha256, STORE_SHA256_LEN, &l1)
+        || !pg_fixed(res, i, 3, r->new_sha256, STORE_SHA256_LEN, &l2)
+        || !pg_bytes(res, i, 4, &r->new_with_new.der, &r->new_with_new.len)
+        || !pg_bytes(res, i, 5, &r->new_with_old.der, &r->new_with_old.len)
+        || !pg_bytes(res, i, 6, &r->old_with_new.der, &r->old_with_new.len)) {
+        store_rollover_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+static enum store_rc pg_rollover_list(STORE_TX *tx, int64_t ca_id,
+                                      struct store_rollover ***out, size_t *n)
+{
+    struct pg_params p = { 0 };
+
+    pp_i64(&p, ca_id);
+    return pg_list(tx, PG_ROLL_LIST, &p, pg_read_rollover,
+                   (pg_freer)store_rollover_free, (void ***)out, n,
+                   "rollover_list");
+}
+
+/* ------------------------------------------------------------------ */
 /* Audit primitives                                                    */
 
 /*
@@ -2540,4 +2604,6 @@ const struct store_ops store_pg_ops = {
     .audit_foreach = pg_audit_foreach,
     .audit_list = pg_audit_list,
     .audit_count = pg_audit_count,
+    .rollover_insert = pg_rollover_insert,
+    .rollover_list = pg_rollover_list,
 };

@@ -118,7 +118,13 @@
     X(AUDIT_ALL, "SELECT " STORE_AUDIT_COLS " FROM audit ORDER BY seq")        \
     X(AUDIT_LAST, "SELECT * FROM (SELECT " STORE_AUDIT_COLS " FROM audit "     \
       "ORDER BY seq DESC LIMIT ?) ORDER BY seq")                            \
-    X(AUDIT_COUNT, "SELECT count(*),coalesce(max(seq),0) FROM audit")
+    X(AUDIT_COUNT, "SELECT count(*),coalesce(max(seq),0) FROM audit")      \
+    X(ROLL_INSERT, "INSERT INTO ca_rollover(ca_id,old_sha256,new_sha256,"   \
+      "new_with_new,new_with_old,old_with_new,created) SELECT ?1,?2,?3,?4," \
+      "?5,?6,?7 WHERE EXISTS(SELECT 1 FROM ca WHERE id=?1)")                \
+    X(ROLL_LIST, "SELECT id,ca_id,old_sha256,new_sha256,new_with_new,"      \
+      "new_with_old,old_with_new,created FROM ca_rollover "                 \
+      "WHERE ?1=0 OR ca_id=?1 ORDER BY id")
 
 #define SQ_ENUM(n, s) SQ_##n,
 #define SQ_TEXT(n, s) s,
@@ -2288,6 +2294,73 @@ static enum store_rc sq_crl_get_last(STORE_TX *tx, int64_t ca_id,
 }
 
 /* ------------------------------------------------------------------ */
+/* Root CA key rollovers                                               */
+
+static enum store_rc sq_rollover_insert(STORE_TX *tx,
+                                        const struct store_rollover *r,
+                                        int64_t *id)
+{
+    sqlite3_stmt *s;
+    enum store_rc rc;
+
+    if ((s = sq_stmt(tx, SQ_ROLL_INSERT)) == NULL)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, r->ca_id);
+    sqlite3_bind_blob(s, 2, r->old_sha256, STORE_SHA256_LEN, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 3, r->new_sha256, STORE_SHA256_LEN, SQLITE_STATIC);
+    sqlite3_bind_blob64(s, 4, r->new_with_new.der, r->new_with_new.len,
+                        SQLITE_STATIC);
+    sqlite3_bind_blob64(s, 5, r->new_with_old.der, r->new_with_old.len,
+                        SQLITE_STATIC);
+    sqlite3_bind_blob64(s, 6, r->old_with_new.der, r->old_with_new.len,
+                        SQLITE_STATIC);
+    sqlite3_bind_int64(s, 7, r->created ? r->created : sq_now());
+    if ((rc = sq_exec_stmt(tx, s, "rollover_insert")) != STORE_OK)
+        return rc;
+    if (sqlite3_changes(SQ_DB(tx)) == 0)
+        return store_tx_fail(tx, STORE_NOTFOUND, "no CA with id %lld",
+                             (long long)r->ca_id);
+    if (id != NULL)
+        *id = sqlite3_last_insert_rowid(SQ_DB(tx));
+    return STORE_OK;
+}
+
+static void *sq_read_rollover(STORE_TX *tx, sqlite3_stmt *s)
+{
+    struct store_rollover *r = calloc(1, sizeof(*r));
+    size_t l1 = 0, l2 = 0;
+
+    (void)tx;
+    if (r == NULL)
+        return NULL;
+    r->id = sqlite3_column_int64(s, 0);
+    r->ca_id = sqlite3_column_int64(s, 1);
+    r->created = sqlite3_column_int64(s, 7);
+    if (!sq_col_fixed(s, 2, r->old_sha256, STORE_SHA256_LEN, &l1)
+        || !sq_col_fixed(s, 3, r->new_sha256, STORE_SHA256_LEN, &l2)
+        || !sq_col_blob(s, 4, &r->new_with_new.der, &r->new_with_new.len)
+        || !sq_col_blob(s, 5, &r->new_with_old.der, &r->new_with_old.len)
+        || !sq_col_blob(s, 6, &r->old_with_new.der, &r->old_with_new.len)) {
+        store_rollover_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+static enum store_rc sq_rollover_list(STORE_TX *tx, int64_t ca_id,
+                                      struct store_rollover ***out, size_t *n)
+{
+    sqlite3_stmt *s;
+
+    if ((s = sq_stmt(tx, SQ_ROLL_LIST)) == NULL)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, ca_id);
+    return sq_collect(tx, s, sq_read_rollover,
+                      (sq_freer)store_rollover_free, (void ***)out, n,
+                      "rollover_list");
+}
+
+/* ------------------------------------------------------------------ */
 /* Audit primitives                                                    */
 
 static enum store_rc sq_audit_head(STORE_TX *tx, int64_t *seq,
@@ -2475,6 +2548,8 @@ const struct store_ops store_sqlite_ops = {
     .audit_foreach = sq_audit_foreach,
     .audit_list = sq_audit_list,
     .audit_count = sq_audit_count,
+    .rollover_insert = sq_rollover_insert,
+    .rollover_list = sq_rollover_list,
 };
 
 /* Statements allowed to scan a table: small tables, full walks and
@@ -2485,6 +2560,7 @@ static int sq_plan_scan_ok(enum sq_stmt_id id)
     case SQ_CA_LIST: case SQ_VENDOR_LIST: case SQ_RA_LIST:
     case SQ_AUDIT_ALL: case SQ_AUDIT_LAST: case SQ_AUDIT_COUNT:
     case SQ_VCRL_LIST:          /* one row per vendor issuing CA */
+    case SQ_ROLL_LIST:          /* one row per root CA key rollover */
         return 1;
     default:
         return 0;

@@ -140,6 +140,17 @@ static const char *const store_sqlite_migrations[] = {
     /* 7: per-requester enrollment limits count a requester's recent and
      * unconfirmed transactions */
     "CREATE INDEX IF NOT EXISTS cmp_txn_requester ON cmp_txn(requester, created);",
+    /* 8: root CA key rollovers: the new root and the link certificates
+     * (genm rootCaKeyUpdate, RFC 9483 4.3.2) */
+    ("CREATE TABLE ca_rollover ("
+     "  id INTEGER PRIMARY KEY,"
+     "  ca_id INTEGER NOT NULL REFERENCES ca(id),"
+     "  old_sha256 BLOB NOT NULL,"
+     "  new_sha256 BLOB NOT NULL,"
+     "  new_with_new BLOB NOT NULL,"
+     "  new_with_old BLOB NOT NULL,"
+     "  old_with_new BLOB NOT NULL,"
+     "  created INTEGER NOT NULL);"),
 };
 
 #endif

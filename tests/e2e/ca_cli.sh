@@ -12,6 +12,7 @@ failed=0
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
 nok() { n=$((n + 1)); echo "not ok $n - $1"; failed=1; }
 check() { local d=$1; shift; if "$@" >"$T/out" 2>&1; then ok "$d"; else nok "$d"; sed 's/^/# /' "$T/out"; fi; }
+is() { if [ "$2" = "$3" ]; then ok "$1"; else nok "$1 (got '$2', wanted '$3')"; fi; }
 # expect_fail DESC CODE PATTERN CMD...: exit code CODE and PATTERN on stderr
 expect_fail() {
     local d=$1 code=$2 pat=$3; shift 3
@@ -183,6 +184,19 @@ if [ -r "$MOD" ] && command -v softhsm2-util >/dev/null && command -v pkcs11-too
     check "pkcs11: verify" openssl verify -CAfile hsm.pem dev_hsm.pem
     check "pkcs11: crl" "$CMPCA" crl --ca hsm -o hsm.crl
     check "pkcs11: crl verifies" openssl crl -in hsm.crl -noout -verify -CAfile hsm.pem
+    # root CA key rollover to a second key on the token
+    pkcs11-tool --module $MOD --token-label cmpca --keypairgen --key-type EC:prime256v1 \
+        --id 02 --label ca2 --login --pin 1234 >/dev/null 2>&1
+    URI2="pkcs11:token=cmpca;object=ca2;type=private"
+    check "pkcs11: ca rollover to a second token key" "$CMPCA" ca rollover hsm --pkcs11 "$URI2"
+    is "pkcs11: the CA refers to the new token key" \
+        "$(sqlite3 cmpca.db "SELECT key_ref FROM ca WHERE name='hsm'")" "$URI2"
+    sqlite3 cmpca.db "SELECT hex(new_with_old) FROM ca_rollover r JOIN ca c ON c.id=r.ca_id WHERE c.name='hsm'" |
+        xxd -r -p | openssl x509 -inform DER -out hsm-nwo.pem
+    check "pkcs11: newWithOld verifies with the old token key" openssl verify -CAfile hsm.pem hsm-nwo.pem
+    "$CMPCA" ca show hsm --pem > hsm2.pem
+    check "pkcs11: crl after the rollover" "$CMPCA" crl --ca hsm -o hsm2.crl
+    check "pkcs11: it verifies with the new root" openssl crl -in hsm2.crl -noout -verify -CAfile hsm2.pem
 else
     ok "# SKIP pkcs11: softhsm2/opensc not installed"
 fi

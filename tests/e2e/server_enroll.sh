@@ -177,16 +177,38 @@ is "genp protected" "$(field genp.der protected)" ok
 h=$(post genm20.der genp20.der)
 is "genm rootCaCert: HTTP 200" "$h" 200
 is "genm rootCaCert -> rootCaKeyUpdate" "$(field genp20.der genp.0 | cut -d' ' -f1)" 1.3.6.1.5.5.7.4.18
-# crl_status_hex [TIME]: a CRLStatus list (RFC 9483 4.3.4) naming the CRL by
-# a distribution point URI, with thisUpdate TIME (UTCTime text) if given
+# crl_status_hex [TIME] [dpn]: a CRLStatus list (RFC 9483 4.3.4) naming
+# the issuing CA's CRL by its issuer name (or, with "dpn", by a
+# distribution point URI the profile does not have), with thisUpdate TIME
+# (UTCTime text) if given
 crl_status_hex() {
-    python3 - "${1:-}" <<'EOF'
-import sys
+    python3 - "${1:-}" "${2:-}" "$T/issuing.pem" <<'EOF'
+import base64, sys
 def tlv(t, b):
     n = len(b)
-    return bytes([t]) + (bytes([n]) if n < 128 else bytes([0x81, n])) + b
-uri = tlv(0x86, b"http://crl.example/issuing.crl")
-src = tlv(0xa0, tlv(0xa0, uri))          # dpn [0] { fullName [0] { uri } }
+    if n < 128: l = bytes([n])
+    elif n < 256: l = bytes([0x81, n])
+    else: l = bytes([0x82, n >> 8, n & 255])
+    return bytes([t]) + l + b
+def parse(d, i):
+    t = d[i]; n = d[i + 1]; i += 2
+    if n & 0x80:
+        k = n & 0x7f; n = int.from_bytes(d[i:i + k], "big"); i += k
+    return t, i, i + n
+pem = open(sys.argv[3]).read().split("-----")[2]
+der = base64.b64decode("".join(pem.split()))
+_, c, _ = parse(der, 0)                  # Certificate
+_, i, _ = parse(der, c)                  # TBSCertificate content
+t, s, e = parse(der, i)
+if t == 0xa0:                            # version
+    i = e
+for _ in range(4):                       # serial, signature, issuer, validity
+    i = parse(der, i)[2]
+name = der[i:parse(der, i)[2]]           # subject
+if sys.argv[2] == "dpn":
+    src = tlv(0xa0, tlv(0xa0, tlv(0x86, b"http://crl.example/issuing.crl")))
+else:
+    src = tlv(0xa1, tlv(0x30, tlv(0xa4, name)))   # issuer [1] { dirName }
 st = src + (tlv(0x17, sys.argv[1].encode()) if sys.argv[1] else b"")
 print(tlv(0x30, tlv(0x30, st)).hex())
 EOF

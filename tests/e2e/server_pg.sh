@@ -36,7 +36,7 @@ esac
 e2e_pki 300s 12
 ok "PKI set up in PostgreSQL"
 [ ! -e "$T/cmpca.db" ] && ok "no SQLite file was created" || nok "cmpca.db exists"
-is "schema version in PostgreSQL" "$(psql_q 'SELECT max(version) FROM schema_version')" 6
+is "schema version in PostgreSQL" "$(psql_q 'SELECT max(version) FROM schema_version')" 7
 is "devices imported into PostgreSQL" "$(psql_q 'SELECT count(*) FROM device')" 12
 grep -q "$(cat "$PASSFILE")" "$T/cmpca.conf" "$T/pki.log" && nok "password leaked" || ok "password not in config or logs"
 
@@ -65,6 +65,21 @@ srv_start b || { echo "Bail out! second server did not start"; diag "$T/b.log"; 
 two_server_checks SN-000002 k2.key 3
 check "audit chain intact" cli audit verify
 is "audit rows in PostgreSQL" "$(psql_q 'SELECT count(*) FROM audit')" "$(audit_count)"
+
+# ---- root CA key rollover and genm rootCaKeyUpdate in PostgreSQL ------------------
+check "genm caCerts (saved for cmpcraft)" ocmp -cmd genm -infotype caCerts -cert op1b.pem \
+    -key k1b.key -extracerts opchain.pem -trusted oproot.pem -reqout genm.der
+check "cmpca ca rollover root" cli ca rollover root --no-passphrase
+is "ca_rollover row in PostgreSQL" "$(psql_q 'SELECT count(*) FROM ca_rollover')" 1
+is "audit row ca.rollover" "$(psql_q "SELECT action FROM audit ORDER BY seq DESC LIMIT 1")" ca.rollover
+"$CRAFT" mutate --in "$T/genm.der" --key "$T/k1b.key" --new-tid \
+    --genm-oid 1.3.6.1.5.5.7.4.20 --out "$T/genm20.der"
+h=$(post genm20.der genp20.der)
+inspect genp20.der --rootupdout "$T/ru" >"$T/g20.txt"
+is "genm rootCaCert on server A: rootCaKeyUpdate with the three certificates" \
+    "$h/$(sed -n 's/^genp.0.rootupdate=//p' "$T/g20.txt")" 200/3
+check "newWithOld verifies with the old root" openssl verify -CAfile "$T/oproot.pem" "$T/ru-nwo.pem"
+check "oldWithNew verifies with newWithNew" openssl verify -CAfile "$T/ru-nwn.pem" "$T/ru-own.pem"
 
 # ---- a wrong password: the server refuses to start --------------------------------
 sed "s|^password = .*|password = env:CMPCA_PG_WRONG|" "$T/cmpca.conf" >"$T/bad.conf"

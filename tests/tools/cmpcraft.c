@@ -76,6 +76,7 @@ static void usage(void)
 "  --two-reqs            ir/cr/kur: duplicate the CertReqMsg\n"
 "  --genm-oid OID        genm: replace the body by one ITAV of OID (no value)\n"
 "  --genm-value HEX      ... with this DER infoValue (hex; with --genm-oid)\n"
+"  --general-info OID:HEX  add generalInfo ITAV OID with DER value HEX\n"
 "  --signer CERT.pem     replace sender, senderKID and extraCerts by CERT\n"
 "  --signer-last         put the signer certificate last in extraCerts\n"
 "  --sender-from CERT    set only the header sender to CERT's subject\n"
@@ -164,7 +165,7 @@ static int sign_md_fn(void *arg, const ASN1_ITEM *it, X509_ALGOR *alg1,
 struct opts {
     const char *in, *out, *key, *ip, *req, *md, *popo, *mac, *signer, *chain,
         *server, *path, *newkey, *capubsout, *trusted, *genm_oid, *genm_value, *tid, *sender_from,
-        *recip_nonce, *implicit_confirm, *popo_md;
+        *recip_nonce, *implicit_confirm, *popo_md, *general_info;
     int pvno, drop_nonce, nonce_len, new_tid, recip_random, has_time;
     int bad_hash, reject, empty, no_resign, keep_nonce, two_reqs, unprotect,
         error_msg, signer_last, kid_random, drop_kid, reuse_req_nonce;
@@ -429,6 +430,33 @@ static int apply_general_info(CMP_HDR *h, const struct opts *o)
     if (o->nprofiles > 0
         && !cmp_hdr_push_cert_profile(h, o->profiles, o->nprofiles))
         return 0;
+    if (o->general_info != NULL) {
+        const char *colon = strchr(o->general_info, ':');
+        char oid[64];
+        long vlen = 0;
+        unsigned char *vder;
+        const unsigned char *vp;
+        CMP_ITAV *itav;
+
+        if (colon == NULL || (size_t)(colon - o->general_info) >= sizeof(oid)
+            || (itav = CMP_ITAV_new()) == NULL)
+            return 0;
+        memcpy(oid, o->general_info, (size_t)(colon - o->general_info));
+        oid[colon - o->general_info] = '\0';
+        ASN1_OBJECT_free(itav->infoType);
+        vder = OPENSSL_hexstr2buf(colon + 1, &vlen);
+        vp = vder;
+        itav->infoType = OBJ_txt2obj(oid, 1);
+        itav->infoValue = vder != NULL ? d2i_ASN1_TYPE(NULL, &vp, vlen) : NULL;
+        OPENSSL_free(vder);
+        if (itav->infoType == NULL || itav->infoValue == NULL
+            || (h->generalInfo == NULL
+                && (h->generalInfo = sk_CMP_ITAV_new_null()) == NULL)
+            || !sk_CMP_ITAV_push(h->generalInfo, itav)) {
+            CMP_ITAV_free(itav);
+            return 0;
+        }
+    }
     if (o->has_confirm_wait) {
         ASN1_GENERALIZEDTIME *gt =
             ASN1_GENERALIZEDTIME_set(NULL, time(NULL) + o->confirm_wait);
@@ -927,6 +955,7 @@ int main(int argc, char **argv)
         else if (ARG("--capubsout")) o.capubsout = v;
         else if (ARG("--trusted")) o.trusted = v;
         else if (ARG("--genm-oid")) o.genm_oid = v;
+        else if (ARG("--general-info")) o.general_info = v;
         else if (ARG("--genm-value")) o.genm_value = v;
         else if (ARG("--tid")) o.tid = v;
         else if (ARG("--sender-from")) o.sender_from = v;

@@ -21,7 +21,8 @@ static void usage(void)
     fprintf(stderr,
             "usage: cmpinspect [--trusted ROOT.pem] [--req REQ.der]\n"
             "                  [--certout FILE.pem] [--capubsout FILE.pem]\n"
-"                  [--crlout FILE.pem] [--genpcertsout FILE.pem] MSG.der\n"
+"                  [--crlout FILE.pem] [--genpcertsout FILE.pem]\n"
+"                  [--genpvalueout FILE.der] [--rootupdout PREFIX] MSG.der\n"
             "Prints one summary line, then key=value lines:\n"
             "  body= pvno= tid= senderNonceLen= recipNonce= status= failInfo=\n"
             "  text= protected=ok|bad|none|mac|untrusted extraCert.N=\n"
@@ -116,10 +117,53 @@ static int path_ok(X509 *signer, X509 *root, STACK_OF(X509) *untrusted)
     return ok;
 }
 
+/* Writes the certificates of a RootCaKeyUpdateContent (newWithNew,
+ * [0] newWithOld, [1] oldWithNew) to PREFIX-nwn.pem, -nwo.pem, -own.pem.
+ * Returns how many it found, -1 if malformed. */
+static int write_root_update(const ASN1_TYPE *v, const char *prefix)
+{
+    static const char *const names[3] = { "nwn", "nwo", "own" };
+    const unsigned char *p = ASN1_STRING_get0_data(v->value.sequence), *q;
+    long len = ASN1_STRING_length(v->value.sequence), clen;
+    int tag, cls, k, n = 0, ret;
+    char path[512];
+    X509 *x;
+    FILE *fp;
+
+    ret = ASN1_get_object(&p, &clen, &tag, &cls, len);
+    if ((ret & 0x80) || tag != V_ASN1_SEQUENCE)
+        return -1;
+    len = clen;
+    for (k = 0; k < 3 && len > 0; k++) {
+        q = p;
+        if (k > 0) {
+            ret = ASN1_get_object(&q, &clen, &tag, &cls, len);
+            if ((ret & 0x80) || cls != V_ASN1_CONTEXT_SPECIFIC || tag != k - 1)
+                return -1;
+            len -= q - p;
+            p = q;
+        }
+        q = p;
+        if ((x = d2i_X509(NULL, &q, len)) == NULL)
+            return -1;
+        len -= q - p;
+        p = q;
+        snprintf(path, sizeof(path), "%s-%s.pem", prefix, names[k]);
+        if ((fp = fopen(path, "w")) != NULL) {
+            PEM_write_X509(fp, x);
+            fclose(fp);
+        }
+        X509_free(x);
+        n++;
+    }
+    return len == 0 ? n : -1;
+}
+
 int main(int argc, char **argv)
 {
     const char *trusted = NULL, *reqfile = NULL, *certout = NULL,
-        *capubsout = NULL, *file = NULL, *crlout = NULL, *genpcertsout = NULL;
+        *capubsout = NULL, *file = NULL, *crlout = NULL, *genpcertsout = NULL,
+        *genpvalueout = NULL, *rootupdout = NULL;
     unsigned char *der = NULL, *rder = NULL;
     size_t len = 0, rlen = 0;
     CMP_MSG *msg = NULL, *req = NULL;
@@ -144,6 +188,10 @@ int main(int argc, char **argv)
             crlout = argv[++i];
         else if (strcmp(argv[i], "--genpcertsout") == 0 && i + 1 < argc)
             genpcertsout = argv[++i];
+        else if (strcmp(argv[i], "--genpvalueout") == 0 && i + 1 < argc)
+            genpvalueout = argv[++i];
+        else if (strcmp(argv[i], "--rootupdout") == 0 && i + 1 < argc)
+            rootupdout = argv[++i];
         else if (argv[i][0] == '-') {
             usage();
             return 2;
@@ -324,6 +372,18 @@ int main(int argc, char **argv)
                     printf("genp.%d.crls=%d\n", i, sk_X509_CRL_num(crls));
                     sk_X509_CRL_pop_free(crls, X509_CRL_free);
                 }
+                if (genpvalueout != NULL && i == 0) {
+                    FILE *fp = fopen(genpvalueout, "wb");
+
+                    if (fp != NULL) {
+                        fwrite(ASN1_STRING_get0_data(itav->infoValue->value.sequence),
+                               1, ASN1_STRING_length(itav->infoValue->value.sequence), fp);
+                        fclose(fp);
+                    }
+                }
+                if (rootupdout != NULL && strcmp(arc, ".18") == 0)
+                    printf("genp.%d.rootupdate=%d\n", i,
+                           write_root_update(itav->infoValue, rootupdout));
                 if (genpcertsout != NULL && strcmp(arc, ".17") == 0) {
                     STACK_OF(X509) *certs = ASN1_item_unpack(
                         itav->infoValue->value.sequence, ASN1_ITEM_rptr(CMP_CERTS));

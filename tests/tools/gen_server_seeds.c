@@ -119,9 +119,29 @@ static int session(struct stenv_link *l, enum op op, const struct stenv_id *id,
                                       "1.3.6.1.5.5.7.4.99" };
         STACK_OF(OSSL_CMP_ITAV) *out;
 
-        for (i = 0; i < 5; i++)
+        /* crlStatusList: one CRLStatus naming a CRL by a dpn URI; and a
+         * certProfile in generalInfo (both parsed behind authentication) */
+        static const unsigned char crlst[] = {
+            0x30, 0x0c, 0x30, 0x0a, 0xa0, 0x08, 0xa0, 0x06,
+            0x86, 0x04, 'h', 't', 't', 'p' };
+        static const unsigned char prof[] = {
+            0x30, 0x08, 0x0c, 0x06, 'd', 'e', 'v', 'i', 'c', 'e' };
+        const unsigned char *p;
+        ASN1_TYPE *v;
+
+        for (i = 0; i < 5; i++) {
+            v = NULL;
+            if (i == 3) {
+                p = crlst;
+                v = d2i_ASN1_TYPE(NULL, &p, sizeof(crlst));
+            }
             OSSL_CMP_CTX_push0_genm_ITAV(ctx,
-                OSSL_CMP_ITAV_create(OBJ_txt2obj(oids[i], 1), NULL));
+                OSSL_CMP_ITAV_create(OBJ_txt2obj(oids[i], 1), v));
+        }
+        p = prof;
+        v = d2i_ASN1_TYPE(NULL, &p, sizeof(prof));
+        OSSL_CMP_CTX_push0_geninfo_ITAV(ctx,
+            OSSL_CMP_ITAV_create(OBJ_txt2obj("1.3.6.1.5.5.7.4.21", 1), v));
         out = OSSL_CMP_exec_GENM_ses(ctx);
         ok = out != NULL;
         sk_OSSL_CMP_ITAV_pop_free(out, OSSL_CMP_ITAV_free);

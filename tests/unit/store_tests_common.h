@@ -1568,9 +1568,69 @@ static void test_two_processes(void **state)
     assert_int_equal(verify(f->st), 0);
 }
 
+/* Root CA key rollovers: insert (the CA must exist), list by CA and all,
+ * oldest first, every field back as stored. */
+static void test_rollover_roundtrip(void **state)
+{
+    struct fx *f = *state;
+    struct store_rollover r, **v = NULL;
+    unsigned char nwn[] = { 0x30, 0x01, 0x01 }, nwo[] = { 0x30, 0x01, 0x02 },
+        own[] = { 0x30, 0x02, 0x03, 0x03 };
+    STORE_TX *tx;
+    size_t n = 0;
+    int64_t ca = add_ca(f->st, "root"), id1 = 0, id2 = 0;
+
+    memset(&r, 0, sizeof(r));
+    r.ca_id = ca;
+    memset(r.old_sha256, 0x11, 32);
+    memset(r.new_sha256, 0x22, 32);
+    r.new_with_new.der = nwn;
+    r.new_with_new.len = sizeof(nwn);
+    r.new_with_old.der = nwo;
+    r.new_with_old.len = sizeof(nwo);
+    r.old_with_new.der = own;
+    r.old_with_new.len = sizeof(own);
+    assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+    assert_int_equal(store_rollover_insert(tx, &r, &id1), STORE_OK);
+    memset(r.old_sha256, 0x22, 32);
+    memset(r.new_sha256, 0x33, 32);
+    r.created = 4242;
+    assert_int_equal(store_rollover_insert(tx, &r, &id2), STORE_OK);
+    r.ca_id = 987654;
+    assert_int_equal(store_rollover_insert(tx, &r, NULL), STORE_NOTFOUND);
+    r.ca_id = ca;
+    r.old_with_new.len = 0;
+    assert_int_equal(store_rollover_insert(tx, &r, NULL), STORE_ERROR);
+    assert_int_equal(store_commit(tx), STORE_OK);
+    assert_true(id1 > 0 && id2 > id1);
+
+    assert_int_equal(store_begin_read(f->st, &tx), STORE_OK);
+    assert_int_equal(store_rollover_list(tx, ca, &v, &n), STORE_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(v[0]->id, id1);
+    assert_int_equal(v[1]->id, id2);
+    assert_int_equal(v[0]->ca_id, ca);
+    assert_true(v[0]->created > 0);
+    assert_int_equal(v[1]->created, 4242);
+    assert_int_equal(v[0]->old_sha256[0], 0x11);
+    assert_int_equal(v[1]->new_sha256[31], 0x33);
+    assert_int_equal(v[0]->new_with_new.len, sizeof(nwn));
+    assert_memory_equal(v[0]->new_with_old.der, nwo, sizeof(nwo));
+    assert_memory_equal(v[1]->old_with_new.der, own, sizeof(own));
+    store_rollover_list_free(v, n);
+    assert_int_equal(store_rollover_list(tx, 0, &v, &n), STORE_OK);
+    assert_int_equal(n, 2);
+    store_rollover_list_free(v, n);
+    assert_int_equal(store_rollover_list(tx, ca + 1000, &v, &n), STORE_OK);
+    assert_int_equal(n, 0);
+    store_rollover_list_free(v, n);
+    store_rollback(tx);
+}
+
 /* The shared tests, for the including program's test array (with its own
  * setup/teardown). */
 #define STORE_COMMON_TESTS \
+    cmocka_unit_test_setup_teardown(test_rollover_roundtrip, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_ca_roundtrip, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_cert_unique, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_cert_vendor_expiry, setup, teardown), \

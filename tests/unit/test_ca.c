@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "ca/ca.h"
+#include "ca/ca_rollover.h"
 #include "ca/ca_key.h"
 #include "ca/ca_profile.h"
 #include "ca/ca_signer.h"
@@ -1816,10 +1817,85 @@ static void test_pkcs11(void **state)
     ca_profile_free(p);
 }
 
+/* Root CA key rollover: the three certificates, each signed by the right
+ * key and carrying the right key, for the same and for another key type;
+ * refusals (issuing CA, same key); finding the rollover a root needs. */
+static void test_rollover(void **state)
+{
+    static const char *const to[] = { "ec:P-256", "ed25519", "rsa:2048" };
+    CA *root = NULL, *sub = NULL;
+    EVP_PKEY *nk = NULL, *oldpub;
+    CA_SIGNER *ns;
+    struct ca_rollover_certs rc;
+    struct store_rollover r1, r2, *rows[2] = { &r1, &r2 };
+    unsigned int mdlen;
+    char err[512];
+    size_t i;
+
+    (void)state;
+    make_chain("ec:P-256", &root, &sub);
+    oldpub = X509_get0_pubkey(ca_get0_cert(root));
+    for (i = 0; i < sizeof(to) / sizeof(to[0]); i++) {
+        assert_int_equal(ca_key_generate(to[i], &nk, err, sizeof(err)), 1);
+        ns = ca_signer_new_pkey(nk, NULL);
+        assert_non_null(ns);
+        if (!ca_rollover_make(root, ns, 3650, &rc, err, sizeof(err)))
+            fail_msg("rollover to %s: %s", to[i], err);
+        /* newWithNew: self-signed with the new key, the root's name */
+        assert_int_equal(X509_verify(rc.new_with_new, nk), 1);
+        assert_int_equal(X509_NAME_cmp(X509_get_subject_name(rc.new_with_new),
+                                       X509_get_subject_name(ca_get0_cert(root))), 0);
+        assert_int_equal(X509_check_ca(rc.new_with_new), 1);
+        /* newWithOld: the new key, signed by the old one */
+        assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(rc.new_with_old), nk), 1);
+        assert_int_equal(X509_verify(rc.new_with_old, oldpub), 1);
+        assert_int_not_equal(X509_verify(rc.new_with_old, nk), 1);
+        /* oldWithNew: the old key, signed by the new one, not past the old
+         * root's end */
+        assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(rc.old_with_new), oldpub), 1);
+        assert_int_equal(X509_verify(rc.old_with_new, nk), 1);
+        assert_int_not_equal(X509_verify(rc.old_with_new, oldpub), 1);
+        assert_true(ASN1_TIME_compare(X509_get0_notAfter(rc.old_with_new),
+                                      X509_get0_notAfter(ca_get0_cert(root))) <= 0);
+        assert_true(ASN1_TIME_compare(X509_get0_notAfter(rc.new_with_old),
+                                      X509_get0_notAfter(ca_get0_cert(root))) <= 0);
+        ERR_clear_error();
+        if (i == 0) {
+            /* the rows a genm looks through */
+            memset(&r1, 0, sizeof(r1));
+            memset(&r2, 0, sizeof(r2));
+            assert_int_equal(X509_digest(ca_get0_cert(root), EVP_sha256(),
+                                         r1.old_sha256, &mdlen), 1);
+            assert_int_equal(X509_digest(rc.new_with_new, EVP_sha256(),
+                                         r1.new_sha256, &mdlen), 1);
+            memset(r2.old_sha256, 0x77, 32);
+            assert_ptr_equal(ca_rollover_find(rows, 2, ca_get0_cert(root), 1), &r1);
+            assert_null(ca_rollover_find(rows, 2, rc.new_with_new, 1));
+            assert_ptr_equal(ca_rollover_find(rows, 2, rc.new_with_new, 0), &r1);
+            assert_null(ca_rollover_find(rows, 2, ca_get0_cert(sub), 0));
+            assert_null(ca_rollover_find(rows, 0, ca_get0_cert(root), 0));
+        }
+        ca_rollover_certs_clear(&rc);
+        assert_null(rc.new_with_new);
+        /* refusals */
+        assert_int_equal(ca_rollover_make(sub, ns, 3650, &rc, err, sizeof(err)), 0);
+        assert_non_null(strstr(err, "not a self-signed root"));
+        ca_signer_free(ns);
+        EVP_PKEY_free(nk);
+        nk = NULL;
+    }
+    assert_int_equal(ca_rollover_make(root, ca_get0_signer(root), 3650, &rc,
+                                      err, sizeof(err)), 0);
+    assert_non_null(strstr(err, "current key"));
+    ca_free(root);
+    ca_free(sub);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_keys),
+        cmocka_unit_test(test_rollover),
         cmocka_unit_test(test_chains_each_type),
         cmocka_unit_test(test_profile_errors),
         cmocka_unit_test(test_templates),

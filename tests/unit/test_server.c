@@ -475,13 +475,23 @@ static void genm_all(struct fx *f, const struct stenv_id *id)
             ASN1_TYPE_set(val, V_ASN1_SEQUENCE,
                           ASN1_item_pack(f->e.op_root, ASN1_ITEM_rptr(X509), NULL));
         }
-        if (i == 3) {       /* crlStatusList: one CRLStatus (RFC 9483 4.3.4) */
-            static const unsigned char crlst[] = {
-                0x30, 0x0c, 0x30, 0x0a, 0xa0, 0x08, 0xa0, 0x06,
-                0x86, 0x04, 'h', 't', 't', 'p' };
-            const unsigned char *p = crlst;
+        if (i == 3) {       /* crlStatusList: one CRLStatus (RFC 9483 4.3.4)
+                             * naming the issuing CA by its name:
+                             * { { issuer [1] { { [4] Name } } } } */
+            unsigned char buf[600], *name = NULL;
+            const unsigned char *p = buf;
+            int nl = i2d_X509_NAME(X509_get_subject_name(f->e.op_issuing),
+                                   &name);
 
-            assert_non_null(val = d2i_ASN1_TYPE(NULL, &p, sizeof(crlst)));
+            assert_true(nl > 0 && nl < 120);
+            buf[0] = 0x30; buf[1] = (unsigned char)(nl + 8);
+            buf[2] = 0x30; buf[3] = (unsigned char)(nl + 6);
+            buf[4] = 0xa1; buf[5] = (unsigned char)(nl + 4);
+            buf[6] = 0x30; buf[7] = (unsigned char)(nl + 2);
+            buf[8] = 0xa4; buf[9] = (unsigned char)nl;
+            memcpy(buf + 10, name, (size_t)nl);
+            OPENSSL_free(name);
+            assert_non_null(val = d2i_ASN1_TYPE(NULL, &p, nl + 10));
         }
         assert_true(OSSL_CMP_CTX_push0_genm_ITAV(ctx,
                         OSSL_CMP_ITAV_create(OBJ_txt2obj(oids[i], 1), val)));
@@ -502,9 +512,27 @@ static void genm_all(struct fx *f, const struct stenv_id *id)
     assert_int_equal(X509_cmp(sk_X509_value(certs, 0), f->e.op_issuing), 0);
     assert_int_equal(X509_cmp(sk_X509_value(certs, 1), f->e.op_root), 0);
     sk_X509_pop_free(certs, X509_free);
-    /* no root key update and no template: values absent */
+    /* no root key update: value absent */
     assert_null(OSSL_CMP_ITAV_get0_value(sk_OSSL_CMP_ITAV_value(out, 1)));
-    assert_null(OSSL_CMP_ITAV_get0_value(sk_OSSL_CMP_ITAV_value(out, 2)));
+    /* certReqTemplate: CertReqTemplateContent whose certTemplate decodes */
+    {
+        ASN1_TYPE *tv = OSSL_CMP_ITAV_get0_value(sk_OSSL_CMP_ITAV_value(out, 2));
+        const unsigned char *p, *q;
+        long len;
+        int tag, cls;
+        CMP_CERTTEMPLATE *tmpl;
+
+        assert_non_null(tv);
+        assert_int_equal(tv->type, V_ASN1_SEQUENCE);
+        p = ASN1_STRING_get0_data(tv->value.sequence);
+        assert_int_equal(ASN1_get_object(&p, &len, &tag, &cls,
+                                         ASN1_STRING_length(tv->value.sequence))
+                         & 0x80, 0);
+        q = p;
+        assert_non_null(tmpl = d2i_CMP_CERTTEMPLATE(NULL, &q, len));
+        assert_null(tmpl->publicKey);
+        CMP_CERTTEMPLATE_free(tmpl);
+    }
     /* crls: one CRL of the issuing CA */
     crls = itav_unpack(sk_OSSL_CMP_ITAV_value(out, 3), ASN1_ITEM_rptr(CMP_CRLS));
     assert_non_null(crls);
