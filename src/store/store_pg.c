@@ -2540,4 +2540,5 @@ const struct store_ops store_pg_ops = {
     .audit_foreach = pg_audit_foreach,
     .audit_list = pg_audit_list,
     .audit_count = pg_audit_count,
+    .change_token = NULL,           /* no cheap token: callers read rows */
 };
