@@ -90,18 +90,27 @@ SPID=$!
 for _ in $(seq 100); do [ -s "$W/port" ] && break; sleep 0.1; done
 SPORT=$(cat "$W/port")
 
-OPORT=$((SPORT + 1))
 t0=$(date +%s.%N)
-(cd "$W" && exec openssl ocsp -index index.txt -port "$OPORT" -rsigner issuing.pem \
-    -rkey issuing.key -CA issuing.pem -nmin 60 -resp_no_certs -resp_key_id \
-    -ignore_err >"$W/openssl.log" 2>&1) &
-OPID=$!
-# ready when it answers
-for _ in $(seq 600); do
-    if openssl ocsp -url "http://127.0.0.1:$OPORT" -issuer "$W/issuing.pem" \
-        -serial "0x$(head -1 "$W/serials.txt")" -noverify >/dev/null 2>&1; then break; fi
-    sleep 0.2
+# a free port (another process may take it between the probe and the bind:
+# retried)
+for _try in 1 2 3 4 5; do
+    OPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    (cd "$W" && exec openssl ocsp -index index.txt -port "$OPORT" -rsigner issuing.pem \
+        -rkey issuing.key -CA issuing.pem -nmin 60 -resp_no_certs -resp_key_id \
+        -ignore_err >"$W/openssl.log" 2>&1) &
+    OPID=$!
+    # ready when it answers
+    for _ in $(seq 600); do
+        kill -0 "$OPID" 2>/dev/null || break
+        if openssl ocsp -url "http://127.0.0.1:$OPORT" -issuer "$W/issuing.pem" \
+            -serial "0x$(head -1 "$W/serials.txt")" -noverify >/dev/null 2>&1; then break; fi
+        sleep 0.2
+    done
+    kill -0 "$OPID" 2>/dev/null && break
+    wait "$OPID" 2>/dev/null || true
+    OPID=""
 done
+[ -n "$OPID" ] || { echo "openssl ocsp did not start" >&2; cat "$W/openssl.log" >&2; exit 1; }
 t1=$(date +%s.%N)
 echo "openssl ocsp ready after $(echo "$t1 - $t0" | bc) s, RSS $(ps -o rss= -p "$OPID") kB; cmpca serve RSS $(ps -o rss= -p "$SPID") kB"
 
