@@ -164,7 +164,7 @@ OCSP_PUB *ocsp_pub_new(const struct conf *conf, STORE *store, char *err,
             goto end;
         p->oc.cache_entries = (size_t)v;
         if (!conf_get_size(conf, sec, "cache_bytes",
-                           (long)p->oc.cache_bytes, 4096, 1L << 40, &v, err,
+                           (long)p->oc.cache_bytes, 65536, 1L << 40, &v, err,
                            errlen))
             goto end;
         p->oc.cache_bytes = (size_t)v;
@@ -178,6 +178,14 @@ OCSP_PUB *ocsp_pub_new(const struct conf *conf, STORE *store, char *err,
     }
     if ((p->resp = ocsp_responder_new(store, &p->oc)) == NULL)
         goto end;
+    if (p->oc.cache)
+        log_msg(LOG_INFO, "ocsp: response cache on (re-signed after %ld s, "
+                "change token %s, at most %zu responses and %zu bytes)",
+                p->oc.next_update > 0 && p->oc.next_update < p->oc.cache_refresh
+                ? p->oc.next_update : p->oc.cache_refresh,
+                p->oc.cache_check > 0 ? "reused for cache_check seconds"
+                                      : "checked per request",
+                p->oc.cache_entries, p->oc.cache_bytes);
     if (cas != NULL) {
         if (!ocsp_pub_add_list(p, conf, cas, err, errlen))
             goto end;

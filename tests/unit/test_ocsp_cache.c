@@ -17,6 +17,7 @@
 #include "conf/conf.h"
 #include "ocsp/ocsp.h"
 #include "ocsp/ocsp_cache.h"
+#include "ocsp/ocsp_pub.h"
 #include "store/store.h"
 #include "../lib/testutil.h"
 
@@ -517,6 +518,49 @@ static void test_cache_bounds(void **state)
     ocsp_cache_free(c);
 }
 
+/* ocsp_pub_new() with the [ocsp] text |body|: the services or NULL. */
+static OCSP_PUB *pub_with(const char *body, char *err, size_t errlen)
+{
+    struct conf *cf = NULL;
+    OCSP_PUB *p;
+    char text[512];
+
+    snprintf(text, sizeof(text), "[ocsp]\ncas = test\n%s", body);
+    assert_int_equal(conf_load_string("t.conf", text, &cf, err, errlen), 1);
+    p = ocsp_pub_new(cf, st, err, errlen);
+    conf_free(cf);
+    return p;
+}
+
+static void test_conf_and_metrics(void **state)
+{
+    OCSP_PUB *p;
+    char err[512], buf[8192];
+    size_t n;
+
+    p = pub_with("cache = maybe\n", err, sizeof(err));
+    assert_null(p);
+    assert_non_null(strstr(err, "t.conf:3"));
+    assert_null(pub_with("cache_refresh = 0\n", err, sizeof(err)));
+    assert_null(pub_with("cache_entries = 0\n", err, sizeof(err)));
+    assert_null(pub_with("cache_bytes = 1k\n", err, sizeof(err)));
+    assert_null(pub_with("cache_size = 1\n", err, sizeof(err)));  /* unknown */
+    p = pub_with("cache = off\n", err, sizeof(err));
+    assert_non_null(p);
+    n = ocsp_pub_metrics(p, buf, sizeof(buf));
+    buf[n < sizeof(buf) ? n : sizeof(buf) - 1] = '\0';
+    assert_null(strstr(buf, "cmpca_ocsp_cache"));
+    ocsp_pub_free(p);
+    p = pub_with("cache = on\ncache_refresh = 1m\ncache_check = 5s\n"
+                 "cache_entries = 10\ncache_bytes = 1M\n", err, sizeof(err));
+    assert_non_null(p);
+    n = ocsp_pub_metrics(p, buf, sizeof(buf));
+    buf[n < sizeof(buf) ? n : sizeof(buf) - 1] = '\0';
+    assert_non_null(strstr(buf, "cmpca_ocsp_cache_total{result=\"hit\"} 0"));
+    assert_non_null(strstr(buf, "cmpca_ocsp_cache_entries 0"));
+    ocsp_pub_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -526,6 +570,7 @@ int main(void)
         cmocka_unit_test(test_revoke_other_connection),
         cmocka_unit_test(test_refresh_and_check_bound),
         cmocka_unit_test(test_cache_bounds),
+        cmocka_unit_test(test_conf_and_metrics),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
