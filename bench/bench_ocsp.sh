@@ -9,6 +9,7 @@
 # Knobs: OCSP_CERTS (1000000), OCSP_INDEX (= OCSP_CERTS), RUNS (3), DUR (8),
 # THREADS (8 client connections), REQS (20000), MODES ("nonce nononce"),
 # SIGNER (process: the keys in cmpca's signer process; or inprocess),
+# SERVER_EXTRA (more [server] lines, e.g. "threads = 2"),
 # BUILD (build/release), KEEP=1.
 # Prints one line per run and the medians.
 set -euo pipefail
@@ -40,6 +41,7 @@ sweep_interval = 60s
 log_level = warn
 allow_root = yes
 signer = $SIGNER
+${SERVER_EXTRA:-}
 [store]
 path = cmpca.db
 [ocsp]
