@@ -1,7 +1,8 @@
 /*
  * OCSP load generator: POSTs pre-built OCSPRequests (random serials from a
- * list, each with a nonce of its own, or none with --no-nonce) over keep-alive HTTP/1.1 connections (or
- * one connection per request when the responder closes), closed loop, and
+ * list, each with a nonce of its own, or none with --no-nonce) over
+ * keep-alive HTTP/1.1 connections (or one connection per request when the
+ * responder closes), closed loop, and
  * reports responses/s, latency and the responder's CPU per response (its
  * child processes included: cmpca's signer process); checks
  * every response's status and a sample's signature and nonce.

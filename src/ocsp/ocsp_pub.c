@@ -178,11 +178,12 @@ OCSP_PUB *ocsp_pub_new(const struct conf *conf, STORE *store, char *err,
     }
     if ((p->resp = ocsp_responder_new(store, &p->oc)) == NULL)
         goto end;
+    v = p->oc.cache_refresh;
+    if (p->oc.next_update > 0 && p->oc.next_update < v)
+        v = p->oc.next_update;
     if (p->oc.cache)
         log_msg(LOG_INFO, "ocsp: response cache on (re-signed after %ld s, "
-                "change token %s, at most %zu responses and %zu bytes)",
-                p->oc.next_update > 0 && p->oc.next_update < p->oc.cache_refresh
-                ? p->oc.next_update : p->oc.cache_refresh,
+                "change token %s, at most %zu responses and %zu bytes)", v,
                 p->oc.cache_check > 0 ? "reused for cache_check seconds"
                                       : "checked per request",
                 p->oc.cache_entries, p->oc.cache_bytes);
