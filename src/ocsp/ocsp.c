@@ -417,7 +417,7 @@ static int ocsp_cache_serve(OCSP_RESPONDER *r, const unsigned char *req,
             && (reason != m.reason || revoked_at != m.revoked_at)))
         goto end;                       /* changed: sign afresh */
     if (has_tok)
-        ocsp_cache_set_token(r->cache, req, len, tok);
+        ocsp_cache_set_token(r->cache, req, len, &m, tok);
     atomic_fetch_add(&r->revalidated, 1);
     ok = 1;
  end:

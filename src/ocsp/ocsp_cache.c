@@ -237,14 +237,19 @@ int ocsp_cache_put(OCSP_CACHE *c, const unsigned char *key, size_t klen,
 }
 
 void ocsp_cache_set_token(OCSP_CACHE *c, const unsigned char *key,
-                          size_t klen, uint64_t token)
+                          size_t klen, const struct ocsp_cache_meta *seen,
+                          uint64_t token)
 {
     uint64_t h = ocsp_cache_hash(c, key, klen);
     struct ocsp_cache_shard *s = ocsp_cache_shard_of(c, h);
     struct ocsp_cache_ent *e;
 
     pthread_mutex_lock(&s->mu);
-    if ((e = ocsp_cache_find(s, h, key, klen)) != NULL) {
+    if ((e = ocsp_cache_find(s, h, key, klen)) != NULL
+        && e->meta.this_update == seen->this_update
+        && e->meta.status == seen->status
+        && e->meta.has_token == seen->has_token
+        && e->meta.token == seen->token) {
         e->meta.token = token;
         e->meta.has_token = 1;
     }

@@ -63,9 +63,13 @@ int ocsp_cache_put(OCSP_CACHE *c, const unsigned char *key, size_t klen,
                    const unsigned char *der, size_t derlen);
 
 /* Records that the entry for |key| was found current under store change
- * token |token| (its status read again). No-op on a miss. */
+ * token |token| (its status read again after that token was read). Only
+ * if the entry is still the one |seen| describes (ocsp_cache_get gave
+ * it): one put in the meantime may hold a status read under an older
+ * token. No-op otherwise. */
 void ocsp_cache_set_token(OCSP_CACHE *c, const unsigned char *key,
-                          size_t klen, uint64_t token);
+                          size_t klen, const struct ocsp_cache_meta *seen,
+                          uint64_t token);
 
 /* Removes the entry for |key| if any. */
 void ocsp_cache_remove(OCSP_CACHE *c, const unsigned char *key, size_t klen);

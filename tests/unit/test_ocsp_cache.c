@@ -477,12 +477,18 @@ static void test_cache_bounds(void **state)
     memcpy(key, &i, sizeof(i));
     m.status = 7;
     assert_int_equal(ocsp_cache_put(c, key, sizeof(key), &m, der, 10), 1);
-    ocsp_cache_set_token(c, key, sizeof(key), 42);
+    ocsp_cache_set_token(c, key, sizeof(key), &m, 42);
     assert_int_equal(ocsp_cache_get(c, key, sizeof(key), &g, &out, &ol), 1);
     assert_int_equal(g.status, 7);
     assert_int_equal(g.has_token, 1);
     assert_true(g.token == 42);
     assert_int_equal(ol, 10);
+    OPENSSL_free(out);
+    /* not the entry seen (replaced since): left alone */
+    m.status = 8;
+    ocsp_cache_set_token(c, key, sizeof(key), &m, 43);
+    assert_int_equal(ocsp_cache_get(c, key, sizeof(key), &g, &out, &ol), 1);
+    assert_true(g.token == 42);
     OPENSSL_free(out);
     ocsp_cache_remove(c, key, sizeof(key));
     assert_int_equal(ocsp_cache_get(c, key, sizeof(key), &g, &out, &ol), 0);
