@@ -1,11 +1,13 @@
 /*
  * OCSP load generator: POSTs pre-built OCSPRequests (random serials from a
- * list, each with a fresh nonce) over keep-alive HTTP/1.1 connections (or
- * one connection per request when the responder closes), closed loop, and
- * reports responses/s, latency and the responder's CPU per response; checks
+ * list, each with a nonce of its own, or none with --no-nonce) over
+ * keep-alive HTTP/1.1 connections (or one connection per request when the
+ * responder closes), closed loop, and
+ * reports responses/s, latency and the responder's CPU per response (its
+ * child processes included: cmpca's signer process); checks
  * every response's status and a sample's signature and nonce.
  * Usage: bench_ocsp --port P --issuer CA.pem --serials FILE [--threads N]
- *        [--seconds S] [--pid PID] [--requests N] [--expect-revoked FILE]
+ *        [--seconds S] [--pid PID] [--requests N] [--no-nonce]
  */
 #include <openssl/err.h>
 #include <openssl/ocsp.h>
@@ -51,6 +53,7 @@ struct bo {
     X509 *issuer;
     X509_STORE *trust;
     atomic_long verified, verify_fail;
+    int no_nonce;
 };
 
 struct bo_worker {
@@ -167,7 +170,7 @@ static void bo_check(struct bo *b, const unsigned char *der, long len,
 
         sk_X509_push(certs, b->issuer);
         if (req != NULL && OCSP_basic_verify(bs, certs, b->trust, 0) > 0
-            && OCSP_check_nonce(req, bs) == 1)
+            && OCSP_check_nonce(req, bs) == (b->no_nonce ? 2 : 1))
             atomic_fetch_add(&b->verified, 1);
         else
             atomic_fetch_add(&b->verify_fail, 1);
@@ -232,8 +235,8 @@ static void *bo_run(void *arg)
     return NULL;
 }
 
-/* utime+stime of |pid| in seconds (0 when unreadable). */
-static double bo_cpu(long pid)
+/* utime+stime of |pid| alone in seconds (0 when unreadable). */
+static double bo_cpu_one(long pid)
 {
     char path[64], line[2048], *p;
     unsigned long ut = 0, stt = 0;
@@ -256,6 +259,26 @@ static double bo_cpu(long pid)
     if (p == NULL || sscanf(p, " %lu %lu", &ut, &stt) != 2)
         return 0;
     return (double)(ut + stt) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* utime+stime of |pid| and of the children its main thread forked (the
+ * signer process of cmpca serve), in seconds. */
+static double bo_cpu(long pid)
+{
+    char path[96];
+    double t = bo_cpu_one(pid);
+    long child;
+    FILE *fp;
+
+    if (pid <= 0)
+        return 0;
+    snprintf(path, sizeof(path), "/proc/%ld/task/%ld/children", pid, pid);
+    if ((fp = fopen(path, "r")) == NULL)
+        return t;
+    while (fscanf(fp, "%ld", &child) == 1)
+        t += bo_cpu_one(child);
+    fclose(fp);
+    return t;
 }
 
 static int bo_cmp_u32(const void *a, const void *b)
@@ -301,7 +324,7 @@ static int bo_build(struct bo *b, const char *path, long n)
         id = OCSP_cert_id_new(EVP_sha1(), X509_get_subject_name(b->issuer),
                               X509_get0_pubkey_bitstr(b->issuer), ai);
         if (req == NULL || id == NULL || !OCSP_request_add0_id(req, id)
-            || !OCSP_request_add1_nonce(req, NULL, 16))
+            || (!b->no_nonce && !OCSP_request_add1_nonce(req, NULL, 16)))
             goto end;
         b->reqs[i].len = i2d_OCSP_REQUEST(req, &b->reqs[i].der);
         OCSP_REQUEST_free(req);
@@ -330,6 +353,7 @@ int main(int argc, char **argv)
         { "pid", required_argument, NULL, 'P' },
         { "requests", required_argument, NULL, 'n' },
         { "label", required_argument, NULL, 'l' },
+        { "no-nonce", no_argument, NULL, 'N' },
         { NULL, 0, NULL, 0 }
     };
     struct bo b;
@@ -356,10 +380,12 @@ int main(int argc, char **argv)
         case 'P': pid = atol(optarg); break;
         case 'n': nreq = atol(optarg); break;
         case 'l': label = optarg; break;
+        case 'N': b.no_nonce = 1; break;
         default:
             fprintf(stderr, "usage: bench_ocsp --port P --issuer CA.pem "
                     "--trust ROOT.pem --serials FILE [--threads N] "
-                    "[--seconds S] [--pid PID] [--requests N] [--label L]\n");
+                    "[--seconds S] [--pid PID] [--requests N] [--label L] "
+                    "[--no-nonce]\n");
             return 2;
         }
     }

@@ -67,6 +67,7 @@ struct http_resource_response {
     long max_age;              /* >= 0: "Cache-Control: max-age=N" (0 sends
                                   "no-cache"); -1: no Cache-Control */
     int close;                 /* 1 = "Connection: close" after this answer */
+    long long expires;         /* unix time for Expires, 0 = none */
 };
 
 /* Answers one resource request (fills |rsp|). Runs on MHD worker threads,

@@ -617,6 +617,9 @@ static enum MHD_Result http_reply_res(struct http_server *srv,
     if (out.last_modified > 0
         && http_date_format(out.last_modified, date, sizeof(date)))
         MHD_add_response_header(rsp, MHD_HTTP_HEADER_LAST_MODIFIED, date);
+    if (out.expires > 0
+        && http_date_format(out.expires, date, sizeof(date)))
+        MHD_add_response_header(rsp, MHD_HTTP_HEADER_EXPIRES, date);
     if (out.max_age >= 0) {
         if (out.max_age == 0)
             snprintf(cc, sizeof(cc), "no-cache");

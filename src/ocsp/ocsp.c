@@ -1,12 +1,16 @@
 /*
  * The OCSP responder behind ocsp.h: bounded request decode, CertID to CA
  * by precomputed name and key hashes, status from the store, and the
- * BasicOCSPResponse built and signed with libcrypto's OCSP API.
+ * BasicOCSPResponse built and signed with libcrypto's OCSP API; the
+ * pre-produced response cache in front of it (ocsp_cache.h).
  */
 #include "ocsp/ocsp.h"
 
+#include "ocsp/ocsp_cache.h"
 #include "util/log.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <openssl/err.h>
 #include <openssl/ocsp.h>
 #include <openssl/x509v3.h>
@@ -38,6 +42,12 @@ struct ocsp_responder {
     struct ocsp_conf conf;
     struct ocsp_ca *cas;
     size_t ncas;
+    OCSP_CACHE *cache;                  /* NULL = off */
+    atomic_ulong hits, revalidated, misses, bypassed;
+    pthread_mutex_t tok_mu;             /* the token reused for cache_check */
+    int tok_valid;
+    uint64_t tok;
+    time_t tok_at;
 };
 
 void ocsp_conf_init(struct ocsp_conf *c)
@@ -47,6 +57,11 @@ void ocsp_conf_init(struct ocsp_conf *c)
     c->max_request = 4096;
     c->max_certids = 8;
     c->max_nonce = 64;
+    c->cache = 1;
+    c->cache_refresh = 300;
+    c->cache_check = 0;
+    c->cache_entries = 100000;
+    c->cache_bytes = 64UL * 1024 * 1024;
 }
 
 const char *ocsp_outcome_str(enum ocsp_outcome o)
@@ -75,6 +90,15 @@ OCSP_RESPONDER *ocsp_responder_new(STORE *store, const struct ocsp_conf *c)
         ocsp_conf_init(&r->conf);
     if (r->conf.max_certids < 1)
         r->conf.max_certids = 1;
+    if (r->conf.next_update > 0 && r->conf.cache_refresh > r->conf.next_update)
+        r->conf.cache_refresh = r->conf.next_update;
+    pthread_mutex_init(&r->tok_mu, NULL);
+    if (r->conf.cache && r->conf.cache_refresh > 0
+        && (r->cache = ocsp_cache_new(r->conf.cache_entries,
+                                      r->conf.cache_bytes)) == NULL) {
+        ocsp_responder_free(r);
+        return NULL;
+    }
     return r;
 }
 
@@ -89,7 +113,28 @@ void ocsp_responder_free(OCSP_RESPONDER *r)
         ca_signer_free(r->cas[i].signer);
     }
     free(r->cas);
+    ocsp_cache_free(r->cache);
+    pthread_mutex_destroy(&r->tok_mu);
     free(r);
+}
+
+void ocsp_responder_cache_stats(OCSP_RESPONDER *r,
+                                struct ocsp_cache_counters *st)
+{
+    struct ocsp_cache_stats cs;
+
+    memset(st, 0, sizeof(*st));
+    if (r->cache == NULL)
+        return;
+    ocsp_cache_get_stats(r->cache, &cs);
+    st->enabled = 1;
+    st->hits = atomic_load(&r->hits);
+    st->revalidated = atomic_load(&r->revalidated);
+    st->misses = atomic_load(&r->misses);
+    st->bypassed = atomic_load(&r->bypassed);
+    st->evictions = cs.evictions;
+    st->entries = cs.entries;
+    st->bytes = cs.bytes;
 }
 
 size_t ocsp_responder_num_cas(const OCSP_RESPONDER *r)
@@ -240,19 +285,17 @@ static long ocsp_find_ca(const OCSP_RESPONDER *r, OCSP_CERTID *cid,
 
 /* Looks up |serial| of CA |ca_id| in |tx| and fills the status. Returns
  * STORE_OK (found), STORE_NOTFOUND (unknown) or an error. */
-static enum store_rc ocsp_lookup(STORE_TX *tx, int64_t ca_id,
-                                 const ASN1_INTEGER *serial, int *status,
-                                 int *reason, int64_t *revoked_at)
+static enum store_rc ocsp_lookup_raw(STORE_TX *tx, int64_t ca_id,
+                                     const unsigned char *d, size_t n,
+                                     int *status, int *reason,
+                                     int64_t *revoked_at)
 {
-    const unsigned char *d = ASN1_STRING_get0_data(serial);
-    int n = ASN1_STRING_length(serial);
     struct store_cert *c = NULL;
     enum store_rc rc;
 
-    if (ASN1_STRING_type(serial) != V_ASN1_INTEGER || n < 1
-        || n > STORE_SERIAL_MAX)
-        return STORE_NOTFOUND;          /* negative, empty or too long */
-    rc = store_cert_get_by_serial(tx, ca_id, d, (size_t)n, &c);
+    if (n < 1 || n > STORE_SERIAL_MAX)
+        return STORE_NOTFOUND;
+    rc = store_cert_get_by_serial(tx, ca_id, d, n, &c);
     if (rc != STORE_OK)
         return rc;
     if (c->status == STORE_CERT_REVOKED) {
@@ -264,6 +307,133 @@ static enum store_rc ocsp_lookup(STORE_TX *tx, int64_t ca_id,
     }
     store_cert_free(c);
     return STORE_OK;
+}
+
+/* The serial octets of |serial| that the store may hold (into *d, *n),
+ * or 0 when it is negative, empty or too long (status unknown). */
+static int ocsp_serial_bytes(const ASN1_INTEGER *serial,
+                             const unsigned char **d, size_t *n)
+{
+    int l = ASN1_STRING_length(serial);
+
+    *d = ASN1_STRING_get0_data(serial);
+    *n = l > 0 ? (size_t)l : 0;
+    if (ASN1_STRING_type(serial) != V_ASN1_INTEGER || l < 1
+        || l > STORE_SERIAL_MAX) {
+        *n = 0;
+        return 0;
+    }
+    return 1;
+}
+
+static enum store_rc ocsp_lookup(STORE_TX *tx, int64_t ca_id,
+                                 const ASN1_INTEGER *serial, int *status,
+                                 int *reason, int64_t *revoked_at)
+{
+    const unsigned char *d;
+    size_t n;
+
+    if (!ocsp_serial_bytes(serial, &d, &n))
+        return STORE_NOTFOUND;
+    return ocsp_lookup_raw(tx, ca_id, d, n, status, reason, revoked_at);
+}
+
+/* The store change token, reused for up to cache_check seconds. Returns 1
+ * with *tok, or 0 when the store has none (PostgreSQL) or failed. */
+static int ocsp_token(OCSP_RESPONDER *r, time_t now, uint64_t *tok)
+{
+    int ok;
+
+    if (r->conf.cache_check > 0) {
+        pthread_mutex_lock(&r->tok_mu);
+        ok = r->tok_valid && now >= r->tok_at
+             && now - r->tok_at < r->conf.cache_check;
+        *tok = r->tok;
+        pthread_mutex_unlock(&r->tok_mu);
+        if (ok)
+            return 1;
+    }
+    if (store_change_token(r->store, tok) != STORE_OK)
+        return 0;
+    if (r->conf.cache_check > 0) {
+        pthread_mutex_lock(&r->tok_mu);
+        r->tok = *tok;
+        r->tok_at = now;
+        r->tok_valid = 1;
+        pthread_mutex_unlock(&r->tok_mu);
+    }
+    return 1;
+}
+
+static enum ocsp_outcome ocsp_status_outcome(int status)
+{
+    return status == V_OCSP_CERTSTATUS_GOOD ? OCSP_OUT_GOOD
+           : status == V_OCSP_CERTSTATUS_REVOKED ? OCSP_OUT_REVOKED
+           : OCSP_OUT_UNKNOWN;
+}
+
+/* Serves |req| from the cache when it holds a response for exactly these
+ * bytes that is not due for refresh and states the current status.
+ * Returns 1 (served: *out, *outlen, *o, *info set) or 0. */
+static int ocsp_cache_serve(OCSP_RESPONDER *r, const unsigned char *req,
+                            size_t len, time_t now, unsigned char **out,
+                            size_t *outlen, enum ocsp_outcome *o,
+                            struct ocsp_respond_info *info)
+{
+    struct ocsp_cache_meta m;
+    unsigned char *der = NULL;
+    size_t dl = 0;
+    uint64_t tok = 0;
+    int has_tok, status = V_OCSP_CERTSTATUS_UNKNOWN, reason = -1, ok = 0;
+    int64_t revoked_at = 0;
+    STORE_TX *tx = NULL;
+    enum store_rc rc = STORE_NOTFOUND;
+
+    if (!ocsp_cache_get(r->cache, req, len, &m, &der, &dl))
+        return 0;
+    if (now >= m.refresh_at || now < m.this_update || m.ca < 0
+        || (size_t)m.ca >= r->ncas)
+        goto end;
+    has_tok = ocsp_token(r, now, &tok);
+    if (has_tok && m.has_token && m.token == tok) {
+        atomic_fetch_add(&r->hits, 1);
+        ok = 1;
+        goto end;
+    }
+    /* something changed somewhere (or no token): read this row again */
+    if (m.serial_len > 0) {
+        if (store_begin_read(r->store, &tx) != STORE_OK)
+            goto end;
+        rc = ocsp_lookup_raw(tx, r->cas[m.ca].id, m.serial, m.serial_len,
+                             &status, &reason, &revoked_at);
+        store_rollback(tx);
+        if (rc != STORE_OK && rc != STORE_NOTFOUND)
+            goto end;
+    }
+    if (rc == STORE_NOTFOUND)
+        status = V_OCSP_CERTSTATUS_UNKNOWN;
+    if (status != m.status
+        || (status == V_OCSP_CERTSTATUS_REVOKED
+            && (reason != m.reason || revoked_at != m.revoked_at)))
+        goto end;                       /* changed: sign afresh */
+    if (has_tok)
+        ocsp_cache_set_token(r->cache, req, len, &m, tok);
+    atomic_fetch_add(&r->revalidated, 1);
+    ok = 1;
+ end:
+    if (!ok) {
+        OPENSSL_free(der);
+        return 0;
+    }
+    *out = der;
+    *outlen = dl;
+    *o = ocsp_status_outcome(m.status);
+    if (info != NULL) {
+        info->this_update = m.this_update;
+        info->next_update = m.next_update;
+        info->cached = 1;
+    }
+    return 1;
 }
 
 /* Returns 1 if the request's nonce (if any) is at most |max| octets. */
@@ -287,6 +457,14 @@ enum ocsp_outcome ocsp_respond(OCSP_RESPONDER *r, const unsigned char *req,
                                size_t len, time_t now, unsigned char **out,
                                size_t *outlen)
 {
+    return ocsp_respond_ex(r, req, len, now, out, outlen, NULL);
+}
+
+enum ocsp_outcome ocsp_respond_ex(OCSP_RESPONDER *r, const unsigned char *req,
+                                  size_t len, time_t now, unsigned char **out,
+                                  size_t *outlen,
+                                  struct ocsp_respond_info *info)
+{
     OCSP_REQUEST *rq = NULL;
     OCSP_BASICRESP *bs = NULL;
     OCSP_RESPONSE *rsp = NULL;
@@ -297,9 +475,17 @@ enum ocsp_outcome ocsp_respond(OCSP_RESPONDER *r, const unsigned char *req,
     enum ocsp_outcome o = OCSP_OUT_GOOD;
     int i, n, st = OCSP_RESPONSE_STATUS_INTERNALERROR, dlen;
     unsigned char *der = NULL;
+    struct ocsp_cache_meta cm;
+    int cacheable = 0;
 
     *out = NULL;
     *outlen = 0;
+    if (info != NULL)
+        memset(info, 0, sizeof(*info));
+    if (r->cache != NULL && req != NULL && len > 0
+        && len <= r->conf.max_request
+        && ocsp_cache_serve(r, req, len, now, out, outlen, &o, info))
+        return o;
     if (req == NULL || len == 0 || len > r->conf.max_request
         || (rq = d2i_OCSP_REQUEST(NULL, &p, (long)len)) == NULL
         || p != req + len
@@ -324,6 +510,25 @@ enum ocsp_outcome ocsp_respond(OCSP_RESPONDER *r, const unsigned char *req,
         st = OCSP_RESPONSE_STATUS_UNAUTHORIZED;
         goto fail;
     }
+    if (r->cache != NULL) {
+        /* one CertID, no nonce: the answer depends on the request bytes
+         * and the store only (RFC 5019 2.1.1) */
+        cacheable = n == 1
+            && OCSP_REQUEST_get_ext_by_NID(rq, NID_id_pkix_OCSP_Nonce, -1) < 0;
+        if (cacheable) {
+            memset(&cm, 0, sizeof(cm));
+            cm.ca = (int)(signer - r->cas);
+            cm.reason = -1;
+            /* read before the row: a later change moves it */
+            cm.has_token = ocsp_token(r, now, &cm.token);
+            cm.this_update = now;
+            cm.next_update = r->conf.next_update > 0
+                             ? now + r->conf.next_update : 0;
+            cm.refresh_at = now + r->conf.cache_refresh;
+        } else {
+            atomic_fetch_add(&r->bypassed, 1);
+        }
+    }
     if ((bs = OCSP_BASICRESP_new()) == NULL
         || (thisupd = ASN1_TIME_set(NULL, now)) == NULL
         || (r->conf.next_update > 0
@@ -346,6 +551,15 @@ enum ocsp_outcome ocsp_respond(OCSP_RESPONDER *r, const unsigned char *req,
         if (k >= 0 && &r->cas[k] == signer)
             src = ocsp_lookup(tx, signer->id, serial, &status, &reason,
                               &revoked_at);
+        if (cacheable && k >= 0) {
+            const unsigned char *sd;
+            size_t sn;
+
+            if (ocsp_serial_bytes(serial, &sd, &sn)) {
+                memcpy(cm.serial, sd, sn);
+                cm.serial_len = sn;
+            }
+        }
         if (src != STORE_OK && src != STORE_NOTFOUND) {
             o = OCSP_OUT_TRYLATER;
             st = OCSP_RESPONSE_STATUS_TRYLATER;
@@ -367,6 +581,12 @@ enum ocsp_outcome ocsp_respond(OCSP_RESPONDER *r, const unsigned char *req,
             o = OCSP_OUT_REVOKED;
         else if (status == V_OCSP_CERTSTATUS_UNKNOWN && o == OCSP_OUT_GOOD)
             o = OCSP_OUT_UNKNOWN;
+        if (cacheable) {
+            cm.status = status;
+            cm.reason = status == V_OCSP_CERTSTATUS_REVOKED ? reason : -1;
+            cm.revoked_at = status == V_OCSP_CERTSTATUS_REVOKED
+                            ? revoked_at : 0;
+        }
     }
     store_rollback(tx);
     tx = NULL;
@@ -379,6 +599,15 @@ enum ocsp_outcome ocsp_respond(OCSP_RESPONDER *r, const unsigned char *req,
         goto fail;
     *out = der;
     *outlen = (size_t)dlen;
+    if (cacheable) {
+        atomic_fetch_add(&r->misses, 1);
+        ocsp_cache_put(r->cache, req, len, &cm, der, (size_t)dlen);
+    }
+    if (info != NULL) {
+        info->this_update = now;
+        info->next_update = r->conf.next_update > 0
+                            ? now + r->conf.next_update : 0;
+    }
     goto end;
  fail:
     if (o != OCSP_OUT_UNAUTHORIZED && o != OCSP_OUT_TRYLATER) {

@@ -30,6 +30,24 @@ struct ocsp_conf {
     size_t max_nonce;          /* longest nonce echoed, default 64 octets
                                 * (RFC 8954 asks for 1..32); longer:
                                 * malformedRequest */
+    /* The pre-produced response cache (RFC 5019 2.1): a request with one
+     * CertID and no nonce gets the response signed for the same request
+     * bytes earlier, while it is younger than cache_refresh and the
+     * status it states is current. Current: the store change token
+     * (store_change_token()) is the one it was read under, or else the
+     * certificate's row, read again, says the same. A request with a
+     * nonce is always signed afresh. */
+    int cache;                 /* 1 = on (default), 0 = off */
+    long cache_refresh;        /* seconds after which a cached response is
+                                * signed again; default 300, at most
+                                * next_update when that is set */
+    long cache_check;          /* 0 (default): read the change token for
+                                * every request, so any change shows in the
+                                * next answer; N: reuse a token for up to N
+                                * seconds (changes may show N s late) */
+    size_t cache_entries;      /* bound on cached responses, default
+                                * 100000 */
+    size_t cache_bytes;        /* bound on their memory, default 64 MiB */
 };
 
 /* Sets the defaults above. */
@@ -90,6 +108,34 @@ size_t ocsp_responder_num_cas(const OCSP_RESPONDER *r);
 enum ocsp_outcome ocsp_respond(OCSP_RESPONDER *r, const unsigned char *req,
                                size_t len, time_t now, unsigned char **out,
                                size_t *outlen);
+
+/* What ocsp_respond_ex() adds about a successful response. */
+struct ocsp_respond_info {
+    time_t this_update;        /* thisUpdate = producedAt */
+    time_t next_update;        /* 0 = none */
+    int cached;                /* 1 = served from the cache */
+};
+
+/* ocsp_respond(), and fills |info| (may be NULL) for a successful
+ * response (zeroes otherwise). */
+enum ocsp_outcome ocsp_respond_ex(OCSP_RESPONDER *r, const unsigned char *req,
+                                  size_t len, time_t now, unsigned char **out,
+                                  size_t *outlen,
+                                  struct ocsp_respond_info *info);
+
+/* The cache's counters (all 0 when it is off). */
+struct ocsp_cache_counters {
+    int enabled;
+    uint64_t hits;             /* served, change token unchanged */
+    uint64_t revalidated;      /* served after reading the row again */
+    uint64_t misses;           /* cacheable, signed afresh (absent, due for
+                                * refresh, or the status changed) */
+    uint64_t bypassed;         /* not cacheable (nonce, several CertIDs) */
+    uint64_t evictions;        /* pushed out by the bounds */
+    size_t entries, bytes;
+};
+void ocsp_responder_cache_stats(OCSP_RESPONDER *r,
+                                struct ocsp_cache_counters *st);
 
 /*
  * The DER OCSPResponse carrying only the error status |status| (one of

@@ -153,6 +153,24 @@ OCSP_PUB *ocsp_pub_new(const struct conf *conf, STORE *store, char *err,
                               &p->max_requests, err, errlen))
             goto end;
         p->oc.max_certids = (int)v;
+        if (!conf_get_bool(conf, sec, "cache", p->oc.cache, &p->oc.cache,
+                           err, errlen)
+            || !conf_get_duration(conf, sec, "cache_refresh",
+                                  p->oc.cache_refresh, 1, 366L * 86400,
+                                  &p->oc.cache_refresh, err, errlen)
+            || !conf_get_duration(conf, sec, "cache_check",
+                                  p->oc.cache_check, 0, 86400,
+                                  &p->oc.cache_check, err, errlen)
+            || !conf_get_long(conf, sec, "cache_entries",
+                              (long)p->oc.cache_entries, 1, 100000000, &v,
+                              err, errlen))
+            goto end;
+        p->oc.cache_entries = (size_t)v;
+        if (!conf_get_size(conf, sec, "cache_bytes",
+                           (long)p->oc.cache_bytes, 65536, 1L << 40, &v, err,
+                           errlen))
+            goto end;
+        p->oc.cache_bytes = (size_t)v;
         if (p->oc.next_update > 0 && p->max_age > p->oc.next_update) {
             conf_err(conf, sec->line, err, errlen, "max_age must not exceed "
                      "next_update in [ocsp]");
@@ -163,6 +181,15 @@ OCSP_PUB *ocsp_pub_new(const struct conf *conf, STORE *store, char *err,
     }
     if ((p->resp = ocsp_responder_new(store, &p->oc)) == NULL)
         goto end;
+    v = p->oc.cache_refresh;
+    if (p->oc.next_update > 0 && p->oc.next_update < v)
+        v = p->oc.next_update;
+    if (p->oc.cache)
+        log_msg(LOG_INFO, "ocsp: response cache on (re-signed after %ld s, "
+                "change token %s, at most %zu responses and %zu bytes)", v,
+                p->oc.cache_check > 0 ? "reused for cache_check seconds"
+                                      : "checked per request",
+                p->oc.cache_entries, p->oc.cache_bytes);
     if (cas != NULL) {
         if (!ocsp_pub_add_list(p, conf, cas, err, errlen))
             goto end;
@@ -250,6 +277,34 @@ static long ocsp_pub_b64(const char *s, size_t max, unsigned char **out)
     return len;
 }
 
+/* The RFC 5019 6.2 caching headers of a successful GET answer |der|:
+ * Last-Modified = thisUpdate, Expires = nextUpdate, ETag = a digest of
+ * the response, Cache-Control max-age = [ocsp] max_age, never beyond
+ * nextUpdate. */
+static void ocsp_pub_get_headers(const OCSP_PUB *p, const unsigned char *der,
+                                 size_t len,
+                                 const struct ocsp_respond_info *info,
+                                 time_t now,
+                                 struct http_resource_response *rsp)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0, i;
+    long age = p->max_age;
+
+    if (info->next_update > 0 && age > info->next_update - now)
+        age = info->next_update > now ? (long)(info->next_update - now) : 0;
+    rsp->max_age = age;
+    rsp->last_modified = (long long)info->this_update;
+    rsp->expires = (long long)info->next_update;
+    if (EVP_Digest(der, len, md, &mdlen, EVP_sha256(), NULL) && mdlen >= 16) {
+        rsp->etag[0] = '"';
+        for (i = 0; i < 16; i++)
+            snprintf(rsp->etag + 1 + 2 * i, 3, "%02x", md[i]);
+        rsp->etag[33] = '"';
+        rsp->etag[34] = '\0';
+    }
+}
+
 /* Answers an OCSP request body |der| (NULL: malformed) with HTTP |status|. */
 static void ocsp_pub_ocsp(OCSP_PUB *p, const unsigned char *der, size_t len,
                           int status, int is_get,
@@ -259,9 +314,11 @@ static void ocsp_pub_ocsp(OCSP_PUB *p, const unsigned char *der, size_t len,
     unsigned char *out = NULL, *b;
     size_t outlen = 0;
     enum ocsp_outcome o;
+    struct ocsp_respond_info info;
+    time_t now = time(NULL);
 
-    o = ocsp_respond(p->resp, der, der != NULL ? len : 0, time(NULL), &out,
-                     &outlen);
+    o = ocsp_respond_ex(p->resp, der, der != NULL ? len : 0, now, &out,
+                        &outlen, &info);
     atomic_fetch_add(&p->outcomes[o], 1);
     if (out == NULL || (b = malloc(outlen)) == NULL) {
         OPENSSL_free(out);
@@ -275,7 +332,7 @@ static void ocsp_pub_ocsp(OCSP_PUB *p, const unsigned char *der, size_t len,
     rsp->status = status;
     rsp->content_type = OCSP_CT_RSP;
     if (is_get && o <= OCSP_OUT_UNKNOWN)
-        rsp->max_age = p->max_age;      /* RFC 5019 6.2 */
+        ocsp_pub_get_headers(p, b, outlen, &info, now, rsp);
     else
         rsp->max_age = 0;
     if (o >= OCSP_OUT_MALFORMED)
@@ -612,6 +669,7 @@ int ocsp_pub_refresh_gauges(OCSP_PUB *p, time_t now, long min_age)
 
 size_t ocsp_pub_metrics(OCSP_PUB *p, char *buf, size_t cap)
 {
+    struct ocsp_cache_counters cs;
     size_t n = 0;
     int i;
 
@@ -629,6 +687,32 @@ size_t ocsp_pub_metrics(OCSP_PUB *p, char *buf, size_t cap)
         OCSP_PUB_OUT("cmpca_ocsp_responses_total{outcome=\"%s\"} %lu\n",
                      ocsp_outcome_str((enum ocsp_outcome)i),
                      atomic_load(&p->outcomes[i]));
+    ocsp_responder_cache_stats(p->resp, &cs);
+    if (cs.enabled)
+        OCSP_PUB_OUT("# HELP cmpca_ocsp_cache_total OCSP response cache "
+                     "lookups by result (hit: token unchanged; revalidated: "
+                     "row read again, same status; miss: signed afresh; "
+                     "bypass: nonce or several CertIDs).\n"
+                     "# TYPE cmpca_ocsp_cache_total counter\n"
+                     "cmpca_ocsp_cache_total{result=\"hit\"} %llu\n"
+                     "cmpca_ocsp_cache_total{result=\"revalidated\"} %llu\n"
+                     "cmpca_ocsp_cache_total{result=\"miss\"} %llu\n"
+                     "cmpca_ocsp_cache_total{result=\"bypass\"} %llu\n"
+                     "# HELP cmpca_ocsp_cache_evictions_total Cached OCSP "
+                     "responses pushed out by the bounds.\n"
+                     "# TYPE cmpca_ocsp_cache_evictions_total counter\n"
+                     "cmpca_ocsp_cache_evictions_total %llu\n"
+                     "# HELP cmpca_ocsp_cache_entries Cached OCSP responses."
+                     "\n# TYPE cmpca_ocsp_cache_entries gauge\n"
+                     "cmpca_ocsp_cache_entries %zu\n"
+                     "# HELP cmpca_ocsp_cache_bytes Memory of the cached OCSP "
+                     "responses.\n# TYPE cmpca_ocsp_cache_bytes gauge\n"
+                     "cmpca_ocsp_cache_bytes %zu\n",
+                     (unsigned long long)cs.hits,
+                     (unsigned long long)cs.revalidated,
+                     (unsigned long long)cs.misses,
+                     (unsigned long long)cs.bypassed,
+                     (unsigned long long)cs.evictions, cs.entries, cs.bytes);
     OCSP_PUB_OUT("# HELP cmpca_crl_downloads_total CRLs served.\n"
                  "# TYPE cmpca_crl_downloads_total counter\n"
                  "cmpca_crl_downloads_total %lu\n"

@@ -20,7 +20,8 @@ typedef struct ocsp_pub OCSP_PUB;
 /*
  * Builds the services from the [ocsp] section of |conf| (optional; keys:
  * cas, next_update, max_age, max_request, max_certids, max_requests,
- * crl_max_age) and loads, with their keys, the CAs the OCSP responder
+ * crl_max_age, cache, cache_refresh, cache_check, cache_entries,
+ * cache_bytes) and loads, with their keys, the CAs the OCSP responder
  * answers for: [ocsp] cas (comma-separated names), by default every CA an
  * [alias] section names. A CA with a delegated OCSP signer ([ca NAME]
  * ocsp_signer_cert/ocsp_signer_key) has its responses signed by it.

@@ -392,6 +392,22 @@ int store_schema_version(STORE *st)
     return st->schema_version;
 }
 
+enum store_rc store_change_token(STORE *st, uint64_t *tok)
+{
+    uint64_t be = 0;
+    enum store_rc rc;
+
+    *tok = 0;
+    if (st->ops->change_token == NULL)
+        return STORE_NOTFOUND;
+    if ((rc = st->ops->change_token(st->be, &be)) != STORE_OK)
+        return rc;
+    /* own commits in the high half: they show even before the backend's
+     * value moves */
+    *tok = (atomic_load(&st->changes) << 32) ^ be;
+    return STORE_OK;
+}
+
 static enum store_rc store_begin_mode(STORE *st, STORE_TX **out, int write)
 {
     STORE_TX *tx;
@@ -432,6 +448,8 @@ enum store_rc store_commit(STORE_TX *tx)
     write = tx->write;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     rc = tx->st->ops->commit(tx);
+    if (write)
+        atomic_fetch_add(&tx->st->changes, 1);
     if (write) {
         clock_gettime(CLOCK_MONOTONIC, &t1);
         metrics_observe_commit(rc == STORE_OK,

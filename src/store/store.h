@@ -109,6 +109,16 @@ enum store_rc store_open(const struct store_conf *sc, STORE **out,
 void store_close(STORE *st);
 /* Returns the schema version the store is at (for diagnostics). */
 int store_schema_version(STORE *st);
+/*
+ * A cheap store change token for caches of derived data (the OCSP
+ * response cache): *tok changes whenever a write transaction commits,
+ * through this STORE or any other connection or process on the same
+ * database. SQLite: PRAGMA data_version on a dedicated read connection
+ * plus a counter of this STORE's own commits (a few microseconds, no
+ * row read). PostgreSQL has no such cheap value: STORE_NOTFOUND, and the
+ * caller reads the rows it depends on. Thread-safe.
+ */
+enum store_rc store_change_token(STORE *st, uint64_t *tok);
 
 /* ------------------------------------------------------------------ */
 /* Transactions                                                        */

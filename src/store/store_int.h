@@ -9,6 +9,7 @@
 #include "store/store.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 
 /* Column lists of the tables, in the order both backends read them. */
 #define STORE_CERT_COLS "id,ca_id,serial,subject,not_before,not_after,der," \
@@ -31,6 +32,8 @@ struct store {
     const struct store_ops *ops;
     void *be;                      /* backend state */
     int schema_version;
+    _Atomic uint64_t changes;      /* write commits of this STORE (for
+                                    * store_change_token) */
 };
 
 struct store_tx {
@@ -148,6 +151,9 @@ struct store_ops {
                                      int64_t *);
     enum store_rc (*rollover_list)(STORE_TX *, int64_t,
                                    struct store_rollover ***, size_t *);
+    /* a value that changes whenever any connection (any process) commits;
+     * NULL or STORE_NOTFOUND: the backend has no cheap one */
+    enum store_rc (*change_token)(void *be, uint64_t *tok);
 };
 
 extern const struct store_ops store_sqlite_ops;

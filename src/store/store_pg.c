@@ -2606,4 +2606,5 @@ const struct store_ops store_pg_ops = {
     .audit_count = pg_audit_count,
     .rollover_insert = pg_rollover_insert,
     .rollover_list = pg_rollover_list,
+    .change_token = NULL,           /* no cheap token: callers read rows */
 };

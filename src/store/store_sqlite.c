@@ -193,6 +193,9 @@ struct sq_store {
     pthread_mutex_t mu;
     struct sq_conn *idle;          /* read connections not held by a tx */
     struct sq_writer w;
+    pthread_mutex_t tok_mu;        /* the change-token connection: */
+    sqlite3 *tok_db;               /* never writes, so PRAGMA data_version */
+    sqlite3_stmt *tok_stmt;        /* on it moves with every commit */
 };
 
 #define SQ_DB(tx) (((struct sq_conn *)(tx)->conn)->db)
@@ -623,6 +626,9 @@ static void sq_close(void *be)
         sq_conn_close(c);
     }
     sq_conn_close(s->w.conn);
+    sqlite3_finalize(s->tok_stmt);
+    sqlite3_close(s->tok_db);
+    pthread_mutex_destroy(&s->tok_mu);
     pthread_cond_destroy(&s->w.cv_free);
     pthread_cond_destroy(&s->w.cv_done);
     pthread_cond_destroy(&s->ck.cv);
@@ -650,6 +656,7 @@ static enum store_rc sq_open(const struct store_conf *sc, void **be,
     s->sync_full = sc->synchronous_full;
     s->busy_ms = sc->busy_timeout_ms > 0 ? sc->busy_timeout_ms : 5000;
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->tok_mu, NULL);
     pthread_mutex_init(&s->ck.mu, NULL);
     pthread_cond_init(&s->ck.cv, NULL);
     pthread_cond_init(&s->ck.done_cv, NULL);
@@ -2494,6 +2501,8 @@ static enum store_rc sq_audit_count(STORE_TX *tx, int64_t *nrows,
     return r == SQLITE_ROW ? STORE_OK : sq_fail(tx, r, "audit_count");
 }
 
+static enum store_rc sq_change_token(void *be, uint64_t *tok);
+
 const struct store_ops store_sqlite_ops = {
     .name = "sqlite",
     .open = sq_open,
@@ -2550,7 +2559,49 @@ const struct store_ops store_sqlite_ops = {
     .audit_count = sq_audit_count,
     .rollover_insert = sq_rollover_insert,
     .rollover_list = sq_rollover_list,
+    .change_token = sq_change_token,
 };
+
+/* PRAGMA data_version on a connection of its own (opened on first use),
+ * which changes whenever another connection, of this process (the
+ * writer) or another one, commits. */
+static enum store_rc sq_change_token(void *be, uint64_t *tok)
+{
+    struct sq_store *s = be;
+    enum store_rc rc = STORE_ERROR;
+    int r;
+
+    *tok = 0;
+    pthread_mutex_lock(&s->tok_mu);
+    if (s->tok_db == NULL) {
+        if (sqlite3_open_v2(s->path, &s->tok_db, SQLITE_OPEN_READONLY
+                            | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK
+            || sqlite3_prepare_v3(s->tok_db, "PRAGMA data_version", -1,
+                                  SQLITE_PREPARE_PERSISTENT, &s->tok_stmt,
+                                  NULL) != SQLITE_OK) {
+            log_msg(LOG_ERROR, "store: change token: %s",
+                    s->tok_db != NULL ? sqlite3_errmsg(s->tok_db)
+                                      : "out of memory");
+            sqlite3_finalize(s->tok_stmt);
+            sqlite3_close(s->tok_db);
+            s->tok_stmt = NULL;
+            s->tok_db = NULL;
+            goto end;
+        }
+        sqlite3_busy_timeout(s->tok_db, (int)s->busy_ms);
+    }
+    r = sqlite3_step(s->tok_stmt);
+    if (r == SQLITE_ROW) {
+        *tok = (uint64_t)sqlite3_column_int64(s->tok_stmt, 0);
+        rc = STORE_OK;
+    } else {
+        rc = (r & 0xff) == SQLITE_BUSY ? STORE_BUSY : STORE_ERROR;
+    }
+    sqlite3_reset(s->tok_stmt);
+ end:
+    pthread_mutex_unlock(&s->tok_mu);
+    return rc;
+}
 
 /* Statements allowed to scan a table: small tables, full walks and
  * counts that are meant to read everything. */

@@ -2,6 +2,8 @@
 # End-to-end revocation services of `cmpca serve`: the OCSP responder with
 # the stock `openssl ocsp` client (good, revoked, unknown, with and without
 # nonce, CA-signed and delegated signer, the RFC 5019 GET form with curl),
+# pre-produced responses from the cache (revoked by the CLI while cached:
+# revoked at once; GET caching headers; cache metrics),
 # malformed/truncated/oversized requests, CRL and CA certificate over HTTP
 # (`openssl verify -crl_check`), and device decommissioning.
 . "$(dirname "$0")/lib.sh"
@@ -77,6 +79,58 @@ has "GET: good and verified" get.txt "op2.pem: good"
 h=$(curl -s --max-time 10 -o "$T/post.der" -w '%{http_code}' -H "Content-Type: application/ocsp-request" \
     --data-binary @"$T/req2.der" "$URL/ocsp")
 is "POST with curl: 200" "$h" 200
+
+# ---- pre-produced responses (cache), revocation by another process ---------
+check "SN-000009 enrolled" enroll 9
+(cd "$T" && openssl ocsp -issuer issuing.pem -cert op9.pem -no_nonce -reqout req9.der) >/dev/null 2>&1
+# respin FILE OUT: openssl's verdict on the response FILE for op9.pem
+respin() {
+    (cd "$T" && openssl ocsp -respin "$1" -issuer issuing.pem -CAfile root.pem \
+        -verify_other issuing.pem -cert op9.pem -no_nonce) >"$T/$2" 2>&1
+}
+h=$(post req9.der c1.rsp application/ocsp-request /ocsp)
+h2=$(post req9.der c2.rsp application/ocsp-request /ocsp)
+is "no nonce: two answers" "$h/$h2" 200/200
+is "no nonce: the same pre-produced response twice" "$(hexbody c2.rsp)" "$(hexbody c1.rsp)"
+respin c2.rsp c2.txt
+has "cached response: good and verified" c2.txt "op9.pem: good"
+ocsp n1.txt -cert op9.pem
+has "with nonce: good, nonce echoed (never from the cache)" n1.txt "op9.pem: good"
+hasnt "with nonce: no nonce warning" n1.txt "WARNING"
+curl -s --max-time 10 "$URL/metrics" >"$T/cmetrics.txt"
+has "metrics: cache hit counted" cmetrics.txt 'cmpca_ocsp_cache_total\{result="(hit|revalidated)"\} [1-9]'
+has "metrics: cache miss counted" cmetrics.txt 'cmpca_ocsp_cache_total\{result="miss"\} [1-9]'
+has "metrics: nonce bypass counted" cmetrics.txt 'cmpca_ocsp_cache_total\{result="bypass"\} [1-9]'
+has "metrics: cache entries" cmetrics.txt 'cmpca_ocsp_cache_entries [1-9]'
+# GET: RFC 5019 6.2 headers; a second GET gives the same ETag, and 304
+(cd "$T" && openssl ocsp -issuer issuing.pem -cert op9.pem -no_nonce -reqout req9g.der) >/dev/null 2>&1
+b64=$(base64 -w0 "$T/req9g.der" | python3 -c 'import sys,urllib.parse; print(urllib.parse.quote(sys.stdin.read().strip(), safe=""))')
+curl -s --max-time 10 -D "$T/g9.hdr" -o "$T/g9.der" "$URL/ocsp/$b64"
+has "GET: Last-Modified (thisUpdate)" g9.hdr "Last-Modified: "
+has "GET: Expires (nextUpdate)" g9.hdr "Expires: "
+has "GET: ETag" g9.hdr 'ETag: "[0-9a-f]{32}"'
+has "GET: max-age" g9.hdr "Cache-Control: max-age=(60|59|58), public"
+etag=$(sed -n 's/^ETag: //Ip' "$T/g9.hdr" | tr -d '\r')
+curl -s --max-time 10 -D "$T/g9b.hdr" -o /dev/null "$URL/ocsp/$b64"
+is "GET again: the same ETag" "$(sed -n 's/^ETag: //Ip' "$T/g9b.hdr" | tr -d '\r')" "$etag"
+h=$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' -H "If-None-Match: $etag" "$URL/ocsp/$b64")
+is "GET with If-None-Match: 304" "$h" 304
+# revoked by the CLI (another process on the database) while cached
+s9=$(serial_of op9.pem)
+check "cmpca cert revoke while a good response is cached" cli cert revoke --ca issuing --serial "$s9" --reason keyCompromise
+h=$(post req9.der c3.rsp application/ocsp-request /ocsp)
+respin c3.rsp c3.txt
+has "same request after revoke by another process: revoked at once" c3.txt "op9.pem: revoked"
+hasnt "not the cached good response" c3.txt "op9.pem: good"
+h=$(post req9.der c4.rsp application/ocsp-request /ocsp)
+is "revoked response cached in turn" "$(hexbody c4.rsp)" "$(hexbody c3.rsp)"
+curl -s --max-time 10 -D "$T/g9c.hdr" -o "$T/g9c.der" "$URL/ocsp/$b64"
+(cd "$T" && openssl ocsp -respin g9c.der -issuer issuing.pem -CAfile root.pem \
+    -verify_other issuing.pem -cert op9.pem -no_nonce) >"$T/g9c.txt" 2>&1
+has "GET after revoke: revoked" g9c.txt "op9.pem: revoked"
+hasnt "GET after revoke: a new ETag" g9c.hdr "ETag: $etag"
+curl -s --max-time 10 "$URL/metrics" >"$T/cmetrics2.txt"
+has "metrics: cache still serving" cmetrics2.txt 'cmpca_ocsp_cache_total\{result="(hit|revalidated)"\} [1-9]'
 
 # ---- malformed, truncated, oversized, wrong type ----------------------------
 printf 'this is not DER' >"$T/junk.bin"

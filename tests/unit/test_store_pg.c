@@ -339,6 +339,17 @@ static void test_failed_statement(void **state)
     assert_int_equal(store_commit(tx), STORE_OK);
 }
 
+/* PostgreSQL has no cheap change token: callers (the OCSP cache) are told
+ * so and read the rows they depend on. */
+static void test_change_token_unsupported(void **state)
+{
+    struct fx *f = *state;
+    uint64_t tok = 99;
+
+    assert_int_equal(store_change_token(f->st, &tok), STORE_NOTFOUND);
+    assert_true(tok == 0);
+}
+
 /* Pooled connections the server closed are reconnected at the next
  * begin. */
 static void test_reconnect(void **state)
@@ -818,6 +829,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_stream_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_fault, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_change_token_unsupported, setup,
+                                        teardown),
     };
 
     if (!pg_env_init()) {
