@@ -10,6 +10,7 @@
 #include "store/store.h"
 
 #include <ctype.h>
+#include <openssl/crypto.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -26,7 +27,11 @@
 static void device_usage(FILE *fp)
 {
     fprintf(fp,
-            "usage: cmpca device add --vendor V IDENTIFIER\n"
+            "usage: cmpca device add --vendor V IDENTIFIER [--secret-file F | --generate-secret]\n"
+            "                        [--ref REF] [--kek SPEC]\n"
+            "       cmpca device set-secret --vendor V IDENTIFIER (--secret-file F | --generate-secret)\n"
+            "                        [--ref REF] [--kek SPEC]\n"
+            "       cmpca device unlock --vendor V IDENTIFIER\n"
             "       cmpca device import --vendor V FILE\n"
             "       cmpca device list [--vendor V] [--state S] [--limit N (default 1000, 0 = all)]\n"
             "                         [--offset N] [--json]\n"
@@ -44,6 +49,11 @@ static void device_usage(FILE *fp)
             "its valid operator certificates in the same transaction (reason\n"
             "--reason, default cessationOfOperation; a new CRL is issued),\n"
             "unless --keep-certs.\n"
+            "--secret-file F (first line) or --generate-secret (printed once)\n"
+            "gives the device a one-time secret for aliases in mac mode,\n"
+            "referenced by REF (default: IDENTIFIER) in the requests'\n"
+            "senderKID; it is stored sealed with [server] secret_kek (or\n"
+            "--kek file:PATH|env:NAME). unlock clears its wrong-MAC count.\n"
             "States: registered pending enrolled revoked disabled.\n");
 }
 
@@ -54,6 +64,7 @@ struct device_opts {
     const char *reason;       /* disable/remove: CRLReason name or number */
     long limit, offset;
     int json, keep_certs;
+    struct cli_secret_opts sec;
 };
 
 static int device_parse(int argc, char **argv, struct device_opts *o)
@@ -66,6 +77,10 @@ static int device_parse(int argc, char **argv, struct device_opts *o)
         { "json",   no_argument,       NULL, 'j' },
         { "reason", required_argument, NULL, 'r' },
         { "keep-certs", no_argument,   NULL, 'k' },
+        { "secret-file", required_argument, NULL, 'S' },
+        { "generate-secret", no_argument, NULL, 'G' },
+        { "ref", required_argument,    NULL, 'R' },
+        { "kek", required_argument,    NULL, 'K' },
         { "help",   no_argument,       NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
@@ -80,6 +95,18 @@ static int device_parse(int argc, char **argv, struct device_opts *o)
             break;
         case 'k':
             o->keep_certs = 1;
+            break;
+        case 'S':
+            o->sec.secret_file = optarg;
+            break;
+        case 'G':
+            o->sec.generate = 1;
+            break;
+        case 'R':
+            o->sec.ref = optarg;
+            break;
+        case 'K':
+            o->sec.kek = optarg;
             break;
         case 'v':
             o->vendor = optarg;
@@ -166,8 +193,12 @@ static int device_dberr(const char *what, STORE_TX *tx, enum store_rc rc)
     return cli_dberr("device", what, tx, rc);
 }
 
-static int device_add(STORE *st, const struct device_opts *o)
+static int device_add(const struct conf *conf, STORE *st,
+                      const struct device_opts *o)
 {
+    char gen[64] = "";
+    int with_secret = o->sec.secret_file != NULL || o->sec.generate
+        || o->sec.ref != NULL;
     STORE_TX *tx = NULL;
     const char *bad;
     int64_t vid, id = 0;
@@ -196,6 +227,10 @@ static int device_add(STORE *st, const struct device_opts *o)
     if (rc == STORE_OK)
         rc = store_audit_append(tx, cli_actor(), "device.add", o->pos,
                                 NULL);
+    if (rc == STORE_OK && with_secret
+        && (ret = cli_device_secret_put(conf, tx, id, o->pos, &o->sec, gen,
+                                        sizeof(gen))) != CLI_OK)
+        goto end;
     if (rc == STORE_OK) {
         rc = store_commit(tx);
         tx = NULL;
@@ -206,6 +241,12 @@ static int device_add(STORE *st, const struct device_opts *o)
     }
     printf("device '%s' of vendor '%s' registered (id %lld)\n", o->pos,
            o->vendor, (long long)id);
+    if (with_secret)
+        printf("secret reference: %s\n", o->sec.ref != NULL ? o->sec.ref
+                                                             : o->pos);
+    if (gen[0] != '\0')
+        printf("secret: %s\n", gen);
+    OPENSSL_cleanse(gen, sizeof(gen));
     ret = CLI_OK;
  end:
     store_rollback(tx);
@@ -770,10 +811,67 @@ static int device_change(const struct conf *conf, STORE *st,
     return ret;
 }
 
+/* `device set-secret` and `device unlock`. */
+static int device_secret(const struct conf *conf, STORE *st,
+                         const struct device_opts *o, const char *act)
+{
+    struct store_device *d = NULL;
+    STORE_TX *tx = NULL;
+    char gen[64] = "";
+    int64_t vid;
+    enum store_rc rc;
+    int ret;
+
+    if (o->pos == NULL) {
+        fprintf(stderr, "cmpca device %s: IDENTIFIER required\n", act);
+        return CLI_USAGE;
+    }
+    if ((rc = store_begin(st, &tx)) != STORE_OK)
+        return device_dberr(act, NULL, rc);
+    if ((ret = device_vendor(tx, o->vendor, &vid)) != CLI_OK)
+        goto end;
+    if ((rc = store_device_get_by_ident(tx, vid, o->pos, &d)) != STORE_OK) {
+        if (rc == STORE_NOTFOUND)
+            fprintf(stderr, "cmpca device %s: no device '%s' for vendor "
+                    "'%s'\n", act, o->pos, o->vendor);
+        else
+            device_dberr(act, tx, rc);
+        ret = cli_store_exit(rc);
+        goto end;
+    }
+    ret = strcmp(act, "unlock") == 0
+        ? cli_device_secret_unlock(tx, d->id, o->pos)
+        : cli_device_secret_put(conf, tx, d->id, o->pos, &o->sec, gen,
+                                sizeof(gen));
+    if (ret != CLI_OK)
+        goto end;
+    rc = store_commit(tx);
+    tx = NULL;
+    if (rc != STORE_OK) {
+        ret = device_dberr(act, NULL, rc);
+        goto end;
+    }
+    if (strcmp(act, "unlock") == 0)
+        printf("device '%s' of vendor '%s': secret unlocked\n", o->pos,
+               o->vendor);
+    else
+        printf("device '%s' of vendor '%s': new secret, reference %s\n",
+               o->pos, o->vendor, o->sec.ref != NULL ? o->sec.ref : o->pos);
+    if (gen[0] != '\0')
+        printf("secret: %s\n", gen);
+    ret = CLI_OK;
+ end:
+    OPENSSL_cleanse(gen, sizeof(gen));
+    store_device_free(d);
+    store_rollback(tx);
+    return ret;
+}
+
 int cli_device(int argc, char **argv)
 {
     static const char *const acts[] = {
-        "add", "import", "list", "show", "disable", "enable", "remove", NULL
+        "add", "import", "list", "show", "disable", "enable", "remove",
+        "set-secret", "unlock", NULL
     };
     struct device_opts o;
     struct conf *conf = NULL;
@@ -796,13 +894,15 @@ int cli_device(int argc, char **argv)
     if ((ret = cli_store_open(&conf, &st)) != CLI_OK)
         return ret;
     if (strcmp(act, "add") == 0)
-        ret = device_add(st, &o);
+        ret = device_add(conf, st, &o);
     else if (strcmp(act, "import") == 0)
         ret = device_import(st, &o);
     else if (strcmp(act, "list") == 0)
         ret = device_list(st, &o);
     else if (strcmp(act, "show") == 0)
         ret = device_show(st, &o);
+    else if (strcmp(act, "set-secret") == 0 || strcmp(act, "unlock") == 0)
+        ret = device_secret(conf, st, &o, act);
     else
         ret = device_change(conf, st, &o, act);
     store_close(st);

@@ -20,7 +20,7 @@
 const struct srv_mode *srv_mode_find(const char *name)
 {
     static const struct srv_mode *const modes[] = {
-        &srv_mode_3gpp, &srv_mode_ra,
+        &srv_mode_3gpp, &srv_mode_ra, &srv_mode_mac,
     };
     size_t i;
 
@@ -324,7 +324,8 @@ int srv_alias_load(struct srv_alias *a, const struct conf *conf,
     mode = conf_get(sec, "mode");
     if ((a->mode = srv_mode_find(mode != NULL ? mode : "3gpp")) == NULL)
         return conf_err(conf, sec->line, err, errlen,
-                        "[alias %s]: unknown mode '%s' (known: 3gpp, ra)",
+                        "[alias %s]: unknown mode '%s' (known: 3gpp, ra, "
+                        "mac)",
                         sec->name, mode);
     inner = conf_get(sec, "inner_mode");
     if (a->mode == &srv_mode_ra) {
@@ -394,6 +395,8 @@ int srv_alias_load(struct srv_alias *a, const struct conf *conf,
         return conf_err(conf, sec->line, err, errlen,
                         "[alias %s]: ra_trust is for mode = ra", sec->name);
     if (!srv_limits_load(&a->enroll, conf, sec, err, errlen))
+        return 0;
+    if (!srv_mac_alias_load(a, conf, sec, err, errlen))
         return 0;
     if (!conf_check_used(conf, sec, err, errlen))
         return 0;
@@ -473,6 +476,7 @@ void srv_alias_clear(struct srv_alias *a)
     GENERAL_NAME_free(a->rsp_sender);
     GENERAL_NAME_free(a->rsp_nobody);
     srv_vendor_trust_free(a->vt);
+    srv_mac_alias_clear(a);
     pthread_mutex_destroy(&a->vt_lock);
     pthread_mutex_destroy(&a->ra_lock);
     memset(a, 0, sizeof(*a));

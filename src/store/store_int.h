@@ -23,6 +23,8 @@
     "disabled,updated"
 #define STORE_TXN_COLS "tid,alias,type,state,cert_req_id,created,deadline," \
     "updated,requester,sender_nonce,cert_id,old_cert_id,device_id,req_nonce"
+#define STORE_SECRET_COLS "device_id,ref,sealed,failures,locked,consumed," \
+    "created,updated"
 #define STORE_AUDIT_COLS "seq,time,actor,action,object,details,hash"
 
 struct store_ops;
@@ -142,6 +144,15 @@ struct store_ops {
     enum store_rc (*audit_list)(STORE_TX *, long,
                                 struct store_audit_row ***, size_t *);
     enum store_rc (*audit_count)(STORE_TX *, int64_t *, int64_t *);
+
+    /* device secrets (mac mode) */
+    enum store_rc (*device_secret_put)(STORE_TX *, int64_t, const char *,
+                                       const unsigned char *, size_t);
+    enum store_rc (*device_secret_get)(STORE_TX *, int64_t, const char *,
+                                       struct store_device_secret **);
+    enum store_rc (*device_secret_fail)(STORE_TX *, int64_t, int, int *,
+                                        int *);
+    enum store_rc (*device_secret_set)(STORE_TX *, int64_t, int);
 };
 
 extern const struct store_ops store_sqlite_ops;

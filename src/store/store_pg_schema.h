@@ -142,6 +142,17 @@ static const char *const store_pg_migrations[] = {
     "ALTER TABLE cmp_txn ADD COLUMN req_nonce bytea;",
     /* 6: as SQLite's 7: per-requester enrollment limits */
     "CREATE INDEX IF NOT EXISTS cmp_txn_requester ON cmp_txn(requester, created);",
+    /* 7: as SQLite's 8: mac mode device secrets (sealed), wrong MACs
+     * counted, locked, consumed */
+    "CREATE TABLE device_secret ("
+    "  device_id bigint PRIMARY KEY REFERENCES device(id) ON DELETE CASCADE,"
+    "  ref text COLLATE \"C\" NOT NULL UNIQUE,"
+    "  sealed bytea NOT NULL,"
+    "  failures integer NOT NULL DEFAULT 0,"
+    "  locked integer NOT NULL DEFAULT 0 CHECK (locked IN (0, 1)),"
+    "  consumed integer NOT NULL DEFAULT 0 CHECK (consumed IN (0, 1)),"
+    "  created bigint NOT NULL,"
+    "  updated bigint NOT NULL);",
 };
 
 #endif

@@ -140,6 +140,18 @@ static const char *const store_sqlite_migrations[] = {
     /* 7: per-requester enrollment limits count a requester's recent and
      * unconfirmed transactions */
     "CREATE INDEX IF NOT EXISTS cmp_txn_requester ON cmp_txn(requester, created);",
+    /* 8: mac mode: one shared secret per device, found by its reference
+     * (senderKID), sealed with the key-encryption key (AES-256-GCM:
+     * nonce || ciphertext || tag); wrong MACs counted, locked, consumed */
+    ("CREATE TABLE device_secret ("
+     "  device_id INTEGER PRIMARY KEY REFERENCES device(id) ON DELETE CASCADE,"
+     "  ref TEXT NOT NULL UNIQUE,"
+     "  sealed BLOB NOT NULL,"
+     "  failures INTEGER NOT NULL DEFAULT 0,"
+     "  locked INTEGER NOT NULL DEFAULT 0 CHECK (locked IN (0, 1)),"
+     "  consumed INTEGER NOT NULL DEFAULT 0 CHECK (consumed IN (0, 1)),"
+     "  created INTEGER NOT NULL,"
+     "  updated INTEGER NOT NULL);"),
 };
 
 #endif
