@@ -100,6 +100,23 @@ expect_mac() {
         nok "$1: wanted $3 MAC-protected with the secret, $4; got: $s"
     fi
 }
+newkey MAC-1b.key
+check "kur of MAC-1's certificate, signed with it (as in 3gpp mode)" \
+    ocmp -path "$MAC_PATH" -cmd kur -cert mac1.pem -key MAC-1.key -extracerts opchain.pem \
+    -trusted oproot.pem -newkey MAC-1b.key -certout mac1b.pem
+is "renewed certificate revoked on certConf" "$(cert_status "$(serial_of mac1.pem)")" revoked
+printf 'p10cr-secret-6\n' >"$T/s6.txt"
+check "device add MAC-6 (p10cr)" cli device add --vendor acme MAC-6 --secret-file s6.txt
+newkey MAC-6.key
+check "genm with the MAC before the enrollment (answer MAC-protected)" \
+    ocmp -path "$MAC_PATH" -cmd genm -secret pass:p10cr-secret-6 -ref MAC-6 -rspout genp.der
+is "genp MAC-protected with the secret" \
+    "$(inspect --secret p10cr-secret-6 genp.der | head -1 | grep -o 'protected=[a-z]*')" protected=ok
+openssl req -new -key "$T/MAC-6.key" -subj /CN=MAC-6 -out "$T/mac6.csr" 2>/dev/null
+check "p10cr with the MAC" ocmp -path "$MAC_PATH" -cmd p10cr -csr mac6.csr -secret pass:p10cr-secret-6 \
+    -ref MAC-6 -certout mac6.pem
+is "MAC-6 secret consumed" "$(sec_row MAC-6)" "0|0|1"
+
 # neg DESC KIND(error|ip|mac:error|mac:ip) FAILINFO PATH SECRET REF CN ARGS...: refused; nothing issued,
 # the device state unchanged, serving.
 neg() {
@@ -121,6 +138,8 @@ neg() {
 # ---- reuse, wrong secret, lock, unlock ---------------------------------------------------
 neg "reused secret after consumption" mac:error notAuthorized "$MAC_PATH" "$SECRET1" MAC-1 MAC-1
 is "reuse counted no failure" "$(sec_row MAC-1)" "0|0|1"
+neg "genm with a consumed secret" mac:error notAuthorized "$MAC_PATH" p10cr-secret-6 MAC-6 MAC-6 \
+    -cmd genm
 newkey MAC-4.key
 a0=$(audit_count)
 neg "wrong secret" error badMessageCheck "$MAC_PATH" wrong-secret-0 MAC-4 MAC-4
@@ -165,6 +184,11 @@ is "PBMAC1 answer uses PBMAC1" "$(field p1.rsp protectionAlg)" "PBMAC1"
 is "MAC-5 pending after the ip" "$(dev_state MAC-5)" pending
 neg "subject not the device's" mac:ip badCertTemplate "$MAC_PATH" another-secret-3 MAC-3 MAC-3 \
     -subject /CN=someone-else
+expect "an rr with MAC protection is refused" 1 \
+    ocmp -path "$MAC_PATH" -cmd rr -secret pass:p10cr-secret-6 -ref MAC-6 -oldcert mac6.pem \
+    -rspout rr.der
+expect_mac "rr with MAC" rr.der error wrongIntegrity p10cr-secret-6
+is "rr refused: the certificate is valid" "$(cert_status "$(serial_of mac6.pem)")" valid
 check "device unlock" cli device unlock --vendor acme MAC-4
 is "unlocked: count cleared" "$(sec_row MAC-4)" "0|0|0"
 
