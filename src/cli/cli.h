@@ -123,6 +123,12 @@ int cli_device_secret_put(const struct conf *conf, struct store_tx *tx,
                           long long device_id, const char *ident,
                           const struct cli_secret_opts *so, char *gen,
                           size_t genlen);
+struct json_t;
+/* Adds "secret": {ref, failures, locked, consumed, updated} of device
+ * |device_id| to |obj| if it has a secret (never the secret itself);
+ * returns 1 if it did. */
+int cli_device_secret_json(struct store_tx *tx, long long device_id,
+                           struct json_t *obj);
 /* Clears the failure count and lock of device |device_id|'s secret in
  * |tx| (audit row included). Returns an exit code. */
 int cli_device_secret_unlock(struct store_tx *tx, long long device_id,

@@ -685,6 +685,7 @@ static int device_show(STORE *st, const struct device_opts *o)
         }
         json_object_set_new(j, "certs", device_certs_json(all, nall));
     }
+    (void)cli_device_secret_json(tx, d->id, j);
     if (o->json) {
         cli_json_print(j);
         j = NULL;
@@ -702,6 +703,20 @@ static int device_show(STORE *st, const struct device_opts *o)
                    c->status == STORE_CERT_REVOKED ? "revoked" : "valid", tbuf,
                    c->subject);
         device_certs_print(json_object_get(j, "certs"));
+        if (json_object_get(j, "secret") != NULL) {
+            json_t *sj = json_object_get(j, "secret");
+
+            printf("secret:     reference %s, %lld wrong MAC%s%s%s\n",
+                   json_string_value(json_object_get(sj, "ref")),
+                   (long long)json_integer_value(json_object_get(sj,
+                                                                 "failures")),
+                   json_integer_value(json_object_get(sj, "failures")) == 1
+                       ? "" : "s",
+                   json_is_true(json_object_get(sj, "locked"))
+                       ? ", locked" : "",
+                   json_is_true(json_object_get(sj, "consumed"))
+                       ? ", consumed" : "");
+        }
     }
     ret = CLI_OK;
  end:

@@ -151,3 +151,19 @@ int cli_device_secret_unlock(STORE_TX *tx, long long device_id,
         return cli_dberr("device", "unlock", tx, rc);
     return CLI_OK;
 }
+
+int cli_device_secret_json(STORE_TX *tx, long long device_id, json_t *obj)
+{
+    struct store_device_secret *s = NULL;
+    json_t *j;
+
+    if (store_device_secret_get(tx, device_id, NULL, &s) != STORE_OK)
+        return 0;
+    j = json_pack("{s:s, s:i, s:b, s:b}", "ref", s->ref, "failures",
+                  s->failures, "locked", s->locked, "consumed", s->consumed);
+    store_device_secret_free(s);
+    if (j == NULL)
+        return 0;
+    json_object_set_new(obj, "secret", j);
+    return 1;
+}

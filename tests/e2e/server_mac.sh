@@ -32,6 +32,16 @@ mode = ra
 ca = issuing
 profile = macdev
 implicit_confirm = yes
+[alias rasetup]
+mode = 3gpp
+ca = issuing
+profile = racert
+vendors = acme
+[profile racert]
+validity = 30d
+subject = CN=RA \${vendor.serialNumber},O=Operator
+key_usage = digitalSignature
+ext_key_usage = 1.3.6.1.5.5.7.3.28,clientAuth
 [profile macdev]
 validity = 30d
 subject = CN=\${request.CN},O=Operator
@@ -63,6 +73,24 @@ if (cd "$T" && timeout 20 "$CMPCA" -c bad.conf serve --port-file bad.port >bad.o
 else
     grep_ok "implicit_confirm on a 3gpp alias is a config error" "implicit_confirm is never granted" "$T/bad.out"
 fi
+# conf_fails DESC PATTERN SED: `cmpca serve` refuses the configuration
+# changed by SED, naming the problem
+conf_fails() {
+    sed "$3" "$T/cmpca.conf" >"$T/bad.conf"
+    if (cd "$T" && timeout 20 "$CMPCA" -c bad.conf serve --port-file bad.port >bad.out 2>&1); then
+        nok "$1"
+    else
+        grep_ok "$1" "$2" "$T/bad.out"
+    fi
+}
+conf_fails "mode = mac without secret_kek is a config error" "needs \[server\] secret_kek" \
+    '/^secret_kek = /d'
+conf_fails "a KEK that is not 64 hex digits is refused" "64 hex digits" \
+    's|^secret_kek = .*|secret_kek = env:HOME|'
+conf_fails "mac_* options on another mode are a config error" "mac_\* options are for mode = mac" \
+    's|^\[alias raic\]$|[alias raic]\nmac_max_failures = 2|'
+conf_fails "mac_response must be mac or sign" "mac_response must be mac or sign" \
+    's|^mac_response = sign$|mac_response = maybe|'
 srv_start s || exit 1
 
 sec_row() {     # sec_row IDENT: failures|locked|consumed of the device's secret
@@ -81,6 +109,9 @@ check "ir with the right secret (PasswordBasedMac, hmac-sha1) and certConf" \
     macir "$MAC_PATH" "$SECRET1" MAC-1 MAC-1 -certout mac1.pem
 is "MAC-1 enrolled" "$(dev_state MAC-1)" enrolled
 is "MAC-1 secret consumed after certConf" "$(sec_row MAC-1)" "0|0|1"
+is "device show names the secret's state, not the secret" \
+    "$(cli device show --vendor acme MAC-1 --json | python3 -c 'import json,sys; s=json.load(sys.stdin)["secret"]; print(s["ref"], s["failures"], s["locked"], s["consumed"], len(s))')" \
+    "MAC-1 0 False True 4"
 is "audit row for the consumption" \
     "$(cli audit list --limit 0 --json | python3 -c 'import json,sys; print(sum(1 for a in json.load(sys.stdin) if a["action"]=="device.secret.consume" and a["object"]=="MAC-1"))')" 1
 grep -q 'alias=mac type=ir .*device="MAC-1" outcome=accepted' "$T/s.log" \
@@ -212,5 +243,28 @@ is "the certificate is valid" "$(cert_status "$(serial_of mac3.pem)")" valid
 check "set-secret gives a consumed device a new secret" \
     cli device set-secret --vendor acme MAC-1 --generate-secret
 is "new secret: not consumed" "$(sec_row MAC-1)" "0|0|0"
+
+# ---- implicitConfirm in ra mode --------------------------------------------------------------
+newkey ra1.key
+check "RA certificate (id-kp-cmcRA) from the 3gpp alias" \
+    ocmp -cmd ir $(dev_args SN-000001) -trusted oproot.pem -newkey ra1.key -subject /CN=RA \
+    -certout ra1.pem -path .well-known/cmp/p/rasetup
+check "ra add ra1 for alias raic" cli ra add --name ra1 --cert ra1.pem --alias raic
+newkey dic.key
+check "RA ir -implicit_confirm granted (alias raic)" \
+    ocmp -path .well-known/cmp/p/raic -cmd ir -cert ra1.pem -key ra1.key -extracerts opchain.pem \
+    -trusted oproot.pem -newkey dic.key -subject /CN=dev-ic -implicit_confirm -disable_confirm \
+    -certout dic.pem -rspout dic.der
+is "ra: implicitConfirm echoed" "$(field dic.der implicitConfirm)" 1
+is "ra: transaction confirmed without certConf" \
+    "$(sqlite3 "$T/cmpca.db" "SELECT count(*) FROM cmp_txn WHERE alias='raic' AND state=1")" 1
+newkey dnc.key
+check "RA ir without -implicit_confirm on the same alias" \
+    ocmp -path .well-known/cmp/p/raic -cmd ir -cert ra1.pem -key ra1.key -extracerts opchain.pem \
+    -trusted oproot.pem -newkey dnc.key -subject /CN=dev-nc -disable_confirm -certout dnc.pem \
+    -rspout dnc.der
+is "ra: not asked, not granted" "$(field dnc.der implicitConfirm)" 0
+is "ra: that transaction awaits its certConf" \
+    "$(sqlite3 "$T/cmpca.db" "SELECT count(*) FROM cmp_txn WHERE alias='raic' AND state=0")" 1
 
 e2e_done
