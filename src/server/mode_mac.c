@@ -391,6 +391,8 @@ static int mode_mac_protect(struct srv_ctx *ctx, CMP_MSG *msg,
         return srv_protect_signed(ctx, msg, der, len);
     if (!cmp_protect_mac_iterations(ctx->req, &iter))
         iter = 10000;
+    if (iter > 100000 && OBJ_obj2nid(rh->protectionAlg->algorithm) != NID_pbmac1)
+        iter = 100000;      /* OpenSSL's PasswordBasedMac maximum */
     h->sender = a->rsp_sender;
     h->recipient = rh != NULL && rh->sender != NULL ? rh->sender
                                                     : a->rsp_nobody;
