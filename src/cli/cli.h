@@ -123,6 +123,13 @@ int cli_device_secret_put(const struct conf *conf, struct store_tx *tx,
                           long long device_id, const char *ident,
                           const struct cli_secret_opts *so, char *gen,
                           size_t genlen);
+/* device import --with-secrets: reads |path| again (identifier, secret,
+ * optional reference; header and comments as the import) and gives each
+ * device just imported for |vendor_id| its secret in |tx|. Sets *count.
+ * Returns an exit code (an error names file:line). */
+int cli_device_secret_import(const struct conf *conf, struct store_tx *tx,
+                             long long vendor_id, const char *path,
+                             const char *kek_spec, long *count);
 struct json_t;
 /* Adds "secret": {ref, failures, locked, consumed, updated} of device
  * |device_id| to |obj| if it has a secret (never the secret itself);

@@ -32,7 +32,7 @@ static void device_usage(FILE *fp)
             "       cmpca device set-secret --vendor V IDENTIFIER (--secret-file F | --generate-secret)\n"
             "                        [--ref REF] [--kek SPEC]\n"
             "       cmpca device unlock --vendor V IDENTIFIER\n"
-            "       cmpca device import --vendor V FILE\n"
+            "       cmpca device import --vendor V FILE [--with-secrets [--kek SPEC]]\n"
             "       cmpca device list [--vendor V] [--state S] [--limit N (default 1000, 0 = all)]\n"
             "                         [--offset N] [--json]\n"
             "       cmpca device show --vendor V IDENTIFIER [--json]\n"
@@ -49,6 +49,8 @@ static void device_usage(FILE *fp)
             "its valid operator certificates in the same transaction (reason\n"
             "--reason, default cessationOfOperation; a new CRL is issued),\n"
             "unless --keep-certs.\n"
+            "import --with-secrets reads identifier,secret[,ref] lines (no\n"
+            "quoting) and gives every device its secret in the same transaction.\n"
             "--secret-file F (first line) or --generate-secret (printed once)\n"
             "gives the device a one-time secret for aliases in mac mode,\n"
             "referenced by REF (default: IDENTIFIER) in the requests'\n"
@@ -63,7 +65,7 @@ struct device_opts {
     const char *pos;
     const char *reason;       /* disable/remove: CRLReason name or number */
     long limit, offset;
-    int json, keep_certs;
+    int json, keep_certs, with_secrets;
     struct cli_secret_opts sec;
 };
 
@@ -81,6 +83,7 @@ static int device_parse(int argc, char **argv, struct device_opts *o)
         { "generate-secret", no_argument, NULL, 'G' },
         { "ref", required_argument,    NULL, 'R' },
         { "kek", required_argument,    NULL, 'K' },
+        { "with-secrets", no_argument, NULL, 'W' },
         { "help",   no_argument,       NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
@@ -107,6 +110,9 @@ static int device_parse(int argc, char **argv, struct device_opts *o)
             break;
         case 'K':
             o->sec.kek = optarg;
+            break;
+        case 'W':
+            o->with_secrets = 1;
             break;
         case 'v':
             o->vendor = optarg;
@@ -393,8 +399,10 @@ static int device_csv_next(void *arg, const char **ident, size_t *len)
     }
 }
 
-static int device_import(STORE *st, const struct device_opts *o)
+static int device_import(const struct conf *conf, STORE *st,
+                         const struct device_opts *o)
 {
+    long nsec = 0;
     struct device_csv c;
     struct store_device *d = NULL;
     STORE_TX *tx = NULL, *rtx = NULL;
@@ -408,6 +416,11 @@ static int device_import(STORE *st, const struct device_opts *o)
     memset(&c, 0, sizeof(c));
     if (o->pos == NULL) {
         fprintf(stderr, "cmpca device import: FILE required\n");
+        return CLI_USAGE;
+    }
+    if (o->with_secrets && strcmp(o->pos, "-") == 0) {
+        fprintf(stderr, "cmpca device import: --with-secrets reads a file "
+                "(not stdin)\n");
         return CLI_USAGE;
     }
     c.name = strcmp(o->pos, "-") == 0 ? "stdin" : o->pos;
@@ -455,8 +468,14 @@ static int device_import(STORE *st, const struct device_opts *o)
         }
         goto end;
     }
-    snprintf(details, sizeof(details), "{\"count\":%llu,\"lines\":%ld}",
-             (unsigned long long)count, c.lineno);
+    if (o->with_secrets
+        && (ret = cli_device_secret_import(conf, tx, vid, o->pos, o->sec.kek,
+                                           &nsec)) != CLI_OK) {
+        fprintf(stderr, "cmpca device import: nothing imported\n");
+        goto end;
+    }
+    snprintf(details, sizeof(details), "{\"count\":%llu,\"lines\":%ld,"
+             "\"secrets\":%ld}", (unsigned long long)count, c.lineno, nsec);
     if ((rc = store_audit_append(tx, cli_actor(), "device.import", o->vendor,
                                  details)) != STORE_OK) {
         ret = device_dberr("import", tx, rc);
@@ -471,6 +490,8 @@ static int device_import(STORE *st, const struct device_opts *o)
     printf("%llu device%s of vendor '%s' imported from %s\n",
            (unsigned long long)count, count == 1 ? "" : "s", o->vendor,
            c.name);
+    if (o->with_secrets)
+        printf("%ld secret%s set\n", nsec, nsec == 1 ? "" : "s");
     ret = CLI_OK;
  end:
     store_device_free(d);
@@ -911,7 +932,7 @@ int cli_device(int argc, char **argv)
     if (strcmp(act, "add") == 0)
         ret = device_add(conf, st, &o);
     else if (strcmp(act, "import") == 0)
-        ret = device_import(st, &o);
+        ret = device_import(conf, st, &o);
     else if (strcmp(act, "list") == 0)
         ret = device_list(st, &o);
     else if (strcmp(act, "show") == 0)

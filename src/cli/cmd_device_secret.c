@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* Octets of a generated secret (printed as hex). */
 #define DEVSEC_GEN_LEN 16
@@ -166,4 +167,120 @@ int cli_device_secret_json(STORE_TX *tx, long long device_id, json_t *obj)
         return 0;
     json_object_set_new(obj, "secret", j);
     return 1;
+}
+
+/* Trims blanks around |s| in place. */
+static char *devsec_trim(char *s)
+{
+    char *e;
+
+    while (*s == ' ' || *s == '\t')
+        s++;
+    e = s + strlen(s);
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+        *--e = '\0';
+    return s;
+}
+
+int cli_device_secret_import(const struct conf *conf, STORE_TX *tx,
+                             long long vendor_id, const char *path,
+                             const char *kek_spec, long *count)
+{
+    struct store_device *d = NULL;
+    KEK *kek = NULL;
+    FILE *fp = NULL;
+    char *line = NULL, *ident, *secret, *ref, *p;
+    unsigned char *sealed = NULL;
+    size_t cap = 0, sealed_len = 0;
+    long lineno = 0;
+    ssize_t r;
+    enum store_rc rc;
+    int ret, seen = 0;
+
+    *count = 0;
+    if ((ret = devsec_kek(conf, kek_spec, &kek)) != CLI_OK)
+        return ret;
+    ret = CLI_ERR;
+    if ((fp = fopen(path, "r")) == NULL) {
+        fprintf(stderr, "%s: cannot open\n", path);
+        goto end;
+    }
+    while ((r = getline(&line, &cap, fp)) >= 0) {
+        lineno++;
+        while (r > 0 && (line[r - 1] == '\n' || line[r - 1] == '\r'))
+            line[--r] = '\0';
+        p = line;
+        if (lineno == 1 && (unsigned char)p[0] == 0xef
+            && (unsigned char)p[1] == 0xbb && (unsigned char)p[2] == 0xbf)
+            p += 3;
+        p = devsec_trim(p);
+        if (*p == '\0' || *p == '#')
+            continue;
+        if (strchr(p, '"') != NULL) {
+            fprintf(stderr, "%s:%ld: quoted fields are not read with "
+                    "--with-secrets\n", path, lineno);
+            goto end;
+        }
+        ident = p;
+        secret = strchr(ident, ',');
+        if (secret != NULL)
+            *secret++ = '\0';
+        ref = secret != NULL ? strchr(secret, ',') : NULL;
+        if (ref != NULL)
+            *ref++ = '\0';
+        if (ref != NULL && (p = strchr(ref, ',')) != NULL)
+            *p = '\0';          /* further columns are ignored */
+        ident = devsec_trim(ident);
+        if (!seen++ && strcasecmp(ident, "identifier") == 0)
+            continue;          /* header line */
+        secret = secret != NULL ? devsec_trim(secret) : NULL;
+        ref = ref != NULL && *devsec_trim(ref) != '\0' ? devsec_trim(ref)
+                                                       : ident;
+        if (secret == NULL || strlen(secret) < 8) {
+            fprintf(stderr, "%s:%ld: a secret of at least 8 characters is "
+                    "needed in the second column\n", path, lineno);
+            goto end;
+        }
+        if (devsec_ref_bad(ref)) {
+            fprintf(stderr, "%s:%ld: the reference must be 1..%d printable "
+                    "ASCII characters\n", path, lineno, STORE_SECRET_REF_MAX);
+            goto end;
+        }
+        if ((rc = store_device_get_by_ident(tx, vendor_id, ident, &d))
+            != STORE_OK) {
+            ret = cli_dberr("device", "import", tx, rc);
+            goto end;
+        }
+        if (!kek_seal(kek, ref, (const unsigned char *)secret, strlen(secret),
+                      &sealed, &sealed_len))
+            goto end;
+        OPENSSL_cleanse(secret, strlen(secret));
+        rc = store_device_secret_put(tx, d->id, ref, sealed, sealed_len);
+        free(sealed);
+        sealed = NULL;
+        store_device_free(d);
+        d = NULL;
+        if (rc == STORE_EXISTS) {
+            fprintf(stderr, "%s:%ld: reference '%s' belongs to another "
+                    "device\n", path, lineno, ref);
+            ret = CLI_EXISTS;
+            goto end;
+        }
+        if (rc != STORE_OK) {
+            ret = cli_dberr("device", "import", tx, rc);
+            goto end;
+        }
+        (*count)++;
+    }
+    ret = CLI_OK;
+ end:
+    if (line != NULL)
+        OPENSSL_cleanse(line, cap);
+    free(line);
+    free(sealed);
+    store_device_free(d);
+    if (fp != NULL)
+        fclose(fp);
+    kek_free(kek);
+    return ret;
 }

@@ -62,7 +62,18 @@ printf 'another-secret-4\n' >"$T/s4.txt"
 check "device add MAC-4 (implicitConfirm refused)" cli device add --vendor acme MAC-4 --secret-file s4.txt
 expect "a reference of another device is refused" 4 \
     cli device set-secret --vendor acme MAC-4 --secret-file s4.txt --ref ref-two
-if grep -a -q -e "$SECRET1" -e "$SECRET2" -e another-secret "$T/cmpca.db"; then
+printf 'identifier,secret,ref\n# comment\nIMP-1,imported-secret-1,imp-ref-1\nIMP-2, imported-secret-2\n' >"$T/imp.csv"
+check "device import --with-secrets" cli device import --vendor acme imp.csv --with-secrets
+printf 'IMP-3,imported-secret-3\nIMP-4,short\n' >"$T/imp-bad.csv"
+expect "import --with-secrets with a short secret fails" 1 \
+    cli device import --vendor acme imp-bad.csv --with-secrets
+grep_ok "the failure names file:line" "imp-bad.csv:2: a secret of at least 8" "$T/.stderr"
+is "all or nothing: IMP-3 not imported" \
+    "$(sqlite3 "$T/cmpca.db" "SELECT count(*) FROM device WHERE identifier='IMP-3'")" 0
+is "two imported secrets, references from the file or the identifier" \
+    "$(sqlite3 "$T/cmpca.db" "SELECT group_concat(ref, ' ') FROM (SELECT ref FROM device_secret WHERE ref LIKE 'imp%' OR ref LIKE 'IMP%' ORDER BY ref)")" \
+    "IMP-2 imp-ref-1"
+if grep -a -q -e "$SECRET1" -e "$SECRET2" -e another-secret -e imported-secret "$T/cmpca.db"; then
     nok "the secrets are not in the database file in plaintext"
 else
     ok "the secrets are not in the database file in plaintext"
@@ -116,6 +127,9 @@ is "audit row for the consumption" \
     "$(cli audit list --limit 0 --json | python3 -c 'import json,sys; print(sum(1 for a in json.load(sys.stdin) if a["action"]=="device.secret.consume" and a["object"]=="MAC-1"))')" 1
 grep -q 'alias=mac type=ir .*device="MAC-1" outcome=accepted' "$T/s.log" \
     && ok "log line names the device" || nok "log line names the device"
+newkey IMP-1.key
+check "ir of an imported device with the reference from the file" \
+    macir "$MAC_PATH" imported-secret-1 imp-ref-1 IMP-1 -certout imp1.pem
 newkey MAC-2.key
 check "ir with a generated secret and reference ref-two" \
     macir "$MAC_PATH" "$SECRET2" ref-two MAC-2 -certout mac2.pem
