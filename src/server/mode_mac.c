@@ -278,6 +278,22 @@ static enum cmp_reason mode_mac_verify(struct srv_ctx *ctx)
     return mode_mac_verify_mac(ctx);
 }
 
+/* The device's vendor must be one of the alias's `vendors` (default all)
+ * and enabled: the alias's vendor trust lists exactly those. */
+static int mode_mac_vendor_ok(struct srv_ctx *ctx)
+{
+    struct srv_vendor_trust *vt;
+    size_t i;
+    int ok = 0;
+
+    if ((vt = srv_alias_get1_vendor_trust(ctx->alias)) == NULL)
+        return 0;
+    for (i = 0; i < vt->nanchors && !ok; i++)
+        ok = vt->anchors[i].vendor_id == ctx->device->vendor_id;
+    srv_vendor_trust_free(vt);
+    return ok;
+}
+
 static enum cmp_reason mode_mac_authenticate(struct srv_ctx *ctx,
                                              enum srv_op op)
 {
@@ -308,6 +324,10 @@ static enum cmp_reason mode_mac_authenticate(struct srv_ctx *ctx,
         return srv_fail(ctx, CMP_R_UNSUPPORTED_BODY, "not served with MAC "
                         "protection");
     }
+    if (!mode_mac_vendor_ok(ctx))
+        return srv_fail(ctx, CMP_R_NOT_AUTHORIZED, "device %s: its vendor is "
+                        "not one of alias %s (or is disabled)",
+                        ctx->device_label, ctx->alias->name);
     if (ctx->mac_rec->consumed)
         return srv_fail(ctx, CMP_R_NOT_AUTHORIZED, "the secret of reference "
                         "%s was used already (cmpca device set-secret gives "

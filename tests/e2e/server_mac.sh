@@ -27,6 +27,11 @@ ca = issuing
 profile = macdev
 implicit_confirm = yes
 mac_response = sign
+[alias macv]
+mode = mac
+ca = issuing
+profile = macdev
+vendors = othervendor
 [alias raic]
 mode = ra
 ca = issuing
@@ -234,6 +239,10 @@ expect "an rr with MAC protection is refused" 1 \
     -rspout rr.der
 expect_mac "rr with MAC" rr.der error wrongIntegrity p10cr-secret-6
 is "rr refused: the certificate is valid" "$(cert_status "$(serial_of mac6.pem)")" valid
+newkey IMP-2.key
+neg "a device of a vendor the alias does not serve" mac:error notAuthorized .well-known/cmp/p/macv \
+    imported-secret-2 IMP-2 IMP-2
+is "vendor refusal: secret not consumed" "$(sec_row IMP-2)" "0|0|0"
 check "device unlock" cli device unlock --vendor acme MAC-4
 is "unlocked: count cleared" "$(sec_row MAC-4)" "0|0|0"
 
