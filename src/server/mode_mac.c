@@ -139,8 +139,8 @@ static enum store_rc mode_mac_audit(struct srv_ctx *ctx, STORE_TX *tx,
 
 /* A wrong MAC for |rec|: counted (and the reference locked at
  * mac_max_failures), with an audit row each, in its own transaction. */
-static enum cmp_reason mode_mac_count_failure(struct srv_ctx *ctx,
-                                              const struct store_device_secret *rec)
+static enum cmp_reason mode_mac_count_failure(
+    struct srv_ctx *ctx, const struct store_device_secret *rec)
 {
     STORE_TX *tx = NULL;
     enum store_rc rc;
@@ -402,7 +402,7 @@ static int mode_mac_protect(struct srv_ctx *ctx, CMP_MSG *msg,
     GENERAL_NAME *sender = h->sender, *recipient = h->recipient;
     ASN1_OCTET_STRING *kid = h->senderKID;
     int64_t iter = 0;
-    int ok = 0, n;
+    int ok = 0, n, pbmac1;
     unsigned char *out = NULL;
 
     *der = NULL;
@@ -411,13 +411,14 @@ static int mode_mac_protect(struct srv_ctx *ctx, CMP_MSG *msg,
         return srv_protect_signed(ctx, msg, der, len);
     if (!cmp_protect_mac_iterations(ctx->req, &iter))
         iter = 10000;
-    if (iter > 100000 && OBJ_obj2nid(rh->protectionAlg->algorithm) != NID_pbmac1)
+    pbmac1 = OBJ_obj2nid(rh->protectionAlg->algorithm) == NID_pbmac1;
+    if (iter > 100000 && !pbmac1)
         iter = 100000;      /* OpenSSL's PasswordBasedMac maximum */
     h->sender = a->rsp_sender;
     h->recipient = rh != NULL && rh->sender != NULL ? rh->sender
                                                     : a->rsp_nobody;
     h->senderKID = rh->senderKID;     /* the reference of the secret */
-    ok = OBJ_obj2nid(rh->protectionAlg->algorithm) == NID_pbmac1
+    ok = pbmac1
         ? cmp_protect_mac_pbmac1(msg, ctx->mac_secret, ctx->mac_secret_len,
                                  (long)iter)
         : cmp_protect_mac_pbm(msg, ctx->mac_secret, ctx->mac_secret_len,

@@ -2524,8 +2524,9 @@ static enum store_rc sq_secret_set(STORE_TX *tx, int64_t device_id, int op)
     sqlite3_stmt *s;
     enum store_rc rc;
 
-    if ((s = sq_stmt(tx, op == STORE_SECRET_UNLOCK ? SQ_SECRET_UNLOCK
-                                                   : SQ_SECRET_CONSUME)) == NULL)
+    s = sq_stmt(tx, op == STORE_SECRET_UNLOCK ? SQ_SECRET_UNLOCK
+                                              : SQ_SECRET_CONSUME);
+    if (s == NULL)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, sq_now());
     sqlite3_bind_int64(s, 2, device_id);

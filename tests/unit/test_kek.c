@@ -17,8 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define HEX64 "00112233445566778899aabbccddeeff00112233445566778899AABBCCDDEEFF"
-#define NOTHEX "zz112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+#define HEX64 "00112233445566778899aabbccddeeff" \
+              "00112233445566778899AABBCCDDEEFF"
+#define NOTHEX "zz112233445566778899aabbccddeeff" \
+               "00112233445566778899aabbccddeeff"
 
 static char *dir;
 
