@@ -258,6 +258,8 @@ check "ir -implicit_confirm granted (alias macic, signed answers)" \
     macir .well-known/cmp/p/macic another-secret-3 MAC-3 MAC-3 -implicit_confirm \
     -trusted oproot.pem -certout mac3.pem -rspout ip3.der -disable_confirm
 is "implicitConfirm echoed in generalInfo" "$(field ip3.der implicitConfirm)" 1
+is "mac_response = sign: the ip is signed by the alias" \
+    "$(inspect ip3.der | head -1 | grep -o 'protected=[a-z]*')" protected=ok
 is "MAC-3 enrolled at once" "$(dev_state MAC-3)" enrolled
 is "MAC-3 secret consumed at once" "$(sec_row MAC-3)" "0|0|1"
 is "transaction confirmed without certConf" \
@@ -289,5 +291,12 @@ check "RA ir without -implicit_confirm on the same alias" \
 is "ra: not asked, not granted" "$(field dnc.der implicitConfirm)" 0
 is "ra: that transaction awaits its certConf" \
     "$(sqlite3 "$T/cmpca.db" "SELECT count(*) FROM cmp_txn WHERE alias='raic' AND state=0")" 1
+
+check "the audit chain verifies" cli audit verify
+is "failures, locks, consumptions and unlocks are audited" \
+    "$(cli audit list --limit 0 --json | python3 -c 'import json,sys; r=json.load(sys.stdin); print(*[sum(1 for a in r if a["action"]==x) for x in ("device.secret.fail","device.secret.lock","device.secret.consume","device.secret.unlock")])')" \
+    "4 1 5 1"
+grep -q -e "$SECRET1" -e imported-secret "$T"/s.log && nok "no secret in the server log" \
+    || ok "no secret in the server log"
 
 e2e_done
