@@ -107,4 +107,38 @@ struct json_t *cli_cert_json(const unsigned char *der, size_t len);
 /* Prints |j| indented to stdout and releases it; returns 1 on success. */
 int cli_json_print(struct json_t *j);
 
+/* cmd_device_secret.c: the secret options of `cmpca device`. */
+struct cli_secret_opts {
+    const char *secret_file;   /* --secret-file F */
+    int generate;              /* --generate-secret */
+    const char *ref;           /* --ref REF (default: the identifier) */
+    const char *kek;           /* --kek SPEC (default [server] secret_kek) */
+};
+/* Seals the secret |so| names (read or generated) with the KEK and stores
+ * it as device |device_id|'s (|ident| names it in messages and the audit
+ * row) in |tx|. A generated secret is copied to |gen| (else ""), for the
+ * caller to print once the transaction is committed. Returns an exit
+ * code. */
+int cli_device_secret_put(const struct conf *conf, struct store_tx *tx,
+                          long long device_id, const char *ident,
+                          const struct cli_secret_opts *so, char *gen,
+                          size_t genlen);
+/* device import --with-secrets: reads |path| again (identifier, secret,
+ * optional reference; header and comments as the import) and gives each
+ * device just imported for |vendor_id| its secret in |tx|. Sets *count.
+ * Returns an exit code (an error names file:line). */
+int cli_device_secret_import(const struct conf *conf, struct store_tx *tx,
+                             long long vendor_id, const char *path,
+                             const char *kek_spec, long *count);
+struct json_t;
+/* Adds "secret": {ref, failures, locked, consumed, updated} of device
+ * |device_id| to |obj| if it has a secret (never the secret itself);
+ * returns 1 if it did. */
+int cli_device_secret_json(struct store_tx *tx, long long device_id,
+                           struct json_t *obj);
+/* Clears the failure count and lock of device |device_id|'s secret in
+ * |tx| (audit row included). Returns an exit code. */
+int cli_device_secret_unlock(struct store_tx *tx, long long device_id,
+                             const char *ident);
+
 #endif

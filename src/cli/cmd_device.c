@@ -10,6 +10,7 @@
 #include "store/store.h"
 
 #include <ctype.h>
+#include <openssl/crypto.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -26,8 +27,12 @@
 static void device_usage(FILE *fp)
 {
     fprintf(fp,
-            "usage: cmpca device add --vendor V IDENTIFIER\n"
-            "       cmpca device import --vendor V FILE\n"
+            "usage: cmpca device add --vendor V IDENTIFIER [--secret-file F | --generate-secret]\n"
+            "                        [--ref REF] [--kek SPEC]\n"
+            "       cmpca device set-secret --vendor V IDENTIFIER (--secret-file F | --generate-secret)\n"
+            "                        [--ref REF] [--kek SPEC]\n"
+            "       cmpca device unlock --vendor V IDENTIFIER\n"
+            "       cmpca device import --vendor V FILE [--with-secrets [--kek SPEC]]\n"
             "       cmpca device list [--vendor V] [--state S] [--limit N (default 1000, 0 = all)]\n"
             "                         [--offset N] [--json]\n"
             "       cmpca device show --vendor V IDENTIFIER [--json]\n"
@@ -44,6 +49,13 @@ static void device_usage(FILE *fp)
             "its valid operator certificates in the same transaction (reason\n"
             "--reason, default cessationOfOperation; a new CRL is issued),\n"
             "unless --keep-certs.\n"
+            "import --with-secrets reads identifier,secret[,ref] lines (no\n"
+            "quoting) and gives every device its secret in the same transaction.\n"
+            "--secret-file F (first line) or --generate-secret (printed once)\n"
+            "gives the device a one-time secret for aliases in mac mode,\n"
+            "referenced by REF (default: IDENTIFIER) in the requests'\n"
+            "senderKID; it is stored sealed with [server] secret_kek (or\n"
+            "--kek file:PATH|env:NAME). unlock clears its wrong-MAC count.\n"
             "States: registered pending enrolled revoked disabled.\n");
 }
 
@@ -53,7 +65,8 @@ struct device_opts {
     const char *pos;
     const char *reason;       /* disable/remove: CRLReason name or number */
     long limit, offset;
-    int json, keep_certs;
+    int json, keep_certs, with_secrets;
+    struct cli_secret_opts sec;
 };
 
 static int device_parse(int argc, char **argv, struct device_opts *o)
@@ -66,6 +79,11 @@ static int device_parse(int argc, char **argv, struct device_opts *o)
         { "json",   no_argument,       NULL, 'j' },
         { "reason", required_argument, NULL, 'r' },
         { "keep-certs", no_argument,   NULL, 'k' },
+        { "secret-file", required_argument, NULL, 'S' },
+        { "generate-secret", no_argument, NULL, 'G' },
+        { "ref", required_argument,    NULL, 'R' },
+        { "kek", required_argument,    NULL, 'K' },
+        { "with-secrets", no_argument, NULL, 'W' },
         { "help",   no_argument,       NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
@@ -80,6 +98,21 @@ static int device_parse(int argc, char **argv, struct device_opts *o)
             break;
         case 'k':
             o->keep_certs = 1;
+            break;
+        case 'S':
+            o->sec.secret_file = optarg;
+            break;
+        case 'G':
+            o->sec.generate = 1;
+            break;
+        case 'R':
+            o->sec.ref = optarg;
+            break;
+        case 'K':
+            o->sec.kek = optarg;
+            break;
+        case 'W':
+            o->with_secrets = 1;
             break;
         case 'v':
             o->vendor = optarg;
@@ -166,8 +199,12 @@ static int device_dberr(const char *what, STORE_TX *tx, enum store_rc rc)
     return cli_dberr("device", what, tx, rc);
 }
 
-static int device_add(STORE *st, const struct device_opts *o)
+static int device_add(const struct conf *conf, STORE *st,
+                      const struct device_opts *o)
 {
+    char gen[64] = "";
+    int with_secret = o->sec.secret_file != NULL || o->sec.generate
+        || o->sec.ref != NULL;
     STORE_TX *tx = NULL;
     const char *bad;
     int64_t vid, id = 0;
@@ -196,6 +233,10 @@ static int device_add(STORE *st, const struct device_opts *o)
     if (rc == STORE_OK)
         rc = store_audit_append(tx, cli_actor(), "device.add", o->pos,
                                 NULL);
+    if (rc == STORE_OK && with_secret
+        && (ret = cli_device_secret_put(conf, tx, id, o->pos, &o->sec, gen,
+                                        sizeof(gen))) != CLI_OK)
+        goto end;
     if (rc == STORE_OK) {
         rc = store_commit(tx);
         tx = NULL;
@@ -206,6 +247,12 @@ static int device_add(STORE *st, const struct device_opts *o)
     }
     printf("device '%s' of vendor '%s' registered (id %lld)\n", o->pos,
            o->vendor, (long long)id);
+    if (with_secret)
+        printf("secret reference: %s\n", o->sec.ref != NULL ? o->sec.ref
+                                                             : o->pos);
+    if (gen[0] != '\0')
+        printf("secret: %s\n", gen);
+    OPENSSL_cleanse(gen, sizeof(gen));
     ret = CLI_OK;
  end:
     store_rollback(tx);
@@ -352,8 +399,10 @@ static int device_csv_next(void *arg, const char **ident, size_t *len)
     }
 }
 
-static int device_import(STORE *st, const struct device_opts *o)
+static int device_import(const struct conf *conf, STORE *st,
+                         const struct device_opts *o)
 {
+    long nsec = 0;
     struct device_csv c;
     struct store_device *d = NULL;
     STORE_TX *tx = NULL, *rtx = NULL;
@@ -367,6 +416,11 @@ static int device_import(STORE *st, const struct device_opts *o)
     memset(&c, 0, sizeof(c));
     if (o->pos == NULL) {
         fprintf(stderr, "cmpca device import: FILE required\n");
+        return CLI_USAGE;
+    }
+    if (o->with_secrets && strcmp(o->pos, "-") == 0) {
+        fprintf(stderr, "cmpca device import: --with-secrets reads a file "
+                "(not stdin)\n");
         return CLI_USAGE;
     }
     c.name = strcmp(o->pos, "-") == 0 ? "stdin" : o->pos;
@@ -414,8 +468,14 @@ static int device_import(STORE *st, const struct device_opts *o)
         }
         goto end;
     }
-    snprintf(details, sizeof(details), "{\"count\":%llu,\"lines\":%ld}",
-             (unsigned long long)count, c.lineno);
+    if (o->with_secrets
+        && (ret = cli_device_secret_import(conf, tx, vid, o->pos, o->sec.kek,
+                                           &nsec)) != CLI_OK) {
+        fprintf(stderr, "cmpca device import: nothing imported\n");
+        goto end;
+    }
+    snprintf(details, sizeof(details), "{\"count\":%llu,\"lines\":%ld,"
+             "\"secrets\":%ld}", (unsigned long long)count, c.lineno, nsec);
     if ((rc = store_audit_append(tx, cli_actor(), "device.import", o->vendor,
                                  details)) != STORE_OK) {
         ret = device_dberr("import", tx, rc);
@@ -430,6 +490,8 @@ static int device_import(STORE *st, const struct device_opts *o)
     printf("%llu device%s of vendor '%s' imported from %s\n",
            (unsigned long long)count, count == 1 ? "" : "s", o->vendor,
            c.name);
+    if (o->with_secrets)
+        printf("%ld secret%s set\n", nsec, nsec == 1 ? "" : "s");
     ret = CLI_OK;
  end:
     store_device_free(d);
@@ -644,6 +706,7 @@ static int device_show(STORE *st, const struct device_opts *o)
         }
         json_object_set_new(j, "certs", device_certs_json(all, nall));
     }
+    (void)cli_device_secret_json(tx, d->id, j);
     if (o->json) {
         cli_json_print(j);
         j = NULL;
@@ -661,6 +724,20 @@ static int device_show(STORE *st, const struct device_opts *o)
                    c->status == STORE_CERT_REVOKED ? "revoked" : "valid", tbuf,
                    c->subject);
         device_certs_print(json_object_get(j, "certs"));
+        if (json_object_get(j, "secret") != NULL) {
+            json_t *sj = json_object_get(j, "secret");
+
+            printf("secret:     reference %s, %lld wrong MAC%s%s%s\n",
+                   json_string_value(json_object_get(sj, "ref")),
+                   (long long)json_integer_value(json_object_get(sj,
+                                                                 "failures")),
+                   json_integer_value(json_object_get(sj, "failures")) == 1
+                       ? "" : "s",
+                   json_is_true(json_object_get(sj, "locked"))
+                       ? ", locked" : "",
+                   json_is_true(json_object_get(sj, "consumed"))
+                       ? ", consumed" : "");
+        }
     }
     ret = CLI_OK;
  end:
@@ -770,10 +847,67 @@ static int device_change(const struct conf *conf, STORE *st,
     return ret;
 }
 
+/* `device set-secret` and `device unlock`. */
+static int device_secret(const struct conf *conf, STORE *st,
+                         const struct device_opts *o, const char *act)
+{
+    struct store_device *d = NULL;
+    STORE_TX *tx = NULL;
+    char gen[64] = "";
+    int64_t vid;
+    enum store_rc rc;
+    int ret;
+
+    if (o->pos == NULL) {
+        fprintf(stderr, "cmpca device %s: IDENTIFIER required\n", act);
+        return CLI_USAGE;
+    }
+    if ((rc = store_begin(st, &tx)) != STORE_OK)
+        return device_dberr(act, NULL, rc);
+    if ((ret = device_vendor(tx, o->vendor, &vid)) != CLI_OK)
+        goto end;
+    if ((rc = store_device_get_by_ident(tx, vid, o->pos, &d)) != STORE_OK) {
+        if (rc == STORE_NOTFOUND)
+            fprintf(stderr, "cmpca device %s: no device '%s' for vendor "
+                    "'%s'\n", act, o->pos, o->vendor);
+        else
+            device_dberr(act, tx, rc);
+        ret = cli_store_exit(rc);
+        goto end;
+    }
+    ret = strcmp(act, "unlock") == 0
+        ? cli_device_secret_unlock(tx, d->id, o->pos)
+        : cli_device_secret_put(conf, tx, d->id, o->pos, &o->sec, gen,
+                                sizeof(gen));
+    if (ret != CLI_OK)
+        goto end;
+    rc = store_commit(tx);
+    tx = NULL;
+    if (rc != STORE_OK) {
+        ret = device_dberr(act, NULL, rc);
+        goto end;
+    }
+    if (strcmp(act, "unlock") == 0)
+        printf("device '%s' of vendor '%s': secret unlocked\n", o->pos,
+               o->vendor);
+    else
+        printf("device '%s' of vendor '%s': new secret, reference %s\n",
+               o->pos, o->vendor, o->sec.ref != NULL ? o->sec.ref : o->pos);
+    if (gen[0] != '\0')
+        printf("secret: %s\n", gen);
+    ret = CLI_OK;
+ end:
+    OPENSSL_cleanse(gen, sizeof(gen));
+    store_device_free(d);
+    store_rollback(tx);
+    return ret;
+}
+
 int cli_device(int argc, char **argv)
 {
     static const char *const acts[] = {
-        "add", "import", "list", "show", "disable", "enable", "remove", NULL
+        "add", "import", "list", "show", "disable", "enable", "remove",
+        "set-secret", "unlock", NULL
     };
     struct device_opts o;
     struct conf *conf = NULL;
@@ -796,13 +930,15 @@ int cli_device(int argc, char **argv)
     if ((ret = cli_store_open(&conf, &st)) != CLI_OK)
         return ret;
     if (strcmp(act, "add") == 0)
-        ret = device_add(st, &o);
+        ret = device_add(conf, st, &o);
     else if (strcmp(act, "import") == 0)
-        ret = device_import(st, &o);
+        ret = device_import(conf, st, &o);
     else if (strcmp(act, "list") == 0)
         ret = device_list(st, &o);
     else if (strcmp(act, "show") == 0)
         ret = device_show(st, &o);
+    else if (strcmp(act, "set-secret") == 0 || strcmp(act, "unlock") == 0)
+        ret = device_secret(conf, st, &o, act);
     else
         ret = device_change(conf, st, &o, act);
     store_close(st);

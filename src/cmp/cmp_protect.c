@@ -655,6 +655,39 @@ static enum cmp_reason cmp_mac_compute(const CMP_MSG *msg,
     return r;
 }
 
+int cmp_protect_mac_iterations(const CMP_MSG *msg, int64_t *iterations)
+{
+    const X509_ALGOR *alg = msg->header->protectionAlg;
+    const unsigned char *p;
+    CMP_PBMPARAM *pbm = NULL;
+    CMP_PBMAC1PARAM *p1 = NULL;
+    PBKDF2PARAM *kdf = NULL;
+    int ok = 0;
+
+    *iterations = 0;
+    if (alg == NULL || alg->parameter == NULL
+        || alg->parameter->type != V_ASN1_SEQUENCE)
+        return 0;
+    if (OBJ_obj2nid(alg->algorithm) == NID_id_PasswordBasedMAC) {
+        p = ASN1_STRING_get0_data(alg->parameter->value.sequence);
+        if ((pbm = d2i_CMP_PBMPARAM(NULL, &p, ASN1_STRING_length(
+                 alg->parameter->value.sequence))) != NULL)
+            ok = ASN1_INTEGER_get_int64(iterations, pbm->iterationCount);
+    } else if (OBJ_obj2nid(alg->algorithm) == NID_pbmac1) {
+        if ((p1 = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(CMP_PBMAC1PARAM),
+                                            alg->parameter)) != NULL
+            && OBJ_obj2nid(p1->keyDerivationFunc->algorithm) == NID_id_pbkdf2
+            && (kdf = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(PBKDF2PARAM),
+                         p1->keyDerivationFunc->parameter)) != NULL)
+            ok = ASN1_INTEGER_get_int64(iterations, kdf->iter);
+    }
+    CMP_PBMPARAM_free(pbm);
+    CMP_PBMAC1PARAM_free(p1);
+    PBKDF2PARAM_free(kdf);
+    ERR_clear_error();
+    return ok;
+}
+
 enum cmp_reason cmp_protect_verify_mac(const CMP_MSG *msg,
                                        const unsigned char *secret,
                                        size_t secret_len,

@@ -118,6 +118,12 @@ enum cmp_reason cmp_protect_verify_mac(const CMP_MSG *msg,
                                        size_t secret_len,
                                        const struct cmp_mac_limits *limits);
 
+/* Reads the iteration count of |msg|'s PasswordBasedMac or PBMAC1
+ * parameters (nothing computed), so that a server can refuse a count above
+ * its limit with a precise text. Returns 1 with *iterations set, 0 if the
+ * message is not MAC-protected or the parameters do not decode. */
+int cmp_protect_mac_iterations(const CMP_MSG *msg, int64_t *iterations);
+
 /* Protects |msg| with PasswordBasedMac (RFC 4211 4.4): |owf| and |mac| are
  * digest names ("SHA256", "SHA1"); |iterations| and a fresh salt of 16
  * octets. Returns 1 on success. */

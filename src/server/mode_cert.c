@@ -7,7 +7,8 @@
  * `cert_crl_file` for external ones). `cert_subjects` says which subjects
  * the holder may enroll: its own, any, or a device of the alias's
  * allow-list. allow_reenroll and key_update (require_new_key) apply as in
- * the other modes; `implicit_confirm` grants implicitConfirm.
+ * the other modes; `implicit_confirm` (read with the mac options for
+ * every mode) grants implicitConfirm.
  */
 #include "server/srv_int.h"
 
@@ -28,7 +29,7 @@ int srv_cert_conf_load(struct srv_alias *a, const struct conf *conf,
                        size_t errlen)
 {
     const char *subj = conf_get(sec, "cert_subjects");
-    int is_cert = a->mode == &srv_mode_cert, ic = 0, trust = 0;
+    int is_cert = a->mode == &srv_mode_cert, trust = 0;
 
     /* read all of them: conf_check_used knows them then */
     trust |= conf_get(sec, "cert_trust") != NULL;
@@ -51,15 +52,6 @@ int srv_cert_conf_load(struct srv_alias *a, const struct conf *conf,
                             "cert_subjects must be own, any or allowlist",
                             sec->name);
     }
-    /* implicit_confirm: parsed here until the alias option is shared by
-     * all modes; never granted on a 3gpp alias */
-    if (!conf_get_bool(conf, sec, "implicit_confirm", 0, &ic, err, errlen))
-        return 0;
-    if (ic && a->mode == &srv_mode_3gpp)
-        return conf_err(conf, sec->line, err, errlen, "[alias %s]: "
-                        "implicit_confirm is not allowed in 3gpp mode",
-                        sec->name);
-    a->implicit_confirm = ic;
     return 1;
 }
 
@@ -444,5 +436,5 @@ static int mode_cert_implicit_confirm(const struct srv_ctx *ctx)
 
 const struct srv_mode srv_mode_cert = {
     "cert", srv_auth_signature, mode_cert_authenticate, mode_cert_authorise,
-    mode_cert_ra_verified, mode_cert_implicit_confirm,
+    mode_cert_ra_verified, mode_cert_implicit_confirm, NULL, NULL,
 };

@@ -394,10 +394,10 @@ static enum cmp_reason mode_ra_ra_verified(struct srv_ctx *ctx)
 
 static int mode_ra_implicit_confirm(const struct srv_ctx *ctx)
 {
-    return 0;
+    return ctx->alias->implicit_confirm;
 }
 
 const struct srv_mode srv_mode_ra = {
     "ra", srv_auth_signature, mode_ra_authenticate, mode_ra_authorise,
-    mode_ra_ra_verified, mode_ra_implicit_confirm,
+    mode_ra_ra_verified, mode_ra_implicit_confirm, NULL, NULL,
 };

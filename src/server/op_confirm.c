@@ -233,7 +233,9 @@ static enum cmp_reason srv_confirm_accept(struct srv_ctx *ctx, STORE_TX *tx,
                             "superseded by key update"))
         return ctx->reason;
     if ((rc = srv_audit_confirm(ctx, tx, txn)) != STORE_OK)
-        r = srv_store_reason(ctx, rc, "audit");
+        return srv_store_reason(ctx, rc, "audit");
+    if (ctx->mode->finalised != NULL)
+        r = ctx->mode->finalised(ctx, tx, txn);
     return r;
 }
 

@@ -282,6 +282,10 @@ static enum cmp_reason srv_enroll_commit(struct srv_ctx *ctx,
             goto err;
         }
     }
+    /* implicitConfirm: the enrollment is final now */
+    if (implicit && ctx->mode->finalised != NULL
+        && (r = ctx->mode->finalised(ctx, tx, NULL)) != CMP_R_OK)
+        goto err;
     if ((r = srv_txn_open(ctx, tx, implicit ? STORE_CMP_CONFIRMED
                                             : STORE_CMP_WAITING_CONFIRM,
                           cert_req_id, cert_id,

@@ -21,7 +21,7 @@
 const struct srv_mode *srv_mode_find(const char *name)
 {
     static const struct srv_mode *const modes[] = {
-        &srv_mode_3gpp, &srv_mode_ra, &srv_mode_cert,
+        &srv_mode_3gpp, &srv_mode_ra, &srv_mode_cert, &srv_mode_mac,
     };
     size_t i;
 
@@ -336,7 +336,8 @@ int srv_alias_load(struct srv_alias *a, const struct conf *conf,
     mode = conf_get(sec, "mode");
     if ((a->mode = srv_mode_find(mode != NULL ? mode : "3gpp")) == NULL)
         return conf_err(conf, sec->line, err, errlen,
-                        "[alias %s]: unknown mode '%s' (known: 3gpp, ra, cert)",
+                        "[alias %s]: unknown mode '%s' (known: 3gpp, ra, "
+                        "cert, mac)",
                         sec->name, mode);
     inner = conf_get(sec, "inner_mode");
     if (a->mode == &srv_mode_ra) {
@@ -410,6 +411,8 @@ int srv_alias_load(struct srv_alias *a, const struct conf *conf,
     if (!srv_cert_conf_load(a, conf, sec, err, errlen))
         return 0;
     (void)conf_get(sec, "profiles");    /* read by srv_profiles_load */
+    if (!srv_mac_alias_load(a, conf, sec, err, errlen))
+        return 0;
     if (!conf_check_used(conf, sec, err, errlen))
         return 0;
     a->allow_ra_verified = ra_verified;
@@ -495,6 +498,7 @@ void srv_alias_clear(struct srv_alias *a)
     GENERAL_NAME_free(a->rsp_nobody);
     srv_vendor_trust_free(a->vt);
     srv_cert_clear(a);
+    srv_mac_alias_clear(a);
     pthread_mutex_destroy(&a->vt_lock);
     pthread_mutex_destroy(&a->ra_lock);
     memset(a, 0, sizeof(*a));

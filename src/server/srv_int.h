@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 struct conf_section;
+struct kek;
 struct srv_ctx;
 struct srv_alias;
 
@@ -41,8 +42,9 @@ enum srv_rq_kind {
     SRV_RQ_RA,                 /* a registered RA, for a device */
     SRV_RQ_SIGNER,             /* a signature whose signer is not (yet)
                                 * classified: certConf, error, genm */
-    SRV_RQ_CERT_HOLDER         /* cert mode: a certificate of a CA trusted
+    SRV_RQ_CERT_HOLDER,        /* cert mode: a certificate of a CA trusted
                                 * for the alias (ours or external) */
+    SRV_RQ_MAC_DEVICE          /* a device with its shared secret (mac) */
 };
 
 struct srv_requester {
@@ -76,6 +78,15 @@ struct srv_mode {
     enum cmp_reason (*ra_verified)(struct srv_ctx *ctx);
     /* May implicitConfirm be granted to this request? */
     int (*implicit_confirm)(const struct srv_ctx *ctx);
+    /* Protects and encodes an answer (as srv_protect); NULL: signed by
+     * the alias's response signer (srv_protect_signed). */
+    int (*protect)(struct srv_ctx *ctx, CMP_MSG *msg, unsigned char **der,
+                   size_t *len);
+    /* An enrollment became final in |tx| (certConf accepted: |txn|; or
+     * implicitConfirm granted: |txn| NULL). NULL: nothing to do. A refusal
+     * rolls the change back. */
+    enum cmp_reason (*finalised)(struct srv_ctx *ctx, STORE_TX *tx,
+                                 const struct store_cmp_txn *txn);
 };
 
 /* Vendor trust anchors of one alias, rebuilt on reload and swapped in;
@@ -161,12 +172,18 @@ struct srv_alias {
     int cert_have_crls;            /* cert_crl_file given: external signers
                                     * are checked against its CRLs */
     int cert_subjects;             /* enum srv_cert_subjects */
-    int implicit_confirm;          /* alias option implicit_confirm (cert
-                                    * mode grants it when set) */
     /* certProfile (srv_profile.c): [0] the default profile (borrowed),
      * then those of `profiles` (owned) */
     struct srv_profile *profiles;
     size_t nprofiles;
+    int implicit_confirm;          /* implicitConfirm may be granted */
+    struct srv_mac_conf {          /* mac mode (mode_mac.c) */
+        struct kek *kek;           /* seals the device secrets (owned) */
+        long max_iterations;       /* MAC iteration count cap */
+        int max_failures;          /* wrong MACs before the lock */
+        int response_sign;         /* answers signed, not MAC-protected */
+        int subject_any;           /* any subject, not only the device's */
+    } mac;
 };
 
 struct server {
@@ -225,6 +242,10 @@ struct srv_ctx {
     const X509_NAME *subject_default; /* issued subject when the request
                                     * names none (cert mode, own subject);
                                     * borrowed from rq.cert */
+    struct store_device_secret *mac_rec; /* mac mode: the secret whose MAC
+                                          * verified (owned) */
+    unsigned char *mac_secret;     /* its plaintext (owned, wiped) */
+    size_t mac_secret_len;
 };
 
 /* --- srv_ctx.c: helpers shared by the handlers ---------------------- */
@@ -306,7 +327,7 @@ enum srv_cert_subjects {
     SRV_CERT_SUBJECTS_ALLOWLIST    /* a device of the alias's allow-list */
 };
 /* Reads the cert mode options of alias section |sec| (cert_subjects,
- * implicit_confirm; cert_trust* are checked here and loaded by
+ * cert_trust* are checked here and loaded by
  * srv_cert_trust_load). Refuses them on aliases of other modes. */
 int srv_cert_conf_load(struct srv_alias *a, const struct conf *conf,
                        const struct conf_section *sec, char *err,
@@ -344,6 +365,16 @@ enum cmp_reason srv_profile_choose(struct srv_ctx *ctx, enum srv_op op);
 /* The issuer and the profile name a request is issued with. */
 ISSUER *srv_profile_issuer(const struct srv_ctx *ctx);
 const char *srv_profile_name(const struct srv_ctx *ctx);
+extern const struct srv_mode srv_mode_mac;
+/* mode_mac.c: reads implicit_confirm (every mode; a config error on a
+ * 3gpp alias) and the mac_* options and [server] secret_kek of a mac
+ * alias into |a| (a->mode set). Returns 1, or 0 with |err|. */
+int srv_mac_alias_load(struct srv_alias *a, const struct conf *conf,
+                       const struct conf_section *sec, char *err,
+                       size_t errlen);
+/* Frees what srv_mac_alias_load and a request's MAC check left. */
+void srv_mac_alias_clear(struct srv_alias *a);
+void srv_mac_ctx_clear(struct srv_ctx *ctx);
 
 /* --- srv_txn.c: the only writer of the CMP transaction record ------- */
 
@@ -430,6 +461,10 @@ int srv_log_admit(const struct srv_ctx *ctx, const char *peer,
  * its extraCerts) and encodes it into *der (OPENSSL_malloc'ed). */
 int srv_protect(struct srv_ctx *ctx, CMP_MSG *msg, unsigned char **der,
                 size_t *len);
+/* The signature protection srv_protect applies when the mode has no
+ * protect hook. */
+int srv_protect_signed(struct srv_ctx *ctx, CMP_MSG *msg, unsigned char **der,
+                       size_t *len);
 
 /* --- the operation handlers: op_*.c ----------------------------------
  * Each answers ctx->req in *rsp, or returns the refusal reason. */

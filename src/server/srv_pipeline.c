@@ -241,6 +241,7 @@ static void srv_ctx_clear(struct srv_ctx *ctx)
     X509_free(ctx->old_x509);
     srv_requester_clear(&ctx->rq);
     OPENSSL_free(ctx->out_der);
+    srv_mac_ctx_clear(ctx);
     ctx->device = NULL;
     ctx->old_cert = NULL;
     ctx->old_x509 = NULL;

@@ -2,7 +2,8 @@
  * Response protection: every answer of an alias, errors and rejections
  * included, is signed by the alias's response signer and carries its
  * extraCerts (signer, its chain to the root, then the CA chain of issued
- * certificates), all encoded once at start-up.
+ * certificates), all encoded once at start-up - unless the alias's mode
+ * protects its answers itself (mac mode: with the device's secret).
  */
 #include "server/srv_int.h"
 
@@ -18,6 +19,14 @@ static int srv_sign_buf_fn(void *arg, const unsigned char *tbs, size_t tbslen,
 
 int srv_protect(struct srv_ctx *ctx, CMP_MSG *msg, unsigned char **der,
                 size_t *len)
+{
+    if (ctx->mode != NULL && ctx->mode->protect != NULL)
+        return ctx->mode->protect(ctx, msg, der, len);
+    return srv_protect_signed(ctx, msg, der, len);
+}
+
+int srv_protect_signed(struct srv_ctx *ctx, CMP_MSG *msg, unsigned char **der,
+                       size_t *len)
 {
     const struct srv_alias *a = ctx->alias;
     const CMP_HDR *rh = ctx->req != NULL ? ctx->req->header : NULL;

@@ -799,5 +799,49 @@ enum store_rc store_rollover_insert(STORE_TX *tx,
 /* The rollovers of CA |ca_id| (0 = of every CA), oldest first. */
 enum store_rc store_rollover_list(STORE_TX *tx, int64_t ca_id,
                                   struct store_rollover ***out, size_t *n);
+/* Device secrets (mac mode): one shared secret per device, found by its
+ * reference (the requests' senderKID), stored sealed by the caller (see
+ * src/util/kek.h: the store never sees the plaintext).                  */
+
+#define STORE_SECRET_REF_MAX 128   /* longest reference, octets */
+#define STORE_SECRET_BLOB_MAX 2048 /* longest sealed secret, octets */
+
+struct store_device_secret {
+    int64_t device_id;
+    char *ref;                     /* unique */
+    unsigned char *sealed;         /* nonce || ciphertext || tag */
+    size_t sealed_len;
+    int failures;                  /* wrong MACs since set or unlock */
+    int locked;                    /* 1: refused until `device unlock` */
+    int consumed;                  /* 1: an enrollment with it was final */
+    int64_t created;
+    int64_t updated;
+};
+void store_device_secret_free(struct store_device_secret *s);
+/* Sets device |device_id|'s secret (replacing an earlier one: failures 0,
+ * unlocked, not consumed). STORE_EXISTS if |ref| is another device's;
+ * STORE_NOTFOUND if the device does not exist. */
+enum store_rc store_device_secret_put(STORE_TX *tx, int64_t device_id,
+                                      const char *ref,
+                                      const unsigned char *sealed,
+                                      size_t sealed_len);
+/* The secret with reference |ref| (device_id 0), or of device |device_id|
+ * (ref NULL). */
+enum store_rc store_device_secret_get(STORE_TX *tx, int64_t device_id,
+                                      const char *ref,
+                                      struct store_device_secret **out);
+/* Counts one wrong MAC for device |device_id|'s secret and locks it when
+ * the count reaches |max_failures|; sets *failures and *locked to the
+ * stored values after the change. */
+enum store_rc store_device_secret_fail(STORE_TX *tx, int64_t device_id,
+                                       int max_failures, int *failures,
+                                       int *locked);
+/* What store_device_secret_set does. */
+enum store_secret_op {
+    STORE_SECRET_UNLOCK = 1,       /* failures 0, locked 0 */
+    STORE_SECRET_CONSUME = 2       /* consumed 1 (STORE_CONFLICT if it was) */
+};
+enum store_rc store_device_secret_set(STORE_TX *tx, int64_t device_id,
+                                      int op);
 
 #endif

@@ -24,6 +24,8 @@
     "disabled,updated"
 #define STORE_TXN_COLS "tid,alias,type,state,cert_req_id,created,deadline," \
     "updated,requester,sender_nonce,cert_id,old_cert_id,device_id,req_nonce"
+#define STORE_SECRET_COLS "device_id,ref,sealed,failures,locked,consumed," \
+    "created,updated"
 #define STORE_AUDIT_COLS "seq,time,actor,action,object,details,hash"
 
 struct store_ops;
@@ -154,6 +156,14 @@ struct store_ops {
     /* a value that changes whenever any connection (any process) commits;
      * NULL or STORE_NOTFOUND: the backend has no cheap one */
     enum store_rc (*change_token)(void *be, uint64_t *tok);
+    /* device secrets (mac mode) */
+    enum store_rc (*device_secret_put)(STORE_TX *, int64_t, const char *,
+                                       const unsigned char *, size_t);
+    enum store_rc (*device_secret_get)(STORE_TX *, int64_t, const char *,
+                                       struct store_device_secret **);
+    enum store_rc (*device_secret_fail)(STORE_TX *, int64_t, int, int *,
+                                        int *);
+    enum store_rc (*device_secret_set)(STORE_TX *, int64_t, int);
 };
 
 extern const struct store_ops store_sqlite_ops;

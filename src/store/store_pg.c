@@ -150,7 +150,24 @@
       "WHERE EXISTS(SELECT 1 FROM ca WHERE id=$1::bigint) RETURNING id")    \
     X(ROLL_LIST, "SELECT id,ca_id,old_sha256,new_sha256,new_with_new,"      \
       "new_with_old,old_with_new,created FROM ca_rollover "                 \
-      "WHERE $1::bigint=0 OR ca_id=$1::bigint ORDER BY id")
+      "WHERE $1::bigint=0 OR ca_id=$1::bigint ORDER BY id")                \
+    X(SECRET_PUT, "INSERT INTO device_secret(" STORE_SECRET_COLS ") "        \
+      "SELECT $1::bigint,$2::text,$3::bytea,0,0,0,$4::bigint,$4::bigint "   \
+      "WHERE EXISTS(SELECT 1 FROM device WHERE id=$1::bigint) "             \
+      "ON CONFLICT(device_id) DO UPDATE SET ref=excluded.ref,"              \
+      "sealed=excluded.sealed,failures=0,locked=0,consumed=0,"              \
+      "updated=excluded.updated RETURNING device_id")                       \
+    X(SECRET_GET_REF, "SELECT " STORE_SECRET_COLS                              \
+      " FROM device_secret WHERE ref=$1")                                   \
+    X(SECRET_GET_DEV, "SELECT " STORE_SECRET_COLS                              \
+      " FROM device_secret WHERE device_id=$1")                             \
+    X(SECRET_FAIL, "UPDATE device_secret SET failures=failures+1,"          \
+      "locked=CASE WHEN failures+1>=$1::bigint THEN 1 ELSE locked END,"     \
+      "updated=$2 WHERE device_id=$3 RETURNING failures,locked")            \
+    X(SECRET_UNLOCK, "UPDATE device_secret SET failures=0,locked=0,"        \
+      "updated=$1 WHERE device_id=$2")                                      \
+    X(SECRET_CONSUME, "UPDATE device_secret SET consumed=1,updated=$1 "     \
+      "WHERE device_id=$2 AND consumed=0")
 
 #define PG_ENUM(n, s) PG_##n,
 #define PG_TEXT(n, s) s,
@@ -2550,6 +2567,102 @@ static enum store_rc pg_audit_count(STORE_TX *tx, int64_t *nrows,
     return STORE_OK;
 }
 
+/* ------------------------------------------------------------------ */
+/* Device secrets                                                      */
+
+static void *pg_read_secret(STORE_TX *tx, const PGresult *r, int i)
+{
+    struct store_device_secret *d = calloc(1, sizeof(*d));
+
+    (void)tx;
+    if (d == NULL)
+        return NULL;
+    d->device_id = pg_id(r, i, 0);
+    if (!pg_text(r, i, 1, &d->ref) || d->ref == NULL
+        || !pg_bytes(r, i, 2, &d->sealed, &d->sealed_len)) {
+        store_device_secret_free(d);
+        return NULL;
+    }
+    d->failures = (int)pg_id(r, i, 3);
+    d->locked = (int)pg_id(r, i, 4);
+    d->consumed = (int)pg_id(r, i, 5);
+    d->created = pg_id(r, i, 6);
+    d->updated = pg_id(r, i, 7);
+    return d;
+}
+
+static enum store_rc pg_secret_put(STORE_TX *tx, int64_t device_id,
+                                   const char *ref,
+                                   const unsigned char *sealed, size_t len)
+{
+    struct pg_params p = { 0 };
+    enum store_rc rc;
+
+    pp_i64(&p, device_id);
+    pp_text(&p, ref);
+    pp_bytes(&p, sealed, len);
+    pp_i64(&p, pg_now());
+    rc = pg_insert_id(tx, PG_SECRET_PUT, &p, NULL, "device_secret_put");
+    if (rc == STORE_EXISTS)
+        rc = store_tx_fail(tx, STORE_NOTFOUND, "no device with id %lld",
+                           (long long)device_id);
+    return rc;
+}
+
+static enum store_rc pg_secret_get(STORE_TX *tx, int64_t device_id,
+                                   const char *ref,
+                                   struct store_device_secret **out)
+{
+    struct pg_params p = { 0 };
+
+    if (ref != NULL)
+        pp_text(&p, ref);
+    else
+        pp_i64(&p, device_id);
+    return pg_get(tx, ref != NULL ? PG_SECRET_GET_REF : PG_SECRET_GET_DEV,
+                  &p, pg_read_secret, (void **)out, "device_secret_get");
+}
+
+static enum store_rc pg_secret_fail(STORE_TX *tx, int64_t device_id,
+                                    int max, int *failures, int *locked)
+{
+    struct pg_params p = { 0 };
+    enum store_rc rc;
+    PGresult *res;
+
+    pp_i64(&p, max);
+    pp_i64(&p, pg_now());
+    pp_i64(&p, device_id);
+    if ((res = pg_run(tx, PG_SECRET_FAIL, &p, "device_secret_fail", &rc))
+        == NULL)
+        return rc;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return STORE_NOTFOUND;
+    }
+    *failures = (int)pg_id(res, 0, 0);
+    *locked = (int)pg_id(res, 0, 1);
+    PQclear(res);
+    return STORE_OK;
+}
+
+static enum store_rc pg_secret_set(STORE_TX *tx, int64_t device_id, int op)
+{
+    struct pg_params p = { 0 };
+    enum store_rc rc;
+    long n = 0;
+
+    pp_i64(&p, pg_now());
+    pp_i64(&p, device_id);
+    if ((rc = pg_exec(tx, op == STORE_SECRET_UNLOCK ? PG_SECRET_UNLOCK
+                                                    : PG_SECRET_CONSUME,
+                      &p, "device_secret_set", &n)) != STORE_OK)
+        return rc;
+    if (n == 1)
+        return STORE_OK;
+    return op == STORE_SECRET_CONSUME ? STORE_CONFLICT : STORE_NOTFOUND;
+}
+
 const struct store_ops store_pg_ops = {
     .name = "postgresql",
     .open = pg_open,
@@ -2607,4 +2720,8 @@ const struct store_ops store_pg_ops = {
     .rollover_insert = pg_rollover_insert,
     .rollover_list = pg_rollover_list,
     .change_token = NULL,           /* no cheap token: callers read rows */
+    .device_secret_put = pg_secret_put,
+    .device_secret_get = pg_secret_get,
+    .device_secret_fail = pg_secret_fail,
+    .device_secret_set = pg_secret_set,
 };

@@ -152,6 +152,17 @@ static const char *const store_pg_migrations[] = {
     "  new_with_old bytea NOT NULL,"
     "  old_with_new bytea NOT NULL,"
     "  created bigint NOT NULL);",
+    /* 8: as SQLite's 9: mac mode device secrets (sealed), wrong MACs
+     * counted, locked, consumed */
+    "CREATE TABLE device_secret ("
+    "  device_id bigint PRIMARY KEY REFERENCES device(id) ON DELETE CASCADE,"
+    "  ref text COLLATE \"C\" NOT NULL UNIQUE,"
+    "  sealed bytea NOT NULL,"
+    "  failures integer NOT NULL DEFAULT 0,"
+    "  locked integer NOT NULL DEFAULT 0 CHECK (locked IN (0, 1)),"
+    "  consumed integer NOT NULL DEFAULT 0 CHECK (consumed IN (0, 1)),"
+    "  created bigint NOT NULL,"
+    "  updated bigint NOT NULL);",
 };
 
 #endif

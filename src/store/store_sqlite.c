@@ -124,7 +124,22 @@
       "?5,?6,?7 WHERE EXISTS(SELECT 1 FROM ca WHERE id=?1)")                \
     X(ROLL_LIST, "SELECT id,ca_id,old_sha256,new_sha256,new_with_new,"      \
       "new_with_old,old_with_new,created FROM ca_rollover "                 \
-      "WHERE ?1=0 OR ca_id=?1 ORDER BY id")
+      "WHERE ?1=0 OR ca_id=?1 ORDER BY id")                                  \
+    X(SECRET_PUT, "INSERT INTO device_secret(" STORE_SECRET_COLS ") "        \
+      "VALUES(?1,?2,?3,0,0,0,?4,?4) ON CONFLICT(device_id) DO UPDATE SET "  \
+      "ref=excluded.ref,sealed=excluded.sealed,failures=0,locked=0,"        \
+      "consumed=0,updated=excluded.updated")                                \
+    X(SECRET_GET_REF, "SELECT " STORE_SECRET_COLS                              \
+      " FROM device_secret WHERE ref=?")                                    \
+    X(SECRET_GET_DEV, "SELECT " STORE_SECRET_COLS                              \
+      " FROM device_secret WHERE device_id=?")                              \
+    X(SECRET_FAIL, "UPDATE device_secret SET failures=failures+1,"          \
+      "locked=CASE WHEN failures+1>=?1 THEN 1 ELSE locked END,updated=?2 "  \
+      "WHERE device_id=?3 RETURNING failures,locked")                       \
+    X(SECRET_UNLOCK, "UPDATE device_secret SET failures=0,locked=0,"        \
+      "updated=?1 WHERE device_id=?2")                                      \
+    X(SECRET_CONSUME, "UPDATE device_secret SET consumed=1,updated=?1 "     \
+      "WHERE device_id=?2 AND consumed=0")
 
 #define SQ_ENUM(n, s) SQ_##n,
 #define SQ_TEXT(n, s) s,
@@ -2502,6 +2517,106 @@ static enum store_rc sq_audit_count(STORE_TX *tx, int64_t *nrows,
 }
 
 static enum store_rc sq_change_token(void *be, uint64_t *tok);
+/* ------------------------------------------------------------------ */
+/* Device secrets                                                      */
+
+static void *sq_read_secret(STORE_TX *tx, sqlite3_stmt *s)
+{
+    struct store_device_secret *d = calloc(1, sizeof(*d));
+
+    (void)tx;
+    if (d == NULL)
+        return NULL;
+    d->device_id = sqlite3_column_int64(s, 0);
+    if (!sq_col_text(s, 1, &d->ref) || d->ref == NULL
+        || !sq_col_blob(s, 2, &d->sealed, &d->sealed_len)) {
+        store_device_secret_free(d);
+        return NULL;
+    }
+    d->failures = sqlite3_column_int(s, 3);
+    d->locked = sqlite3_column_int(s, 4);
+    d->consumed = sqlite3_column_int(s, 5);
+    d->created = sqlite3_column_int64(s, 6);
+    d->updated = sqlite3_column_int64(s, 7);
+    return d;
+}
+
+static enum store_rc sq_secret_put(STORE_TX *tx, int64_t device_id,
+                                   const char *ref,
+                                   const unsigned char *sealed, size_t len)
+{
+    sqlite3_stmt *s;
+
+    if ((s = sq_stmt(tx, SQ_SECRET_PUT)) == NULL)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, device_id);
+    sqlite3_bind_text(s, 2, ref, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 3, sealed, (int)len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, sq_now());
+    return sq_exec_stmt(tx, s, "device_secret_put");
+}
+
+static enum store_rc sq_secret_get(STORE_TX *tx, int64_t device_id,
+                                   const char *ref,
+                                   struct store_device_secret **out)
+{
+    sqlite3_stmt *s;
+
+    *out = NULL;
+    if ((s = sq_stmt(tx, ref != NULL ? SQ_SECRET_GET_REF
+                                     : SQ_SECRET_GET_DEV)) == NULL)
+        return STORE_ERROR;
+    if (ref != NULL)
+        sqlite3_bind_text(s, 1, ref, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_int64(s, 1, device_id);
+    return sq_get_one(tx, s, sq_read_secret, (void **)out,
+                      "device_secret_get");
+}
+
+static enum store_rc sq_secret_fail(STORE_TX *tx, int64_t device_id,
+                                    int max, int *failures, int *locked)
+{
+    sqlite3_stmt *s;
+    int r;
+
+    if ((s = sq_stmt(tx, SQ_SECRET_FAIL)) == NULL)
+        return STORE_ERROR;
+    sqlite3_bind_int(s, 1, max);
+    sqlite3_bind_int64(s, 2, sq_now());
+    sqlite3_bind_int64(s, 3, device_id);
+    r = sqlite3_step(s);
+    if (r == SQLITE_ROW) {
+        *failures = sqlite3_column_int(s, 0);
+        *locked = sqlite3_column_int(s, 1);
+        r = sqlite3_step(s);   /* finish the statement */
+    } else if (r == SQLITE_DONE) {
+        sqlite3_reset(s);
+        return STORE_NOTFOUND;
+    }
+    sqlite3_reset(s);
+    if (r != SQLITE_DONE)
+        return sq_fail(tx, r, "device_secret_fail");
+    return STORE_OK;
+}
+
+static enum store_rc sq_secret_set(STORE_TX *tx, int64_t device_id, int op)
+{
+    sqlite3_stmt *s;
+    enum store_rc rc;
+
+    s = sq_stmt(tx, op == STORE_SECRET_UNLOCK ? SQ_SECRET_UNLOCK
+                                              : SQ_SECRET_CONSUME);
+    if (s == NULL)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, sq_now());
+    sqlite3_bind_int64(s, 2, device_id);
+    if ((rc = sq_exec_stmt(tx, s, "device_secret_set")) != STORE_OK)
+        return rc;
+    if (sqlite3_changes(SQ_DB(tx)) == 1)
+        return STORE_OK;
+    return op == STORE_SECRET_CONSUME ? STORE_CONFLICT : STORE_NOTFOUND;
+}
 
 const struct store_ops store_sqlite_ops = {
     .name = "sqlite",
@@ -2560,6 +2675,10 @@ const struct store_ops store_sqlite_ops = {
     .rollover_insert = sq_rollover_insert,
     .rollover_list = sq_rollover_list,
     .change_token = sq_change_token,
+    .device_secret_put = sq_secret_put,
+    .device_secret_get = sq_secret_get,
+    .device_secret_fail = sq_secret_fail,
+    .device_secret_set = sq_secret_set,
 };
 
 /* PRAGMA data_version on a connection of its own (opened on first use),

@@ -151,6 +151,18 @@ static const char *const store_sqlite_migrations[] = {
      "  new_with_old BLOB NOT NULL,"
      "  old_with_new BLOB NOT NULL,"
      "  created INTEGER NOT NULL);"),
+    /* 9: mac mode: one shared secret per device, found by its reference
+     * (senderKID), sealed with the key-encryption key (AES-256-GCM:
+     * nonce || ciphertext || tag); wrong MACs counted, locked, consumed */
+    ("CREATE TABLE device_secret ("
+     "  device_id INTEGER PRIMARY KEY REFERENCES device(id) ON DELETE CASCADE,"
+     "  ref TEXT NOT NULL UNIQUE,"
+     "  sealed BLOB NOT NULL,"
+     "  failures INTEGER NOT NULL DEFAULT 0,"
+     "  locked INTEGER NOT NULL DEFAULT 0 CHECK (locked IN (0, 1)),"
+     "  consumed INTEGER NOT NULL DEFAULT 0 CHECK (consumed IN (0, 1)),"
+     "  created INTEGER NOT NULL,"
+     "  updated INTEGER NOT NULL);"),
 };
 
 #endif

@@ -13,8 +13,8 @@
  * re-signed first (a single wrapper then repeats its inner
  * transactionID), then the wrapper. An input goes to the ra alias when it
  * is nested or signed by an RA (a certificate with id-kp-cmcRA in
- * signers.pem), otherwise to the 3gpp alias; one input in eight (by its
- * hash) to the other one. The store is bounded: once its files
+ * signers.pem), a MAC-protected one to the mac alias, otherwise to the
+ * 3gpp alias; one input in eight (by its hash) to the other one. The store is bounded: once its files
  * pass FUZZ_SERVER_MAX_DB bytes it is replaced by a fresh copy, so a long
  * run cannot fill the disk. State carries over between inputs (a replay is
  * answered differently from a first delivery), so a crash may need the
@@ -182,18 +182,23 @@ static void resign(const uint8_t *data, size_t size, const unsigned char *md,
     ERR_clear_error();
 }
 
-/* The alias for |data|: "ra" for a nested message or one an RA signed,
- * else "3gpp"; the other one when |flip|. */
+/* The alias for |data|: "mac" for a MAC-protected message (unless |flip|),
+ * "ra" for a nested message or one an RA signed, else "3gpp"; the other
+ * one when |flip|. */
 static const char *alias_for(const uint8_t *data, size_t size, int flip)
 {
     CMP_MSG *m = NULL;
-    int ra = 0, i;
+    int ra = 0, mac = 0, i;
 
-    if (cmp_msg_decode(data, size, NULL, &m) == CMP_R_OK)
+    if (cmp_msg_decode(data, size, NULL, &m) == CMP_R_OK) {
         ra = m->body->type == CMP_BODY_NESTED
             || ((i = signer_of(m)) >= 0 && signer_ra[i]);
+        mac = m->protection != NULL && cmp_protect_is_mac(m);
+    }
     CMP_MSG_free(m);
     ERR_clear_error();
+    if (mac && !flip)
+        return "mac";
     return ra != flip ? "ra" : "3gpp";
 }
 

@@ -12,6 +12,7 @@
 #include "cmp/cmp_msg.h"
 #include "cmp/cmp_protect.h"
 #include "conf/conf.h"
+#include "util/kek.h"
 #include "cmp_testpki.h"
 #include "testutil.h"
 #include "util/pkey_md.h"
@@ -40,18 +41,48 @@ static int stenv_err(char *err, size_t errlen, const char *what)
     return 0;
 }
 
+/* Writes the key-encryption key of the mac alias next to |conf_path|
+ * (DIR/kek.hex) and its "file:" spec into |spec|. */
+static int stenv_write_kek(const char *conf_path, char *spec, size_t len)
+{
+    const char *slash = strrchr(conf_path, '/');
+    FILE *fp;
+    int ok;
+
+    snprintf(spec, len, "file:%.*s/kek.hex",
+             slash != NULL ? (int)(slash - conf_path) : 1,
+             slash != NULL ? conf_path : ".");
+    if ((fp = fopen(spec + 5, "w")) == NULL)
+        return 0;
+    fputs(STENV_KEK_HEX "\n", fp);
+    ok = ferror(fp) == 0;
+    return fclose(fp) == 0 && ok;
+}
+
 static int stenv_write_conf(const char *path, const struct stenv_opts *o)
 {
     long cw = o != NULL && o->confirm_wait > 0 ? o->confirm_wait : 300;
     long tt = o == NULL || o->time_tolerance == 0 ? 600
         : o->time_tolerance < 0 ? 0 : o->time_tolerance;
-    FILE *fp = fopen(path, "w");
+    char kek[4200];
+    FILE *fp;
     int ok;
 
-    if (fp == NULL)
+    if (!stenv_write_kek(path, kek, sizeof(kek)))
+        return 0;
+    if ((fp = fopen(path, "w")) == NULL)
         return 0;
     fprintf(fp,
             "; written by tests/lib/srv_testenv.c\n"
+            "[server]\n"
+            "secret_kek = %s\n"
+            "\n"
+            "[alias mac]\n"
+            "mode = mac\n"
+            "ca = issuing\n"
+            "profile = radev\n"
+            "implicit_confirm = yes\n"
+            "\n"
             "[store]\n"
             "path = cmpca.db\n"
             "synchronous = normal\n"
@@ -106,7 +137,8 @@ static int stenv_write_conf(const char *path, const struct stenv_opts *o)
             "subject = CN=${request.CN},O=Operator\n"
             "key_usage = digitalSignature\n"
             "ext_key_usage = clientAuth\n",
-            cw, tt, o != NULL && o->allow_reenroll ? "yes" : "no", cw, tt);
+            kek, cw, tt, o != NULL && o->allow_reenroll ? "yes" : "no", cw,
+            tt);
     ok = ferror(fp) == 0;
     return fclose(fp) == 0 && ok;
 }
@@ -510,6 +542,41 @@ int stenv_device(struct stenv *e, const char *serial, int rogue,
     if (!ok)
         stenv_id_clear(out);
     ERR_clear_error();
+    return ok;
+}
+
+int stenv_mac_secret(struct stenv *e, const char *serial, const char *ref,
+                     const char *secret)
+{
+    static const char hex[] = STENV_KEK_HEX;
+    unsigned char key[KEK_KEY_LEN], *sealed = NULL;
+    struct store_device *d = NULL;
+    size_t sealed_len = 0, i;
+    STORE_TX *tx = NULL;
+    KEK *kek;
+    int ok = 0;
+
+    for (i = 0; i < KEK_KEY_LEN; i++) {
+        unsigned int b;
+
+        if (sscanf(hex + 2 * i, "%2x", &b) != 1)
+            return 0;
+        key[i] = (unsigned char)b;
+    }
+    if ((kek = kek_new_raw(key)) == NULL)
+        return 0;
+    if (kek_seal(kek, ref, (const unsigned char *)secret, strlen(secret),
+                 &sealed, &sealed_len)
+        && store_begin(e->store, &tx) == STORE_OK
+        && store_device_get_by_ident(tx, e->vendor_id, serial, &d) == STORE_OK
+        && store_device_secret_put(tx, d->id, ref, sealed, sealed_len)
+           == STORE_OK
+        && store_commit_clear(&tx) == STORE_OK)
+        ok = 1;
+    store_rollback(tx);
+    store_device_free(d);
+    free(sealed);
+    kek_free(kek);
     return ok;
 }
 

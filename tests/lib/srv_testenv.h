@@ -113,6 +113,13 @@ void stenv_free(struct stenv *e, int remove_dir);
 int stenv_device(struct stenv *e, const char *serial, int rogue,
                  int register_it, struct stenv_id *out);
 /* Sets |out| to |cert| and |key| (references taken), no chain. */
+/* The key-encryption key of the environment's mac alias (hex). */
+#define STENV_KEK_HEX \
+    "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"
+/* Gives registered device |serial| the secret |secret| with reference
+ * |ref| (sealed as `cmpca device set-secret` does). Returns 1 or 0. */
+int stenv_mac_secret(struct stenv *e, const char *serial, const char *ref,
+                     const char *secret);
 int stenv_id_set(struct stenv_id *out, X509 *cert, EVP_PKEY *key);
 void stenv_id_clear(struct stenv_id *id);
 

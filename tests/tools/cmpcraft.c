@@ -69,6 +69,9 @@ static void usage(void)
 "  --reuse-req-nonce     certConf: senderNonce = the request's senderNonce\n"
 "                        (instead of a fresh one)\n"
 "  --mac SECRET          protect with PasswordBasedMac instead (no --key)\n"
+"  --mac-ref REF         ... with senderKID REF (default \"x\")\n"
+"  --mac-iter N          ... with N iterations (default 500)\n"
+"  --pbmac1              ... with PBMAC1 (PBKDF2, HMAC-SHA256) instead\n"
 "  --flip-byte N         flip one byte at offset N of the output (N<0: from end)\n"
 "  --error-msg           certconf: send an error message (client gives up)\n"
 "  --unprotect           remove protectionAlg and protection\n"
@@ -165,7 +168,9 @@ static int sign_md_fn(void *arg, const ASN1_ITEM *it, X509_ALGOR *alg1,
 struct opts {
     const char *in, *out, *key, *ip, *req, *md, *popo, *mac, *signer, *chain,
         *server, *path, *newkey, *capubsout, *trusted, *genm_oid, *genm_value, *tid, *sender_from,
-        *recip_nonce, *implicit_confirm, *popo_md, *general_info;
+        *recip_nonce, *implicit_confirm, *popo_md, *general_info, *mac_ref;
+    long mac_iter;
+    int pbmac1;
     int pvno, drop_nonce, nonce_len, new_tid, recip_random, has_time;
     int bad_hash, reject, empty, no_resign, keep_nonce, two_reqs, unprotect,
         error_msg, signer_last, kid_random, drop_kid, reuse_req_nonce;
@@ -622,15 +627,20 @@ static int protect_and_write(CMP_MSG *msg, const struct opts *o)
 
     if (o->mac != NULL) {
         ASN1_OCTET_STRING *kid = ASN1_OCTET_STRING_new();
+        const char *ref = o->mac_ref != NULL ? o->mac_ref : "x";
+        long iter = o->mac_iter > 0 ? o->mac_iter : 500;
 
-        if (kid == NULL || !ASN1_OCTET_STRING_set(kid, (const unsigned char *)"x", 1))
+        if (kid == NULL || !ASN1_OCTET_STRING_set(kid, (const unsigned char *)ref,
+                                                  (int)strlen(ref)))
             goto end;
         ASN1_OCTET_STRING_free(msg->header->senderKID);
         msg->header->senderKID = kid;
         sk_X509_pop_free(msg->extraCerts, X509_free);
         msg->extraCerts = NULL;
-        if (!cmp_protect_mac_pbm(msg, (const unsigned char *)o->mac,
-                                 strlen(o->mac), "SHA256", "SHA1", 500))
+        if (o->pbmac1 ? !cmp_protect_mac_pbmac1(msg, (const unsigned char *)o->mac,
+                                                strlen(o->mac), iter)
+            : !cmp_protect_mac_pbm(msg, (const unsigned char *)o->mac,
+                                   strlen(o->mac), "SHA256", "SHA1", iter))
             goto end;
     } else if (!o->no_resign) {
         struct sign_arg a;
@@ -947,6 +957,9 @@ int main(int argc, char **argv)
         else if (ARG("--md")) o.md = v;
         else if (ARG("--popo")) o.popo = v;
         else if (ARG("--mac")) o.mac = v;
+        else if (ARG("--mac-ref")) o.mac_ref = v;
+        else if (ARG("--mac-iter")) o.mac_iter = atol(v);
+        else if (strcmp(a, "--pbmac1") == 0) o.pbmac1 = 1;
         else if (ARG("--signer")) o.signer = v;
         else if (ARG("--chain")) o.chain = v;
         else if (ARG("--server")) o.server = v;

@@ -23,6 +23,8 @@ static void usage(void)
             "                  [--certout FILE.pem] [--capubsout FILE.pem]\n"
 "                  [--crlout FILE.pem] [--genpcertsout FILE.pem]\n"
 "                  [--genpvalueout FILE.der] [--rootupdout PREFIX] MSG.der\n"
+"                  [--secret S] MSG.der\n"
+"  --secret S: a MAC-protected message is verified with S (protected=ok|bad)\n"
             "Prints one summary line, then key=value lines:\n"
             "  body= pvno= tid= senderNonceLen= recipNonce= status= failInfo=\n"
             "  text= protected=ok|bad|none|mac|untrusted extraCert.N=\n"
@@ -163,7 +165,7 @@ int main(int argc, char **argv)
 {
     const char *trusted = NULL, *reqfile = NULL, *certout = NULL,
         *capubsout = NULL, *file = NULL, *crlout = NULL, *genpcertsout = NULL,
-        *genpvalueout = NULL, *rootupdout = NULL;
+        *genpvalueout = NULL, *rootupdout = NULL, *secret = NULL;
     unsigned char *der = NULL, *rder = NULL;
     size_t len = 0, rlen = 0;
     CMP_MSG *msg = NULL, *req = NULL;
@@ -184,6 +186,8 @@ int main(int argc, char **argv)
             certout = argv[++i];
         else if (strcmp(argv[i], "--capubsout") == 0 && i + 1 < argc)
             capubsout = argv[++i];
+        else if (strcmp(argv[i], "--secret") == 0 && i + 1 < argc)
+            secret = argv[++i];
         else if (strcmp(argv[i], "--crlout") == 0 && i + 1 < argc)
             crlout = argv[++i];
         else if (strcmp(argv[i], "--genpcertsout") == 0 && i + 1 < argc)
@@ -224,6 +228,10 @@ int main(int argc, char **argv)
     /* protection */
     if (msg->protection == NULL)
         prot = "none";
+    else if (cmp_protect_is_mac(msg) && secret != NULL)
+        prot = cmp_protect_verify_mac(msg, (const unsigned char *)secret,
+                                      strlen(secret), NULL) == CMP_R_OK
+            ? "ok" : "bad";
     else if (cmp_protect_is_mac(msg))
         prot = "mac";
     else if ((r = cmp_protect_find_signer(msg, &signer)) != CMP_R_OK

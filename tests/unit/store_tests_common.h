@@ -1629,6 +1629,97 @@ static void test_rollover_roundtrip(void **state)
 
 /* The shared tests, for the including program's test array (with its own
  * setup/teardown). */
+/* Device secrets (mac mode): put/replace, one device per reference,
+ * failure count and lock, unlock, consumed once, gone with the device. */
+static void test_device_secret(void **state)
+{
+    struct fx *f = *state;
+    struct store_device_secret *s = NULL;
+    static const unsigned char blob1[] = { 1, 2, 3, 4 }, blob2[] = { 9, 8 };
+    STORE_TX *tx;
+    int64_t v = add_vendor(f->st, "acme"), d1 = 0, d2 = 0;
+    int failures, locked;
+
+    assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+    assert_int_equal(store_device_insert(tx, v, "SN1", &d1), STORE_OK);
+    assert_int_equal(store_device_insert(tx, v, "SN2", &d2), STORE_OK);
+    assert_int_equal(store_device_secret_put(tx, d1, "ref-1", blob1,
+                                             sizeof(blob1)), STORE_OK);
+    assert_int_equal(store_device_secret_put(tx, d2, "ref-1", blob2,
+                                             sizeof(blob2)), STORE_EXISTS);
+    assert_int_equal(store_device_secret_put(tx, 4242, "ref-x", blob2,
+                                             sizeof(blob2)), STORE_NOTFOUND);
+    assert_int_equal(store_device_secret_put(tx, d2, "", blob2, sizeof(blob2)),
+                     STORE_ERROR);
+    assert_int_equal(store_device_secret_put(tx, d2, "ref-2", blob2,
+                                             sizeof(blob2)), STORE_OK);
+    /* wrong MACs: counted, locked at the third */
+    assert_int_equal(store_device_secret_fail(tx, d1, 3, &failures, &locked),
+                     STORE_OK);
+    assert_int_equal(failures, 1);
+    assert_int_equal(locked, 0);
+    assert_int_equal(store_device_secret_fail(tx, d1, 3, &failures, &locked),
+                     STORE_OK);
+    assert_int_equal(store_device_secret_fail(tx, d1, 3, &failures, &locked),
+                     STORE_OK);
+    assert_int_equal(failures, 3);
+    assert_int_equal(locked, 1);
+    assert_int_equal(store_device_secret_fail(tx, 4242, 3, &failures, &locked),
+                     STORE_NOTFOUND);
+    assert_int_equal(store_commit(tx), STORE_OK);
+
+    assert_int_equal(store_begin_read(f->st, &tx), STORE_OK);
+    assert_int_equal(store_device_secret_get(tx, 0, "ref-1", &s), STORE_OK);
+    assert_int_equal(s->device_id, d1);
+    assert_string_equal(s->ref, "ref-1");
+    assert_int_equal(s->sealed_len, sizeof(blob1));
+    assert_memory_equal(s->sealed, blob1, sizeof(blob1));
+    assert_int_equal(s->failures, 3);
+    assert_int_equal(s->locked, 1);
+    assert_int_equal(s->consumed, 0);
+    store_device_secret_free(s);
+    s = NULL;
+    assert_int_equal(store_device_secret_get(tx, d2, NULL, &s), STORE_OK);
+    assert_string_equal(s->ref, "ref-2");
+    store_device_secret_free(s);
+    s = NULL;
+    assert_int_equal(store_device_secret_get(tx, 0, "nope", &s),
+                     STORE_NOTFOUND);
+    assert_null(s);
+    /* writes are refused in a read transaction */
+    assert_int_equal(store_device_secret_set(tx, d1, STORE_SECRET_UNLOCK),
+                     STORE_ERROR);
+    store_rollback(tx);
+
+    assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+    assert_int_equal(store_device_secret_set(tx, d1, STORE_SECRET_UNLOCK),
+                     STORE_OK);
+    assert_int_equal(store_device_secret_set(tx, d1, STORE_SECRET_CONSUME),
+                     STORE_OK);
+    assert_int_equal(store_device_secret_set(tx, d1, STORE_SECRET_CONSUME),
+                     STORE_CONFLICT);
+    assert_int_equal(store_device_secret_get(tx, d1, NULL, &s), STORE_OK);
+    assert_int_equal(s->failures, 0);
+    assert_int_equal(s->locked, 0);
+    assert_int_equal(s->consumed, 1);
+    store_device_secret_free(s);
+    s = NULL;
+    /* a new secret: counters reset, reference changed */
+    assert_int_equal(store_device_secret_put(tx, d1, "ref-1b", blob2,
+                                             sizeof(blob2)), STORE_OK);
+    assert_int_equal(store_device_secret_get(tx, 0, "ref-1", &s),
+                     STORE_NOTFOUND);
+    assert_int_equal(store_device_secret_get(tx, 0, "ref-1b", &s), STORE_OK);
+    assert_int_equal(s->consumed, 0);
+    store_device_secret_free(s);
+    s = NULL;
+    /* gone with its device */
+    assert_int_equal(store_device_delete(tx, d2), STORE_OK);
+    assert_int_equal(store_device_secret_get(tx, 0, "ref-2", &s),
+                     STORE_NOTFOUND);
+    assert_int_equal(store_commit(tx), STORE_OK);
+}
+
 #define STORE_COMMON_TESTS \
     cmocka_unit_test_setup_teardown(test_rollover_roundtrip, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_ca_roundtrip, setup, teardown), \
@@ -1637,6 +1728,7 @@ static void test_rollover_roundtrip(void **state)
     cmocka_unit_test_setup_teardown(test_cert_revoke_crl, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_cert_hold, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_device_states, setup, teardown), \
+    cmocka_unit_test_setup_teardown(test_device_secret, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_import_all_or_nothing, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_rollback_leaves_nothing, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_ra, setup, teardown), \

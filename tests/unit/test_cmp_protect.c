@@ -819,6 +819,35 @@ static void test_pbm_round_trip(void **state)
     CMP_MSG_free(msg);
 }
 
+/* The iteration count is read from the parameters without computing the
+ * MAC (mac mode refuses counts above its limit with a precise text). */
+static void test_mac_iterations(void **state)
+{
+    CMP_MSG *msg = make_req(NULL, NULL);
+    int64_t iter = -1;
+
+    assert_false(cmp_protect_mac_iterations(msg, &iter));   /* no protection */
+    assert_true(cmp_protect_mac_pbm(msg, secret, SECRET_LEN, "SHA256", "SHA1",
+                                    777));
+    assert_true(cmp_protect_mac_iterations(msg, &iter));
+    assert_int_equal(iter, 777);
+    assert_true(cmp_protect_mac_pbmac1(msg, secret, SECRET_LEN, 250000));
+    assert_true(cmp_protect_mac_iterations(msg, &iter));
+    assert_int_equal(iter, 250000);
+    /* above the default cap: refused before any computation */
+    assert_int_equal(cmp_protect_verify_mac(msg, secret, SECRET_LEN, NULL),
+                     CMP_R_BAD_MAC_PARAMS);
+    {
+        struct cmp_mac_limits lim = { 0, 300000, 0 };
+
+        assert_int_equal(cmp_protect_verify_mac(msg, secret, SECRET_LEN, &lim),
+                         CMP_R_OK);
+    }
+    assert_true(cmp_protect_sign(msg, cmp_protect_sign_pkey_fn, ec_pki.dev_key));
+    assert_false(cmp_protect_mac_iterations(msg, &iter));   /* a signature */
+    CMP_MSG_free(msg);
+}
+
 /* PBM protection made here with OpenSSL's own CRMF code, any salt length,
  * iterations and algorithms. Returns 1 on success. */
 static int pbm_protect_raw(CMP_MSG *msg, int saltlen, int owf_nid, int iter,
@@ -1268,6 +1297,7 @@ int main(void)
         cmocka_unit_test(test_signer_by_name),
         cmocka_unit_test(test_request_signer),
         cmocka_unit_test(test_pbm_round_trip),
+        cmocka_unit_test(test_mac_iterations),
         cmocka_unit_test(test_pbm_params),
         cmocka_unit_test(test_mac_bits_left),
         cmocka_unit_test(test_pbmac1),

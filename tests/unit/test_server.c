@@ -585,6 +585,73 @@ static void test_ir_implicit_confirm_not_granted(void **state)
     EVP_PKEY_free(k);
 }
 
+/* mac mode: the secret of a device's reference; 1 if it is consumed. */
+static int mac_consumed(struct fx *f, const char *ref)
+{
+    struct store_device_secret *s = NULL;
+    STORE_TX *tx = NULL;
+    int consumed;
+
+    assert_int_equal(store_begin_read(f->e.store, &tx), STORE_OK);
+    assert_int_equal(store_device_secret_get(tx, 0, ref, &s), STORE_OK);
+    consumed = s->consumed;
+    store_device_secret_free(s);
+    store_rollback(tx);
+    return consumed;
+}
+
+/* mac mode through OpenSSL's client: ir with PasswordBasedMac, the answer
+ * MAC-protected (the client checks it with the secret), certConf, the
+ * secret consumed; the same secret again is refused. */
+static void test_mac_ir_certconf(void **state)
+{
+    struct fx *f = *state;
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    X509 *cert = NULL;
+
+    assert_true(stenv_mac_secret(&f->e, DEV1, DEV1, "a shared secret"));
+    f->l.alias = "mac";
+    assert_true(run_op(f, OP_IR, NULL, k, DEV1, NULL, &cert));
+    assert_non_null(cert);
+    assert_int_equal(f->l.nreq, 2);           /* ir, certConf */
+    assert_int_equal(stenv_device_state(&f->e, DEV1, NULL), STORE_DEV_ENROLLED);
+    assert_true(mac_consumed(f, DEV1));
+    stenv_link_reset(&f->l);
+    assert_false(run_op(f, OP_IR, NULL, k, DEV1, NULL, NULL));
+    X509_free(cert);
+    EVP_PKEY_free(k);
+}
+
+/* mac mode, implicitConfirm granted (the alias allows it): one exchange,
+ * the certificate final and the secret consumed at once. */
+static void test_mac_implicit_confirm(void **state)
+{
+    struct fx *f = *state;
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    OSSL_CMP_CTX *ctx;
+    X509 *cert;
+
+    assert_true(stenv_mac_secret(&f->e, DEV1, "ref-ic", "another secret"));
+    f->l.alias = "mac";
+    ctx = stenv_client(&f->l, NULL);
+    assert_non_null(ctx);
+    assert_true(OSSL_CMP_CTX_set1_referenceValue(ctx,
+                    (const unsigned char *)"ref-ic", 6));
+    assert_true(OSSL_CMP_CTX_set1_secretValue(ctx,
+                    (const unsigned char *)"another secret", 14));
+    assert_true(OSSL_CMP_CTX_set1_recipient(ctx,
+                    X509_get_subject_name(f->e.cmp_signer)));
+    assert_true(stenv_client_newkey(ctx, k, DEV1));
+    assert_true(OSSL_CMP_CTX_set_option(ctx, OSSL_CMP_OPT_IMPLICIT_CONFIRM, 1));
+    cert = OSSL_CMP_exec_IR_ses(ctx);
+    assert_non_null(cert);
+    assert_int_equal(f->l.nreq, 1);           /* no certConf */
+    assert_int_equal(stenv_device_state(&f->e, DEV1, NULL), STORE_DEV_ENROLLED);
+    assert_true(mac_consumed(f, "ref-ic"));
+    OSSL_CMP_CTX_free(ctx);
+    EVP_PKEY_free(k);
+}
+
 /* A device whose main certificate was revoked (rr) renews the additional
  * certificate it got by cr: after the kur's certConf the device is
  * enrolled again, so its current certificate must be the new one - not the
@@ -2646,6 +2713,8 @@ int main(void)
     const struct CMUnitTest fixed[] = {
         T(test_ir_certconf),
         T(test_ir_implicit_confirm_not_granted),
+        T(test_mac_ir_certconf),
+        T(test_mac_implicit_confirm),
         T(test_kur_certconf),
         T(test_cr),
         T(test_kur_after_main_cert_revoked),
