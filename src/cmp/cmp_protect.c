@@ -715,6 +715,40 @@ enum cmp_reason cmp_protect_verify_mac(const CMP_MSG *msg,
     return r;
 }
 
+enum cmp_reason cmp_protect_verify_mac_data(const X509_ALGOR *alg,
+                                            const ASN1_BIT_STRING *value,
+                                            const unsigned char *secret,
+                                            size_t secret_len,
+                                            const unsigned char *data,
+                                            size_t len,
+                                            const struct cmp_mac_limits *limits)
+{
+    struct cmp_mac_limits lim;
+    unsigned char *mac = NULL;
+    size_t mac_len = 0;
+    enum cmp_reason r;
+
+    if (alg == NULL || value == NULL)
+        return CMP_R_BAD_MAC_PARAMS;
+    cmp_mac_limits_fill(limits, &lim);
+    if (OBJ_obj2nid(alg->algorithm) == NID_id_PasswordBasedMAC)
+        r = cmp_pbm_compute(alg, secret, secret_len, data, len, &lim, &mac,
+                            &mac_len);
+    else if (OBJ_obj2nid(alg->algorithm) == NID_pbmac1)
+        r = cmp_pbmac1_compute(alg, secret, secret_len, data, len, &lim, &mac,
+                               &mac_len);
+    else
+        return CMP_R_BAD_ALG;
+    if (r != CMP_R_OK)
+        return r;
+    if ((size_t)ASN1_STRING_length(value) != mac_len
+        || (value->flags & 0x07) != 0
+        || CRYPTO_memcmp(ASN1_STRING_get0_data(value), mac, mac_len) != 0)
+        r = CMP_R_BAD_MAC;
+    OPENSSL_clear_free(mac, mac_len);
+    return r;
+}
+
 /* Stores |mac| as the protection bit string of |msg|. */
 static int cmp_set_protection(CMP_MSG *msg, unsigned char *mac, size_t len)
 {

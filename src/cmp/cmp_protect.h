@@ -118,6 +118,17 @@ enum cmp_reason cmp_protect_verify_mac(const CMP_MSG *msg,
                                        size_t secret_len,
                                        const struct cmp_mac_limits *limits);
 
+/* Verifies a MAC |value| (PasswordBasedMac or PBMAC1 per |alg|) over
+ * |data| with |secret|, e.g. a POPOSigningKeyInput publicKeyMAC (RFC 4211
+ * 4.1) over the DER of the public key; compared in constant time. */
+enum cmp_reason cmp_protect_verify_mac_data(const X509_ALGOR *alg,
+                                            const ASN1_BIT_STRING *value,
+                                            const unsigned char *secret,
+                                            size_t secret_len,
+                                            const unsigned char *data,
+                                            size_t len,
+                                            const struct cmp_mac_limits *limits);
+
 /* Reads the iteration count of |msg|'s PasswordBasedMac or PBMAC1
  * parameters (nothing computed), so that a server can refuse a count above
  * its limit with a precise text. Returns 1 with *iterations set, 0 if the

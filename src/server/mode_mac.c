@@ -93,6 +93,8 @@ void srv_mac_ctx_clear(struct srv_ctx *ctx)
     ctx->mac_rec = NULL;
     ctx->mac_secret = NULL;
     ctx->mac_secret_len = 0;
+    X509_NAME_free(ctx->mac_subject);
+    ctx->mac_subject = NULL;
 }
 
 /* The reference the request names in senderKID, as text: 1 to
@@ -367,8 +369,18 @@ static enum cmp_reason mode_mac_authorise(struct srv_ctx *ctx, enum srv_op op)
     /* the subject, if any, names the device: its device_id_attr (default
      * serialNumber) or its CN is the device's identifier */
     subj = mode_mac_req_subject(ctx->req);
-    if (subj == NULL || X509_NAME_entry_count(subj) == 0)
+    if (subj == NULL || X509_NAME_entry_count(subj) == 0) {
+        /* none asked for (a POPOSigningKeyInput request): the device's
+         * identifier as CN */
+        X509_NAME_free(ctx->mac_subject);
+        if ((ctx->mac_subject = X509_NAME_new()) == NULL
+            || !X509_NAME_add_entry_by_NID(ctx->mac_subject, NID_commonName,
+                                           MBSTRING_UTF8, (const unsigned char *)
+                                           ctx->device->identifier, -1, -1, 0))
+            return srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "out of memory");
+        ctx->subject_default = ctx->mac_subject;
         return CMP_R_OK;
+    }
     if ((srv_name_attr(subj, ctx->alias->device_id_nid, v, sizeof(v))
          && strcmp(v, ctx->device->identifier) == 0)
         || (srv_name_attr(subj, NID_commonName, v, sizeof(v))

@@ -36,6 +36,21 @@ static void srv_certreq_clear(struct srv_certreq *cr)
     memset(cr, 0, sizeof(*cr));
 }
 
+/* publicKeyMAC of a POPOSigningKeyInput (RFC 4211 4.1): the MAC over the
+ * public key with the request's shared secret (mac mode), under the
+ * alias's iteration cap. */
+static int srv_popo_pkmac(void *arg, const X509_ALGOR *alg,
+                          const ASN1_BIT_STRING *value,
+                          const unsigned char *spki, size_t spki_len)
+{
+    const struct srv_ctx *ctx = arg;
+    struct cmp_mac_limits lim = { 0, ctx->alias->mac.max_iterations, 0 };
+
+    return cmp_protect_verify_mac_data(alg, value, ctx->mac_secret,
+                                       ctx->mac_secret_len, spki, spki_len,
+                                       &lim) == CMP_R_OK;
+}
+
 /* Reads one CertReqMsg: certReqId 0, a public key, POP by signature (or
  * raVerified where the mode lets the requester assert it). */
 static enum cmp_reason srv_certreq_crmf(struct srv_ctx *ctx,
@@ -73,10 +88,13 @@ static enum cmp_reason srv_certreq_crmf(struct srv_ctx *ctx,
         return ctx->mode->ra_verified(ctx);
     /* POPOSigningKeyInput (a template without subject): its sender must
      * be the request's authenticated sender; publicKeyMAC needs the MAC
-     * secret of the request (pkmac: set by a MAC-protected mode; none
-     * here, so it is refused badPOP) */
+     * secret of the request (mac mode), else it is refused badPOP */
     memset(&auth, 0, sizeof(auth));
     auth.sender = ctx->req->header->sender;
+    if (ctx->mac_secret != NULL) {
+        auth.pkmac = srv_popo_pkmac;
+        auth.pkmac_arg = ctx;
+    }
     if ((r = cmp_crmf_verify_popo_auth(crm, cr->pubkey, &auth)) != CMP_R_OK)
         return srv_reject(ctx, r, NULL);
     return CMP_R_OK;

@@ -246,6 +246,8 @@ struct srv_ctx {
                                           * verified (owned) */
     unsigned char *mac_secret;     /* its plaintext (owned, wiped) */
     size_t mac_secret_len;
+    X509_NAME *mac_subject;        /* mac mode: the device's CN when the
+                                    * request names no subject (owned) */
 };
 
 /* --- srv_ctx.c: helpers shared by the handlers ---------------------- */

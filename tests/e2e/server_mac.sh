@@ -232,6 +232,31 @@ case "$h $s" in
 esac
 is "PBMAC1 answer uses PBMAC1" "$(field p1.rsp protectionAlg)" "PBMAC1"
 is "MAC-5 pending after the ip" "$(dev_state MAC-5)" pending
+# POPOSigningKeyInput with publicKeyMAC (RFC 4211 4.1): the template has no
+# subject, the POP's authInfo is a MAC over the public key with the secret
+printf 'pkmac-secret-8\n' >"$T/s8.txt"
+check "device add MAC-8 (publicKeyMAC)" cli device add --vendor acme MAC-8 --secret-file s8.txt
+newkey MAC-8.key
+macir "$MAC_PATH" x no-such-ref MAC-8 -reqout pk-ir.der -certout x.pem >"$T/o.out" 2>&1
+c0=$(cert_count)
+"$CRAFT" mutate --in "$T/pk-ir.der" --out "$T/pkbad.der" --new-tid --newkey "$T/MAC-8.key" \
+    --popo-input pkmac-bad --mac pkmac-secret-8 --mac-ref MAC-8
+h=$(post pkbad.der pkbad.rsp application/pkixcmp "/$MAC_PATH")
+s=$(inspect --secret pkmac-secret-8 pkbad.rsp | head -1)
+case "$h $s" in
+"200 body=ip status=2 "*badPOP*"protected=ok"*) ok "publicKeyMAC with another secret: ip rejection badPOP" ;;
+*) nok "publicKeyMAC with another secret: ip rejection badPOP: HTTP $h $s" ;;
+esac
+is "publicKeyMAC refused: nothing issued" "$(cert_count)" "$c0"
+"$CRAFT" mutate --in "$T/pk-ir.der" --out "$T/pkok.der" --new-tid --newkey "$T/MAC-8.key" \
+    --popo-input pkmac --mac pkmac-secret-8 --mac-ref MAC-8
+h=$(post pkok.der pkok.rsp application/pkixcmp "/$MAC_PATH")
+s=$(inspect --secret pkmac-secret-8 pkok.rsp | head -1)
+case "$h $s" in
+"200 body=ip status=0 "*"protected=ok"*) ok "publicKeyMAC with the device's secret: accepted" ;;
+*) nok "publicKeyMAC with the device's secret: accepted: HTTP $h $s" ;;
+esac
+is "publicKeyMAC: one certificate issued" "$(cert_count)" "$((c0 + 1))"
 neg "subject not the device's" mac:ip badCertTemplate "$MAC_PATH" another-secret-3 MAC-3 MAC-3 \
     -subject /CN=someone-else
 expect "an rr with MAC protection is refused" 1 \

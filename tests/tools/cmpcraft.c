@@ -50,7 +50,7 @@ static void usage(void)
 "                        the value NULL, an INTEGER 1, or no value\n"
 "  --confirm-wait-time SEC  add generalInfo confirmWaitTime = now + SEC\n"
 "                        (both options together: both in one generalInfo)\n"
-"  --popo-input sender|othersender|otherkey --newkey KEY  drop the template's\n"
+"  --popo-input sender|othersender|otherkey|pkmac|pkmac-bad --newkey KEY  drop the template's\n"
 "                        subject; POP by KEY over a POPOSigningKeyInput naming\n"
 "                        the header sender (or CN=someone-else) and the\n"
 "                        template's key (or a fresh one)\n"
@@ -177,7 +177,7 @@ struct opts {
     long time_offset, flip, cert_req_id, crm_id, confirm_wait;
     int has_flip, has_crid, has_crm_id, has_confirm_wait, fail_info;
     const char *profiles[4];       /* --cert-profile NAME (repeatable) */
-    const char *popo_input;        /* --popo-input sender|othersender|otherkey */
+    const char *popo_input;        /* --popo-input sender|othersender|otherkey|pkmac|pkmac-bad */
     int nprofiles;
 };
 
@@ -252,14 +252,68 @@ static int apply_popo_input(CMP_MSG *msg, const struct opts *o)
     } else {
         spki_len = i2d_CMP_RAWSPKI(t->publicKey, &spki);
     }
-    gn_len = i2d_GENERAL_NAME((GENERAL_NAME *)sender, &gn);
+    if (strncmp(o->popo_input, "pkmac", 5) == 0) {
+        /* authInfo publicKeyMAC: PKMACValue { PasswordBasedMac algId,
+         * BIT STRING MAC over the public key } with --mac's secret
+         * ("pkmac-bad": another secret) */
+        const char *sec = strcmp(o->popo_input, "pkmac-bad") == 0
+            ? "not-the-secret" : o->mac;
+        OSSL_CRMF_PBMPARAMETER *pbm;
+        X509_ALGOR *alg = X509_ALGOR_new();
+        ASN1_STRING *ps = NULL;
+        unsigned char *pd = NULL, *mac = NULL, *ad = NULL;
+        size_t maclen = 0, an;
+        int pl, al;
+
+        gn_len = -1;
+        if (sec == NULL || spki_len <= 0 || alg == NULL
+            || (pbm = OSSL_CRMF_pbmp_new(NULL, 16, NID_sha256, 500,
+                                         NID_hmac_sha1)) == NULL) {
+            X509_ALGOR_free(alg);
+            goto end;
+        }
+        pl = i2d_OSSL_CRMF_PBMPARAMETER(pbm, &pd);
+        if (pl > 0 && (ps = ASN1_STRING_new()) != NULL
+            && ASN1_STRING_set(ps, pd, pl)
+            && X509_ALGOR_set0(alg, OBJ_nid2obj(NID_id_PasswordBasedMAC),
+                               V_ASN1_SEQUENCE, ps))
+            ps = NULL;
+        if (ps == NULL && (al = i2d_X509_ALGOR(alg, &ad)) > 0
+            && OSSL_CRMF_pbm_new(NULL, NULL, pbm, spki, (size_t)spki_len,
+                                 (const unsigned char *)sec, strlen(sec),
+                                 &mac, &maclen)
+            && (gn = OPENSSL_malloc((size_t)al + maclen + 16)) != NULL) {
+            an = der_hdr(gn, 0x30, (size_t)al + der_hdr_len(maclen + 1)
+                         + maclen + 1);
+            memcpy(gn + an, ad, (size_t)al);
+            an += (size_t)al;
+            an += der_hdr(gn + an, 0x03, maclen + 1);
+            gn[an++] = 0;
+            memcpy(gn + an, mac, maclen);
+            gn_len = (int)(an + maclen);
+        }
+        ASN1_STRING_free(ps);
+        OSSL_CRMF_PBMPARAMETER_free(pbm);
+        X509_ALGOR_free(alg);
+        OPENSSL_free(pd);
+        OPENSSL_free(ad);
+        OPENSSL_free(mac);
+    } else {
+        gn_len = i2d_GENERAL_NAME((GENERAL_NAME *)sender, &gn);
+    }
     if (spki_len <= 0 || gn_len <= 0 || gn_len > 0xffff
         || (in = OPENSSL_malloc((size_t)(gn_len + spki_len) + 16)) == NULL)
         goto end;
-    /* SEQUENCE { [0] EXPLICIT GeneralName, SubjectPublicKeyInfo } (DER) */
-    body = (size_t)gn_len + der_hdr_len((size_t)gn_len) + (size_t)spki_len;
-    n = der_hdr(in, 0x30, body);
-    n += der_hdr(in + n, 0xa0, (size_t)gn_len);
+    /* SEQUENCE { [0] EXPLICIT GeneralName | PKMACValue,
+     * SubjectPublicKeyInfo } (DER) */
+    if (strncmp(o->popo_input, "pkmac", 5) == 0) {
+        body = (size_t)gn_len + (size_t)spki_len;
+        n = der_hdr(in, 0x30, body);
+    } else {
+        body = (size_t)gn_len + der_hdr_len((size_t)gn_len) + (size_t)spki_len;
+        n = der_hdr(in, 0x30, body);
+        n += der_hdr(in + n, 0xa0, (size_t)gn_len);
+    }
     memcpy(in + n, gn, (size_t)gn_len);
     n += (size_t)gn_len;
     memcpy(in + n, spki, (size_t)spki_len);
