@@ -91,6 +91,8 @@ int server_sweep(SERVER *srv, time_t now)
                 "before the deadline", a->name, (long long)list[i]->cert_id);
     }
     store_cmp_txn_list_free(list, n);
+    /* held requests nobody decided on in time */
+    srv_poll_sweep(srv, now);
     srv_refresh_crls(srv, now);
     srv_txn_purge(srv, now);
     /* counts of refusal lines a burst that ended left suppressed */

@@ -142,6 +142,27 @@ static const char *const store_pg_migrations[] = {
     "ALTER TABLE cmp_txn ADD COLUMN req_nonce bytea;",
     /* 6: as SQLite's 7: per-requester enrollment limits */
     "CREATE INDEX IF NOT EXISTS cmp_txn_requester ON cmp_txn(requester, created);",
+    /* 7: as SQLite's 8: requests awaiting an operator's approval */
+    "CREATE TABLE cmp_pending ("
+    "  tid bytea PRIMARY KEY,"
+    "  alias text NOT NULL,"
+    "  type integer NOT NULL,"
+    "  state integer NOT NULL,"
+    "  requester text,"
+    "  device_id bigint,"
+    "  device text,"
+    "  profile text,"
+    "  subject text,"
+    "  request bytea NOT NULL,"
+    "  vendor_cert bytea,"
+    "  created bigint NOT NULL,"
+    "  expires bigint NOT NULL,"
+    "  updated bigint NOT NULL,"
+    "  decided_by text,"
+    "  decided_at bigint,"
+    "  reason text);"
+    "CREATE INDEX cmp_pending_expires ON cmp_pending(expires)"
+    " WHERE state = 0;",
 };
 
 #endif
