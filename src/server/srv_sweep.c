@@ -1,6 +1,7 @@
 /*
  * The server's periodic work: transactions whose certConf did not arrive
- * in time are expired (their certificates revoked), CRLs of CAs that
+ * in time are expired (their certificates revoked), requests held for
+ * approval that nobody decided on in time are expired, CRLs of CAs that
  * revoked outside an rr are refreshed, finished transactions are purged
  * after the retention, and vendor anchors are reloaded.
  */
