@@ -119,6 +119,35 @@ is "approval decided by the CLI user" "$(req_field "$tid" decided_by | cut -c1-4
 cli request approve "$tid" >/dev/null 2>&1
 is "approving a delivered request: exit 4" "$?" 4
 
+# ---- kur and p10cr wait too --------------------------------------------------------
+old1=$(serial_of m1.pem)
+newkey m1b.key
+rm -f "$T/kur.rc"
+( mcmp manual -cmd kur -cert m1.pem -key m1.key -extracerts opchain.pem \
+    -trusted oproot.pem -newkey m1b.key -certout m1b.pem -rspout kup-w.der \
+    >"$T/kur.out" 2>&1; echo $? >"$T/kur.rc" ) &
+tidk=$(pending_tid manual SN-000001) && ok "kur held" || nok "kur not held"
+is "held kur: type" "$(req_field "$tidk" type)" kur
+is "kur: answered kup with status waiting" "$(sleep 0.5; field kup-w.der body)/$(field kup-w.der status)" kup/3
+is "old certificate still valid while the kur waits" "$(cert_status "$old1")" valid
+check "approve the kur" cli request approve "$tidk"
+is "kur: client got the renewed certificate" "$(wait_rc kur)" 0
+s1=$(openssl x509 -in "$T/m1.pem" -noout -subject -nameopt RFC2253)
+s2=$(openssl x509 -in "$T/m1b.pem" -noout -subject -nameopt RFC2253)
+is "kur: subject kept" "$s2" "$s1"
+is "kur: the renewed certificate revoked after certConf" "$(cert_status "$old1")" revoked
+newkey p10.key
+openssl req -new -key "$T/p10.key" -subj /CN=SN-000008 -out "$T/p10.csr" 2>/dev/null
+rm -f "$T/p10.rc"
+( mcmp manual -cmd p10cr -csr p10.csr $(dev_args SN-000008) -trusted oproot.pem \
+    -certout p10.pem >"$T/p10.out" 2>&1; echo $? >"$T/p10.rc" ) &
+tidp=$(pending_tid manual SN-000008) && ok "p10cr held" || nok "p10cr not held"
+is "held p10cr: type" "$(req_field "$tidp" type)" p10cr
+check "approve the p10cr" cli request approve "$tidp"
+is "p10cr: client got its certificate" "$(wait_rc p10)" 0
+is "p10cr: device enrolled" "$(dev_state SN-000008)" enrolled
+check "p10cr: certificate verifies" openssl verify -CAfile "$T/oproot.pem" -untrusted "$T/issuing.pem" "$T/p10.pem"
+
 # ---- rejection -----------------------------------------------------------------
 c0=$(cert_count); a0=$(audit_count)
 enroll_bg m2 manual SN-000002
