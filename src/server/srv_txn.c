@@ -162,6 +162,8 @@ long srv_txn_purge(SERVER *srv, time_t now)
     if (store_begin(srv->store, &tx) != STORE_OK
         || store_cmp_txn_purge(tx, (int64_t)(now - srv->txn_retention), &n)
            != STORE_OK
+        || store_pending_purge(tx, (int64_t)(now - srv->txn_retention), NULL)
+           != STORE_OK
         || store_commit_clear(&tx) != STORE_OK) {
         store_rollback(tx);
         log_msg(LOG_WARN, "sweep: purging finished transactions failed");

@@ -689,6 +689,9 @@ enum store_rc store_pending_set_state(STORE_TX *tx, const unsigned char *tid,
 enum store_rc store_pending_list(STORE_TX *tx,
                                  const struct store_pending_filter *f,
                                  struct store_pending ***out, size_t *n);
+/* Deletes rows in a final state (rejected, expired, delivered) last
+ * updated before |before|; *n (may be NULL) gets the number deleted. */
+enum store_rc store_pending_purge(STORE_TX *tx, int64_t before, int64_t *n);
 /* Up to |limit| undecided rows whose expires < |now|, oldest first. */
 enum store_rc store_pending_list_expired(STORE_TX *tx, int64_t now,
                                          long limit,

@@ -158,6 +158,7 @@ struct store_ops {
                                   struct store_pending ***, size_t *);
     enum store_rc (*pending_list_expired)(STORE_TX *, int64_t, long,
                                           struct store_pending ***, size_t *);
+    enum store_rc (*pending_purge)(STORE_TX *, int64_t, int64_t *);
 };
 
 extern const struct store_ops store_sqlite_ops;

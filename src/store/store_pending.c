@@ -111,6 +111,15 @@ enum store_rc store_pending_list(STORE_TX *tx,
     return OPS(tx)->pending_list(tx, f, out, n);
 }
 
+enum store_rc store_pending_purge(STORE_TX *tx, int64_t before, int64_t *n)
+{
+    if (n != NULL)
+        *n = 0;
+    if (!tx->write)
+        return store_tx_fail(tx, STORE_ERROR, "write in a read-only transaction");
+    return OPS(tx)->pending_purge(tx, before, n);
+}
+
 enum store_rc store_pending_list_expired(STORE_TX *tx, int64_t now,
                                          long limit,
                                          struct store_pending ***out,

@@ -161,7 +161,9 @@
       "AND ($2::integer<0 OR state=$2::integer) "                           \
       "ORDER BY created,tid LIMIT $3")                                      \
     X(PENDING_EXPIRED, "SELECT " STORE_PENDING_COLS " FROM cmp_pending "      \
-      "WHERE state=0 AND expires<$1 ORDER BY expires LIMIT $2")
+      "WHERE state=0 AND expires<$1 ORDER BY expires LIMIT $2")             \
+    X(PENDING_PURGE, "DELETE FROM cmp_pending WHERE updated<$1 "            \
+      "AND state IN (2,3,4)")
 
 #define PG_ENUM(n, s) PG_##n,
 #define PG_TEXT(n, s) s,
@@ -2507,6 +2509,20 @@ static enum store_rc pg_audit_count(STORE_TX *tx, int64_t *nrows,
 /* ------------------------------------------------------------------ */
 /* Requests awaiting approval                                          */
 
+static enum store_rc pg_pending_purge(STORE_TX *tx, int64_t before,
+                                      int64_t *n)
+{
+    struct pg_params q = { 0 };
+    enum store_rc rc;
+    long k = 0;
+
+    pp_i64(&q, before);
+    if ((rc = pg_exec(tx, PG_PENDING_PURGE, &q, "pending_purge", &k))
+        == STORE_OK && n != NULL)
+        *n = k;
+    return rc;
+}
+
 static void *pg_read_pending(STORE_TX *tx, const PGresult *r, int i)
 {
     struct store_pending *p = calloc(1, sizeof(*p));
@@ -2688,4 +2704,5 @@ const struct store_ops store_pg_ops = {
     .pending_set_state = pg_pending_set_state,
     .pending_list = pg_pending_list,
     .pending_list_expired = pg_pending_list_expired,
+    .pending_purge = pg_pending_purge,
 };

@@ -162,7 +162,8 @@ static const char *const store_pg_migrations[] = {
     "  decided_at bigint,"
     "  reason text);"
     "CREATE INDEX cmp_pending_expires ON cmp_pending(expires)"
-    " WHERE state = 0;",
+    " WHERE state = 0;"
+    "CREATE INDEX cmp_pending_updated ON cmp_pending(updated);",
 };
 
 #endif

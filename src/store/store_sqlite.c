@@ -134,7 +134,9 @@
       "WHERE (?1 IS NULL OR alias=?1) AND (?2<0 OR state=?2) "              \
       "ORDER BY created,tid LIMIT ?3")                                      \
     X(PENDING_EXPIRED, "SELECT " STORE_PENDING_COLS " FROM cmp_pending "      \
-      "WHERE state=0 AND expires<? ORDER BY expires LIMIT ?")
+      "WHERE state=0 AND expires<? ORDER BY expires LIMIT ?")               \
+    X(PENDING_PURGE, "DELETE FROM cmp_pending WHERE updated<? "             \
+      "AND state IN (2,3,4)")
 
 #define SQ_ENUM(n, s) SQ_##n,
 #define SQ_TEXT(n, s) s,
@@ -2440,6 +2442,20 @@ static enum store_rc sq_audit_count(STORE_TX *tx, int64_t *nrows,
 /* ------------------------------------------------------------------ */
 /* Requests awaiting approval                                          */
 
+static enum store_rc sq_pending_purge(STORE_TX *tx, int64_t before,
+                                      int64_t *n)
+{
+    sqlite3_stmt *s;
+    enum store_rc rc;
+
+    if ((s = sq_stmt(tx, SQ_PENDING_PURGE)) == NULL)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, before);
+    if ((rc = sq_exec_stmt(tx, s, "pending_purge")) == STORE_OK && n != NULL)
+        *n = sqlite3_changes(SQ_DB(tx));
+    return rc;
+}
+
 static void *sq_read_pending(STORE_TX *tx, sqlite3_stmt *s)
 {
     struct store_pending *p = calloc(1, sizeof(*p));
@@ -2627,6 +2643,7 @@ const struct store_ops store_sqlite_ops = {
     .pending_set_state = sq_pending_set_state,
     .pending_list = sq_pending_list,
     .pending_list_expired = sq_pending_list_expired,
+    .pending_purge = sq_pending_purge,
 };
 
 /* Statements allowed to scan a table: small tables, full walks and

@@ -162,7 +162,8 @@ static const char *const store_sqlite_migrations[] = {
      "  decided_at INTEGER,"
      "  reason TEXT);"
      "CREATE INDEX cmp_pending_expires ON cmp_pending(expires)"
-     " WHERE state = 0;"),
+     " WHERE state = 0;"
+     "CREATE INDEX cmp_pending_updated ON cmp_pending(updated);"),
 };
 
 #endif

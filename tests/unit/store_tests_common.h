@@ -1690,6 +1690,20 @@ static void test_pending(void **state)
     assert_int_equal(n, 1);
     store_pending_list_free(v, n);
     store_rollback(tx);
+    /* finished rows are purged, undecided ones never */
+    assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+    {
+        int64_t k = -1;
+
+        assert_int_equal(store_pending_purge(tx, INT64_MAX, &k), STORE_OK);
+        assert_int_equal(k, 2);
+    }
+    assert_int_equal(store_commit(tx), STORE_OK);
+    assert_int_equal(store_begin_read(f->st, &tx), STORE_OK);
+    flt.state = -1;
+    assert_int_equal(store_pending_list(tx, &flt, &v, &n), STORE_OK);
+    assert_int_equal(n, 0);
+    store_rollback(tx);
     assert_int_equal(store_pending_state_find("delivered"),
                      STORE_PENDING_DELIVERED);
     assert_int_equal(store_pending_state_find("nope"), -1);
