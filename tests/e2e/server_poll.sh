@@ -281,4 +281,16 @@ is "request show of an unknown TID: exit 3" "$?" 3
 is "server still serves" "$(health)" 200
 kill $SW_PID 2>/dev/null
 
+# ---- configuration errors --------------------------------------------------------
+badconf() {   # badconf SED-EXPR: serve with the alias manual edited; exit + message
+    sed "/^\[alias manual\]/,/^\[/ s/$1/" "$T/cmpca.conf" >"$T/bad.conf"
+    (cd "$T" && timeout 20 "$CMPCA" -c "$T/bad.conf" serve >"$T/bad.out" 2>&1)
+}
+badconf "^approval = manual/approval = sometimes"
+is "approval = sometimes: exit 7" "$?" 7
+grep -q "approval must be auto or manual" "$T/bad.out" && ok "approval: message" || { nok "approval: message"; diag "$T/bad.out"; }
+badconf "^check_after = 1s/check_after = 0s"
+is "check_after = 0s: exit 7" "$?" 7
+grep -q "check_after = 0s is outside" "$T/bad.out" && ok "check_after: message" || { nok "check_after: message"; diag "$T/bad.out"; }
+
 e2e_done
