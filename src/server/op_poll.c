@@ -282,6 +282,15 @@ static enum cmp_reason srv_poll_load(struct srv_ctx *ctx,
     return CMP_R_OK;
 }
 
+/* The answer to a poll of the rejected request |p|. */
+static enum cmp_reason srv_poll_rejected(struct srv_ctx *ctx,
+                                         const struct store_pending *p)
+{
+    return srv_fail(ctx, CMP_R_REQUEST_REJECTED, "rejected by an operator%s%s",
+                    p->reason != NULL ? ": " : "",
+                    p->reason != NULL ? p->reason : "");
+}
+
 enum cmp_reason srv_poll(struct srv_ctx *ctx, CMP_MSG **rsp)
 {
     const struct srv_mode *m = ctx->mode;
@@ -316,7 +325,9 @@ enum cmp_reason srv_poll(struct srv_ctx *ctx, CMP_MSG **rsp)
         || (r = srv_txn_check_requester(ctx, txn)) != CMP_R_OK
         || (r = srv_txn_check_nonce(ctx, txn)) != CMP_R_OK)
         goto end;
-    if (txn->state != STORE_CMP_WAITING) {
+    /* waiting, or ended by a decision (a replayed poll: the same answer) */
+    if (txn->state != STORE_CMP_WAITING && txn->state != STORE_CMP_REJECTED
+        && txn->state != STORE_CMP_EXPIRED) {
         r = srv_fail(ctx, CMP_R_UNEXPECTED_BODY, "transaction %s: nothing to "
                      "poll for", store_cmp_state_str(txn->state));
         goto end;
@@ -329,7 +340,8 @@ enum cmp_reason srv_poll(struct srv_ctx *ctx, CMP_MSG **rsp)
     }
     rc = store_pending_get(tx, txn->tid, txn->tid_len, &p);
     if (rc == STORE_NOTFOUND) {
-        r = srv_fail(ctx, CMP_R_UNEXPECTED_BODY, "no held request");
+        r = srv_fail(ctx, CMP_R_UNEXPECTED_BODY, "transaction %s: no held "
+                     "request", store_cmp_state_str(txn->state));
         goto end;
     }
     if (rc != STORE_OK) {
@@ -338,6 +350,17 @@ enum cmp_reason srv_poll(struct srv_ctx *ctx, CMP_MSG **rsp)
     }
     snprintf(ctx->device_label, sizeof(ctx->device_label), "%s",
              p->device != NULL ? p->device : "");
+    if (txn->state != STORE_CMP_WAITING) {
+        if (p->state == STORE_PENDING_REJECTED)
+            r = srv_poll_rejected(ctx, p);
+        else if (p->state == STORE_PENDING_EXPIRED)
+            r = srv_fail(ctx, CMP_R_REQUEST_EXPIRED, "not decided within "
+                         "approval_timeout");
+        else
+            r = srv_fail(ctx, CMP_R_UNEXPECTED_BODY, "transaction %s",
+                         store_cmp_state_str(txn->state));
+        goto end;
+    }
     if (p->state == STORE_PENDING_PENDING && p->expires <= (int64_t)ctx->now) {
         /* undecided in time: the sweeper may not have run yet */
         if ((rc = srv_poll_expire(tx, p, srv_actor(ctx, actor, sizeof(actor))))
@@ -384,9 +407,7 @@ enum cmp_reason srv_poll(struct srv_ctx *ctx, CMP_MSG **rsp)
             r = srv_fail(ctx, CMP_R_REQUEST_EXPIRED, "not decided within "
                          "approval_timeout");
         else
-            r = srv_fail(ctx, CMP_R_REQUEST_REJECTED, "rejected by an "
-                         "operator%s%s", p->reason != NULL ? ": " : "",
-                         p->reason != NULL ? p->reason : "");
+            r = srv_poll_rejected(ctx, p);
         break;
     case STORE_PENDING_APPROVED:
         /* issue outside the store transaction; the delivery commits with

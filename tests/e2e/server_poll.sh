@@ -199,6 +199,7 @@ tid5=$(pending_tid short SN-000005) && ok "m5 held (approval_timeout 3s)" || nok
 rc=$(wait_rc m5)
 [ "$rc" != 0 ] && [ "$rc" != none ] && ok "m5: client fails once the request expired (rc $rc)" || nok "m5: rc $rc"
 grep -q "badRequest" "$T/m5.out" && ok "m5: failInfo badRequest" || { nok "m5: no badRequest"; diag "$T/m5.out"; }
+grep -q "not decided within approval_timeout" "$T/m5.out" && ok "m5: client saw why" || { nok "m5: no reason"; diag "$T/m5.out"; }
 is "m5: request expired" "$(req_field "$tid5" state)" expired
 is "m5: transaction expired" "$(txn_state "$tid5")" 3
 is "m5: audit row request.expire" "$(audit_has request.expire "$tid5")" 1
@@ -269,7 +270,9 @@ expect_error "pollReq after the rejection" "$h" 200 p-rej.rsp badRequest
 inspect p-rej.rsp | head -1 | grep -q "lab only" && ok "error carries the operator's reason" || nok "no reason in the error"
 is "h6: transaction rejected" "$(txn_state "$tid6")" 2
 h=$(mpost p-rej.der p-rej2.rsp)
-expect_error "pollReq once the transaction ended" "$h" 200 p-rej2.rsp badRequest
+expect_error "the same pollReq replayed: the same answer" "$h" 200 p-rej2.rsp badRequest
+inspect p-rej2.rsp | head -1 | grep -q "lab only" && ok "replayed: the reason again" || nok "replayed: no reason"
+is "replay changed nothing" "$(txn_state "$tid6")/$(req_field "$tid6" state)" 2/rejected
 tid7=$(field h7-ip.der tid)
 is "request list --state pending --json" "$(cli request list --state pending --json | python3 -c 'import json,sys; print(",".join(r["transaction_id"] for r in json.load(sys.stdin)))')" "$tid7"
 cli request list --alias manual >"$T/list.txt" 2>&1
