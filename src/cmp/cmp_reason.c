@@ -77,7 +77,7 @@ static const struct cmp_reason_row cmp_reason_rows[CMP_R_MAX] = {
      * an error message; the request itself was well-formed, but will
      * never be served */
     [CMP_R_REQUEST_REJECTED] = { CMP_FAIL_BAD_REQUEST, 200, "request rejected by an operator" },
-    [CMP_R_REQUEST_EXPIRED] = { CMP_FAIL_BAD_REQUEST, 200, "request not decided in time" },
+    [CMP_R_REQUEST_EXPIRED] = { CMP_FAIL_BAD_REQUEST, 200, "request not decided within approval_timeout" },
 };
 
 static const char *const cmp_fail_names[CMP_FAIL_MAX + 1] = {

@@ -286,9 +286,9 @@ static enum cmp_reason srv_poll_load(struct srv_ctx *ctx,
 static enum cmp_reason srv_poll_rejected(struct srv_ctx *ctx,
                                          const struct store_pending *p)
 {
-    return srv_fail(ctx, CMP_R_REQUEST_REJECTED, "rejected by an operator%s%s",
-                    p->reason != NULL ? ": " : "",
-                    p->reason != NULL ? p->reason : "");
+    if (p->reason == NULL || *p->reason == '\0')
+        return srv_fail(ctx, CMP_R_REQUEST_REJECTED, NULL);
+    return srv_fail(ctx, CMP_R_REQUEST_REJECTED, "%s", p->reason);
 }
 
 enum cmp_reason srv_poll(struct srv_ctx *ctx, CMP_MSG **rsp)
@@ -354,8 +354,8 @@ enum cmp_reason srv_poll(struct srv_ctx *ctx, CMP_MSG **rsp)
         if (p->state == STORE_PENDING_REJECTED)
             r = srv_poll_rejected(ctx, p);
         else if (p->state == STORE_PENDING_EXPIRED)
-            r = srv_fail(ctx, CMP_R_REQUEST_EXPIRED, "not decided within "
-                         "approval_timeout");
+            r = srv_fail(ctx, CMP_R_REQUEST_EXPIRED, "approval_timeout "
+                         "passed");
         else
             r = srv_fail(ctx, CMP_R_UNEXPECTED_BODY, "transaction %s",
                          store_cmp_state_str(txn->state));
@@ -369,8 +369,8 @@ enum cmp_reason srv_poll(struct srv_ctx *ctx, CMP_MSG **rsp)
             r = srv_store_reason(ctx, rc, "expire");
             goto end;
         }
-        r = srv_fail(ctx, CMP_R_REQUEST_EXPIRED, "not decided within "
-                     "approval_timeout (%lds)", ctx->alias->approval_timeout);
+        r = srv_fail(ctx, CMP_R_REQUEST_EXPIRED, "approval_timeout (%lds) "
+                     "passed", ctx->alias->approval_timeout);
         goto end;
     }
     switch (p->state) {
@@ -404,8 +404,8 @@ enum cmp_reason srv_poll(struct srv_ctx *ctx, CMP_MSG **rsp)
             goto end;
         }
         if (p->state == STORE_PENDING_EXPIRED)
-            r = srv_fail(ctx, CMP_R_REQUEST_EXPIRED, "not decided within "
-                         "approval_timeout");
+            r = srv_fail(ctx, CMP_R_REQUEST_EXPIRED, "approval_timeout "
+                         "passed");
         else
             r = srv_poll_rejected(ctx, p);
         break;

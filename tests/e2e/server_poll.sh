@@ -208,16 +208,19 @@ cli request approve "$tid5" >/dev/null 2>&1
 is "approving an expired request: exit 4" "$?" 4
 
 # ---- crafted pollReqs ------------------------------------------------------------
-# hold_only NAME SN: an ir on alias manual whose client gives up at once
-# (total timeout) after its first pollReq, leaving NAME-ir.der, NAME-ip.der
-# (status waiting) and NAME-rep.der (the pollRep, whose nonce a next
-# pollReq answers)
+# hold_only NAME SN: an ir of SN held on alias manual, with no client
+# polling for it: the stock client's request (the client gives up at once,
+# total timeout) is re-sent under a new transactionID, so that NAME-ir.der
+# and its answer NAME-ip.der (status waiting) are the transaction's last
+# messages
 hold_only() {
     newkey "$1.key"
     mcmp manual -cmd ir $(dev_args "$2") -trusted oproot.pem -newkey "$1.key" \
-        -subject "/CN=$2" -certout "$1.pem" -total_timeout 1 -reqout "$1-ir.der" -rspout "$1-ip.der,$1-rep.der" \
+        -subject "/CN=$2" -certout "$1.pem" -total_timeout 1 -reqout "$1-ir0.der" \
         >"$T/$1.out" 2>&1
-    [ -s "$T/$1-ip.der" ] && [ -s "$T/$1-rep.der" ]
+    "$CRAFT" mutate --in "$T/$1-ir0.der" --new-tid --key "$T/devs/$2/key.pem" \
+        --out "$T/$1-ir.der" || return 1
+    [ "$(mpost "$1-ir.der" "$1-ip.der")" = 200 ] && [ -s "$T/$1-ip.der" ]
 }
 mpost() { post "$1" "$2" application/pkixcmp /.well-known/cmp/p/manual; }
 PORT=$PORT_a
@@ -226,9 +229,9 @@ check "h7: held, client gone" hold_only h7 SN-000007
 s=$(inspect h6-ip.der | head -1)
 echo "$s" | grep -q "^body=ip status=3 .*protected=ok" && ok "waiting ip: status waiting, protected" || nok "waiting ip: $s"
 tid6=$(field h6-ip.der tid)
-pr() {  # pr OUT ARGS...: a pollReq answering h6's pollRep, signed by SN-000006
+pr() {  # pr OUT ARGS...: a pollReq answering h6's waiting ip, signed by SN-000006
     local out=$1; shift
-    "$CRAFT" pollreq --ip "$T/h6-rep.der" --req "$T/h6-ir.der" \
+    "$CRAFT" pollreq --ip "$T/h6-ip.der" --req "$T/h6-ir.der" \
         --key "$T/devs/SN-000006/key.pem" --out "$T/$out" "$@"
 }
 t0=$(sqlite3 "$DB" "SELECT count(*), sum(state) FROM cmp_txn"); a0=$(audit_count); c0=$(cert_count)
@@ -242,11 +245,11 @@ expect_error "pollReq for an unknown transaction" "$h" 200 p-tid.rsp badRequest
 pr p-crid.der --cert-req-id 5
 h=$(mpost p-crid.der p-crid.rsp)
 expect_error "pollReq with certReqId 5" "$h" 200 p-crid.rsp badRequest
-"$CRAFT" pollreq --ip "$T/h6-rep.der" --req "$T/h7-ir.der" \
+"$CRAFT" pollreq --ip "$T/h6-ip.der" --req "$T/h7-ir.der" \
     --key "$T/devs/SN-000007/key.pem" --out "$T/p-who.der"
 h=$(mpost p-who.der p-who.rsp)
 expect_error "pollReq by another device" "$h" 200 p-who.rsp notAuthorized
-"$CRAFT" pollreq --ip "$T/h6-rep.der" --req "$T/h6-ir.der" --no-resign \
+"$CRAFT" pollreq --ip "$T/h6-ip.der" --req "$T/h6-ir.der" --no-resign \
     --key "$T/devs/SN-000006/key.pem" --out "$T/p-sig.der"
 h=$(mpost p-sig.der p-sig.rsp)
 expect_error "pollReq with a stale signature" "$h" 200 p-sig.rsp badMessageCheck
@@ -274,7 +277,10 @@ expect_error "the same pollReq replayed: the same answer" "$h" 200 p-rej2.rsp ba
 inspect p-rej2.rsp | head -1 | grep -q "lab only" && ok "replayed: the reason again" || nok "replayed: no reason"
 is "replay changed nothing" "$(txn_state "$tid6")/$(req_field "$tid6" state)" 2/rejected
 tid7=$(field h7-ip.der tid)
-is "request list --state pending --json" "$(cli request list --state pending --json | python3 -c 'import json,sys; print(",".join(r["transaction_id"] for r in json.load(sys.stdin)))')" "$tid7"
+cli request list --state pending --json >"$T/pend.json"
+is "request list --state pending --json: h7, not h6" "$(python3 -c 'import json,sys
+t=[r["transaction_id"] for r in json.load(open(sys.argv[1]))]
+print(sys.argv[2] in t, sys.argv[3] in t)' "$T/pend.json" "$tid7" "$tid6")" "True False"
 cli request list --alias manual >"$T/list.txt" 2>&1
 grep -q "^$tid7  pending" "$T/list.txt" && ok "request list (text)" || { nok "request list"; diag "$T/list.txt"; }
 cli request show nothex >/dev/null 2>&1
