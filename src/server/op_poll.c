@@ -204,7 +204,8 @@ enum cmp_reason srv_poll_hold(struct srv_ctx *ctx, const X509_NAME *subject,
 /* Marks the undecided request |p| expired and its transaction too, with
  * an audit row naming |actor|. Returns the store's rc (STORE_CONFLICT if
  * it was decided meanwhile). */
-static enum store_rc srv_poll_expire(STORE_TX *tx, const struct store_pending *p,
+static enum store_rc srv_poll_expire(STORE_TX *tx,
+                                     const struct store_pending *p,
                                      const char *actor)
 {
     struct store_cmp_txn t;
@@ -333,7 +334,8 @@ enum cmp_reason srv_poll(struct srv_ctx *ctx, CMP_MSG **rsp)
         goto end;
     }
     /* OpenSSL 3.0 polls a p10cr with certReqId 0 */
-    if (rid != txn->cert_req_id && !(txn->type == STORE_CMP_P10CR && rid == 0)) {
+    if (rid != txn->cert_req_id
+        && !(txn->type == STORE_CMP_P10CR && rid == 0)) {
         r = srv_fail(ctx, CMP_R_BAD_CERT_REQ_ID, "certReqId is not %d",
                      txn->cert_req_id);
         goto end;

@@ -10,6 +10,12 @@
 #include <string.h>
 
 #define OPS(tx) ((tx)->st->ops)
+#define STORE_PENDING_NEED_WRITE(tx)                                        \
+    do {                                                                    \
+        if (!(tx)->write)                                                   \
+            return store_tx_fail((tx), STORE_ERROR,                         \
+                                 "write in a read-only transaction");       \
+    } while (0)
 
 static const char *const store_pending_states[] = {
     "pending", "approved", "rejected", "expired", "delivered"
@@ -68,8 +74,7 @@ static int store_pending_tid_ok(const unsigned char *tid, size_t len)
 
 enum store_rc store_pending_insert(STORE_TX *tx, const struct store_pending *p)
 {
-    if (!tx->write)
-        return store_tx_fail(tx, STORE_ERROR, "write in a read-only transaction");
+    STORE_PENDING_NEED_WRITE(tx);
     if (!store_pending_tid_ok(p->tid, p->tid_len) || p->alias == NULL
         || p->request == NULL || p->request_len == 0
         || store_cmp_type_str(p->type) == NULL
@@ -92,8 +97,7 @@ enum store_rc store_pending_set_state(STORE_TX *tx, const unsigned char *tid,
                                       const char *decided_by,
                                       const char *reason)
 {
-    if (!tx->write)
-        return store_tx_fail(tx, STORE_ERROR, "write in a read-only transaction");
+    STORE_PENDING_NEED_WRITE(tx);
     if (!store_pending_tid_ok(tid, tid_len))
         return STORE_NOTFOUND;
     if (store_pending_state_str(to) == NULL)
@@ -115,8 +119,7 @@ enum store_rc store_pending_purge(STORE_TX *tx, int64_t before, int64_t *n)
 {
     if (n != NULL)
         *n = 0;
-    if (!tx->write)
-        return store_tx_fail(tx, STORE_ERROR, "write in a read-only transaction");
+    STORE_PENDING_NEED_WRITE(tx);
     return OPS(tx)->pending_purge(tx, before, n);
 }
 
