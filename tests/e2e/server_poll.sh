@@ -86,6 +86,16 @@ s1=$(openssl x509 -in "$T/m1.pem" -noout -subject -nameopt RFC2253)
 s2=$(openssl x509 -in "$T/m1b.pem" -noout -subject -nameopt RFC2253)
 is "kur: subject kept" "$s2" "$s1"
 is "kur: the renewed certificate revoked after certConf" "$(cert_status "$old1")" revoked
+newkey m1c.key
+rm -f "$T/cr.rc"
+( mcmp manual -cmd cr -cert m1b.pem -key m1b.key -extracerts opchain.pem \
+    -trusted oproot.pem -newkey m1c.key -subject /CN=SN-000001 -certout m1c.pem \
+    >"$T/cr.out" 2>&1; echo $? >"$T/cr.rc" ) &
+tidc=$(pending_tid manual SN-000001) && ok "cr held" || nok "cr not held"
+is "held cr: type" "$(req_field "$tidc" type)" cr
+check "approve the cr" cli request approve "$tidc"
+is "cr: client got an additional certificate" "$(wait_rc cr)" 0
+is "cr: the renewed certificate stays valid" "$(cert_status "$(serial_of m1b.pem)")" valid
 newkey p10.key
 openssl req -new -key "$T/p10.key" -subj /CN=SN-000008 -out "$T/p10.csr" 2>/dev/null
 rm -f "$T/p10.rc"
