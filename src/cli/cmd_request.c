@@ -378,6 +378,10 @@ int cli_request(int argc, char **argv)
                 act);
         return CLI_USAGE;
     }
+    if (strcmp(act, "list") != 0 && o.pos == NULL) {
+        fprintf(stderr, "cmpca request %s: TID required\n", act);
+        return CLI_USAGE;
+    }
     if ((ret = cli_store_open(NULL, &st)) != CLI_OK)
         return ret;
     if (strcmp(act, "list") == 0)
