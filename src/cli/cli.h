@@ -43,6 +43,7 @@ int cli_ca(int argc, char **argv);
 int cli_cert(int argc, char **argv);
 int cli_crl(int argc, char **argv);
 int cli_factory(int argc, char **argv);
+int cli_request(int argc, char **argv);
 
 /* cmd_ca.c: shared by the ca, cert and crl commands. */
 struct conf;

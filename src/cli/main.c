@@ -22,6 +22,7 @@ static const struct cli_cmd cli_cmds[] = {
     { "vendor",  cli_vendor,  "register vendor (factory) CAs" },
     { "device",  cli_device,  "manage the device allow-list" },
     { "ra",      cli_ra,      "register RAs and the aliases they serve" },
+    { "request", cli_request, "approve or reject requests held for approval" },
     { "audit",   cli_audit,   "list and verify the audit trail" },
     { "ca",      cli_ca,      "create, import and list CAs; CMP signers" },
     { "cert",    cli_cert,    "issue, list, show, export and revoke certificates" },

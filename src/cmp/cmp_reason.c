@@ -73,6 +73,11 @@ static const struct cmp_reason_row cmp_reason_rows[CMP_R_MAX] = {
      * (STANDARDS.md: "sender known but not allowed this"), not
      * systemUnavail, which tells a client to retry at once */
     [CMP_R_ENROLL_LIMIT] = { CMP_FAIL_NOT_AUTHORIZED, 200, "enrollment limit reached" },
+    /* delayed delivery (RFC 9483 4.4): the final answer to a pollReq is
+     * an error message; the request itself was well-formed, but will
+     * never be served */
+    [CMP_R_REQUEST_REJECTED] = { CMP_FAIL_BAD_REQUEST, 200, "request rejected by an operator" },
+    [CMP_R_REQUEST_EXPIRED] = { CMP_FAIL_BAD_REQUEST, 200, "request not decided within approval_timeout" },
 };
 
 static const char *const cmp_fail_names[CMP_FAIL_MAX + 1] = {

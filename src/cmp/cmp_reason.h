@@ -82,6 +82,8 @@ enum cmp_reason {
     CMP_R_SYSTEM_UNAVAIL,        /* store or signer unavailable */
     CMP_R_SYSTEM_FAILURE,        /* internal error */
     CMP_R_ENROLL_LIMIT,          /* a per-requester enrollment limit */
+    CMP_R_REQUEST_REJECTED,      /* delayed delivery: an operator rejected */
+    CMP_R_REQUEST_EXPIRED,       /* delayed delivery: not decided in time */
     CMP_R_MAX
 };
 

@@ -298,7 +298,7 @@ static enum cmp_reason mode_ra_authenticate(struct srv_ctx *ctx, enum srv_op op)
         return r;
     /* certConf and error: the transaction names its requester (the RA is
      * looked up only to name it in the log and the audit trail) */
-    if (op == SRV_OP_CERTCONF || op == SRV_OP_ERROR) {
+    if (op == SRV_OP_CERTCONF || op == SRV_OP_ERROR || op == SRV_OP_POLL) {
         if (found)
             ctx->rq.kind = SRV_RQ_RA;
         return CMP_R_OK;
@@ -329,7 +329,7 @@ static enum cmp_reason mode_ra_authorise(struct srv_ctx *ctx, enum srv_op op)
     const struct store_ra *ra = ctx->rq.ra;
     unsigned bit = mode_ra_op_bit(op);
 
-    if (op == SRV_OP_CERTCONF || op == SRV_OP_ERROR)
+    if (op == SRV_OP_CERTCONF || op == SRV_OP_ERROR || op == SRV_OP_POLL)
         return CMP_R_OK;
     if (ctx->rq.kind != SRV_RQ_RA)
         return ctx->alias->inner != NULL

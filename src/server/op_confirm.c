@@ -22,42 +22,6 @@
 #define SRV_REASON_CESSATION 5   /* RFC 5280 cessationOfOperation */
 #define SRV_REASON_SUPERSEDED 4
 
-/* The certConf must come from whoever made the request (the same
- * requester id: the device, the RA, or the RA's wrapper around the device's
- * message). */
-static enum cmp_reason srv_confirm_requester(struct srv_ctx *ctx,
-                                             const struct store_cmp_txn *txn)
-{
-    if (!txn->has_requester
-        || CRYPTO_memcmp(txn->requester_sha256, ctx->rq.id, 32) != 0)
-        return srv_fail(ctx, CMP_R_NOT_AUTHORIZED,
-                        "the certConf is not protected by the requester of "
-                        "the transaction");
-    return CMP_R_OK;
-}
-
-/* ... answer our nonce, and bring a fresh one of its own (RFC 9810 5.1.1:
- * every message of a transaction has a new senderNonce; one equal to the
- * request's is badSenderNonce). */
-static enum cmp_reason srv_confirm_nonce(struct srv_ctx *ctx,
-                                         const struct store_cmp_txn *txn)
-{
-    const ASN1_OCTET_STRING *rn = ctx->req->header->recipNonce;
-    const ASN1_OCTET_STRING *sn = ctx->req->header->senderNonce;
-
-    if (rn == NULL || (size_t)ASN1_STRING_length(rn) != txn->sender_nonce_len
-        || memcmp(ASN1_STRING_get0_data(rn), txn->sender_nonce,
-                  txn->sender_nonce_len) != 0)
-        return srv_fail(ctx, CMP_R_BAD_RECIP_NONCE, NULL);
-    if (sn != NULL && txn->req_nonce_len > 0
-        && (size_t)ASN1_STRING_length(sn) == txn->req_nonce_len
-        && memcmp(ASN1_STRING_get0_data(sn), txn->req_nonce,
-                  txn->req_nonce_len) == 0)
-        return srv_fail(ctx, CMP_R_BAD_SENDER_NONCE, "the senderNonce is the "
-                        "request's: every message needs a fresh one");
-    return CMP_R_OK;
-}
-
 /* certHash with the hashAlg a pvno 3 certConf names (RFC 9480 2.10): only
  * SHA-2 is accepted. Returns 1 if it matches. */
 static int srv_certhash_with_alg(const struct store_cert *rec,
@@ -318,7 +282,7 @@ static enum cmp_reason srv_confirm_txn(struct srv_ctx *ctx, CMP_MSG **rsp,
     if ((rc = srv_write_begin(ctx, &tx)) != STORE_OK)
         return srv_store_reason(ctx, rc, "begin");
     if ((r = srv_txn_load(ctx, tx, &txn)) != CMP_R_OK
-        || (r = srv_confirm_requester(ctx, txn)) != CMP_R_OK)
+        || (r = srv_txn_check_requester(ctx, txn)) != CMP_R_OK)
         goto end;
     /* the device, read once for the log label and the state change */
     if (txn->device_id != 0 && ctx->device == NULL
@@ -327,7 +291,7 @@ static enum cmp_reason srv_confirm_txn(struct srv_ctx *ctx, CMP_MSG **rsp,
                  ctx->device->identifier);
     else if (txn->device_id == 0 && txn->cert_id != 0)
         srv_confirm_label(ctx, tx, txn->cert_id);
-    if ((r = srv_confirm_nonce(ctx, txn)) != CMP_R_OK) {
+    if ((r = srv_txn_check_nonce(ctx, txn)) != CMP_R_OK) {
         if (txn->state == STORE_CMP_WAITING_CONFIRM) {
             r = srv_confirm_refused(ctx, tx, txn);
             tx = NULL;

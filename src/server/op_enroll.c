@@ -55,7 +55,7 @@ static int srv_popo_pkmac(void *arg, const X509_ALGOR *alg,
  * raVerified where the mode lets the requester assert it). */
 static enum cmp_reason srv_certreq_crmf(struct srv_ctx *ctx,
                                         const STACK_OF(CMP_CERTREQMSG) *msgs,
-                                        struct srv_certreq *cr)
+                                        struct srv_certreq *cr, int check_pop)
 {
     const CMP_CERTREQMSG *crm;
     const CMP_CERTTEMPLATE *t;
@@ -84,6 +84,8 @@ static enum cmp_reason srv_certreq_crmf(struct srv_ctx *ctx,
     cr->spki = cr->xpk_owned;
     cr->subject = t->subject;
     cr->exts = t->extensions;
+    if (!check_pop)                 /* a held request, checked already */
+        return CMP_R_OK;
     if (crm->popo != NULL && crm->popo->type == 0)
         return ctx->mode->ra_verified(ctx);
     /* POPOSigningKeyInput (a template without subject): its sender must
@@ -244,14 +246,15 @@ static enum cmp_reason srv_supersede_pending(struct srv_ctx *ctx, STORE_TX *tx)
 static enum cmp_reason srv_enroll_commit(struct srv_ctx *ctx,
                                          struct issuer_result *res,
                                          const CMP_MSG *rsp,
-                                         long cert_req_id, int implicit)
+                                         long cert_req_id, int implicit,
+                                         int type,
+                                         const struct store_cmp_txn *waiting)
 {
     struct issuer_audit audit;
     char actor[300], tid[140];
     STORE_TX *tx = NULL;
     enum store_rc rc;
     enum cmp_reason r;
-    int type = ctx->req->body->type;
     int first = type == CMP_BODY_IR || type == CMP_BODY_P10CR;
     int64_t cert_id = 0;
 
@@ -279,6 +282,7 @@ static enum cmp_reason srv_enroll_commit(struct srv_ctx *ctx,
         }
     }
     srv_audit_fill(ctx, &audit, actor, sizeof(actor), tid, sizeof(tid));
+    audit.request = cmp_body_type_name(type);  /* not the pollReq's */
     switch (issuer_record(srv_profile_issuer(ctx), tx, res, &audit,
                           &cert_id)) {
     case ISSUER_ISSUED:
@@ -304,12 +308,19 @@ static enum cmp_reason srv_enroll_commit(struct srv_ctx *ctx,
     if (implicit && ctx->mode->finalised != NULL
         && (r = ctx->mode->finalised(ctx, tx, NULL)) != CMP_R_OK)
         goto err;
-    if ((r = srv_txn_open(ctx, tx, implicit ? STORE_CMP_CONFIRMED
-                                            : STORE_CMP_WAITING_CONFIRM,
-                          cert_req_id, cert_id,
-                          type == CMP_BODY_KUR && ctx->old_cert != NULL
-                              ? ctx->old_cert->id : 0,
-                          rsp->header->senderNonce)) != CMP_R_OK)
+    if (waiting != NULL)            /* a held request, approved */
+        r = srv_poll_delivered(ctx, tx, waiting,
+                               implicit ? STORE_CMP_CONFIRMED
+                                        : STORE_CMP_WAITING_CONFIRM,
+                               cert_id, rsp->header->senderNonce);
+    else
+        r = srv_txn_open(ctx, tx, implicit ? STORE_CMP_CONFIRMED
+                                           : STORE_CMP_WAITING_CONFIRM,
+                         cert_req_id, cert_id,
+                         type == CMP_BODY_KUR && ctx->old_cert != NULL
+                             ? ctx->old_cert->id : 0,
+                         rsp->header->senderNonce);
+    if (r != CMP_R_OK)
         goto err;
     /* The certificate is durable before anyone sees it. */
     if ((rc = store_commit(tx)) != STORE_OK)
@@ -331,22 +342,23 @@ static enum srv_op srv_enroll_op(int type)
     }
 }
 
+static enum cmp_reason srv_enroll_issue(struct srv_ctx *ctx, int type,
+                                        struct srv_certreq *cr,
+                                        int implicit_asked,
+                                        const struct store_cmp_txn *waiting,
+                                        CMP_MSG **rsp_out);
+
 enum cmp_reason srv_enroll(struct srv_ctx *ctx, CMP_MSG **rsp_out)
 {
     struct srv_alias *a = ctx->alias;
     const CMP_BODY *body = ctx->req->body;
     const struct srv_mode *m = ctx->mode;
     struct srv_certreq cr;
-    struct srv_vars vars;
-    struct ca_issue_req ireq;
-    struct issuer_result res;
-    CMP_MSG *rsp = NULL;
     enum cmp_reason r;
     enum srv_op op = srv_enroll_op(body->type);
-    int type = body->type, rsp_type, implicit;
+    int type = body->type;
 
     memset(&cr, 0, sizeof(cr));
-    memset(&res, 0, sizeof(res));
     *rsp_out = NULL;
     ctx->cert_req_id = type == CMP_BODY_P10CR ? -1 : 0;
     /* who is asking, for what, and is this a new transaction? */
@@ -361,7 +373,7 @@ enum cmp_reason srv_enroll(struct srv_ctx *ctx, CMP_MSG **rsp_out)
     if (type == CMP_BODY_P10CR)
         r = srv_certreq_p10(ctx, body->value.p10cr, &cr);
     else
-        r = srv_certreq_crmf(ctx, body->value.ir, &cr);
+        r = srv_certreq_crmf(ctx, body->value.ir, &cr, 1);
     if (r != CMP_R_OK)
         goto end;
     if (type == CMP_BODY_KUR && (r = srv_kur_check(ctx, &cr)) != CMP_R_OK)
@@ -375,21 +387,54 @@ enum cmp_reason srv_enroll(struct srv_ctx *ctx, CMP_MSG **rsp_out)
      * is named by its subject */
     if (ctx->device_label[0] == '\0')
         srv_label_from_name(ctx, cr.subject);
+    if (a->approval_manual) {
+        /* delayed delivery: an operator decides, the client polls */
+        r = srv_poll_hold(ctx, cr.subject, rsp_out);
+        goto end;
+    }
+    r = srv_enroll_issue(ctx, type, &cr,
+                         cmp_hdr_has_implicit_confirm(ctx->req->header), NULL,
+                         rsp_out);
+ end:
+    srv_certreq_clear(&cr);
+    return r;
+}
+
+/* Issues |cr| (of a request of body |type|; |implicit_asked|: it asked
+ * for implicitConfirm), records it and answers in *rsp_out. |waiting|:
+ * the transaction of a held request being delivered, else NULL (a new
+ * transaction is recorded). */
+static enum cmp_reason srv_enroll_issue(struct srv_ctx *ctx, int type,
+                                        struct srv_certreq *cr,
+                                        int implicit_asked,
+                                        const struct store_cmp_txn *waiting,
+                                        CMP_MSG **rsp_out)
+{
+    struct srv_alias *a = ctx->alias;
+    const struct srv_mode *m = ctx->mode;
+    struct srv_vars vars;
+    struct ca_issue_req ireq;
+    struct issuer_result res;
+    CMP_MSG *rsp = NULL;
+    enum cmp_reason r;
+    int rsp_type, implicit;
+
+    memset(&res, 0, sizeof(res));
     /* issue (outside the store transaction: signing needs no lock) */
     memset(&vars, 0, sizeof(vars));
     vars.base.vendor = ctx->vendor_cert != NULL
         ? X509_get_subject_name(ctx->vendor_cert) : NULL;
-    vars.base.request = cr.subject;
+    vars.base.request = cr->subject;
     vars.base.device_id = ctx->device != NULL ? ctx->device->identifier : NULL;
     vars.base.alias = a->name;
     vars.have_vendor_cert = ctx->vendor_cert != NULL;
     vars.identifier = vars.base.device_id;
     vars.id_var = OBJ_nid2sn(a->device_id_nid);
     memset(&ireq, 0, sizeof(ireq));
-    ireq.pubkey = cr.pubkey;
-    ireq.spki = cr.spki;
-    ireq.subject = cr.subject;
-    ireq.exts = cr.exts;
+    ireq.pubkey = cr->pubkey;
+    ireq.spki = cr->spki;
+    ireq.subject = cr->subject;
+    ireq.exts = cr->exts;
     ireq.vars = srv_vars_lookup;
     ireq.vars_arg = &vars;
     ireq.now = ctx->now;
@@ -405,14 +450,13 @@ enum cmp_reason srv_enroll(struct srv_ctx *ctx, CMP_MSG **rsp_out)
         r = srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "response");
         goto end;
     }
-    implicit = m->implicit_confirm(ctx)
-        && cmp_hdr_has_implicit_confirm(ctx->req->header);
+    implicit = m->implicit_confirm(ctx) && implicit_asked;
     /* the whole response before the commit: once the certificate is
      * stored, nothing of the enrollment is left to fail */
     if (!(implicit ? cmp_hdr_push_implicit_confirm(rsp->header)
                    : cmp_hdr_push_confirm_wait_time(rsp->header,
                                                     ctx->now + a->confirm_wait))
-        || !cmp_body_set_certrep(rsp, cr.cert_req_id,
+        || !cmp_body_set_certrep(rsp, cr->cert_req_id,
                                  cmp_pkisi_new(CMP_STATUS_ACCEPTED, -1, NULL),
                                  res.cert.der, res.cert.der_len,
                                  type == CMP_BODY_KUR || type == CMP_BODY_CR
@@ -420,16 +464,47 @@ enum cmp_reason srv_enroll(struct srv_ctx *ctx, CMP_MSG **rsp_out)
         r = srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "response body");
         goto end;
     }
-    if ((r = srv_enroll_commit(ctx, &res, rsp, cr.cert_req_id,
-                               implicit)) != CMP_R_OK)
+    if ((r = srv_enroll_commit(ctx, &res, rsp, cr->cert_req_id,
+                               implicit, type, waiting)) != CMP_R_OK)
         goto end;
     ctx->issued = 1;
     metrics_cert_issued(a->name);
     *rsp_out = rsp;
     rsp = NULL;
  end:
-    srv_certreq_clear(&cr);
     issuer_result_clear(&res);
     CMP_MSG_free(rsp);
+    return r;
+}
+
+enum cmp_reason srv_enroll_deliver(struct srv_ctx *ctx, const CMP_MSG *orig,
+                                   const struct store_cmp_txn *waiting,
+                                   CMP_MSG **rsp)
+{
+    const CMP_BODY *body = orig->body;
+    struct srv_certreq cr;
+    enum cmp_reason r;
+
+    memset(&cr, 0, sizeof(cr));
+    *rsp = NULL;
+    ctx->cert_req_id = body->type == CMP_BODY_P10CR ? -1 : 0;
+    if (body->type == CMP_BODY_P10CR)
+        r = srv_certreq_p10(ctx, body->value.p10cr, &cr);
+    else if (body->type == CMP_BODY_IR || body->type == CMP_BODY_CR
+             || body->type == CMP_BODY_KUR)
+        r = srv_certreq_crmf(ctx, body->value.ir, &cr, 0);
+    else
+        r = srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "held request of type %s",
+                     cmp_body_type_name(body->type));
+    if (r == CMP_R_OK && body->type == CMP_BODY_KUR && ctx->old_x509 == NULL)
+        r = srv_fail(ctx, CMP_R_BAD_CERT_ID,
+                     "the certificate the held kur renews is gone");
+    if (r == CMP_R_OK && ctx->device_label[0] == '\0')
+        srv_label_from_name(ctx, cr.subject);
+    if (r == CMP_R_OK)
+        r = srv_enroll_issue(ctx, body->type, &cr,
+                             cmp_hdr_has_implicit_confirm(orig->header),
+                             waiting, rsp);
+    srv_certreq_clear(&cr);
     return r;
 }

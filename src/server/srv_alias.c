@@ -406,7 +406,8 @@ int srv_alias_load(struct srv_alias *a, const struct conf *conf,
     if (ra_trust && a->mode != &srv_mode_ra)
         return conf_err(conf, sec->line, err, errlen,
                         "[alias %s]: ra_trust is for mode = ra", sec->name);
-    if (!srv_limits_load(&a->enroll, conf, sec, err, errlen))
+    if (!srv_limits_load(&a->enroll, conf, sec, err, errlen)
+        || !srv_approval_load(a, conf, sec, err, errlen))
         return 0;
     if (!srv_cert_conf_load(a, conf, sec, err, errlen))
         return 0;

@@ -184,6 +184,11 @@ struct srv_alias {
         int response_sign;         /* answers signed, not MAC-protected */
         int subject_any;           /* any subject, not only the device's */
     } mac;
+    /* delayed delivery (op_poll.c) */
+    int approval_manual;           /* requests wait for `cmpca request
+                                    * approve` */
+    long check_after;              /* seconds, in pollRep */
+    long approval_timeout;         /* undecided requests expire after */
 };
 
 struct server {
@@ -488,5 +493,62 @@ enum cmp_reason srv_nested(struct srv_ctx *ctx, srv_inner_fn inner,
 enum cmp_reason srv_confirm_reject(struct srv_ctx *ctx, STORE_TX *tx,
                                    const struct store_cmp_txn *txn,
                                    const char *why);
+
+/* --- srv_txn.c: checks of a transaction's follow-up messages -------- */
+
+/* certConf, pollReq, error: protected by the requester of |txn|. */
+enum cmp_reason srv_txn_check_requester(struct srv_ctx *ctx,
+                                        const struct store_cmp_txn *txn);
+/* ... answering our last senderNonce (badRecipientNonce) with a fresh one
+ * of its own (badSenderNonce if it repeats the request's). */
+enum cmp_reason srv_txn_check_nonce(struct srv_ctx *ctx,
+                                    const struct store_cmp_txn *txn);
+/* Records our answer to a follow-up of |txn| in |tx|: state |from| ->
+ * |to| (|to| may equal |from|: a pollRep), |cert_id| if not 0, our
+ * response's senderNonce |nonce| (the next message must answer it), the
+ * certConf deadline when |to| is STORE_CMP_WAITING_CONFIRM. */
+enum cmp_reason srv_txn_answered(struct srv_ctx *ctx, STORE_TX *tx,
+                                 const struct store_cmp_txn *txn, int from,
+                                 int to, int64_t cert_id,
+                                 const ASN1_OCTET_STRING *nonce);
+
+/* --- op_poll.c: delayed delivery (RFC 9810 5.3.22, RFC 9483 4.4) ----- */
+
+#define SRV_DEFAULT_CHECK_AFTER 10              /* seconds */
+#define SRV_DEFAULT_APPROVAL_TIMEOUT (7 * 86400) /* seconds */
+
+/* Reads approval, check_after and approval_timeout of alias section
+ * |sec| into |a|. */
+int srv_approval_load(struct srv_alias *a, const struct conf *conf,
+                      const struct conf_section *sec, char *err,
+                      size_t errlen);
+/* Holds ctx's certificate request (authenticated, authorised, POP and
+ * template checked) for an operator's decision: records it and its
+ * transaction (state waiting) with an audit row and answers in *rsp with
+ * status waiting. |subject| is the requested subject (may be NULL). */
+enum cmp_reason srv_poll_hold(struct srv_ctx *ctx, const X509_NAME *subject,
+                              CMP_MSG **rsp);
+/* pollReq: pollRep while undecided; the certificate once approved; an
+ * error once rejected or expired. */
+enum cmp_reason srv_poll(struct srv_ctx *ctx, CMP_MSG **rsp);
+/* In the write transaction that records the certificate issued for the
+ * approved request of |waiting|: the transaction goes waiting -> issued
+ * with |cert_id| and our |nonce|, the request approved -> delivered. */
+enum cmp_reason srv_poll_delivered(struct srv_ctx *ctx, STORE_TX *tx,
+                                   const struct store_cmp_txn *waiting,
+                                   int state, int64_t cert_id,
+                                   const ASN1_OCTET_STRING *nonce);
+/* Expires undecided requests whose approval_timeout passed (and their
+ * transactions), one audit row each. Returns the number expired. */
+int srv_poll_sweep(SERVER *srv, time_t now);
+
+/* --- op_enroll.c: issuing a request held for approval --------------- */
+
+/* Issues the certificate request |orig| (the held request message) now,
+ * in answer to ctx's pollReq, for the transaction |waiting|: ctx->device,
+ * ctx->old_x509 (kur) and ctx->vendor_cert are set by the caller. */
+enum cmp_reason srv_enroll_deliver(struct srv_ctx *ctx, const CMP_MSG *orig,
+                                   const struct store_cmp_txn *waiting,
+                                   CMP_MSG **rsp);
 
 #endif

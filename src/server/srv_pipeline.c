@@ -187,8 +187,7 @@ static enum cmp_reason srv_dispatch(struct srv_ctx *ctx, CMP_MSG **rsp)
     case SRV_OP_NESTED:
         return srv_nested(ctx, srv_handle_inner, rsp);
     case SRV_OP_POLL:
-        return srv_fail(ctx, CMP_R_UNEXPECTED_BODY,
-                        "no delayed delivery is pending");
+        return srv_poll(ctx, rsp);
     default:
         return srv_fail(ctx, CMP_R_UNSUPPORTED_BODY, "%s",
                         cmp_body_type_name(ctx->req->body->type));

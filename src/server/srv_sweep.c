@@ -1,6 +1,7 @@
 /*
  * The server's periodic work: transactions whose certConf did not arrive
- * in time are expired (their certificates revoked), CRLs of CAs that
+ * in time are expired (their certificates revoked), requests held for
+ * approval that nobody decided on in time are expired, CRLs of CAs that
  * revoked outside an rr are refreshed, finished transactions are purged
  * after the retention, and vendor anchors are reloaded.
  */
@@ -91,6 +92,8 @@ int server_sweep(SERVER *srv, time_t now)
                 "before the deadline", a->name, (long long)list[i]->cert_id);
     }
     store_cmp_txn_list_free(list, n);
+    /* held requests nobody decided on in time */
+    srv_poll_sweep(srv, now);
     srv_refresh_crls(srv, now);
     srv_txn_purge(srv, now);
     /* counts of refusal lines a burst that ended left suppressed */

@@ -9,6 +9,7 @@
 
 #include "util/log.h"
 
+#include <openssl/crypto.h>
 #include <string.h>
 
 /* May a transaction go from |from| to |to|? */
@@ -161,6 +162,8 @@ long srv_txn_purge(SERVER *srv, time_t now)
     if (store_begin(srv->store, &tx) != STORE_OK
         || store_cmp_txn_purge(tx, (int64_t)(now - srv->txn_retention), &n)
            != STORE_OK
+        || store_pending_purge(tx, (int64_t)(now - srv->txn_retention), NULL)
+           != STORE_OK
         || store_commit_clear(&tx) != STORE_OK) {
         store_rollback(tx);
         log_msg(LOG_WARN, "sweep: purging finished transactions failed");
@@ -170,4 +173,68 @@ long srv_txn_purge(SERVER *srv, time_t now)
         log_msg(LOG_INFO, "sweep: %lld finished transactions older than %lds "
                 "purged", (long long)n, srv->txn_retention);
     return (long)n;
+}
+
+enum cmp_reason srv_txn_check_requester(struct srv_ctx *ctx,
+                                        const struct store_cmp_txn *txn)
+{
+    if (!txn->has_requester
+        || CRYPTO_memcmp(txn->requester_sha256, ctx->rq.id, 32) != 0)
+        return srv_fail(ctx, CMP_R_NOT_AUTHORIZED,
+                        "the %s is not protected by the requester of the "
+                        "transaction",
+                        cmp_body_type_name(ctx->req->body->type));
+    return CMP_R_OK;
+}
+
+enum cmp_reason srv_txn_check_nonce(struct srv_ctx *ctx,
+                                    const struct store_cmp_txn *txn)
+{
+    const ASN1_OCTET_STRING *rn = ctx->req->header->recipNonce;
+    const ASN1_OCTET_STRING *sn = ctx->req->header->senderNonce;
+
+    if (rn == NULL || (size_t)ASN1_STRING_length(rn) != txn->sender_nonce_len
+        || memcmp(ASN1_STRING_get0_data(rn), txn->sender_nonce,
+                  txn->sender_nonce_len) != 0)
+        return srv_fail(ctx, CMP_R_BAD_RECIP_NONCE, NULL);
+    if (sn != NULL && txn->req_nonce_len > 0
+        && (size_t)ASN1_STRING_length(sn) == txn->req_nonce_len
+        && memcmp(ASN1_STRING_get0_data(sn), txn->req_nonce,
+                  txn->req_nonce_len) == 0)
+        return srv_fail(ctx, CMP_R_BAD_SENDER_NONCE, "the senderNonce is the "
+                        "request's: every message needs a fresh one");
+    return CMP_R_OK;
+}
+
+enum cmp_reason srv_txn_answered(struct srv_ctx *ctx, STORE_TX *tx,
+                                 const struct store_cmp_txn *txn, int from,
+                                 int to, int64_t cert_id,
+                                 const ASN1_OCTET_STRING *nonce)
+{
+    struct store_cmp_txn t = *txn;
+    enum store_rc rc;
+
+    if (from != to && !srv_txn_allowed(from, to))
+        return srv_fail(ctx, CMP_R_UNEXPECTED_BODY, "transaction %s",
+                        store_cmp_state_str(txn->state));
+    t.alias = txn->alias;
+    t.state = to;
+    if (cert_id != 0)
+        t.cert_id = cert_id;
+    t.deadline = to == STORE_CMP_WAITING_CONFIRM
+        ? ctx->now + ctx->alias->confirm_wait : txn->deadline;
+    t.sender_nonce_len = 0;
+    if (nonce != NULL
+        && (size_t)ASN1_STRING_length(nonce) <= sizeof(t.sender_nonce)) {
+        memcpy(t.sender_nonce, ASN1_STRING_get0_data(nonce),
+               (size_t)ASN1_STRING_length(nonce));
+        t.sender_nonce_len = (size_t)ASN1_STRING_length(nonce);
+    }
+    rc = store_cmp_txn_update(tx, &t, from);
+    if (rc == STORE_CONFLICT)
+        return srv_fail(ctx, CMP_R_UNEXPECTED_BODY,
+                        "transaction changed meanwhile");
+    if (rc != STORE_OK)
+        return srv_store_reason(ctx, rc, "transaction state");
+    return CMP_R_OK;
 }

@@ -638,6 +638,77 @@ enum store_rc store_cmp_txn_count_requester(STORE_TX *tx,
                                             int64_t *recent);
 
 /* ------------------------------------------------------------------ */
+/* Requests awaiting an operator's decision (delayed delivery)          */
+
+enum store_pending_state {
+    STORE_PENDING_PENDING = 0,     /* undecided; the client polls */
+    STORE_PENDING_APPROVED,        /* approved; issued at the next pollReq */
+    STORE_PENDING_REJECTED,        /* rejected by an operator */
+    STORE_PENDING_EXPIRED,         /* undecided until |expires| */
+    STORE_PENDING_DELIVERED        /* issued and answered */
+};
+/* Names ("pending", "approved", ...); NULL for unknown values. */
+const char *store_pending_state_str(int state);
+/* The state called |name|, or -1. */
+int store_pending_state_find(const char *name);
+
+struct store_pending {
+    unsigned char tid[STORE_TID_MAX];  /* transactionID (the cmp_txn's) */
+    size_t tid_len;
+    char *alias;
+    int type;                          /* enum store_cmp_type */
+    int state;                         /* enum store_pending_state */
+    char *requester;                   /* audit actor of the request */
+    int64_t device_id;                 /* 0 none */
+    char *device;                      /* device label, may be NULL */
+    char *profile;                     /* profile chosen at request time */
+    char *subject;                     /* requested subject (RFC 2253) */
+    unsigned char *request;            /* the request PKIMessage (DER) */
+    size_t request_len;
+    unsigned char *vendor_cert;        /* vendor certificate (DER), or NULL */
+    size_t vendor_cert_len;
+    char *decided_by;                  /* NULL until decided */
+    int64_t decided_at;
+    char *reason;                      /* operator's text, may be NULL */
+    int64_t created;
+    int64_t expires;                   /* undecided after this: expired */
+    int64_t updated;
+};
+
+struct store_pending_filter {
+    const char *alias;                 /* NULL: any */
+    int state;                         /* -1: any */
+    long limit;                        /* <= 0: no limit */
+};
+
+void store_pending_free(struct store_pending *p);
+void store_pending_list_free(struct store_pending **v, size_t n);
+/* Inserts |p| (decided_* ignored). STORE_EXISTS if the transactionID has a
+ * row already. */
+enum store_rc store_pending_insert(STORE_TX *tx, const struct store_pending *p);
+enum store_rc store_pending_get(STORE_TX *tx, const unsigned char *tid,
+                                size_t tid_len, struct store_pending **out);
+/* Moves |tid| from |from| to |to| if it is still |from|; a non-NULL
+ * |decided_by| also sets decided_by, decided_at = now and |reason|.
+ * STORE_CONFLICT if the state is not |from|; STORE_NOTFOUND if absent. */
+enum store_rc store_pending_set_state(STORE_TX *tx, const unsigned char *tid,
+                                      size_t tid_len, int from, int to,
+                                      const char *decided_by,
+                                      const char *reason);
+/* Rows matching |f|, oldest first. */
+enum store_rc store_pending_list(STORE_TX *tx,
+                                 const struct store_pending_filter *f,
+                                 struct store_pending ***out, size_t *n);
+/* Deletes rows in a final state (rejected, expired, delivered) last
+ * updated before |before|; *n (may be NULL) gets the number deleted. */
+enum store_rc store_pending_purge(STORE_TX *tx, int64_t before, int64_t *n);
+/* Up to |limit| undecided rows whose expires < |now|, oldest first. */
+enum store_rc store_pending_list_expired(STORE_TX *tx, int64_t now,
+                                         long limit,
+                                         struct store_pending ***out,
+                                         size_t *n);
+
+/* ------------------------------------------------------------------ */
 /* CRLs                                                                */
 
 /* Increments and returns the CRL number of CA |ca_id| (starts at 1). */

@@ -26,6 +26,9 @@
     "updated,requester,sender_nonce,cert_id,old_cert_id,device_id,req_nonce"
 #define STORE_SECRET_COLS "device_id,ref,sealed,failures,locked,consumed," \
     "created,updated"
+#define STORE_PENDING_COLS "tid,alias,type,state,requester,device_id," \
+    "device,profile,subject,request,vendor_cert,created,expires,updated," \
+    "decided_by,decided_at,reason"
 #define STORE_AUDIT_COLS "seq,time,actor,action,object,details,hash"
 
 struct store_ops;
@@ -164,6 +167,19 @@ struct store_ops {
     enum store_rc (*device_secret_fail)(STORE_TX *, int64_t, int, int *,
                                         int *);
     enum store_rc (*device_secret_set)(STORE_TX *, int64_t, int);
+    /* requests awaiting approval (cmp_pending) */
+    enum store_rc (*pending_insert)(STORE_TX *, const struct store_pending *);
+    enum store_rc (*pending_get)(STORE_TX *, const unsigned char *, size_t,
+                                 struct store_pending **);
+    enum store_rc (*pending_set_state)(STORE_TX *, const unsigned char *,
+                                       size_t, int, int, const char *,
+                                       const char *);
+    enum store_rc (*pending_list)(STORE_TX *,
+                                  const struct store_pending_filter *,
+                                  struct store_pending ***, size_t *);
+    enum store_rc (*pending_list_expired)(STORE_TX *, int64_t, long,
+                                          struct store_pending ***, size_t *);
+    enum store_rc (*pending_purge)(STORE_TX *, int64_t, int64_t *);
 };
 
 extern const struct store_ops store_sqlite_ops;

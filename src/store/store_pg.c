@@ -167,7 +167,27 @@
     X(SECRET_UNLOCK, "UPDATE device_secret SET failures=0,locked=0,"        \
       "updated=$1 WHERE device_id=$2")                                      \
     X(SECRET_CONSUME, "UPDATE device_secret SET consumed=1,updated=$1 "     \
-      "WHERE device_id=$2 AND consumed=0")
+      "WHERE device_id=$2 AND consumed=0")                                  \
+    X(PENDING_INSERT, "INSERT INTO cmp_pending(tid,alias,type,state,"       \
+      "requester,device_id,device,profile,subject,request,vendor_cert,"     \
+      "created,expires,updated) VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11," \
+      "$12,$13,$14) ON CONFLICT DO NOTHING RETURNING 1")                    \
+    X(PENDING_GET, "SELECT " STORE_PENDING_COLS " FROM cmp_pending "          \
+      "WHERE tid=$1")                                                       \
+    X(PENDING_EXISTS, "SELECT 1 FROM cmp_pending WHERE tid=$1")             \
+    X(PENDING_SET_STATE, "UPDATE cmp_pending SET state=$1,"                 \
+      "decided_by=coalesce($2::text,decided_by),"                           \
+      "decided_at=CASE WHEN $2::text IS NULL THEN decided_at ELSE $4 END,"  \
+      "reason=CASE WHEN $2::text IS NULL THEN reason ELSE $3::text END,"    \
+      "updated=$4 WHERE tid=$5 AND state=$6")                               \
+    X(PENDING_LIST, "SELECT " STORE_PENDING_COLS " FROM cmp_pending "         \
+      "WHERE ($1::text IS NULL OR alias=$1::text) "                         \
+      "AND ($2::integer<0 OR state=$2::integer) "                           \
+      "ORDER BY created,tid LIMIT $3")                                      \
+    X(PENDING_EXPIRED, "SELECT " STORE_PENDING_COLS " FROM cmp_pending "      \
+      "WHERE state=0 AND expires<$1 ORDER BY expires LIMIT $2")             \
+    X(PENDING_PURGE, "DELETE FROM cmp_pending WHERE updated<$1 "            \
+      "AND state IN (2,3,4)")
 
 #define PG_ENUM(n, s) PG_##n,
 #define PG_TEXT(n, s) s,
@@ -2663,6 +2683,145 @@ static enum store_rc pg_secret_set(STORE_TX *tx, int64_t device_id, int op)
     return op == STORE_SECRET_CONSUME ? STORE_CONFLICT : STORE_NOTFOUND;
 }
 
+/* ------------------------------------------------------------------ */
+/* Requests awaiting approval                                          */
+
+static enum store_rc pg_pending_purge(STORE_TX *tx, int64_t before,
+                                      int64_t *n)
+{
+    struct pg_params q = { 0 };
+    enum store_rc rc;
+    long k = 0;
+
+    pp_i64(&q, before);
+    if ((rc = pg_exec(tx, PG_PENDING_PURGE, &q, "pending_purge", &k))
+        == STORE_OK && n != NULL)
+        *n = k;
+    return rc;
+}
+
+static void *pg_read_pending(STORE_TX *tx, const PGresult *r, int i)
+{
+    struct store_pending *p = calloc(1, sizeof(*p));
+
+    (void)tx;
+    if (p == NULL)
+        return NULL;
+    if (!pg_fixed(r, i, 0, p->tid, sizeof(p->tid), &p->tid_len)
+        || !pg_text(r, i, 1, &p->alias)
+        || !pg_text(r, i, 4, &p->requester)
+        || !pg_text(r, i, 6, &p->device)
+        || !pg_text(r, i, 7, &p->profile)
+        || !pg_text(r, i, 8, &p->subject)
+        || !pg_bytes(r, i, 9, &p->request, &p->request_len)
+        || !pg_bytes(r, i, 10, &p->vendor_cert, &p->vendor_cert_len)
+        || !pg_text(r, i, 14, &p->decided_by)
+        || !pg_text(r, i, 16, &p->reason)) {
+        store_pending_free(p);
+        return NULL;
+    }
+    p->type = (int)pg_id(r, i, 2);
+    p->state = (int)pg_id(r, i, 3);
+    p->device_id = pg_id(r, i, 5);
+    p->created = pg_id(r, i, 11);
+    p->expires = pg_id(r, i, 12);
+    p->updated = pg_id(r, i, 13);
+    p->decided_at = pg_id(r, i, 15);
+    return p;
+}
+
+static enum store_rc pg_pending_insert(STORE_TX *tx,
+                                       const struct store_pending *p)
+{
+    struct pg_params q = { 0 };
+    int64_t now = pg_now();
+
+    pp_bytes(&q, p->tid, p->tid_len);
+    pp_text(&q, p->alias);
+    pp_i64(&q, p->type);
+    pp_i64(&q, p->state);
+    pp_text(&q, p->requester);
+    pp_id(&q, p->device_id);
+    pp_text(&q, p->device);
+    pp_text(&q, p->profile);
+    pp_text(&q, p->subject);
+    pp_bytes(&q, p->request, p->request_len);
+    pp_bytes(&q, p->vendor_cert_len > 0 ? p->vendor_cert : NULL,
+             p->vendor_cert_len);
+    pp_i64(&q, p->created ? p->created : now);
+    pp_i64(&q, p->expires);
+    pp_i64(&q, p->updated ? p->updated : now);
+    return pg_insert_id(tx, PG_PENDING_INSERT, &q, NULL, "pending_insert");
+}
+
+static enum store_rc pg_pending_get(STORE_TX *tx, const unsigned char *tid,
+                                    size_t tid_len, struct store_pending **out)
+{
+    struct pg_params q = { 0 };
+
+    pp_bytes(&q, tid, tid_len);
+    return pg_get(tx, PG_PENDING_GET, &q, pg_read_pending, (void **)out,
+                  "pending_get");
+}
+
+static enum store_rc pg_pending_set_state(STORE_TX *tx,
+                                          const unsigned char *tid,
+                                          size_t tid_len, int from, int to,
+                                          const char *by, const char *reason)
+{
+    struct pg_params q = { 0 };
+    enum store_rc rc;
+    long n = 0;
+
+    pp_i64(&q, to);
+    pp_text(&q, by);
+    pp_text(&q, reason);
+    pp_i64(&q, pg_now());
+    pp_bytes(&q, tid, tid_len);
+    pp_i64(&q, from);
+    if ((rc = pg_exec(tx, PG_PENDING_SET_STATE, &q, "pending_set_state", &n))
+        != STORE_OK)
+        return rc;
+    if (n == 1)
+        return STORE_OK;
+    rc = pg_exists(tx, PG_PENDING_EXISTS, 0, tid, tid_len);
+    return rc == STORE_OK ? STORE_CONFLICT : rc;
+}
+
+static enum store_rc pg_pending_list(STORE_TX *tx,
+                                     const struct store_pending_filter *f,
+                                     struct store_pending ***out, size_t *n)
+{
+    struct pg_params q = { 0 };
+
+    pp_text(&q, f != NULL ? f->alias : NULL);
+    pp_i64(&q, f != NULL ? f->state : -1);
+    if (f != NULL && f->limit > 0)
+        pp_i64(&q, f->limit);
+    else
+        pp_null(&q);
+    return pg_list(tx, PG_PENDING_LIST, &q, pg_read_pending,
+                   (pg_freer)store_pending_free, (void ***)out, n,
+                   "pending_list");
+}
+
+static enum store_rc pg_pending_list_expired(STORE_TX *tx, int64_t now,
+                                             long limit,
+                                             struct store_pending ***out,
+                                             size_t *n)
+{
+    struct pg_params q = { 0 };
+
+    pp_i64(&q, now);
+    if (limit > 0)
+        pp_i64(&q, limit);
+    else
+        pp_null(&q);
+    return pg_list(tx, PG_PENDING_EXPIRED, &q, pg_read_pending,
+                   (pg_freer)store_pending_free, (void ***)out, n,
+                   "pending_list_expired");
+}
+
 const struct store_ops store_pg_ops = {
     .name = "postgresql",
     .open = pg_open,
@@ -2717,6 +2876,12 @@ const struct store_ops store_pg_ops = {
     .audit_foreach = pg_audit_foreach,
     .audit_list = pg_audit_list,
     .audit_count = pg_audit_count,
+    .pending_insert = pg_pending_insert,
+    .pending_get = pg_pending_get,
+    .pending_set_state = pg_pending_set_state,
+    .pending_list = pg_pending_list,
+    .pending_list_expired = pg_pending_list_expired,
+    .pending_purge = pg_pending_purge,
     .rollover_insert = pg_rollover_insert,
     .rollover_list = pg_rollover_list,
     .change_token = NULL,           /* no cheap token: callers read rows */

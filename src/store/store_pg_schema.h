@@ -163,6 +163,28 @@ static const char *const store_pg_migrations[] = {
     "  consumed integer NOT NULL DEFAULT 0 CHECK (consumed IN (0, 1)),"
     "  created bigint NOT NULL,"
     "  updated bigint NOT NULL);",
+    /* 9: as SQLite's 10: requests awaiting an operator's approval */
+    "CREATE TABLE cmp_pending ("
+    "  tid bytea PRIMARY KEY,"
+    "  alias text NOT NULL,"
+    "  type integer NOT NULL,"
+    "  state integer NOT NULL,"
+    "  requester text,"
+    "  device_id bigint,"
+    "  device text,"
+    "  profile text,"
+    "  subject text,"
+    "  request bytea NOT NULL,"
+    "  vendor_cert bytea,"
+    "  created bigint NOT NULL,"
+    "  expires bigint NOT NULL,"
+    "  updated bigint NOT NULL,"
+    "  decided_by text,"
+    "  decided_at bigint,"
+    "  reason text);"
+    "CREATE INDEX cmp_pending_expires ON cmp_pending(expires)"
+    " WHERE state = 0;"
+    "CREATE INDEX cmp_pending_updated ON cmp_pending(updated);",
 };
 
 #endif

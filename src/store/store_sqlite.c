@@ -139,7 +139,25 @@
     X(SECRET_UNLOCK, "UPDATE device_secret SET failures=0,locked=0,"        \
       "updated=?1 WHERE device_id=?2")                                      \
     X(SECRET_CONSUME, "UPDATE device_secret SET consumed=1,updated=?1 "     \
-      "WHERE device_id=?2 AND consumed=0")
+      "WHERE device_id=?2 AND consumed=0")                                  \
+    X(PENDING_INSERT, "INSERT INTO cmp_pending(tid,alias,type,state,"       \
+      "requester,device_id,device,profile,subject,request,vendor_cert,"     \
+      "created,expires,updated) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)")        \
+    X(PENDING_GET, "SELECT " STORE_PENDING_COLS " FROM cmp_pending "          \
+      "WHERE tid=?")                                                        \
+    X(PENDING_EXISTS, "SELECT 1 FROM cmp_pending WHERE tid=?")              \
+    X(PENDING_SET_STATE, "UPDATE cmp_pending SET state=?1,"                 \
+      "decided_by=coalesce(?2,decided_by),"                                 \
+      "decided_at=CASE WHEN ?2 IS NULL THEN decided_at ELSE ?4 END,"        \
+      "reason=CASE WHEN ?2 IS NULL THEN reason ELSE ?3 END,updated=?4 "     \
+      "WHERE tid=?5 AND state=?6")                                          \
+    X(PENDING_LIST, "SELECT " STORE_PENDING_COLS " FROM cmp_pending "         \
+      "WHERE (?1 IS NULL OR alias=?1) AND (?2<0 OR state=?2) "              \
+      "ORDER BY created,tid LIMIT ?3")                                      \
+    X(PENDING_EXPIRED, "SELECT " STORE_PENDING_COLS " FROM cmp_pending "      \
+      "WHERE state=0 AND expires<? ORDER BY expires LIMIT ?")               \
+    X(PENDING_PURGE, "DELETE FROM cmp_pending WHERE updated<? "             \
+      "AND state IN (2,3,4)")
 
 #define SQ_ENUM(n, s) SQ_##n,
 #define SQ_TEXT(n, s) s,
@@ -2618,6 +2636,151 @@ static enum store_rc sq_secret_set(STORE_TX *tx, int64_t device_id, int op)
     return op == STORE_SECRET_CONSUME ? STORE_CONFLICT : STORE_NOTFOUND;
 }
 
+/* ------------------------------------------------------------------ */
+/* Requests awaiting approval                                          */
+
+static enum store_rc sq_pending_purge(STORE_TX *tx, int64_t before,
+                                      int64_t *n)
+{
+    sqlite3_stmt *s;
+    enum store_rc rc;
+
+    if ((s = sq_stmt(tx, SQ_PENDING_PURGE)) == NULL)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, before);
+    if ((rc = sq_exec_stmt(tx, s, "pending_purge")) == STORE_OK && n != NULL)
+        *n = sqlite3_changes(SQ_DB(tx));
+    return rc;
+}
+
+static void *sq_read_pending(STORE_TX *tx, sqlite3_stmt *s)
+{
+    struct store_pending *p = calloc(1, sizeof(*p));
+
+    (void)tx;
+    if (p == NULL)
+        return NULL;
+    if (!sq_col_fixed(s, 0, p->tid, sizeof(p->tid), &p->tid_len)
+        || !sq_col_text(s, 1, &p->alias)
+        || !sq_col_text(s, 4, &p->requester)
+        || !sq_col_text(s, 6, &p->device)
+        || !sq_col_text(s, 7, &p->profile)
+        || !sq_col_text(s, 8, &p->subject)
+        || !sq_col_blob(s, 9, &p->request, &p->request_len)
+        || !sq_col_blob(s, 10, &p->vendor_cert, &p->vendor_cert_len)
+        || !sq_col_text(s, 14, &p->decided_by)
+        || !sq_col_text(s, 16, &p->reason)) {
+        store_pending_free(p);
+        return NULL;
+    }
+    p->type = sqlite3_column_int(s, 2);
+    p->state = sqlite3_column_int(s, 3);
+    p->device_id = sq_col_id(s, 5);
+    p->created = sqlite3_column_int64(s, 11);
+    p->expires = sqlite3_column_int64(s, 12);
+    p->updated = sqlite3_column_int64(s, 13);
+    p->decided_at = sqlite3_column_int64(s, 15);
+    return p;
+}
+
+static enum store_rc sq_pending_insert(STORE_TX *tx,
+                                       const struct store_pending *p)
+{
+    sqlite3_stmt *s;
+    int64_t now = sq_now();
+    enum store_rc rc;
+
+    if ((s = sq_stmt(tx, SQ_PENDING_INSERT)) == NULL)
+        return STORE_ERROR;
+    sqlite3_bind_blob(s, 1, p->tid, (int)p->tid_len, SQLITE_STATIC);
+    sq_bind_text(s, 2, p->alias);
+    sqlite3_bind_int(s, 3, p->type);
+    sqlite3_bind_int(s, 4, p->state);
+    sq_bind_text(s, 5, p->requester);
+    sq_bind_id(s, 6, p->device_id);
+    sq_bind_text(s, 7, p->device);
+    sq_bind_text(s, 8, p->profile);
+    sq_bind_text(s, 9, p->subject);
+    sq_bind_blob(s, 10, p->request, p->request_len);
+    sq_bind_blob(s, 11, p->vendor_cert_len > 0 ? p->vendor_cert : NULL,
+                 p->vendor_cert_len);
+    sqlite3_bind_int64(s, 12, p->created ? p->created : now);
+    sqlite3_bind_int64(s, 13, p->expires);
+    sqlite3_bind_int64(s, 14, p->updated ? p->updated : now);
+    rc = sq_exec_stmt(tx, s, "pending_insert");
+    return rc;
+}
+
+static enum store_rc sq_pending_get(STORE_TX *tx, const unsigned char *tid,
+                                    size_t tid_len, struct store_pending **out)
+{
+    sqlite3_stmt *s;
+
+    *out = NULL;
+    if ((s = sq_stmt(tx, SQ_PENDING_GET)) == NULL)
+        return STORE_ERROR;
+    sqlite3_bind_blob(s, 1, tid, (int)tid_len, SQLITE_STATIC);
+    return sq_get_one(tx, s, sq_read_pending, (void **)out, "pending_get");
+}
+
+static enum store_rc sq_pending_set_state(STORE_TX *tx,
+                                          const unsigned char *tid,
+                                          size_t tid_len, int from, int to,
+                                          const char *by, const char *reason)
+{
+    sqlite3_stmt *s;
+    enum store_rc rc;
+
+    if ((s = sq_stmt(tx, SQ_PENDING_SET_STATE)) == NULL)
+        return STORE_ERROR;
+    sqlite3_bind_int(s, 1, to);
+    sq_bind_text(s, 2, by);
+    sq_bind_text(s, 3, reason);
+    sqlite3_bind_int64(s, 4, sq_now());
+    sqlite3_bind_blob(s, 5, tid, (int)tid_len, SQLITE_STATIC);
+    sqlite3_bind_int(s, 6, from);
+    if ((rc = sq_exec_stmt(tx, s, "pending_set_state")) != STORE_OK)
+        return rc;
+    if (sqlite3_changes(SQ_DB(tx)) == 1)
+        return STORE_OK;
+    rc = sq_exists(tx, SQ_PENDING_EXISTS, 0, tid, tid_len);
+    return rc == STORE_OK ? STORE_CONFLICT : rc;
+}
+
+static enum store_rc sq_pending_list(STORE_TX *tx,
+                                     const struct store_pending_filter *f,
+                                     struct store_pending ***out, size_t *n)
+{
+    sqlite3_stmt *s;
+
+    *out = NULL;
+    *n = 0;
+    if ((s = sq_stmt(tx, SQ_PENDING_LIST)) == NULL)
+        return STORE_ERROR;
+    sq_bind_text(s, 1, f != NULL ? f->alias : NULL);
+    sqlite3_bind_int(s, 2, f != NULL ? f->state : -1);
+    sqlite3_bind_int64(s, 3, f != NULL && f->limit > 0 ? f->limit : -1);
+    return sq_collect(tx, s, sq_read_pending, (sq_freer)store_pending_free,
+                      (void ***)out, n, "pending_list");
+}
+
+static enum store_rc sq_pending_list_expired(STORE_TX *tx, int64_t now,
+                                             long limit,
+                                             struct store_pending ***out,
+                                             size_t *n)
+{
+    sqlite3_stmt *s;
+
+    *out = NULL;
+    *n = 0;
+    if ((s = sq_stmt(tx, SQ_PENDING_EXPIRED)) == NULL)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, now);
+    sqlite3_bind_int64(s, 2, limit > 0 ? limit : -1);
+    return sq_collect(tx, s, sq_read_pending, (sq_freer)store_pending_free,
+                      (void ***)out, n, "pending_list_expired");
+}
+
 const struct store_ops store_sqlite_ops = {
     .name = "sqlite",
     .open = sq_open,
@@ -2672,6 +2835,12 @@ const struct store_ops store_sqlite_ops = {
     .audit_foreach = sq_audit_foreach,
     .audit_list = sq_audit_list,
     .audit_count = sq_audit_count,
+    .pending_insert = sq_pending_insert,
+    .pending_get = sq_pending_get,
+    .pending_set_state = sq_pending_set_state,
+    .pending_list = sq_pending_list,
+    .pending_list_expired = sq_pending_list_expired,
+    .pending_purge = sq_pending_purge,
     .rollover_insert = sq_rollover_insert,
     .rollover_list = sq_rollover_list,
     .change_token = sq_change_token,
@@ -2730,6 +2899,7 @@ static int sq_plan_scan_ok(enum sq_stmt_id id)
     case SQ_CA_LIST: case SQ_VENDOR_LIST: case SQ_RA_LIST:
     case SQ_AUDIT_ALL: case SQ_AUDIT_LAST: case SQ_AUDIT_COUNT:
     case SQ_VCRL_LIST:          /* one row per vendor issuing CA */
+    case SQ_PENDING_LIST:       /* an operator's listing, filters optional */
     case SQ_ROLL_LIST:          /* one row per root CA key rollover */
         return 1;
     default:

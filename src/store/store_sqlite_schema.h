@@ -163,6 +163,30 @@ static const char *const store_sqlite_migrations[] = {
      "  consumed INTEGER NOT NULL DEFAULT 0 CHECK (consumed IN (0, 1)),"
      "  created INTEGER NOT NULL,"
      "  updated INTEGER NOT NULL);"),
+    /* 10: delayed delivery: requests awaiting an operator's approval (the
+     * request as received, enough to issue it later exactly as asked),
+     * their decision, and undecided ones by expiry for the sweeper */
+    ("CREATE TABLE cmp_pending ("
+     "  tid BLOB PRIMARY KEY,"
+     "  alias TEXT NOT NULL,"
+     "  type INTEGER NOT NULL,"
+     "  state INTEGER NOT NULL,"
+     "  requester TEXT,"
+     "  device_id INTEGER,"
+     "  device TEXT,"
+     "  profile TEXT,"
+     "  subject TEXT,"
+     "  request BLOB NOT NULL,"
+     "  vendor_cert BLOB,"
+     "  created INTEGER NOT NULL,"
+     "  expires INTEGER NOT NULL,"
+     "  updated INTEGER NOT NULL,"
+     "  decided_by TEXT,"
+     "  decided_at INTEGER,"
+     "  reason TEXT);"
+     "CREATE INDEX cmp_pending_expires ON cmp_pending(expires)"
+     " WHERE state = 0;"
+     "CREATE INDEX cmp_pending_updated ON cmp_pending(updated);"),
 };
 
 #endif

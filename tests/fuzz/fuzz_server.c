@@ -182,15 +182,21 @@ static void resign(const uint8_t *data, size_t size, const unsigned char *md,
     ERR_clear_error();
 }
 
-/* The alias for |data|: "mac" for a MAC-protected message (unless |flip|),
- * "ra" for a nested message or one an RA signed, else "3gpp"; the other
- * one when |flip|. */
+/* The alias for |data|: "approve" (approval = manual) for a pollReq,
+ * "mac" for a MAC-protected message, "ra" for a nested message or one an
+ * RA signed, else "3gpp"; with |flip| the other one of ra and 3gpp. */
 static const char *alias_for(const uint8_t *data, size_t size, int flip)
 {
     CMP_MSG *m = NULL;
     int ra = 0, mac = 0, i;
 
-    if (cmp_msg_decode(data, size, NULL, &m) == CMP_R_OK) {
+    if (cmp_msg_decode(data, size, NULL, &m) == CMP_R_OK
+        && m->body->type == CMP_BODY_POLLREQ && !flip) {
+        CMP_MSG_free(m);
+        ERR_clear_error();
+        return "approve";
+    }
+    if (m != NULL) {
         ra = m->body->type == CMP_BODY_NESTED
             || ((i = signer_of(m)) >= 0 && signer_ra[i]);
         mac = m->protection != NULL && cmp_protect_is_mac(m);

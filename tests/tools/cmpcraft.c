@@ -34,6 +34,9 @@ static void usage(void)
 "         (OSSL_CMP_OPT_PERMIT_TA_IN_EXTRACERTS_FOR_IR): no trusted root needed\n"
 "       cmpcraft certconf --ip RSP.der --req REQ.der --key KEY.pem --out OUT.der\n"
 "                [--reject] [--empty] [OPTIONS]\n"
+"       cmpcraft pollreq --ip RSP.der --req REQ.der --key KEY.pem --out OUT.der\n"
+"                [--cert-req-id N] [OPTIONS]\n"
+"         a pollReq answering RSP (ip with status waiting, or pollRep)\n"
 "Header/body options (the message is re-signed with --key afterwards, with\n"
 "a fresh senderNonce unless --keep-nonce; --no-resign keeps the protection):\n"
 "  --pvno N              set pvno\n"
@@ -740,6 +743,40 @@ static int protect_and_write(CMP_MSG *msg, const struct opts *o)
 }
 
 /* certConf answering |rsp| (ip/cp/kup) in the name of |req|'s sender. */
+/* A pollReq for the transaction of |rsp| (an ip/cp/kup with status
+ * waiting, or a pollRep) in the name of the sender of |req|: recipNonce =
+ * the response's senderNonce, certReqId 0 (or --cert-req-id). */
+static CMP_MSG *build_pollreq(const CMP_MSG *req, const CMP_MSG *rsp,
+                              const struct opts *o)
+{
+    CMP_MSG *pr = CMP_MSG_dup(req);
+    CMP_POLLREQ *one = NULL;
+
+    if (pr == NULL)
+        return NULL;
+    ASN1_OCTET_STRING_free(pr->header->transactionID);
+    pr->header->transactionID = ASN1_OCTET_STRING_dup(rsp->header->transactionID);
+    ASN1_OCTET_STRING_free(pr->header->recipNonce);
+    pr->header->recipNonce = ASN1_OCTET_STRING_dup(rsp->header->senderNonce);
+    sk_CMP_ITAV_pop_free(pr->header->generalInfo, CMP_ITAV_free);
+    pr->header->generalInfo = NULL;
+    CMP_BODY_free(pr->body);
+    if ((pr->body = CMP_BODY_new()) == NULL)
+        goto err;
+    pr->body->type = CMP_BODY_POLLREQ;
+    if ((pr->body->value.pollReq = sk_CMP_POLLREQ_new_null()) == NULL
+        || (one = CMP_POLLREQ_new()) == NULL
+        || !ASN1_INTEGER_set_int64(one->certReqId,
+                                   o->has_crid ? o->cert_req_id : 0)
+        || !sk_CMP_POLLREQ_push(pr->body->value.pollReq, one))
+        goto err;
+    return pr;
+ err:
+    CMP_POLLREQ_free(one);
+    CMP_MSG_free(pr);
+    return NULL;
+}
+
 static CMP_MSG *build_certconf(const CMP_MSG *req, const CMP_MSG *rsp,
                                const struct opts *o)
 {
@@ -1080,6 +1117,11 @@ int main(int argc, char **argv)
         if (o.ip == NULL || o.req == NULL || (req = load_msg(o.req)) == NULL
             || (rsp = load_msg(o.ip)) == NULL
             || (msg = build_certconf(req, rsp, &o)) == NULL)
+            goto end;
+    } else if (strcmp(cmd, "pollreq") == 0) {
+        if (o.ip == NULL || o.req == NULL || (req = load_msg(o.req)) == NULL
+            || (rsp = load_msg(o.ip)) == NULL
+            || (msg = build_pollreq(req, rsp, &o)) == NULL)
             goto end;
     } else {
         usage();

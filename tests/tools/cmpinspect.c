@@ -28,7 +28,7 @@ static void usage(void)
             "Prints one summary line, then key=value lines:\n"
             "  body= pvno= tid= senderNonceLen= recipNonce= status= failInfo=\n"
             "  text= protected=ok|bad|none|mac|untrusted extraCert.N=\n"
-            "  caPubs.N= implicitConfirm= confirmWaitTime= certReqId=\n"
+            "  caPubs.N= implicitConfirm= confirmWaitTime= certReqId= checkAfter=\n"
             "  cert.subject= echo=ok|bad (with --req)\n");
 }
 
@@ -174,7 +174,7 @@ int main(int argc, char **argv)
     const char *prot = "none";
     char fail[512] = "", text[2048] = "", buf[512];
     int status = -1, i, ret = 1;
-    long cert_req_id = -99;
+    long cert_req_id = -99, check_after = -1;
     enum cmp_reason r;
 
     for (i = 1; i < argc; i++) {
@@ -277,6 +277,16 @@ int main(int argc, char **argv)
         }
         break;
     }
+    case CMP_BODY_POLLREP: {
+        const CMP_POLLREP *pr = sk_CMP_POLLREP_value(msg->body->value.pollRep, 0);
+        int64_t v = 0;
+
+        if (pr != NULL && ASN1_INTEGER_get_int64(&v, pr->certReqId))
+            cert_req_id = (long)v;
+        if (pr != NULL && ASN1_INTEGER_get_int64(&v, pr->checkAfter))
+            check_after = (long)v;
+        break;
+    }
     case CMP_BODY_RP:
         pkisi_info(sk_CMP_PKISI_value(msg->body->value.rp->status, 0), &status,
                    fail, sizeof(fail), text, sizeof(text));
@@ -336,6 +346,8 @@ int main(int argc, char **argv)
                         sizeof(buf)));
     if (cert_req_id != -99)
         printf("certReqId=%ld\n", cert_req_id);
+    if (check_after >= 0)
+        printf("checkAfter=%ld\n", check_after);
     if (cert != NULL) {
         printf("cert.subject=%s\n", name_str(X509_get_subject_name(cert), buf,
                                              sizeof(buf)));

@@ -325,6 +325,9 @@ int main(int argc, char **argv)
         /* ir delivered, its certConf waiting in the world's store */
         && capture(&e, "certconf", 1, OP_IR, &d[1], "SN-000002", 0)
         && capture(&e, "certconf-reject", 1, OP_IR, &d[2], "SN-000003", 1)
+        /* the approve alias: an ir held for approval, its pollReq */
+        && capture_ex(&e, "approve", NULL, "pollreq", 1, OP_IR, &d[0],
+                      "SN-000001", 0, NULL)
         /* the ra alias: an RA for devices dev-*, and devices' own irs
          * forwarded in nested messages */
         && ra_enrolled(&e, &e.ra[STENV_RA_ALL], "dev-kur", &rakur)

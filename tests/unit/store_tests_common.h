@@ -1568,6 +1568,145 @@ static void test_two_processes(void **state)
     assert_int_equal(verify(f->st), 0);
 }
 
+/* Requests held for approval: insert, duplicate, decisions are
+ * conditional, list filters, expiry listing. */
+static void test_pending(void **state)
+{
+    struct fx *f = *state;
+    static unsigned char req[] = { 0x30, 0x03, 0x02, 0x01, 0x01 };
+    static unsigned char vend[] = { 0x30, 0x03, 0x02, 0x01, 0x02 };
+    struct store_pending p, *got = NULL, **v = NULL;
+    struct store_pending_filter flt;
+    STORE_TX *tx;
+    size_t n = 0;
+
+    memset(&p, 0, sizeof(p));
+    memset(p.tid, 0xa1, 16);
+    p.tid_len = 16;
+    p.alias = "lab";
+    p.type = STORE_CMP_IR;
+    p.state = STORE_PENDING_PENDING;
+    p.requester = "cmp:lab:dev1";
+    p.device = "dev1";
+    p.profile = "default";
+    p.subject = "CN=dev1";
+    p.request = req;
+    p.request_len = sizeof(req);
+    p.vendor_cert = vend;
+    p.vendor_cert_len = sizeof(vend);
+    p.created = 1000;
+    p.expires = 2000;
+    assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+    assert_int_equal(store_pending_insert(tx, &p), STORE_OK);
+    assert_int_equal(store_pending_insert(tx, &p), STORE_EXISTS);
+    memset(p.tid, 0xb2, 16);
+    p.alias = "other";
+    p.vendor_cert = NULL;
+    p.vendor_cert_len = 0;
+    p.created = 1001;
+    p.expires = 5000;
+    assert_int_equal(store_pending_insert(tx, &p), STORE_OK);
+    assert_int_equal(store_commit(tx), STORE_OK);
+
+    assert_int_equal(store_begin_read(f->st, &tx), STORE_OK);
+    memset(p.tid, 0xa1, 16);
+    assert_int_equal(store_pending_get(tx, p.tid, 16, &got), STORE_OK);
+    assert_string_equal(got->alias, "lab");
+    assert_string_equal(got->requester, "cmp:lab:dev1");
+    assert_string_equal(got->subject, "CN=dev1");
+    assert_int_equal(got->request_len, sizeof(req));
+    assert_memory_equal(got->request, req, sizeof(req));
+    assert_int_equal(got->vendor_cert_len, sizeof(vend));
+    assert_int_equal(got->state, STORE_PENDING_PENDING);
+    assert_int_equal(got->expires, 2000);
+    assert_null(got->decided_by);
+    store_pending_free(got);
+    got = NULL;
+    memset(&flt, 0, sizeof(flt));
+    flt.state = -1;
+    assert_int_equal(store_pending_list(tx, &flt, &v, &n), STORE_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(v[0]->alias, "lab");        /* oldest first */
+    store_pending_list_free(v, n);
+    flt.alias = "other";
+    assert_int_equal(store_pending_list(tx, &flt, &v, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_null(v[0]->vendor_cert);
+    store_pending_list_free(v, n);
+    assert_int_equal(store_pending_list_expired(tx, 3000, 10, &v, &n),
+                     STORE_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(v[0]->alias, "lab");
+    store_pending_list_free(v, n);
+    store_rollback(tx);
+
+    /* a decision is conditional on the state */
+    assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+    assert_int_equal(store_pending_set_state(tx, p.tid, 16,
+                                             STORE_PENDING_PENDING,
+                                             STORE_PENDING_REJECTED,
+                                             "cli:op", "not ours"), STORE_OK);
+    assert_int_equal(store_pending_set_state(tx, p.tid, 16,
+                                             STORE_PENDING_PENDING,
+                                             STORE_PENDING_APPROVED,
+                                             "cli:op", NULL), STORE_CONFLICT);
+    memset(p.tid, 0xc3, 16);
+    assert_int_equal(store_pending_set_state(tx, p.tid, 16,
+                                             STORE_PENDING_PENDING,
+                                             STORE_PENDING_APPROVED,
+                                             "cli:op", NULL), STORE_NOTFOUND);
+    memset(p.tid, 0xb2, 16);
+    assert_int_equal(store_pending_set_state(tx, p.tid, 16,
+                                             STORE_PENDING_PENDING,
+                                             STORE_PENDING_APPROVED,
+                                             "cli:op", NULL), STORE_OK);
+    /* delivery keeps who decided and when */
+    assert_int_equal(store_pending_set_state(tx, p.tid, 16,
+                                             STORE_PENDING_APPROVED,
+                                             STORE_PENDING_DELIVERED,
+                                             NULL, NULL), STORE_OK);
+    assert_int_equal(store_commit(tx), STORE_OK);
+    assert_int_equal(store_begin_read(f->st, &tx), STORE_OK);
+    assert_int_equal(store_pending_get(tx, p.tid, 16, &got), STORE_OK);
+    assert_int_equal(got->state, STORE_PENDING_DELIVERED);
+    assert_string_equal(got->decided_by, "cli:op");
+    assert_true(got->decided_at > 0);
+    assert_null(got->reason);
+    store_pending_free(got);
+    memset(p.tid, 0xa1, 16);
+    assert_int_equal(store_pending_get(tx, p.tid, 16, &got), STORE_OK);
+    assert_int_equal(got->state, STORE_PENDING_REJECTED);
+    assert_string_equal(got->reason, "not ours");
+    store_pending_free(got);
+    /* decided rows are not listed as expired */
+    assert_int_equal(store_pending_list_expired(tx, 9000, 10, &v, &n),
+                     STORE_OK);
+    assert_int_equal(n, 0);
+    flt.alias = NULL;
+    flt.state = STORE_PENDING_REJECTED;
+    assert_int_equal(store_pending_list(tx, &flt, &v, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    store_pending_list_free(v, n);
+    store_rollback(tx);
+    /* finished rows are purged, undecided ones never */
+    assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+    {
+        int64_t k = -1;
+
+        assert_int_equal(store_pending_purge(tx, INT64_MAX, &k), STORE_OK);
+        assert_int_equal(k, 2);
+    }
+    assert_int_equal(store_commit(tx), STORE_OK);
+    assert_int_equal(store_begin_read(f->st, &tx), STORE_OK);
+    flt.state = -1;
+    assert_int_equal(store_pending_list(tx, &flt, &v, &n), STORE_OK);
+    assert_int_equal(n, 0);
+    store_rollback(tx);
+    assert_int_equal(store_pending_state_find("delivered"),
+                     STORE_PENDING_DELIVERED);
+    assert_int_equal(store_pending_state_find("nope"), -1);
+}
+
 /* Root CA key rollovers: insert (the CA must exist), list by CA and all,
  * oldest first, every field back as stored. */
 static void test_rollover_roundtrip(void **state)
@@ -1735,6 +1874,7 @@ static void test_device_secret(void **state)
     cmocka_unit_test(test_ra_ops), \
     cmocka_unit_test_setup_teardown(test_cmp_txn, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_cmp_txn_count_requester, setup, teardown), \
+    cmocka_unit_test_setup_teardown(test_pending, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_cert_expired_kept, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_audit_modify, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_audit_delete, setup, teardown), \

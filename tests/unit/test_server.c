@@ -2707,11 +2707,112 @@ static void test_transport_errors(void **state)
     assert_memory_equal(d1, d2, 32);
 }
 
+/* ---- delayed delivery (alias "approve", approval = manual) ---- */
+
+/* Decides the held request of the pollReq |m| (request 1) in the store
+ * before it is delivered: l->arg is the state to set. */
+static int m_decide(struct stenv_link *l, CMP_MSG *m, int i)
+{
+    const ASN1_OCTET_STRING *tid = m->header->transactionID;
+    int to = *(const int *)l->arg;
+    STORE_TX *tx = NULL;
+
+    l->no_resign = 1;
+    if (i != 1)
+        return 1;
+    assert_int_equal(m->body->type, CMP_BODY_POLLREQ);
+    assert_int_equal(store_begin(l->env->store, &tx), STORE_OK);
+    assert_int_equal(store_pending_set_state(tx, ASN1_STRING_get0_data(tid),
+                                             (size_t)ASN1_STRING_length(tid),
+                                             STORE_PENDING_PENDING, to,
+                                             "test", "not today"), STORE_OK);
+    assert_int_equal(store_commit(tx), STORE_OK);
+    return 1;
+}
+
+/* OpenSSL's client polls for a held ir; approved before its first
+ * pollReq arrives, the pollReq gets the ip, then certConf/pkiConf. */
+static void test_poll_approved(void **state)
+{
+    struct fx *f = *state;
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    int to = STORE_PENDING_APPROVED;
+    struct store_pending *p = NULL;
+    struct stenv_rsp r;
+    unsigned char tid[64];
+    STORE_TX *tx = NULL;
+    X509 *cert = NULL;
+    size_t tl;
+
+    f->l.alias = "approve";
+    f->l.mutate = m_decide;
+    f->l.arg = &to;
+    assert_true(run_op(f, OP_IR, &f->dev, k, DEV1, NULL, &cert));
+    assert_non_null(cert);
+    assert_int_equal(f->l.nreq, 3);
+    expect_answer(f, 0, CMP_BODY_IP, &r);
+    assert_int_equal(r.status, CMP_STATUS_WAITING);
+    assert_null(r.cert);
+    stenv_rsp_clear(&r);
+    expect_answer(f, 1, CMP_BODY_IP, &r);
+    assert_int_equal(r.status, CMP_STATUS_ACCEPTED);
+    assert_non_null(r.cert);
+    assert_int_equal(r.ncapubs, 1);
+    stenv_rsp_clear(&r);
+    expect_answer(f, 2, CMP_BODY_PKICONF, &r);
+    stenv_rsp_clear(&r);
+    assert_int_equal(stenv_device_state(&f->e, DEV1, NULL), STORE_DEV_ENROLLED);
+    tl = req_tid(f, 0, tid);
+    assert_int_equal(stenv_txn_state(&f->e, tid, tl), STORE_CMP_CONFIRMED);
+    assert_int_equal(store_begin_read(f->e.store, &tx), STORE_OK);
+    assert_int_equal(store_pending_get(tx, tid, tl, &p), STORE_OK);
+    assert_int_equal(p->state, STORE_PENDING_DELIVERED);
+    assert_string_equal(p->decided_by, "test");
+    assert_string_equal(p->profile, "device");
+    store_pending_free(p);
+    store_rollback(tx);
+    audit_intact(f);
+    X509_free(cert);
+    EVP_PKEY_free(k);
+}
+
+/* Rejected before the first pollReq: an error with badRequest and the
+ * reason, nothing issued, the device still registered. */
+static void test_poll_rejected(void **state)
+{
+    struct fx *f = *state;
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    int to = STORE_PENDING_REJECTED;
+    struct stenv_rsp r;
+    unsigned char tid[64];
+    size_t tl;
+
+    f->l.alias = "approve";
+    f->l.mutate = m_decide;
+    f->l.arg = &to;
+    assert_false(run_op(f, OP_IR, &f->dev, k, DEV1, NULL, NULL));
+    assert_int_equal(f->l.nreq, 2);
+    expect_answer(f, 0, CMP_BODY_IP, &r);
+    assert_int_equal(r.status, CMP_STATUS_WAITING);
+    stenv_rsp_clear(&r);
+    expect_answer(f, 1, CMP_BODY_ERROR, &r);
+    assert_int_equal(r.failinfo, 1 << CMP_FAIL_BAD_REQUEST);
+    stenv_rsp_clear(&r);
+    assert_int_equal(stenv_device_state(&f->e, DEV1, NULL),
+                     STORE_DEV_REGISTERED);
+    tl = req_tid(f, 0, tid);
+    assert_int_equal(stenv_txn_state(&f->e, tid, tl), STORE_CMP_REJECTED);
+    audit_intact(f);
+    EVP_PKEY_free(k);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest fixed[] = {
         T(test_ir_certconf),
+        T(test_poll_approved),
+        T(test_poll_rejected),
         T(test_ir_implicit_confirm_not_granted),
         T(test_mac_ir_certconf),
         T(test_mac_implicit_confirm),
