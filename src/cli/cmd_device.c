@@ -199,6 +199,28 @@ static int device_dberr(const char *what, STORE_TX *tx, enum store_rc rc)
     return cli_dberr("device", what, tx, rc);
 }
 
+/* Finds the device named by |o| (--vendor, IDENTIFIER) in |tx|; prints
+ * an error for command |act| and returns its exit code otherwise. */
+static int device_find(STORE_TX *tx, const char *act,
+                       const struct device_opts *o, struct store_device **d)
+{
+    enum store_rc rc;
+    int64_t vid;
+    int ret;
+
+    if ((ret = device_vendor(tx, o->vendor, &vid)) != CLI_OK)
+        return ret;
+    if ((rc = store_device_get_by_ident(tx, vid, o->pos, d)) == STORE_OK)
+        return CLI_OK;
+    if (rc == STORE_NOTFOUND)
+        fprintf(stderr, "cmpca device %s: no device '%s' for vendor '%s'\n",
+                act, o->pos, o->vendor);
+    else
+        device_dberr(act, tx, rc);
+    return cli_store_exit(rc);
+}
+
+
 static int device_add(const struct conf *conf, STORE *st,
                       const struct device_opts *o)
 {
@@ -659,7 +681,6 @@ static int device_show(STORE *st, const struct device_opts *o)
     STORE_TX *tx = NULL;
     json_t *j = NULL;
     char hex[2 * STORE_SERIAL_MAX + 1], tbuf[32];
-    int64_t vid;
     enum store_rc rc;
     int ret;
 
@@ -669,17 +690,8 @@ static int device_show(STORE *st, const struct device_opts *o)
     }
     if ((rc = store_begin_read(st, &tx)) != STORE_OK)
         return device_dberr("show", NULL, rc);
-    if ((ret = device_vendor(tx, o->vendor, &vid)) != CLI_OK)
+    if ((ret = device_find(tx, "show", o, &d)) != CLI_OK)
         goto end;
-    if ((rc = store_device_get_by_ident(tx, vid, o->pos, &d)) != STORE_OK) {
-        if (rc == STORE_NOTFOUND)
-            fprintf(stderr, "cmpca device show: no device '%s' for vendor "
-                    "'%s'\n", o->pos, o->vendor);
-        else
-            device_dberr("show", tx, rc);
-        ret = cli_store_exit(rc);
-        goto end;
-    }
     j = device_json(d, o->vendor);
     if (d->cert_id > 0 && store_cert_get(tx, d->cert_id, &c) == STORE_OK) {
         json_t *cj = json_object();
@@ -756,7 +768,6 @@ static int device_change(const struct conf *conf, STORE *st,
     struct store_device *d = NULL;
     STORE_TX *tx = NULL;
     char details[160], action[32];
-    int64_t vid;
     enum store_rc rc;
     int ret, to, reason = 5;                /* cessationOfOperation */
     int revoke = strcmp(act, "enable") != 0 && !o->keep_certs;
@@ -773,17 +784,8 @@ static int device_change(const struct conf *conf, STORE *st,
     }
     if ((rc = store_begin(st, &tx)) != STORE_OK)
         return device_dberr(act, NULL, rc);
-    if ((ret = device_vendor(tx, o->vendor, &vid)) != CLI_OK)
+    if ((ret = device_find(tx, act, o, &d)) != CLI_OK)
         goto end;
-    if ((rc = store_device_get_by_ident(tx, vid, o->pos, &d)) != STORE_OK) {
-        if (rc == STORE_NOTFOUND)
-            fprintf(stderr, "cmpca device %s: no device '%s' for vendor "
-                    "'%s'\n", act, o->pos, o->vendor);
-        else
-            device_dberr(act, tx, rc);
-        ret = cli_store_exit(rc);
-        goto end;
-    }
     if (revoke) {
         struct store_cert_filter f;
 
@@ -818,7 +820,7 @@ static int device_change(const struct conf *conf, STORE *st,
                                     STORE_KEEP_CERT);
     }
     snprintf(details, sizeof(details), "{\"vendor_id\":%lld,\"from\":\"%s\","
-             "\"certs_revoked\":%ld,\"reason\":%d}", (long long)vid,
+             "\"certs_revoked\":%ld,\"reason\":%d}", (long long)d->vendor_id,
              store_device_state_str(d->state), nrev, revoke ? reason : -1);
     snprintf(action, sizeof(action), "device.%s", act);
     if (rc == STORE_OK)
@@ -854,7 +856,6 @@ static int device_secret(const struct conf *conf, STORE *st,
     struct store_device *d = NULL;
     STORE_TX *tx = NULL;
     char gen[64] = "";
-    int64_t vid;
     enum store_rc rc;
     int ret;
 
@@ -864,17 +865,8 @@ static int device_secret(const struct conf *conf, STORE *st,
     }
     if ((rc = store_begin(st, &tx)) != STORE_OK)
         return device_dberr(act, NULL, rc);
-    if ((ret = device_vendor(tx, o->vendor, &vid)) != CLI_OK)
+    if ((ret = device_find(tx, act, o, &d)) != CLI_OK)
         goto end;
-    if ((rc = store_device_get_by_ident(tx, vid, o->pos, &d)) != STORE_OK) {
-        if (rc == STORE_NOTFOUND)
-            fprintf(stderr, "cmpca device %s: no device '%s' for vendor "
-                    "'%s'\n", act, o->pos, o->vendor);
-        else
-            device_dberr(act, tx, rc);
-        ret = cli_store_exit(rc);
-        goto end;
-    }
     ret = strcmp(act, "unlock") == 0
         ? cli_device_secret_unlock(tx, d->id, o->pos)
         : cli_device_secret_put(conf, tx, d->id, o->pos, &o->sec, gen,

@@ -693,25 +693,20 @@ enum cmp_reason cmp_protect_verify_mac(const CMP_MSG *msg,
                                        size_t secret_len,
                                        const struct cmp_mac_limits *limits)
 {
-    struct cmp_mac_limits lim;
-    unsigned char *mac = NULL;
-    size_t mac_len = 0;
+    unsigned char *der = NULL;
     enum cmp_reason r;
+    int len;
 
     if (msg->protection == NULL || msg->header->protectionAlg == NULL)
         return CMP_R_UNPROTECTED;
     if (!cmp_protect_is_mac(msg))
         return CMP_R_BAD_ALG;
-    cmp_mac_limits_fill(limits, &lim);
-    if ((r = cmp_mac_compute(msg, secret, secret_len, &lim, &mac, &mac_len))
-        != CMP_R_OK)
-        return r;
-    if ((size_t)ASN1_STRING_length(msg->protection) != mac_len
-        || (msg->protection->flags & 0x07) != 0 /* unused bits: not the MAC */
-        || CRYPTO_memcmp(ASN1_STRING_get0_data(msg->protection), mac,
-                         mac_len) != 0)
-        r = CMP_R_BAD_MAC;
-    OPENSSL_clear_free(mac, mac_len);
+    if ((len = cmp_protpart_der(msg, &der)) <= 0)
+        return CMP_R_SYSTEM_FAILURE;
+    r = cmp_protect_verify_mac_data(msg->header->protectionAlg,
+                                    msg->protection, secret, secret_len, der,
+                                    (size_t)len, limits);
+    OPENSSL_free(der);
     return r;
 }
 
