@@ -3,7 +3,8 @@
  * TBSCertificate-sized buffer in this process (ca_signer_sign_buf on the
  * local key) and through a forked signer process (the real signer_serve_fd
  * loop and client over socketpairs, its log written to a file as `cmpca
- * serve` does), alternating, from T threads. Prints per mode the
+ * serve` does: buffered, flushed every 50 ms; BENCH_RT_SYNCLOG=1 for one
+ * write per line), alternating, from T threads. Prints per mode the
  * signatures/s and the CPU per signature of both processes together; the
  * difference is what one round trip costs.
  *
@@ -13,6 +14,7 @@
 #include "ca/ca_key.h"
 #include "ca/ca_signer.h"
 #include "signer/signer.h"
+#include "signer/signer_int.h"
 #include "util/log.h"
 
 #include <openssl/evp.h>
@@ -48,17 +50,35 @@ static void *rt_serve_main(void *arg)
     return NULL;
 }
 
+/* Writes the buffered log lines every 50 ms, as `cmpca serve` does. */
+static void *rt_flusher(void *arg)
+{
+    struct timespec ts = { 0, 50 * 1000 * 1000 };
+
+    (void)arg;
+    for (;;) {
+        nanosleep(&ts, NULL);
+        signer_log_flush();
+    }
+    return NULL;
+}
+
 /* The child: serves |n| channels until they close. */
 static void rt_child(SIGNER_KEYS *keys, const int *fds, size_t n,
                      const char *logfile)
 {
     struct rt_serve sv[RT_MAXCH];
-    pthread_t th[RT_MAXCH];
+    pthread_t th[RT_MAXCH], fl;
     FILE *lf = fopen(logfile, "a");
     size_t i;
 
     if (lf != NULL)
         log_set_stream(lf);
+    /* BENCH_RT_SYNCLOG=1: one write per log line (signer_log_flush_ms = 0) */
+    if (lf != NULL && getenv("BENCH_RT_SYNCLOG") == NULL) {
+        signer_log_set_buffered(fileno(lf));
+        pthread_create(&fl, NULL, rt_flusher, NULL);
+    }
     /* BENCH_RT_NOLOG=1: without the signer's log lines, to see their cost */
     log_set_level(getenv("BENCH_RT_NOLOG") != NULL ? LOG_ERROR : LOG_INFO);
     for (i = 0; i < n; i++) {

@@ -1,7 +1,7 @@
 /*
  * Internals shared by the signer module's files: blocking reads and writes
- * of whole buffers on a stream socket. Nothing outside src/signer/ includes
- * this.
+ * of whole buffers on a stream socket, the operation log. Nothing outside
+ * src/signer/ includes this but its unit test and bench_signer_rt.
  */
 #ifndef CMPCA_SIGNER_INT_H
 #define CMPCA_SIGNER_INT_H
