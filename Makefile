@@ -93,6 +93,16 @@ $(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(TESTLIB) $(LIB) $(CLIENTLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# LD_PRELOAD fault-injection shims for the e2e tests: shared objects,
+# built without sanitizers (they load into ASan binaries too)
+PRELOAD_SRC := $(sort $(wildcard tests/tools/preload/*.c))
+PRELOADS := $(patsubst tests/tools/preload/%.c,$(BUILD)/tools/%.so,$(PRELOAD_SRC))
+all: $(PRELOADS)
+
+$(BUILD)/tools/%.so: tests/tools/preload/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -fPIC -shared -o $@ $<
+
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BENCHLIB) $(TESTLIB) $(LIB) $(CLIENTLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -6,7 +6,9 @@
 # that load changes on the shared machine hit all alike. Writes
 # bench/out/signer.md (also printed). Server CPU includes the signer
 # process. Env: BUILD, RUNS (5), DUR (8), NDEV (2000), THREADS (16), KEEP=1,
-# VARIANTS (default "inproc proc proc8 proc1"; inproc and proc are needed).
+# VARIANTS (default "inproc proc proc8 proc1"; inproc and proc are needed;
+# also procsync: signer_log_flush_ms = 0, and base: the signer process with
+# the binary $BASE, to compare builds in one run).
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -66,10 +68,12 @@ EOF
      && "$B" ca show root --pem > root.pem) 2>/dev/null
 }
 
-# start_server NAME: sets PID_NAME, PORT_NAME
+# start_server NAME: sets PID_NAME, PORT_NAME (variant "base" runs the
+# binary $BASE, e.g. a build of an earlier commit)
 start_server() {
-    local d=$T/$1 i
-    (cd "$d" && exec "$B" serve --port-file port) > "$d/serve.log" 2>&1 &
+    local d=$T/$1 i bin=$B
+    [ "$1" = base ] && bin=$BASE
+    (cd "$d" && exec "$bin" serve --port-file port) > "$d/serve.log" 2>&1 &
     PIDS+=("$!")
     eval "PID_$1=$!"
     for i in $(seq 100); do [ -s "$d/port" ] && break; sleep 0.1; done
@@ -104,7 +108,8 @@ VARIANTS=${VARIANTS:-inproc proc proc8 proc1}
 extra_of() {
     case $1 in
         inproc) echo "signer = inprocess" ;;
-        proc) echo "" ;;
+        proc|base) echo "" ;;
+        procsync) echo "signer_log_flush_ms = 0" ;;
         proc*) echo "signer_channels = ${1#proc}" ;;
     esac
 }
@@ -121,7 +126,11 @@ I=$(med inproc tps); P=$(med proc tps)
 COST=$(cost "$P" "$I")
 OTHERS=""
 for s in $VARIANTS; do
-    case $s in inproc|proc) ;; *) OTHERS="$OTHERS, ${s#proc} channel(s): $(cost "$(med "$s" tps)" "$I")%" ;; esac
+    case $s in
+        inproc|proc) ;;
+        base|procsync) OTHERS="$OTHERS, $s: $(cost "$(med "$s" tps)" "$I")%" ;;
+        *) OTHERS="$OTHERS, ${s#proc} channel(s): $(cost "$(med "$s" tps)" "$I")%" ;;
+    esac
 done
 # CPU per transaction, the steadier measure on a shared machine
 CI=$(med inproc server_cpu_ms); CP=$(med proc server_cpu_ms)
@@ -138,6 +147,8 @@ ok=$(awk -v c="$COST" 'BEGIN { exit !(c != "n/a" && c + 0 <= 5) }' && echo met |
         case $s in
             inproc) what="keys in the network process (signer = inprocess)" ;;
             proc) what="signer process, 4 channels (default)" ;;
+            procsync) what="signer process, one log write per line (signer_log_flush_ms = 0)" ;;
+            base) what="signer process, binary $BASE" ;;
             *) what="signer process, ${s#proc} channel(s)" ;;
         esac
         echo "| $what | $(med "$s" tps) | $(med "$s" txn_p50)/$(med "$s" txn_p99) | $(med "$s" server_cpu_ms) | $([ "$s" = inproc ] && echo 1 || ratios "$s") |"

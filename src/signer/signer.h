@@ -118,10 +118,13 @@ int signer_client_broken(const SIGNER_CLIENT *c);
 struct signer_conf {
     int inprocess;        /* 1: keys in the network process (benchmarks) */
     unsigned channels;    /* socketpairs to the signer process */
+    unsigned log_flush_ms; /* the signer's log lines are written together
+                            * at most this late (0: one write per line) */
 };
 
 /* Reads the [server] keys of |sc| from |conf| (defaults: process, 4
- * channels). Returns 1 or 0 with a file:line message in |err|. */
+ * channels, signer_log_flush_ms 50). Returns 1 or 0 with a file:line
+ * message in |err|. */
 int signer_conf_read(const struct conf *conf, struct signer_conf *sc,
                      char *err, size_t errlen);
 

@@ -1,13 +1,15 @@
 /*
  * Internals shared by the signer module's files: blocking reads and writes
- * of whole buffers on a stream socket. Nothing outside src/signer/ includes
- * this.
+ * of whole buffers on a stream socket, the operation log. Nothing outside
+ * src/signer/ includes this but its unit test and bench_signer_rt.
  */
 #ifndef CMPCA_SIGNER_INT_H
 #define CMPCA_SIGNER_INT_H
 
 #include <stddef.h>
 #include <sys/types.h>
+
+#include "util/log.h"
 
 /* Reads exactly |len| bytes of |fd| into |buf| (retrying on EINTR).
  * Returns |len|, the bytes read before EOF (0 at once: a clean EOF), or -1
@@ -25,5 +27,15 @@ int signer_read_frame(int fd, unsigned char *buf, size_t cap, size_t *len);
 
 /* Writes all |len| bytes of |buf| to |fd| (no SIGPIPE). Returns 1 or 0. */
 int signer_write_full(int fd, const void *buf, size_t len);
+
+/* The signer's operation log (signer_log.c). signer_log() formats a line
+ * as log_msg() does; after signer_log_set_buffered(fd) (fd >= 0) info
+ * lines are gathered and written to |fd| by signer_log_flush() or when the
+ * buffer fills, warnings and errors at once (the buffer first, so the
+ * order holds); with fd -1 (the default) each line goes to log_msg(). */
+void signer_log(enum log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void signer_log_set_buffered(int fd);
+void signer_log_flush(void);
 
 #endif

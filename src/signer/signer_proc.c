@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@
 
 #define SIGNER_MAX_CHANNELS 64
 #define SIGNER_DEFAULT_CHANNELS 4
+#define SIGNER_DEFAULT_LOG_FLUSH_MS 50
 
 struct signer_proc {
     pid_t pid;
@@ -46,6 +48,7 @@ int signer_conf_read(const struct conf *conf, struct signer_conf *sc,
 
     sc->inprocess = 0;
     sc->channels = SIGNER_DEFAULT_CHANNELS;
+    sc->log_flush_ms = SIGNER_DEFAULT_LOG_FLUSH_MS;
     if (mode != NULL) {
         if (strcmp(mode, "inprocess") == 0)
             sc->inprocess = 1;
@@ -59,6 +62,13 @@ int signer_conf_read(const struct conf *conf, struct signer_conf *sc,
                           err, errlen))
         return 0;
     sc->channels = (unsigned)n;
+    n = SIGNER_DEFAULT_LOG_FLUSH_MS;
+    if (sec != NULL
+        && !conf_get_long(conf, sec, "signer_log_flush_ms",
+                          SIGNER_DEFAULT_LOG_FLUSH_MS, 0, 1000, &n, err,
+                          errlen))
+        return 0;
+    sc->log_flush_ms = (unsigned)n;
     return 1;
 }
 
@@ -168,18 +178,60 @@ static void *signer_chan_main(void *arg)
     return NULL;
 }
 
+/* The log flusher of a buffered signer log: writes the buffered lines
+ * every |ms| and, on SIGTERM (blocked in every thread of the signer, so it
+ * arrives here), writes them and ends the process by that signal. */
+struct signer_flusher {
+    pthread_t th;
+    unsigned ms;
+    atomic_int stop;
+};
+
+static void *signer_flusher_main(void *arg)
+{
+    struct signer_flusher *fl = arg;
+    struct timespec ts = { fl->ms / 1000, (long)(fl->ms % 1000) * 1000000L };
+    sigset_t term;
+
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    while (!atomic_load(&fl->stop)) {
+        if (sigtimedwait(&term, NULL, &ts) == SIGTERM) {
+            signer_log_flush();
+            signal(SIGTERM, SIG_DFL);
+            pthread_sigmask(SIG_UNBLOCK, &term, NULL);
+            raise(SIGTERM);
+        }
+        signer_log_flush();
+    }
+    return NULL;
+}
+
 /* Serves the channels until one ends, then ends them all. Returns the
- * process exit status: 0 if every channel ended with a clean EOF. */
-static int signer_serve_all(const SIGNER_KEYS *keys, const int *fds, size_t n)
+ * process exit status: 0 if every channel ended with a clean EOF. With
+ * |flush_ms|, a flusher thread writes the buffered log lines. */
+static int signer_serve_all(const SIGNER_KEYS *keys, const int *fds, size_t n,
+                            unsigned flush_ms)
 {
     struct signer_chan_thread *t = calloc(n, sizeof(*t));
     pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
     pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
-    int done = 0, rc = 0, started = 0;
+    struct signer_flusher fl;
+    int done = 0, rc = 0, started = 0, flusher = 0;
     size_t i;
 
     if (t == NULL)
         return 1;
+    memset(&fl, 0, sizeof(fl));
+    fl.ms = flush_ms;
+    atomic_init(&fl.stop, 0);
+    if (flush_ms > 0) {
+        if (pthread_create(&fl.th, NULL, signer_flusher_main, &fl) != 0) {
+            free(t);
+            return 1;
+        }
+        flusher = 1;
+    }
     for (i = 0; i < n; i++) {
         t[i].fd = fds[i];
         t[i].keys = keys;
@@ -207,13 +259,18 @@ static int signer_serve_all(const SIGNER_KEYS *keys, const int *fds, size_t n)
         if (t[i].rc != SIGNER_SERVE_EOF)
             rc = 1;
     }
+    if (flusher) {
+        atomic_store(&fl.stop, 1);
+        pthread_join(fl.th, NULL);
+    }
+    signer_log_flush();
     free(t);
     return started == (int)n ? rc : 1;
 }
 
 /* The signer process. Never returns. */
 static void signer_child(struct conf *conf, const int *fds, size_t n,
-                         pid_t parent)
+                         pid_t parent, unsigned flush_ms)
 {
     struct store_conf sc;
     STORE *st = NULL;
@@ -269,7 +326,18 @@ static void signer_child(struct conf *conf, const int *fds, size_t n,
         rc = 1;
         goto end;
     }
-    rc = signer_serve_all(keys, fds, n);
+    if (flush_ms > 0) {
+        /* SIGTERM goes to the flusher thread only (it writes the buffered
+         * lines first): blocked here, before any other thread exists */
+        sigset_t term;
+
+        sigemptyset(&term);
+        sigaddset(&term, SIGTERM);
+        pthread_sigmask(SIG_BLOCK, &term, NULL);
+        fflush(stderr);
+        signer_log_set_buffered(STDERR_FILENO);
+    }
+    rc = signer_serve_all(keys, fds, n, flush_ms);
     log_msg(rc == 0 ? LOG_INFO : LOG_ERROR, "signer process %d: the network "
             "process closed the channels%s; exiting", (int)getpid(),
             rc == 0 ? "" : " (or one failed)");
@@ -344,7 +412,7 @@ enum signer_start_rc signer_proc_start(const char *conf_path,
         for (i = 0; i < n; i++)
             close(pfd[i]);
         free(p);
-        signer_child(conf, cfd, n, self);
+        signer_child(conf, cfd, n, self, scf.log_flush_ms);
     }
     p->pid = pid;
     for (i = 0; i < n; i++)

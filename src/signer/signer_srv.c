@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -238,19 +239,36 @@ static int signer_reply_err(int fd, uint32_t id, enum signer_code code,
     return signer_reply(fd, &f);
 }
 
+/* SHA-256 fetched once for the log's digests (an implicit fetch per
+ * EVP_Digest() takes the provider store's lock every time). */
+static EVP_MD *signer_sha256;
+static pthread_once_t signer_sha256_once = PTHREAD_ONCE_INIT;
+
+static void signer_sha256_fetch(void)
+{
+    signer_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 /* Hex of the first 8 octets of SHA-256(|data|), for the log. */
 static void signer_digest_hex(const uint8_t *data, size_t len, char out[17])
 {
+    static const char hexd[] = "0123456789abcdef";
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     int i;
 
-    if (!EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) || mdlen < 8) {
+    pthread_once(&signer_sha256_once, signer_sha256_fetch);
+    if (signer_sha256 == NULL
+        || !EVP_Digest(data, len, md, &mdlen, signer_sha256, NULL)
+        || mdlen < 8) {
         snprintf(out, 17, "-");
         return;
     }
-    for (i = 0; i < 8; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    for (i = 0; i < 8; i++) {
+        out[2 * i] = hexd[md[i] >> 4];
+        out[2 * i + 1] = hexd[md[i] & 0x0f];
+    }
+    out[16] = '\0';
 }
 
 /* Answers a LOOKUP. */
@@ -271,7 +289,7 @@ static int signer_do_lookup(const SIGNER_KEYS *k, int fd,
             break;
     }
     if (i == k->n) {
-        log_msg(LOG_WARN, "signer: lookup of key '%.*s' (digest '%.*s') "
+        signer_log(LOG_WARN, "signer: lookup of key '%.*s' (digest '%.*s') "
                 "refused: not a key of the configuration",
                 (int)(req->keyref_len > 200 ? 200 : req->keyref_len),
                 req->keyref, (int)req->md_len, req->md);
@@ -290,7 +308,7 @@ static int signer_do_lookup(const SIGNER_KEYS *k, int fd,
     f.pub_len = e->pub_len;
     f.alg = e->alg;
     f.alg_len = e->alg_len;
-    log_msg(LOG_INFO, "signer: lookup key=%zu (%s) ref=%s", i, e->label,
+    signer_log(LOG_INFO, "signer: lookup key=%zu (%s) ref=%s", i, e->label,
             e->keyref);
     return signer_reply(fd, &f);
 }
@@ -306,11 +324,11 @@ static int signer_do_sign(const SIGNER_KEYS *k, int fd,
     struct timespec t0, t1;
     char hex[17];
     long us;
-    int ok;
+    int ok, sent;
 
     signer_digest_hex(req->data, req->data_len, hex);
     if (req->key_id >= k->n) {
-        log_msg(LOG_WARN, "signer: sign key=%u refused: no such key "
+        signer_log(LOG_WARN, "signer: sign key=%u refused: no such key "
                 "(bytes=%zu sha256=%s)", req->key_id, req->data_len, hex);
         return signer_reply_err(fd, req->id, SIGNER_E_UNKNOWN_KEY,
                                 "no such key id");
@@ -322,18 +340,24 @@ static int signer_do_sign(const SIGNER_KEYS *k, int fd,
                               &siglen);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     us = (t1.tv_sec - t0.tv_sec) * 1000000L + (t1.tv_nsec - t0.tv_nsec) / 1000;
-    log_msg(ok ? LOG_INFO : LOG_ERROR, "signer: sign key=%u (%s) bytes=%zu "
+    /* the answer first, then its log line: the network process does not
+     * wait for the log write (the line is written before the next request
+     * of this channel is read) */
+    if (!ok) {
+        sent = signer_reply_err(fd, req->id, SIGNER_E_SIGN,
+                                "the key could not sign");
+    } else {
+        memset(&f, 0, sizeof(f));
+        f.type = SIGNER_T_SIG;
+        f.id = req->id;
+        f.data = sig;
+        f.data_len = siglen;
+        sent = signer_reply(fd, &f);
+    }
+    signer_log(ok ? LOG_INFO : LOG_ERROR, "signer: sign key=%u (%s) bytes=%zu "
             "sha256=%s us=%ld %s", req->key_id, e->label, req->data_len, hex,
             us, ok ? "ok" : "FAILED");
-    if (!ok)
-        return signer_reply_err(fd, req->id, SIGNER_E_SIGN,
-                                "the key could not sign");
-    memset(&f, 0, sizeof(f));
-    f.type = SIGNER_T_SIG;
-    f.id = req->id;
-    f.data = sig;
-    f.data_len = siglen;
-    return signer_reply(fd, &f);
+    return sent;
 }
 
 /* Request id of a body that did not decode (0 when too short). */
@@ -382,16 +406,16 @@ enum signer_serve_rc signer_serve_fd(const SIGNER_KEYS *k, int fd)
             ;
         if (have < SIGNER_HDR_LEN) {
             if (r < 0)
-                log_msg(LOG_ERROR, "signer: read: %s", strerror(errno));
+                signer_log(LOG_ERROR, "signer: read: %s", strerror(errno));
             else if (have > 0)
-                log_msg(LOG_ERROR, "signer: channel closed inside a frame");
+                signer_log(LOG_ERROR, "signer: channel closed inside a frame");
             rc = r < 0 ? SIGNER_SERVE_IO
                 : have == 0 ? SIGNER_SERVE_EOF : SIGNER_SERVE_PROTO;
             break;
         }
         /* the length is checked before anything is allocated */
         if (!signer_frame_len(in, SIGNER_MAX_FRAME, &len)) {
-            log_msg(LOG_ERROR, "signer: frame length %lu out of bounds "
+            signer_log(LOG_ERROR, "signer: frame length %lu out of bounds "
                     "(%u..%u): channel closed",
                     (unsigned long)in[0] << 24 | (unsigned long)in[1] << 16
                     | (unsigned long)in[2] << 8 | in[3], SIGNER_MIN_FRAME,
@@ -407,7 +431,7 @@ enum signer_serve_rc signer_serve_fd(const SIGNER_KEYS *k, int fd)
                 ;
             body = in + SIGNER_HDR_LEN;
         } else if ((big = malloc(len)) == NULL) {
-            log_msg(LOG_ERROR, "signer: out of memory for a %zu-byte frame",
+            signer_log(LOG_ERROR, "signer: out of memory for a %zu-byte frame",
                     len);
             break;
         } else {
@@ -420,12 +444,12 @@ enum signer_serve_rc signer_serve_fd(const SIGNER_KEYS *k, int fd)
             body = big;
         }
         if (have < total || r != 1) {
-            log_msg(LOG_ERROR, "signer: channel closed inside a frame");
+            signer_log(LOG_ERROR, "signer: channel closed inside a frame");
             rc = r < 0 ? SIGNER_SERVE_IO : SIGNER_SERVE_PROTO;
             break;
         }
         if (!signer_frame_decode(body, len, &f)) {
-            log_msg(LOG_WARN, "signer: malformed request (%zu bytes) refused",
+            signer_log(LOG_WARN, "signer: malformed request (%zu bytes) refused",
                     len);
             ok = signer_reply_err(fd, signer_peek_id(body, len),
                                   SIGNER_E_MALFORMED, "malformed request");
@@ -434,13 +458,13 @@ enum signer_serve_rc signer_serve_fd(const SIGNER_KEYS *k, int fd)
         } else if (f.type == SIGNER_T_SIGN) {
             ok = signer_do_sign(k, fd, &f);
         } else {
-            log_msg(LOG_WARN, "signer: request of type %u refused",
+            signer_log(LOG_WARN, "signer: request of type %u refused",
                     (unsigned)f.type);
             ok = signer_reply_err(fd, f.id, SIGNER_E_MALFORMED,
                                   "not a request");
         }
         if (!ok) {
-            log_msg(LOG_ERROR, "signer: cannot answer: %s", strerror(errno));
+            signer_log(LOG_ERROR, "signer: cannot answer: %s", strerror(errno));
             break;
         }
         /* the bytes after this frame (a client may send ahead) stay */

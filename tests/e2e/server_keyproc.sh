@@ -107,6 +107,43 @@ is "SIGTERM: the server exits 0" "$rc" 0
 gone "$SIG" 30 && ok "SIGTERM: the signer exits with it" || nok "SIGTERM: the signer exits with it"
 grep_ok "the signer saw its channels close" "network process closed the channels; exiting" "$T/c.log"
 
+# ---- the buffered signer log survives SIGTERM and the server's death --------
+# (lines written at most signer_log_flush_ms late; on SIGTERM - which
+# PR_SET_PDEATHSIG sends when the server dies - and on EOF of its channels
+# the signer writes them before it exits)
+sed -i 's/^\[server\]$/[server]\nsigner_log_flush_ms = 1000/' "$T/cmpca.conf"
+srv_start f || exit 1
+SIG=$(children "$PID_f")
+sleep 1.5   # the start-up signatures (CRLs) are written by then
+n0=$(grep -c "signer: sign " "$T/f.log")
+newkey k8.key
+check "ir with a 1 s log flush interval" ocmp -cmd ir $(dev_args SN-000008) -trusted oproot.pem \
+    -newkey k8.key -subject /CN=SN-000008 -certout op8.pem
+kill -TERM "$SIG"
+gone "$SIG" 30 && ok "SIGTERM to the signer: it exits" \
+    || { nok "SIGTERM to the signer: it exits"; kill -KILL "$SIG"; }
+gone "$PID_f" 100 && ok "... and the server stops" || nok "the server stops after the signer's SIGTERM"
+wait "$PID_f" 2>/dev/null
+PID_f=
+is "SIGTERM: the signer wrote its buffered lines first (certificate, ip, pkiConf)" \
+    "$(( $(grep -c "signer: sign " "$T/f.log") - n0 ))" 3
+# the same after kill -9 of the server (EOF and SIGTERM at once)
+srv_start g || exit 1
+SIG=$(children "$PID_g")
+sleep 1.5
+n0=$(grep -c "signer: sign " "$T/g.log")
+newkey k7.key
+check "ir with a 1 s log flush interval, again" ocmp -cmd ir $(dev_args SN-000007) \
+    -trusted oproot.pem -newkey k7.key -subject /CN=SN-000007 -certout op7.pem
+kill -KILL "$PID_g"
+gone "$SIG" 30 && ok "kill -9 of the network process: the signer exits" \
+    || { nok "the signer exits"; kill -KILL "$SIG"; }
+wait "$PID_g" 2>/dev/null
+PID_g=
+is "kill -9 of the server: the signer wrote its buffered lines" \
+    "$(( $(grep -c "signer: sign " "$T/g.log") - n0 ))" 3
+sed -i '/^signer_log_flush_ms = 1000$/d' "$T/cmpca.conf"
+
 # ---- the scan can fail: an in-process server holds the keys -----------------
 sed -i 's/^\[server\]$/[server]\nsigner = inprocess/' "$T/cmpca.conf"
 srv_start d || exit 1

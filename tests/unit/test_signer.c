@@ -17,6 +17,7 @@
 #include "ca/ca_key.h"
 #include "ca/ca_signer.h"
 #include "signer/signer.h"
+#include "signer/signer_int.h"
 #include "signer/signer_proto.h"
 #include "util/log.h"
 
@@ -686,6 +687,80 @@ static void test_client(void **state)
     EVP_PKEY_free(k);
 }
 
+/* ---- the buffered operation log ---- */
+
+/* Reads what |fd| (a file) holds into |buf| of |cap| bytes. */
+static size_t read_all(int fd, char *buf, size_t cap)
+{
+    ssize_t r = pread(fd, buf, cap - 1, 0);
+
+    assert_true(r >= 0);
+    buf[r] = '\0';
+    return (size_t)r;
+}
+
+static void test_log_buffered(void **state)
+{
+    EVP_PKEY *k = gen_key("ec:P-256");
+    CA_SIGNER *local = ca_signer_new_pkey(k, NULL), *remote = NULL, *s2;
+    SIGNER_KEYS *keys = signer_keys_new();
+    char path[] = "/tmp/test_signer_log.XXXXXX", buf[8192], err[256];
+    unsigned char sig[SIGNER_MAX_SIG];
+    const char *p, *q;
+    size_t siglen;
+    int fd = mkstemp(path), i;
+    struct rig r;
+
+    assert_true(fd >= 0);
+    unlink(path);
+    log_set_level(LOG_INFO);
+    signer_log_set_buffered(fd);
+    assert_true(signer_keys_add(keys, local, "k", NULL, "log key"));
+    rig_start(&r, keys, 1, 1, NULL);
+    assert_int_equal(signer_client_lookup(r.client, "k", NULL, &remote, err,
+                                          sizeof(err)), CA_SIGNER_OK);
+    for (i = 0; i < 3; i++) {
+        siglen = sizeof(sig);
+        assert_true(ca_signer_sign_buf(remote, (const uint8_t *)"abc", 3, sig,
+                                       &siglen));
+    }
+    /* info lines wait in the buffer */
+    assert_int_equal(read_all(fd, buf, sizeof(buf)), 0);
+    signer_log_flush();
+    read_all(fd, buf, sizeof(buf));
+    p = strstr(buf, "info signer: lookup key=0 (log key) ref=k\n");
+    assert_non_null(p);
+    for (i = 0; i < 3; i++) {
+        q = strstr(p, "info signer: sign key=0 (log key) bytes=3 sha256="
+                      "ba7816bf8f01cfea us=");
+        assert_non_null(q);
+        p = q + strlen("info signer: sign");
+    }
+    assert_null(strstr(p, "signer: sign"));
+    /* a refusal is written at once, after the buffered lines */
+    siglen = sizeof(sig);
+    assert_true(ca_signer_sign_buf(remote, (const uint8_t *)"abc", 3, sig,
+                                   &siglen));
+    assert_int_equal(signer_client_lookup(r.client, "nokey", NULL, &s2, err,
+                                          sizeof(err)), CA_SIGNER_NOKEY);
+    read_all(fd, buf, sizeof(buf));
+    p = strstr(buf, "us=");
+    for (i = 0; i < 3; i++)
+        p = strstr(p + 1, "us=");
+    assert_non_null(p); /* the fourth signature */
+    q = strstr(p, "warn signer: lookup of key 'nokey'");
+    assert_non_null(q);
+    assert_non_null(strchr(q, '\n'));
+    ca_signer_free(remote);
+    rig_stop(&r, NULL);
+    signer_log_flush();
+    signer_log_set_buffered(-1);
+    log_set_level(LOG_ERROR);
+    close(fd);
+    ca_signer_free(local);
+    EVP_PKEY_free(k);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -693,6 +768,7 @@ int main(void)
         cmocka_unit_test(test_every_key_type),
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_client),
+        cmocka_unit_test(test_log_buffered),
     };
 
     log_set_level(LOG_ERROR); /* one line per signature otherwise */
