@@ -150,6 +150,12 @@ struct srv_alias {
     atomic_int crl_dirty;          /* revoked outside an rr since the last
                                     * CRL: the sweeper issues a new one */
     struct srv_enroll_limits enroll; /* per-requester limits */
+    struct srv_upstream *up;       /* mode = upstream: the upstream CMP
+                                    * server and how to reach it (owned),
+                                    * else NULL */
+    int answer_repeats;            /* a byte-identical repeat of an
+                                    * answered request gets the stored
+                                    * reply (srv_repeat.c) */
 };
 
 struct server {
@@ -203,6 +209,14 @@ struct srv_ctx {
     size_t out_len;
     int issued;                    /* a certificate was issued */
     int revoked;                   /* certificates revoked */
+    const unsigned char *req_der;  /* the request as received (depth 0),
+                                    * for forwarding and repeats */
+    size_t req_len;
+    int out_http;                  /* HTTP status of out_der (a relayed
+                                    * answer), 0 = from the reason */
+    int inner_refused;             /* a message of this nested wrapper was
+                                    * refused (its answer is not kept for
+                                    * repeats) */
 };
 
 /* --- srv_ctx.c: helpers shared by the handlers ---------------------- */
@@ -275,6 +289,36 @@ enum cmp_reason srv_auth_load_cert(struct srv_ctx *ctx, const X509_NAME *issuer,
 const struct srv_mode *srv_mode_find(const char *name);
 extern const struct srv_mode srv_mode_3gpp;
 extern const struct srv_mode srv_mode_ra;
+extern const struct srv_mode srv_mode_upstream;
+
+/* --- mode_upstream.c / op_forward.c: an RA in front of a CMP CA ------ */
+
+struct srv_upstream;
+/* Loads the upstream part of an [alias] with mode = upstream (instead of a
+ * CA and profile): the device policy, the RA's key and certificate (which
+ * also protect the alias's own answers), the upstream's URL, trust and
+ * form. Returns 1, or 0 with |err| set. */
+int srv_upstream_load(struct srv_alias *a, const struct conf *conf,
+                      const struct conf_section *sec, STORE *store, char *err,
+                      size_t errlen);
+void srv_upstream_free(struct srv_upstream *up);
+/* Applies the alias's device policy to ctx->req, forwards it to the
+ * upstream and puts the answer for the device into ctx->out_der. */
+enum cmp_reason srv_forward(struct srv_ctx *ctx, CMP_MSG **rsp);
+
+/* --- srv_repeat.c: byte-identical repeats get the stored reply ------- */
+
+/* If |der| was answered before on ctx's alias, sets *reply (malloc'ed)
+ * to the stored answer and returns 1; else 0. */
+int srv_repeat_lookup(struct srv_ctx *ctx, const unsigned char *der,
+                      size_t len, unsigned char **reply, size_t *reply_len);
+/* Stores |reply| as the answer to |der| (first answer kept). |upstream|
+ * marks a reply relayed from an upstream; |audit_action| (or NULL) adds an
+ * audit row in the same transaction. Returns 1 or 0. */
+int srv_repeat_store(struct srv_ctx *ctx, const unsigned char *der,
+                     size_t len, const unsigned char *reply,
+                     size_t reply_len, int upstream, int http_status,
+                     const char *audit_action, const char *audit_details);
 
 /* --- srv_txn.c: the only writer of the CMP transaction record ------- */
 

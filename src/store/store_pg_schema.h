@@ -142,6 +142,17 @@ static const char *const store_pg_migrations[] = {
     "ALTER TABLE cmp_txn ADD COLUMN req_nonce bytea;",
     /* 6: as SQLite's 7: per-requester enrollment limits */
     "CREATE INDEX IF NOT EXISTS cmp_txn_requester ON cmp_txn(requester, created);",
+    /* 7: as SQLite's 8: stored replies (byte-identical repeats, the
+     * messages an RA in upstream mode relayed) */
+    "CREATE TABLE cmp_txn_reply ("
+    "  req_sha256 bytea PRIMARY KEY,"
+    "  alias text COLLATE \"C\" NOT NULL,"
+    "  tid bytea,"
+    "  upstream integer NOT NULL DEFAULT 0,"
+    "  http integer NOT NULL,"
+    "  created bigint NOT NULL,"
+    "  reply bytea NOT NULL);"
+    "CREATE INDEX cmp_txn_reply_created ON cmp_txn_reply(created);",
 };
 
 #endif

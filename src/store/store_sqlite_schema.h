@@ -140,6 +140,18 @@ static const char *const store_sqlite_migrations[] = {
     /* 7: per-requester enrollment limits count a requester's recent and
      * unconfirmed transactions */
     "CREATE INDEX IF NOT EXISTS cmp_txn_requester ON cmp_txn(requester, created);",
+    /* 8: stored replies: a byte-identical repeat of a request gets the
+     * same answer (an RA's retried forward), and an RA in upstream mode
+     * records each message it relayed */
+    ("CREATE TABLE cmp_txn_reply ("
+     "  req_sha256 BLOB PRIMARY KEY,"
+     "  alias TEXT NOT NULL,"
+     "  tid BLOB,"
+     "  upstream INTEGER NOT NULL DEFAULT 0,"
+     "  http INTEGER NOT NULL,"
+     "  created INTEGER NOT NULL,"
+     "  reply BLOB NOT NULL) WITHOUT ROWID;"
+     "CREATE INDEX cmp_txn_reply_created ON cmp_txn_reply(created);"),
 };
 
 #endif

@@ -224,6 +224,7 @@ static void test_ra_migration(void **state)
             "ALTER TABLE vendor DROP COLUMN disabled;"
             "DROP TABLE vendor_crl;"
             "ALTER TABLE cmp_txn DROP COLUMN req_nonce;"
+            "DROP TABLE cmp_txn_reply;"
             "INSERT INTO ra(id,name,cert,sha256,created) VALUES(7,'old',"
             "x'300105',zeroblob(32),1234);"
             "INSERT INTO ra_alias(ra_id,alias) VALUES(7,'lab');"

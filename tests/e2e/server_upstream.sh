@@ -1,0 +1,231 @@
+#!/usr/bin/env bash
+# cmpca as the RA in front of a CA (mode = upstream), chained on loopback:
+# the stock openssl cmp client as the device -> cmpca RA -> cmpca CA in ra
+# mode (the RA registered with `cmpca ra add`). ir+certConf, kur+certConf,
+# rr and genm in the nested and the re-protected form, answers relayed or
+# re-protected; a device the RA refuses never reaches the CA; a refusal of
+# the CA reaches the device protected; a CA that is down or silent gives a
+# bounded systemUnavail (503); the RA restarted between ip and certConf;
+# byte-identical repeats get the stored answer and no second certificate.
+# shellcheck disable=SC2046
+. "$(dirname "$0")/lib.sh"
+
+e2e_pki 300s 24
+cat >>"$T/cmpca.conf" <<EOF
+[alias ra]
+mode = ra
+ca = issuing
+profile = radev
+vendors = acme
+allow_ra_verified = yes
+[alias rasetup]
+mode = 3gpp
+ca = issuing
+profile = racert
+vendors = acme
+[profile radev]
+validity = 30d
+subject = CN=\${request.CN},O=Operator
+key_usage = digitalSignature
+ext_key_usage = clientAuth
+[profile racert]
+validity = 30d
+subject = CN=RA \${vendor.serialNumber},O=Operator
+key_usage = digitalSignature
+ext_key_usage = 1.3.6.1.5.5.7.3.28,clientAuth
+EOF
+srv_start ca || exit 1
+CA_PORT=$PORT
+
+# The RA's certificate (id-kp-cmcRA) from the CA, registered there as an RA.
+newkey ra.key
+check "RA certificate from the CA" ocmp -path .well-known/cmp/p/rasetup -cmd ir \
+    $(dev_args SN-000024) -trusted oproot.pem -newkey ra.key -subject /CN=RA -certout ra.pem
+check "ra add upra (raVerified)" cli ra add --name upra --cert ra.pem --alias ra --ra-verified
+
+# The RA: its own store with the vendor and the allow-list (without
+# SN-000023: the RA refuses it), four aliases for the forms, one whose
+# upstream never answers.
+R=$T/ra
+mkdir -p "$R"
+cat "$T/ra.pem" "$T/issuing.pem" >"$R/ra-chain.pem"
+cp "$T/ra.key" "$R/ra.key"
+grep -v SN-000023 "$T/devs/allowlist.csv" >"$R/allow.csv"
+python3 -c 'import socket,time
+s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(64)
+open("'"$T"'/silent.port","w").write(str(s.getsockname()[1])); time.sleep(600)' &
+SILENT_PID=$!
+for i in $(seq 50); do [ -s "$T/silent.port" ] && break; sleep 0.1; done
+up_alias() {   # NAME FORM RESPONSE [URL]
+    cat <<EOF
+[alias $1]
+mode = upstream
+vendors = acme
+upstream_url = ${4:-http://127.0.0.1:$CA_PORT/.well-known/cmp/p/ra}
+upstream_trust = $T/oproot.pem
+ra_cert = $R/ra-chain.pem
+ra_key = $R/ra.key
+upstream_form = $2
+upstream_response = $3
+upstream_timeout = 2s
+upstream_retries = 1
+EOF
+}
+{
+    cat <<EOF
+[server]
+listen = 127.0.0.1:0
+sweep_interval = 1s
+$(serve_user_line)
+[store]
+path = ra.db
+EOF
+    up_alias nr nested relay
+    up_alias np nested reprotect
+    up_alias rr reprotect relay
+    up_alias rp reprotect reprotect
+    up_alias silent nested relay "http://127.0.0.1:$(cat "$T/silent.port")/x"
+} >"$R/cmpca.conf"
+rcli() { (cd "$R" && timeout 60 "$CMPCA" -c "$R/cmpca.conf" "$@"); }
+{
+    rcli vendor add --name acme --ca "$T/vendor/vendor-chain.pem" &&
+    rcli device import --vendor acme allow.csv
+} >"$T/rasetup.log" 2>&1 || { echo "Bail out! RA setup failed"; diag "$T/rasetup.log"; exit 1; }
+serve_user_own "$R"
+ra_start() {
+    rm -f "$R/ra.port"
+    (cd "$R" && exec "$CMPCA" -c "$R/cmpca.conf" serve --port-file "$R/ra.port" \
+        >>"$T/ra.log" 2>&1) &
+    PID_ra=$!
+    SERVERS="$SERVERS ra"
+    for i in $(seq 100); do [ -s "$R/ra.port" ] && break; sleep 0.1; done
+    [ -s "$R/ra.port" ] || { diag "$T/ra.log"; return 1; }
+    RA_PORT=$(cat "$R/ra.port")
+}
+check "RA starts (mode = upstream)" ra_start
+PORT=$RA_PORT
+
+# device SN ALIAS ARGS...: openssl cmp as device against RA alias ALIAS
+device() {
+    local a=$1; shift
+    PORT=$RA_PORT ocmp -path ".well-known/cmp/p/$a" -trusted oproot.pem "$@"
+}
+ca_serial_status() { PORT=$CA_PORT cert_status "$(serial_of "$1")"; }
+ra_rows() { sqlite3 "$R/ra.db" "SELECT count(*) FROM cmp_txn_reply WHERE upstream=1 $1"; }
+
+n_dev=1
+for a in nr np rr rp; do
+    sn=$(printf 'SN-%06d' $n_dev)
+    n_dev=$((n_dev + 1))
+    newkey "$a-1.key"
+    check "$a: ir+certConf of $sn through the RA" device "$a" -cmd ir $(dev_args "$sn") \
+        -newkey "$a-1.key" -subject "/CN=$sn" -certout "$a-1.pem"
+    is "$a: the CA issued it (valid in the CA's store)" "$(ca_serial_status "$a-1.pem")" valid
+    is "$a: issued by the operator CA" \
+        "$(openssl verify -CAfile "$T/oproot.pem" -untrusted "$T/issuing.pem" "$T/$a-1.pem" 2>&1 | tail -1)" \
+        "$T/$a-1.pem: OK"
+    newkey "$a-2.key"
+    check "$a: kur+certConf through the RA" device "$a" -cmd kur -cert "$a-1.pem" -key "$a-1.key" \
+        -extracerts opchain.pem -newkey "$a-2.key" -certout "$a-2.pem"
+    is "$a: the renewed certificate is valid" "$(ca_serial_status "$a-2.pem")" valid
+    check "$a: genm caCerts through the RA" device "$a" -cmd genm -infotype caCerts \
+        -cert "$a-2.pem" -key "$a-2.key" -extracerts opchain.pem
+    check "$a: rr through the RA" device "$a" -cmd rr -cert "$a-2.pem" -key "$a-2.key" \
+        -extracerts opchain.pem -oldcert "$a-2.pem" -revreason 1
+    is "$a: revoked in the CA's store" "$(ca_serial_status "$a-2.pem")" revoked
+done
+is "the RA recorded every relayed message (4 forms x ir,certConf,kur,certConf,genm,rr)" \
+    "$(ra_rows "")" 24
+is "the RA audited each relay" \
+    "$(rcli audit list --limit 0 --json | python3 -c 'import json,sys; print(sum(1 for a in json.load(sys.stdin) if a["action"]=="upstream.relay"))')" 24
+is "nested form: the CA logged nested inner messages" \
+    "$(grep -c 'alias=ra type=ir .*ra="upra" nested=1 outcome=accepted' "$T/ca.log")" 2
+is "reprotected form: raVerified ir signed by the RA at the CA" \
+    "$(grep -c 'alias=ra type=ir .*ra="upra" outcome=accepted' "$T/ca.log")" 2
+
+# A device the RA refuses (not on the RA's allow-list): protected by the
+# RA, nothing sent upstream.
+c0=$(PORT=$CA_PORT cert_count); a0=$(PORT=$CA_PORT audit_count); r0=$(ra_rows "")
+newkey x.key
+device nr -cmd ir $(dev_args SN-000023) -newkey x.key -subject /CN=x -certout x.pem -rspout refused.rsp \
+    >"$T/o.out" 2>&1
+expect_error "device not on the RA's allow-list" 200 200 refused.rsp notAuthorized
+is "refused at the RA: the CA issued nothing" "$(PORT=$CA_PORT cert_count)" "$c0"
+is "refused at the RA: no audit row at the CA" "$(PORT=$CA_PORT audit_count)" "$a0"
+is "refused at the RA: nothing relayed" "$(ra_rows "")" "$r0"
+is "refused at the RA: signed by the RA" "$(field refused.rsp sender)" "CN=RA SN-000024,O=Operator"
+
+# A refusal of the CA reaches the device protected (SN-000001 is enrolled
+# already: the CA's 3GPP check of the nested ir refuses it).
+newkey y.key
+device nr -cmd ir $(dev_args SN-000001) -newkey y.key -subject /CN=y -certout y.pem -rspout caref.rsp \
+    >"$T/o.out" 2>&1
+expect_error "the CA's refusal relayed" 200 200 caref.rsp notAuthorized
+grep -q 'alias=ra type=nested\|alias=ra type=ir .*outcome=rejected' "$T/ca.log" \
+    && ok "the refusal was the CA's" || nok "the refusal was the CA's"
+is "the CA's refusal is signed by the CA" "$(field caref.rsp sender)" "CN=Issuing CA,O=Operator"
+
+# The RA restarted between ip and certConf.
+sn=SN-000010
+newkey rs.key
+device nr -cmd ir -disable_confirm $(dev_args $sn) -newkey rs.key -subject /CN=$sn \
+    -certout rs.pem -reqout rs-ir.der -rspout rs-ip.der >"$T/o.out" 2>&1
+is "ir without certConf: $sn pending at the CA" "$(PORT=$CA_PORT dev_state $sn)" pending
+srv_stop ra
+check "RA restarted" ra_start
+PORT=$RA_PORT
+"$CRAFT" certconf --ip "$T/rs-ip.der" --req "$T/rs-ir.der" --key "$T/devs/$sn/key.pem" \
+    --out "$T/rs-cc.der"
+h=$(post rs-cc.der rs-cc.rsp application/pkixcmp /.well-known/cmp/p/nr)
+is "certConf after the RA's restart: pkiConf" "$h/$(field rs-cc.rsp body)" 200/pkiconf
+is "$sn enrolled at the CA" "$(PORT=$CA_PORT dev_state $sn)" enrolled
+
+# Repeats: the device's ir again at the RA gets the recorded ip (no second
+# forward); an RA-signed ir repeated at the CA gets the same reply.
+c0=$(PORT=$CA_PORT cert_count)
+h=$(post rs-ir.der rs-ip2.der application/pkixcmp /.well-known/cmp/p/nr)
+is "repeated ir at the RA: HTTP 200" "$h" 200
+cmp -s "$T/rs-ip.der" "$T/rs-ip2.der" && ok "repeated ir at the RA: the same ip" \
+    || nok "repeated ir at the RA: the same ip"
+newkey rp.key
+PORT=$CA_PORT ocmp -path .well-known/cmp/p/ra -cert ra.pem -key ra.key -extracerts opchain.pem \
+    -trusted oproot.pem -cmd ir -disable_confirm -newkey rp.key -subject /CN=rep \
+    -reqout rep-ir.der -rspout rep-ip.der -certout rep.pem >"$T/o.out" 2>&1
+c1=$(PORT=$CA_PORT cert_count)
+h=$(PORT=$CA_PORT post rep-ir.der rep-ip2.der application/pkixcmp /.well-known/cmp/p/ra)
+is "byte-identical ir repeated at the CA: HTTP 200" "$h" 200
+cmp -s "$T/rep-ip.der" "$T/rep-ip2.der" && ok "repeated ir at the CA: the same stored ip" \
+    || nok "repeated ir at the CA: the same stored ip"
+is "repeated ir at the CA: no second certificate" "$(PORT=$CA_PORT cert_count)" "$c1"
+is "no certificate from the RA's repeat either" "$((c1 - c0))" 1
+
+# The upstream silent or down: bounded systemUnavail, HTTP 503 (the
+# timeout is 2 s, one retry: 4 s at most; openssl cmp does not keep a 503
+# body, so its request is posted again with curl).
+newkey z.key
+t0=$(date +%s.%N)
+PORT=$RA_PORT ocmp -path .well-known/cmp/p/silent -trusted oproot.pem -cmd ir \
+    $(dev_args SN-000011) -newkey z.key -subject /CN=z -certout z.pem -reqout silent-ir.der \
+    >"$T/o.out" 2>&1
+t1=$(date +%s.%N)
+ms=$(python3 -c "print(int(($t1-$t0)*1000))")
+[ "$ms" -ge 1800 ] && [ "$ms" -le 4500 ] && ok "silent upstream: answered in ${ms} ms (bound 4 s)" \
+    || nok "silent upstream: answered in ${ms} ms (bound 4 s)"
+echo "# silent upstream: systemUnavail after $ms ms"
+h=$(PORT=$RA_PORT post silent-ir.der silent.rsp application/pkixcmp /.well-known/cmp/p/silent)
+expect_error "silent upstream" "$h" 503 silent.rsp systemUnavail
+is "silent upstream: nothing recorded" "$(ra_rows "AND alias='silent'")" 0
+srv_stop ca
+t0=$(date +%s.%N)
+device nr -cmd ir $(dev_args SN-000012) -newkey z.key -subject /CN=z -certout z.pem \
+    -reqout down-ir.der >"$T/o.out" 2>&1
+t1=$(date +%s.%N)
+ms=$(python3 -c "print(int(($t1-$t0)*1000))")
+echo "# CA stopped: systemUnavail after $ms ms"
+h=$(PORT=$RA_PORT post down-ir.der down.rsp application/pkixcmp /.well-known/cmp/p/nr)
+expect_error "CA stopped" "$h" 503 down.rsp systemUnavail
+[ "$ms" -le 4500 ] && ok "CA stopped: answered in ${ms} ms" || nok "CA stopped: answered in ${ms} ms"
+is "RA still serves" "$(PORT=$RA_PORT health)" 200
+kill "$SILENT_PID" 2>/dev/null
+wait "$SILENT_PID" 2>/dev/null
+e2e_done
