@@ -153,6 +153,7 @@ void srv_upstream_free(struct srv_upstream *up)
     upclient_free(up->uc);
     free(up->url);
     X509_STORE_free(up->trust);
+    sk_X509_pop_free(up->anchors, X509_free);
     X509_free(up->ra_cert);
     sk_X509_pop_free(up->ra_chain, X509_free);
     ca_signer_free(up->ra_signer);
@@ -432,6 +433,8 @@ int srv_upstream_load(struct srv_alias *a, const struct conf *conf,
     for (i = 0; i < sk_X509_num(anchors); i++)
         if (!X509_STORE_add_cert(up->trust, sk_X509_value(anchors, i)))
             goto end;
+    up->anchors = anchors;
+    anchors = NULL;
     if (!mode_up_load_ra(a, up, conf, sec, err, errlen)
         || !mode_up_load_client(a, up, conf, sec, err, errlen))
         goto end;

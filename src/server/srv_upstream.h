@@ -26,6 +26,9 @@ struct srv_upstream {
     X509_STORE *trust;             /* anchors of the upstream's answers
                                     * (and of the operator certificates
                                     * devices renew and revoke with) */
+    STACK_OF(X509) *anchors;       /* the same certificates: an upstream
+                                    * that sends no extraCerts signs with
+                                    * one of them */
     X509 *ra_cert;                 /* the RA's certificate */
     STACK_OF(X509) *ra_chain;      /* ra_cert, then its chain */
     CA_SIGNER *ra_signer;          /* its key (owned) */

@@ -56,13 +56,14 @@ s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(64)
 open("'"$T"'/silent.port","w").write(str(s.getsockname()[1])); time.sleep(600)' &
 SILENT_PID=$!
 for i in $(seq 50); do [ -s "$T/silent.port" ] && break; sleep 0.1; done
-up_alias() {   # NAME FORM RESPONSE [URL]
+MOCK_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+up_alias() {   # NAME FORM RESPONSE [URL] [TRUST]
     cat <<EOF
 [alias $1]
 mode = upstream
 vendors = acme
 upstream_url = ${4:-http://127.0.0.1:$CA_PORT/.well-known/cmp/p/ra}
-upstream_trust = $T/oproot.pem
+upstream_trust = ${5:-$T/oproot.pem}
 ra_cert = $R/ra-chain.pem
 ra_key = $R/ra.key
 upstream_form = $2
@@ -85,7 +86,17 @@ EOF
     up_alias rr reprotect relay
     up_alias rp reprotect reprotect
     up_alias silent nested relay "http://127.0.0.1:$(cat "$T/silent.port")/x"
+    up_alias mock reprotect reprotect "http://127.0.0.1:$MOCK_PORT/" "$T/mock.pem"
 } >"$R/cmpca.conf"
+# An independent upstream: the stock openssl cmp mock server with its own
+# CA, which answers every ir with one fixed certificate (for key mk.key).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=Mock CA" \
+    -keyout "$T/mock.key" -out "$T/mock.pem" -days 30 \
+    -addext keyUsage=critical,keyCertSign,cRLSign,digitalSignature >/dev/null 2>&1
+newkey mk.key
+openssl req -new -key "$T/mk.key" -subj /CN=mockdev -out "$T/mk.csr" 2>/dev/null
+openssl x509 -req -in "$T/mk.csr" -CA "$T/mock.pem" -CAkey "$T/mock.key" -CAcreateserial \
+    -days 30 -out "$T/mk.pem" 2>/dev/null
 rcli() { (cd "$R" && timeout 60 "$CMPCA" -c "$R/cmpca.conf" "$@"); }
 {
     rcli vendor add --name acme --ca "$T/vendor/vendor-chain.pem" &&
@@ -198,6 +209,26 @@ cmp -s "$T/rep-ip.der" "$T/rep-ip2.der" && ok "repeated ir at the CA: the same s
     || nok "repeated ir at the CA: the same stored ip"
 is "repeated ir at the CA: no second certificate" "$(PORT=$CA_PORT cert_count)" "$c1"
 is "no certificate from the RA's repeat either" "$((c1 - c0))" 1
+
+# device -> cmpca RA (re-protected, raVerified) -> openssl cmp mock server
+# (trusts the operator root for the RA's signature, accepts raVerified);
+# one transaction: ir and certConf.
+(cd "$T" && exec timeout 60 openssl cmp -port "$MOCK_PORT" -srv_cert mock.pem -srv_key mock.key \
+    -srv_trusted oproot.pem -srv_untrusted issuing.pem -rsp_cert mk.pem -rsp_capubs mock.pem \
+    -accept_raverified -max_msgs 2 >"$T/mock.log" 2>&1) &
+MOCK_PID=$!
+for i in $(seq 50); do
+    python3 -c "import socket; socket.create_connection(('127.0.0.1', $MOCK_PORT), 1)" 2>/dev/null && break
+    sleep 0.1
+done
+check "ir+certConf through the RA to the openssl mock server" device mock -cmd ir \
+    $(dev_args SN-000013) -newkey mk.key -subject /CN=mockdev -certout mock-dev.pem
+cmp -s "$T/mk.pem" <(openssl x509 -in "$T/mock-dev.pem") && ok "the mock server's certificate arrived" \
+    || nok "the mock server's certificate arrived"
+wait "$MOCK_PID" 2>/dev/null
+[ "$(grep -c "Received request" "$T/mock.log")" = 2 ] && ok "the mock server got two requests (ir, certConf)" \
+    || { nok "the mock server got two requests (ir, certConf)"; diag "$T/mock.log"; }
+is "mock: ir and certConf recorded by the RA" "$(ra_rows "AND alias='mock'")" 2
 
 # The upstream silent or down: bounded systemUnavail, HTTP 503 (the
 # timeout is 2 s, one retry: 4 s at most; openssl cmp does not keep a 503
