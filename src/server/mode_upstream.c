@@ -160,6 +160,7 @@ void srv_upstream_free(struct srv_upstream *up)
     if (up->mac != NULL)
         OPENSSL_clear_free(up->mac, up->mac_len);
     ASN1_OCTET_STRING_free(up->ra_kid);
+    pthread_mutex_destroy(&up->seen_lock);
     free(up);
 }
 
@@ -314,6 +315,7 @@ int srv_upstream_load(struct srv_alias *a, const struct conf *conf,
 
     if (up == NULL)
         return 0;
+    pthread_mutex_init(&up->seen_lock, NULL);
     a->up = up;
     dm = conf_get(sec, "device_mode");
     if ((up->device_mode = srv_mode_find(dm != NULL ? dm : "3gpp"))

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define SRV_FWD_MAC_ITER 10000
 #define SRV_OID_ORIG_PKIMESSAGE "1.3.6.1.5.5.7.4.15"   /* id-it 15 */
@@ -229,16 +230,84 @@ static X509 *srv_fwd_anchor_signer(const struct srv_upstream *up,
     return NULL;
 }
 
+/* Was the path of signer |sha| validated less than five minutes ago (and
+ * before the first notAfter of its chain)? */
+static int srv_fwd_seen(struct srv_upstream *up, const unsigned char *sha,
+                        time_t now)
+{
+    int i, hit = 0;
+
+    pthread_mutex_lock(&up->seen_lock);
+    for (i = 0; i < SRV_UP_SEEN && !hit; i++)
+        hit = up->seen[i].until > now
+            && memcmp(up->seen[i].sha256, sha, 32) == 0;
+    pthread_mutex_unlock(&up->seen_lock);
+    return hit;
+}
+
+static void srv_fwd_remember(struct srv_upstream *up, const unsigned char *sha,
+                             STACK_OF(X509) *chain, time_t now)
+{
+    time_t until = now + 300, t;
+    int i, slot = 0;
+
+    for (i = 0; i < sk_X509_num(chain); i++) {
+        struct tm tm;
+
+        if (ASN1_TIME_to_tm(X509_get0_notAfter(sk_X509_value(chain, i)), &tm)
+            && (t = timegm(&tm)) < until)
+            until = t;
+        (void)cmp_cert_cache_keep(sk_X509_value(chain, i));
+    }
+    pthread_mutex_lock(&up->seen_lock);
+    for (i = 1; i < SRV_UP_SEEN; i++)
+        if (up->seen[i].until < up->seen[slot].until)
+            slot = i;
+    memcpy(up->seen[slot].sha256, sha, 32);
+    up->seen[slot].until = until;
+    pthread_mutex_unlock(&up->seen_lock);
+}
+
+/* The upstream signer's path validates to upstream_trust now; remembered. */
+static enum cmp_reason srv_fwd_path(struct srv_ctx *ctx, X509 *signer,
+                                    STACK_OF(X509) *untrusted,
+                                    const unsigned char *sha)
+{
+    struct srv_upstream *up = ctx->alias->up;
+    X509_STORE_CTX *sctx = NULL;
+    enum cmp_reason r = CMP_R_OK;
+
+    if ((sctx = X509_STORE_CTX_new()) == NULL
+        || !X509_STORE_CTX_init(sctx, up->trust, signer, untrusted)) {
+        r = srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "verify context");
+        goto end;
+    }
+    X509_STORE_CTX_set_time(sctx, 0, ctx->now);
+    if (X509_verify_cert(sctx) <= 0) {
+        r = srv_fail(ctx, CMP_R_SYSTEM_FAILURE,
+                     "the upstream's signer is not trusted: %s",
+                     X509_verify_cert_error_string(
+                         X509_STORE_CTX_get_error(sctx)));
+        goto end;
+    }
+    srv_fwd_remember(up, sha, X509_STORE_CTX_get0_chain(sctx), ctx->now);
+ end:
+    X509_STORE_CTX_free(sctx);
+    ERR_clear_error();
+    return r;
+}
+
 /* The upstream's answer decodes, is protected by a signer that chains to
  * upstream_trust (or with the MAC secret) and answers this request. */
 static enum cmp_reason srv_fwd_check_answer(struct srv_ctx *ctx,
                                             const unsigned char *der,
                                             size_t len, CMP_MSG **out)
 {
-    const struct srv_upstream *up = ctx->alias->up;
-    X509_STORE_CTX *sctx = NULL;
+    struct srv_upstream *up = ctx->alias->up;
     CMP_MSG *m = NULL;
     X509 *signer = NULL;
+    unsigned char sha[32];
+    unsigned int shalen = 0;
     enum cmp_reason r;
 
     *out = NULL;
@@ -271,19 +340,13 @@ static enum cmp_reason srv_fwd_check_answer(struct srv_ctx *ctx,
                          cmp_reason_text(r));
             goto end;
         }
-        if ((sctx = X509_STORE_CTX_new()) == NULL
-            || !X509_STORE_CTX_init(sctx, up->trust, signer, m->extraCerts)) {
-            r = srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "verify context");
+        if (!X509_digest(signer, EVP_sha256(), sha, &shalen)) {
+            r = srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "digest");
             goto end;
         }
-        X509_STORE_CTX_set_time(sctx, 0, ctx->now);
-        if (X509_verify_cert(sctx) <= 0) {
-            r = srv_fail(ctx, CMP_R_SYSTEM_FAILURE,
-                         "the upstream's signer is not trusted: %s",
-                         X509_verify_cert_error_string(
-                             X509_STORE_CTX_get_error(sctx)));
+        if (!srv_fwd_seen(up, sha, ctx->now)
+            && (r = srv_fwd_path(ctx, signer, m->extraCerts, sha)) != CMP_R_OK)
             goto end;
-        }
     }
     if (!srv_fwd_octets_eq(m->header->transactionID,
                            ctx->req->header->transactionID)
@@ -297,7 +360,6 @@ static enum cmp_reason srv_fwd_check_answer(struct srv_ctx *ctx,
     m = NULL;
     r = CMP_R_OK;
  end:
-    X509_STORE_CTX_free(sctx);
     CMP_MSG_free(m);
     ERR_clear_error();
     return r;

@@ -17,6 +17,8 @@ enum srv_up_form {
                              * raVerified, origPKIMessage */
 };
 
+#define SRV_UP_SEEN 16              /* validated upstream signers kept */
+
 struct srv_upstream {
     UPCLIENT *uc;
     char *url;
@@ -36,6 +38,12 @@ struct srv_upstream {
                                     * signature, or NULL */
     size_t mac_len;
     ASN1_OCTET_STRING *ra_kid;     /* the RA certificate's SKI */
+    pthread_mutex_t seen_lock;     /* guards seen */
+    struct {                       /* upstream signers whose path validated:
+                                    * SHA-256, until when (5 min at most) */
+        unsigned char sha256[32];
+        time_t until;
+    } seen[SRV_UP_SEEN];
 };
 
 #endif
