@@ -147,8 +147,12 @@ med() {
 errs() { grep -o " errors=[^ ]*" "$T/$1.res" | cut -d= -f2 | paste -sd+ | bc; }
 DT=$(med direct tps); RT=$(med ra tps)
 DP=$(med direct txn_p50); RP=$(med ra txn_p50); DQ=$(med direct txn_p99); RQ=$(med ra txn_p99)
+DC=$(med direct server_cpu_ms); RC=$(med ra server_cpu_ms)
 echo "ir+certConf, $THREADS connections, medians of $RUNS alternating runs of ${DUR}s ($FORM, $RESPONSE):"
-printf '  %-16s %8s enrollments/s  txn p50 %7s ms  p99 %7s ms  errors %s\n' direct "$DT" "$DP" "$DQ" "$(errs direct)"
-printf '  %-16s %8s enrollments/s  txn p50 %7s ms  p99 %7s ms  errors %s\n' "through the RA" "$RT" "$RP" "$RQ" "$(errs ra)"
-awk -v a="$RT" -v b="$DT" -v c="$RP" -v d="$DP" \
-    'BEGIN { printf "RESULT direct_tps=%s ra_tps=%s tps_ratio=%.3f direct_p50_ms=%s ra_p50_ms=%s added_p50_ms=%.3f\n", b, a, a / b, d, c, c - d }'
+printf '  %-16s %8s enrollments/s  txn p50 %7s ms  p99 %7s ms  errors %s  CA CPU %s ms/enrollment\n' \
+    direct "$DT" "$DP" "$DQ" "$(errs direct)" "$DC"
+printf '  %-16s %8s enrollments/s  txn p50 %7s ms  p99 %7s ms  errors %s  RA CPU %s ms/enrollment\n' \
+    "through the RA" "$RT" "$RP" "$RQ" "$(errs ra)" "$RC"
+echo "  (CPU: the network process of the server loadgen talks to; load average: $(cut -d' ' -f1-3 /proc/loadavg))"
+awk -v a="$RT" -v b="$DT" -v c="$RP" -v d="$DP" -v e="$DC" -v f="$RC" \
+    'BEGIN { printf "RESULT direct_tps=%s ra_tps=%s tps_ratio=%.3f direct_p50_ms=%s ra_p50_ms=%s added_p50_ms=%.3f ca_cpu_ms=%s ra_cpu_ms=%s\n", b, a, a / b, d, c, c - d, e, f }'

@@ -157,7 +157,10 @@ static enum cmp_reason srv_fwd_build(struct srv_ctx *ctx, unsigned char **der,
     CMP_MSG *copy = NULL, *out = NULL;
     int type = ctx->req->body->type, ok = 0;
 
-    if ((copy = CMP_MSG_dup(ctx->req)) == NULL)
+    /* a copy decoded from the bytes received: its certificates come from
+     * the decode cache (CMP_MSG_dup would decode every public key again) */
+    if (cmp_msg_decode(ctx->req_der, ctx->req_len, &ctx->srv->limits, &copy)
+        != CMP_R_OK)
         goto end;
     if (up->form == SRV_UP_NESTED) {
         if ((inner = sk_CMP_MSG_new_null()) == NULL
