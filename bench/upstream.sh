@@ -6,7 +6,8 @@
 # alternating direct / through the RA RUNS times. Prints the medians of
 # enrollments/s and transaction latency, and the latency the RA adds.
 # Env: RUNS (3), DUR (5 s), THREADS (8), NDEV (200), FORM (nested |
-# reprotect), RESPONSE (relay | reprotect), BUILD (build/release).
+# reprotect), RESPONSE (relay | reprotect), REPEATS (answer_repeats on the
+# CA's ra aliases: yes | no), BUILD (build/release).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -51,11 +52,13 @@ profile = device
 vendors = acme
 allow_reenroll = yes
 allow_ra_verified = yes
+answer_repeats = ${REPEATS:-yes}
 [alias rap]
 mode = ra
 ca = issuing
 profile = radev
 allow_ra_verified = yes
+answer_repeats = ${REPEATS:-yes}
 [alias rasetup]
 mode = 3gpp
 ca = issuing
