@@ -257,6 +257,13 @@ h=$(PORT=$RA_PORT post down-ir.der down.rsp application/pkixcmp /.well-known/cmp
 expect_error "CA stopped" "$h" 503 down.rsp systemUnavail
 [ "$ms" -le 4500 ] && ok "CA stopped: answered in ${ms} ms" || nok "CA stopped: answered in ${ms} ms"
 is "RA still serves" "$(PORT=$RA_PORT health)" 200
+curl -s --max-time 10 "http://127.0.0.1:$RA_PORT/metrics" >"$T/ra-metrics.txt"
+grep -Eq 'cmpca_upstream_requests_total\{alias="nr"\} [1-9]' "$T/ra-metrics.txt" \
+    && ok "metrics: upstream requests of alias nr counted" \
+    || { nok "metrics: upstream requests of alias nr counted"; grep upstream "$T/ra-metrics.txt" | head -5 | diag /dev/stdin; }
+grep -Eq 'cmpca_upstream_errors_total\{alias="silent",kind="timeout"\} [1-9]' "$T/ra-metrics.txt" \
+    && ok "metrics: the silent upstream's timeouts counted" \
+    || { nok "metrics: the silent upstream's timeouts counted"; grep upstream_errors "$T/ra-metrics.txt" | head -8 | diag /dev/stdin; }
 kill "$SILENT_PID" 2>/dev/null
 wait "$SILENT_PID" 2>/dev/null
 e2e_done
