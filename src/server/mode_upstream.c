@@ -360,12 +360,23 @@ int srv_upstream_load(struct srv_alias *a, const struct conf *conf,
     }
     up->rsp_reprotect = rsp != NULL && strcmp(rsp, "reprotect") == 0;
     unav = conf_get(sec, "upstream_unavailable");
-    if (unav != NULL && strcmp(unav, "error") != 0) {
+    if (unav != NULL && strcmp(unav, "error") != 0 && strcmp(unav, "wait") != 0) {
         conf_err(conf, sec->line, err, errlen,
-                 "[alias %s]: upstream_unavailable: only 'error' "
-                 "(systemUnavail) is offered", a->name);
+                 "[alias %s]: upstream_unavailable must be error or wait",
+                 a->name);
         goto end;
     }
+    up->wait = unav != NULL && strcmp(unav, "wait") == 0;
+    if (up->wait && !up->rsp_reprotect) {
+        /* the answer to a pollReq carries the pollReq's nonce */
+        conf_err(conf, sec->line, err, errlen,
+                 "[alias %s]: upstream_unavailable = wait needs "
+                 "upstream_response = reprotect", a->name);
+        goto end;
+    }
+    if (!conf_get_duration(conf, sec, "upstream_poll_after", 5, 1, 3600,
+                           &up->poll_after, err, errlen))
+        goto end;
     if ((mac = conf_get(sec, "upstream_mac_secret")) != NULL) {
         char serr[200];
 

@@ -301,10 +301,14 @@ static enum cmp_reason srv_fwd_path(struct srv_ctx *ctx, X509 *signer,
 }
 
 /* The upstream's answer decodes, is protected by a signer that chains to
- * upstream_trust (or with the MAC secret) and answers this request. */
+ * upstream_trust (or with the MAC secret) and answers this request (its
+ * transactionID, |nonce| - the device request's senderNonce - as
+ * recipNonce). */
 static enum cmp_reason srv_fwd_check_answer(struct srv_ctx *ctx,
                                             const unsigned char *der,
-                                            size_t len, CMP_MSG **out)
+                                            size_t len,
+                                            const ASN1_OCTET_STRING *nonce,
+                                            CMP_MSG **out)
 {
     struct srv_upstream *up = ctx->alias->up;
     CMP_MSG *m = NULL;
@@ -353,8 +357,7 @@ static enum cmp_reason srv_fwd_check_answer(struct srv_ctx *ctx,
     }
     if (!srv_fwd_octets_eq(m->header->transactionID,
                            ctx->req->header->transactionID)
-        || !srv_fwd_octets_eq(m->header->recipNonce,
-                              ctx->req->header->senderNonce)) {
+        || !srv_fwd_octets_eq(m->header->recipNonce, nonce)) {
         r = srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "the upstream's answer is "
                      "for another transactionID or nonce");
         goto end;
@@ -380,6 +383,12 @@ static enum cmp_reason srv_fwd_reprotect(struct srv_ctx *ctx, CMP_MSG *m,
     int ok;
 
     m->extraCerts = NULL;
+    /* the device's latest message (a pollReq after "waiting") */
+    if (h->recipNonce == NULL || rh->senderNonce == NULL
+        || !ASN1_STRING_copy(h->recipNonce, rh->senderNonce)) {
+        sk_X509_pop_free(theirs, X509_free);
+        return srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "re-protecting the answer");
+    }
     GENERAL_NAME_free(h->recipient);
     h->recipient = rh->sender != NULL ? GENERAL_NAME_dup(rh->sender)
                                       : GENERAL_NAME_dup(ctx->alias->rsp_nobody);
@@ -390,6 +399,115 @@ static enum cmp_reason srv_fwd_reprotect(struct srv_ctx *ctx, CMP_MSG *m,
     ERR_clear_error();
     return ok ? CMP_R_OK
               : srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "re-protecting the answer");
+}
+
+/* The key of a request waiting for the upstream (upstream_unavailable =
+ * wait): "upstream-pending", the alias and the transactionID. */
+static size_t srv_fwd_pending_key(const struct srv_ctx *ctx, unsigned char *buf,
+                                  size_t cap)
+{
+    const ASN1_OCTET_STRING *tid = ctx->req->header->transactionID;
+    size_t an = strlen(ctx->alias->name), tl;
+    static const char tag[] = "upstream-pending";
+
+    if (tid == NULL)
+        return 0;
+    tl = (size_t)ASN1_STRING_length(tid);
+    if (sizeof(tag) + an + 1 + tl > cap)
+        return 0;
+    memcpy(buf, tag, sizeof(tag));
+    memcpy(buf + sizeof(tag), ctx->alias->name, an + 1);
+    memcpy(buf + sizeof(tag) + an + 1, ASN1_STRING_get0_data(tid), tl);
+    return sizeof(tag) + an + 1 + tl;
+}
+
+/* The upstream did not take a certificate request: kept (the message as
+ * forwarded) and answered "waiting"; the device's pollReq sends it again. */
+static enum cmp_reason srv_fwd_waiting(struct srv_ctx *ctx,
+                                       const unsigned char *fwd, size_t len,
+                                       const char *why, CMP_MSG **rsp)
+{
+    int type = ctx->req->body->type;
+    unsigned char key[300];
+    size_t kl = srv_fwd_pending_key(ctx, key, sizeof(key));
+    char text[360];
+
+    if (kl == 0
+        || !srv_repeat_store(ctx, key, kl, fwd, len, 2, 0, "upstream.wait",
+                             NULL))
+        return srv_fail(ctx, CMP_R_SYSTEM_UNAVAIL, "%s (not kept for polling)",
+                        why);
+    snprintf(text, sizeof(text), "the CA is not reachable (%s): poll", why);
+    if ((*rsp = srv_rsp_new(ctx, type == CMP_BODY_IR ? CMP_BODY_IP
+                                 : type == CMP_BODY_KUR ? CMP_BODY_KUP
+                                 : CMP_BODY_CP)) == NULL
+        || !cmp_body_set_certrep(*rsp, ctx->cert_req_id,
+                                 cmp_pkisi_new(CMP_STATUS_WAITING, -1, text),
+                                 NULL, 0, NULL)) {
+        CMP_MSG_free(*rsp);
+        *rsp = NULL;
+        return srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "waiting response");
+    }
+    log_msg(LOG_WARN, "alias=%s device=\"%s\" upstream unavailable: answered "
+            "waiting (%s)", ctx->alias->name, ctx->device_label, why);
+    return CMP_R_OK;
+}
+
+/* A pollReq for a request kept by srv_fwd_waiting: sent again; the
+ * upstream's answer goes to the device re-protected for the pollReq, or
+ * pollRep again while the upstream still does not answer. */
+static enum cmp_reason srv_fwd_poll(struct srv_ctx *ctx,
+                                    const unsigned char *fwd, size_t len,
+                                    CMP_MSG **rsp)
+{
+    struct srv_upstream *up = ctx->alias->up;
+    const STACK_OF(CMP_POLLREQ) *pr = ctx->req->body->value.pollReq;
+    unsigned char *ans = NULL;
+    size_t ans_len = 0;
+    CMP_MSG *orig = NULL, *answer = NULL;
+    long http = 0, crid = 0;
+    enum upclient_rc urc;
+    enum cmp_reason r;
+    char uerr[256], details[160];
+
+    if (sk_CMP_POLLREQ_num(pr) > 0)
+        crid = ASN1_INTEGER_get(sk_CMP_POLLREQ_value(pr, 0)->certReqId);
+    if ((r = cmp_msg_decode(fwd, len, &ctx->srv->limits, &orig)) != CMP_R_OK) {
+        r = srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "the kept request");
+        goto end;
+    }
+    uerr[0] = '\0';
+    urc = upclient_post(up->uc, fwd, len, &ans, &ans_len, &http, uerr,
+                        sizeof(uerr));
+    if (urc != UPCLIENT_OK) {
+        if ((*rsp = srv_rsp_new(ctx, CMP_BODY_POLLREP)) == NULL
+            || !cmp_body_set_pollrep(*rsp, crid, up->poll_after)) {
+            CMP_MSG_free(*rsp);
+            *rsp = NULL;
+            r = srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "pollRep");
+            goto end;
+        }
+        r = CMP_R_OK;
+        goto end;
+    }
+    if ((r = srv_fwd_check_answer(ctx, ans, ans_len, orig->header->senderNonce,
+                                  &answer)) != CMP_R_OK
+        || (r = srv_fwd_reprotect(ctx, answer, &ctx->out_der, &ctx->out_len))
+           != CMP_R_OK)
+        goto end;
+    ctx->out_http = http >= 200 && http < 600 ? (int)http : 200;
+    snprintf(details, sizeof(details),
+             "{\"type\":\"pollReq\",\"answer\":\"%s\",\"resent\":true,"
+             "\"http\":%ld}", cmp_body_type_name(answer->body->type), http);
+    (void)srv_repeat_store(ctx, ctx->req_der, ctx->req_len, ctx->out_der,
+                           ctx->out_len, 1, ctx->out_http, "upstream.relay",
+                           details);
+    r = CMP_R_OK;
+ end:
+    OPENSSL_free(ans);
+    CMP_MSG_free(orig);
+    CMP_MSG_free(answer);
+    return r;
 }
 
 enum cmp_reason srv_forward(struct srv_ctx *ctx, CMP_MSG **rsp)
@@ -431,6 +549,15 @@ enum cmp_reason srv_forward(struct srv_ctx *ctx, CMP_MSG **rsp)
                      cmp_body_type_name(type));
         goto end;
     }
+    if (ctx->op == SRV_OP_POLL && up->wait) {
+        unsigned char key[300];
+        size_t kl = srv_fwd_pending_key(ctx, key, sizeof(key));
+
+        if (kl > 0 && srv_repeat_lookup(ctx, key, kl, &stored, &stored_len)) {
+            r = srv_fwd_poll(ctx, stored, stored_len, rsp);
+            goto end;
+        }
+    }
     if (srv_fwd_is_certreq(type) && (r = srv_fwd_pop(ctx)) != CMP_R_OK)
         goto end;
     srv_read_end(ctx);
@@ -440,11 +567,18 @@ enum cmp_reason srv_forward(struct srv_ctx *ctx, CMP_MSG **rsp)
     urc = upclient_post(up->uc, fwd, fwd_len, &ans, &ans_len, &http, uerr,
                         sizeof(uerr));
     if (urc != UPCLIENT_OK) {
-        r = srv_fail(ctx, CMP_R_SYSTEM_UNAVAIL, "upstream %s: %s%s%s",
-                     upclient_rc_name(urc), up->url, uerr[0] ? ": " : "", uerr);
+        char why[300];
+
+        snprintf(why, sizeof(why), "upstream %s: %s%s%s", upclient_rc_name(urc),
+                 up->url, uerr[0] ? ": " : "", uerr);
+        r = up->wait && srv_fwd_is_certreq(type)
+            ? srv_fwd_waiting(ctx, fwd, fwd_len, why, rsp)
+            : srv_fail(ctx, CMP_R_SYSTEM_UNAVAIL, "%s", why);
         goto end;
     }
-    if ((r = srv_fwd_check_answer(ctx, ans, ans_len, &answer)) != CMP_R_OK)
+    if ((r = srv_fwd_check_answer(ctx, ans, ans_len,
+                                  ctx->req->header->senderNonce, &answer))
+        != CMP_R_OK)
         goto end;
     if (up->rsp_reprotect) {
         if ((r = srv_fwd_reprotect(ctx, answer, &ctx->out_der, &ctx->out_len))
@@ -469,6 +603,7 @@ enum cmp_reason srv_forward(struct srv_ctx *ctx, CMP_MSG **rsp)
                            details);
     r = CMP_R_OK;
  end:
+    free(stored);
     OPENSSL_free(fwd);
     OPENSSL_free(ans);
     CMP_MSG_free(answer);

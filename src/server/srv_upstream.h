@@ -24,6 +24,11 @@ struct srv_upstream {
     char *url;
     enum srv_up_form form;
     int rsp_reprotect;             /* answers re-protected by the RA */
+    int wait;                      /* upstream_unavailable = wait: a
+                                    * certificate request the upstream does
+                                    * not take is answered "waiting" and
+                                    * sent again at each pollReq */
+    long poll_after;               /* checkAfter of those answers, s */
     const struct srv_mode *device_mode; /* the device policy (3gpp) */
     X509_STORE *trust;             /* anchors of the upstream's answers
                                     * (and of the operator certificates

@@ -87,6 +87,9 @@ EOF
     up_alias rp reprotect reprotect
     up_alias silent nested relay "http://127.0.0.1:$(cat "$T/silent.port")/x"
     up_alias mock reprotect reprotect "http://127.0.0.1:$MOCK_PORT/" "$T/mock.pem"
+    up_alias wt nested reprotect
+    echo "upstream_unavailable = wait"
+    echo "upstream_poll_after = 1s"
 } >"$R/cmpca.conf"
 # An independent upstream: the stock openssl cmp mock server with its own
 # CA, which answers every ir with one fixed certificate (for key mk.key).
@@ -256,6 +259,25 @@ echo "# CA stopped: systemUnavail after $ms ms"
 h=$(PORT=$RA_PORT post down-ir.der down.rsp application/pkixcmp /.well-known/cmp/p/nr)
 expect_error "CA stopped" "$h" 503 down.rsp systemUnavail
 [ "$ms" -le 4500 ] && ok "CA stopped: answered in ${ms} ms" || nok "CA stopped: answered in ${ms} ms"
+# upstream_unavailable = wait: with the CA down the device gets "waiting",
+# polls, and gets its certificate once the CA is back (same port).
+newkey w.key
+(device wt -cmd ir $(dev_args SN-000014) -newkey w.key -subject /CN=SN-000014 \
+    -certout w.pem >"$T/w.out" 2>&1; echo $? >"$T/w.rc") &
+WPID=$!
+sleep 2.5
+grep -q 'alias=wt .*upstream unavailable: answered waiting' "$T/ra.log" \
+    && ok "wait: the device was answered waiting" || nok "wait: the device was answered waiting"
+grep -q 'alias=wt type=pollReq .*outcome=accepted' "$T/ra.log" \
+    && ok "wait: the device polls, pollRep while the CA is down" \
+    || nok "wait: the device polls, pollRep while the CA is down"
+sed -i "s/^listen = 127.0.0.1:0\$/listen = 127.0.0.1:$CA_PORT/" "$T/cmpca.conf"
+srv_start ca || nok "CA restarted on its port"
+wait "$WPID"
+is "wait: the device's ir succeeded after the CA came back" "$(cat "$T/w.rc")" 0
+[ "$(cat "$T/w.rc")" = 0 ] || diag "$T/w.out"
+is "wait: the certificate is valid at the CA" "$(ca_serial_status w.pem 2>/dev/null)" valid
+is "wait: SN-000014 enrolled (certConf reached the CA)" "$(PORT=$CA_PORT dev_state SN-000014)" enrolled
 is "RA still serves" "$(PORT=$RA_PORT health)" 200
 curl -s --max-time 10 "http://127.0.0.1:$RA_PORT/metrics" >"$T/ra-metrics.txt"
 grep -Eq 'cmpca_upstream_requests_total\{alias="nr"\} [1-9]' "$T/ra-metrics.txt" \
