@@ -529,7 +529,7 @@ enum cmp_reason srv_forward(struct srv_ctx *ctx, CMP_MSG **rsp)
     /* relayed before (the device repeats after a lost answer, or the RA
      * restarted): the recorded answer, not a second forward */
     if (srv_repeat_lookup(ctx, ctx->req_der, ctx->req_len, &stored,
-                          &stored_len)) {
+                          &stored_len, &ctx->out_http)) {
         if ((ctx->out_der = OPENSSL_memdup(stored, stored_len)) == NULL) {
             free(stored);
             return srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "out of memory");
@@ -553,7 +553,8 @@ enum cmp_reason srv_forward(struct srv_ctx *ctx, CMP_MSG **rsp)
         unsigned char key[300];
         size_t kl = srv_fwd_pending_key(ctx, key, sizeof(key));
 
-        if (kl > 0 && srv_repeat_lookup(ctx, key, kl, &stored, &stored_len)) {
+        if (kl > 0
+            && srv_repeat_lookup(ctx, key, kl, &stored, &stored_len, NULL)) {
             r = srv_fwd_poll(ctx, stored, stored_len, rsp);
             goto end;
         }

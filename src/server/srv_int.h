@@ -309,9 +309,11 @@ enum cmp_reason srv_forward(struct srv_ctx *ctx, CMP_MSG **rsp);
 /* --- srv_repeat.c: byte-identical repeats get the stored reply ------- */
 
 /* If |der| was answered before on ctx's alias, sets *reply (malloc'ed)
- * to the stored answer and returns 1; else 0. */
+ * to the stored answer (and *http, if not NULL, to its HTTP status) and
+ * returns 1; else 0. */
 int srv_repeat_lookup(struct srv_ctx *ctx, const unsigned char *der,
-                      size_t len, unsigned char **reply, size_t *reply_len);
+                      size_t len, unsigned char **reply, size_t *reply_len,
+                      int *http);
 /* Stores |reply| as the answer to |der| (first answer kept). |upstream|
  * marks a reply relayed from an upstream; |audit_action| (or NULL) adds an
  * audit row in the same transaction. Returns 1 or 0. */

@@ -396,7 +396,8 @@ void server_handle(SERVER *srv, const struct server_request *req,
     /* a byte-identical repeat of a request answered before: the same
      * answer, nothing done twice */
     if (ctx.alias->answer_repeats && msg != NULL && ctx.reason == CMP_R_OK
-        && srv_repeat_lookup(&ctx, req->der, req->len, &rsp->der, &rsp->len)) {
+        && srv_repeat_lookup(&ctx, req->der, req->len, &rsp->der, &rsp->len,
+                             NULL)) {
         char tid[40];
 
         log_msg(LOG_INFO, "alias=%s type=%s tid=%s outcome=repeat http=200 "

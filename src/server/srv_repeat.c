@@ -25,7 +25,8 @@ static int srv_repeat_hash(const unsigned char *der, size_t len,
 }
 
 int srv_repeat_lookup(struct srv_ctx *ctx, const unsigned char *der,
-                      size_t len, unsigned char **reply, size_t *reply_len)
+                      size_t len, unsigned char **reply, size_t *reply_len,
+                      int *http)
 {
     unsigned char sha[STORE_SHA256_LEN];
     struct store_txn_reply *r = NULL;
@@ -46,6 +47,8 @@ int srv_repeat_lookup(struct srv_ctx *ctx, const unsigned char *der,
         goto end;
     memcpy(*reply, r->reply, r->reply_len);
     *reply_len = r->reply_len;
+    if (http != NULL)
+        *http = r->http_status;
     hit = 1;
  end:
     store_txn_reply_free(r);
