@@ -391,13 +391,6 @@ int srv_upstream_load(struct srv_alias *a, const struct conf *conf,
         OPENSSL_cleanse(secret, sizeof(secret));
         if (up->mac == NULL)
             goto end;
-        if (up->form == SRV_UP_REPROTECT) {
-            conf_err(conf, sec->line, err, errlen,
-                     "[alias %s]: upstream_form = reprotect asserts "
-                     "raVerified: it needs the RA's signature, not a MAC",
-                     a->name);
-            goto end;
-        }
     }
     vendors = conf_get(sec, "vendors");
     if (vendors == NULL || strcmp(vendors, "*") == 0) {

@@ -29,7 +29,8 @@
 #include <string.h>
 #include <time.h>
 
-#define SRV_FWD_MAC_ITER 10000
+#define SRV_FWD_MAC_ITER 10000    /* PasswordBasedMac with HMAC-SHA256:
+                                   * what OpenSSL 3.0 servers verify */
 #define SRV_OID_ORIG_PKIMESSAGE "1.3.6.1.5.5.7.4.15"   /* id-it 15 */
 
 static int srv_fwd_sign_fn(void *arg, const ASN1_ITEM *it, X509_ALGOR *alg1,
@@ -123,9 +124,10 @@ static int srv_fwd_add_orig(CMP_HDR *h, const unsigned char *der, size_t len)
     return ok;
 }
 
-/* Gives |msg| the RA's header identity, extraCerts and protection. */
+/* Gives |msg| the RA's header identity, extraCerts and protection: the
+ * RA's signature, or with |mac| the upstream MAC secret. */
 static int srv_fwd_protect_as_ra(struct srv_ctx *ctx, CMP_MSG *msg,
-                                 const STACK_OF(X509) *more)
+                                 const STACK_OF(X509) *more, int mac)
 {
     const struct srv_upstream *up = ctx->alias->up;
     CMP_HDR *h = msg->header;
@@ -145,7 +147,11 @@ static int srv_fwd_protect_as_ra(struct srv_ctx *ctx, CMP_MSG *msg,
         && cmp_msg_set1_extracerts(msg, NULL, up->ra_chain,
                                    more != NULL ? more : NULL);
     sk_X509_pop_free(old, X509_free);
-    return ok && cmp_protect_sign(msg, srv_fwd_sign_fn, up->ra_signer);
+    if (!ok)
+        return 0;
+    return mac ? cmp_protect_mac_pbm(msg, up->mac, up->mac_len, "SHA256",
+                                     "SHA256", SRV_FWD_MAC_ITER)
+               : cmp_protect_sign(msg, srv_fwd_sign_fn, up->ra_signer);
 }
 
 /* The message sent upstream, DER in *der (OPENSSL_malloc'ed). */
@@ -172,14 +178,16 @@ static enum cmp_reason srv_fwd_build(struct srv_ctx *ctx, unsigned char **der,
             goto end;
         inner = NULL;
         ok = up->mac != NULL
-            ? cmp_protect_mac_pbmac1(out, up->mac, up->mac_len,
-                                     SRV_FWD_MAC_ITER)
+            ? cmp_protect_mac_pbm(out, up->mac, up->mac_len, "SHA256",
+                                  "SHA256", SRV_FWD_MAC_ITER)
             : cmp_protect_sign(out, srv_fwd_sign_fn, up->ra_signer);
     } else {
         out = copy;
         copy = NULL;
         if (srv_fwd_is_certreq(type)) {
-            if (type != CMP_BODY_P10CR) {
+            /* raVerified needs the RA's signature: under a MAC the
+             * device's own POP stays */
+            if (type != CMP_BODY_P10CR && up->mac == NULL) {
                 CMP_CERTREQMSG *crm = sk_CMP_CERTREQMSG_value(out->body->value.ir, 0);
 
                 CMP_POPO_free(crm->popo);
@@ -192,7 +200,7 @@ static enum cmp_reason srv_fwd_build(struct srv_ctx *ctx, unsigned char **der,
             if (!srv_fwd_add_orig(out->header, ctx->req_der, ctx->req_len))
                 goto end;
         }
-        ok = srv_fwd_protect_as_ra(ctx, out, NULL);
+        ok = srv_fwd_protect_as_ra(ctx, out, NULL, up->mac != NULL);
     }
     ok = ok && cmp_msg_encode(out, der, len);
  end:
@@ -393,7 +401,7 @@ static enum cmp_reason srv_fwd_reprotect(struct srv_ctx *ctx, CMP_MSG *m,
     h->recipient = rh->sender != NULL ? GENERAL_NAME_dup(rh->sender)
                                       : GENERAL_NAME_dup(ctx->alias->rsp_nobody);
     /* srv_fwd_protect_as_ra frees the extraCerts it finds: give it none */
-    ok = h->recipient != NULL && srv_fwd_protect_as_ra(ctx, m, theirs)
+    ok = h->recipient != NULL && srv_fwd_protect_as_ra(ctx, m, theirs, 0)
         && cmp_msg_encode(m, der, len);
     sk_X509_pop_free(theirs, X509_free);
     ERR_clear_error();

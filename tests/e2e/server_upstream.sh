@@ -57,6 +57,9 @@ open("'"$T"'/silent.port","w").write(str(s.getsockname()[1])); time.sleep(600)' 
 SILENT_PID=$!
 for i in $(seq 50); do [ -s "$T/silent.port" ] && break; sleep 0.1; done
 MOCK_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+MOCK2_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+echo "sesame-1234-upstream" >"$R/mac.secret"
+chmod 600 "$R/mac.secret"
 up_alias() {   # NAME FORM RESPONSE [URL] [TRUST]
     cat <<EOF
 [alias $1]
@@ -87,6 +90,8 @@ EOF
     up_alias rp reprotect reprotect
     up_alias silent nested relay "http://127.0.0.1:$(cat "$T/silent.port")/x"
     up_alias mock reprotect reprotect "http://127.0.0.1:$MOCK_PORT/" "$T/mock.pem"
+    up_alias mockmac reprotect reprotect "http://127.0.0.1:$MOCK2_PORT/"
+    echo "upstream_mac_secret = file:$R/mac.secret"
     up_alias wt nested reprotect
     echo "upstream_unavailable = wait"
     echo "upstream_poll_after = 1s"
@@ -232,6 +237,24 @@ wait "$MOCK_PID" 2>/dev/null
 [ "$(grep -c "Received request" "$T/mock.log")" = 2 ] && ok "the mock server got two requests (ir, certConf)" \
     || { nok "the mock server got two requests (ir, certConf)"; diag "$T/mock.log"; }
 is "mock: ir and certConf recorded by the RA" "$(ra_rows "AND alias='mock'")" 2
+
+# The same with the upstream MAC secret instead of the RA's signature (the
+# device's own POP kept; the mock server answers with PasswordBasedMac;
+# the RA re-signs the answers for the device).
+(cd "$T" && exec timeout 60 openssl cmp -port "$MOCK2_PORT" -srv_secret pass:sesame-1234-upstream \
+    -srv_ref mockca -rsp_cert mk.pem -rsp_capubs mock.pem -max_msgs 2 >"$T/mock2.log" 2>&1) &
+MOCK2_PID=$!
+for i in $(seq 50); do
+    python3 -c "import socket; socket.create_connection(('127.0.0.1', $MOCK2_PORT), 1)" 2>/dev/null && break
+    sleep 0.1
+done
+check "MAC-protected forward: ir+certConf through the RA to the mock server" device mockmac \
+    -cmd ir $(dev_args SN-000015) -newkey mk.key -subject /CN=mockdev -certout mock-mac.pem
+cmp -s "$T/mk.pem" <(openssl x509 -in "$T/mock-mac.pem" 2>/dev/null) \
+    && ok "MAC-protected forward: the certificate arrived" \
+    || { nok "MAC-protected forward: the certificate arrived"; diag "$T/mock2.log"; }
+wait "$MOCK2_PID" 2>/dev/null
+is "MAC-protected forward: ir and certConf recorded" "$(ra_rows "AND alias='mockmac'")" 2
 
 # The upstream silent or down: bounded systemUnavail, HTTP 503 (the
 # timeout is 2 s, one retry: 4 s at most; openssl cmp does not keep a 503
