@@ -50,6 +50,7 @@ R=$T/ra
 mkdir -p "$R"
 cat "$T/ra.pem" "$T/issuing.pem" >"$R/ra-chain.pem"
 cp "$T/ra.key" "$R/ra.key"
+newkey x.key
 grep -v SN-000023 "$T/devs/allowlist.csv" >"$R/allow.csv"
 python3 -c 'import socket,time
 s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(64)
@@ -121,6 +122,26 @@ ra_start() {
     [ -s "$R/ra.port" ] || { diag "$T/ra.log"; return 1; }
     RA_PORT=$(cat "$R/ra.port")
 }
+# Configurations the RA refuses to start with, each with its reason.
+bad_conf() {   # DESC EXPECTED-TEXT LINES...
+    local d=$1 want=$2 out; shift 2
+    { sed -n '1,/^\[alias nr\]/p' "$R/cmpca.conf" | sed '$d'
+      echo "[alias bad]"; echo "mode = upstream"; printf '%s\n' "$@"; } >"$R/bad.conf"
+    out=$(cd "$R" && timeout 20 "$CMPCA" -c "$R/bad.conf" serve --port-file "$R/bad.port" 2>&1)
+    if [ $? -ne 0 ] && echo "$out" | grep -q "$want"; then ok "refused: $d"
+    else nok "refused: $d (got: $(echo "$out" | tail -1))"; fi
+}
+base=("upstream_url = http://127.0.0.1:1/" "upstream_trust = $T/oproot.pem"
+      "ra_cert = $R/ra-chain.pem")
+bad_conf "a profile on an upstream alias" "issues nothing itself" "${base[@]}" "ra_key = $R/ra.key" "profile = device"
+bad_conf "no upstream_trust" "needs upstream_url and upstream_trust" \
+    "upstream_url = http://127.0.0.1:1/" "ra_cert = $R/ra-chain.pem" "ra_key = $R/ra.key"
+bad_conf "wait without re-protected answers" "needs upstream_response = reprotect" \
+    "${base[@]}" "ra_key = $R/ra.key" "upstream_unavailable = wait"
+bad_conf "an RA key that is not the certificate's" "does not belong to ra_cert" \
+    "${base[@]}" "ra_key = $T/x.key"
+bad_conf "an unknown form" "upstream_form must be nested or reprotect" \
+    "${base[@]}" "ra_key = $R/ra.key" "upstream_form = tunnel"
 check "RA starts (mode = upstream)" ra_start
 PORT=$RA_PORT
 
