@@ -280,6 +280,13 @@ UPCLIENT *upclient_new(const struct upclient_conf *conf, char *err,
                                    0, &uc->cert, &uc->cert_len, err, errlen))
             goto fail;
         /* without a key file the key is in the certificate file */
+        if (conf->tls_cert_file != NULL && conf->tls_key_file == NULL
+            && strstr(uc->cert, "PRIVATE KEY-----") == NULL) {
+            snprintf(err, errlen, "upstream client certificate %s holds no "
+                     "key and no key file is configured",
+                     conf->tls_cert_file);
+            goto fail;
+        }
         if (conf->tls_cert_file != NULL
             && !upclient_read_file("client key",
                                    conf->tls_key_file != NULL
@@ -290,8 +297,9 @@ UPCLIENT *upclient_new(const struct upclient_conf *conf, char *err,
     if ((h = curl_slist_append(NULL, "Content-Type: " UPCLIENT_CTYPE)) == NULL)
         goto fail;
     uc->headers = h;
-    if ((h = curl_slist_append(uc->headers, "Accept: " UPCLIENT_CTYPE)) == NULL
-        || (h = curl_slist_append(uc->headers, "Expect:")) == NULL)
+    /* appending keeps the head; no Expect: 100-continue round trip */
+    if (curl_slist_append(uc->headers, "Accept: " UPCLIENT_CTYPE) == NULL
+        || curl_slist_append(uc->headers, "Expect:") == NULL)
         goto fail;
     if ((uc->idle = calloc((size_t)uc->max_conns, sizeof(*uc->idle))) == NULL)
         goto fail;
@@ -343,7 +351,7 @@ void upclient_free(UPCLIENT *uc)
     if (uc->next != NULL)
         uc->next->prev = uc->prev;
     pthread_mutex_unlock(&upclient_reg_lock);
-    for (i = 0; i < uc->nidle; i++)
+    for (i = 0; uc->idle != NULL && i < uc->nidle; i++)
         curl_easy_cleanup(uc->idle[i]);
     free(uc->idle);
     if (uc->share != NULL)
@@ -418,6 +426,7 @@ static int upclient_handle_setup(struct upclient *uc, CURL *c)
     UPCLIENT_OPT(CURLOPT_WRITEFUNCTION, upclient_write);
     UPCLIENT_OPT(CURLOPT_SSL_VERIFYPEER, 1L);
     UPCLIENT_OPT(CURLOPT_SSL_VERIFYHOST, 2L);
+    UPCLIENT_OPT(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
     if (uc->ca != NULL) {
         /* only the configured CAs: no system bundle or directory */
         UPCLIENT_OPT(CURLOPT_CAINFO, (char *)NULL);
@@ -501,12 +510,27 @@ static int upclient_ctype_ok(const char *ct)
     return *ct == '\0' || *ct == ';';
 }
 
-/* Returns 1 for a transport failure before any answer that a new attempt
- * may cure (connection refused or reset, nothing received). */
+/* Copies the network-supplied |s| into |out| (|outlen| bytes) with every
+ * byte outside printable ASCII as '?', for error texts that get logged. */
+static void upclient_printable(const char *s, char *out, size_t outlen)
+{
+    size_t i;
+
+    if (outlen == 0)
+        return;
+    for (i = 0; s[i] != '\0' && i + 1 < outlen; i++)
+        out[i] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
+    out[i] = '\0';
+}
+
+/* Returns 1 for a transport failure that a new attempt may cure
+ * (connection refused or reset, closed or timed out without an answer);
+ * the caller makes sure no answer has begun. */
 static int upclient_retryable(CURLcode res)
 {
     return res == CURLE_COULDNT_CONNECT || res == CURLE_SEND_ERROR
-           || res == CURLE_RECV_ERROR || res == CURLE_GOT_NOTHING;
+           || res == CURLE_RECV_ERROR || res == CURLE_GOT_NOTHING
+           || res == CURLE_OPERATION_TIMEDOUT;
 }
 
 /* Maps a failed transfer to a result code. */
@@ -584,7 +608,7 @@ enum upclient_rc upclient_post(UPCLIENT *uc, const unsigned char *req,
 {
     enum upclient_rc rc = UPCLIENT_ERROR;
     struct upclient_body body;
-    char cerr[CURL_ERROR_SIZE];
+    char cerr[CURL_ERROR_SIZE], ctbuf[65];
     double t0 = upclient_now();
     CURLcode res = CURLE_OK;
     CURL *c = NULL;
@@ -626,7 +650,7 @@ enum upclient_rc upclient_post(UPCLIENT *uc, const unsigned char *req,
         res = curl_easy_perform(c);
         status = 0;
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-        /* never again once the server has answered */
+        /* never again once the server has begun to answer */
         if (res == CURLE_OK || status != 0 || !upclient_retryable(res)
             || attempt >= uc->retries)
             break;
@@ -652,8 +676,9 @@ enum upclient_rc upclient_post(UPCLIENT *uc, const unsigned char *req,
     }
     if (!upclient_ctype_ok(ct)) {
         rc = UPCLIENT_HTTP;
+        upclient_printable(ct != NULL ? ct : "(none)", ctbuf, sizeof(ctbuf));
         snprintf(err, errlen, "upstream answered HTTP %ld with content type "
-                 "%.64s", status, ct != NULL ? ct : "(none)");
+                 "%s", status, ctbuf);
         goto end;
     }
     if (body.len == 0) {
@@ -673,9 +698,46 @@ enum upclient_rc upclient_post(UPCLIENT *uc, const unsigned char *req,
     return rc;
 }
 
+/* The counters of every live client labelled |label|, summed (two clients
+ * of one alias, e.g. an old and a new one, give one series). */
+struct upclient_snap {
+    uint64_t requests, retried, errors[UPCLIENT_NKINDS];
+    uint64_t bucket[UPCLIENT_NBUCKETS], sum_ns;
+};
+
+/* Returns 1 if |uc| is the first live client with its label and then fills
+ * |s|; 0 otherwise. Under upclient_reg_lock. */
+static int upclient_snap_get(const struct upclient *uc,
+                             struct upclient_snap *s)
+{
+    const struct upclient *o;
+    unsigned k;
+
+    for (o = upclient_reg; o != uc; o = o->next)
+        if (strcmp(o->label, uc->label) == 0)
+            return 0;
+    memset(s, 0, sizeof(*s));
+    for (o = uc; o != NULL; o = o->next) {
+        if (strcmp(o->label, uc->label) != 0)
+            continue;
+        s->requests += atomic_load_explicit(&o->requests,
+                                            memory_order_relaxed);
+        s->retried += atomic_load_explicit(&o->retried, memory_order_relaxed);
+        for (k = 0; k < UPCLIENT_NKINDS; k++)
+            s->errors[k] += atomic_load_explicit(&o->errors[k],
+                                                 memory_order_relaxed);
+        for (k = 0; k < UPCLIENT_NBUCKETS; k++)
+            s->bucket[k] += atomic_load_explicit(&o->bucket[k],
+                                                 memory_order_relaxed);
+        s->sum_ns += atomic_load_explicit(&o->sum_ns, memory_order_relaxed);
+    }
+    return 1;
+}
+
 int upclient_metrics_append(char *buf, size_t cap, size_t *n)
 {
     size_t n0 = *n;
+    struct upclient_snap sn;
     struct upclient *uc;
     unsigned k, b;
     uint64_t cum;
@@ -696,39 +758,42 @@ int upclient_metrics_append(char *buf, size_t cap, size_t *n)
                  "to the upstream server, by alias.\n"
                  "# TYPE cmpca_upstream_requests_total counter\n");
     for (uc = upclient_reg; uc != NULL; uc = uc->next)
-        UPCLIENT_OUT("cmpca_upstream_requests_total{alias=\"%s\"} %llu\n",
-                     uc->label, (unsigned long long)atomic_load_explicit(
-                         &uc->requests, memory_order_relaxed));
+        if (upclient_snap_get(uc, &sn))
+            UPCLIENT_OUT("cmpca_upstream_requests_total{alias=\"%s\"} %llu\n",
+                         uc->label, (unsigned long long)sn.requests);
     UPCLIENT_OUT("# HELP cmpca_upstream_retries_total Repeated attempts "
                  "after a transport failure, by alias.\n"
                  "# TYPE cmpca_upstream_retries_total counter\n");
     for (uc = upclient_reg; uc != NULL; uc = uc->next)
-        UPCLIENT_OUT("cmpca_upstream_retries_total{alias=\"%s\"} %llu\n",
-                     uc->label, (unsigned long long)atomic_load_explicit(
-                         &uc->retried, memory_order_relaxed));
+        if (upclient_snap_get(uc, &sn))
+            UPCLIENT_OUT("cmpca_upstream_retries_total{alias=\"%s\"} %llu\n",
+                         uc->label, (unsigned long long)sn.retried);
     UPCLIENT_OUT("# HELP cmpca_upstream_errors_total Failed upstream posts, "
                  "by alias and kind.\n"
                  "# TYPE cmpca_upstream_errors_total counter\n");
-    for (uc = upclient_reg; uc != NULL; uc = uc->next)
+    for (uc = upclient_reg; uc != NULL; uc = uc->next) {
+        if (!upclient_snap_get(uc, &sn))
+            continue;
         for (k = 0; k < UPCLIENT_NKINDS; k++)
             UPCLIENT_OUT("cmpca_upstream_errors_total{alias=\"%s\",kind=\"%s\"}"
                          " %llu\n", uc->label, upclient_kinds[k],
-                         (unsigned long long)atomic_load_explicit(
-                             &uc->errors[k], memory_order_relaxed));
+                         (unsigned long long)sn.errors[k]);
+    }
     UPCLIENT_OUT("# HELP cmpca_upstream_seconds Duration of upstream posts "
                  "(retries included), by alias.\n"
                  "# TYPE cmpca_upstream_seconds histogram\n");
     for (uc = upclient_reg; uc != NULL; uc = uc->next) {
+        if (!upclient_snap_get(uc, &sn))
+            continue;
         cum = 0;
         for (b = 0; b < UPCLIENT_NBUCKETS; b++) {
-            cum += atomic_load_explicit(&uc->bucket[b], memory_order_relaxed);
+            cum += sn.bucket[b];
             UPCLIENT_OUT("cmpca_upstream_seconds_bucket{alias=\"%s\","
                          "le=\"%s\"} %llu\n", uc->label, upclient_le_txt[b],
                          (unsigned long long)cum);
         }
         UPCLIENT_OUT("cmpca_upstream_seconds_sum{alias=\"%s\"} %.9f\n",
-                     uc->label, (double)atomic_load_explicit(
-                         &uc->sum_ns, memory_order_relaxed) / 1e9);
+                     uc->label, (double)sn.sum_ns / 1e9);
         UPCLIENT_OUT("cmpca_upstream_seconds_count{alias=\"%s\"} %llu\n",
                      uc->label, (unsigned long long)cum);
     }

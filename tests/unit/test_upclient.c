@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -40,7 +41,7 @@ struct tsrv {
     unsigned short port;
     atomic_int conns;           /* TCP connections accepted */
     atomic_int reqs;            /* requests answered */
-    int sleep_ms;               /* before answering */
+    atomic_int sleep_ms;        /* before answering */
     size_t big;                 /* answer this many bytes instead of echo */
     int chunked;                /* big answer without Content-Length */
     const char *ctype;          /* answer content type */
@@ -48,6 +49,8 @@ struct tsrv {
     int need_client;            /* 403 without a verified client cert */
     int empty;                  /* answer without a body */
     unsigned conn_timeout;      /* idle seconds before the server closes */
+    const char *tls_prio;       /* GnuTLS priorities, or NULL */
+    atomic_int stall_body;      /* the chunked body waits 1 s first */
     pthread_mutex_t lock;
     char req_ctype[64], req_accept[64], req_method[16];
     int req_expect;             /* an Expect header was seen */
@@ -90,6 +93,8 @@ static ssize_t ts_chunk(void *cls, uint64_t pos, char *buf, size_t max)
     size_t n;
 
     (void)cls;
+    if (pos == 0 && ts.stall_body)
+        usleep(1000 * 1000);
     if (pos >= ts.big)
         return MHD_CONTENT_READER_END_OF_STREAM;
     n = ts.big - (size_t)pos;
@@ -232,6 +237,7 @@ static void ts_start(int tls, int trust)
     ts.status = 200;
     ts.need_client = 0;
     ts.empty = 0;
+    ts.stall_body = 0;
     if (ts.conn_timeout == 0)
         ts.conn_timeout = 10;
     pthread_mutex_init(&ts.lock, NULL);
@@ -241,32 +247,28 @@ static void ts_start(int tls, int trust)
     sa.sin_port = 0;
     if (tls)
         flags |= MHD_USE_TLS;
-    if (!tls)
+    {
+        struct MHD_OptionItem o[10];
+        int k = 0;
+
+#define TS_OPT(opt, v, p) o[k++] = (struct MHD_OptionItem){ opt, v, p }
+        TS_OPT(MHD_OPTION_SOCK_ADDR, 0, &sa);
+        TS_OPT(MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)ts_notify, NULL);
+        TS_OPT(MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)ts_completed, NULL);
+        TS_OPT(MHD_OPTION_CONNECTION_TIMEOUT, ts.conn_timeout, NULL);
+        if (tls) {
+            TS_OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, pki.srv_key);
+            TS_OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, pki.srv_cert);
+        }
+        if (tls && trust)
+            TS_OPT(MHD_OPTION_HTTPS_MEM_TRUST, 0, pki.ca_cert);
+        if (tls && ts.tls_prio != NULL)
+            TS_OPT(MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)ts.tls_prio);
+        TS_OPT(MHD_OPTION_END, 0, NULL);
+#undef TS_OPT
         ts.d = MHD_start_daemon(flags, 0, NULL, NULL, ts_handler, NULL,
-                                MHD_OPTION_SOCK_ADDR, &sa,
-                                MHD_OPTION_NOTIFY_CONNECTION, ts_notify, NULL,
-                                MHD_OPTION_NOTIFY_COMPLETED, ts_completed, NULL,
-                                MHD_OPTION_CONNECTION_TIMEOUT, ts.conn_timeout,
-                                MHD_OPTION_END);
-    else if (!trust)
-        ts.d = MHD_start_daemon(flags, 0, NULL, NULL, ts_handler, NULL,
-                                MHD_OPTION_SOCK_ADDR, &sa,
-                                MHD_OPTION_NOTIFY_CONNECTION, ts_notify, NULL,
-                                MHD_OPTION_NOTIFY_COMPLETED, ts_completed, NULL,
-                                MHD_OPTION_CONNECTION_TIMEOUT, ts.conn_timeout,
-                                MHD_OPTION_HTTPS_MEM_KEY, pki.srv_key,
-                                MHD_OPTION_HTTPS_MEM_CERT, pki.srv_cert,
-                                MHD_OPTION_END);
-    else
-        ts.d = MHD_start_daemon(flags, 0, NULL, NULL, ts_handler, NULL,
-                                MHD_OPTION_SOCK_ADDR, &sa,
-                                MHD_OPTION_NOTIFY_CONNECTION, ts_notify, NULL,
-                                MHD_OPTION_NOTIFY_COMPLETED, ts_completed, NULL,
-                                MHD_OPTION_CONNECTION_TIMEOUT, ts.conn_timeout,
-                                MHD_OPTION_HTTPS_MEM_KEY, pki.srv_key,
-                                MHD_OPTION_HTTPS_MEM_CERT, pki.srv_cert,
-                                MHD_OPTION_HTTPS_MEM_TRUST, pki.ca_cert,
-                                MHD_OPTION_END);
+                                MHD_OPTION_ARRAY, o, MHD_OPTION_END);
+    }
     assert_non_null(ts.d);
     di = MHD_get_daemon_info(ts.d, MHD_DAEMON_INFO_BIND_PORT);
     assert_non_null(di);
@@ -279,6 +281,7 @@ static void ts_stop(void)
     MHD_stop_daemon(ts.d);
     ts.d = NULL;
     ts.conn_timeout = 0;
+    ts.tls_prio = NULL;
     pthread_mutex_destroy(&ts.lock);
 }
 
@@ -583,33 +586,98 @@ static void test_keepalive(void **state)
 static void test_timeout(void **state)
 {
     struct upclient_conf c = { .metrics_label = "slow", .timeout_ms = 300,
-                               .retries = 3 };
+                               .retries = 2 };
     UPCLIENT *uc;
     long status;
     char err[256];
-    double t0;
+    double t0, t;
 
     (void)state;
     ts_start(0, 0);
-    ts.sleep_ms = 1200;
+    ts.sleep_ms = 1500;
     assert_non_null(uc = client_new("http", &c));
     t0 = now_s();
     assert_int_equal(post_once(uc, 50, &status, err, sizeof(err)),
                      UPCLIENT_TIMEOUT);
-    assert_true(now_s() - t0 >= 0.29);
-    assert_true(now_s() - t0 < 0.9);    /* no retry after a timeout */
+    t = now_s() - t0;
+    /* no answer began: 1 + 2 attempts of 300 ms each */
+    assert_true(t >= 0.89);
+    assert_true(t < 1.45);
     assert_non_null(strstr(err, "timeout"));
+    assert_int_equal(atomic_load(&ts.conns), 3);
     assert_int_equal(metric("cmpca_upstream_errors_total{alias=\"slow\","
                             "kind=\"timeout\"} "), 1);
     assert_int_equal(metric("cmpca_upstream_retries_total{alias=\"slow\"} "),
-                     0);
+                     2);
     /* the handle stays usable */
     ts.sleep_ms = 0;
-    usleep(1000 * 1000);
+    usleep(1600 * 1000);
     assert_int_equal(post_once(uc, 50, &status, err, sizeof(err)),
                      UPCLIENT_OK);
+    /* an answer that began (status line and headers) and then stalls is
+     * not sent again */
+    atomic_store(&ts.conns, 0);
+    ts.big = 2000;
+    ts.chunked = 1;
+    ts.stall_body = 1;
+    t0 = now_s();
+    assert_int_equal(post_once(uc, 50, &status, err, sizeof(err)),
+                     UPCLIENT_TIMEOUT);
+    assert_true(now_s() - t0 < 0.6);
+    assert_int_equal(metric("cmpca_upstream_retries_total{alias=\"slow\"} "),
+                     2);
+    usleep(1200 * 1000);
     upclient_free(uc);
     ts_stop();
+}
+
+static void test_connect_timeout(void **state)
+{
+    struct upclient_conf c = { .metrics_label = "ctimeout",
+                               .connect_timeout_ms = 300, .timeout_ms = 5000,
+                               .retries = 2 };
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof(sa);
+    int fd, fill[4], i;
+    char url[64], err[256];
+    unsigned char *rsp = NULL;
+    size_t rsp_len;
+    long status;
+    UPCLIENT *uc;
+    double t0;
+
+    (void)state;
+    /* a listener that never accepts, its queue full: SYNs are dropped */
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(fd, 0), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    for (i = 0; i < 4; i++) {
+        fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        if (connect(fill[i], (struct sockaddr *)&sa, sizeof(sa)) != 0)
+            assert_int_equal(errno, EINPROGRESS);
+    }
+    usleep(100 * 1000);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/",
+             (unsigned)ntohs(sa.sin_port));
+    c.url = url;
+    assert_non_null(uc = upclient_new(&c, err, sizeof(err)));
+    t0 = now_s();
+    assert_int_equal(upclient_post(uc, (const unsigned char *)"abc", 3, &rsp,
+                                   &rsp_len, &status, err, sizeof(err)),
+                     UPCLIENT_TIMEOUT);
+    /* bounded by the connect timeout, 1 + 2 attempts */
+    assert_true(now_s() - t0 >= 0.89);
+    assert_true(now_s() - t0 < 2.0);
+    assert_int_equal(metric("cmpca_upstream_retries_total{alias=\"ctimeout\"} "),
+                     2);
+    upclient_free(uc);
+    for (i = 0; i < 4; i++)
+        close(fill[i]);
+    close(fd);
 }
 
 static void test_refused(void **state)
@@ -767,6 +835,35 @@ static void test_idle_closed(void **state)
     ts_stop();
 }
 
+static void test_upstream_down(void **state)
+{
+    struct upclient_conf c = { .metrics_label = "down", .retries = 1,
+                               .connect_timeout_ms = 1000 };
+    UPCLIENT *uc;
+    long status = 0;
+    char err[256];
+    double t0;
+
+    (void)state;
+    ts_start(0, 0);
+    assert_non_null(uc = client_new("http", &c));
+    assert_int_equal(post_once(uc, 100, &status, err, sizeof(err)),
+                     UPCLIENT_OK);
+    assert_int_equal(status, 200);
+    /* the pooled handle answered before; now nobody listens */
+    ts_stop();
+    t0 = now_s();
+    assert_int_equal(post_once(uc, 100, &status, err, sizeof(err)),
+                     UPCLIENT_CONNECT);
+    assert_true(now_s() - t0 < 0.9);
+    assert_int_equal(status, 0);
+    assert_int_equal(metric("cmpca_upstream_retries_total{alias=\"down\"} "),
+                     1);
+    assert_int_equal(metric("cmpca_upstream_errors_total{alias=\"down\","
+                            "kind=\"connect\"} "), 1);
+    upclient_free(uc);
+}
+
 static void test_too_big(void **state)
 {
     struct upclient_conf c = { .metrics_label = "big",
@@ -812,6 +909,11 @@ static void test_not_cmp(void **state)
                      UPCLIENT_HTTP);
     assert_int_equal(status, 200);
     assert_non_null(strstr(err, "text/html"));
+    ts.ctype = "text/\x1b[31mred";      /* no terminal escapes in the log */
+    assert_int_equal(post_once(uc, 10, &status, err, sizeof(err)),
+                     UPCLIENT_HTTP);
+    assert_null(strchr(err, '\x1b'));
+    assert_non_null(strstr(err, "text/?[31mred"));
     ts.ctype = "application/pkixcmpx";
     assert_int_equal(post_once(uc, 10, &status, err, sizeof(err)),
                      UPCLIENT_HTTP);
@@ -829,9 +931,9 @@ static void test_not_cmp(void **state)
                      UPCLIENT_HTTP);
     assert_int_equal(status, 302);
     /* an HTTP answer is never retried */
-    assert_int_equal(atomic_load(&ts.reqs), 4);
+    assert_int_equal(atomic_load(&ts.reqs), 5);
     assert_int_equal(metric("cmpca_upstream_errors_total{alias=\"notcmp\","
-                            "kind=\"http\"} "), 4);
+                            "kind=\"http\"} "), 5);
     assert_int_equal(metric("cmpca_upstream_retries_total{alias=\"notcmp\"} "),
                      0);
     upclient_free(uc);
@@ -866,8 +968,20 @@ static void test_conf_refused(void **state)
     c.tls_key_file = pki.ca_file;
     assert_null(upclient_new(&c, err, sizeof(err)));
     assert_non_null(strstr(err, "0600"));
+    /* a certificate file without a key, and no key file */
+    c.tls_key_file = NULL;
+    assert_null(upclient_new(&c, err, sizeof(err)));
+    assert_non_null(strstr(err, "holds no key"));
+    /* a key without a certificate */
+    c.tls_key_file = pki.cli_key_file;
     c.tls_cert_file = NULL;
     assert_null(upclient_new(&c, err, sizeof(err)));
+    /* over http the TLS files are not used */
+    c.url = "http://127.0.0.1:1/cmp";
+    c.tls_key_file = NULL;
+    c.tls_ca_file = "/nonexistent/ca.pem";
+    upclient_free(upclient_new(&c, err, sizeof(err)));
+    assert_string_equal(err, "");
     c.retries = -1;
     c.tls_key_file = NULL;
     assert_null(upclient_new(&c, err, sizeof(err)));
@@ -930,6 +1044,34 @@ static void test_tls_hostname(void **state)
     assert_int_equal(upclient_post(uc, (const unsigned char *)"abc", 3, &rsp,
                                    &rsp_len, &status, err, sizeof(err)),
                      UPCLIENT_CONNECT);
+    upclient_free(uc);
+    ts_stop();
+}
+
+static void test_tls_old_version(void **state)
+{
+    struct upclient_conf c = { .metrics_label = "tls11" };
+    UPCLIENT *uc;
+    long status;
+    char err[256];
+
+    (void)state;
+    /* a server that speaks TLS 1.1 at most */
+    ts.tls_prio = "NORMAL:-VERS-ALL:+VERS-TLS1.1:+VERS-TLS1.0";
+    ts_start(1, 0);
+    c.tls_ca_file = pki.ca_file;
+    assert_non_null(uc = client_new("https", &c));
+    assert_int_equal(post_once(uc, 50, &status, err, sizeof(err)),
+                     UPCLIENT_CONNECT);
+    assert_int_equal(atomic_load(&ts.reqs), 0);
+    upclient_free(uc);
+    ts_stop();
+    /* the same server with TLS 1.2 answers */
+    ts.tls_prio = "NORMAL:-VERS-ALL:+VERS-TLS1.2";
+    ts_start(1, 0);
+    assert_non_null(uc = client_new("https", &c));
+    assert_int_equal(post_once(uc, 50, &status, err, sizeof(err)),
+                     UPCLIENT_OK);
     upclient_free(uc);
     ts_stop();
 }
@@ -1002,7 +1144,8 @@ static void test_concurrent(void **state)
     pthread_t t[4];
     char buf[8192];
     size_t n = 0;
-    UPCLIENT *uc, *uc2;
+    UPCLIENT *uc, *uc2, *uc3;
+    char err[256];
     int i;
 
     (void)state;
@@ -1041,6 +1184,17 @@ static void test_concurrent(void **state)
     assert_non_null(strstr(buf, "# TYPE cmpca_upstream_seconds histogram\n"));
     assert_null(strstr(strstr(buf, "# TYPE cmpca_upstream_requests_total")
                        + 1, "# TYPE cmpca_upstream_requests_total"));
+    /* two clients of one alias: one series, summed */
+    c.metrics_label = "conc";
+    assert_non_null(uc3 = client_new("https", &c));
+    assert_int_equal(post_once(uc3, 10, NULL, err, sizeof(err)), UPCLIENT_OK);
+    assert_int_equal(metric("cmpca_upstream_requests_total{alias=\"conc\"} "),
+                     101);
+    n = 0;
+    assert_int_equal(upclient_metrics_append(buf, sizeof(buf), &n), 1);
+    assert_null(strstr(strstr(buf, "cmpca_upstream_seconds_count{alias=\"conc\"}")
+                       + 1, "cmpca_upstream_seconds_count{alias=\"conc\"}"));
+    upclient_free(uc3);
     /* no room: nothing half written, 0 */
     n = 0;
     memset(buf, 'z', sizeof(buf));
@@ -1059,13 +1213,16 @@ int main(void)
         cmocka_unit_test(test_keepalive),
         cmocka_unit_test(test_timeout),
         cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_connect_timeout),
         cmocka_unit_test(test_reset),
         cmocka_unit_test(test_idle_closed),
+        cmocka_unit_test(test_upstream_down),
         cmocka_unit_test(test_too_big),
         cmocka_unit_test(test_not_cmp),
         cmocka_unit_test(test_conf_refused),
         cmocka_unit_test(test_tls),
         cmocka_unit_test(test_tls_hostname),
+        cmocka_unit_test(test_tls_old_version),
         cmocka_unit_test(test_tls_client_cert),
         cmocka_unit_test(test_concurrent),
     };
