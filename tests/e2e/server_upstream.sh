@@ -10,6 +10,24 @@
 # shellcheck disable=SC2046
 . "$(dirname "$0")/lib.sh"
 
+# RA_PG=1: the RA's store in a throw-away PostgreSQL cluster
+# (scripts/pg-test-server.sh) instead of SQLite.
+RA_STORE="path = ra.db"
+if [ "${RA_PG:-0}" = 1 ]; then
+    PGS=$REPO/scripts/pg-test-server.sh
+    pg_cleanup() {
+        local s
+        for s in $SERVERS; do srv_stop "$s"; done
+        "$PGS" stop "$T/pg" >/dev/null 2>&1
+        e2e_cleanup
+    }
+    trap pg_cleanup EXIT
+    CI=$("$PGS" start "$T/pg" 2>"$T/pgstart.log") ||
+        { echo "Bail out! PostgreSQL did not start"; diag "$T/pgstart.log"; exit 1; }
+    RA_STORE="backend = postgresql
+conninfo = $CI
+password = file:$T/pg/password"
+fi
 e2e_pki 300s 24
 cat >>"$T/cmpca.conf" <<EOF
 [alias ra]
@@ -83,7 +101,7 @@ listen = 127.0.0.1:0
 sweep_interval = 1s
 $(serve_user_line)
 [store]
-path = ra.db
+$RA_STORE
 EOF
     up_alias nr nested relay
     up_alias np nested reprotect
@@ -151,7 +169,12 @@ device() {
     PORT=$RA_PORT ocmp -path ".well-known/cmp/p/$a" -trusted oproot.pem "$@"
 }
 ca_serial_status() { PORT=$CA_PORT cert_status "$(serial_of "$1")"; }
-ra_rows() { sqlite3 "$R/ra.db" "SELECT count(*) FROM cmp_txn_reply WHERE upstream=1 $1"; }
+if [ "${RA_PG:-0}" = 1 ]; then
+    ra_rows() { PGPASSWORD=$(cat "$T/pg/password") psql "$CI" -qAt \
+        -c "SELECT count(*) FROM cmp_txn_reply WHERE upstream=1 $1"; }
+else
+    ra_rows() { sqlite3 "$R/ra.db" "SELECT count(*) FROM cmp_txn_reply WHERE upstream=1 $1"; }
+fi
 
 n_dev=1
 for a in nr np rr rp; do
