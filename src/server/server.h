@@ -2,7 +2,9 @@
  * The CMP server core: turns one request (alias + DER bytes) into one
  * protected response (DER bytes + HTTP status). It authenticates, authorises,
  * keeps all transaction state in the store and issues through the CA engine.
- * It does no network I/O: the HTTP layer calls server_handle().
+ * It does no network I/O: the HTTP layer calls server_handle(). (An alias
+ * in upstream mode, an RA in front of another CA, is the exception: it
+ * posts the request on through src/client/upclient.h.)
  */
 #ifndef CMPCA_SERVER_H
 #define CMPCA_SERVER_H

@@ -22,6 +22,7 @@ const struct srv_mode *srv_mode_find(const char *name)
 {
     static const struct srv_mode *const modes[] = {
         &srv_mode_3gpp, &srv_mode_ra, &srv_mode_cert, &srv_mode_mac,
+        &srv_mode_upstream,
     };
     size_t i;
 
@@ -323,7 +324,7 @@ int srv_alias_load(struct srv_alias *a, const struct conf *conf,
 {
     const char *mode, *inner, *ca_name, *prof_name, *vendors, *attr, *ku, *rs;
     long confirm_wait, tolerance;
-    int reenroll, revoke_kur, ra_verified, ra_trust;
+    int reenroll, revoke_kur, ra_verified, ra_trust, repeats;
 
     memset(a, 0, sizeof(*a));
     pthread_mutex_init(&a->vt_lock, NULL);
@@ -337,8 +338,9 @@ int srv_alias_load(struct srv_alias *a, const struct conf *conf,
     if ((a->mode = srv_mode_find(mode != NULL ? mode : "3gpp")) == NULL)
         return conf_err(conf, sec->line, err, errlen,
                         "[alias %s]: unknown mode '%s' (known: 3gpp, ra, "
-                        "cert, mac)",
-                        sec->name, mode);
+                        "cert, mac, upstream)", sec->name, mode);
+    if (a->mode == &srv_mode_upstream)  /* an RA: no CA of its own */
+        return srv_upstream_load(a, conf, sec, store, err, errlen);
     inner = conf_get(sec, "inner_mode");
     if (a->mode == &srv_mode_ra) {
         if (inner == NULL)
@@ -395,8 +397,11 @@ int srv_alias_load(struct srv_alias *a, const struct conf *conf,
         || !conf_get_bool(conf, sec, "revoke_on_kur", 1, &revoke_kur, err,
                           errlen)
         || !conf_get_bool(conf, sec, "allow_ra_verified", 0, &ra_verified,
-                          err, errlen))
+                          err, errlen)
+        || !conf_get_bool(conf, sec, "answer_repeats", a->mode == &srv_mode_ra,
+                          &repeats, err, errlen))
         return 0;
+    a->answer_repeats = repeats;
     if (ra_verified && a->mode != &srv_mode_ra)
         return conf_err(conf, sec->line, err, errlen,
                         "[alias %s]: allow_ra_verified is for mode = ra",
@@ -500,6 +505,7 @@ void srv_alias_clear(struct srv_alias *a)
     srv_vendor_trust_free(a->vt);
     srv_cert_clear(a);
     srv_mac_alias_clear(a);
+    srv_upstream_free(a->up);
     pthread_mutex_destroy(&a->vt_lock);
     pthread_mutex_destroy(&a->ra_lock);
     memset(a, 0, sizeof(*a));

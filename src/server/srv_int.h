@@ -189,6 +189,12 @@ struct srv_alias {
                                     * approve` */
     long check_after;              /* seconds, in pollRep */
     long approval_timeout;         /* undecided requests expire after */
+    struct srv_upstream *up;       /* mode = upstream: the upstream CMP
+                                    * server and how to reach it (owned),
+                                    * else NULL */
+    int answer_repeats;            /* a byte-identical repeat of an
+                                    * answered request gets the stored
+                                    * reply (srv_repeat.c) */
 };
 
 struct server {
@@ -253,6 +259,14 @@ struct srv_ctx {
     size_t mac_secret_len;
     X509_NAME *mac_subject;        /* mac mode: the device's CN when the
                                     * request names no subject (owned) */
+    const unsigned char *req_der;  /* the request as received (depth 0),
+                                    * for forwarding and repeats */
+    size_t req_len;
+    int out_http;                  /* HTTP status of out_der (a relayed
+                                    * answer), 0 = from the reason */
+    int inner_refused;             /* a message of this nested wrapper was
+                                    * refused (its answer is not kept for
+                                    * repeats) */
 };
 
 /* --- srv_ctx.c: helpers shared by the handlers ---------------------- */
@@ -382,6 +396,38 @@ int srv_mac_alias_load(struct srv_alias *a, const struct conf *conf,
 /* Frees what srv_mac_alias_load and a request's MAC check left. */
 void srv_mac_alias_clear(struct srv_alias *a);
 void srv_mac_ctx_clear(struct srv_ctx *ctx);
+extern const struct srv_mode srv_mode_upstream;
+
+/* --- mode_upstream.c / op_forward.c: an RA in front of a CMP CA ------ */
+
+struct srv_upstream;
+/* Loads the upstream part of an [alias] with mode = upstream (instead of a
+ * CA and profile): the device policy, the RA's key and certificate (which
+ * also protect the alias's own answers), the upstream's URL, trust and
+ * form. Returns 1, or 0 with |err| set. */
+int srv_upstream_load(struct srv_alias *a, const struct conf *conf,
+                      const struct conf_section *sec, STORE *store, char *err,
+                      size_t errlen);
+void srv_upstream_free(struct srv_upstream *up);
+/* Applies the alias's device policy to ctx->req, forwards it to the
+ * upstream and puts the answer for the device into ctx->out_der. */
+enum cmp_reason srv_forward(struct srv_ctx *ctx, CMP_MSG **rsp);
+
+/* --- srv_repeat.c: byte-identical repeats get the stored reply ------- */
+
+/* If |der| was answered before on ctx's alias, sets *reply (malloc'ed)
+ * to the stored answer (and *http, if not NULL, to its HTTP status) and
+ * returns 1; else 0. */
+int srv_repeat_lookup(struct srv_ctx *ctx, const unsigned char *der,
+                      size_t len, unsigned char **reply, size_t *reply_len,
+                      int *http);
+/* Stores |reply| as the answer to |der| (first answer kept). |upstream|
+ * marks a reply relayed from an upstream; |audit_action| (or NULL) adds an
+ * audit row in the same transaction. Returns 1 or 0. */
+int srv_repeat_store(struct srv_ctx *ctx, const unsigned char *der,
+                     size_t len, const unsigned char *reply,
+                     size_t reply_len, int upstream, int http_status,
+                     const char *audit_action, const char *audit_details);
 
 /* --- srv_txn.c: the only writer of the CMP transaction record ------- */
 

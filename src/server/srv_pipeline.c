@@ -170,6 +170,8 @@ static int srv_handle_inner(struct srv_ctx *outer, const CMP_MSG *msg,
 /* Runs the handler for the operation. */
 static enum cmp_reason srv_dispatch(struct srv_ctx *ctx, CMP_MSG **rsp)
 {
+    if (ctx->alias->up != NULL)       /* an RA: policy, then the upstream */
+        return srv_forward(ctx, rsp);
     switch (ctx->op) {
     case SRV_OP_IR:
     case SRV_OP_CR:
@@ -297,6 +299,8 @@ static int srv_handle_msg(struct srv_ctx *ctx, const CMP_MSG *msg,
     status = *der == NULL ? 500
         : ctx->reason == CMP_R_OK || ctx->in_body
         ? 200 : cmp_reason_http_status(ctx->reason);
+    if (*der != NULL && ctx->reason == CMP_R_OK && ctx->out_http > 0)
+        status = ctx->out_http;     /* relayed with the upstream's status */
     us = srv_usec_since(&t0);
     outcome = ctx->reason == CMP_R_OK ? "accepted"
         : ctx->reason == CMP_R_SYSTEM_FAILURE || ctx->reason == CMP_R_SYSTEM_UNAVAIL
@@ -359,6 +363,8 @@ static int srv_handle_inner(struct srv_ctx *outer, const CMP_MSG *msg,
     ctx.depth = outer->depth + 1;
     ctx.peer = outer->peer;
     srv_handle_msg(&ctx, msg, der, len);
+    if (ctx.reason != CMP_R_OK)
+        outer->inner_refused = 1;
     return *der != NULL;
 }
 
@@ -380,12 +386,35 @@ void server_handle(SERVER *srv, const struct server_request *req,
     }
     ctx.mode = ctx.alias->mode;
     ctx.peer = req->peer;
+    ctx.req_der = req->der;
+    ctx.req_len = req->len;
     if (req->reject_status != 0)
         srv_fail(&ctx, req->reject_status == 413 ? CMP_R_BODY_TOO_LARGE
                                                  : CMP_R_BAD_CONTENT_TYPE, NULL);
     else
         ctx.reason = cmp_msg_decode(req->der, req->len, &srv->limits, &msg);
+    /* a byte-identical repeat of a request answered before: the same
+     * answer, nothing done twice */
+    if (ctx.alias->answer_repeats && msg != NULL && ctx.reason == CMP_R_OK
+        && srv_repeat_lookup(&ctx, req->der, req->len, &rsp->der, &rsp->len,
+                             NULL)) {
+        char tid[40];
+
+        log_msg(LOG_INFO, "alias=%s type=%s tid=%s outcome=repeat http=200 "
+                "peer=%s", ctx.alias->name, cmp_body_type_name(msg->body->type),
+                cmp_hex(msg->header->transactionID, tid, sizeof(tid)),
+                req->peer != NULL ? req->peer : "-");
+        rsp->http_status = 200;
+        CMP_MSG_free(msg);
+        return;
+    }
     rsp->http_status = srv_handle_msg(&ctx, msg, &der, &len);
+    /* only accepted requests: a refusal changed nothing and is answered
+     * alike when it comes again */
+    if (ctx.alias->answer_repeats && msg != NULL && ctx.reason == CMP_R_OK
+        && !ctx.inner_refused && der != NULL && rsp->http_status == 200)
+        (void)srv_repeat_store(&ctx, req->der, req->len, der, len, 0, 200,
+                               NULL, NULL);
     if (der != NULL && (rsp->der = malloc(len)) != NULL) {
         memcpy(rsp->der, der, len);
         rsp->len = len;

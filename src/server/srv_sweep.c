@@ -24,7 +24,7 @@ static void srv_refresh_crls(SERVER *srv, time_t now)
     for (i = 0; i < srv->naliases; i++) {
         struct srv_alias *a = &srv->aliases[i];
 
-        if (!atomic_exchange(&a->crl_dirty, 0))
+        if (a->ca == NULL || !atomic_exchange(&a->crl_dirty, 0))
             continue;
         for (j = 0; j < i; j++)         /* the CA's CRL is done already */
             if (srv->aliases[j].ca == a->ca)

@@ -151,7 +151,7 @@ long srv_txn_purge(SERVER *srv, time_t now)
 {
     time_t last = __atomic_load_n(&srv->last_purge, __ATOMIC_ACQUIRE);
     STORE_TX *tx = NULL;
-    int64_t n = 0;
+    int64_t n = 0, replies = 0;
 
     /* at most once a minute (or per retention period, if shorter) */
     if (srv->txn_retention <= 0
@@ -164,6 +164,9 @@ long srv_txn_purge(SERVER *srv, time_t now)
            != STORE_OK
         || store_pending_purge(tx, (int64_t)(now - srv->txn_retention), NULL)
            != STORE_OK
+        /* stored replies (srv_repeat.c) live as long */
+        || store_txn_reply_purge(tx, (int64_t)(now - srv->txn_retention),
+                                 &replies) != STORE_OK
         || store_commit_clear(&tx) != STORE_OK) {
         store_rollback(tx);
         log_msg(LOG_WARN, "sweep: purging finished transactions failed");

@@ -162,6 +162,36 @@ static enum signer_load_rc signer_keys_load_ca(SIGNER_KEYS *k,
     return SIGNER_LOAD_OK;
 }
 
+/* mode = upstream: the RA's own key (ra_key, unlocked with ra_key_pass),
+ * which signs what the alias forwards and answers. */
+static enum signer_load_rc signer_keys_load_ra(SIGNER_KEYS *k,
+                                               const struct conf_section *sec,
+                                               char *err, size_t errlen)
+{
+    const char *keyref = conf_get(sec, "ra_key");
+    struct ca_signer_opts o;
+    CA_SIGNER *s = NULL;
+    char label[300];
+    enum ca_signer_status st;
+    int ok;
+
+    if (keyref == NULL)
+        return SIGNER_LOAD_OK;
+    memset(&o, 0, sizeof(o));
+    o.pass_spec = conf_get(sec, "ra_key_pass");
+    o.what = "RA key";
+    if ((st = ca_signer_load(keyref, &o, &s, err, errlen)) != CA_SIGNER_OK)
+        return st == CA_SIGNER_ERROR ? SIGNER_LOAD_ERROR : SIGNER_LOAD_AUTH;
+    snprintf(label, sizeof(label), "RA key of alias %s", sec->name);
+    ok = signer_keys_add(k, s, keyref, NULL, label);
+    ca_signer_free(s);
+    if (!ok) {
+        snprintf(err, errlen, "alias %s: cannot register the RA key", sec->name);
+        return SIGNER_LOAD_ERROR;
+    }
+    return SIGNER_LOAD_OK;
+}
+
 enum signer_load_rc signer_keys_load_conf(const struct conf *conf,
                                           struct store *store,
                                           SIGNER_KEYS **out, char *err,
@@ -180,6 +210,8 @@ enum signer_load_rc signer_keys_load_conf(const struct conf *conf,
         goto end;
     while ((sec = conf_next(conf, "alias", sec)) != NULL) {
         aliases++;
+        if ((rc = signer_keys_load_ra(k, sec, err, errlen)) != SIGNER_LOAD_OK)
+            goto end;
         if ((name = conf_get(sec, "ca")) == NULL)
             continue; /* the server reports it with file:line */
         if ((rc = signer_keys_load_ca(k, conf, store, name, err, errlen))

@@ -1268,3 +1268,37 @@ enum store_rc store_rollover_list(STORE_TX *tx, int64_t ca_id,
     *n = 0;
     return OPS(tx)->rollover_list(tx, ca_id, out, n);
 }
+
+/* ------------------------------------------------------------------ */
+/* Stored replies                                                      */
+
+void store_txn_reply_free(struct store_txn_reply *r)
+{
+    if (r == NULL)
+        return;
+    free(r->alias);
+    free(r->tid);
+    free(r->reply);
+    free(r);
+}
+
+enum store_rc store_txn_reply_put(STORE_TX *tx, const struct store_txn_reply *r)
+{
+    STORE_NEED_WRITE(tx);
+    if (r->alias == NULL || r->reply == NULL || r->reply_len == 0)
+        return store_tx_fail(tx, STORE_ERROR, "txn_reply_put: bad record");
+    return OPS(tx)->txn_reply_put(tx, r);
+}
+
+enum store_rc store_txn_reply_get(STORE_TX *tx, const unsigned char *req_sha256,
+                                  struct store_txn_reply **out)
+{
+    *out = NULL;
+    return OPS(tx)->txn_reply_get(tx, req_sha256, out);
+}
+
+enum store_rc store_txn_reply_purge(STORE_TX *tx, int64_t before, int64_t *n)
+{
+    STORE_NEED_WRITE(tx);
+    return OPS(tx)->txn_reply_purge(tx, before, n);
+}

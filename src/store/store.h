@@ -754,6 +754,35 @@ enum store_rc store_vendor_crl_list(STORE_TX *tx, int64_t vendor_id,
                                     size_t *n);
 
 /* ------------------------------------------------------------------ */
+/* Stored replies                                                      */
+
+/* The answer given to one request, by the SHA-256 of the request's DER:
+ * a byte-identical repeat (a retried forward of an RA) gets the same reply
+ * and changes nothing, and an RA in upstream mode records every message
+ * it relayed (upstream = 1) so that a restart or another node continues
+ * the transaction and the relay can be audited. */
+struct store_txn_reply {
+    unsigned char req_sha256[STORE_SHA256_LEN];
+    char *alias;
+    unsigned char *tid;            /* the request's transactionID */
+    size_t tid_len;
+    int upstream;                  /* 1: relayed from the upstream */
+    int http_status;               /* sent with the reply */
+    int64_t created;               /* 0 = now */
+    unsigned char *reply;
+    size_t reply_len;
+};
+void store_txn_reply_free(struct store_txn_reply *r);
+/* Stores |r|; a reply stored before for the same request is kept. */
+enum store_rc store_txn_reply_put(STORE_TX *tx, const struct store_txn_reply *r);
+/* The reply to the request whose DER hashes to |req_sha256|, or
+ * STORE_NOTFOUND. */
+enum store_rc store_txn_reply_get(STORE_TX *tx, const unsigned char *req_sha256,
+                                  struct store_txn_reply **out);
+/* Deletes replies stored before |before|; *n (may be NULL) how many. */
+enum store_rc store_txn_reply_purge(STORE_TX *tx, int64_t before, int64_t *n);
+
+/* ------------------------------------------------------------------ */
 /* Audit trail                                                         */
 
 /*

@@ -139,6 +139,10 @@ struct store_ops {
                                     const struct store_vendor_crl *);
     enum store_rc (*vendor_crl_list)(STORE_TX *, int64_t,
                                      struct store_vendor_crl ***, size_t *);
+    enum store_rc (*txn_reply_put)(STORE_TX *, const struct store_txn_reply *);
+    enum store_rc (*txn_reply_get)(STORE_TX *, const unsigned char *,
+                                   struct store_txn_reply **);
+    enum store_rc (*txn_reply_purge)(STORE_TX *, int64_t, int64_t *);
 
     /* audit primitives; the hash chain itself lives in store_audit.c */
     enum store_rc (*audit_head)(STORE_TX *, int64_t *seq,

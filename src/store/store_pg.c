@@ -135,6 +135,12 @@
       "vendor_id=$1::bigint ORDER BY vendor_id")                            \
     X(CRL_GET, "SELECT ca_id,number,this_update,next_update,der FROM crl "  \
       "WHERE ca_id=$1")                                                     \
+    X(REPLY_PUT, "INSERT INTO cmp_txn_reply(req_sha256,alias,tid,upstream," \
+      "http,created,reply) VALUES($1,$2,$3,$4,$5,$6,$7) "                    \
+      "ON CONFLICT(req_sha256) DO NOTHING")                                 \
+    X(REPLY_GET, "SELECT req_sha256,alias,tid,upstream,http,created,reply " \
+      "FROM cmp_txn_reply WHERE req_sha256=$1")                             \
+    X(REPLY_PURGE, "DELETE FROM cmp_txn_reply WHERE created<$1")            \
     X(AUDIT_HEAD, "SELECT seq,hash FROM audit_head WHERE id=1")             \
     X(AUDIT_HEAD_LOCK, "SELECT seq,hash FROM audit_head WHERE id=1 "        \
       "FOR UPDATE")                                                         \
@@ -2427,6 +2433,71 @@ static enum store_rc pg_rollover_list(STORE_TX *tx, int64_t ca_id,
 }
 
 /* ------------------------------------------------------------------ */
+/* Stored replies                                                      */
+
+static enum store_rc pg_reply_put(STORE_TX *tx, const struct store_txn_reply *r)
+{
+    struct pg_params p = { 0 };
+
+    pp_bytes(&p, r->req_sha256, STORE_SHA256_LEN);
+    pp_text(&p, r->alias);
+    if (r->tid != NULL)
+        pp_bytes(&p, r->tid, r->tid_len);
+    else
+        pp_null(&p);
+    pp_i64(&p, r->upstream != 0);
+    pp_i64(&p, r->http_status);
+    pp_i64(&p, r->created ? r->created : pg_now());
+    pp_bytes(&p, r->reply, r->reply_len);
+    return pg_exec(tx, PG_REPLY_PUT, &p, "txn_reply_put", NULL);
+}
+
+static void *pg_read_reply(STORE_TX *tx, const PGresult *r, int i)
+{
+    struct store_txn_reply *x = calloc(1, sizeof(*x));
+    size_t hl = 0;
+
+    if (x == NULL)
+        return NULL;
+    if (!pg_fixed(r, i, 0, x->req_sha256, sizeof(x->req_sha256), &hl)
+        || hl != STORE_SHA256_LEN || !pg_text(r, i, 1, &x->alias)
+        || !pg_bytes(r, i, 2, &x->tid, &x->tid_len)
+        || !pg_bytes(r, i, 6, &x->reply, &x->reply_len)) {
+        store_txn_reply_free(x);
+        return NULL;
+    }
+    x->upstream = (int)pg_id(r, i, 3);
+    x->http_status = (int)pg_id(r, i, 4);
+    x->created = pg_id(r, i, 5);
+    return x;
+}
+
+static enum store_rc pg_reply_get(STORE_TX *tx, const unsigned char *sha,
+                                  struct store_txn_reply **out)
+{
+    struct pg_params p = { 0 };
+
+    pp_bytes(&p, sha, STORE_SHA256_LEN);
+    return pg_get(tx, PG_REPLY_GET, &p, pg_read_reply, (void **)out,
+                  "txn_reply_get");
+}
+
+static enum store_rc pg_reply_purge(STORE_TX *tx, int64_t before, int64_t *n)
+{
+    struct pg_params p = { 0 };
+    enum store_rc rc;
+    long k = 0;
+
+    if (n != NULL)
+        *n = 0;
+    pp_i64(&p, before);
+    if ((rc = pg_exec(tx, PG_REPLY_PURGE, &p, "txn_reply_purge", &k))
+        == STORE_OK && n != NULL)
+        *n = k;
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
 /* Audit primitives                                                    */
 
 /*
@@ -2869,6 +2940,9 @@ const struct store_ops store_pg_ops = {
     .crl_next_number = pg_crl_next_number,
     .crl_put = pg_crl_put,
     .crl_get_last = pg_crl_get_last,
+    .txn_reply_put = pg_reply_put,
+    .txn_reply_get = pg_reply_get,
+    .txn_reply_purge = pg_reply_purge,
     .vendor_crl_put = pg_vendor_crl_put,
     .vendor_crl_list = pg_vendor_crl_list,
     .audit_head = pg_audit_head,

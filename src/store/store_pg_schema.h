@@ -185,6 +185,17 @@ static const char *const store_pg_migrations[] = {
     "CREATE INDEX cmp_pending_expires ON cmp_pending(expires)"
     " WHERE state = 0;"
     "CREATE INDEX cmp_pending_updated ON cmp_pending(updated);",
+    /* 10: as SQLite's 11: stored replies (byte-identical repeats, the
+     * messages an RA in upstream mode relayed) */
+    "CREATE TABLE cmp_txn_reply ("
+    "  req_sha256 bytea PRIMARY KEY,"
+    "  alias text COLLATE \"C\" NOT NULL,"
+    "  tid bytea,"
+    "  upstream integer NOT NULL DEFAULT 0,"
+    "  http integer NOT NULL,"
+    "  created bigint NOT NULL,"
+    "  reply bytea NOT NULL);"
+    "CREATE INDEX cmp_txn_reply_created ON cmp_txn_reply(created);",
 };
 
 #endif

@@ -110,6 +110,12 @@
     X(VCRL_LIST, "SELECT vendor_id,issuer_sha256,this_update,next_update,"  \
       "fetched,source,der FROM vendor_crl WHERE ?1=0 OR vendor_id=?1 "      \
       "ORDER BY vendor_id")                                                 \
+    X(REPLY_PUT, "INSERT INTO cmp_txn_reply(req_sha256,alias,tid,upstream," \
+      "http,created,reply) VALUES(?,?,?,?,?,?,?) "                           \
+      "ON CONFLICT(req_sha256) DO NOTHING")                                 \
+    X(REPLY_GET, "SELECT req_sha256,alias,tid,upstream,http,created,reply " \
+      "FROM cmp_txn_reply WHERE req_sha256=?")                              \
+    X(REPLY_PURGE, "DELETE FROM cmp_txn_reply WHERE created<?")             \
     X(AUDIT_HEAD, "SELECT seq,hash FROM audit_head WHERE id=1")             \
     X(AUDIT_INSERT, "INSERT INTO audit(" STORE_AUDIT_COLS ") "                 \
       "VALUES(?,?,?,?,?,?,?)")                                              \
@@ -2401,6 +2407,72 @@ static enum store_rc sq_rollover_list(STORE_TX *tx, int64_t ca_id,
 }
 
 /* ------------------------------------------------------------------ */
+/* Stored replies                                                      */
+
+static enum store_rc sq_reply_put(STORE_TX *tx, const struct store_txn_reply *r)
+{
+    sqlite3_stmt *s;
+
+    if ((s = sq_stmt(tx, SQ_REPLY_PUT)) == NULL)
+        return STORE_ERROR;
+    sqlite3_bind_blob(s, 1, r->req_sha256, STORE_SHA256_LEN, SQLITE_STATIC);
+    sq_bind_text(s, 2, r->alias);
+    sq_bind_blob(s, 3, r->tid, r->tid_len);
+    sqlite3_bind_int(s, 4, r->upstream != 0);
+    sqlite3_bind_int(s, 5, r->http_status);
+    sqlite3_bind_int64(s, 6, r->created ? r->created : sq_now());
+    sqlite3_bind_blob64(s, 7, r->reply, r->reply_len, SQLITE_STATIC);
+    return sq_exec_stmt(tx, s, "txn_reply_put");
+}
+
+static void *sq_read_reply(STORE_TX *tx, sqlite3_stmt *s)
+{
+    struct store_txn_reply *r = calloc(1, sizeof(*r));
+    const void *h = sqlite3_column_blob(s, 0);
+
+    if (r == NULL)
+        return NULL;
+    if (h == NULL || sqlite3_column_bytes(s, 0) != STORE_SHA256_LEN
+        || !sq_col_text(s, 1, &r->alias) || !sq_col_blob(s, 2, &r->tid, &r->tid_len)
+        || !sq_col_blob(s, 6, &r->reply, &r->reply_len)) {
+        store_txn_reply_free(r);
+        return NULL;
+    }
+    memcpy(r->req_sha256, h, STORE_SHA256_LEN);
+    r->upstream = sqlite3_column_int(s, 3);
+    r->http_status = sqlite3_column_int(s, 4);
+    r->created = sqlite3_column_int64(s, 5);
+    return r;
+}
+
+static enum store_rc sq_reply_get(STORE_TX *tx, const unsigned char *sha,
+                                  struct store_txn_reply **out)
+{
+    sqlite3_stmt *s;
+
+    *out = NULL;
+    if ((s = sq_stmt(tx, SQ_REPLY_GET)) == NULL)
+        return STORE_ERROR;
+    sqlite3_bind_blob(s, 1, sha, STORE_SHA256_LEN, SQLITE_STATIC);
+    return sq_get_one(tx, s, sq_read_reply, (void **)out, "txn_reply_get");
+}
+
+static enum store_rc sq_reply_purge(STORE_TX *tx, int64_t before, int64_t *n)
+{
+    sqlite3_stmt *s;
+    enum store_rc rc;
+
+    if (n != NULL)
+        *n = 0;
+    if ((s = sq_stmt(tx, SQ_REPLY_PURGE)) == NULL)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, before);
+    if ((rc = sq_exec_stmt(tx, s, "txn_reply_purge")) == STORE_OK && n != NULL)
+        *n = sqlite3_changes(SQ_DB(tx));
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
 /* Audit primitives                                                    */
 
 static enum store_rc sq_audit_head(STORE_TX *tx, int64_t *seq,
@@ -2828,6 +2900,9 @@ const struct store_ops store_sqlite_ops = {
     .crl_next_number = sq_crl_next_number,
     .crl_put = sq_crl_put,
     .crl_get_last = sq_crl_get_last,
+    .txn_reply_put = sq_reply_put,
+    .txn_reply_get = sq_reply_get,
+    .txn_reply_purge = sq_reply_purge,
     .vendor_crl_put = sq_vendor_crl_put,
     .vendor_crl_list = sq_vendor_crl_list,
     .audit_head = sq_audit_head,

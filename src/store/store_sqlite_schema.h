@@ -187,6 +187,18 @@ static const char *const store_sqlite_migrations[] = {
      "CREATE INDEX cmp_pending_expires ON cmp_pending(expires)"
      " WHERE state = 0;"
      "CREATE INDEX cmp_pending_updated ON cmp_pending(updated);"),
+    /* 11: stored replies: a byte-identical repeat of a request gets the
+     * same answer (an RA's retried forward), and an RA in upstream mode
+     * records each message it relayed */
+    ("CREATE TABLE cmp_txn_reply ("
+     "  req_sha256 BLOB PRIMARY KEY,"
+     "  alias TEXT NOT NULL,"
+     "  tid BLOB,"
+     "  upstream INTEGER NOT NULL DEFAULT 0,"
+     "  http INTEGER NOT NULL,"
+     "  created INTEGER NOT NULL,"
+     "  reply BLOB NOT NULL) WITHOUT ROWID;"
+     "CREATE INDEX cmp_txn_reply_created ON cmp_txn_reply(created);"),
 };
 
 #endif

@@ -1766,8 +1766,53 @@ static void test_rollover_roundtrip(void **state)
     store_rollback(tx);
 }
 
-/* The shared tests, for the including program's test array (with its own
- * setup/teardown). */
+/* Stored replies: put and get by request hash, the first reply kept,
+ * purge by age. */
+static void test_txn_reply(void **state)
+{
+    struct fx *f = *state;
+    unsigned char tid[4] = { 1, 2, 3, 4 }, r1[3] = { 0x30, 0x01, 0x01 };
+    unsigned char r2[3] = { 0x30, 0x01, 0x02 };
+    struct store_txn_reply r, *got = NULL;
+    STORE_TX *tx;
+    int64_t n = 0;
+
+    memset(&r, 0, sizeof(r));
+    memset(r.req_sha256, 0xab, sizeof(r.req_sha256));
+    r.alias = "up";
+    r.tid = tid;
+    r.tid_len = sizeof(tid);
+    r.upstream = 1;
+    r.http_status = 200;
+    r.created = 1000;
+    r.reply = r1;
+    r.reply_len = sizeof(r1);
+    assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+    assert_int_equal(store_txn_reply_put(tx, &r), STORE_OK);
+    r.reply = r2;               /* a second answer to the same request */
+    assert_int_equal(store_txn_reply_put(tx, &r), STORE_OK);
+    assert_int_equal(store_commit(tx), STORE_OK);
+    assert_int_equal(store_begin_read(f->st, &tx), STORE_OK);
+    assert_int_equal(store_txn_reply_get(tx, r.req_sha256, &got), STORE_OK);
+    assert_string_equal(got->alias, "up");
+    assert_int_equal(got->reply_len, sizeof(r1));
+    assert_memory_equal(got->reply, r1, sizeof(r1));   /* the first kept */
+    assert_memory_equal(got->tid, tid, sizeof(tid));
+    assert_int_equal(got->upstream, 1);
+    assert_int_equal(got->http_status, 200);
+    assert_int_equal(got->created, 1000);
+    store_txn_reply_free(got);
+    got = NULL;
+    memset(r.req_sha256, 0xcd, sizeof(r.req_sha256));
+    assert_int_equal(store_txn_reply_get(tx, r.req_sha256, &got), STORE_NOTFOUND);
+    assert_null(got);
+    store_rollback(tx);
+    assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+    assert_int_equal(store_txn_reply_purge(tx, 1001, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(store_commit(tx), STORE_OK);
+}
+
 /* Device secrets (mac mode): put/replace, one device per reference,
  * failure count and lock, unlock, consumed once, gone with the device. */
 static void test_device_secret(void **state)
@@ -1859,7 +1904,10 @@ static void test_device_secret(void **state)
     assert_int_equal(store_commit(tx), STORE_OK);
 }
 
+/* The shared tests, for the including program's test array (with its own
+ * setup/teardown). */
 #define STORE_COMMON_TESTS \
+    cmocka_unit_test_setup_teardown(test_txn_reply, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_rollover_roundtrip, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_ca_roundtrip, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_cert_unique, setup, teardown), \

@@ -1457,6 +1457,54 @@ static void test_ra_ir_certconf(void **state)
     EVP_PKEY_free(k);
 }
 
+/* answer_repeats (on for ra aliases): an RA's byte-identical repeat of an
+ * accepted ir and certConf gets the same bytes again and changes nothing
+ * (a retried forward never issues twice); a changed message is handled
+ * as usual (transactionIdInUse). */
+static void test_ra_repeat_same_reply(void **state)
+{
+    struct fx *f = *state;
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    unsigned char d1[32], d2[32], nn[16], *rsp = NULL, *other = NULL;
+    struct stenv_rsp r;
+    size_t rl = 0, ol = 0;
+    long certs;
+    CMP_MSG *m;
+    int i;
+
+    f->l.alias = "ra";
+    assert_true(run_op(f, OP_IR, &f->e.ra[STENV_RA_ALL], k, "dev-7", NULL,
+                       NULL));
+    assert_int_equal(f->l.nreq, 2);
+    certs = stenv_cert_count(&f->e, -1);
+    assert_true(stenv_store_digest(&f->e, d1));
+    for (i = 0; i < 2; i++) {
+        assert_int_equal(stenv_handle(&f->e, "ra", f->l.req[i], f->l.req_len[i],
+                                      &rsp, &rl), 200);
+        assert_int_equal(rl, f->l.rsp_len[i]);
+        assert_memory_equal(rsp, f->l.rsp[i], rl);
+        free(rsp);
+        rsp = NULL;
+    }
+    assert_int_equal(stenv_cert_count(&f->e, -1), certs);
+    assert_true(stenv_store_digest(&f->e, d2));
+    assert_memory_equal(d1, d2, 32);
+    /* the same ir with another senderNonce is another request */
+    m = der_decode(f->l.req[0], f->l.req_len[0]);
+    memset(nn, 0x5a, sizeof(nn));
+    assert_true(ASN1_OCTET_STRING_set(m->header->senderNonce, nn, sizeof(nn)));
+    der_replace(&other, &ol, m, f->e.ra[STENV_RA_ALL].key);
+    assert_int_equal(stenv_handle(&f->e, "ra", other, ol, &rsp, &rl), 200);
+    assert_true(stenv_rsp_parse(rsp, rl, &r));
+    assert_int_equal(r.body, CMP_BODY_ERROR);
+    assert_int_equal(r.failinfo, 1 << CMP_FAIL_TRANSACTION_ID_IN_USE);
+    stenv_rsp_clear(&r);
+    assert_int_equal(stenv_cert_count(&f->e, -1), certs);
+    free(rsp);
+    free(other);
+    EVP_PKEY_free(k);
+}
+
 /* The certConf's audit row names the device as the ir's row does
  * ("cmp:ra:ra=<name>:<device>", README "RA mode"): both by
  * device_id_attr or CN (srv_label_from_name), not by the whole subject. */
@@ -2836,6 +2884,7 @@ int main(void)
         T(test_reload_vendors),
         T(test_transport_errors),
         T(test_ra_ir_certconf),
+        T(test_ra_repeat_same_reply),
         T(test_ra_certconf_audit_names_device),
         T(test_ra_cr),
         T(test_ra_p10cr),

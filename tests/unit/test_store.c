@@ -227,6 +227,7 @@ static void test_ra_migration(void **state)
             "DROP TABLE ca_rollover;"
             "DROP TABLE device_secret;"
             "DROP TABLE cmp_pending;"
+            "DROP TABLE cmp_txn_reply;"
             "INSERT INTO ra(id,name,cert,sha256,created) VALUES(7,'old',"
             "x'300105',zeroblob(32),1234);"
             "INSERT INTO ra_alias(ra_id,alias) VALUES(7,'lab');"
