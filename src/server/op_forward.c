@@ -440,6 +440,18 @@ static void srv_fwd_mac_final(struct srv_ctx *ctx, const CMP_MSG *answer)
     if (ctx->mac_rec == NULL)
         return;
     final = type == CMP_BODY_CERTCONF && at == CMP_BODY_PKICONF;
+    if (final) {
+        /* a certConf rejecting the certificate does not make it final */
+        const STACK_OF(CMP_CERTSTATUS) *cs = ctx->req->body->value.certConf;
+        int i;
+
+        for (i = 0; i < sk_CMP_CERTSTATUS_num(cs); i++) {
+            const CMP_PKISI *si = sk_CMP_CERTSTATUS_value(cs, i)->statusInfo;
+
+            if (si != NULL && cmp_pkisi_get_status(si) == CMP_STATUS_REJECTION)
+                final = 0;
+        }
+    }
     if (!final && srv_fwd_is_certreq(type)
         && (at == CMP_BODY_IP || at == CMP_BODY_CP)
         && cmp_hdr_has_implicit_confirm(answer->header)) {

@@ -24,6 +24,13 @@ ca = issuing
 profile = radev
 vendors = acme
 allow_ra_verified = yes
+[alias raic]
+mode = ra
+ca = issuing
+profile = radev
+vendors = acme
+allow_ra_verified = yes
+implicit_confirm = yes
 [alias rasetup]
 mode = 3gpp
 ca = issuing
@@ -47,7 +54,7 @@ CA_PORT=$PORT
 newkey ra.key
 check "RA certificate from the CA" ocmp -path .well-known/cmp/p/rasetup -cmd ir \
     $(dev_args SN-000024) -trusted oproot.pem -newkey ra.key -subject /CN=RA -certout ra.pem
-check "ra add upra (raVerified)" cli ra add --name upra --cert ra.pem --alias ra --ra-verified
+check "ra add upra (raVerified)" cli ra add --name upra --cert ra.pem --alias ra --alias raic --ra-verified
 
 # An external CA with a device certificate, and another CA the RA does not
 # trust.
@@ -102,6 +109,8 @@ EOF
     up_alias md mac
     echo "vendors = acme"
     echo "mac_max_failures = 3"
+    up_alias mdic mac | sed 's|/p/ra$|/p/raic|'
+    echo "vendors = acme"
 } >"$R/cmpca.conf"
 rcli() { (cd "$R" && timeout 60 "$CMPCA" -c "$R/cmpca.conf" "$@"); }
 SECRET=upstream-mac-secret-1
@@ -110,7 +119,8 @@ printf 'upstream-mac-secret-2\n' >"$R/s2.txt"
 {
     rcli vendor add --name acme --ca "$T/vendor/vendor-chain.pem" &&
     rcli device add --vendor acme MACDEV-1 --secret-file s1.txt &&
-    rcli device add --vendor acme MACDEV-2 --secret-file s2.txt
+    rcli device add --vendor acme MACDEV-2 --secret-file s2.txt &&
+    rcli device add --vendor acme MACDEV-4 --secret-file s2.txt --ref ref-four
 } >"$T/rasetup.log" 2>&1 || { echo "Bail out! RA setup failed"; diag "$T/rasetup.log"; exit 1; }
 serve_user_own "$R"
 ra_start() {
@@ -177,6 +187,11 @@ grep -q 'alias=cd type=ir .*device="/CN=extdev" outcome=accepted' "$T/ra.log" \
 is "cert: raVerified ir signed by the RA accepted at the CA" \
     "$(grep -c 'alias=ra type=ir .*ra="upra" outcome=accepted' "$T/ca.log")" 1
 
+newkey cd-2.key
+check "cert: kur+certConf with the CA's certificate through the RA" \
+    device cd -cmd kur -trusted oproot.pem -cert cd-1.pem -key cd-1.key -extracerts opchain.pem \
+    -newkey cd-2.key -certout cd-2.pem
+is "cert: the renewed certificate is valid at the CA" "$(ca_serial_status cd-2.pem)" valid
 c0=$(PORT=$CA_PORT cert_count); a0=$(PORT=$CA_PORT audit_count); r0=$(ra_rows "")
 newkey x.key
 device cd -cmd ir -trusted oproot.pem -cert baddev.pem -key baddev.key -newkey x.key \
@@ -239,6 +254,46 @@ echo "$s" | grep -q "^body=ip status=2 failInfo=[^ ]*badCertTemplate[^ ]* protec
     || nok "mac: a subject that is not the device's refused at the RA, MAC-protected with its secret ($s)"
 is "mac: subject refused: the CA issued nothing" "$(PORT=$CA_PORT cert_count)" "$c0"
 is "mac: subject refused: MACDEV-2's secret not consumed" "$(sec_row MACDEV-2)" "0|0|0"
+
+device md -cmd ir $(dev_args SN-000001) -newkey x.key -subject /CN=SN-000001 -certout x.pem \
+    -trusted oproot.pem -rspout md-signed.rsp >"$T/o.out" 2>&1
+expect_error "mac: a signed first enrollment refused at the RA" 200 200 md-signed.rsp notAuthorized
+is "mac: signed ir: the CA issued nothing" "$(PORT=$CA_PORT cert_count)" "$c0"
+
+# genm under the MAC: forwarded, the genp MAC-protected; the secret stays.
+device md -cmd genm -infotype caCerts -secret pass:upstream-mac-secret-2 -ref MACDEV-2 \
+    -rspout md-genp.der >"$T/o.out" 2>&1
+s=$(inspect --secret upstream-mac-secret-2 md-genp.der | head -1)
+echo "$s" | grep -q "^body=genp .*protected=ok" && ok "mac: genm answered with a MAC-protected genp" \
+    || { nok "mac: genm answered with a MAC-protected genp ($s)"; diag "$T/o.out"; }
+is "mac: genm does not consume the secret" "$(sec_row MACDEV-2)" "0|0|0"
+
+# A certConf that rejects the certificate: relayed, pkiConf, the secret
+# not consumed; the device enrolls again and confirms: consumed.
+newkey MACDEV-2.key
+macir upstream-mac-secret-2 MACDEV-2 MACDEV-2 -disable_confirm -certout md2.pem \
+    -reqout md2-ir.der -rspout md2-ip.der >"$T/o.out" 2>&1
+"$CRAFT" certconf --ip "$T/md2-ip.der" --req "$T/md2-ir.der" --mac upstream-mac-secret-2 \
+    --mac-ref MACDEV-2 --reject --out "$T/md2-cc.der"
+h=$(PORT=$RA_PORT post md2-cc.der md2-cc.rsp application/pkixcmp /.well-known/cmp/p/md)
+is "mac: a rejecting certConf relayed: pkiConf, MAC-protected" "$h/$(inspect --secret upstream-mac-secret-2 md2-cc.rsp | head -1 | grep -o 'protected=[a-z]*' | sed "s/^/$(field md2-cc.rsp body) /")" \
+    "200/pkiconf protected=ok"
+is "mac: the rejected certificate is revoked at the CA" "$(ca_serial_status md2.pem)" revoked
+is "mac: a rejecting certConf does not consume the secret" "$(sec_row MACDEV-2)" "0|0|0"
+newkey MACDEV-2.key
+check "mac: MACDEV-2 enrolls again and confirms" \
+    macir upstream-mac-secret-2 MACDEV-2 MACDEV-2 -certout md2b.pem
+is "mac: now MACDEV-2's secret is consumed" "$(sec_row MACDEV-2)" "0|0|1"
+
+# implicitConfirm granted by the CA (alias raic): the secret is consumed
+# with the ip, no certConf.
+newkey MACDEV-4.key
+device mdic -cmd ir -secret pass:upstream-mac-secret-2 -ref ref-four -newkey MACDEV-4.key \
+    -subject /CN=MACDEV-4 -implicit_confirm -certout md4.pem -rspout md4-ip.der >"$T/o.out" 2>&1
+is "mac: implicitConfirm granted upstream" \
+    "$(inspect --secret upstream-mac-secret-2 md4-ip.der | sed -n 's/^implicitConfirm=//p')" 1
+is "mac: implicitConfirm: the certificate is valid at the CA" "$(ca_serial_status md4.pem)" valid
+is "mac: implicitConfirm: the secret consumed with the ip" "$(sec_row MACDEV-4)" "0|0|1"
 
 is "RA still serves" "$(PORT=$RA_PORT health)" 200
 is "CA still serves" "$(PORT=$CA_PORT health)" 200
