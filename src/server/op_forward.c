@@ -430,9 +430,10 @@ static enum cmp_reason srv_fwd_reprotect(struct srv_ctx *ctx, CMP_MSG *m,
  * the relayed certConf, or an accepted answer granting implicitConfirm),
  * so the device's secret is used up, as on a mac alias. A failure here
  * does not take the answer from the device (the upstream issued). */
-static void srv_fwd_mac_final(struct srv_ctx *ctx, const CMP_MSG *answer)
+static void srv_fwd_mac_final(struct srv_ctx *ctx, int type,
+                              const CMP_MSG *answer)
 {
-    int type = ctx->req->body->type, at = answer->body->type, final;
+    int at = answer->body->type, final;
     const CMP_CERTREPMSG *rep;
     STORE_TX *tx = NULL;
     enum store_rc rc;
@@ -570,9 +571,12 @@ static enum cmp_reason srv_fwd_poll(struct srv_ctx *ctx,
         goto end;
     }
     if ((r = srv_fwd_check_answer(ctx, ans, ans_len, orig->header->senderNonce,
-                                  &answer)) != CMP_R_OK
-        || (r = srv_fwd_reprotect(ctx, answer, &ctx->out_der, &ctx->out_len))
-           != CMP_R_OK)
+                                  &answer)) != CMP_R_OK)
+        goto end;
+    /* the kept certificate request's answer may grant implicitConfirm */
+    srv_fwd_mac_final(ctx, orig->body->type, answer);
+    if ((r = srv_fwd_reprotect(ctx, answer, &ctx->out_der, &ctx->out_len))
+        != CMP_R_OK)
         goto end;
     ctx->out_http = http >= 200 && http < 600 ? (int)http : 200;
     snprintf(details, sizeof(details),
@@ -660,7 +664,7 @@ enum cmp_reason srv_forward(struct srv_ctx *ctx, CMP_MSG **rsp)
                                   ctx->req->header->senderNonce, &answer))
         != CMP_R_OK)
         goto end;
-    srv_fwd_mac_final(ctx, answer);
+    srv_fwd_mac_final(ctx, type, answer);
     /* a MAC device cannot check the upstream's signature: always
      * re-protected for it */
     if (up->rsp_reprotect || ctx->mac_secret != NULL) {
