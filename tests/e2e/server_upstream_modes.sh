@@ -10,7 +10,10 @@
 # registered in the RA's store) gets ir+certConf; the answers are
 # MAC-protected with its secret; the secret is consumed at the RA once the
 # CA's pkiConf came back; a wrong secret is refused at the RA (failure
-# counted there, the CA's store unchanged), a consumed one too.
+# counted there, the CA's store unchanged), a consumed one too; genm
+# under the MAC; a rejecting certConf leaves the secret; implicitConfirm
+# granted upstream consumes it with the ip; with the CA down the device
+# waits and polls (MAC-protected) until the CA is back.
 # Configurations the RA refuses: mac with the nested form, cert without
 # cert_trust_file, cert_* options under device_mode = 3gpp.
 # shellcheck disable=SC2046
@@ -111,6 +114,9 @@ EOF
     echo "mac_max_failures = 3"
     up_alias mdic mac | sed 's|/p/ra$|/p/raic|'
     echo "vendors = acme"
+    up_alias mdw mac
+    echo "upstream_unavailable = wait"
+    echo "upstream_poll_after = 1s"
 } >"$R/cmpca.conf"
 rcli() { (cd "$R" && timeout 60 "$CMPCA" -c "$R/cmpca.conf" "$@"); }
 SECRET=upstream-mac-secret-1
@@ -120,7 +126,8 @@ printf 'upstream-mac-secret-2\n' >"$R/s2.txt"
     rcli vendor add --name acme --ca "$T/vendor/vendor-chain.pem" &&
     rcli device add --vendor acme MACDEV-1 --secret-file s1.txt &&
     rcli device add --vendor acme MACDEV-2 --secret-file s2.txt &&
-    rcli device add --vendor acme MACDEV-4 --secret-file s2.txt --ref ref-four
+    rcli device add --vendor acme MACDEV-4 --secret-file s2.txt --ref ref-four &&
+    rcli device add --vendor acme MACDEV-5 --secret-file s2.txt --ref ref-five
 } >"$T/rasetup.log" 2>&1 || { echo "Bail out! RA setup failed"; diag "$T/rasetup.log"; exit 1; }
 serve_user_own "$R"
 ra_start() {
@@ -294,6 +301,29 @@ is "mac: implicitConfirm granted upstream" \
     "$(inspect --secret upstream-mac-secret-2 md4-ip.der | sed -n 's/^implicitConfirm=//p')" 1
 is "mac: implicitConfirm: the certificate is valid at the CA" "$(ca_serial_status md4.pem)" valid
 is "mac: implicitConfirm: the secret consumed with the ip" "$(sec_row MACDEV-4)" "0|0|1"
+
+# The CA down (upstream_unavailable = wait): the MAC device gets
+# "waiting" and pollReps MAC-protected with its secret, its certificate
+# once the CA is back on its port, and the secret is consumed then.
+srv_stop ca
+newkey MACDEV-5.key
+(device mdw -cmd ir -secret pass:upstream-mac-secret-2 -ref ref-five -newkey MACDEV-5.key \
+    -subject /CN=MACDEV-5 -certout md5.pem >"$T/w.out" 2>&1; echo $? >"$T/w.rc") &
+WPID=$!
+sleep 2.5
+grep -q 'alias=mdw .*upstream unavailable: answered waiting' "$T/ra.log" \
+    && ok "mac wait: the device was answered waiting" || nok "mac wait: the device was answered waiting"
+grep -q 'alias=mdw type=pollReq .*outcome=accepted' "$T/ra.log" \
+    && ok "mac wait: the device polls (MAC-protected pollReq), pollRep while the CA is down" \
+    || nok "mac wait: the device polls (MAC-protected pollReq), pollRep while the CA is down"
+is "mac wait: not consumed while waiting" "$(sec_row MACDEV-5)" "0|0|0"
+sed -i "s/^listen = 127.0.0.1:0\$/listen = 127.0.0.1:$CA_PORT/" "$T/cmpca.conf"
+srv_start ca || nok "CA restarted on its port"
+wait "$WPID"
+is "mac wait: the device's ir succeeded after the CA came back" "$(cat "$T/w.rc")" 0
+[ "$(cat "$T/w.rc")" = 0 ] || diag "$T/w.out"
+is "mac wait: the certificate is valid at the CA" "$(ca_serial_status md5.pem 2>/dev/null)" valid
+is "mac wait: the secret consumed after the certConf" "$(sec_row MACDEV-5)" "0|0|1"
 
 is "RA still serves" "$(PORT=$RA_PORT health)" 200
 is "CA still serves" "$(PORT=$CA_PORT health)" 200
