@@ -470,9 +470,8 @@ static void srv_fwd_mac_final(struct srv_ctx *ctx, int type,
         return;
     }
     if (srv_mode_mac.finalised(ctx, tx, NULL) != CMP_R_OK
-        || store_commit(tx) != STORE_OK) {
-        if (tx != NULL)
-            store_rollback(tx);
+        || store_commit_clear(&tx) != STORE_OK) {
+        store_rollback(tx);
         log_msg(LOG_ERROR, "alias=%s device=\"%s\": the secret of reference "
                 "%s is not marked used (%s)", ctx->alias->name,
                 ctx->device_label, ctx->mac_rec->ref, ctx->detail);
