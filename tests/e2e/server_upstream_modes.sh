@@ -15,10 +15,29 @@
 # granted upstream consumes it with the ip; with the CA down the device
 # waits and polls (MAC-protected) until the CA is back.
 # Configurations the RA refuses: mac with the nested form, cert without
-# cert_trust_file, cert_* options under device_mode = 3gpp.
+# cert_trust_file, cert_* options under device_mode = 3gpp. RA_PG=1: the
+# RA's store (secrets, failure counts, consumption) in PostgreSQL.
 # shellcheck disable=SC2046
 . "$(dirname "$0")/lib.sh"
 
+# RA_PG=1: the RA's store in a throw-away PostgreSQL cluster
+# (scripts/pg-test-server.sh) instead of SQLite.
+RA_STORE="path = ra.db"
+if [ "${RA_PG:-0}" = 1 ]; then
+    PGS=$REPO/scripts/pg-test-server.sh
+    pg_cleanup() {
+        local s
+        for s in $SERVERS; do srv_stop "$s"; done
+        "$PGS" stop "$T/pg" >/dev/null 2>&1
+        e2e_cleanup
+    }
+    trap pg_cleanup EXIT
+    CI=$("$PGS" start "$T/pg" 2>"$T/pgstart.log") ||
+        { echo "Bail out! PostgreSQL did not start"; diag "$T/pgstart.log"; exit 1; }
+    RA_STORE="backend = postgresql
+conninfo = $CI
+password = file:$T/pg/password"
+fi
 e2e_pki 300s 24
 cat >>"$T/cmpca.conf" <<EOF
 [alias ra]
@@ -105,7 +124,7 @@ sweep_interval = 1s
 secret_kek = file:$R/kek.hex
 $(serve_user_line)
 [store]
-path = ra.db
+$RA_STORE
 EOF
     up_alias cd cert
     echo "cert_trust_file = $T/ext.pem"
@@ -168,9 +187,14 @@ bad_conf "implicit_confirm on an upstream alias" "on mode = upstream the upstrea
 check "RA starts (device_mode = cert and mac)" ra_start
 PORT=$RA_PORT
 
-ra_rows() { sqlite3 "$R/ra.db" "SELECT count(*) FROM cmp_txn_reply WHERE upstream=1 $1"; }
+if [ "${RA_PG:-0}" = 1 ]; then
+    ra_sql() { PGPASSWORD=$(cat "$T/pg/password") psql "$CI" -qAt -c "$1"; }
+else
+    ra_sql() { sqlite3 "$R/ra.db" "$1"; }
+fi
+ra_rows() { ra_sql "SELECT count(*) FROM cmp_txn_reply WHERE upstream=1 $1"; }
 sec_row() {     # failures|locked|consumed of a device's secret in the RA's store
-    sqlite3 "$R/ra.db" "SELECT s.failures||'|'||s.locked||'|'||s.consumed FROM device_secret s
+    ra_sql "SELECT s.failures||'|'||s.locked||'|'||s.consumed FROM device_secret s
         JOIN device d ON d.id=s.device_id WHERE d.identifier='$1'"
 }
 ca_serial_status() { PORT=$CA_PORT cert_status "$(serial_of "$1")"; }
