@@ -29,7 +29,7 @@ int srv_cert_conf_load(struct srv_alias *a, const struct conf *conf,
                        size_t errlen)
 {
     const char *subj = conf_get(sec, "cert_subjects");
-    int is_cert = a->mode == &srv_mode_cert, trust = 0;
+    int is_cert = srv_alias_device_mode(a) == &srv_mode_cert, trust = 0;
 
     /* read all of them: conf_check_used knows them then */
     trust |= conf_get(sec, "cert_trust") != NULL;
@@ -38,7 +38,7 @@ int srv_cert_conf_load(struct srv_alias *a, const struct conf *conf,
     if (!is_cert && (subj != NULL || trust))
         return conf_err(conf, sec->line, err, errlen, "[alias %s]: cert_trust, "
                         "cert_trust_file, cert_crl_file and cert_subjects are "
-                        "for mode = cert", sec->name);
+                        "for mode = cert (or device_mode = cert)", sec->name);
     a->cert_subjects = SRV_CERT_SUBJECTS_OWN;
     if (subj != NULL) {
         if (strcmp(subj, "own") == 0)

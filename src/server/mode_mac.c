@@ -44,7 +44,7 @@ int srv_mac_alias_load(struct srv_alias *a, const struct conf *conf,
                         "[alias %s]: implicit_confirm is never granted in "
                         "3gpp mode (TS 33.310)", sec->name);
     a->implicit_confirm = ic;
-    if (a->mode != &srv_mode_mac) {
+    if (srv_alias_device_mode(a) != &srv_mode_mac) {
         if (rsp != NULL || subj != NULL || conf_get(sec, "mac_max_iterations")
             || conf_get(sec, "mac_max_failures"))
             return conf_err(conf, sec->line, err, errlen,

@@ -54,32 +54,68 @@ static enum cmp_reason mode_up_operator(struct srv_ctx *ctx)
     return r;
 }
 
-static enum cmp_reason mode_up_authenticate(struct srv_ctx *ctx,
-                                            enum srv_op op)
+/* genm and the renewals: an operator certificate (upstream_trust), else
+ * the device mode's first-enrollment signer (a vendor certificate in
+ * 3gpp mode, a cert_trust_file certificate in cert mode). */
+static enum cmp_reason mode_up_operator_or_device(struct srv_ctx *ctx,
+                                                  enum srv_op op)
 {
     const struct srv_mode *dm = ctx->alias->up->device_mode;
     int64_t vendor_id;
     enum cmp_reason r;
 
+    if ((r = mode_up_operator(ctx)) == CMP_R_OK)
+        return r;
+    ctx->reason = CMP_R_OK;
+    ctx->detail[0] = '\0';
+    if (dm == &srv_mode_cert)
+        return dm->authenticate(ctx, op);
+    if ((r = srv_auth_vendor_path(ctx, &vendor_id)) != CMP_R_OK)
+        return r;
+    X509_NAME_oneline(X509_get_subject_name(ctx->rq.cert),
+                      ctx->device_label, sizeof(ctx->device_label));
+    return CMP_R_OK;
+}
+
+/* device_mode = mac, a request whose MAC verified (ctx->mac_rec): the mac
+ * mode's checks (vendor, secret not consumed, device not disabled; kur
+ * and rr refused under a MAC); certConf, error and pollReq belong to a
+ * transaction the upstream knows. */
+static enum cmp_reason mode_up_mac_authenticate(struct srv_ctx *ctx,
+                                                enum srv_op op)
+{
+    switch (op) {
+    case SRV_OP_CERTCONF:
+    case SRV_OP_ERROR:
+    case SRV_OP_POLL:
+        return CMP_R_OK;
+    default:
+        return srv_mode_mac.authenticate(ctx, op);
+    }
+}
+
+static enum cmp_reason mode_up_authenticate(struct srv_ctx *ctx,
+                                            enum srv_op op)
+{
+    const struct srv_mode *dm = ctx->alias->up->device_mode;
+
+    if (dm == &srv_mode_mac && ctx->mac_rec != NULL)
+        return mode_up_mac_authenticate(ctx, op);
     switch (op) {
     case SRV_OP_IR:
     case SRV_OP_P10CR:
-        /* the vendor checks of the device mode, unchanged */
+        /* the first-enrollment checks of the device mode, unchanged (mac:
+         * a signed ir is refused there) */
         return dm->authenticate(ctx, op);
     case SRV_OP_CR:
+        if (dm == &srv_mode_cert)
+            return mode_up_operator_or_device(ctx, op);
+        return mode_up_operator(ctx);
     case SRV_OP_KUR:
     case SRV_OP_RR:
         return mode_up_operator(ctx);
     case SRV_OP_GENM:
-        if ((r = mode_up_operator(ctx)) == CMP_R_OK)
-            return r;
-        ctx->reason = CMP_R_OK;
-        ctx->detail[0] = '\0';
-        if ((r = srv_auth_vendor_path(ctx, &vendor_id)) != CMP_R_OK)
-            return r;
-        X509_NAME_oneline(X509_get_subject_name(ctx->rq.cert),
-                          ctx->device_label, sizeof(ctx->device_label));
-        return CMP_R_OK;
+        return mode_up_operator_or_device(ctx, op);
     default:
         /* certConf, error, pollReq: the upstream knows the transaction */
         srv_label_from_name(ctx, X509_get_subject_name(ctx->rq.cert));
@@ -115,6 +151,16 @@ static enum cmp_reason mode_up_rr_own(struct srv_ctx *ctx)
 
 static enum cmp_reason mode_up_authorise(struct srv_ctx *ctx, enum srv_op op)
 {
+    const struct srv_mode *dm = ctx->alias->up->device_mode;
+
+    /* the device mode's view of what is asked for: the subject a MAC
+     * device or a certificate holder may enroll (cert_subjects) */
+    if (op == SRV_OP_IR || op == SRV_OP_CR || op == SRV_OP_P10CR) {
+        if (dm == &srv_mode_mac && ctx->mac_rec != NULL)
+            return dm->authorise(ctx, op);
+        if (dm == &srv_mode_cert && ctx->rq.kind == SRV_RQ_CERT_HOLDER)
+            return dm->authorise(ctx, op);
+    }
     switch (op) {
     case SRV_OP_RR:
         return mode_up_rr_own(ctx);
@@ -138,10 +184,35 @@ static int mode_up_implicit_confirm(const struct srv_ctx *ctx)
     return 0;
 }
 
+/* The device mode's protection check: a signature (3gpp, cert), or with
+ * device_mode = mac the device's MAC by the secret its senderKID names. */
+static enum cmp_reason mode_up_verify(struct srv_ctx *ctx)
+{
+    return ctx->alias->up->device_mode->verify(ctx);
+}
+
+/* Answers the RA builds itself (refusals, waiting, pollRep): to a request
+ * whose MAC verified MAC-protected with the device's secret (the mac
+ * mode's hook), else signed by the RA. */
+static int mode_up_protect(struct srv_ctx *ctx, CMP_MSG *msg,
+                           unsigned char **der, size_t *len)
+{
+    if (ctx->mac_secret != NULL)
+        return srv_mode_mac.protect(ctx, msg, der, len);
+    return srv_protect_signed(ctx, msg, der, len);
+}
+
 const struct srv_mode srv_mode_upstream = {
-    "upstream", srv_auth_signature, mode_up_authenticate, mode_up_authorise,
-    mode_up_ra_verified, mode_up_implicit_confirm, NULL, NULL,
+    "upstream", mode_up_verify, mode_up_authenticate, mode_up_authorise,
+    mode_up_ra_verified, mode_up_implicit_confirm, mode_up_protect, NULL,
 };
+
+const struct srv_mode *srv_alias_device_mode(const struct srv_alias *a)
+{
+    if (a->mode == &srv_mode_upstream && a->up != NULL)
+        return a->up->device_mode;
+    return a->mode;
+}
 
 /* ------------------------------------------------------------------ */
 /* Configuration                                                       */
@@ -302,6 +373,42 @@ static int mode_up_load_client(struct srv_alias *a, struct srv_upstream *up,
     return 1;
 }
 
+/* The options of the device mode: cert_* (device_mode = cert: external
+ * CAs only, the RA's store holds no CA) and mac_* with [server]
+ * secret_kek (device_mode = mac: re-protected forwards only). The
+ * loaders of those modes refuse their options under another device
+ * mode. */
+static int mode_up_load_device(struct srv_alias *a, struct srv_upstream *up,
+                               const struct conf *conf,
+                               const struct conf_section *sec, STORE *store,
+                               char *err, size_t errlen)
+{
+    if (!srv_cert_conf_load(a, conf, sec, err, errlen)
+        || !srv_mac_alias_load(a, conf, sec, err, errlen))
+        return 0;
+    if (a->implicit_confirm)
+        return conf_err(conf, sec->line, err, errlen,
+                        "[alias %s]: implicit_confirm is for aliases that "
+                        "issue (on mode = upstream the upstream CA decides)",
+                        a->name);
+    if (up->device_mode == &srv_mode_cert) {
+        if (conf_get(sec, "cert_trust") != NULL
+            || conf_get(sec, "cert_trust_file") == NULL)
+            return conf_err(conf, sec->line, err, errlen,
+                            "[alias %s]: device_mode = cert needs "
+                            "cert_trust_file (an RA has no CA in its store "
+                            "for cert_trust)", a->name);
+        if (!srv_cert_trust_load(a, conf, sec, store, err, errlen))
+            return 0;
+    }
+    if (up->device_mode == &srv_mode_mac && up->form == SRV_UP_NESTED)
+        return conf_err(conf, sec->line, err, errlen,
+                        "[alias %s]: device_mode = mac needs upstream_form = "
+                        "reprotect (the upstream cannot verify the device's "
+                        "MAC inside a nested message)", a->name);
+    return 1;
+}
+
 int srv_upstream_load(struct srv_alias *a, const struct conf *conf,
                       const struct conf_section *sec, STORE *store, char *err,
                       size_t errlen)
@@ -318,10 +425,11 @@ int srv_upstream_load(struct srv_alias *a, const struct conf *conf,
     pthread_mutex_init(&up->seen_lock, NULL);
     a->up = up;
     dm = conf_get(sec, "device_mode");
-    if ((up->device_mode = srv_mode_find(dm != NULL ? dm : "3gpp"))
-        != &srv_mode_3gpp) {
+    up->device_mode = srv_mode_find(dm != NULL ? dm : "3gpp");
+    if (up->device_mode != &srv_mode_3gpp && up->device_mode != &srv_mode_cert
+        && up->device_mode != &srv_mode_mac) {
         conf_err(conf, sec->line, err, errlen,
-                 "[alias %s]: device_mode must be 3gpp", a->name);
+                 "[alias %s]: device_mode must be 3gpp, cert or mac", a->name);
         goto end;
     }
     if (conf_get(sec, "ca") != NULL || conf_get(sec, "profile") != NULL) {
@@ -444,7 +552,8 @@ int srv_upstream_load(struct srv_alias *a, const struct conf *conf,
     if (!mode_up_load_ra(a, up, conf, sec, err, errlen)
         || !mode_up_load_client(a, up, conf, sec, err, errlen))
         goto end;
-    if (!conf_check_used(conf, sec, err, errlen))
+    if (!mode_up_load_device(a, up, conf, sec, store, err, errlen)
+        || !conf_check_used(conf, sec, err, errlen))
         goto end;
     if (!srv_alias_reload_vendors(a, store)) {
         snprintf(err, errlen, "[alias %s]: cannot load vendors from the store",

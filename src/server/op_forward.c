@@ -197,7 +197,10 @@ static enum cmp_reason srv_fwd_build(struct srv_ctx *ctx, unsigned char **der,
                 if ((crm->popo->value.raVerified = ASN1_NULL_new()) == NULL)
                     goto end;
             }
-            if (!srv_fwd_add_orig(out->header, ctx->req_der, ctx->req_len))
+            /* a MAC-protected original is not attached: no upstream can
+             * verify the device's MAC (the RA did, then signed) */
+            if (ctx->mac_rec == NULL
+                && !srv_fwd_add_orig(out->header, ctx->req_der, ctx->req_len))
                 goto end;
         }
         ok = srv_fwd_protect_as_ra(ctx, out, NULL, up->mac != NULL);
@@ -400,13 +403,81 @@ static enum cmp_reason srv_fwd_reprotect(struct srv_ctx *ctx, CMP_MSG *m,
     GENERAL_NAME_free(h->recipient);
     h->recipient = rh->sender != NULL ? GENERAL_NAME_dup(rh->sender)
                                       : GENERAL_NAME_dup(ctx->alias->rsp_nobody);
-    /* srv_fwd_protect_as_ra frees the extraCerts it finds: give it none */
-    ok = h->recipient != NULL && srv_fwd_protect_as_ra(ctx, m, theirs, 0)
-        && cmp_msg_encode(m, der, len);
+    if (h->recipient != NULL && ctx->mac_secret != NULL
+        && !ctx->alias->mac.response_sign) {
+        /* device_mode = mac: MAC-protected with the device's secret (the
+         * mode's hook), the upstream's extraCerts kept for the device */
+        X509_ALGOR_free(h->protectionAlg);
+        ASN1_BIT_STRING_free(m->protection);
+        h->protectionAlg = NULL;
+        m->protection = NULL;
+        m->extraCerts = theirs;
+        theirs = NULL;
+        ok = ctx->mode->protect(ctx, m, der, len);
+    } else {
+        /* srv_fwd_protect_as_ra frees the extraCerts it finds: give it
+         * none */
+        ok = h->recipient != NULL && srv_fwd_protect_as_ra(ctx, m, theirs, 0)
+            && cmp_msg_encode(m, der, len);
+    }
     sk_X509_pop_free(theirs, X509_free);
     ERR_clear_error();
     return ok ? CMP_R_OK
               : srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "re-protecting the answer");
+}
+
+/* device_mode = mac: the enrollment became final upstream (pkiConf to
+ * the relayed certConf, or an accepted answer granting implicitConfirm),
+ * so the device's secret is used up, as on a mac alias. A failure here
+ * does not take the answer from the device (the upstream issued). */
+static void srv_fwd_mac_final(struct srv_ctx *ctx, int type,
+                              const CMP_MSG *answer)
+{
+    int at = answer->body->type, final;
+    const CMP_CERTREPMSG *rep;
+    STORE_TX *tx = NULL;
+    enum store_rc rc;
+
+    if (ctx->mac_rec == NULL)
+        return;
+    final = type == CMP_BODY_CERTCONF && at == CMP_BODY_PKICONF;
+    if (final) {
+        /* a certConf rejecting the certificate does not make it final */
+        const STACK_OF(CMP_CERTSTATUS) *cs = ctx->req->body->value.certConf;
+        int i;
+
+        for (i = 0; i < sk_CMP_CERTSTATUS_num(cs); i++) {
+            const CMP_PKISI *si = sk_CMP_CERTSTATUS_value(cs, i)->statusInfo;
+
+            if (si != NULL && cmp_pkisi_get_status(si) == CMP_STATUS_REJECTION)
+                final = 0;
+        }
+    }
+    if (!final && srv_fwd_is_certreq(type)
+        && (at == CMP_BODY_IP || at == CMP_BODY_CP)
+        && cmp_hdr_has_implicit_confirm(answer->header)) {
+        rep = answer->body->value.ip;
+        final = sk_CMP_CERTRESP_num(rep->response) == 1
+            && cmp_pkisi_get_status(sk_CMP_CERTRESP_value(rep->response, 0)
+                                    ->status) <= CMP_STATUS_GRANTED_WITH_MODS;
+    }
+    if (!final)
+        return;
+    if ((rc = srv_write_begin(ctx, &tx)) != STORE_OK) {
+        log_msg(LOG_ERROR, "alias=%s device=\"%s\": the secret of reference "
+                "%s is not marked used (store: %s)", ctx->alias->name,
+                ctx->device_label, ctx->mac_rec->ref, store_rc_str(rc));
+        return;
+    }
+    if (srv_mode_mac.finalised(ctx, tx, NULL) != CMP_R_OK
+        || store_commit_clear(&tx) != STORE_OK) {
+        store_rollback(tx);
+        log_msg(LOG_ERROR, "alias=%s device=\"%s\": the secret of reference "
+                "%s is not marked used (%s)", ctx->alias->name,
+                ctx->device_label, ctx->mac_rec->ref, ctx->detail);
+        ctx->reason = CMP_R_OK;
+        ctx->detail[0] = '\0';
+    }
 }
 
 /* The key of a request waiting for the upstream (upstream_unavailable =
@@ -499,9 +570,12 @@ static enum cmp_reason srv_fwd_poll(struct srv_ctx *ctx,
         goto end;
     }
     if ((r = srv_fwd_check_answer(ctx, ans, ans_len, orig->header->senderNonce,
-                                  &answer)) != CMP_R_OK
-        || (r = srv_fwd_reprotect(ctx, answer, &ctx->out_der, &ctx->out_len))
-           != CMP_R_OK)
+                                  &answer)) != CMP_R_OK)
+        goto end;
+    /* the kept certificate request's answer may grant implicitConfirm */
+    srv_fwd_mac_final(ctx, orig->body->type, answer);
+    if ((r = srv_fwd_reprotect(ctx, answer, &ctx->out_der, &ctx->out_len))
+        != CMP_R_OK)
         goto end;
     ctx->out_http = http >= 200 && http < 600 ? (int)http : 200;
     snprintf(details, sizeof(details),
@@ -589,7 +663,10 @@ enum cmp_reason srv_forward(struct srv_ctx *ctx, CMP_MSG **rsp)
                                   ctx->req->header->senderNonce, &answer))
         != CMP_R_OK)
         goto end;
-    if (up->rsp_reprotect) {
+    srv_fwd_mac_final(ctx, type, answer);
+    /* a MAC device cannot check the upstream's signature: always
+     * re-protected for it */
+    if (up->rsp_reprotect || ctx->mac_secret != NULL) {
         if ((r = srv_fwd_reprotect(ctx, answer, &ctx->out_der, &ctx->out_len))
             != CMP_R_OK)
             goto end;

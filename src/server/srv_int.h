@@ -412,6 +412,9 @@ void srv_upstream_free(struct srv_upstream *up);
 /* Applies the alias's device policy to ctx->req, forwards it to the
  * upstream and puts the answer for the device into ctx->out_der. */
 enum cmp_reason srv_forward(struct srv_ctx *ctx, CMP_MSG **rsp);
+/* The mode whose device policy an alias applies: its own mode, or for
+ * mode = upstream its device_mode (3gpp, cert or mac). */
+const struct srv_mode *srv_alias_device_mode(const struct srv_alias *a);
 
 /* --- srv_repeat.c: byte-identical repeats get the stored reply ------- */
 
