@@ -296,10 +296,13 @@ static enum cmp_reason srv_poll_recheck_vendor(struct srv_ctx *ctx,
     return r;
 }
 
-/* The RA that polls for (or forwarded) the held request |p| may still
- * act for its alias, profile and operation. */
+/* The RA that polls for (or forwarded) the held request |p| is still
+ * enabled and may act for the alias; when the request is the RA's own
+ * (|own|: it signed it), also for its profile and operation (a device's
+ * nested request gets the device's checks, as when it arrived). */
 static enum cmp_reason srv_poll_recheck_ra(struct srv_ctx *ctx,
-                                           const struct store_pending *p)
+                                           const struct store_pending *p,
+                                           int own)
 {
     const struct store_ra *ra = ctx->rq.kind == SRV_RQ_RA ? ctx->rq.ra
         : ctx->via != NULL ? ctx->via->ra : NULL;
@@ -321,13 +324,13 @@ static enum cmp_reason srv_poll_recheck_ra(struct srv_ctx *ctx,
                         "RA %s may not act for alias %s", ra->name,
                         ctx->alias->name);
     case STORE_RA_NO_PROFILE:
-        if (ctx->rq.kind != SRV_RQ_RA)
+        if (!own)
             return CMP_R_OK;    /* nested: the device's own request */
         return srv_fail(ctx, CMP_R_NOT_AUTHORIZED,
                         "RA %s may not request profile %s", ra->name,
                         p->profile != NULL ? p->profile : "-");
     default:
-        if (ctx->rq.kind != SRV_RQ_RA)
+        if (!own)
             return CMP_R_OK;
         return srv_fail(ctx, CMP_R_NOT_AUTHORIZED, "RA %s may not request %s",
                         ra->name, store_ra_op_name(bit));
@@ -364,7 +367,12 @@ static enum cmp_reason srv_poll_load(struct srv_ctx *ctx,
     ctx->vendor_cert = *vendor;
     if ((ctx->vendor_cert != NULL
          && (r = srv_poll_recheck_vendor(ctx, *orig)) != CMP_R_OK)
-        || (r = srv_poll_recheck_ra(ctx, p)) != CMP_R_OK)
+        || (r = srv_poll_recheck_ra(ctx, p,
+                                    ctx->rq.kind == SRV_RQ_RA
+                                    && txn->has_requester
+                                    && CRYPTO_memcmp(txn->requester_sha256,
+                                                     ctx->rq.id, 32) == 0))
+           != CMP_R_OK)
         return r;
     if ((rc = srv_read_tx(ctx, &rtx)) != STORE_OK)
         return srv_store_reason(ctx, rc, "begin");
