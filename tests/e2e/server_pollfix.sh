@@ -1,6 +1,7 @@
 #!/bin/bash
 # Delayed delivery, the edges: decisions nobody fetched (an approval lapses,
-# a rejection closes, both purged after txn_retention), held requests
+# a rejection closes, both purged after txn_retention; a lapsed approval
+# polled before any sweep is refused too), held requests
 # counted toward enroll_max_pending, held requests of an RA (RA-signed ir
 # with the stock openssl cmp as the RA polling on its own; a device's
 # nested ir polled by the RA's own pollReq), and the re-checks at delivery
@@ -264,5 +265,33 @@ rc=$(wait_rc d6)
 is "device disabled: nothing issued" "$(cert_count)" "$c0"
 is "server still serves" "$(health)" 200
 kill $SW_PID 2>/dev/null
+
+# ---- 1b. the pollReq of a lapsed approval comes before any sweep ----------------------
+c0=$(cert_count)
+# the stock client may poll before it gives up: the ir again under a new
+# transactionID, so that l8b-ip.der is the transaction's last answer
+hold_bare l8 lapse SN-000008 >/dev/null
+"$CRAFT" mutate --in "$T/l8-ir.der" --new-tid --key "$T/devs/SN-000008/key.pem" \
+    --out "$T/l8b-ir.der"
+h=$(post l8b-ir.der l8b-ip.der application/pkixcmp /.well-known/cmp/p/lapse)
+is "l8 held (waiting ip)" "$h/$(field l8b-ip.der status)" 200/3
+tid8=$(field l8b-ip.der tid)
+check "approve l8" cli request approve "$tid8"
+srv_stop a
+sed -i 's/^sweep_interval = 1s$/sweep_interval = 3600s/' "$T/cmpca.conf"
+sleep 3.5                       # approval_timeout (3s) after the decision
+srv_start a || { echo "Bail out! restart failed"; exit 1; }
+"$CRAFT" pollreq --ip "$T/l8b-ip.der" --req "$T/l8b-ir.der" --key "$T/devs/SN-000008/key.pem" \
+    --out "$T/p8.der"
+h=$(post p8.der p8.rsp application/pkixcmp /.well-known/cmp/p/lapse)
+expect_error "pollReq after the approval lapsed, before any sweep" "$h" 200 p8.rsp badRequest
+inspect p8.rsp | head -1 | grep -q "approval lapsed" && ok "the error says the approval lapsed" \
+    || nok "the error does not say the approval lapsed"
+is "l8: request and transaction expired" "$(req_field "$tid8" state)/$(txn_state "$tid8")" expired/3
+is "l8: audit row request.lapse" "$(audit_has request.lapse "$tid8")" 1
+is "l8: nothing issued" "$(cert_count)" "$c0"
+h=$(post p8.der p8b.rsp application/pkixcmp /.well-known/cmp/p/lapse)
+expect_error "the same pollReq again: the same refusal" "$h" 200 p8b.rsp badRequest
+is "server still serves" "$(health)" 200
 
 e2e_done
