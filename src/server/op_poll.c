@@ -10,6 +10,7 @@
 
 #include "cmp/cmp_build.h"
 #include "conf/conf.h"
+#include "ocsp/vendor_crl.h"
 #include "util/log.h"
 #include "util/x509_der.h"
 
@@ -279,7 +280,7 @@ static enum store_rc srv_poll_close_decided(STORE_TX *tx,
 
 /* A fresh request's checks of what may have changed since |orig| was
  * held: the vendor certificate still chains to a vendor CA registered and
- * enabled for the alias. */
+ * enabled for the alias, and is not on the vendor's CRL. */
 static enum cmp_reason srv_poll_recheck_vendor(struct srv_ctx *ctx,
                                                const CMP_MSG *orig)
 {
@@ -293,7 +294,21 @@ static enum cmp_reason srv_poll_recheck_vendor(struct srv_ctx *ctx,
     r = srv_auth_vendor_path(ctx, &vendor_id);
     ctx->rq.cert = signer;
     ctx->req = req;
-    return r;
+    if (r != CMP_R_OK || ctx->srv->vcrl == NULL)
+        return r;
+    switch (vendor_crl_check(ctx->srv->vcrl, ctx->vendor_cert, vendor_id,
+                             ctx->now)) {
+    case VENDOR_REV_REVOKED:
+        return srv_fail(ctx, CMP_R_SIGNER_NOT_TRUSTED,
+                        "vendor certificate is revoked (vendor CRL)");
+    case VENDOR_REV_NO_CRL:
+        return srv_fail(ctx, CMP_R_SIGNER_NOT_TRUSTED,
+                        "no current CRL of the vendor CA (policy: hard)");
+    case VENDOR_REV_ERROR:
+        return srv_fail(ctx, CMP_R_SYSTEM_UNAVAIL, "vendor CRL check");
+    default:
+        return CMP_R_OK;    /* good, or unchecked under a soft policy */
+    }
 }
 
 /* The RA that polls for (or forwarded) the held request |p| is still
