@@ -298,6 +298,22 @@ static enum cmp_reason mode_ra_authenticate(struct srv_ctx *ctx, enum srv_op op)
         return r;
     /* certConf and error: the transaction names its requester (the RA is
      * looked up only to name it in the log and the audit trail) */
+    /* pollReq: the request is issued at a poll, so the RA that polls is
+     * checked as for a new request (registered, trusted, not revoked,
+     * enabled); a device's own pollReq inside an RA's wrapper as a
+     * certConf */
+    if (op == SRV_OP_POLL && ctx->via == NULL) {
+        if (!found)
+            return srv_fail(ctx, CMP_R_SIGNER_NOT_TRUSTED,
+                            "the signer is not a registered RA");
+        ctx->rq.kind = SRV_RQ_RA;
+        if ((r = mode_ra_trusted(ctx)) != CMP_R_OK)
+            return r;
+        if (ctx->rq.ra->disabled)
+            return srv_fail(ctx, CMP_R_NOT_AUTHORIZED, "RA %s is disabled",
+                            ctx->rq.ra->name);
+        return CMP_R_OK;
+    }
     if (op == SRV_OP_CERTCONF || op == SRV_OP_ERROR || op == SRV_OP_POLL) {
         if (found)
             ctx->rq.kind = SRV_RQ_RA;

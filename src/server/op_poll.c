@@ -10,11 +10,13 @@
 
 #include "cmp/cmp_build.h"
 #include "conf/conf.h"
+#include "ocsp/vendor_crl.h"
 #include "util/log.h"
 #include "util/x509_der.h"
 
 #include <jansson.h>
 #include <openssl/bio.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -229,6 +231,127 @@ static enum store_rc srv_poll_expire(STORE_TX *tx,
                           p->device, NULL, NULL);
 }
 
+/* 1 when the decision on |p| (approved or rejected) is older than the
+ * approval_timeout it was held with (expires - created): an approval not
+ * fetched by then lapses. */
+static int srv_poll_decision_lapsed(const struct store_pending *p, time_t now)
+{
+    return (p->state == STORE_PENDING_APPROVED
+            || p->state == STORE_PENDING_REJECTED)
+        && p->decided_at + (p->expires - p->created) < (int64_t)now;
+}
+
+/* Closes the transaction of the decided request |p| that was never polled
+ * within approval_timeout of the decision: an approval lapses (request
+ * and transaction expired, nothing issued), a rejection ends the
+ * transaction rejected; audit row request.lapse / request.close by
+ * |actor|. STORE_CONFLICT if it changed meanwhile. */
+static enum store_rc srv_poll_close_decided(STORE_TX *tx,
+                                            const struct store_pending *p,
+                                            const char *actor)
+{
+    struct store_cmp_txn t;
+    char tid_hex[2 * STORE_TID_MAX + 1];
+    int approved = p->state == STORE_PENDING_APPROVED;
+    enum store_rc rc;
+
+    memset(&t, 0, sizeof(t));
+    memcpy(t.tid, p->tid, p->tid_len);
+    t.tid_len = p->tid_len;
+    srv_poll_tid_hex(p->tid, p->tid_len, tid_hex);
+    if (approved
+        && (rc = store_pending_set_state(tx, p->tid, p->tid_len,
+                                         STORE_PENDING_APPROVED,
+                                         STORE_PENDING_EXPIRED, NULL, NULL))
+           != STORE_OK)
+        return rc;
+    if ((rc = srv_txn_move_tx(tx, &t, STORE_CMP_WAITING,
+                              approved ? STORE_CMP_EXPIRED
+                                       : STORE_CMP_REJECTED)) != STORE_OK)
+        return rc;
+    return srv_poll_audit(tx, actor, approved ? "request.lapse"
+                                              : "request.close",
+                          tid_hex, p->alias, p->device, NULL,
+                          approved ? "approved, not fetched within "
+                                     "approval_timeout"
+                                   : "rejected, not polled within "
+                                     "approval_timeout");
+}
+
+/* A fresh request's checks of what may have changed since |orig| was
+ * held: the vendor certificate still chains to a vendor CA registered and
+ * enabled for the alias, and is not on the vendor's CRL. */
+static enum cmp_reason srv_poll_recheck_vendor(struct srv_ctx *ctx,
+                                               const CMP_MSG *orig)
+{
+    const CMP_MSG *req = ctx->req;
+    X509 *signer = ctx->rq.cert;
+    int64_t vendor_id = 0;
+    enum cmp_reason r;
+
+    ctx->rq.cert = ctx->vendor_cert;
+    ctx->req = orig;            /* its extraCerts carry the vendor chain */
+    r = srv_auth_vendor_path(ctx, &vendor_id);
+    ctx->rq.cert = signer;
+    ctx->req = req;
+    if (r != CMP_R_OK || ctx->srv->vcrl == NULL)
+        return r;
+    switch (vendor_crl_check(ctx->srv->vcrl, ctx->vendor_cert, vendor_id,
+                             ctx->now)) {
+    case VENDOR_REV_REVOKED:
+        return srv_fail(ctx, CMP_R_SIGNER_NOT_TRUSTED,
+                        "vendor certificate is revoked (vendor CRL)");
+    case VENDOR_REV_NO_CRL:
+        return srv_fail(ctx, CMP_R_SIGNER_NOT_TRUSTED,
+                        "no current CRL of the vendor CA (policy: hard)");
+    case VENDOR_REV_ERROR:
+        return srv_fail(ctx, CMP_R_SYSTEM_UNAVAIL, "vendor CRL check");
+    default:
+        return CMP_R_OK;    /* good, or unchecked under a soft policy */
+    }
+}
+
+/* The RA that polls for (or forwarded) the held request |p| is still
+ * enabled and may act for the alias; when the request is the RA's own
+ * (|own|: it signed it), also for its profile and operation (a device's
+ * nested request gets the device's checks, as when it arrived). */
+static enum cmp_reason srv_poll_recheck_ra(struct srv_ctx *ctx,
+                                           const struct store_pending *p,
+                                           int own)
+{
+    const struct store_ra *ra = ctx->rq.kind == SRV_RQ_RA ? ctx->rq.ra
+        : ctx->via != NULL ? ctx->via->ra : NULL;
+    unsigned bit = p->type == STORE_CMP_IR ? STORE_RA_OP_IR
+        : p->type == STORE_CMP_CR ? STORE_RA_OP_CR
+        : p->type == STORE_CMP_KUR ? STORE_RA_OP_KUR : STORE_RA_OP_P10CR;
+
+    if (ra == NULL)
+        return CMP_R_OK;
+    switch (store_ra_check(ra, ctx->alias->name,
+                           p->profile != NULL ? p->profile : "", bit)) {
+    case STORE_RA_ALLOWED:
+        return CMP_R_OK;
+    case STORE_RA_DISABLED:
+        return srv_fail(ctx, CMP_R_NOT_AUTHORIZED, "RA %s is disabled",
+                        ra->name);
+    case STORE_RA_NO_ALIAS:
+        return srv_fail(ctx, CMP_R_NOT_AUTHORIZED,
+                        "RA %s may not act for alias %s", ra->name,
+                        ctx->alias->name);
+    case STORE_RA_NO_PROFILE:
+        if (!own)
+            return CMP_R_OK;    /* nested: the device's own request */
+        return srv_fail(ctx, CMP_R_NOT_AUTHORIZED,
+                        "RA %s may not request profile %s", ra->name,
+                        p->profile != NULL ? p->profile : "-");
+    default:
+        if (!own)
+            return CMP_R_OK;
+        return srv_fail(ctx, CMP_R_NOT_AUTHORIZED, "RA %s may not request %s",
+                        ra->name, store_ra_op_name(bit));
+    }
+}
+
 /* Loads what issuing the approved request |p| of |txn| needs into ctx:
  * device, renewed certificate (kur), vendor certificate (*vendor, owned),
  * the request message (*orig, owned). */
@@ -257,6 +380,15 @@ static enum cmp_reason srv_poll_load(struct srv_ctx *ctx,
            == NULL)
         return srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "held vendor certificate");
     ctx->vendor_cert = *vendor;
+    if ((ctx->vendor_cert != NULL
+         && (r = srv_poll_recheck_vendor(ctx, *orig)) != CMP_R_OK)
+        || (r = srv_poll_recheck_ra(ctx, p,
+                                    ctx->rq.kind == SRV_RQ_RA
+                                    && txn->has_requester
+                                    && CRYPTO_memcmp(txn->requester_sha256,
+                                                     ctx->rq.id, 32) == 0))
+           != CMP_R_OK)
+        return r;
     if ((rc = srv_read_tx(ctx, &rtx)) != STORE_OK)
         return srv_store_reason(ctx, rc, "begin");
     if (p->device_id != 0) {
@@ -296,6 +428,29 @@ static enum cmp_reason srv_poll_rejected(struct srv_ctx *ctx,
     return srv_fail(ctx, CMP_R_REQUEST_REJECTED, "%s", p->reason);
 }
 
+/* The pollReq comes from the requester of the transaction, or from the
+ * registered RA whose nested wrapper carried the held request |p| (it
+ * polls for the device with its own signature; RFC 9483 5.2.2). */
+static enum cmp_reason srv_poll_check_requester(struct srv_ctx *ctx,
+                                                const struct store_cmp_txn *txn,
+                                                const struct store_pending *p)
+{
+    char prefix[300];
+    size_t n;
+
+    if (txn->has_requester
+        && CRYPTO_memcmp(txn->requester_sha256, ctx->rq.id, 32) == 0)
+        return CMP_R_OK;
+    if (p != NULL && p->requester != NULL && ctx->rq.kind == SRV_RQ_RA
+        && ctx->rq.ra != NULL && ctx->via == NULL) {
+        n = (size_t)snprintf(prefix, sizeof(prefix), "cmp:%s:ra=%s:",
+                             ctx->alias->name, ctx->rq.ra->name);
+        if (n < sizeof(prefix) && strncmp(p->requester, prefix, n) == 0)
+            return CMP_R_OK;
+    }
+    return srv_txn_check_requester(ctx, txn);
+}
+
 enum cmp_reason srv_poll(struct srv_ctx *ctx, CMP_MSG **rsp)
 {
     const struct srv_mode *m = ctx->mode;
@@ -326,8 +481,14 @@ enum cmp_reason srv_poll(struct srv_ctx *ctx, CMP_MSG **rsp)
     }
     if ((rc = srv_write_begin(ctx, &tx)) != STORE_OK)
         return srv_store_reason(ctx, rc, "begin");
-    if ((r = srv_txn_load(ctx, tx, &txn)) != CMP_R_OK
-        || (r = srv_txn_check_requester(ctx, txn)) != CMP_R_OK
+    if ((r = srv_txn_load(ctx, tx, &txn)) != CMP_R_OK)
+        goto end;
+    rc = store_pending_get(tx, txn->tid, txn->tid_len, &p);
+    if (rc != STORE_OK && rc != STORE_NOTFOUND) {
+        r = srv_store_reason(ctx, rc, "held request");
+        goto end;
+    }
+    if ((r = srv_poll_check_requester(ctx, txn, p)) != CMP_R_OK
         || (r = srv_txn_check_nonce(ctx, txn)) != CMP_R_OK)
         goto end;
     /* waiting, or ended by a decision (a replayed poll: the same answer) */
@@ -344,14 +505,9 @@ enum cmp_reason srv_poll(struct srv_ctx *ctx, CMP_MSG **rsp)
                      txn->cert_req_id);
         goto end;
     }
-    rc = store_pending_get(tx, txn->tid, txn->tid_len, &p);
-    if (rc == STORE_NOTFOUND) {
+    if (p == NULL) {
         r = srv_fail(ctx, CMP_R_UNEXPECTED_BODY, "transaction %s: no held "
                      "request", store_cmp_state_str(txn->state));
-        goto end;
-    }
-    if (rc != STORE_OK) {
-        r = srv_store_reason(ctx, rc, "held request");
         goto end;
     }
     snprintf(ctx->device_label, sizeof(ctx->device_label), "%s",
@@ -377,6 +533,21 @@ enum cmp_reason srv_poll(struct srv_ctx *ctx, CMP_MSG **rsp)
         }
         r = srv_fail(ctx, CMP_R_REQUEST_EXPIRED, "approval_timeout (%lds) "
                      "passed", ctx->alias->approval_timeout);
+        goto end;
+    }
+    if (p->state == STORE_PENDING_APPROVED
+        && srv_poll_decision_lapsed(p, ctx->now)) {
+        /* approved, not fetched in time: the sweeper may not have run */
+        if ((rc = srv_poll_close_decided(tx, p, srv_actor(ctx, actor,
+                                                          sizeof(actor))))
+                != STORE_OK
+            || (rc = store_commit_clear(&tx)) != STORE_OK) {
+            r = srv_store_reason(ctx, rc, "lapse");
+            goto end;
+        }
+        r = srv_fail(ctx, CMP_R_REQUEST_EXPIRED, "the approval lapsed: not "
+                     "fetched within approval_timeout (%lds)",
+                     (long)(p->expires - p->created));
         goto end;
     }
     switch (p->state) {
@@ -461,37 +632,60 @@ enum cmp_reason srv_poll_delivered(struct srv_ctx *ctx, STORE_TX *tx,
     return CMP_R_OK;
 }
 
-int srv_poll_sweep(SERVER *srv, time_t now)
+/* Closes the held requests of |list| (undecided and expired, or decided
+ * and never fetched); returns how many. */
+static int srv_poll_sweep_list(SERVER *srv, struct store_pending **list,
+                               size_t n)
 {
-    struct store_pending **list = NULL;
     STORE_TX *tx = NULL;
-    size_t n = 0, i;
+    size_t i;
     int done = 0;
 
-    if (store_begin_read(srv->store, &tx) != STORE_OK)
-        return -1;
-    if (store_pending_list_expired(tx, (int64_t)now, 256, &list, &n)
-        != STORE_OK) {
-        store_rollback(tx);
-        return -1;
-    }
-    store_rollback(tx);
-    tx = NULL;
     for (i = 0; i < n; i++) {
         if (store_begin(srv->store, &tx) != STORE_OK)
             break;
-        /* a decision made meanwhile wins (STORE_CONFLICT) */
-        if (srv_poll_expire(tx, list[i], "sweeper") != STORE_OK
+        /* a decision or poll made meanwhile wins (STORE_CONFLICT) */
+        if ((list[i]->state == STORE_PENDING_PENDING
+                 ? srv_poll_expire(tx, list[i], "sweeper")
+                 : srv_poll_close_decided(tx, list[i], "sweeper"))
+                != STORE_OK
             || store_commit_clear(&tx) != STORE_OK) {
             store_rollback(tx);
             tx = NULL;
             continue;
         }
         done++;
-        log_msg(LOG_INFO, "alias=%s sweep: held request of %s expired "
-                "undecided", list[i]->alias,
-                list[i]->device != NULL ? list[i]->device : "-");
+        log_msg(LOG_INFO, "alias=%s sweep: held request of %s %s",
+                list[i]->alias,
+                list[i]->device != NULL ? list[i]->device : "-",
+                list[i]->state == STORE_PENDING_PENDING
+                    ? "expired undecided"
+                    : list[i]->state == STORE_PENDING_APPROVED
+                    ? "approved, never fetched: approval lapsed"
+                    : "rejected, never polled: transaction closed");
     }
+    return done;
+}
+
+int srv_poll_sweep(SERVER *srv, time_t now)
+{
+    struct store_pending **list = NULL, **stale = NULL;
+    STORE_TX *tx = NULL;
+    size_t n = 0, ns = 0;
+    int done = -1;
+
+    if (store_begin_read(srv->store, &tx) != STORE_OK)
+        return -1;
+    if (store_pending_list_expired(tx, (int64_t)now, 256, &list, &n)
+            == STORE_OK
+        && store_pending_list_stale(tx, (int64_t)now, 256, &stale, &ns)
+            == STORE_OK)
+        done = 0;
+    store_rollback(tx);
+    if (done == 0)
+        done = srv_poll_sweep_list(srv, list, n)
+            + srv_poll_sweep_list(srv, stale, ns);
     store_pending_list_free(list, n);
+    store_pending_list_free(stale, ns);
     return done;
 }

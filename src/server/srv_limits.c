@@ -69,8 +69,8 @@ enum cmp_reason srv_limits_check(struct srv_ctx *ctx)
         return srv_store_reason(ctx, rc, "requester's transactions");
     if (l->max_pending > 0 && waiting >= l->max_pending)
         return srv_fail(ctx, CMP_R_ENROLL_LIMIT,
-                        "%lld enrollments await certConf (enroll_max_pending"
-                        " = %ld)", (long long)waiting, l->max_pending);
+                        "%lld enrollments await certConf or approval "
+                        "(enroll_max_pending = %ld)", (long long)waiting, l->max_pending);
     if (l->max_per_window > 0 && recent >= l->max_per_window)
         return srv_fail(ctx, CMP_R_ENROLL_LIMIT,
                         "%lld enrollments in the last %lds"

@@ -630,7 +630,8 @@ enum store_rc store_cmp_txn_list_waiting_device(STORE_TX *tx,
 enum store_rc store_cmp_txn_purge(STORE_TX *tx, int64_t before, int64_t *n);
 /* Counts the enrollment transactions (ir, cr, kur, p10cr) of requester
  * |requester| (the 32-byte id of struct store_cmp_txn): *waiting those
- * awaiting certConf (STORE_CMP_WAITING_CONFIRM), *recent those created at
+ * awaiting certConf (STORE_CMP_WAITING_CONFIRM) or a decision / a poll
+ * (STORE_CMP_WAITING: held for approval), *recent those created at
  * or after |since| (any state; purged rows no longer count). */
 enum store_rc store_cmp_txn_count_requester(STORE_TX *tx,
                                             const unsigned char *requester,
@@ -707,6 +708,12 @@ enum store_rc store_pending_list_expired(STORE_TX *tx, int64_t now,
                                          long limit,
                                          struct store_pending ***out,
                                          size_t *n);
+/* Up to |limit| approved or rejected rows whose transaction is still
+ * STORE_CMP_WAITING (not polled since the decision) and whose decided_at
+ * + (expires - created), the approval_timeout from the decision, is <
+ * |now|; oldest decision first. */
+enum store_rc store_pending_list_stale(STORE_TX *tx, int64_t now, long limit,
+                                       struct store_pending ***out, size_t *n);
 
 /* ------------------------------------------------------------------ */
 /* CRLs                                                                */

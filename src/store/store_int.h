@@ -184,6 +184,8 @@ struct store_ops {
     enum store_rc (*pending_list_expired)(STORE_TX *, int64_t, long,
                                           struct store_pending ***, size_t *);
     enum store_rc (*pending_purge)(STORE_TX *, int64_t, int64_t *);
+    enum store_rc (*pending_list_stale)(STORE_TX *, int64_t, long,
+                                        struct store_pending ***, size_t *);
 };
 
 extern const struct store_ops store_sqlite_ops;

@@ -132,3 +132,11 @@ enum store_rc store_pending_list_expired(STORE_TX *tx, int64_t now,
     *n = 0;
     return OPS(tx)->pending_list_expired(tx, now, limit, out, n);
 }
+
+enum store_rc store_pending_list_stale(STORE_TX *tx, int64_t now, long limit,
+                                       struct store_pending ***out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    return OPS(tx)->pending_list_stale(tx, now, limit, out, n);
+}

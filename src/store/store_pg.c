@@ -109,7 +109,7 @@
     X(TXN_WAITING_DEV, "SELECT " STORE_TXN_COLS " FROM cmp_txn WHERE state=0 " \
       "AND device_id=$1 ORDER BY created LIMIT $2")                         \
     X(TXN_PURGE, "DELETE FROM cmp_txn WHERE state IN (1,2,3,4) AND updated<$1")       \
-    X(TXN_COUNT_RQ, "SELECT count(*) FILTER (WHERE state=0),"               \
+    X(TXN_COUNT_RQ, "SELECT count(*) FILTER (WHERE state IN (0,6)),"        \
       "count(*) FILTER (WHERE created>=$1) FROM cmp_txn "                   \
       "WHERE requester=$2 AND type IN (0,1,2,3)")                           \
     X(CRL_NEXT, "INSERT INTO crl_counter(ca_id,number) SELECT $1::bigint,1 " \
@@ -192,6 +192,11 @@
       "ORDER BY created,tid LIMIT $3")                                      \
     X(PENDING_EXPIRED, "SELECT " STORE_PENDING_COLS " FROM cmp_pending "      \
       "WHERE state=0 AND expires<$1 ORDER BY expires LIMIT $2")             \
+    X(PENDING_STALE, "SELECT " STORE_PENDING_COLS " FROM cmp_pending "        \
+      "WHERE state IN (1,2) AND decided_at<$1 "                             \
+      "AND decided_at+(expires-created)<$1 AND EXISTS(SELECT 1 FROM "       \
+      "cmp_txn t WHERE t.tid=cmp_pending.tid AND t.state=6) "               \
+      "ORDER BY decided_at LIMIT $2")                                       \
     X(PENDING_PURGE, "DELETE FROM cmp_pending WHERE updated<$1 "            \
       "AND state IN (2,3,4)")
 
@@ -2893,6 +2898,23 @@ static enum store_rc pg_pending_list_expired(STORE_TX *tx, int64_t now,
                    "pending_list_expired");
 }
 
+static enum store_rc pg_pending_list_stale(STORE_TX *tx, int64_t now,
+                                           long limit,
+                                           struct store_pending ***out,
+                                           size_t *n)
+{
+    struct pg_params q = { 0 };
+
+    pp_i64(&q, now);
+    if (limit > 0)
+        pp_i64(&q, limit);
+    else
+        pp_null(&q);
+    return pg_list(tx, PG_PENDING_STALE, &q, pg_read_pending,
+                   (pg_freer)store_pending_free, (void ***)out, n,
+                   "pending_list_stale");
+}
+
 const struct store_ops store_pg_ops = {
     .name = "postgresql",
     .open = pg_open,
@@ -2955,6 +2977,7 @@ const struct store_ops store_pg_ops = {
     .pending_set_state = pg_pending_set_state,
     .pending_list = pg_pending_list,
     .pending_list_expired = pg_pending_list_expired,
+    .pending_list_stale = pg_pending_list_stale,
     .pending_purge = pg_pending_purge,
     .rollover_insert = pg_rollover_insert,
     .rollover_list = pg_rollover_list,

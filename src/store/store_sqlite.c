@@ -96,7 +96,7 @@
     X(TXN_WAITING_DEV, "SELECT " STORE_TXN_COLS " FROM cmp_txn WHERE state=0 " \
       "AND device_id=? ORDER BY created LIMIT ?")                           \
     X(TXN_PURGE, "DELETE FROM cmp_txn WHERE state IN (1,2,3,4) AND updated<?")        \
-    X(TXN_COUNT_RQ, "SELECT coalesce(sum(state=0),0),"                      \
+    X(TXN_COUNT_RQ, "SELECT coalesce(sum(state IN (0,6)),0),"               \
       "coalesce(sum(created>=?),0) FROM cmp_txn "                           \
       "WHERE requester=? AND type IN (0,1,2,3)")                            \
     X(CRL_NEXT, "INSERT INTO crl_counter(ca_id,number) VALUES(?,1) "        \
@@ -162,6 +162,11 @@
       "ORDER BY created,tid LIMIT ?3")                                      \
     X(PENDING_EXPIRED, "SELECT " STORE_PENDING_COLS " FROM cmp_pending "      \
       "WHERE state=0 AND expires<? ORDER BY expires LIMIT ?")               \
+    X(PENDING_STALE, "SELECT " STORE_PENDING_COLS " FROM cmp_pending "        \
+      "WHERE state IN (1,2) AND decided_at<?1 "                             \
+      "AND decided_at+(expires-created)<?1 AND EXISTS(SELECT 1 FROM "       \
+      "cmp_txn t WHERE t.tid=cmp_pending.tid AND t.state=6) "               \
+      "ORDER BY decided_at LIMIT ?2")                                       \
     X(PENDING_PURGE, "DELETE FROM cmp_pending WHERE updated<? "             \
       "AND state IN (2,3,4)")
 
@@ -2853,6 +2858,23 @@ static enum store_rc sq_pending_list_expired(STORE_TX *tx, int64_t now,
                       (void ***)out, n, "pending_list_expired");
 }
 
+static enum store_rc sq_pending_list_stale(STORE_TX *tx, int64_t now,
+                                           long limit,
+                                           struct store_pending ***out,
+                                           size_t *n)
+{
+    sqlite3_stmt *s;
+
+    *out = NULL;
+    *n = 0;
+    if ((s = sq_stmt(tx, SQ_PENDING_STALE)) == NULL)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, now);
+    sqlite3_bind_int64(s, 2, limit > 0 ? limit : -1);
+    return sq_collect(tx, s, sq_read_pending, (sq_freer)store_pending_free,
+                      (void ***)out, n, "pending_list_stale");
+}
+
 const struct store_ops store_sqlite_ops = {
     .name = "sqlite",
     .open = sq_open,
@@ -2915,6 +2937,7 @@ const struct store_ops store_sqlite_ops = {
     .pending_set_state = sq_pending_set_state,
     .pending_list = sq_pending_list,
     .pending_list_expired = sq_pending_list_expired,
+    .pending_list_stale = sq_pending_list_stale,
     .pending_purge = sq_pending_purge,
     .rollover_insert = sq_rollover_insert,
     .rollover_list = sq_rollover_list,

@@ -199,6 +199,10 @@ static const char *const store_sqlite_migrations[] = {
      "  created INTEGER NOT NULL,"
      "  reply BLOB NOT NULL) WITHOUT ROWID;"
      "CREATE INDEX cmp_txn_reply_created ON cmp_txn_reply(created);"),
+    /* 12: held requests decided but never fetched, for the sweeper that
+     * closes them approval_timeout after the decision */
+    ("CREATE INDEX cmp_pending_decided ON cmp_pending(decided_at)"
+     " WHERE state IN (1,2);"),
 };
 
 #endif

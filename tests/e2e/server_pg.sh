@@ -36,7 +36,7 @@ esac
 e2e_pki 300s 12
 ok "PKI set up in PostgreSQL"
 [ ! -e "$T/cmpca.db" ] && ok "no SQLite file was created" || nok "cmpca.db exists"
-is "schema version in PostgreSQL" "$(psql_q 'SELECT max(version) FROM schema_version')" 10
+is "schema version in PostgreSQL" "$(psql_q 'SELECT max(version) FROM schema_version')" 11
 is "devices imported into PostgreSQL" "$(psql_q 'SELECT count(*) FROM device')" 12
 grep -q "$(cat "$PASSFILE")" "$T/cmpca.conf" "$T/pki.log" && nok "password leaked" || ok "password not in config or logs"
 
