@@ -198,8 +198,8 @@ static const char *const store_pg_migrations[] = {
     "CREATE INDEX cmp_txn_reply_created ON cmp_txn_reply(created);",
     /* 11: as SQLite's 12: decided held requests never fetched (the
      * sweeper closes them approval_timeout after the decision) */
-    "CREATE INDEX cmp_pending_decided ON cmp_pending(decided_at)"
-    " WHERE state IN (1,2);",
+    ("CREATE INDEX cmp_pending_decided ON cmp_pending(decided_at)"
+     " WHERE state IN (1,2);"),
 };
 
 #endif
