@@ -2881,10 +2881,11 @@ static enum store_rc pg_pending_list(STORE_TX *tx,
                    "pending_list");
 }
 
-static enum store_rc pg_pending_list_expired(STORE_TX *tx, int64_t now,
-                                             long limit,
-                                             struct store_pending ***out,
-                                             size_t *n)
+/* Held requests listed by a statement taking (now, limit). */
+static enum store_rc pg_pending_list_due(STORE_TX *tx, enum pg_stmt_id id,
+                                         int64_t now, long limit,
+                                         struct store_pending ***out,
+                                         size_t *n, const char *what)
 {
     struct pg_params q = { 0 };
 
@@ -2893,9 +2894,17 @@ static enum store_rc pg_pending_list_expired(STORE_TX *tx, int64_t now,
         pp_i64(&q, limit);
     else
         pp_null(&q);
-    return pg_list(tx, PG_PENDING_EXPIRED, &q, pg_read_pending,
-                   (pg_freer)store_pending_free, (void ***)out, n,
-                   "pending_list_expired");
+    return pg_list(tx, id, &q, pg_read_pending, (pg_freer)store_pending_free,
+                   (void ***)out, n, what);
+}
+
+static enum store_rc pg_pending_list_expired(STORE_TX *tx, int64_t now,
+                                             long limit,
+                                             struct store_pending ***out,
+                                             size_t *n)
+{
+    return pg_pending_list_due(tx, PG_PENDING_EXPIRED, now, limit, out, n,
+                               "pending_list_expired");
 }
 
 static enum store_rc pg_pending_list_stale(STORE_TX *tx, int64_t now,
@@ -2903,16 +2912,8 @@ static enum store_rc pg_pending_list_stale(STORE_TX *tx, int64_t now,
                                            struct store_pending ***out,
                                            size_t *n)
 {
-    struct pg_params q = { 0 };
-
-    pp_i64(&q, now);
-    if (limit > 0)
-        pp_i64(&q, limit);
-    else
-        pp_null(&q);
-    return pg_list(tx, PG_PENDING_STALE, &q, pg_read_pending,
-                   (pg_freer)store_pending_free, (void ***)out, n,
-                   "pending_list_stale");
+    return pg_pending_list_due(tx, PG_PENDING_STALE, now, limit, out, n,
+                               "pending_list_stale");
 }
 
 const struct store_ops store_pg_ops = {

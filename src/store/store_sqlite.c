@@ -2841,21 +2841,31 @@ static enum store_rc sq_pending_list(STORE_TX *tx,
                       (void ***)out, n, "pending_list");
 }
 
-static enum store_rc sq_pending_list_expired(STORE_TX *tx, int64_t now,
-                                             long limit,
-                                             struct store_pending ***out,
-                                             size_t *n)
+/* Held requests listed by a statement taking (now, limit). */
+static enum store_rc sq_pending_list_due(STORE_TX *tx, enum sq_stmt_id id,
+                                         int64_t now, long limit,
+                                         struct store_pending ***out,
+                                         size_t *n, const char *what)
 {
     sqlite3_stmt *s;
 
     *out = NULL;
     *n = 0;
-    if ((s = sq_stmt(tx, SQ_PENDING_EXPIRED)) == NULL)
+    if ((s = sq_stmt(tx, id)) == NULL)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, now);
     sqlite3_bind_int64(s, 2, limit > 0 ? limit : -1);
     return sq_collect(tx, s, sq_read_pending, (sq_freer)store_pending_free,
-                      (void ***)out, n, "pending_list_expired");
+                      (void ***)out, n, what);
+}
+
+static enum store_rc sq_pending_list_expired(STORE_TX *tx, int64_t now,
+                                             long limit,
+                                             struct store_pending ***out,
+                                             size_t *n)
+{
+    return sq_pending_list_due(tx, SQ_PENDING_EXPIRED, now, limit, out, n,
+                               "pending_list_expired");
 }
 
 static enum store_rc sq_pending_list_stale(STORE_TX *tx, int64_t now,
@@ -2863,16 +2873,8 @@ static enum store_rc sq_pending_list_stale(STORE_TX *tx, int64_t now,
                                            struct store_pending ***out,
                                            size_t *n)
 {
-    sqlite3_stmt *s;
-
-    *out = NULL;
-    *n = 0;
-    if ((s = sq_stmt(tx, SQ_PENDING_STALE)) == NULL)
-        return STORE_ERROR;
-    sqlite3_bind_int64(s, 1, now);
-    sqlite3_bind_int64(s, 2, limit > 0 ? limit : -1);
-    return sq_collect(tx, s, sq_read_pending, (sq_freer)store_pending_free,
-                      (void ***)out, n, "pending_list_stale");
+    return sq_pending_list_due(tx, SQ_PENDING_STALE, now, limit, out, n,
+                               "pending_list_stale");
 }
 
 const struct store_ops store_sqlite_ops = {

@@ -1904,6 +1904,77 @@ static void test_device_secret(void **state)
     assert_int_equal(store_commit(tx), STORE_OK);
 }
 
+/* Delayed delivery: a held (waiting) transaction counts toward its
+ * requester's outstanding enrollments, and a decided request whose
+ * transaction still waits is listed as stale approval_timeout after the
+ * decision, until the transaction moves on. */
+static void test_pending_stale(void **state)
+{
+    struct fx *f = *state;
+    struct store_cmp_txn t;
+    struct store_pending p, **list = NULL;
+    unsigned char req[3] = { 0x30, 0x01, 0x05 };
+    int64_t waiting = -1, recent = -1, now = (int64_t)time(NULL);
+    STORE_TX *tx = NULL;
+    size_t n = 9;
+
+    memset(&t, 0, sizeof(t));
+    memset(t.tid, 0xab, 16);
+    t.tid_len = 16;
+    t.alias = "lab";
+    t.type = STORE_CMP_IR;
+    t.state = STORE_CMP_WAITING;
+    t.created = t.updated = now;
+    memset(t.requester_sha256, 0x11, 32);
+    t.has_requester = 1;
+    memset(&p, 0, sizeof(p));
+    memcpy(p.tid, t.tid, 16);
+    p.tid_len = 16;
+    p.alias = "lab";
+    p.type = STORE_CMP_IR;
+    p.state = STORE_PENDING_PENDING;
+    p.requester = "cmp:lab:dev";
+    p.request = req;
+    p.request_len = sizeof(req);
+    p.created = now;
+    p.expires = now + 10;               /* approval_timeout 10 s */
+    assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+    assert_int_equal(store_cmp_txn_insert(tx, &t), STORE_OK);
+    assert_int_equal(store_pending_insert(tx, &p), STORE_OK);
+    assert_int_equal(store_cmp_txn_count_requester(tx, t.requester_sha256, 0,
+                                                   &waiting, &recent),
+                     STORE_OK);
+    assert_int_equal(waiting, 1);
+    assert_int_equal(store_pending_list_stale(tx, now + 100, 0, &list, &n),
+                     STORE_OK);
+    assert_int_equal(n, 0);             /* undecided: not stale */
+    assert_int_equal(store_pending_set_state(tx, p.tid, p.tid_len,
+                                             STORE_PENDING_PENDING,
+                                             STORE_PENDING_APPROVED,
+                                             "cli:test", NULL), STORE_OK);
+    assert_int_equal(store_commit(tx), STORE_OK);
+    assert_int_equal(store_begin(f->st, &tx), STORE_OK);
+    assert_int_equal(store_pending_list_stale(tx, now + 1, 0, &list, &n),
+                     STORE_OK);
+    assert_int_equal(n, 0);             /* decided just now */
+    assert_int_equal(store_pending_list_stale(tx, now + 12, 0, &list, &n),
+                     STORE_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(list[0]->state, STORE_PENDING_APPROVED);
+    store_pending_list_free(list, n);
+    assert_int_equal(store_cmp_txn_set_state(tx, t.tid, t.tid_len,
+                                             STORE_CMP_WAITING,
+                                             STORE_CMP_EXPIRED), STORE_OK);
+    assert_int_equal(store_pending_list_stale(tx, now + 12, 0, &list, &n),
+                     STORE_OK);
+    assert_int_equal(n, 0);             /* the transaction moved on */
+    assert_int_equal(store_cmp_txn_count_requester(tx, t.requester_sha256, 0,
+                                                   &waiting, &recent),
+                     STORE_OK);
+    assert_int_equal(waiting, 0);
+    assert_int_equal(store_commit(tx), STORE_OK);
+}
+
 /* The shared tests, for the including program's test array (with its own
  * setup/teardown). */
 #define STORE_COMMON_TESTS \
@@ -1923,6 +1994,7 @@ static void test_device_secret(void **state)
     cmocka_unit_test_setup_teardown(test_cmp_txn, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_cmp_txn_count_requester, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_pending, setup, teardown), \
+    cmocka_unit_test_setup_teardown(test_pending_stale, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_cert_expired_kept, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_audit_modify, setup, teardown), \
     cmocka_unit_test_setup_teardown(test_audit_delete, setup, teardown), \
