@@ -108,5 +108,5 @@ static int mode_3gpp_implicit_confirm(const struct srv_ctx *ctx)
 
 const struct srv_mode srv_mode_3gpp = {
     "3gpp", srv_auth_signature, mode_3gpp_authenticate, mode_3gpp_authorise,
-    mode_3gpp_ra_verified, mode_3gpp_implicit_confirm, NULL, NULL,
+    mode_3gpp_ra_verified, mode_3gpp_implicit_confirm, NULL, NULL, NULL,
 };

@@ -436,5 +436,5 @@ static int mode_cert_implicit_confirm(const struct srv_ctx *ctx)
 
 const struct srv_mode srv_mode_cert = {
     "cert", srv_auth_signature, mode_cert_authenticate, mode_cert_authorise,
-    mode_cert_ra_verified, mode_cert_implicit_confirm, NULL, NULL,
+    mode_cert_ra_verified, mode_cert_implicit_confirm, NULL, NULL, NULL,
 };

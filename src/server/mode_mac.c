@@ -473,5 +473,5 @@ static enum cmp_reason mode_mac_finalised(struct srv_ctx *ctx, STORE_TX *tx,
 const struct srv_mode srv_mode_mac = {
     "mac", mode_mac_verify, mode_mac_authenticate, mode_mac_authorise,
     mode_mac_ra_verified, mode_mac_implicit_confirm, mode_mac_protect,
-    mode_mac_finalised,
+    mode_mac_finalised, NULL,
 };

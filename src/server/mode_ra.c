@@ -415,5 +415,5 @@ static int mode_ra_implicit_confirm(const struct srv_ctx *ctx)
 
 const struct srv_mode srv_mode_ra = {
     "ra", srv_auth_signature, mode_ra_authenticate, mode_ra_authorise,
-    mode_ra_ra_verified, mode_ra_implicit_confirm, NULL, NULL,
+    mode_ra_ra_verified, mode_ra_implicit_confirm, NULL, NULL, NULL,
 };

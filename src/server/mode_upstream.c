@@ -205,6 +205,7 @@ static int mode_up_protect(struct srv_ctx *ctx, CMP_MSG *msg,
 const struct srv_mode srv_mode_upstream = {
     "upstream", mode_up_verify, mode_up_authenticate, mode_up_authorise,
     mode_up_ra_verified, mode_up_implicit_confirm, mode_up_protect, NULL,
+    srv_forward,
 };
 
 const struct srv_mode *srv_alias_device_mode(const struct srv_alias *a)

@@ -87,6 +87,10 @@ struct srv_mode {
      * rolls the change back. */
     enum cmp_reason (*finalised)(struct srv_ctx *ctx, STORE_TX *tx,
                                  const struct store_cmp_txn *txn);
+    /* Handles every request of the alias itself instead of the operation
+     * handlers (upstream: the device policy, then the forward). NULL: the
+     * handler of ctx->op. */
+    enum cmp_reason (*handle)(struct srv_ctx *ctx, CMP_MSG **rsp);
 };
 
 /* Vendor trust anchors of one alias, rebuilt on reload and swapped in;

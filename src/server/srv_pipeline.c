@@ -170,8 +170,8 @@ static int srv_handle_inner(struct srv_ctx *outer, const CMP_MSG *msg,
 /* Runs the handler for the operation. */
 static enum cmp_reason srv_dispatch(struct srv_ctx *ctx, CMP_MSG **rsp)
 {
-    if (ctx->alias->up != NULL)       /* an RA: policy, then the upstream */
-        return srv_forward(ctx, rsp);
+    if (ctx->mode->handle != NULL)    /* upstream: policy, then forward */
+        return ctx->mode->handle(ctx, rsp);
     switch (ctx->op) {
     case SRV_OP_IR:
     case SRV_OP_CR:
