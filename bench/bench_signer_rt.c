@@ -40,12 +40,15 @@ static atomic_long rt_ops;
 struct rt_serve {
     const SIGNER_KEYS *keys;
     int fd;
+    size_t idx;
 };
 
 static void *rt_serve_main(void *arg)
 {
     struct rt_serve *s = arg;
 
+    if (getenv("BENCH_RT_NOAFFINITY") == NULL)
+        signer_chan_pin(s->idx);
     signer_serve_fd(s->keys, s->fd);
     return NULL;
 }
@@ -84,6 +87,7 @@ static void rt_child(SIGNER_KEYS *keys, const int *fds, size_t n,
     for (i = 0; i < n; i++) {
         sv[i].keys = keys;
         sv[i].fd = fds[i];
+        sv[i].idx = i;
         pthread_create(&th[i], NULL, rt_serve_main, &sv[i]);
     }
     for (i = 0; i < n; i++)
@@ -233,6 +237,8 @@ int main(int argc, char **argv)
         || signer_client_lookup(client, "k", NULL, &remote, err, sizeof(err))
            != CA_SIGNER_OK)
         goto end;
+    if (getenv("BENCH_RT_NOAFFINITY") == NULL)
+        signer_client_set_affinity(client);
     for (i = 0; i < runs; i++) {
         rt_run(local, nth, secs, pid, &lr[i], &lc[i]);
         rt_run(remote, nth, secs, pid, &rr[i], &rcs[i]);

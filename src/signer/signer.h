@@ -89,6 +89,11 @@ typedef struct signer_client SIGNER_CLIENT;
  * in flight. Returns NULL on error (the fds are then not taken). */
 SIGNER_CLIENT *signer_client_new(const int *fds, size_t n,
                                  unsigned timeout_ms);
+/* Ties channel i to the CPU signer_chan_cpu(i) names: a request then
+ * takes a free channel of the CPU its thread runs on first (the signer
+ * process pins its thread for channel i there). Without this call any
+ * free channel serves. */
+void signer_client_set_affinity(SIGNER_CLIENT *c);
 /* Closes the channels and frees the client (NULL harmless). Every
  * CA_SIGNER it made must be freed before. */
 void signer_client_free(SIGNER_CLIENT *c);
@@ -120,11 +125,12 @@ struct signer_conf {
     unsigned channels;    /* socketpairs to the signer process */
     unsigned log_flush_ms; /* the signer's log lines are written together
                             * at most this late (0: one write per line) */
+    int affinity;         /* channels tied to CPUs (signer_affinity) */
 };
 
 /* Reads the [server] keys of |sc| from |conf| (defaults: process, 4
- * channels, signer_log_flush_ms 50). Returns 1 or 0 with a file:line
- * message in |err|. */
+ * channels, signer_log_flush_ms 50, signer_affinity yes). Returns 1 or 0
+ * with a file:line message in |err|. */
 int signer_conf_read(const struct conf *conf, struct signer_conf *sc,
                      char *err, size_t errlen);
 

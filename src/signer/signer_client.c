@@ -14,6 +14,7 @@
 #include <openssl/err.h>
 #include <openssl/x509.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,7 @@
 struct signer_client {
     int *fds;
     size_t n;
+    int *cpu;                    /* CPU of each channel (-1: any) */
     size_t *free_idx;            /* stack of free channel indexes */
     size_t nfree;
     pthread_mutex_t lock;
@@ -48,7 +50,8 @@ SIGNER_CLIENT *signer_client_new(const int *fds, size_t n,
     tv.tv_sec = timeout_ms / 1000;
     tv.tv_usec = (timeout_ms % 1000) * 1000;
     if (c == NULL || n == 0 || (c->fds = calloc(n, sizeof(int))) == NULL
-        || (c->free_idx = calloc(n, sizeof(size_t))) == NULL)
+        || (c->free_idx = calloc(n, sizeof(size_t))) == NULL
+        || (c->cpu = calloc(n, sizeof(int))) == NULL)
         goto err;
     for (i = 0; i < n; i++) {
         if (setsockopt(fds[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0
@@ -57,6 +60,7 @@ SIGNER_CLIENT *signer_client_new(const int *fds, size_t n,
             goto err;
         c->fds[i] = fds[i];
         c->free_idx[i] = n - 1 - i;
+        c->cpu[i] = -1;
     }
     c->n = c->nfree = n;
     pthread_mutex_init(&c->lock, NULL);
@@ -68,9 +72,18 @@ SIGNER_CLIENT *signer_client_new(const int *fds, size_t n,
     if (c != NULL) {
         free(c->fds);
         free(c->free_idx);
+        free(c->cpu);
         free(c);
     }
     return NULL;
+}
+
+void signer_client_set_affinity(SIGNER_CLIENT *c)
+{
+    size_t i;
+
+    for (i = 0; i < c->n; i++)
+        c->cpu[i] = signer_chan_cpu(i);
 }
 
 void signer_client_free(SIGNER_CLIENT *c)
@@ -85,6 +98,7 @@ void signer_client_free(SIGNER_CLIENT *c)
     pthread_cond_destroy(&c->cond);
     free(c->fds);
     free(c->free_idx);
+    free(c->cpu);
     free(c);
 }
 
@@ -119,8 +133,19 @@ static long signer_chan_get(SIGNER_CLIENT *c)
     pthread_mutex_lock(&c->lock);
     while (c->nfree == 0 && !atomic_load(&c->broken))
         pthread_cond_wait(&c->cond, &c->lock);
-    if (!atomic_load(&c->broken))
-        i = (long)c->free_idx[--c->nfree];
+    if (!atomic_load(&c->broken)) {
+        /* a channel of this CPU if one is free, else the last freed */
+        size_t k = c->nfree - 1, j;
+        int cpu = c->cpu[c->free_idx[k]] >= 0 ? sched_getcpu() : -1;
+
+        for (j = c->nfree; cpu >= 0 && j-- > 0;)
+            if (c->cpu[c->free_idx[j]] == cpu) {
+                k = j;
+                break;
+            }
+        i = (long)c->free_idx[k];
+        c->free_idx[k] = c->free_idx[--c->nfree];
+    }
     pthread_mutex_unlock(&c->lock);
     return i;
 }

@@ -28,6 +28,15 @@ int signer_read_frame(int fd, unsigned char *buf, size_t cap, size_t *len);
 /* Writes all |len| bytes of |buf| to |fd| (no SIGPIPE). Returns 1 or 0. */
 int signer_write_full(int fd, const void *buf, size_t len);
 
+/* The CPU channel |i| belongs to: the (i mod n)-th of the n CPUs this
+ * process may run on, -1 with fewer than two. The signer process's thread
+ * for channel i runs there (signer_chan_pin), and a network thread takes
+ * a free channel of the CPU it is on, so that a request and its answer
+ * wake a thread on the same CPU instead of another one. Both processes
+ * compute the same table: the signer inherits the affinity at fork. */
+int signer_chan_cpu(size_t i);
+void signer_chan_pin(size_t i);
+
 /* The signer's operation log (signer_log.c). signer_log() formats a line
  * as log_msg() does; after signer_log_set_buffered(fd) (fd >= 0) info
  * lines are gathered and written to |fd| by signer_log_flush() or when the

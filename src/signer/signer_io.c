@@ -6,6 +6,8 @@
 #include "signer/signer_proto.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -65,4 +67,33 @@ int signer_write_full(int fd, const void *buf, size_t len)
         off += (size_t)r;
     }
     return 1;
+}
+
+int signer_chan_cpu(size_t i)
+{
+    cpu_set_t set;
+    int cpu, k = 0, n;
+
+    if (sched_getaffinity(0, sizeof(set), &set) != 0
+        || (n = CPU_COUNT(&set)) < 2)
+        return -1;
+    for (cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+        if (!CPU_ISSET(cpu, &set))
+            continue;
+        if ((size_t)k++ == i % (size_t)n)
+            return cpu;
+    }
+    return -1;
+}
+
+void signer_chan_pin(size_t i)
+{
+    cpu_set_t set;
+    int cpu = signer_chan_cpu(i);
+
+    if (cpu < 0)
+        return;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    (void)pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 }

@@ -69,6 +69,11 @@ int signer_conf_read(const struct conf *conf, struct signer_conf *sc,
                           errlen))
         return 0;
     sc->log_flush_ms = (unsigned)n;
+    sc->affinity = 1;
+    if (sec != NULL
+        && !conf_get_bool(conf, sec, "signer_affinity", 1, &sc->affinity,
+                          err, errlen))
+        return 0;
     return 1;
 }
 
@@ -158,6 +163,8 @@ static int signer_report(int fd, enum signer_code code, const char *msg)
 struct signer_chan_thread {
     pthread_t th;
     int fd;
+    size_t idx;
+    int pin;
     const SIGNER_KEYS *keys;
     enum signer_serve_rc rc;
     int started;
@@ -170,6 +177,8 @@ static void *signer_chan_main(void *arg)
 {
     struct signer_chan_thread *t = arg;
 
+    if (t->pin)
+        signer_chan_pin(t->idx);
     t->rc = signer_serve_fd(t->keys, t->fd);
     pthread_mutex_lock(t->lock);
     (*t->done)++;
@@ -209,9 +218,10 @@ static void *signer_flusher_main(void *arg)
 
 /* Serves the channels until one ends, then ends them all. Returns the
  * process exit status: 0 if every channel ended with a clean EOF. With
- * |flush_ms|, a flusher thread writes the buffered log lines. */
+ * |flush_ms|, a flusher thread writes the buffered log lines; with |pin|
+ * the thread of channel i runs on the CPU signer_chan_cpu(i) names. */
 static int signer_serve_all(const SIGNER_KEYS *keys, const int *fds, size_t n,
-                            unsigned flush_ms)
+                            unsigned flush_ms, int pin)
 {
     struct signer_chan_thread *t = calloc(n, sizeof(*t));
     pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -234,6 +244,8 @@ static int signer_serve_all(const SIGNER_KEYS *keys, const int *fds, size_t n,
     }
     for (i = 0; i < n; i++) {
         t[i].fd = fds[i];
+        t[i].idx = i;
+        t[i].pin = pin;
         t[i].keys = keys;
         t[i].lock = &lock;
         t[i].cond = &cond;
@@ -270,7 +282,7 @@ static int signer_serve_all(const SIGNER_KEYS *keys, const int *fds, size_t n,
 
 /* The signer process. Never returns. */
 static void signer_child(struct conf *conf, const int *fds, size_t n,
-                         pid_t parent, unsigned flush_ms)
+                         pid_t parent, unsigned flush_ms, int pin)
 {
     struct store_conf sc;
     STORE *st = NULL;
@@ -337,7 +349,7 @@ static void signer_child(struct conf *conf, const int *fds, size_t n,
         fflush(stderr);
         signer_log_set_buffered(STDERR_FILENO);
     }
-    rc = signer_serve_all(keys, fds, n, flush_ms);
+    rc = signer_serve_all(keys, fds, n, flush_ms, pin);
     log_msg(rc == 0 ? LOG_INFO : LOG_ERROR, "signer process %d: the network "
             "process closed the channels%s; exiting", (int)getpid(),
             rc == 0 ? "" : " (or one failed)");
@@ -412,7 +424,7 @@ enum signer_start_rc signer_proc_start(const char *conf_path,
         for (i = 0; i < n; i++)
             close(pfd[i]);
         free(p);
-        signer_child(conf, cfd, n, self, scf.log_flush_ms);
+        signer_child(conf, cfd, n, self, scf.log_flush_ms, scf.affinity);
     }
     p->pid = pid;
     for (i = 0; i < n; i++)
@@ -429,6 +441,8 @@ enum signer_start_rc signer_proc_start(const char *conf_path,
         snprintf(err, errlen, "cannot set up the signer channels");
         goto fail;
     }
+    if (scf.affinity)
+        signer_client_set_affinity(p->client);
     signer_client_install(p->client);
     /* the signer has read the passphrases; this process must not keep
      * them in its environment */

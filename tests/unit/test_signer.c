@@ -27,6 +27,7 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,11 +79,14 @@ struct serve_arg {
     size_t i;
 };
 static struct serve_arg serve_args[MAXCH];
+static int serve_pin; /* the serving threads pin themselves as the signer's */
 
 static void *serve_main(void *arg)
 {
     struct serve_arg *a = arg;
 
+    if (serve_pin)
+        signer_chan_pin(a->i);
     a->r->rc[a->i] = signer_serve_fd(a->r->keys, a->r->sfd[a->i]);
     return NULL;
 }
@@ -687,6 +691,74 @@ static void test_client(void **state)
     EVP_PKEY_free(k);
 }
 
+/* signer_chan_cpu() of a thread allowed on one CPU only */
+static void *one_cpu_main(void *arg)
+{
+    cpu_set_t set;
+
+    CPU_ZERO(&set);
+    CPU_SET(sched_getcpu(), &set);
+    *(int *)arg = pthread_setaffinity_np(pthread_self(), sizeof(set), &set)
+        == 0 ? signer_chan_cpu(0) : -2;
+    return NULL;
+}
+
+static void test_affinity(void **state)
+{
+    EVP_PKEY *k = gen_key("ec:P-256");
+    CA_SIGNER *local = ca_signer_new_pkey(k, NULL), *remote = NULL;
+    SIGNER_KEYS *keys = signer_keys_new();
+    cpu_set_t set;
+    struct worker w[8];
+    pthread_t th[8];
+    struct rig r;
+    size_t i, ncpu;
+    int cpu, one = -3;
+    char err[256];
+
+    /* the table: the CPUs this process may use, in turn; none with one */
+    assert_int_equal(sched_getaffinity(0, sizeof(set), &set), 0);
+    ncpu = (size_t)CPU_COUNT(&set);
+    for (i = 0; i < 2 * MAXCH; i++) {
+        cpu = signer_chan_cpu(i);
+        if (ncpu < 2) {
+            assert_int_equal(cpu, -1);
+            continue;
+        }
+        assert_true(cpu >= 0 && CPU_ISSET(cpu, &set));
+        assert_int_equal(cpu, signer_chan_cpu(i + ncpu));
+        if (i > 0 && i % ncpu != 0)
+            assert_true(cpu > signer_chan_cpu(i - 1));
+    }
+    assert_int_equal(pthread_create(&th[0], NULL, one_cpu_main, &one), 0);
+    pthread_join(th[0], NULL);
+    assert_int_equal(one, -1);
+    /* pinned serving threads and a client tied to their CPUs: eight
+     * threads on four channels, every signature good */
+    assert_true(signer_keys_add(keys, local, "k", NULL, "test key"));
+    serve_pin = 1;
+    rig_start(&r, keys, MAXCH, 1, NULL);
+    signer_client_set_affinity(r.client);
+    assert_int_equal(signer_client_lookup(r.client, "k", NULL, &remote, err,
+                                          sizeof(err)), CA_SIGNER_OK);
+    for (i = 0; i < 8; i++) {
+        w[i].s = remote;
+        w[i].k = k;
+        assert_int_equal(pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
+    }
+    for (i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(w[i].ok, 1);
+    }
+    assert_false(signer_client_broken(r.client));
+    ca_signer_free(remote);
+    rig_stop(&r, NULL);
+    serve_pin = 0;
+    ca_signer_free(local);
+    EVP_PKEY_free(k);
+    (void)state;
+}
+
 /* ---- the buffered operation log ---- */
 
 /* Reads what |fd| (a file) holds into |buf| of |cap| bytes. */
@@ -791,6 +863,7 @@ int main(void)
         cmocka_unit_test(test_every_key_type),
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_client),
+        cmocka_unit_test(test_affinity),
         cmocka_unit_test(test_log_buffered),
     };
 
