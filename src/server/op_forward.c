@@ -126,6 +126,18 @@ static int srv_fwd_add_orig(CMP_HDR *h, const unsigned char *der, size_t len)
 
 /* Gives |msg| the RA's header identity, extraCerts and protection: the
  * RA's signature, or with |mac| the upstream MAC secret. */
+/* The RA's message carries the RA's time: the upstream checks it against
+ * its time_tolerance. */
+static int srv_fwd_set_time(CMP_HDR *h, time_t now)
+{
+    ASN1_GENERALIZEDTIME *t = ASN1_GENERALIZEDTIME_set(h->messageTime, now);
+
+    if (t == NULL)
+        return 0;
+    h->messageTime = t;
+    return 1;
+}
+
 static int srv_fwd_protect_as_ra(struct srv_ctx *ctx, CMP_MSG *msg,
                                  const STACK_OF(X509) *more, int mac)
 {
@@ -144,6 +156,7 @@ static int srv_fwd_protect_as_ra(struct srv_ctx *ctx, CMP_MSG *msg,
     h->sender = GENERAL_NAME_dup(ctx->alias->rsp_sender);
     h->senderKID = ASN1_OCTET_STRING_dup(up->ra_kid);
     ok = h->sender != NULL && h->senderKID != NULL
+        && srv_fwd_set_time(h, ctx->now)
         && cmp_msg_set1_extracerts(msg, NULL, up->ra_chain,
                                    more != NULL ? more : NULL);
     sk_X509_pop_free(old, X509_free);
@@ -532,17 +545,45 @@ static enum cmp_reason srv_fwd_waiting(struct srv_ctx *ctx,
     return CMP_R_OK;
 }
 
-/* A pollReq for a request kept by srv_fwd_waiting: sent again; the
- * upstream's answer goes to the device re-protected for the pollReq, or
- * pollRep again while the upstream still does not answer. */
+/* Is |m| an error naming badTime (the upstream found the messageTime too
+ * old)? */
+static int srv_fwd_is_bad_time(const CMP_MSG *m)
+{
+    return m->body->type == CMP_BODY_ERROR && m->body->value.error != NULL
+        && (cmp_pkisi_get_failinfo(m->body->value.error->pKIStatusInfo)
+            & (1 << CMP_FAIL_BAD_TIME)) != 0;
+}
+
+/* The kept message |orig| renewed: the RA's messageTime of this moment and
+ * its protection again, DER in *der (OPENSSL_malloc'ed). */
+static int srv_fwd_renew(struct srv_ctx *ctx, CMP_MSG *orig,
+                         unsigned char **der, size_t *len)
+{
+    const struct srv_upstream *up = ctx->alias->up;
+
+    return srv_fwd_set_time(orig->header, ctx->now)
+        && (up->mac != NULL
+                ? cmp_protect_mac_pbm(orig, up->mac, up->mac_len, "SHA256",
+                                      "SHA256", SRV_FWD_MAC_ITER)
+                : cmp_protect_sign(orig, srv_fwd_sign_fn, up->ra_signer))
+        && cmp_msg_encode(orig, der, len);
+}
+
+/* A pollReq for a request kept by srv_fwd_waiting: sent again, byte for
+ * byte (an upstream that took it already answers with its stored reply);
+ * refused as too old (the upstream was away longer than its
+ * time_tolerance), sent once more renewed (srv_fwd_renew). The upstream's
+ * answer goes to the device re-protected for the pollReq, or pollRep
+ * again while the upstream still does not answer. */
 static enum cmp_reason srv_fwd_poll(struct srv_ctx *ctx,
                                     const unsigned char *fwd, size_t len,
                                     CMP_MSG **rsp)
 {
     struct srv_upstream *up = ctx->alias->up;
     const STACK_OF(CMP_POLLREQ) *pr = ctx->req->body->value.pollReq;
-    unsigned char *ans = NULL;
-    size_t ans_len = 0;
+    const unsigned char *send = fwd;
+    unsigned char *ans = NULL, *again = NULL;
+    size_t ans_len = 0, send_len = len, again_len = 0;
     CMP_MSG *orig = NULL, *answer = NULL;
     long http = 0, crid = 0;
     enum upclient_rc urc;
@@ -555,23 +596,42 @@ static enum cmp_reason srv_fwd_poll(struct srv_ctx *ctx,
         r = srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "the kept request");
         goto end;
     }
-    uerr[0] = '\0';
-    urc = upclient_post(up->uc, fwd, len, &ans, &ans_len, &http, uerr,
-                        sizeof(uerr));
-    if (urc != UPCLIENT_OK) {
-        if ((*rsp = srv_rsp_new(ctx, CMP_BODY_POLLREP)) == NULL
-            || !cmp_body_set_pollrep(*rsp, crid, up->poll_after)) {
-            CMP_MSG_free(*rsp);
-            *rsp = NULL;
-            r = srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "pollRep");
+    for (;;) {
+        uerr[0] = '\0';
+        urc = upclient_post(up->uc, send, send_len, &ans, &ans_len, &http,
+                            uerr, sizeof(uerr));
+        if (urc != UPCLIENT_OK) {
+            if ((*rsp = srv_rsp_new(ctx, CMP_BODY_POLLREP)) == NULL
+                || !cmp_body_set_pollrep(*rsp, crid, up->poll_after)) {
+                CMP_MSG_free(*rsp);
+                *rsp = NULL;
+                r = srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "pollRep");
+                goto end;
+            }
+            r = CMP_R_OK;
             goto end;
         }
-        r = CMP_R_OK;
-        goto end;
+        if ((r = srv_fwd_check_answer(ctx, ans, ans_len,
+                                      orig->header->senderNonce, &answer))
+            != CMP_R_OK)
+            goto end;
+        if (again != NULL || !srv_fwd_is_bad_time(answer))
+            break;
+        log_msg(LOG_WARN, "alias=%s device=\"%s\" the upstream refused the "
+                "kept request as too old (badTime): sent again renewed",
+                ctx->alias->name, ctx->device_label);
+        CMP_MSG_free(answer);
+        answer = NULL;
+        OPENSSL_free(ans);
+        ans = NULL;
+        if (!srv_fwd_renew(ctx, orig, &again, &again_len)) {
+            r = srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "renewing the kept "
+                         "request");
+            goto end;
+        }
+        send = again;
+        send_len = again_len;
     }
-    if ((r = srv_fwd_check_answer(ctx, ans, ans_len, orig->header->senderNonce,
-                                  &answer)) != CMP_R_OK)
-        goto end;
     /* the kept certificate request's answer may grant implicitConfirm */
     srv_fwd_mac_final(ctx, orig->body->type, answer);
     if ((r = srv_fwd_reprotect(ctx, answer, &ctx->out_der, &ctx->out_len))
@@ -580,13 +640,16 @@ static enum cmp_reason srv_fwd_poll(struct srv_ctx *ctx,
     ctx->out_http = http >= 200 && http < 600 ? (int)http : 200;
     snprintf(details, sizeof(details),
              "{\"type\":\"pollReq\",\"answer\":\"%s\",\"resent\":true,"
-             "\"http\":%ld}", cmp_body_type_name(answer->body->type), http);
+             "\"renewed\":%s,\"http\":%ld}",
+             cmp_body_type_name(answer->body->type),
+             again != NULL ? "true" : "false", http);
     (void)srv_repeat_store(ctx, ctx->req_der, ctx->req_len, ctx->out_der,
                            ctx->out_len, 1, ctx->out_http, "upstream.relay",
                            details);
     r = CMP_R_OK;
  end:
     OPENSSL_free(ans);
+    OPENSSL_free(again);
     CMP_MSG_free(orig);
     CMP_MSG_free(answer);
     return r;

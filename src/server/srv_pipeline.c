@@ -276,8 +276,12 @@ static int srv_handle_msg(struct srv_ctx *ctx, const CMP_MSG *msg,
         type = cmp_body_type_name(msg->body->type);
         ctx->op = srv_op_of(msg->body->type);
         cmp_hex(msg->header->transactionID, tid, sizeof(tid));
+        /* inside an RA's nested wrapper only the wrapper's messageTime
+         * counts: the RA may have held the messages (RFC 9483 5.2.2.1,
+         * its upstream away), and a replay is refused by transactionID */
         ctx->reason = cmp_msg_check_request(msg, ctx->now,
-                                            ctx->alias->time_tolerance);
+                                            ctx->via != NULL ? 0
+                                            : ctx->alias->time_tolerance);
         if (ctx->reason == CMP_R_OK)
             ctx->reason = srv_dispatch(ctx, &out);
     }

@@ -114,6 +114,9 @@ EOF
     up_alias wt nested reprotect
     echo "upstream_unavailable = wait"
     echo "upstream_poll_after = 1s"
+    up_alias wr reprotect reprotect
+    echo "upstream_unavailable = wait"
+    echo "upstream_poll_after = 1s"
 } >"$R/cmpca.conf"
 # An independent upstream: the stock openssl cmp mock server with its own
 # CA, which answers every ir with one fixed certificate (for key mk.key).
@@ -327,24 +330,46 @@ h=$(PORT=$RA_PORT post down-ir.der down.rsp application/pkixcmp /.well-known/cmp
 expect_error "CA stopped" "$h" 503 down.rsp systemUnavail
 [ "$ms" -le 4500 ] && ok "CA stopped: answered in ${ms} ms" || nok "CA stopped: answered in ${ms} ms"
 # upstream_unavailable = wait: with the CA down the device gets "waiting",
-# polls, and gets its certificate once the CA is back (same port).
+# polls, and gets its certificate once the CA is back (same port). The CA
+# comes back with time_tolerance = 3s after an outage of about 5 s: the
+# kept request, sent again byte for byte, is refused as badTime, and the
+# RA sends it once more with its own messageTime and protection renewed
+# (the CA checks the time of an RA's nested wrapper, not of the held
+# device message inside it).
 newkey w.key
+newkey wr.key
 (device wt -cmd ir $(dev_args SN-000014) -newkey w.key -subject /CN=SN-000014 \
     -certout w.pem >"$T/w.out" 2>&1; echo $? >"$T/w.rc") &
 WPID=$!
+(device wr -cmd ir $(dev_args SN-000016) -newkey wr.key -subject /CN=SN-000016 \
+    -certout wr.pem >"$T/wr.out" 2>&1; echo $? >"$T/wr.rc") &
+WRPID=$!
 sleep 2.5
-grep -q 'alias=wt .*upstream unavailable: answered waiting' "$T/ra.log" \
-    && ok "wait: the device was answered waiting" || nok "wait: the device was answered waiting"
-grep -q 'alias=wt type=pollReq .*outcome=accepted' "$T/ra.log" \
-    && ok "wait: the device polls, pollRep while the CA is down" \
-    || nok "wait: the device polls, pollRep while the CA is down"
+for a in wt wr; do
+    grep -q "alias=$a .*upstream unavailable: answered waiting" "$T/ra.log" \
+        && ok "wait ($a): the device was answered waiting" \
+        || nok "wait ($a): the device was answered waiting"
+    grep -q "alias=$a type=pollReq .*outcome=accepted" "$T/ra.log" \
+        && ok "wait ($a): the device polls, pollRep while the CA is down" \
+        || nok "wait ($a): the device polls, pollRep while the CA is down"
+done
+sleep 2.5
 sed -i "s/^listen = 127.0.0.1:0\$/listen = 127.0.0.1:$CA_PORT/" "$T/cmpca.conf"
+sed -i 's/^\[alias ra\]$/[alias ra]\ntime_tolerance = 3s/' "$T/cmpca.conf"
 srv_start ca || nok "CA restarted on its port"
-wait "$WPID"
-is "wait: the device's ir succeeded after the CA came back" "$(cat "$T/w.rc")" 0
+wait "$WPID" "$WRPID"
+is "wait (nested): the device's ir succeeded after the CA came back" "$(cat "$T/w.rc")" 0
 [ "$(cat "$T/w.rc")" = 0 ] || diag "$T/w.out"
-is "wait: the certificate is valid at the CA" "$(ca_serial_status w.pem 2>/dev/null)" valid
-is "wait: SN-000014 enrolled (certConf reached the CA)" "$(PORT=$CA_PORT dev_state SN-000014)" enrolled
+is "wait (nested): the certificate is valid at the CA" "$(ca_serial_status w.pem 2>/dev/null)" valid
+is "wait (nested): SN-000014 enrolled (certConf reached the CA)" "$(PORT=$CA_PORT dev_state SN-000014)" enrolled
+is "wait (re-protected): the device's ir succeeded after the CA came back" "$(cat "$T/wr.rc")" 0
+[ "$(cat "$T/wr.rc")" = 0 ] || diag "$T/wr.out"
+is "wait (re-protected): the certificate is valid at the CA" "$(ca_serial_status wr.pem 2>/dev/null)" valid
+for a in wt wr; do
+    grep -q "alias=$a .*refused the kept request as too old (badTime): sent again renewed" \
+        "$T/ra.log" && ok "wait ($a): the kept request, too old for the CA, sent again renewed" \
+        || nok "wait ($a): the kept request, too old for the CA, sent again renewed"
+done
 is "RA still serves" "$(PORT=$RA_PORT health)" 200
 curl -s --max-time 10 "http://127.0.0.1:$RA_PORT/metrics" >"$T/ra-metrics.txt"
 grep -Eq 'cmpca_upstream_requests_total\{alias="nr"\} [1-9]' "$T/ra-metrics.txt" \
