@@ -137,7 +137,29 @@ struct ca_issue_req {
                                                * are recorded with the
                                                * certificate in the store
                                                * (store_cert.has_vendor) */
+    struct ca_issue_unsigned *defer;          /* optional: ca_issue_der()
+                                               * leaves the signature to the
+                                               * caller (below) */
 };
+
+/* Filled by ca_issue_der() when ca_issue_req.defer points here: the
+ * certificate in rec->der then carries zero octets of the longest
+ * signature in place of one. The caller signs the TBSCertificate
+ * der[tbs_off, tbs_off + tbs_len) with |signer| (ca_cert_der_join() with
+ * |sigalg| makes the Certificate; ca_signer_sign_cert_and_msg() does both
+ * and signs the response that carries it) and hands the result to
+ * ca_issue_der_finish() before the record is stored. */
+struct ca_issue_unsigned {
+    const CA_SIGNER *signer;
+    size_t tbs_off, tbs_len;
+};
+
+/* Puts the signed Certificate |der| (OPENSSL_malloc'ed; taken over) in
+ * place of the placeholder of |rec| and its SHA-256 in rec->sha256.
+ * Returns 1, or 0 (|der| freed) if it is not the same TBSCertificate. */
+int ca_issue_der_finish(struct store_cert *rec,
+                        const struct ca_issue_unsigned *u, unsigned char *der,
+                        size_t len);
 
 /* Result of an issuance; every value but OK names one cause. */
 enum ca_issue_rc {

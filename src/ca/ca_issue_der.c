@@ -7,6 +7,7 @@
 #include "ca/ca_int.h"
 #include "ca/ca_tbs.h"
 
+#include <limits.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
@@ -330,12 +331,13 @@ static int ca_der_serial_validity(struct ca_parts *pt, time_t nb, time_t na)
 /*
  * Writes TBSCertificate, signs it and finishes the Certificate into one
  * OPENSSL_malloc'ed buffer. Returns 1 or 0 (*sign_failed set when the
- * signer refused).
+ * signer refused). With |u|, not signed: zero octets of the longest
+ * signature in its place, and *u says where the TBSCertificate is.
  */
 static int ca_der_assemble(const CA *ca, const struct ca_tbs_const *g,
                            const struct ca_tbs_prof *t, struct ca_parts *pt,
                            unsigned char **out, size_t *outlen,
-                           int *sign_failed)
+                           int *sign_failed, struct ca_issue_unsigned *u)
 {
     const unsigned char *sb = pt->s.p;
     unsigned char sigstack[CA_SIG_STACK], *sig = sigstack, *buf = NULL;
@@ -398,7 +400,10 @@ static int ca_der_assemble(const CA *ca, const struct ca_tbs_const *g,
         goto end;
 
     siglen = maxsig;
-    if (!ca_signer_sign_buf(ca->signer, tbs, tbs_total, sig, &siglen)) {
+    if (u != NULL) {
+        memset(sig, 0, maxsig);
+    } else if (!ca_signer_sign_buf(ca->signer, tbs, tbs_total, sig,
+                                   &siglen)) {
         *sign_failed = 1;
         goto end;
     }
@@ -419,6 +424,11 @@ static int ca_der_assemble(const CA *ca, const struct ca_tbs_const *g,
     *outlen = (size_t)(w - buf);
     *out = buf;
     buf = NULL;
+    if (u != NULL) {
+        u->signer = ca->signer;
+        u->tbs_off = h;
+        u->tbs_len = tbs_total;
+    }
     ok = 1;
  end:
     if (sig != sigstack)
@@ -489,7 +499,8 @@ enum ca_issue_rc ca_issue_der(const CA *ca, const CA_PROFILE *p,
         goto end;
     rc = CA_ISSUE_ERROR;
     if (!ca_signer_get0_sigalg_der(ca->signer, &pt.sigalg, &pt.sigalg_len)
-        || !ca_der_assemble(ca, g, t, &pt, &der, &der_len, &sign_failed)) {
+        || !ca_der_assemble(ca, g, t, &pt, &der, &der_len, &sign_failed,
+                            req->defer)) {
         if (sign_failed || pt.sigalg == NULL)
             snprintf(err, errlen, "signing the certificate failed");
         goto end;
@@ -543,6 +554,36 @@ enum ca_issue_rc ca_issue_der(const CA *ca, const CA_PROFILE *p,
     ca_tbs_prof_free(own);
     ERR_clear_error();
     return rc;
+}
+
+int ca_issue_der_finish(struct store_cert *rec,
+                        const struct ca_issue_unsigned *u, unsigned char *der,
+                        size_t len)
+{
+    const unsigned char *p = der;
+    unsigned int mdlen = 0;
+    long clen = 0;
+    int tag, xclass;
+    size_t hl;
+
+    /* the same TBSCertificate, right after the Certificate's header */
+    if (der == NULL || len > LONG_MAX
+        || ASN1_get_object(&p, &clen, &tag, &xclass, (long)len) != 0x20
+        || tag != V_ASN1_SEQUENCE || (hl = (size_t)(p - der)) + (size_t)clen
+                                     != len
+        || rec->der == NULL || u->tbs_off + u->tbs_len > rec->der_len
+        || hl + u->tbs_len > len
+        || memcmp(rec->der + u->tbs_off, der + hl, u->tbs_len) != 0
+        || !EVP_Digest(der, len, rec->sha256, &mdlen, EVP_sha256(), NULL)
+        || mdlen != sizeof(rec->sha256)) {
+        OPENSSL_free(der);
+        ERR_clear_error();
+        return 0;
+    }
+    OPENSSL_free(rec->der);
+    rec->der = der;
+    rec->der_len = len;
+    return 1;
 }
 
 enum ca_issue_rc ca_issue_store_der(const CA *ca, const CA_PROFILE *prof,

@@ -10,9 +10,11 @@
 #include "util/pkey_md.h"
 #include "ca/ca_key.h"
 #include "util/log.h"
+#include "util/der_splice.h"
 #include "util/secret.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <openssl/asn1t.h>
 #include <openssl/engine.h>
 #include <openssl/err.h>
@@ -45,6 +47,7 @@ struct ca_signer_st {
     pthread_mutex_t sigalg_lock;
     /* a key held by another process: pkey, engine and tmpl are NULL */
     ca_signer_remote_sign_fn rsign;
+    ca_signer_remote_pair_fn rpair;
     void *rarg;
     uint32_t rkey;
     int rpkcs11;
@@ -241,6 +244,7 @@ CA_SIGNER *ca_signer_new_remote(const struct ca_signer_remote *r)
     pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->sigalg_lock, NULL);
     s->rsign = r->sign;
+    s->rpair = r->pair;
     s->rarg = r->arg;
     s->rkey = r->key_id;
     s->rpkcs11 = r->pkcs11 != 0;
@@ -835,6 +839,84 @@ int ca_signer_sign_buf(const CA_SIGNER *s, const unsigned char *tbs,
     if (*siglen < ca_signer_max_sig_len(s))
         return 0;
     return signer_run(s, &j);
+}
+
+int ca_cert_der_join(const unsigned char *tbs, size_t tbslen,
+                     const unsigned char *alg, size_t alglen,
+                     const unsigned char *sig, size_t siglen,
+                     unsigned char **out, size_t *outlen)
+{
+    unsigned char *buf, *w;
+    int bits, content, total;
+
+    *out = NULL;
+    *outlen = 0;
+    if (tbslen > INT_MAX / 4 || alglen > INT_MAX / 4 || siglen > INT_MAX / 4
+        || (bits = ASN1_object_size(0, (int)siglen + 1, V_ASN1_BIT_STRING))
+           < 0)
+        return 0;
+    content = (int)tbslen + (int)alglen + bits;
+    if ((total = ASN1_object_size(1, content, V_ASN1_SEQUENCE)) < 0
+        || (buf = OPENSSL_malloc((size_t)total)) == NULL)
+        return 0;
+    w = buf;
+    ASN1_put_object(&w, 1, content, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
+    memcpy(w, tbs, tbslen);
+    w += tbslen;
+    memcpy(w, alg, alglen);
+    w += alglen;
+    ASN1_put_object(&w, 0, (int)siglen + 1, V_ASN1_BIT_STRING,
+                    V_ASN1_UNIVERSAL);
+    *w++ = 0;
+    memcpy(w, sig, siglen);
+    *out = buf;
+    *outlen = (size_t)total;
+    return 1;
+}
+
+int ca_signer_sign_cert_and_msg(const CA_SIGNER *cs, const unsigned char *tbs,
+                                size_t tbslen, const CA_SIGNER *ms,
+                                const unsigned char *msg, size_t msglen,
+                                size_t off, size_t olen, unsigned char **cert,
+                                size_t *certlen, unsigned char *msig,
+                                size_t *msiglen)
+{
+    unsigned char sigbuf[1024], *sig = sigbuf, *spliced = NULL;
+    size_t siglen = ca_signer_max_sig_len(cs), slen = 0, alglen;
+    const unsigned char *alg;
+    int ok = 0;
+
+    *cert = NULL;
+    *certlen = 0;
+    if (siglen == 0 || *msiglen < ca_signer_max_sig_len(ms)
+        || !ca_signer_get0_sigalg_der(cs, &alg, &alglen)
+        || (siglen > sizeof(sigbuf) && (sig = OPENSSL_malloc(siglen)) == NULL))
+        goto end;
+    if (cs->rpair != NULL && ms->rpair == cs->rpair && ms->rarg == cs->rarg) {
+        /* one round trip: the other process joins and splices too */
+        if (!cs->rpair(cs->rarg, cs->rkey, tbs, tbslen, ms->rkey, msg, msglen,
+                       off, olen, sig, &siglen, msig, msiglen))
+            goto end;
+        ok = ca_cert_der_join(tbs, tbslen, alg, alglen, sig, siglen, cert,
+                              certlen);
+        goto end;
+    }
+    ok = ca_signer_sign_buf(cs, tbs, tbslen, sig, &siglen)
+        && ca_cert_der_join(tbs, tbslen, alg, alglen, sig, siglen, cert,
+                            certlen)
+        && der_splice(msg, msglen, off, olen, *cert, *certlen, &spliced,
+                      &slen)
+        && ca_signer_sign_buf(ms, spliced, slen, msig, msiglen);
+ end:
+    if (!ok) {
+        OPENSSL_free(*cert);
+        *cert = NULL;
+        *certlen = 0;
+    }
+    if (sig != sigbuf)
+        OPENSSL_free(sig);
+    OPENSSL_free(spliced);
+    return ok;
 }
 
 /* Learns the AlgorithmIdentifier by signing a probe the way certificates

@@ -117,6 +117,31 @@ int ca_signer_sign_buf(const CA_SIGNER *s, const unsigned char *tbs,
 int ca_signer_get0_sigalg_der(const CA_SIGNER *s, const unsigned char **der,
                               size_t *len);
 
+/* Certificate ::= SEQUENCE { tbsCertificate |tbs|, signatureAlgorithm
+ * |alg|, signatureValue |sig| (a BIT STRING, no unused bits) } into a new
+ * OPENSSL_malloc'ed *out. Returns 1 or 0. */
+int ca_cert_der_join(const unsigned char *tbs, size_t tbslen,
+                     const unsigned char *alg, size_t alglen,
+                     const unsigned char *sig, size_t siglen,
+                     unsigned char **out, size_t *outlen);
+
+/*
+ * A certificate and the message that carries it, signed together: signs
+ * the TBSCertificate |tbs| with |cs| into a Certificate (*cert, *certlen,
+ * OPENSSL_malloc'ed; with |cs|'s AlgorithmIdentifier), puts it in place of
+ * the element at [off, off + olen) of the DER encoding |msg| (der_splice:
+ * the enclosing lengths rewritten) and signs those bytes with |ms| into
+ * |msig| of *msiglen bytes (at least ca_signer_max_sig_len(ms)). When
+ * both keys are held by one other process that offers it, both signatures
+ * take one round trip instead of two. Returns 1 or 0.
+ */
+int ca_signer_sign_cert_and_msg(const CA_SIGNER *cs, const unsigned char *tbs,
+                                size_t tbslen, const CA_SIGNER *ms,
+                                const unsigned char *msg, size_t msglen,
+                                size_t off, size_t olen, unsigned char **cert,
+                                size_t *certlen, unsigned char *msig,
+                                size_t *msiglen);
+
 /* ------------------------------------------------------------------ */
 /* Keys held by another process                                        */
 
@@ -128,9 +153,22 @@ typedef int (*ca_signer_remote_sign_fn)(void *arg, uint32_t key_id,
                                         size_t tbslen, unsigned char *sig,
                                         size_t *siglen);
 
+/* ca_signer_sign_cert_and_msg() in the backend |arg|: the certificate's
+ * signature by |key_id| into |sig|, the message's by |key2_id| into
+ * |sig2| (each buffer of *len bytes; sets both lengths). */
+typedef int (*ca_signer_remote_pair_fn)(void *arg, uint32_t key_id,
+                                        const unsigned char *tbs,
+                                        size_t tbslen, uint32_t key2_id,
+                                        const unsigned char *msg,
+                                        size_t msglen, size_t off,
+                                        size_t olen, unsigned char *sig,
+                                        size_t *siglen, unsigned char *sig2,
+                                        size_t *sig2len);
+
 /* What the other process told about one of its keys. */
 struct ca_signer_remote {
     ca_signer_remote_sign_fn sign;
+    ca_signer_remote_pair_fn pair;   /* may be NULL: two round trips */
     void *arg;                   /* must outlive the CA_SIGNER */
     uint32_t key_id;
     const char *keyref;          /* the key reference it was loaded from */

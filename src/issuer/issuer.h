@@ -47,6 +47,9 @@ struct issuer_result {
     char detail[256];         /* why, for the log and the error text */
     struct store_cert cert;   /* ISSUED: the certificate as it will be
                                * stored (DER, serial, ...) */
+    struct ca_issue_unsigned defer; /* signer set: cert.der is still to be
+                                     * signed (the request's defer pointed
+                                     * here; the local issuer only) */
 };
 
 /* The table an issuer implements. */

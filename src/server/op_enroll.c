@@ -439,6 +439,12 @@ static enum cmp_reason srv_enroll_issue(struct srv_ctx *ctx, int type,
     ireq.vars_arg = &vars;
     ireq.now = ctx->now;
     ireq.vendor_cert = ctx->vendor_cert;  /* recorded with the certificate */
+    /* signed with the response that carries it when the alias signs its
+     * answers (not a MAC mode's, not a held request's or a nested one's,
+     * whose answers are made elsewhere) */
+    if (m->protect == NULL && waiting == NULL && ctx->depth == 0
+        && a->rsp_signer != NULL)
+        ireq.defer = &res.defer;
     if (type == CMP_BODY_KUR)
         ireq.force_subject = X509_get_subject_name(ctx->old_x509);
     if ((r = srv_submit(ctx, &ireq, &res)) != CMP_R_OK)
@@ -464,6 +470,9 @@ static enum cmp_reason srv_enroll_issue(struct srv_ctx *ctx, int type,
         r = srv_fail(ctx, CMP_R_SYSTEM_FAILURE, "response body");
         goto end;
     }
+    if (res.defer.signer != NULL
+        && (r = srv_protect_issued(ctx, rsp, &res)) != CMP_R_OK)
+        goto end;
     if ((r = srv_enroll_commit(ctx, &res, rsp, cr->cert_req_id,
                                implicit, type, waiting)) != CMP_R_OK)
         goto end;

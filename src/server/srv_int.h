@@ -525,6 +525,13 @@ int srv_protect(struct srv_ctx *ctx, CMP_MSG *msg, unsigned char **der,
  * protect hook. */
 int srv_protect_signed(struct srv_ctx *ctx, CMP_MSG *msg, unsigned char **der,
                        size_t *len);
+/* The response |rsp| that carries the certificate of |res|, issued
+ * unsigned (res->defer): the certificate and the response signed in one
+ * go (ca_signer_sign_cert_and_msg: one round trip to the signer process
+ * instead of two), the signed certificate put in its place in the record
+ * and in the encoded response, which goes to ctx->out_der. */
+enum cmp_reason srv_protect_issued(struct srv_ctx *ctx, CMP_MSG *rsp,
+                                   struct issuer_result *res);
 
 /* --- the operation handlers: op_*.c ----------------------------------
  * Each answers ctx->req in *rsp, or returns the refusal reason. */

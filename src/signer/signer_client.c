@@ -239,6 +239,47 @@ static int signer_client_sign(void *arg, uint32_t key_id,
     return 1;
 }
 
+/* The ca_signer remote pair function: both signatures in one round
+ * trip. */
+static int signer_client_sign_pair(void *arg, uint32_t key_id,
+                                   const unsigned char *tbs, size_t tbslen,
+                                   uint32_t key2_id, const unsigned char *msg,
+                                   size_t msglen, size_t off, size_t olen,
+                                   unsigned char *sig, size_t *siglen,
+                                   unsigned char *sig2, size_t *sig2len)
+{
+    SIGNER_CLIENT *c = arg;
+    uint8_t buf[SIGNER_MAX_REPLY];
+    struct signer_frame req, rsp;
+
+    if (off > UINT32_MAX || olen > UINT32_MAX)
+        return 0;
+    memset(&req, 0, sizeof(req));
+    req.type = SIGNER_T_SIGN_PAIR;
+    req.key_id = key_id;
+    req.key2_id = key2_id;
+    req.off = (uint32_t)off;
+    req.olen = (uint32_t)olen;
+    req.data = tbs;
+    req.data_len = tbslen;
+    req.data2 = msg;
+    req.data2_len = msglen;
+    if (!signer_call(c, &req, SIGNER_T_SIG_PAIR, buf, &rsp))
+        return 0;
+    if (rsp.type == SIGNER_T_ERROR) {
+        log_msg(LOG_ERROR, "signer process refused to sign with keys %u and "
+                "%u: %.*s", key_id, key2_id, (int)rsp.msg_len, rsp.msg);
+        return 0;
+    }
+    if (rsp.data_len > *siglen || rsp.data2_len > *sig2len)
+        return 0;
+    memcpy(sig, rsp.data, rsp.data_len);
+    *siglen = rsp.data_len;
+    memcpy(sig2, rsp.data2, rsp.data2_len);
+    *sig2len = rsp.data2_len;
+    return 1;
+}
+
 enum ca_signer_status signer_client_lookup(SIGNER_CLIENT *c,
                                            const char *keyref, const char *md,
                                            CA_SIGNER **out, char *err,
@@ -283,6 +324,7 @@ enum ca_signer_status signer_client_lookup(SIGNER_CLIENT *c,
     mdname[rsp.md_len] = '\0';
     memset(&r, 0, sizeof(r));
     r.sign = signer_client_sign;
+    r.pair = signer_client_sign_pair;
     r.arg = c;
     r.key_id = rsp.key_id;
     r.keyref = keyref;

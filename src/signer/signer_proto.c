@@ -99,6 +99,24 @@ int signer_frame_decode(const uint8_t *body, size_t len,
         f->data_len = r.left;
         r.left = 0;
         break;
+    case SIGNER_T_SIGN_PAIR: {
+        uint32_t tl;
+
+        ok = rd_u32(&r, &f->key_id) && rd_u32(&r, &f->key2_id)
+            && rd_u32(&r, &f->off) && rd_u32(&r, &f->olen)
+            && rd_u32(&r, &tl) && tl > 0 && tl < r.left;
+        if (!ok)
+            break;
+        f->data = r.p;
+        f->data_len = tl;
+        f->data2 = r.p + tl;
+        f->data2_len = r.left - tl;
+        r.left = 0;
+        /* the placeholder lies inside the message */
+        ok = f->olen > 0 && f->off <= f->data2_len
+            && f->olen <= f->data2_len - f->off;
+        break;
+    }
     case SIGNER_T_KEY:
         ok = rd_u32(&r, &f->key_id) && rd_u8(&r, &f->flags)
             && (f->flags & ~SIGNER_F_PKCS11) == 0
@@ -111,6 +129,12 @@ int signer_frame_decode(const uint8_t *body, size_t len,
     case SIGNER_T_SIG:
         ok = rd_blob(&r, SIGNER_MAX_SIG, &f->data, &f->data_len)
             && f->data_len > 0;
+        break;
+    case SIGNER_T_SIG_PAIR:
+        ok = rd_blob(&r, SIGNER_MAX_SIG, &f->data, &f->data_len)
+            && f->data_len > 0
+            && rd_blob(&r, SIGNER_MAX_SIG, &f->data2, &f->data2_len)
+            && f->data2_len > 0;
         break;
     case SIGNER_T_READY:
         ok = 1;
@@ -151,6 +175,22 @@ size_t signer_frame_size(const struct signer_frame *f)
         if (f->data_len > SIGNER_MAX_FRAME - SIGNER_MIN_FRAME - 4)
             return 0;
         n += 4 + f->data_len;
+        break;
+    case SIGNER_T_SIGN_PAIR:
+        if (f->data_len == 0 || f->data2_len == 0 || f->olen == 0
+            || f->off > f->data2_len || f->olen > f->data2_len - f->off
+            || f->data_len > SIGNER_MAX_FRAME - SIGNER_MIN_FRAME - 20
+            || f->data2_len > SIGNER_MAX_FRAME - SIGNER_MIN_FRAME - 20
+                                  - f->data_len)
+            return 0;
+        n += 20 + f->data_len + f->data2_len;
+        break;
+    case SIGNER_T_SIG_PAIR:
+        if (f->data_len == 0 || f->data2_len == 0
+            || (a = blob_size(f->data_len, SIGNER_MAX_SIG)) == 0
+            || (b = blob_size(f->data2_len, SIGNER_MAX_SIG)) == 0)
+            return 0;
+        n += a + b;
         break;
     case SIGNER_T_KEY:
         if (f->pub_len == 0 || f->alg_len == 0
@@ -224,6 +264,21 @@ int signer_frame_encode(const struct signer_frame *f, uint8_t *buf,
         if (f->data_len > 0)
             memcpy(p, f->data, f->data_len);
         p += f->data_len;
+        break;
+    case SIGNER_T_SIGN_PAIR:
+        p = wr_u32(p, f->key_id);
+        p = wr_u32(p, f->key2_id);
+        p = wr_u32(p, f->off);
+        p = wr_u32(p, f->olen);
+        p = wr_u32(p, (uint32_t)f->data_len);
+        memcpy(p, f->data, f->data_len);
+        p += f->data_len;
+        memcpy(p, f->data2, f->data2_len);
+        p += f->data2_len;
+        break;
+    case SIGNER_T_SIG_PAIR:
+        p = wr_blob(p, f->data, f->data_len);
+        p = wr_blob(p, f->data2, f->data2_len);
         break;
     case SIGNER_T_KEY:
         p = wr_u32(p, f->key_id);

@@ -11,8 +11,15 @@
  *
  *   LOOKUP  keyref, md               "which key id signs for keyref/md?"
  *   SIGN    key_id(4), data...       "sign data (digest-and-sign)"
+ *   SIGN_PAIR key_id(4), key2_id(4), off(4), olen(4), tbs_len(4), tbs,
+ *           msg...                   "sign the TBSCertificate tbs with
+ *                                    key_id into a Certificate, put it in
+ *                                    place of the element at [off,
+ *                                    off+olen) of msg (DER lengths
+ *                                    rewritten) and sign that with key2_id"
  *   KEY     key_id(4), flags(1), md, pub (SPKI DER), alg (AlgorithmId DER)
  *   SIG     sig                      the signature
+ *   SIG_PAIR sig, sig2               the certificate's, the message's
  *   READY   (nothing)                the signer has loaded its keys
  *   ERROR   code(1), msg             a refusal (never key material)
  */
@@ -42,10 +49,12 @@
 enum signer_type {
     SIGNER_T_LOOKUP = 1,
     SIGNER_T_SIGN = 2,
+    SIGNER_T_SIGN_PAIR = 3,
     SIGNER_T_KEY = 0x81,
     SIGNER_T_SIG = 0x82,
     SIGNER_T_READY = 0x83,
-    SIGNER_T_ERROR = 0x84
+    SIGNER_T_ERROR = 0x84,
+    SIGNER_T_SIG_PAIR = 0x85
 };
 
 /* ERROR codes. */
@@ -69,15 +78,20 @@ enum signer_code {
 struct signer_frame {
     uint8_t type;
     uint32_t id;
-    uint32_t key_id;                /* SIGN, KEY */
+    uint32_t key_id;                /* SIGN, SIGN_PAIR, KEY */
+    uint32_t key2_id;               /* SIGN_PAIR: the message's key */
+    uint32_t off, olen;             /* SIGN_PAIR: the placeholder in data2 */
     uint8_t flags;                  /* KEY */
     uint8_t code;                   /* ERROR */
     const char *keyref;             /* LOOKUP */
     size_t keyref_len;
     const char *md;                 /* LOOKUP, KEY ("" = default / none) */
     size_t md_len;
-    const uint8_t *data;            /* SIGN: the bytes to sign; SIG: sig */
+    const uint8_t *data;            /* SIGN: the bytes to sign; SIG: sig;
+                                     * SIGN_PAIR: tbs; SIG_PAIR: sig */
     size_t data_len;
+    const uint8_t *data2;           /* SIGN_PAIR: msg; SIG_PAIR: sig2 */
+    size_t data2_len;
     const uint8_t *pub;             /* KEY: SubjectPublicKeyInfo DER */
     size_t pub_len;
     const uint8_t *alg;             /* KEY: AlgorithmIdentifier DER */

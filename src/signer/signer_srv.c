@@ -11,6 +11,7 @@
 #include "ca/ca.h"
 #include "conf/conf.h"
 #include "store/store.h"
+#include "util/der_splice.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -392,6 +393,81 @@ static int signer_do_sign(const SIGNER_KEYS *k, int fd,
     return sent;
 }
 
+/* Answers a SIGN_PAIR: the TBSCertificate signed into a Certificate,
+ * spliced into the message in place of its placeholder, the message
+ * signed; two log lines, as two SIGNs would leave. */
+static int signer_do_sign_pair(const SIGNER_KEYS *k, int fd,
+                               const struct signer_frame *req)
+{
+    struct signer_frame f;
+    const struct signer_key *e, *e2;
+    unsigned char sig[SIGNER_MAX_SIG], sig2[SIGNER_MAX_SIG];
+    unsigned char *cert = NULL, *msg = NULL;
+    size_t siglen = sizeof(sig), sig2len = sizeof(sig2), certlen = 0;
+    size_t msglen = 0;
+    struct timespec t0, t1, t2;
+    char hex[17], hex2[17];
+    long us, us2;
+    int ok, ok2 = 0, sent;
+
+    signer_digest_hex(req->data, req->data_len, hex);
+    if (req->key_id >= k->n || req->key2_id >= k->n) {
+        signer_log(LOG_WARN, "signer: sign pair key=%u key2=%u refused: no "
+                "such key (bytes=%zu sha256=%s)", req->key_id, req->key2_id,
+                req->data_len, hex);
+        return signer_reply_err(fd, req->id, SIGNER_E_UNKNOWN_KEY,
+                                "no such key id");
+    }
+    e = &k->v[req->key_id];
+    e2 = &k->v[req->key2_id];
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ok = ca_signer_max_sig_len(e->signer) <= sizeof(sig)
+        && ca_signer_max_sig_len(e2->signer) <= sizeof(sig2)
+        && ca_signer_sign_buf(e->signer, req->data, req->data_len, sig,
+                              &siglen);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    /* the message as it will be sent: the certificate in its place */
+    if (ok)
+        ok2 = ca_cert_der_join(req->data, req->data_len, e->alg, e->alg_len,
+                               sig, siglen, &cert, &certlen)
+            && der_splice(req->data2, req->data2_len, req->off, req->olen,
+                          cert, certlen, &msg, &msglen)
+            && ca_signer_sign_buf(e2->signer, msg, msglen, sig2, &sig2len);
+    clock_gettime(CLOCK_MONOTONIC, &t2);
+    us = (t1.tv_sec - t0.tv_sec) * 1000000L + (t1.tv_nsec - t0.tv_nsec) / 1000;
+    us2 = (t2.tv_sec - t1.tv_sec) * 1000000L + (t2.tv_nsec - t1.tv_nsec) / 1000;
+    if (ok2)
+        signer_digest_hex(msg, msglen, hex2);
+    else
+        snprintf(hex2, sizeof(hex2), "-");
+    if (!ok || !ok2) {
+        sent = signer_reply_err(fd, req->id, SIGNER_E_SIGN, !ok
+                                ? "the key could not sign"
+                                : "the message does not hold the "
+                                  "placeholder, or its key could not sign");
+    } else {
+        memset(&f, 0, sizeof(f));
+        f.type = SIGNER_T_SIG_PAIR;
+        f.id = req->id;
+        f.data = sig;
+        f.data_len = siglen;
+        f.data2 = sig2;
+        f.data2_len = sig2len;
+        sent = signer_reply(fd, &f);
+    }
+    signer_log(ok ? LOG_INFO : LOG_ERROR, "signer: sign key=%u (%s) "
+            "bytes=%zu sha256=%s us=%ld %s", req->key_id, e->label,
+            req->data_len, hex, us, ok ? "ok" : "FAILED");
+    if (ok)
+        signer_log(ok2 ? LOG_INFO : LOG_ERROR, "signer: sign key=%u (%s) "
+                "bytes=%zu sha256=%s us=%ld %s (the message carrying "
+                "sha256=%s)", req->key2_id, e2->label, msglen, hex2, us2,
+                ok2 ? "ok" : "FAILED", hex);
+    OPENSSL_free(cert);
+    OPENSSL_free(msg);
+    return sent;
+}
+
 /* Request id of a body that did not decode (0 when too short). */
 static uint32_t signer_peek_id(const uint8_t *b, size_t len)
 {
@@ -489,6 +565,8 @@ enum signer_serve_rc signer_serve_fd(const SIGNER_KEYS *k, int fd)
             ok = signer_do_lookup(k, fd, &f);
         } else if (f.type == SIGNER_T_SIGN) {
             ok = signer_do_sign(k, fd, &f);
+        } else if (f.type == SIGNER_T_SIGN_PAIR) {
+            ok = signer_do_sign_pair(k, fd, &f);
         } else {
             signer_log(LOG_WARN, "signer: request of type %u refused",
                     (unsigned)f.type);

@@ -19,6 +19,7 @@
 #include "signer/signer.h"
 #include "signer/signer_int.h"
 #include "signer/signer_proto.h"
+#include "util/der_splice.h"
 #include "util/log.h"
 
 #include <openssl/err.h>
@@ -155,18 +156,29 @@ static void roundtrip(const struct signer_frame *f)
     assert_int_equal(g.key_id, f->key_id);
     assert_int_equal(g.keyref_len, f->keyref_len);
     assert_int_equal(g.data_len, f->data_len);
+    assert_int_equal(g.data2_len, f->data2_len);
+    assert_int_equal(g.key2_id, f->key2_id);
+    assert_int_equal(g.off, f->off);
+    assert_int_equal(g.olen, f->olen);
     assert_int_equal(g.pub_len, f->pub_len);
     assert_int_equal(g.msg_len, f->msg_len);
     if (f->data_len > 0)
         assert_memory_equal(g.data, f->data, f->data_len);
+    if (f->data2_len > 0)
+        assert_memory_equal(g.data2, f->data2, f->data2_len);
     /* every truncation but a SIGN's data (which runs to the end) fails,
      * and so does a byte too many (except after a SIGN) */
     for (cut = 0; cut < blen; cut++) {
         if (f->type == SIGNER_T_SIGN && cut >= SIGNER_MIN_FRAME + 4)
             continue;
+        /* a SIGN_PAIR's message runs to the end: cut short, it may still
+         * hold the placeholder */
+        if (f->type == SIGNER_T_SIGN_PAIR
+            && cut >= SIGNER_MIN_FRAME + 20 + f->data_len + f->off + f->olen)
+            continue;
         assert_false(signer_frame_decode(buf + SIGNER_HDR_LEN, cut, &g));
     }
-    if (f->type != SIGNER_T_SIGN) {
+    if (f->type != SIGNER_T_SIGN && f->type != SIGNER_T_SIGN_PAIR) {
         buf[len] = 0;
         assert_false(signer_frame_decode(buf + SIGNER_HDR_LEN, blen + 1, &g));
     }
@@ -215,6 +227,34 @@ static void test_frames(void **state)
     f.data = data;
     f.data_len = sizeof(data);
     roundtrip(&f);
+    memset(&f, 0, sizeof(f));
+    f.type = SIGNER_T_SIG_PAIR;
+    f.data = data;
+    f.data_len = 3;
+    f.data2 = data + 3;
+    f.data2_len = 5;
+    roundtrip(&f);
+    memset(&f, 0, sizeof(f));
+    f.type = SIGNER_T_SIGN_PAIR;
+    f.id = 11;
+    f.key_id = 2;
+    f.key2_id = 5;
+    f.data = data;
+    f.data_len = 3;
+    f.data2 = data + 3;
+    f.data2_len = 5;
+    f.off = 1;
+    f.olen = 3;
+    roundtrip(&f);
+    f.olen = 4;                     /* the placeholder at the very end */
+    roundtrip(&f);
+    f.olen = 5;                     /* past the end: not encoded */
+    assert_int_equal(signer_frame_size(&f), 0);
+    f.olen = 0;
+    assert_int_equal(signer_frame_size(&f), 0);
+    f.olen = 1;
+    f.data_len = 0;                 /* no certificate to sign */
+    assert_int_equal(signer_frame_size(&f), 0);
     memset(&f, 0, sizeof(f));
     f.type = SIGNER_T_READY;
     roundtrip(&f);
@@ -631,14 +671,31 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* Eight threads signing with |s| at once: every signature verifies
+ * with |k|. */
+static void run_workers(CA_SIGNER *s, EVP_PKEY *k)
+{
+    struct worker w[8];
+    pthread_t th[8];
+    size_t i;
+
+    for (i = 0; i < 8; i++) {
+        w[i].s = s;
+        w[i].k = k;
+        assert_int_equal(pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
+    }
+    for (i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(w[i].ok, 1);
+    }
+}
+
 static void test_client(void **state)
 {
     EVP_PKEY *k = gen_key("ec:P-256");
     CA_SIGNER *local = ca_signer_new_pkey(k, NULL), *remote = NULL, *s2;
     SIGNER_KEYS *keys = signer_keys_new();
     struct ca_signer_opts o = { 0 };
-    struct worker w[8];
-    pthread_t th[8];
     struct rig r;
     unsigned char sig[SIGNER_MAX_SIG];
     size_t siglen, i;
@@ -665,15 +722,7 @@ static void test_client(void **state)
     signer_client_install(NULL);
     assert_true(ca_signer_is_remote(remote));
     /* eight threads on two channels */
-    for (i = 0; i < 8; i++) {
-        w[i].s = remote;
-        w[i].k = k;
-        assert_int_equal(pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
-    }
-    for (i = 0; i < 8; i++) {
-        pthread_join(th[i], NULL);
-        assert_int_equal(w[i].ok, 1);
-    }
+    run_workers(remote, k);
     assert_false(signer_client_broken(r.client));
     /* the signer's side goes away: the request fails, the client is broken
      * for good */
@@ -685,6 +734,121 @@ static void test_client(void **state)
     assert_true(signer_client_broken(r.client));
     assert_false(ca_signer_sign_buf(remote, (const uint8_t *)"x", 1, sig,
                                     &siglen));
+    ca_signer_free(remote);
+    rig_stop(&r, NULL);
+    ca_signer_free(local);
+    EVP_PKEY_free(k);
+}
+
+/* A message carrying a certificate: SEQUENCE { INTEGER 5, [1] {
+ * SEQUENCE { cert } }, OCTET STRING "tail" } into |out|; sets *off. */
+static size_t msg_with(const unsigned char *cert, size_t len,
+                       unsigned char *out, size_t *off)
+{
+    unsigned char in1[4096], in2[4096], *w;
+    size_t n1, n2, n;
+
+    w = in1;
+    ASN1_put_object(&w, 1, (int)len, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
+    n1 = (size_t)(w - in1);
+    memcpy(w, cert, len);
+    n1 += len;
+    w = in2;
+    memcpy(w, "\x02\x01\x05", 3);
+    w += 3;
+    ASN1_put_object(&w, 1, (int)n1, 1, V_ASN1_CONTEXT_SPECIFIC);
+    *off = (size_t)(w - in2) + (n1 - len);
+    memcpy(w, in1, n1);
+    w += n1;
+    memcpy(w, "\x04\x04tail", 6);
+    w += 6;
+    n2 = (size_t)(w - in2);
+    w = out;
+    ASN1_put_object(&w, 1, (int)n2, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
+    n = (size_t)(w - out);
+    *off += n;
+    memcpy(w, in2, n2);
+    return n + n2;
+}
+
+/* ca_signer_sign_cert_and_msg() with |cs| and |ms| (keys of |k|): the
+ * certificate verifies, the message signature verifies over the message
+ * with the certificate in place of the placeholder. */
+static void check_pair(const CA_SIGNER *cs, const CA_SIGNER *ms, EVP_PKEY *k)
+{
+    X509 *x = X509_new(), *got;
+    unsigned char *tbs = NULL, *ph = NULL, *cert = NULL, *spliced = NULL;
+    unsigned char zero[80] = { 0 }, msg[8192], sig[SIGNER_MAX_SIG];
+    const unsigned char *alg, *p;
+    size_t alglen, phlen, certlen, msglen, off, siglen, slen, goodoff;
+    int tbslen;
+
+    /* an unsigned certificate: its TBS and a placeholder with zeros */
+    assert_non_null(x);
+    assert_true(X509_set_version(x, 2));
+    assert_true(ASN1_INTEGER_set(X509_get_serialNumber(x), 4242));
+    assert_true(X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN",
+                                           MBSTRING_ASC,
+                                           (const unsigned char *)"pair", -1,
+                                           -1, 0));
+    assert_true(X509_set_issuer_name(x, X509_get_subject_name(x)));
+    assert_non_null(X509_gmtime_adj(X509_getm_notBefore(x), 0));
+    assert_non_null(X509_gmtime_adj(X509_getm_notAfter(x), 3600));
+    assert_true(X509_set_pubkey(x, k));
+    assert_true(ca_signer_sign_x509(cs, x));    /* sets the algorithms */
+    assert_true((tbslen = i2d_re_X509_tbs(x, &tbs)) > 0);
+    assert_true(ca_signer_get0_sigalg_der(cs, &alg, &alglen));
+    assert_true(ca_cert_der_join(tbs, (size_t)tbslen, alg, alglen, zero,
+                                 ca_signer_max_sig_len(cs), &ph, &phlen));
+    msglen = msg_with(ph, phlen, msg, &off);
+    goodoff = off;
+    siglen = sizeof(sig);
+    assert_true(ca_signer_sign_cert_and_msg(cs, tbs, (size_t)tbslen, ms, msg,
+                                            msglen, off, phlen, &cert,
+                                            &certlen, sig, &siglen));
+    p = cert;
+    assert_non_null(got = d2i_X509(NULL, &p, (long)certlen));
+    assert_ptr_equal(p, cert + certlen);
+    assert_int_equal(X509_verify(got, k), 1);
+    assert_true(der_splice(msg, msglen, off, phlen, cert, certlen, &spliced,
+                           &slen));
+    assert_true(verify_raw(k, "SHA256", spliced, slen, sig, siglen));
+    X509_free(got);
+    OPENSSL_free(cert);
+    OPENSSL_free(spliced);
+    /* a range that is not the placeholder: refused, nothing returned */
+    siglen = sizeof(sig);
+    assert_false(ca_signer_sign_cert_and_msg(cs, tbs, (size_t)tbslen, ms, msg,
+                                             msglen, goodoff + 1, phlen - 1,
+                                             &cert, &certlen, sig, &siglen));
+    assert_null(cert);
+    /* too small a buffer for the message's signature */
+    siglen = 8;
+    assert_false(ca_signer_sign_cert_and_msg(cs, tbs, (size_t)tbslen, ms, msg,
+                                             msglen, goodoff, phlen, &cert,
+                                             &certlen, sig, &siglen));
+    OPENSSL_free(tbs);
+    OPENSSL_free(ph);
+    X509_free(x);
+}
+
+static void test_sign_pair(void **state)
+{
+    EVP_PKEY *k = gen_key("ec:P-256");
+    CA_SIGNER *local = ca_signer_new_pkey(k, NULL), *remote = NULL;
+    SIGNER_KEYS *keys = signer_keys_new();
+    struct rig r;
+    char err[256];
+
+    (void)state;
+    assert_true(signer_keys_add(keys, local, "k", NULL, "test key"));
+    rig_start(&r, keys, 2, 1, NULL);
+    assert_int_equal(signer_client_lookup(r.client, "k", NULL, &remote, err,
+                                          sizeof(err)), CA_SIGNER_OK);
+    check_pair(local, local, k);        /* in this process: one by one */
+    check_pair(remote, remote, k);      /* one round trip */
+    check_pair(remote, local, k);       /* mixed: one by one */
+    assert_false(signer_client_broken(r.client));
     ca_signer_free(remote);
     rig_stop(&r, NULL);
     ca_signer_free(local);
@@ -709,8 +873,7 @@ static void test_affinity(void **state)
     CA_SIGNER *local = ca_signer_new_pkey(k, NULL), *remote = NULL;
     SIGNER_KEYS *keys = signer_keys_new();
     cpu_set_t set;
-    struct worker w[8];
-    pthread_t th[8];
+    pthread_t th[1];
     struct rig r;
     size_t i, ncpu;
     int cpu, one = -3;
@@ -741,15 +904,7 @@ static void test_affinity(void **state)
     signer_client_set_affinity(r.client);
     assert_int_equal(signer_client_lookup(r.client, "k", NULL, &remote, err,
                                           sizeof(err)), CA_SIGNER_OK);
-    for (i = 0; i < 8; i++) {
-        w[i].s = remote;
-        w[i].k = k;
-        assert_int_equal(pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
-    }
-    for (i = 0; i < 8; i++) {
-        pthread_join(th[i], NULL);
-        assert_int_equal(w[i].ok, 1);
-    }
+    run_workers(remote, k);
     assert_false(signer_client_broken(r.client));
     ca_signer_free(remote);
     rig_stop(&r, NULL);
@@ -864,6 +1019,7 @@ int main(void)
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_client),
         cmocka_unit_test(test_affinity),
+        cmocka_unit_test(test_sign_pair),
         cmocka_unit_test(test_log_buffered),
     };
 
