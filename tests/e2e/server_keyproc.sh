@@ -60,6 +60,13 @@ check "the certificate verifies" openssl verify -CAfile "$T/oproot.pem" -untrust
 is "ip protected by the CMP signer (its key only in the signer)" "$(field ip1.der protected)" ok
 grep_ok "the signer logs the certificate signature" "signer: sign key=[0-9]* (CA issuing) bytes=" "$T/a.log"
 grep_ok "the signer logs the response signature" "signer: sign key=[0-9]* (CMP signer of CA issuing)" "$T/a.log"
+# the certificate and the ip in one request (SIGN_PAIR): the ip's line
+# names the certificate's TBS, and the certificate in the ip is the one the
+# CA key signed (openssl verify above, the ip's protection checked)
+carried=$(sed -n 's/.*(CMP signer of CA issuing) .* ok (the message carrying sha256=\([0-9a-f]*\))$/\1/p' "$T/a.log" | head -1)
+[ -n "$carried" ] && grep -q "(CA issuing) bytes=[0-9]* sha256=$carried us=[0-9]* ok" "$T/a.log" \
+    && ok "certificate and ip signed in one round trip to the signer" \
+    || nok "certificate and ip signed in one round trip to the signer ('$carried')"
 check "rr (a CRL signed in the signer process)" ocmp -cmd rr -cert op1.pem -key k1.key \
     -trusted oproot.pem -oldcert op1.pem -revreason 1
 
