@@ -1,14 +1,14 @@
 #!/bin/bash
 # Throughput cost of the signer process, in one run: four identical P-256
 # servers, keys in the network process (`signer = inprocess`), in the signer
-# process over the default 4 channels (tied to CPUs), untied, over 8 and
+# process over the default 4 channels, the same tied to CPUs, over 8 and
 # over 1; closed-loop
 # ir+certConf with the lean client, runs alternating between the servers so
 # that load changes on the shared machine hit all alike. Writes
 # bench/out/signer.md (also printed). Server CPU includes the signer
 # process. Env: BUILD, RUNS (5), DUR (8), NDEV (2000), THREADS (16), KEEP=1,
-# VARIANTS (default "inproc proc procnoaff proc8 proc1"; inproc and proc
-# are needed; procnoaff: signer_affinity = no; also procsync:
+# VARIANTS (default "inproc proc procaff proc8 proc1"; inproc and proc
+# are needed; procaff: signer_affinity = yes; also procsync:
 # signer_log_flush_ms = 0, and base: the signer process with the binary
 # $BASE, to compare builds in one run).
 set -eu
@@ -106,12 +106,12 @@ ratios() {
 cost() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0) printf "%.1f", (1 - a / b) * 100; else print "n/a" }'; }
 
 rm -f "$OUT"/signer_*.log
-VARIANTS=${VARIANTS:-inproc proc procnoaff proc8 proc1}
+VARIANTS=${VARIANTS:-inproc proc procaff proc8 proc1}
 extra_of() {
     case $1 in
         inproc) echo "signer = inprocess" ;;
         proc|base) echo "" ;;
-        procnoaff) echo "signer_affinity = no" ;;
+        procaff) echo "signer_affinity = yes" ;;
         procsync) echo "signer_log_flush_ms = 0" ;;
         proc*) echo "signer_channels = ${1#proc}" ;;
     esac
@@ -131,7 +131,7 @@ OTHERS=""
 for s in $VARIANTS; do
     case $s in
         inproc|proc) ;;
-        base|procsync|procnoaff) OTHERS="$OTHERS, $s: $(cost "$(med "$s" tps)" "$I")%" ;;
+        base|procsync|procaff) OTHERS="$OTHERS, $s: $(cost "$(med "$s" tps)" "$I")%" ;;
         *) OTHERS="$OTHERS, ${s#proc} channel(s): $(cost "$(med "$s" tps)" "$I")%" ;;
     esac
 done
@@ -151,7 +151,7 @@ ok=$(awk -v c="$COST" 'BEGIN { exit !(c != "n/a" && c + 0 <= 5) }' && echo met |
             inproc) what="keys in the network process (signer = inprocess)" ;;
             proc) what="signer process, 4 channels (default)" ;;
             procsync) what="signer process, one log write per line (signer_log_flush_ms = 0)" ;;
-            procnoaff) what="signer process, channels not tied to CPUs (signer_affinity = no)" ;;
+            procaff) what="signer process, channels tied to CPUs (signer_affinity = yes)" ;;
             base) what="signer process, binary $BASE" ;;
             *) what="signer process, ${s#proc} channel(s)" ;;
         esac

@@ -129,7 +129,7 @@ struct signer_conf {
 };
 
 /* Reads the [server] keys of |sc| from |conf| (defaults: process, 4
- * channels, signer_log_flush_ms 50, signer_affinity yes). Returns 1 or 0
+ * channels, signer_log_flush_ms 50, signer_affinity no). Returns 1 or 0
  * with a file:line message in |err|. */
 int signer_conf_read(const struct conf *conf, struct signer_conf *sc,
                      char *err, size_t errlen);

@@ -69,9 +69,9 @@ int signer_conf_read(const struct conf *conf, struct signer_conf *sc,
                           errlen))
         return 0;
     sc->log_flush_ms = (unsigned)n;
-    sc->affinity = 1;
+    sc->affinity = 0;
     if (sec != NULL
-        && !conf_get_bool(conf, sec, "signer_affinity", 1, &sc->affinity,
+        && !conf_get_bool(conf, sec, "signer_affinity", 0, &sc->affinity,
                           err, errlen))
         return 0;
     return 1;
