@@ -279,7 +279,9 @@ tid8=$(field l8b-ip.der tid)
 check "approve l8" cli request approve "$tid8"
 srv_stop a
 sed -i 's/^sweep_interval = 1s$/sweep_interval = 3600s/' "$T/cmpca.conf"
-sleep 3.5                       # approval_timeout (3s) after the decision
+# approval_timeout (3s) after the decision, counted in whole seconds: a
+# decision at x.0 lapses after 4 s
+sleep 4.5
 srv_start a || { echo "Bail out! restart failed"; exit 1; }
 "$CRAFT" pollreq --ip "$T/l8b-ip.der" --req "$T/l8b-ir.der" --key "$T/devs/SN-000008/key.pem" \
     --out "$T/p8.der"
